@@ -1,0 +1,303 @@
+// Package s3stream streams a request body of unknown length into an S3
+// object with bounded memory: bodies smaller than one part go up with a single
+// PutObject, larger ones as a multipart upload whose parts are sent by a fixed
+// number of workers.
+//
+// # Configuration
+//
+// The identity the [Uploader] signs with needs at least these permissions on
+// the bucket's objects:
+//
+//	s3:PutObject
+//	s3:AbortMultipartUpload
+//	s3:PutObjectTagging   (only when Options.Tags is true)
+//	s3:DeleteObject       (only for [Uploader.Delete], used to roll back)
+//	kms:GenerateDataKey, kms:Decrypt on the KMS key (SSE-KMS)
+//
+// # Implementation
+//
+// The first part is read before anything is sent to S3. Its first bytes are
+// shown to Object.Inspect (the caller sniffs the content type there), and if the
+// body ends within that part, the object is written with one PutObject. Otherwise
+// a multipart upload is created and every part is read into a buffer taken from
+// a pool of Concurrency+1 buffers, so that memory per upload is bounded by
+// PartSize × (Concurrency+1) however large the body is. A [BufferBudget] shared by
+// all uploads of one gateway bounds the total.
+//
+// The part size grows with the body: when the size is known (Object.Size or
+// Object.MaxSize), it is chosen so that the object fits in 10,000 parts; when it
+// is not, the part size doubles every 1,000 parts, which reaches S3's 5 TiB
+// object limit within 10,000 parts.
+//
+// The full-object SHA-256 is computed while reading. Every part carries an S3
+// checksum (CRC32C by default) that S3 verifies on arrival. When the SHA-256 is
+// known before the object is created (single PutObject), it is stored as user
+// metadata "sha256"; with Options.Tags it is also stored, with the size, as the
+// object tags "sha256" and "size" (after completion for multipart uploads).
+//
+// # Considerations
+//
+// On any failure (body read error, limit exceeded, S3 error, cancelled context)
+// the multipart upload is aborted with a context detached from the request:
+// one attempt synchronously, then retries with backoff in the background for up to
+// Options.AbortTimeout, so a failed upload leaves no parts behind even when S3 was
+// briefly unreachable. [Uploader.Wait] waits for those retries.
+package s3stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// S3 limits.
+const (
+	MinPartSize   int64 = 5 << 20
+	MaxPartSize   int64 = 5 << 30
+	MaxParts            = 10000
+	MaxObjectSize int64 = 5 << 40
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultPartSize     int64 = 16 << 20
+	DefaultConcurrency        = 4
+	DefaultAbortTimeout       = 2 * time.Minute
+	DefaultCallTimeout        = 2 * time.Minute
+)
+
+// Errors returned by [Uploader.Upload]. Callers map them to HTTP statuses:
+// ErrTooLarge to 413, ErrRead to 400 (or 499 when the request context was
+// cancelled), ErrStorageTimeout to 504 and ErrStorage to 502. Errors returned by
+// Object.Inspect are passed through wrapped, and context errors are returned as
+// they are (errors.Is(err, context.Canceled)).
+var (
+	ErrTooLarge       = errors.New("object exceeds the size limit")
+	ErrRead           = errors.New("reading request body")
+	ErrStorage        = errors.New("storage request failed")
+	ErrStorageTimeout = errors.New("storage request timed out")
+)
+
+// API is the part of *s3.Client the uploader calls.
+type API interface {
+	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	CreateMultipartUpload(context.Context, *s3.CreateMultipartUploadInput, ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+	UploadPart(context.Context, *s3.UploadPartInput, ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+	PutObjectTagging(context.Context, *s3.PutObjectTaggingInput, ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error)
+	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+}
+
+// Encryption selects server-side encryption for every object written.
+type Encryption struct {
+	// Mode is types.ServerSideEncryptionAwsKms, types.ServerSideEncryptionAes256
+	// or "" for none.
+	Mode types.ServerSideEncryption
+	// KMSKeyID is the key id, ARN or alias for aws:kms.
+	KMSKeyID string
+	// BucketKey enables an S3 Bucket Key for aws:kms.
+	BucketKey bool
+	// Context is the base64-encoded JSON KMS encryption context, or "".
+	Context string
+}
+
+// Options tune an [Uploader]. Zero values mean the defaults.
+type Options struct {
+	// PartSize is the smallest part size; it grows automatically (see the
+	// package documentation). Default 16 MiB, at least 5 MiB.
+	PartSize int64
+	// Concurrency is how many parts are sent at once. Default 4.
+	Concurrency int
+	// Checksum is the algorithm of the per-part checksum S3 verifies; ""
+	// means CRC32C.
+	Checksum types.ChecksumAlgorithm
+	// Encryption is applied to every object.
+	Encryption Encryption
+	// Tags stores "sha256" and "size" as object tags.
+	Tags bool
+	// CallTimeout bounds every S3 call. Default 2 minutes.
+	CallTimeout time.Duration
+	// AbortTimeout is how long a failed multipart upload's abort is retried.
+	// Default 2 minutes.
+	AbortTimeout time.Duration
+	// Budget, when set, bounds the part buffers of all uploads together.
+	Budget *BufferBudget
+	// OnAbortFailure, when set, is called when a multipart upload could not
+	// be aborted within AbortTimeout.
+	OnAbortFailure func(bucket, key, uploadID string, err error)
+}
+
+// Object describes what to write.
+type Object struct {
+	Bucket      string
+	Key         string
+	ContentType string
+	// ContentDisposition, when set, is stored with the object.
+	ContentDisposition string
+	// Metadata is stored as user metadata (x-amz-meta-*). The uploader adds
+	// "sha256" when it is known before the object is created.
+	Metadata map[string]string
+	// Size is the body's length if known, else -1.
+	Size int64
+	// MaxSize is the largest body accepted; 0 means S3's limit.
+	MaxSize int64
+	// Inspect, when set, is called once with the first bytes of the body
+	// (up to sniffLen, fewer only when the body is shorter) before anything is
+	// sent to S3. It returns the content type to store, or an error that
+	// rejects the upload.
+	Inspect func(head []byte) (contentType string, err error)
+	// SniffLen is how many bytes Inspect wants; default 3072.
+	SniffLen int
+}
+
+// Result describes a stored object.
+type Result struct {
+	Bucket      string
+	Key         string
+	ETag        string
+	VersionID   string
+	ContentType string
+	Size        int64
+	// SHA256 is the lowercase hex SHA-256 of the whole body.
+	SHA256 string
+	// Parts is the number of parts; 0 for a single PutObject.
+	Parts int
+	// UploadID of the multipart upload, "" for a single PutObject.
+	UploadID string
+}
+
+// Uploader streams bodies to S3. It is safe for concurrent use.
+type Uploader struct {
+	api  API
+	opts Options
+	wg   sync.WaitGroup
+}
+
+// New returns an Uploader that sends requests with api.
+func New(api API, opts Options) *Uploader {
+	if opts.PartSize <= 0 {
+		opts.PartSize = DefaultPartSize
+	}
+	opts.PartSize = max(opts.PartSize, MinPartSize)
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.Checksum == "" {
+		opts.Checksum = types.ChecksumAlgorithmCrc32c
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = DefaultCallTimeout
+	}
+	if opts.AbortTimeout <= 0 {
+		opts.AbortTimeout = DefaultAbortTimeout
+	}
+	return &Uploader{api: api, opts: opts}
+}
+
+// Wait blocks until background abort retries have finished.
+func (u *Uploader) Wait() { u.wg.Wait() }
+
+// MemoryBound is the most part-buffer memory one upload of a body of the
+// given size (-1 unknown) and limit (0 none) can hold.
+func (u *Uploader) MemoryBound(size, maxSize int64) int64 {
+	ps := u.partSize(size, maxSize, 1)
+	return ps * int64(u.opts.Concurrency+1)
+}
+
+// partSize returns the size of part n (1-based).
+func (u *Uploader) partSize(size, maxSize int64, n int) int64 {
+	ps := u.opts.PartSize
+	limit := size
+	if limit < 0 {
+		limit = maxSize
+	}
+	if limit > 0 {
+		need := (limit + MaxParts - 1) / MaxParts
+		need = (need + 1<<20 - 1) &^ (1<<20 - 1) // whole MiB
+		return min(max(ps, need), MaxPartSize)
+	}
+	// Unknown size: double every 1,000 parts.
+	shift := (n - 1) / 1000
+	for ; shift > 0 && ps < MaxPartSize; shift-- {
+		ps *= 2
+	}
+	return min(ps, MaxPartSize)
+}
+
+// Delete removes an object written by this uploader (a rollback). It retries
+// with backoff for up to AbortTimeout, ignoring the request's cancellation.
+func (u *Uploader) Delete(ctx context.Context, bucket, key, versionID string) error {
+	in := &s3.DeleteObjectInput{Bucket: &bucket, Key: &key}
+	if versionID != "" {
+		in.VersionId = &versionID
+	}
+	return u.retry(context.WithoutCancel(ctx), func(ctx context.Context) error {
+		_, err := u.api.DeleteObject(ctx, in)
+		return err
+	})
+}
+
+// retry calls fn until it succeeds or AbortTimeout has passed.
+func (u *Uploader) retry(ctx context.Context, fn func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, u.opts.AbortTimeout)
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	for {
+		callCtx, callCancel := context.WithTimeout(ctx, min(u.opts.CallTimeout, 30*time.Second))
+		err := fn(callCtx)
+		callCancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// storageError classifies an error returned by an S3 call.
+func storageError(ctx context.Context, op string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		return fmt.Errorf("%s: %w", op, ctxErr)
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return fmt.Errorf("%w: %s: %v", ErrStorageTimeout, op, err)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrStorage, op, err)
+}
+
+// readError classifies an error from reading the body.
+func readError(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("%w: %w", ErrRead, ctxErr)
+	}
+	if errors.Is(err, ErrTooLarge) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrRead, err)
+}
+
+// readFull reads into buf until it is full or the body ends; eof reports the
+// latter.
+func readFull(r io.Reader, buf []byte) (n int, eof bool, err error) {
+	n, err = io.ReadFull(r, buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return n, true, nil
+	case err != nil:
+		return n, false, err
+	}
+	return n, false, nil
+}

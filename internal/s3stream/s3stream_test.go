@@ -1,0 +1,415 @@
+package s3stream
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// fakeS3 is an in-memory API that records calls and can be told to fail.
+type fakeS3 struct {
+	mu          sync.Mutex
+	calls       []string
+	objects     map[string][]byte
+	meta        map[string]map[string]string
+	uploads     map[string]map[int32][]byte
+	puts        []*s3.PutObjectInput
+	creates     []*s3.CreateMultipartUploadInput
+	inflight    atomic.Int32
+	maxInflight atomic.Int32
+
+	failPart      int32 // UploadPart of this part number fails
+	abortFailures int   // how many aborts fail before one succeeds
+	partDelay     time.Duration
+}
+
+func newFake() *fakeS3 {
+	return &fakeS3{objects: map[string][]byte{}, meta: map[string]map[string]string{}, uploads: map[string]map[int32][]byte{}}
+}
+
+func (f *fakeS3) record(c string) {
+	f.mu.Lock()
+	f.calls = append(f.calls, c)
+	f.mu.Unlock()
+}
+
+func (f *fakeS3) count(prefix string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		if strings.HasPrefix(c, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeS3) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	f.record("PutObject")
+	b, err := io.ReadAll(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.puts = append(f.puts, in)
+	f.objects[*in.Key] = b
+	f.meta[*in.Key] = in.Metadata
+	return &s3.PutObjectOutput{ETag: aws.String(`"etag-single"`)}, nil
+}
+
+func (f *fakeS3) CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, _ ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
+	f.record("CreateMultipartUpload")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.creates = append(f.creates, in)
+	id := fmt.Sprintf("upload-%d", len(f.uploads)+1)
+	f.uploads[id] = map[int32][]byte{}
+	return &s3.CreateMultipartUploadOutput{UploadId: &id}, nil
+}
+
+func (f *fakeS3) UploadPart(ctx context.Context, in *s3.UploadPartInput, _ ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
+	f.record("UploadPart")
+	n := f.inflight.Add(1)
+	defer f.inflight.Add(-1)
+	for {
+		m := f.maxInflight.Load()
+		if n <= m || f.maxInflight.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	if f.partDelay > 0 {
+		select {
+		case <-time.After(f.partDelay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if *in.PartNumber == f.failPart {
+		return nil, errors.New("injected part failure")
+	}
+	if in.ChecksumAlgorithm == "" {
+		return nil, errors.New("part without checksum algorithm")
+	}
+	b, err := io.ReadAll(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	up, ok := f.uploads[*in.UploadId]
+	if !ok {
+		return nil, errors.New("NoSuchUpload")
+	}
+	up[*in.PartNumber] = b
+	return &s3.UploadPartOutput{ETag: aws.String(fmt.Sprintf(`"etag-%d"`, *in.PartNumber)), ChecksumCRC32C: aws.String("crc")}, nil
+}
+
+func (f *fakeS3) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, _ ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
+	f.record("CompleteMultipartUpload")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	up, ok := f.uploads[*in.UploadId]
+	if !ok {
+		return nil, errors.New("NoSuchUpload")
+	}
+	var buf bytes.Buffer
+	for i, p := range in.MultipartUpload.Parts {
+		if int(*p.PartNumber) != i+1 {
+			return nil, fmt.Errorf("parts out of order: %d at %d", *p.PartNumber, i)
+		}
+		if aws.ToString(p.ChecksumCRC32C) != "crc" {
+			return nil, errors.New("part checksum missing")
+		}
+		buf.Write(up[*p.PartNumber])
+	}
+	f.objects[*in.Key] = buf.Bytes()
+	delete(f.uploads, *in.UploadId)
+	return &s3.CompleteMultipartUploadOutput{ETag: aws.String(`"etag-multi"`)}, nil
+}
+
+func (f *fakeS3) AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, _ ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
+	f.record("AbortMultipartUpload")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.abortFailures > 0 {
+		f.abortFailures--
+		return nil, errors.New("injected abort failure")
+	}
+	delete(f.uploads, *in.UploadId)
+	return &s3.AbortMultipartUploadOutput{}, nil
+}
+
+func (f *fakeS3) PutObjectTagging(ctx context.Context, in *s3.PutObjectTaggingInput, _ ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error) {
+	f.record("PutObjectTagging")
+	return &s3.PutObjectTaggingOutput{}, nil
+}
+
+func (f *fakeS3) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, _ ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
+	f.record("DeleteObject")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.objects, *in.Key)
+	return &s3.DeleteObjectOutput{}, nil
+}
+
+func (f *fakeS3) openUploads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.uploads)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(uint64(n), 7))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+const mib = 1 << 20
+
+func TestUploadStoresBodies(t *testing.T) {
+	tests := []struct {
+		name      string
+		size      int
+		declared  int64
+		wantParts int
+	}{
+		{"empty", 0, -1, 0},
+		{"small", 1000, -1, 0},
+		{"exactly one part", 5 * mib, -1, 0},
+		{"one byte over a part", 5*mib + 1, -1, 2},
+		{"several parts", 12*mib + 17, -1, 3},
+		{"declared size", 11 * mib, 11 * mib, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := newFake()
+			u := New(fake, Options{PartSize: MinPartSize, Concurrency: 2, Tags: true,
+				Encryption: Encryption{Mode: types.ServerSideEncryptionAwsKms, KMSKeyID: "alias/k", BucketKey: true}})
+			body := randomBytes(tt.size)
+			res, err := u.Upload(context.Background(), Object{
+				Bucket: "b", Key: "k", Size: tt.declared, ContentType: "application/x-test",
+				Metadata: map[string]string{"original-name": "a.bin"},
+			}, bytes.NewReader(body))
+			if err != nil {
+				t.Fatalf("Upload: %v", err)
+			}
+			if got := fake.objects["k"]; !bytes.Equal(got, body) {
+				t.Fatalf("stored %d bytes, want %d identical bytes", len(got), len(body))
+			}
+			if res.Parts != tt.wantParts {
+				t.Errorf("parts = %d, want %d", res.Parts, tt.wantParts)
+			}
+			if res.Size != int64(tt.size) || res.SHA256 != hexSum(body) {
+				t.Errorf("result size %d sha %s, want %d %s", res.Size, res.SHA256, tt.size, hexSum(body))
+			}
+			if tt.wantParts == 0 {
+				in := fake.puts[0]
+				if in.ServerSideEncryption != types.ServerSideEncryptionAwsKms || aws.ToString(in.SSEKMSKeyId) != "alias/k" || !aws.ToBool(in.BucketKeyEnabled) {
+					t.Errorf("PutObject encryption = %q %q", in.ServerSideEncryption, aws.ToString(in.SSEKMSKeyId))
+				}
+				if in.Metadata["sha256"] != hexSum(body) || in.Metadata["original-name"] != "a.bin" {
+					t.Errorf("PutObject metadata = %v", in.Metadata)
+				}
+				if !strings.Contains(aws.ToString(in.Tagging), "sha256="+hexSum(body)) {
+					t.Errorf("PutObject tagging = %q", aws.ToString(in.Tagging))
+				}
+				if in.ChecksumAlgorithm != types.ChecksumAlgorithmCrc32c {
+					t.Errorf("checksum algorithm = %q", in.ChecksumAlgorithm)
+				}
+			} else {
+				in := fake.creates[0]
+				if in.ServerSideEncryption != types.ServerSideEncryptionAwsKms || aws.ToString(in.SSEKMSKeyId) != "alias/k" {
+					t.Errorf("CreateMultipartUpload encryption = %q %q", in.ServerSideEncryption, aws.ToString(in.SSEKMSKeyId))
+				}
+				if fake.count("PutObjectTagging") != 1 {
+					t.Errorf("multipart object was not tagged: %v", fake.calls)
+				}
+			}
+		})
+	}
+}
+
+func TestUploadFailuresLeaveNothing(t *testing.T) {
+	readErr := errors.New("connection reset by client")
+	tests := []struct {
+		name       string
+		size       int
+		maxSize    int64
+		declared   int64
+		failPart   int32
+		readFailAt int
+		inspect    func([]byte) (string, error)
+		wantErr    error
+		wantCalls  bool // whether S3 was called at all
+	}{
+		{name: "declared too large", size: 10, declared: 100, maxSize: 50, wantErr: ErrTooLarge},
+		{name: "too large in first part", size: 1000, maxSize: 999, wantErr: ErrTooLarge},
+		{name: "exactly at the limit is fine", size: 1000, maxSize: 1000},
+		{name: "too large after several parts", size: 16 * mib, maxSize: 12 * mib, wantErr: ErrTooLarge, wantCalls: true},
+		{name: "part upload fails", size: 16 * mib, failPart: 2, wantErr: ErrStorage, wantCalls: true},
+		{name: "body read fails mid-stream", size: 16 * mib, readFailAt: 11 * mib, wantErr: readErr, wantCalls: true},
+		{name: "body read fails in first part", size: 16 * mib, readFailAt: 100, wantErr: ErrRead},
+		{name: "inspect rejects", size: 16 * mib, inspect: func([]byte) (string, error) { return "", errors.New("nope") }, wantErr: errors.New("")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := newFake()
+			fake.failPart = tt.failPart
+			u := New(fake, Options{PartSize: MinPartSize, Concurrency: 3})
+			var body io.Reader = bytes.NewReader(randomBytes(tt.size))
+			if tt.readFailAt > 0 {
+				body = io.MultiReader(io.LimitReader(body, int64(tt.readFailAt)), &errReader{readErr})
+			}
+			declared := tt.declared
+			if declared == 0 {
+				declared = -1
+			}
+			_, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: declared, MaxSize: tt.maxSize, Inspect: tt.inspect}, body)
+			u.Wait()
+			switch {
+			case tt.wantErr == nil && err != nil:
+				t.Fatalf("Upload: %v", err)
+			case tt.wantErr == nil:
+				return
+			case err == nil:
+				t.Fatalf("Upload succeeded, want %v", tt.wantErr)
+			case tt.wantErr.Error() != "" && !errors.Is(err, tt.wantErr):
+				t.Fatalf("Upload error = %v, want errors.Is %v", err, tt.wantErr)
+			}
+			if len(fake.objects) != 0 || fake.openUploads() != 0 {
+				t.Errorf("left behind: %d objects, %d multipart uploads (calls %v)", len(fake.objects), fake.openUploads(), fake.calls)
+			}
+			if called := len(fake.calls) > 0; called != tt.wantCalls {
+				t.Errorf("S3 called = %v, want %v: %v", called, tt.wantCalls, fake.calls)
+			}
+			if tt.wantCalls {
+				var mf MultipartFailure
+				if !errors.As(err, &mf) || mf.UploadID() == "" {
+					t.Errorf("error %v does not expose the upload id", err)
+				}
+			}
+		})
+	}
+}
+
+type errReader struct{ err error }
+
+func (r *errReader) Read([]byte) (int, error) { return 0, r.err }
+
+func TestAbortIsRetriedInBackground(t *testing.T) {
+	fake := newFake()
+	fake.failPart = 3
+	fake.abortFailures = 2
+	u := New(fake, Options{PartSize: MinPartSize, Concurrency: 1, AbortTimeout: 10 * time.Second})
+	_, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(randomBytes(16*mib)))
+	if !errors.Is(err, ErrStorage) {
+		t.Fatalf("err = %v, want ErrStorage", err)
+	}
+	u.Wait()
+	if n := fake.count("AbortMultipartUpload"); n != 3 {
+		t.Errorf("abort attempts = %d, want 3", n)
+	}
+	if fake.openUploads() != 0 {
+		t.Errorf("multipart upload left open")
+	}
+}
+
+func TestCancelledContext(t *testing.T) {
+	fake := newFake()
+	fake.partDelay = time.Second
+	u := New(fake, Options{PartSize: MinPartSize, Concurrency: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := u.Upload(ctx, Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(randomBytes(30*mib)))
+	u.Wait()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
+	}
+	if fake.openUploads() != 0 {
+		t.Errorf("multipart upload left open: %v", fake.calls)
+	}
+}
+
+func TestConcurrencyIsBounded(t *testing.T) {
+	fake := newFake()
+	fake.partDelay = 20 * time.Millisecond
+	budget := NewBufferBudget(3 * MinPartSize)
+	u := New(fake, Options{PartSize: MinPartSize, Concurrency: 2, Budget: budget})
+	body := randomBytes(40 * mib)
+	if _, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	if m := fake.maxInflight.Load(); m > 2 {
+		t.Errorf("max parts in flight = %d, want <= 2", m)
+	}
+	if !bytes.Equal(fake.objects["k"], body) {
+		t.Errorf("stored bytes differ")
+	}
+	// The whole budget is free again.
+	if !budget.sem.TryAcquire(budget.Limit()) {
+		t.Errorf("buffers were not returned to the budget")
+	}
+}
+
+func TestPartSize(t *testing.T) {
+	u := New(newFake(), Options{PartSize: 16 * mib})
+	tests := []struct {
+		name          string
+		size, maxSize int64
+		part          int
+		want          int64
+	}{
+		{"small known", 100, 0, 1, 16 * mib},
+		{"100 GiB known fits default", 100 << 30, 0, 1, 16 * mib},
+		{"1 TiB known grows", 1 << 40, 0, 1, 105 * mib},
+		{"limit decides when size unknown", -1, 1 << 40, 1, 105 * mib},
+		{"5 TiB", MaxObjectSize, 0, 1, 525 * mib},
+		{"unknown: first tier", -1, 0, 1000, 16 * mib},
+		{"unknown: second tier", -1, 0, 1001, 32 * mib},
+		{"unknown: last tier", -1, 0, 10000, 8192 * mib},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := u.partSize(tt.size, tt.maxSize, tt.part)
+			want := min(tt.want, MaxPartSize)
+			if got != want {
+				t.Errorf("partSize(%d, %d, %d) = %d MiB, want %d MiB", tt.size, tt.maxSize, tt.part, got/mib, want/mib)
+			}
+			if tt.size > 0 && got*MaxParts < tt.size {
+				t.Errorf("%d parts of %d do not hold %d", MaxParts, got, tt.size)
+			}
+		})
+	}
+	// Growing parts for an unknown size must reach the S3 object limit.
+	var total int64
+	for n := 1; n <= MaxParts; n++ {
+		total += u.partSize(-1, 0, n)
+	}
+	if total < MaxObjectSize {
+		t.Errorf("10,000 growing parts hold %d bytes, less than %d", total, MaxObjectSize)
+	}
+}

@@ -1,0 +1,453 @@
+package s3stream
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+const defaultSniffLen = 3072
+
+// chunk is one part read from the body.
+type chunk struct {
+	num int
+	buf *[]byte
+	n   int
+	eof bool
+}
+
+func (c chunk) data() []byte { return (*c.buf)[:c.n] }
+
+// upload is the state of one Upload call.
+type upload struct {
+	u     *Uploader
+	obj   Object
+	pool  *bufferPool
+	body  io.Reader
+	sum   hash.Hash
+	read  int64
+	limit int64 // the most bytes accepted
+
+	mu    sync.Mutex
+	err   error
+	parts []types.CompletedPart
+}
+
+// Upload writes body to obj.Bucket/obj.Key. See the package documentation
+// for how it streams and what it does on failure.
+func (u *Uploader) Upload(ctx context.Context, obj Object, body io.Reader) (*Result, error) {
+	limit := obj.MaxSize
+	if limit <= 0 || limit > MaxObjectSize {
+		limit = MaxObjectSize
+		obj.MaxSize = 0
+	}
+	if obj.Size > limit {
+		return nil, fmt.Errorf("%w: %d bytes declared, limit %d", ErrTooLarge, obj.Size, limit)
+	}
+	if obj.SniffLen <= 0 {
+		obj.SniffLen = defaultSniffLen
+	}
+	up := &upload{
+		u:    u,
+		obj:  obj,
+		pool: newBufferPool(u.opts.Concurrency+1, u.opts.Budget),
+		// Read one byte past the limit to tell "exactly at" from "over".
+		body:  io.LimitReader(body, limit+1),
+		limit: limit,
+		sum:   sha256.New(),
+	}
+	return up.run(ctx)
+}
+
+func (up *upload) run(ctx context.Context) (*Result, error) {
+	first, err := up.next(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	if up.obj.Inspect != nil {
+		ct, err := up.obj.Inspect(first.data()[:min(first.n, up.obj.SniffLen)])
+		if err != nil {
+			up.pool.put(first.buf)
+			return nil, err
+		}
+		up.obj.ContentType = ct
+	}
+	if first.eof {
+		return up.single(ctx, first)
+	}
+	second, err := up.next(ctx, 2)
+	if err != nil {
+		up.pool.put(first.buf)
+		return nil, err
+	}
+	if second.n == 0 && second.eof {
+		up.pool.put(second.buf)
+		return up.single(ctx, first)
+	}
+	return up.multipart(ctx, first, second)
+}
+
+// next reads part num into a pooled buffer.
+func (up *upload) next(ctx context.Context, num int) (chunk, error) {
+	size := up.u.partSize(up.obj.Size, up.obj.MaxSize, num)
+	buf, err := up.pool.get(ctx, size)
+	if err != nil {
+		return chunk{}, readError(ctx, err)
+	}
+	n, eof, err := readFull(up.body, *buf)
+	up.read += int64(n)
+	if err == nil && up.read > up.limit {
+		err = fmt.Errorf("%w: more than %d bytes", ErrTooLarge, up.limit)
+	}
+	if err != nil {
+		up.pool.put(buf)
+		return chunk{}, readError(ctx, err)
+	}
+	up.sum.Write((*buf)[:n])
+	return chunk{num: num, buf: buf, n: n, eof: eof}, nil
+}
+
+func (up *upload) sha256() string { return hex.EncodeToString(up.sum.Sum(nil)) }
+
+func (up *upload) encryption() (types.ServerSideEncryption, *string, *bool, *string) {
+	e := up.u.opts.Encryption
+	if e.Mode == "" {
+		return "", nil, nil, nil
+	}
+	var key, encCtx *string
+	var bucketKey *bool
+	if e.Mode == types.ServerSideEncryptionAwsKms {
+		if e.KMSKeyID != "" {
+			key = aws.String(e.KMSKeyID)
+		}
+		if e.BucketKey {
+			bucketKey = aws.Bool(true)
+		}
+		if e.Context != "" {
+			encCtx = aws.String(e.Context)
+		}
+	}
+	return e.Mode, key, bucketKey, encCtx
+}
+
+func (up *upload) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, up.u.opts.CallTimeout)
+}
+
+func (up *upload) tagging() string {
+	v := url.Values{}
+	v.Set("sha256", up.sha256())
+	v.Set("size", strconv.FormatInt(up.read, 10))
+	return v.Encode()
+}
+
+func (up *upload) single(ctx context.Context, c chunk) (*Result, error) {
+	defer up.pool.put(c.buf)
+	meta := maps.Clone(up.obj.Metadata)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta["sha256"] = up.sha256()
+	sse, key, bucketKey, encCtx := up.encryption()
+	in := &s3.PutObjectInput{
+		Bucket:                  &up.obj.Bucket,
+		Key:                     &up.obj.Key,
+		Body:                    bytes.NewReader(c.data()),
+		ContentLength:           aws.Int64(int64(c.n)),
+		Metadata:                meta,
+		ChecksumAlgorithm:       up.u.opts.Checksum,
+		ServerSideEncryption:    sse,
+		SSEKMSKeyId:             key,
+		BucketKeyEnabled:        bucketKey,
+		SSEKMSEncryptionContext: encCtx,
+	}
+	if up.obj.ContentType != "" {
+		in.ContentType = &up.obj.ContentType
+	}
+	if up.obj.ContentDisposition != "" {
+		in.ContentDisposition = &up.obj.ContentDisposition
+	}
+	if up.u.opts.Tags {
+		in.Tagging = aws.String(up.tagging())
+	}
+	callCtx, cancel := up.callCtx(ctx)
+	defer cancel()
+	out, err := up.u.api.PutObject(callCtx, in)
+	if err != nil {
+		return nil, storageError(ctx, "PutObject", err)
+	}
+	return &Result{
+		Bucket:      up.obj.Bucket,
+		Key:         up.obj.Key,
+		ETag:        strings.Trim(aws.ToString(out.ETag), `"`),
+		VersionID:   aws.ToString(out.VersionId),
+		ContentType: up.obj.ContentType,
+		Size:        int64(c.n),
+		SHA256:      up.sha256(),
+	}, nil
+}
+
+// fail records the first error of the upload.
+func (up *upload) fail(err error) {
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if up.err == nil {
+		up.err = err
+	}
+}
+
+func (up *upload) firstErr() error {
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	return up.err
+}
+
+func (up *upload) multipart(ctx context.Context, first, second chunk) (*Result, error) {
+	sse, key, bucketKey, encCtx := up.encryption()
+	in := &s3.CreateMultipartUploadInput{
+		Bucket:                  &up.obj.Bucket,
+		Key:                     &up.obj.Key,
+		Metadata:                up.obj.Metadata,
+		ChecksumAlgorithm:       up.u.opts.Checksum,
+		ServerSideEncryption:    sse,
+		SSEKMSKeyId:             key,
+		BucketKeyEnabled:        bucketKey,
+		SSEKMSEncryptionContext: encCtx,
+	}
+	if up.obj.ContentType != "" {
+		in.ContentType = &up.obj.ContentType
+	}
+	if up.obj.ContentDisposition != "" {
+		in.ContentDisposition = &up.obj.ContentDisposition
+	}
+	callCtx, cancel := up.callCtx(ctx)
+	created, err := up.u.api.CreateMultipartUpload(callCtx, in)
+	cancel()
+	if err != nil {
+		up.pool.put(first.buf)
+		up.pool.put(second.buf)
+		return nil, storageError(ctx, "CreateMultipartUpload", err)
+	}
+	uploadID := aws.ToString(created.UploadId)
+
+	res, err := up.sendParts(ctx, uploadID, first, second)
+	if err != nil {
+		up.u.abort(ctx, up.obj.Bucket, up.obj.Key, uploadID)
+		var fe *failure
+		if !errors.As(err, &fe) {
+			err = &failure{err: err, uploadID: uploadID}
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+// sendParts uploads all parts and completes the upload.
+func (up *upload) sendParts(ctx context.Context, uploadID string, first, second chunk) (*Result, error) {
+	partCtx, cancelParts := context.WithCancel(ctx)
+	defer cancelParts()
+
+	ch := make(chan chunk, up.u.opts.Concurrency)
+	var wg sync.WaitGroup
+	for range up.u.opts.Concurrency {
+		wg.Go(func() {
+			for c := range ch {
+				if up.firstErr() == nil {
+					if err := up.sendPart(partCtx, ctx, uploadID, c); err != nil {
+						up.fail(err)
+						cancelParts()
+					}
+				}
+				up.pool.put(c.buf)
+			}
+		})
+	}
+
+	// Produce parts until the body ends or something fails.
+	ch <- first
+	c := second
+	for {
+		if up.firstErr() != nil {
+			if c.buf != nil {
+				up.pool.put(c.buf)
+			}
+			break
+		}
+		if c.n > 0 {
+			if c.num > MaxParts {
+				up.pool.put(c.buf)
+				up.fail(fmt.Errorf("%w: more than %d parts", ErrTooLarge, MaxParts))
+				break
+			}
+			ch <- c
+		} else {
+			up.pool.put(c.buf)
+		}
+		if c.eof {
+			break
+		}
+		next, err := up.next(partCtx, c.num+1)
+		if err != nil {
+			// A worker's failure cancels partCtx; report that, not the
+			// cancellation it caused.
+			if ctx.Err() == nil && partCtx.Err() != nil && up.firstErr() != nil {
+				break
+			}
+			up.fail(err)
+			break
+		}
+		c = next
+	}
+	close(ch)
+	wg.Wait()
+	if err := up.firstErr(); err != nil {
+		return nil, err
+	}
+
+	parts := up.parts
+	slices.SortFunc(parts, func(a, b types.CompletedPart) int {
+		return int(aws.ToInt32(a.PartNumber) - aws.ToInt32(b.PartNumber))
+	})
+	callCtx, cancel := up.callCtx(ctx)
+	defer cancel()
+	out, err := up.u.api.CompleteMultipartUpload(callCtx, &s3.CompleteMultipartUploadInput{
+		Bucket:          &up.obj.Bucket,
+		Key:             &up.obj.Key,
+		UploadId:        &uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		return nil, storageError(ctx, "CompleteMultipartUpload", err)
+	}
+	res := &Result{
+		Bucket:      up.obj.Bucket,
+		Key:         up.obj.Key,
+		ETag:        strings.Trim(aws.ToString(out.ETag), `"`),
+		VersionID:   aws.ToString(out.VersionId),
+		ContentType: up.obj.ContentType,
+		Size:        up.read,
+		SHA256:      up.sha256(),
+		Parts:       len(parts),
+		UploadID:    uploadID,
+	}
+	if up.u.opts.Tags {
+		if err := up.tag(ctx, res); err != nil {
+			// All or nothing: an object without its checksum tags is removed.
+			_ = up.u.Delete(ctx, res.Bucket, res.Key, res.VersionID)
+			return nil, &failure{err: err, uploadID: uploadID}
+		}
+	}
+	return res, nil
+}
+
+func (up *upload) sendPart(ctx, reqCtx context.Context, uploadID string, c chunk) error {
+	num := int32(c.num)
+	callCtx, cancel := up.callCtx(ctx)
+	defer cancel()
+	out, err := up.u.api.UploadPart(callCtx, &s3.UploadPartInput{
+		Bucket:            &up.obj.Bucket,
+		Key:               &up.obj.Key,
+		UploadId:          &uploadID,
+		PartNumber:        &num,
+		Body:              bytes.NewReader(c.data()),
+		ContentLength:     aws.Int64(int64(c.n)),
+		ChecksumAlgorithm: up.u.opts.Checksum,
+	})
+	if err != nil {
+		return storageError(reqCtx, fmt.Sprintf("UploadPart %d", num), err)
+	}
+	up.mu.Lock()
+	up.parts = append(up.parts, types.CompletedPart{
+		PartNumber:        &num,
+		ETag:              out.ETag,
+		ChecksumCRC32:     out.ChecksumCRC32,
+		ChecksumCRC32C:    out.ChecksumCRC32C,
+		ChecksumCRC64NVME: out.ChecksumCRC64NVME,
+		ChecksumSHA1:      out.ChecksumSHA1,
+		ChecksumSHA256:    out.ChecksumSHA256,
+	})
+	up.mu.Unlock()
+	return nil
+}
+
+func (up *upload) tag(ctx context.Context, res *Result) error {
+	callCtx, cancel := up.callCtx(ctx)
+	defer cancel()
+	in := &s3.PutObjectTaggingInput{
+		Bucket: &res.Bucket,
+		Key:    &res.Key,
+		Tagging: &types.Tagging{TagSet: []types.Tag{
+			{Key: aws.String("sha256"), Value: aws.String(res.SHA256)},
+			{Key: aws.String("size"), Value: aws.String(strconv.FormatInt(res.Size, 10))},
+		}},
+	}
+	if res.VersionID != "" {
+		in.VersionId = &res.VersionID
+	}
+	if _, err := up.u.api.PutObjectTagging(callCtx, in); err != nil {
+		return storageError(ctx, "PutObjectTagging", err)
+	}
+	return nil
+}
+
+// abort aborts a multipart upload: once now, then in the background until
+// AbortTimeout.
+func (u *Uploader) abort(ctx context.Context, bucket, key, uploadID string) {
+	ctx = context.WithoutCancel(ctx)
+	in := &s3.AbortMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: &uploadID}
+	first, cancel := context.WithTimeout(ctx, min(u.opts.CallTimeout, 10*time.Second))
+	_, err := u.api.AbortMultipartUpload(first, in)
+	cancel()
+	if err == nil {
+		return
+	}
+	u.wg.Go(func() {
+		err := u.retry(ctx, func(ctx context.Context) error {
+			_, err := u.api.AbortMultipartUpload(ctx, in)
+			return err
+		})
+		if err != nil && u.opts.OnAbortFailure != nil {
+			u.opts.OnAbortFailure(bucket, key, uploadID, err)
+		}
+	})
+}
+
+// failure is the error of a multipart upload that was aborted.
+type failure struct {
+	err      error
+	uploadID string
+}
+
+func (f *failure) Error() string {
+	return fmt.Sprintf("upload %s aborted: %v", f.uploadID, f.err)
+}
+
+func (f *failure) Unwrap() error { return f.err }
+
+// UploadID returns the id of the aborted multipart upload.
+func (f *failure) UploadID() string { return f.uploadID }
+
+// MultipartFailure is implemented by errors of uploads whose multipart upload
+// was aborted; use errors.As to reach it.
+type MultipartFailure interface {
+	error
+	UploadID() string
+}
+
+var _ MultipartFailure = (*failure)(nil)

@@ -1,0 +1,101 @@
+// Package formstream reads a multipart/form-data request body as a stream and
+// rewrites it on the fly: every file part is handed to a store callback, which
+// saves it (to S3, in the gateway) and returns text fields that take the
+// file's place in the form forwarded to the upstream application. This is the
+// model of nginx-upload-module: the application receives an ordinary form in
+// which "avatar" has become, say, "avatar.name", "avatar.key" and
+// "avatar.size", and never sees a file byte.
+//
+// # Usage
+//
+//	boundary, err := formstream.Boundary(r.Header.Get("Content-Type"))
+//	// err: ErrNotMultipart → 415, ErrMalformed → 400
+//	mw := multipart.NewWriter(pipeToUpstream)
+//	res, err := formstream.Rewrite(r.Context(), r.Body, boundary, limits, store, mw)
+//	// on success: mw.Close(), then send the upstream request with
+//	// Content-Type: mw.FormDataContentType()
+//
+// Rewrite does not close the [multipart.Writer]: the caller closes it after a
+// successful Rewrite (that writes the closing boundary) and abandons the
+// upstream request after a failed one.
+//
+// # What counts as a file
+//
+// A part is a file when its Content-Disposition is "form-data" and carries a
+// "filename" or "filename*" parameter. Anything else with a name is a plain
+// field. The file name is taken from the header as sent: Windows paths and
+// directory components are kept (the store decides what to do with them).
+// An RFC 5987 "filename*" parameter is decoded and wins over "filename":
+//
+//	Content-Disposition: form-data; name="doc"; filename="EUR.txt"; filename*=UTF-8''%E2%82%AC.txt
+//
+// gives the file name "€.txt".
+//
+// An empty file input — filename="" and no bytes, which browsers send for a
+// file input the user left alone — is skipped, as nginx-upload-module does:
+// store is not called and nothing is written in its place. A part with
+// filename="" but some content, or a named file with no content, is stored.
+//
+// # What the upstream receives
+//
+// The rewritten form has a new boundary (the writer's) and CRLF line endings.
+// Plain fields are copied in their original order with the same part headers
+// (re-serialised by [multipart.Writer]: canonical key case, sorted) and the
+// same bytes. Each file part is replaced, at its position, by the fields store
+// returned, written as `form-data; name="…"` parts with the quoting of
+// [multipart.Writer.CreateFormField]. Anything after the closing boundary (the
+// epilogue) is neither read nor forwarded. Keep the writer's random boundary
+// (do not call SetBoundary): plain field bytes are copied as sent, and a
+// boundary the client could guess would let it forge parts inside a value.
+//
+// Because the upstream parses the gateway's re-framing rather than the
+// client's bytes, it sees exactly the parts the gateway saw. To keep it so,
+// parts that could be read as files by a different parser are rejected as
+// malformed rather than forwarded: a part with two Content-Disposition
+// headers, a "filename*" in a charset Go cannot decode (only UTF-8 and
+// US-ASCII are supported), a plain field whose Content-Type is multipart/*
+// (the RFC 2388 nested multipart/mixed form), and a Content-Transfer-Encoding
+// other than 7bit, 8bit, binary or quoted-printable. Quoted-printable (which
+// RFC 7578 deprecates and browsers never send) is decoded for the store and
+// for Result.Fields; plain fields are still forwarded encoded, with their
+// Content-Transfer-Encoding header. This is why the parts are read with
+// [multipart.Reader.NextRawPart]: NextPart would decode quoted-printable
+// silently and drop the header, so the copy would not be the original bytes.
+//
+// # Limits and memory
+//
+// File bodies are never buffered: store reads them straight from the request
+// stream, and memory does not depend on file sizes. Plain field values are
+// held in memory, each up to Limits.MaxFieldBytes (default 1 MiB) and all
+// together, with the replacement fields, up to Limits.MaxFormBytes (default
+// 10 MiB); a field is read up to one byte past its limit and no further.
+// Limits.MaxFields (default 1000) bounds the plain parts, skipped empty file
+// inputs included, and Limits.MaxFiles (default unlimited) the files, counted
+// before store is called. Part headers are bounded by the standard library:
+// 10 MiB and 10,000 header lines per part. The request body as a whole is
+// not bounded here: wrap it in [net/http.MaxBytesReader].
+//
+// # Errors
+//
+// Errors are returned wrapped; test them with [errors.Is] and [errors.As].
+// Callers should map them to HTTP statuses in this order:
+//
+//   - [context.Canceled] (the client went away or the request was cancelled): 499.
+//   - [*net/http.MaxBytesError], from a body wrapped in MaxBytesReader: 413.
+//   - [ErrTooManyFiles], [ErrTooManyFields], [ErrFieldTooLarge], [ErrFormTooLarge]: 413.
+//   - [ErrNotMultipart] (from [Boundary]): 415.
+//   - [ErrMalformed] and [ErrRead]: 400.
+//   - anything else is store's error (wrapped, so the store's own sentinels and
+//     types still match) or the writer's, for the caller to map (502/504 for
+//     S3 failures, for instance).
+//
+// When reading a file body fails while store runs, the error wraps both the
+// read failure ([ErrRead] or [ErrMalformed]) and store's error, so a client
+// that hangs up mid-upload is not reported as a storage failure. A replacement
+// field that pushes the form over MaxFormBytes is detected only after store
+// has saved the file; the caller should delete what store saved whenever
+// Rewrite fails.
+//
+// Rewrite stops at the first error. It does not read the rest of the body
+// then, and it stops at once when store fails.
+package formstream

@@ -1,0 +1,397 @@
+package formstream
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net/textproto"
+	"strings"
+)
+
+// Errors returned by [Boundary] and [Rewrite], wrapped with details. The
+// package documentation says which HTTP status each one maps to.
+var (
+	// ErrNotMultipart means the request's Content-Type is not
+	// multipart/form-data.
+	ErrNotMultipart = errors.New("formstream: not a multipart/form-data request")
+	// ErrMalformed means the form does not parse: a missing or invalid
+	// boundary, a body that ends before the closing boundary, a part without
+	// a name or with a disposition other than form-data, or one of the
+	// ambiguous parts listed in the package documentation. The parser's own
+	// error is wrapped too.
+	ErrMalformed = errors.New("formstream: malformed multipart form")
+	// ErrRead means reading the request body failed (the client hung up, a
+	// read timed out, MaxBytesReader refused more). The reader's error is
+	// wrapped too, and so is the context's error if it is done by then.
+	ErrRead = errors.New("formstream: reading request body")
+	// ErrTooManyFiles means the form has more than Limits.MaxFiles files.
+	ErrTooManyFiles = errors.New("formstream: too many files")
+	// ErrTooManyFields means the form has more than Limits.MaxFields plain
+	// parts.
+	ErrTooManyFields = errors.New("formstream: too many fields")
+	// ErrFieldTooLarge means a plain field value is longer than
+	// Limits.MaxFieldBytes.
+	ErrFieldTooLarge = errors.New("formstream: field too large")
+	// ErrFormTooLarge means the plain field values and replacement fields
+	// together are longer than Limits.MaxFormBytes, or that a part's header
+	// is over the standard library's limit.
+	ErrFormTooLarge = errors.New("formstream: form too large")
+)
+
+// Default limits, used where a [Limits] field is zero.
+const (
+	DefaultMaxFields     = 1000
+	DefaultMaxFieldBytes = 1 << 20
+	DefaultMaxFormBytes  = 10 << 20
+)
+
+// Field is a plain form field.
+type Field struct {
+	Name, Value string
+}
+
+// File is one file part of the form. Body reads it once, straight from the
+// request stream, and is valid only until store returns.
+type File struct {
+	// Field is the form field name.
+	Field string
+	// FileName is the file name as sent by the client, decoded from
+	// filename* when present and otherwise untouched: it may be empty, hold
+	// a Windows or Unix path, or anything else a header can carry.
+	FileName string
+	// ContentType is the declared Content-Type of the part, "" if none.
+	ContentType string
+	// Header holds the part's headers, keys in canonical form.
+	Header textproto.MIMEHeader
+	// Index is the 0-based index of the file among the files passed to
+	// store (skipped empty file inputs take no index).
+	Index int
+	// Body is the file's content, quoted-printable decoded if the part
+	// says so.
+	Body io.Reader
+}
+
+// StoreFunc stores one file and returns the fields that replace it in the
+// rewritten form, in order (none is fine). It must read f.Body to the end or
+// return an error; whatever it leaves unread is read and discarded. Field
+// names must not be empty.
+type StoreFunc func(ctx context.Context, f *File) ([]Field, error)
+
+// Limits bound what one form may hold. Zero values mean the defaults;
+// negative values behave like zero.
+type Limits struct {
+	// MaxFiles is the maximum number of files; 0 means unlimited.
+	MaxFiles int
+	// MaxFields is the maximum number of plain parts, skipped empty file
+	// inputs included; 0 means DefaultMaxFields.
+	MaxFields int
+	// MaxFieldBytes is the maximum length of one plain field value as sent;
+	// 0 means DefaultMaxFieldBytes.
+	MaxFieldBytes int64
+	// MaxFormBytes is the maximum total length of the plain field values
+	// and the replacement field values; 0 means DefaultMaxFormBytes.
+	MaxFormBytes int64
+}
+
+// Result is what [Rewrite] saw.
+type Result struct {
+	// Fields are the plain fields, in form order, with quoted-printable
+	// values decoded.
+	Fields []Field
+	// Files is the number of files stored.
+	Files int
+}
+
+// Boundary returns the boundary of a multipart/form-data Content-Type. It
+// returns [ErrNotMultipart] for any other media type (or none) and
+// [ErrMalformed] when the boundary is missing, or is not 1 to 70 characters
+// allowed by RFC 2046.
+func Boundary(contentType string) (string, error) {
+	base, _, _ := strings.Cut(contentType, ";")
+	if mt := strings.ToLower(strings.TrimSpace(base)); mt != "multipart/form-data" {
+		return "", fmt.Errorf("%w: Content-Type is %q", ErrNotMultipart, mt)
+	}
+	_, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return "", fmt.Errorf("%w: Content-Type: %w", ErrMalformed, err)
+	}
+	b, ok := params["boundary"]
+	if !ok {
+		return "", fmt.Errorf("%w: Content-Type has no boundary", ErrMalformed)
+	}
+	if err := checkBoundary(b); err != nil {
+		return "", err
+	}
+	return b, nil
+}
+
+// Rewrite reads the form from body, calls store for every file part in
+// order and, when out is not nil, writes the rewritten form to out: every
+// plain part copied unchanged (same name, same part headers, same bytes, same
+// order), every file part replaced by the fields store returned, at the same
+// position. It does not close out. It returns the plain fields it saw and the
+// number of files stored; on error, what was done before the error.
+//
+// The context is checked between parts and handed to store. store must not
+// be nil.
+func Rewrite(ctx context.Context, body io.Reader, boundary string, lim Limits, store StoreFunc, out *multipart.Writer) (Result, error) {
+	if err := checkBoundary(boundary); err != nil {
+		return Result{}, err
+	}
+	rw := &rewriter{
+		ctx:   ctx,
+		src:   newSource(body, boundary),
+		store: store,
+		out:   out,
+		lim:   lim.withDefaults(),
+	}
+	rw.formLeft = rw.lim.MaxFormBytes
+	err := rw.run()
+	return rw.res, err
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxFiles < 0 {
+		l.MaxFiles = 0
+	}
+	if l.MaxFields <= 0 {
+		l.MaxFields = DefaultMaxFields
+	}
+	if l.MaxFieldBytes <= 0 {
+		l.MaxFieldBytes = DefaultMaxFieldBytes
+	}
+	if l.MaxFormBytes <= 0 {
+		l.MaxFormBytes = DefaultMaxFormBytes
+	}
+	return l
+}
+
+// rewriter holds the state of one Rewrite call.
+type rewriter struct {
+	ctx   context.Context
+	src   *source
+	store StoreFunc
+	out   *multipart.Writer
+	lim   Limits
+
+	res      Result
+	part     int   // index of the current part, for error messages
+	fields   int   // plain parts seen, skipped empty file inputs included
+	formLeft int64 // what is left of MaxFormBytes
+	buf      bytes.Buffer
+}
+
+func (rw *rewriter) run() error {
+	mr := multipart.NewReader(rw.src, rw.src.boundary)
+	for ; ; rw.part++ {
+		if err := rw.ctx.Err(); err != nil {
+			if rw.src.err != nil {
+				return rw.readError(nil) // the body failed first
+			}
+			return fmt.Errorf("formstream: %w", contextError(rw.ctx))
+		}
+		p, err := mr.NextRawPart()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			if rw.src.err == nil && errors.Is(err, errBodyEnd) && rw.src.endsWithCloseDelimiter() {
+				// The body ends right after "--boundary--", with no line
+				// break: a complete form.
+				return nil
+			}
+			return rw.readError(err)
+		}
+		d, err := parseDisposition(p.Header)
+		if err != nil {
+			return fmt.Errorf("%w: part %d: %w", ErrMalformed, rw.part, err)
+		}
+		qp, err := quotedPrintable(p.Header)
+		if err != nil {
+			return fmt.Errorf("%w: part %d (field %q): %w", ErrMalformed, rw.part, d.name, err)
+		}
+		if d.file {
+			err = rw.file(p, d, qp)
+		} else {
+			err = rw.field(p, d, qp)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// field reads a plain field, keeps it and copies it to out.
+func (rw *rewriter) field(p *multipart.Part, d disposition, qp bool) error {
+	if err := rw.countField(); err != nil {
+		return err
+	}
+	if isMultipart(p.Header.Get("Content-Type")) {
+		return fmt.Errorf("%w: field %q is a nested multipart body", ErrMalformed, d.name)
+	}
+	limit := min(rw.lim.MaxFieldBytes, rw.formLeft, math.MaxInt64-1)
+	rw.buf.Reset()
+	n, err := rw.buf.ReadFrom(io.LimitReader(p, limit+1))
+	if err != nil {
+		return rw.readError(err)
+	}
+	switch {
+	case n > rw.lim.MaxFieldBytes:
+		return fmt.Errorf("%w: field %q is longer than %d bytes", ErrFieldTooLarge, d.name, rw.lim.MaxFieldBytes)
+	case n > rw.formLeft:
+		return fmt.Errorf("%w: the form is longer than %d bytes at field %q", ErrFormTooLarge, rw.lim.MaxFormBytes, d.name)
+	}
+	rw.formLeft -= n
+	raw := rw.buf.Bytes()
+	value := raw
+	if qp {
+		if value, err = io.ReadAll(quotedprintable.NewReader(bytes.NewReader(raw))); err != nil {
+			return fmt.Errorf("%w: field %q: %w", ErrMalformed, d.name, err)
+		}
+	}
+	rw.res.Fields = append(rw.res.Fields, Field{Name: d.name, Value: string(value)})
+	if rw.out == nil {
+		return nil
+	}
+	w, err := rw.out.CreatePart(p.Header)
+	if err == nil {
+		_, err = w.Write(raw)
+	}
+	if err != nil {
+		return fmt.Errorf("formstream: writing rewritten form: %w", err)
+	}
+	return nil
+}
+
+func (rw *rewriter) countField() error {
+	rw.fields++
+	if rw.fields > rw.lim.MaxFields {
+		return fmt.Errorf("%w: more than %d", ErrTooManyFields, rw.lim.MaxFields)
+	}
+	return nil
+}
+
+// file hands a file part to store, makes sure it was read to the end and
+// writes the replacement fields to out.
+func (rw *rewriter) file(p *multipart.Part, d disposition, qp bool) error {
+	body := &partBody{r: p}
+	if qp {
+		body.r = quotedprintable.NewReader(p)
+	}
+	if d.filename == "" {
+		first := make([]byte, 1)
+		switch _, err := io.ReadFull(body, first); {
+		case err == io.EOF:
+			return rw.countField() // an empty file input
+		case err != nil:
+			return rw.readError(err)
+		}
+		body.first = first
+	}
+	if rw.lim.MaxFiles > 0 && rw.res.Files >= rw.lim.MaxFiles {
+		return fmt.Errorf("%w: more than %d", ErrTooManyFiles, rw.lim.MaxFiles)
+	}
+
+	f := &File{
+		Field:       d.name,
+		FileName:    d.filename,
+		ContentType: p.Header.Get("Content-Type"),
+		Header:      p.Header,
+		Index:       rw.res.Files,
+		Body:        body,
+	}
+	fields, err := rw.store(rw.ctx, f)
+	if err != nil {
+		err = fmt.Errorf("storing file %d (field %q): %w", f.Index, f.Field, err)
+		if rw.src.err != nil || body.err != nil {
+			// The body failed under store: report that first.
+			return fmt.Errorf("%w; %w", rw.readError(body.err), err)
+		}
+		return fmt.Errorf("formstream: %w", err)
+	}
+	if body.err == nil {
+		_, body.err = io.Copy(io.Discard, p)
+	}
+	if body.err != nil {
+		return rw.readError(body.err)
+	}
+	rw.res.Files++
+
+	for _, fl := range fields {
+		if fl.Name == "" {
+			return fmt.Errorf("formstream: storing file %d (field %q): store returned a field with no name", f.Index, f.Field)
+		}
+		n := int64(len(fl.Value))
+		if n > rw.formLeft {
+			return fmt.Errorf("%w: the form is longer than %d bytes at the fields replacing file %d (field %q)", ErrFormTooLarge, rw.lim.MaxFormBytes, f.Index, f.Field)
+		}
+		rw.formLeft -= n
+		if rw.out == nil {
+			continue
+		}
+		w, err := rw.out.CreateFormField(fl.Name)
+		if err == nil {
+			_, err = io.WriteString(w, fl.Value)
+		}
+		if err != nil {
+			return fmt.Errorf("formstream: writing rewritten form: %w", err)
+		}
+	}
+	return nil
+}
+
+// readError classifies an error met while parsing the form or reading a part:
+// a failure of the body itself is [ErrRead], anything else [ErrMalformed].
+func (rw *rewriter) readError(err error) error {
+	if rw.src.err != nil {
+		if rw.ctx.Err() != nil {
+			return fmt.Errorf("%w: %w (%w)", ErrRead, rw.src.err, contextError(rw.ctx))
+		}
+		return fmt.Errorf("%w: %w", ErrRead, rw.src.err)
+	}
+	if errors.Is(err, multipart.ErrMessageTooLarge) {
+		return fmt.Errorf("%w: part %d: %w", ErrFormTooLarge, rw.part, err)
+	}
+	if errors.Is(err, errBodyEnd) {
+		return fmt.Errorf("%w: %w", ErrMalformed, errBodyEnd)
+	}
+	return fmt.Errorf("%w: part %d: %w", ErrMalformed, rw.part, err)
+}
+
+// contextError returns ctx.Err(), with the cancellation cause when there is
+// a distinct one.
+func contextError(ctx context.Context) error {
+	err := ctx.Err()
+	if cause := context.Cause(ctx); cause != nil && cause != err {
+		return fmt.Errorf("%w: %w", err, cause)
+	}
+	return err
+}
+
+// partBody is the Body of a File. It remembers the first error it returns
+// other than io.EOF, so that a store that swallows one cannot hide a broken
+// form.
+type partBody struct {
+	r     io.Reader
+	first []byte // read ahead to tell an empty file input from a file
+	err   error
+}
+
+func (b *partBody) Read(p []byte) (int, error) {
+	if len(b.first) > 0 && len(p) > 0 {
+		n := copy(p, b.first)
+		b.first = b.first[n:]
+		return n, nil
+	}
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}

@@ -1,0 +1,102 @@
+package formstream
+
+import (
+	"errors"
+	"fmt"
+	"mime"
+	"net/textproto"
+	"strings"
+)
+
+// disposition is what a part's Content-Disposition says about it.
+type disposition struct {
+	name     string
+	filename string
+	file     bool // a filename parameter is present, maybe empty
+}
+
+// parseDisposition reads the Content-Disposition of a part. It is stricter
+// than [multipart.Part.FormName] so that the gateway and the upstream cannot
+// disagree on what is a file: see the package documentation.
+func parseDisposition(h textproto.MIMEHeader) (disposition, error) {
+	v := h.Values("Content-Disposition")
+	switch len(v) {
+	case 0:
+		return disposition{}, errors.New("no Content-Disposition")
+	case 1:
+	default:
+		return disposition{}, fmt.Errorf("%d Content-Disposition headers", len(v))
+	}
+	typ, params, err := mime.ParseMediaType(v[0])
+	if err != nil {
+		return disposition{}, fmt.Errorf("Content-Disposition %q: %w", v[0], err)
+	}
+	if typ != "form-data" {
+		return disposition{}, fmt.Errorf("Content-Disposition is %q, not form-data", typ)
+	}
+	d := disposition{name: params["name"]}
+	if d.name == "" {
+		return disposition{}, fmt.Errorf("Content-Disposition %q has no name", v[0])
+	}
+	// ParseMediaType decodes filename* into filename, and drops it silently
+	// when it cannot decode the charset. A parser that can would see a file
+	// where this one sees a field, so refuse. This also refuses a name that
+	// contains "filename*", a price worth paying.
+	d.filename, d.file = params["filename"]
+	if !d.file && strings.Contains(strings.ToLower(v[0]), "filename*") {
+		return disposition{}, fmt.Errorf("field %q: cannot decode filename* in %q (only UTF-8 and US-ASCII are supported)", d.name, v[0])
+	}
+	return d, nil
+}
+
+// quotedPrintable reports whether a part's body is quoted-printable. It
+// refuses encodings other than the identity ones and quoted-printable, the
+// only one the standard library decodes.
+func quotedPrintable(h textproto.MIMEHeader) (bool, error) {
+	v := h.Values("Content-Transfer-Encoding")
+	switch len(v) {
+	case 0:
+		return false, nil
+	case 1:
+	default:
+		return false, fmt.Errorf("%d Content-Transfer-Encoding headers", len(v))
+	}
+	switch strings.ToLower(strings.TrimSpace(v[0])) {
+	case "7bit", "8bit", "binary":
+		return false, nil
+	case "quoted-printable":
+		return true, nil
+	}
+	return false, fmt.Errorf("unsupported Content-Transfer-Encoding %q", v[0])
+}
+
+// isMultipart reports whether a Content-Type is multipart/*.
+func isMultipart(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(mt)), "multipart/")
+}
+
+// checkBoundary checks a boundary against RFC 2046, section 5.1.1: 1 to 70
+// characters out of bchars, not ending with a space.
+func checkBoundary(b string) error {
+	if len(b) < 1 || len(b) > 70 {
+		return fmt.Errorf("%w: boundary %q is not 1 to 70 characters long", ErrMalformed, b)
+	}
+	for i := 0; i < len(b); i++ {
+		if !isBChar(b[i]) {
+			return fmt.Errorf("%w: boundary %q has an invalid character %q", ErrMalformed, b, b[i])
+		}
+	}
+	if b[len(b)-1] == ' ' {
+		return fmt.Errorf("%w: boundary %q ends with a space", ErrMalformed, b)
+	}
+	return nil
+}
+
+func isBChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("'()+_,-./:=? ", c) >= 0
+}

@@ -1,0 +1,258 @@
+package module
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("upload_gateway", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("upload_gateway", httpcaddyfile.Before, "respond")
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	upload_gateway [<matcher>] {
+//		bucket            <name>
+//		region            <region>
+//		endpoint          <url>
+//		path_style
+//		access_key_id     <id>
+//		secret_access_key <secret>
+//		session_token     <token>
+//
+//		encryption         aws:kms|AES256|none
+//		kms_key            <id|arn|alias>
+//		bucket_key
+//		encryption_context <name> <value>
+//
+//		part_size     <size>
+//		concurrency   <n>
+//		checksum      CRC32C|CRC32|CRC64NVME|SHA1|SHA256
+//		s3_timeout    <duration>
+//		abort_timeout <duration>
+//		memory_limit  <size>
+//		disable_tags
+//
+//		prefix <prefix>
+//		key    <template>
+//
+//		max_file_size    <size>
+//		max_request_size <size>
+//		max_files        <n>
+//		max_fields       <n>
+//		max_field_size   <size>
+//		allowed_types    <type...>
+//
+//		filename_header <header>
+//		metadata        <name> <template>
+//		client_metadata
+//
+//		output        respond|pass
+//		pass_field    <name-template> <value-template>
+//		rollback_on   <status...>
+//		handle_errors
+//	}
+//
+// Sizes take units (`16MiB`, `1GB`); statuses take classes (`4xx`, `5xx`).
+// `pass_field` may be repeated; the first one replaces the default fields.
+func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		name := d.Val()
+		var err error
+		switch name {
+		case "bucket":
+			err = oneString(d, &g.Bucket)
+		case "region":
+			err = oneString(d, &g.Region)
+		case "endpoint":
+			err = oneString(d, &g.Endpoint)
+		case "path_style":
+			err = boolFlag(d, &g.UsePathStyle)
+		case "access_key_id":
+			err = oneString(d, &g.AccessKeyID)
+		case "secret_access_key":
+			err = oneString(d, &g.SecretAccessKey)
+		case "session_token":
+			err = oneString(d, &g.SessionToken)
+		case "encryption":
+			err = oneString(d, &g.Encryption)
+		case "kms_key":
+			err = oneString(d, &g.KMSKeyID)
+		case "bucket_key":
+			err = boolFlag(d, &g.BucketKey)
+		case "encryption_context":
+			err = pair(d, &g.EncryptionContext)
+		case "part_size":
+			err = size(d, &g.PartSize)
+		case "concurrency":
+			err = integer(d, &g.Concurrency)
+		case "checksum":
+			err = oneString(d, &g.Checksum)
+		case "s3_timeout":
+			err = duration(d, &g.S3Timeout)
+		case "abort_timeout":
+			err = duration(d, &g.AbortTimeout)
+		case "memory_limit":
+			err = size(d, &g.MemoryLimit)
+		case "disable_tags":
+			err = boolFlag(d, &g.DisableTags)
+		case "prefix":
+			err = oneString(d, &g.Prefix)
+		case "key":
+			err = oneString(d, &g.Key)
+		case "max_file_size":
+			err = size(d, &g.MaxFileSize)
+		case "max_request_size":
+			err = size(d, &g.MaxRequestSize)
+		case "max_files":
+			err = integer(d, &g.MaxFiles)
+		case "max_fields":
+			err = integer(d, &g.MaxFields)
+		case "max_field_size":
+			err = size(d, &g.MaxFieldSize)
+		case "allowed_types":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			g.AllowedTypes = append(g.AllowedTypes, args...)
+		case "filename_header":
+			err = oneString(d, &g.FilenameHeader)
+		case "metadata":
+			err = pair(d, &g.Metadata)
+		case "client_metadata":
+			err = boolFlag(d, &g.ClientMetadata)
+		case "output":
+			err = oneString(d, &g.Output)
+		case "pass_field":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.ArgErr()
+			}
+			g.PassFields = append(g.PassFields, PassField{Name: args[0], Value: args[1]})
+		case "rollback_on":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			for _, a := range args {
+				code, err := statusCode(a)
+				if err != nil {
+					return d.Errf("rollback_on: %v", err)
+				}
+				g.RollbackOn = append(g.RollbackOn, code)
+			}
+		case "handle_errors":
+			err = boolFlag(d, &g.HandleErrors)
+		default:
+			return d.Errf("unrecognized subdirective %s", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	g := new(Gateway)
+	err := g.UnmarshalCaddyfile(h.Dispenser)
+	return g, err
+}
+
+func oneString(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.Errf("unexpected argument '%s'", d.Val())
+	}
+	return nil
+}
+
+func boolFlag(d *caddyfile.Dispenser, dst *bool) error {
+	if d.NextArg() {
+		return d.Errf("unexpected argument '%s'", d.Val())
+	}
+	*dst = true
+	return nil
+}
+
+func pair(d *caddyfile.Dispenser, dst *map[string]string) error {
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return d.ArgErr()
+	}
+	if *dst == nil {
+		*dst = map[string]string{}
+	}
+	(*dst)[args[0]] = args[1]
+	return nil
+}
+
+func size(d *caddyfile.Dispenser, dst *int64) error {
+	var s string
+	if err := oneString(d, &s); err != nil {
+		return err
+	}
+	n, err := humanize.ParseBytes(s)
+	if err != nil {
+		return d.Errf("invalid byte size '%s': %v", s, err)
+	}
+	*dst = int64(n)
+	return nil
+}
+
+func integer(d *caddyfile.Dispenser, dst *int) error {
+	var s string
+	if err := oneString(d, &s); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return d.Errf("invalid number '%s': %v", s, err)
+	}
+	*dst = n
+	return nil
+}
+
+func duration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	var s string
+	if err := oneString(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("invalid duration '%s': %v", s, err)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// statusCode parses `500` or a class such as `5xx` (returned as 5).
+func statusCode(s string) (int, error) {
+	if len(s) == 3 && strings.HasSuffix(strings.ToLower(s), "xx") && s[0] >= '1' && s[0] <= '5' {
+		return int(s[0] - '0'), nil
+	}
+	code, err := strconv.Atoi(s)
+	if err != nil || code < 100 || code > 599 {
+		return 0, strconv.ErrSyntax
+	}
+	return code, nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Gateway)(nil)

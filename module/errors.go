@@ -1,0 +1,130 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
+)
+
+// StatusClientClosedRequest is the status logged when the client went away.
+const StatusClientClosedRequest = 499
+
+var errMetadataTooLarge = errors.New("metadata exceeds 2 KiB")
+
+// apiError is what the client is told about a failure.
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+// classify maps an error to the status, code and message the client gets.
+// It is the one place where errors become HTTP statuses.
+// bodyErr is the error the request body returned while it was read, if any.
+func (g *Gateway) classify(err, bodyErr error) apiError {
+	var maxBytes *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxBytes) || errors.As(bodyErr, &maxBytes):
+		return apiError{http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE",
+			fmt.Sprintf("the request body exceeds the limit of %d bytes", maxBytes.Limit)}
+	case errors.Is(err, context.Canceled) || connectionLost(bodyErr):
+		return apiError{StatusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"}
+	case bodyErr != nil:
+		return apiError{http.StatusBadRequest, "BODY_READ_ERROR", "the request body could not be read"}
+	case errors.Is(err, s3stream.ErrTooLarge):
+		limit := g.MaxFileSize
+		if limit == 0 {
+			limit = s3stream.MaxObjectSize
+		}
+		return apiError{http.StatusRequestEntityTooLarge, "FILE_TOO_LARGE",
+			fmt.Sprintf("a file exceeds the limit of %d bytes", limit)}
+	case errors.Is(err, formstream.ErrTooManyFiles):
+		return apiError{http.StatusRequestEntityTooLarge, "TOO_MANY_FILES",
+			fmt.Sprintf("the form has more than %d files", g.MaxFiles)}
+	case errors.Is(err, formstream.ErrTooManyFields), errors.Is(err, formstream.ErrFieldTooLarge),
+		errors.Is(err, formstream.ErrFormTooLarge):
+		return apiError{http.StatusRequestEntityTooLarge, "FORM_TOO_LARGE", "the form's fields exceed the limits"}
+	case errors.Is(err, contenttype.ErrNotAllowed), errors.Is(err, contenttype.ErrMismatch):
+		return apiError{http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE",
+			"the file's content type is not allowed (allowed: " + strings.Join(g.AllowedTypes, ", ") + ")"}
+	case errors.Is(err, formstream.ErrNotMultipart):
+		return apiError{http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", "expected multipart/form-data"}
+	case errors.Is(err, formstream.ErrMalformed), errors.Is(err, io.ErrUnexpectedEOF):
+		return apiError{http.StatusBadRequest, "MALFORMED_FORM", "the multipart form is malformed"}
+	case errors.Is(err, objectkey.ErrInvalidKey):
+		return apiError{http.StatusBadRequest, "INVALID_KEY", "the object key built for this file is not valid"}
+	case errors.Is(err, errMetadataTooLarge):
+		return apiError{http.StatusBadRequest, "METADATA_TOO_LARGE", "the object metadata exceeds 2 KiB"}
+	case errors.Is(err, s3stream.ErrStorageTimeout), errors.Is(err, context.DeadlineExceeded):
+		return apiError{http.StatusGatewayTimeout, "STORAGE_TIMEOUT", "the storage backend did not answer in time"}
+	case errors.Is(err, s3stream.ErrStorage):
+		return apiError{http.StatusBadGateway, "STORAGE_ERROR", "the storage backend failed"}
+	case errors.Is(err, s3stream.ErrRead), errors.Is(err, formstream.ErrRead):
+		return apiError{http.StatusBadRequest, "BODY_READ_ERROR", "the request body could not be read"}
+	}
+	return apiError{http.StatusInternalServerError, "INTERNAL_ERROR", "internal error"}
+}
+
+// bodyReader remembers the error the request body itself returned, so that a
+// dropped connection (the body fails) can be told from a form that is merely
+// truncated (the body ends cleanly, the form does not).
+type bodyReader struct {
+	io.ReadCloser
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// connectionLost reports whether a body read error means the client went away.
+func connectionLost(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &netErr)
+}
+
+// fail reports err to the client as a JSON error, or to Caddy's error
+// handling when handle_errors is set.
+func (g *Gateway) fail(w http.ResponseWriter, repl *caddy.Replacer, err, bodyErr error) error {
+	e := g.classify(err, bodyErr)
+	repl.Set("http.upload_gateway.error", e.message)
+	repl.Set("http.upload_gateway.error_code", e.code)
+	if g.HandleErrors {
+		return caddyhttp.Error(e.status, err)
+	}
+	level := zapcore.DebugLevel
+	if e.status >= 500 {
+		level = zapcore.ErrorLevel
+	}
+	if c := g.logger.Check(level, "upload failed"); c != nil {
+		c.Write(zap.Int("status", e.status), zap.String("code", e.code), zap.Error(err))
+	}
+	if e.status == StatusClientClosedRequest {
+		// Nobody is there to read a body; the status is for the access log.
+		w.WriteHeader(e.status)
+		return nil
+	}
+	return envelope.WriteError(w, e.status, e.code, e.message)
+}

@@ -1,0 +1,447 @@
+// Package module plugs the upload gateway into Caddy: module registration,
+// JSON and Caddyfile configuration, provisioning, and the HTTP handler that
+// ties the internal packages together.
+package module
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
+)
+
+func init() {
+	caddy.RegisterModule(Gateway{})
+}
+
+// Output modes.
+const (
+	// OutputRespond answers the client with JSON describing the stored files.
+	OutputRespond = "respond"
+	// OutputPass forwards the request to the next handler with every file
+	// replaced by fields describing the stored object (the
+	// nginx-upload-module model).
+	OutputPass = "pass"
+)
+
+// Encryption modes.
+const (
+	EncryptionKMS  = "aws:kms"
+	EncryptionS3   = "AES256"
+	EncryptionNone = "none"
+)
+
+// Gateway is an HTTP handler that streams request bodies into S3 objects
+// encrypted with SSE-KMS. It accepts `multipart/form-data` forms, where every
+// file part becomes its own object and plain fields are kept, and raw bodies
+// (PUT or POST of any other type), which become one object.
+//
+// With `output respond` (the default) the client gets a JSON description of the
+// stored files. With `output pass`, the request continues to the next handler
+// (typically `reverse_proxy` to a legacy application) with each file part
+// replaced by fields describing the stored object; when that handler fails or
+// answers with a status listed in `rollback_on`, the objects are deleted again.
+//
+// Only POST and PUT requests are handled; other methods go to the next handler.
+//
+// Key templates and metadata values may use any Caddy placeholder plus these,
+// which are set for each file before its key is built:
+//
+// Placeholder | Description
+// ------------|-------------
+// `{upload.uuid}` | A random UUID for this file
+// `{upload.filename}` | The client's file name, sanitised to one safe key segment
+// `{upload.ext}` | The lowercased extension of the file name with its dot, or empty
+// `{upload.field}` | The form field name (empty for raw bodies)
+// `{upload.year}`, `{upload.month}`, `{upload.day}` | Today's date in UTC
+// `{upload.date}` | `{upload.year}/{upload.month}/{upload.day}`
+//
+// `pass_field` values may also use, per stored file:
+//
+// Placeholder | Description
+// ------------|-------------
+// `{upload.key}` | The object key
+// `{upload.bucket}` | The bucket
+// `{upload.size}` | The object size in bytes
+// `{upload.content_type}` | The stored content type
+// `{upload.sha256}` | Hex SHA-256 of the object
+// `{upload.etag}` | The object's ETag
+// `{upload.version_id}` | The object's version id, if the bucket is versioned
+// `{upload.name}` | The client's original file name, unsanitised
+//
+// After the request body has been stored, these are set for later handlers:
+//
+// Placeholder | Description
+// ------------|-------------
+// `{http.upload_gateway.files}` | Number of files stored
+// `{http.upload_gateway.key}` | Key of the first file stored
+// `{http.upload_gateway.keys}` | Comma-separated keys of all files stored
+// `{http.upload_gateway.bucket}` | The bucket
+// `{http.upload_gateway.bytes}` | Total bytes stored
+// `{http.upload_gateway.upload_id}` | Multipart upload id of the first file, if any
+// `{http.upload_gateway.error}` | The error message, when the upload failed
+// `{http.upload_gateway.error_code}` | The error code, when the upload failed
+type Gateway struct {
+	// The bucket objects are written to. Required.
+	Bucket string `json:"bucket,omitempty"`
+
+	// The AWS region. Default: from the AWS environment, else `us-east-1`.
+	Region string `json:"region,omitempty"`
+
+	// A custom S3 endpoint URL (for S3-compatible servers), e.g.
+	// `http://127.0.0.1:8333`. Default: AWS's endpoint for the region.
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// Use path-style addressing (`endpoint/bucket/key`), as most
+	// S3-compatible servers need.
+	UsePathStyle bool `json:"use_path_style,omitempty"`
+
+	// Static credentials. Placeholders such as `{env.AWS_ACCESS_KEY_ID}` are
+	// expanded at provision time. When empty, the AWS default credential
+	// chain is used (environment, shared files, instance or task role).
+	AccessKeyID     string `json:"access_key_id,omitempty"`
+	SecretAccessKey string `json:"secret_access_key,omitempty"`
+	SessionToken    string `json:"session_token,omitempty"`
+
+	// Server-side encryption: `aws:kms` (default), `AES256` (SSE-S3), or
+	// `none`, which must be chosen explicitly.
+	Encryption string `json:"encryption,omitempty"`
+
+	// The KMS key id, ARN or alias (`alias/name`). Required with `aws:kms`.
+	KMSKeyID string `json:"kms_key_id,omitempty"`
+
+	// Use an S3 Bucket Key to reduce KMS requests.
+	BucketKey bool `json:"bucket_key,omitempty"`
+
+	// The KMS encryption context sent with every object.
+	EncryptionContext map[string]string `json:"encryption_context,omitempty"`
+
+	// The smallest multipart part size in bytes; grown automatically so
+	// objects fit in 10,000 parts. Default 16 MiB, at least 5 MiB.
+	PartSize int64 `json:"part_size,omitempty"`
+
+	// How many parts of one file are sent at once. Default 4. Memory per
+	// upload is bounded by part_size × (concurrency + 1).
+	Concurrency int `json:"concurrency,omitempty"`
+
+	// The checksum every part carries for S3 to verify: `CRC32C` (default),
+	// `CRC32`, `CRC64NVME`, `SHA1` or `SHA256`.
+	Checksum string `json:"checksum,omitempty"`
+
+	// Bound on every S3 request. Default 2m.
+	S3Timeout caddy.Duration `json:"s3_timeout,omitempty"`
+
+	// How long the abort of a failed multipart upload (and the deletion of a
+	// rolled-back object) is retried while S3 is unreachable. Default 2m.
+	AbortTimeout caddy.Duration `json:"abort_timeout,omitempty"`
+
+	// Bound on the part buffers of all uploads of this handler together, in
+	// bytes; uploads wait for memory beyond it. Default 1 GiB.
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
+
+	// Do not store `sha256` and `size` as object tags.
+	DisableTags bool `json:"disable_tags,omitempty"`
+
+	// The key prefix no object key may escape. Default `uploads/`.
+	Prefix string `json:"prefix,omitempty"`
+
+	// The object key template, below the prefix. Default
+	// `{upload.uuid}{upload.ext}`.
+	Key string `json:"key,omitempty"`
+
+	// Largest file accepted, in bytes. Default: S3's 5 TiB limit.
+	MaxFileSize int64 `json:"max_file_size,omitempty"`
+
+	// Largest request body accepted, in bytes. Default: no limit beyond
+	// max_file_size per file.
+	MaxRequestSize int64 `json:"max_request_size,omitempty"`
+
+	// Most files in one form. Default: no limit.
+	MaxFiles int `json:"max_files,omitempty"`
+
+	// Most plain fields in one form. Default 1000.
+	MaxFields int `json:"max_fields,omitempty"`
+
+	// Largest plain field value, in bytes. Default 1 MiB.
+	MaxFieldSize int64 `json:"max_field_size,omitempty"`
+
+	// Content types accepted, checked against the first bytes of each file
+	// as well as the declared type: `image/*`, `application/pdf`, ….
+	// Default: everything.
+	AllowedTypes []string `json:"allowed_types,omitempty"`
+
+	// The request header naming the file of a raw body. Default
+	// `X-File-Name`. Without it, the file name is taken from the
+	// Content-Disposition header, else the last path segment.
+	FilenameHeader string `json:"filename_header,omitempty"`
+
+	// Extra user metadata stored with every object: name → template. The
+	// gateway's own fields (original-name, sha256, uploaded-by, user-role,
+	// field) cannot be overridden.
+	Metadata map[string]string `json:"metadata,omitempty"`
+
+	// Accept client metadata from `X-Upload-Meta-<name>` request headers.
+	// The gateway's own fields always win.
+	ClientMetadata bool `json:"client_metadata,omitempty"`
+
+	// `respond` (default) or `pass`.
+	Output string `json:"output,omitempty"`
+
+	// In pass mode, the fields that replace each file part, in order. Names
+	// and values are templates. Default: `{upload.field}.name`, `.key`,
+	// `.bucket`, `.size`, `.content_type`, `.sha256`, `.etag`.
+	PassFields []PassField `json:"pass_fields,omitempty"`
+
+	// In pass mode, the upstream statuses that roll back (delete) the stored
+	// objects. 4 and 5 stand for all 4xx and 5xx. Default [4, 5].
+	RollbackOn []int `json:"rollback_on,omitempty"`
+
+	// Return errors to Caddy (for `handle_errors` routes) instead of writing
+	// the JSON error body.
+	HandleErrors bool `json:"handle_errors,omitempty"`
+
+	uploader  *s3stream.Uploader
+	allowlist *contenttype.Allowlist
+	logger    *zap.Logger
+}
+
+// PassField is one field written in place of a file part in pass mode.
+type PassField struct {
+	// The field name template, e.g. `{upload.field}.key`.
+	Name string `json:"name"`
+	// The value template, e.g. `{upload.key}`.
+	Value string `json:"value"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Gateway) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.upload_gateway",
+		New: func() caddy.Module { return new(Gateway) },
+	}
+}
+
+// Provision sets up the handler. It makes no network calls.
+func (g *Gateway) Provision(ctx caddy.Context) error {
+	g.logger = ctx.Logger()
+	g.applyDefaults()
+
+	repl := caddy.NewReplacer()
+	g.AccessKeyID = repl.ReplaceAll(g.AccessKeyID, "")
+	g.SecretAccessKey = repl.ReplaceAll(g.SecretAccessKey, "")
+	g.SessionToken = repl.ReplaceAll(g.SessionToken, "")
+	g.Endpoint = repl.ReplaceAll(g.Endpoint, "")
+	g.Bucket = repl.ReplaceAll(g.Bucket, "")
+	g.Region = repl.ReplaceAll(g.Region, "")
+	g.KMSKeyID = repl.ReplaceAll(g.KMSKeyID, "")
+
+	allow, err := contenttype.NewAllowlist(g.AllowedTypes)
+	if err != nil {
+		return fmt.Errorf("parsing allowed_types: %v", err)
+	}
+	g.allowlist = allow
+
+	client, err := g.newS3Client(ctx)
+	if err != nil {
+		return fmt.Errorf("building s3 client: %v", err)
+	}
+	enc, err := g.encryption()
+	if err != nil {
+		return fmt.Errorf("configuring encryption: %v", err)
+	}
+	g.uploader = s3stream.New(client, s3stream.Options{
+		PartSize:     g.PartSize,
+		Concurrency:  g.Concurrency,
+		Checksum:     types.ChecksumAlgorithm(strings.ToUpper(g.Checksum)),
+		Encryption:   enc,
+		Tags:         !g.DisableTags,
+		CallTimeout:  time.Duration(g.S3Timeout),
+		AbortTimeout: time.Duration(g.AbortTimeout),
+		Budget:       s3stream.NewBufferBudget(g.MemoryLimit),
+		OnAbortFailure: func(bucket, key, uploadID string, err error) {
+			g.logger.Error("multipart upload could not be aborted; it is left for the bucket's lifecycle rule or janitor",
+				zap.String("bucket", bucket), zap.String("key", key), zap.String("upload_id", uploadID), zap.Error(err))
+		},
+	})
+	if g.Encryption == EncryptionNone {
+		g.logger.Warn("UNENCRYPTED: objects are written without server-side encryption")
+	}
+	return nil
+}
+
+func (g *Gateway) applyDefaults() {
+	if g.Encryption == "" {
+		g.Encryption = EncryptionKMS
+	}
+	if g.PartSize == 0 {
+		g.PartSize = s3stream.DefaultPartSize
+	}
+	if g.Concurrency == 0 {
+		g.Concurrency = s3stream.DefaultConcurrency
+	}
+	if g.Checksum == "" {
+		g.Checksum = string(types.ChecksumAlgorithmCrc32c)
+	}
+	if g.MemoryLimit == 0 {
+		g.MemoryLimit = 1 << 30
+	}
+	if g.Prefix == "" {
+		g.Prefix = "uploads/"
+	}
+	if g.Key == "" {
+		g.Key = "{upload.uuid}{upload.ext}"
+	}
+	if g.FilenameHeader == "" {
+		g.FilenameHeader = "X-File-Name"
+	}
+	if g.Output == "" {
+		g.Output = OutputRespond
+	}
+	if g.PassFields == nil {
+		g.PassFields = defaultPassFields()
+	}
+	if g.RollbackOn == nil {
+		g.RollbackOn = []int{4, 5}
+	}
+}
+
+func defaultPassFields() []PassField {
+	attrs := []struct{ suffix, value string }{
+		{"name", "{upload.name}"},
+		{"key", "{upload.key}"},
+		{"bucket", "{upload.bucket}"},
+		{"size", "{upload.size}"},
+		{"content_type", "{upload.content_type}"},
+		{"sha256", "{upload.sha256}"},
+		{"etag", "{upload.etag}"},
+	}
+	fields := make([]PassField, len(attrs))
+	for i, a := range attrs {
+		fields[i] = PassField{Name: "{upload.field}." + a.suffix, Value: a.value}
+	}
+	return fields
+}
+
+// Validate checks the configuration.
+func (g *Gateway) Validate() error {
+	if g.Bucket == "" {
+		return fmt.Errorf("bucket is required")
+	}
+	switch g.Encryption {
+	case EncryptionKMS:
+		if g.KMSKeyID == "" {
+			return fmt.Errorf("kms_key_id is required with aws:kms encryption (set encryption none to store objects unencrypted)")
+		}
+	case EncryptionS3, EncryptionNone:
+		if g.KMSKeyID != "" || g.BucketKey || len(g.EncryptionContext) > 0 {
+			return fmt.Errorf("kms_key_id, bucket_key and encryption_context need encryption aws:kms")
+		}
+	default:
+		return fmt.Errorf("unknown encryption %q (want aws:kms, AES256 or none)", g.Encryption)
+	}
+	if g.PartSize < s3stream.MinPartSize || g.PartSize > s3stream.MaxPartSize {
+		return fmt.Errorf("part_size %d is outside S3's range of 5 MiB to 5 GiB", g.PartSize)
+	}
+	if g.Concurrency < 1 || g.Concurrency > 64 {
+		return fmt.Errorf("concurrency %d is outside 1 to 64", g.Concurrency)
+	}
+	switch types.ChecksumAlgorithm(strings.ToUpper(g.Checksum)) {
+	case types.ChecksumAlgorithmCrc32, types.ChecksumAlgorithmCrc32c, types.ChecksumAlgorithmCrc64nvme,
+		types.ChecksumAlgorithmSha1, types.ChecksumAlgorithmSha256:
+	default:
+		return fmt.Errorf("unknown checksum %q", g.Checksum)
+	}
+	if g.MaxFileSize < 0 || g.MaxFileSize > s3stream.MaxObjectSize {
+		return fmt.Errorf("max_file_size %d is outside 0 to 5 TiB", g.MaxFileSize)
+	}
+	if g.MemoryLimit < 2*g.PartSize {
+		return fmt.Errorf("memory_limit %d must hold at least two parts of %d bytes", g.MemoryLimit, g.PartSize)
+	}
+	if g.MaxRequestSize < 0 || g.MaxFiles < 0 || g.MaxFields < 0 || g.MaxFieldSize < 0 {
+		return fmt.Errorf("limits must not be negative")
+	}
+	switch g.Output {
+	case OutputRespond, OutputPass:
+	default:
+		return fmt.Errorf("unknown output %q (want respond or pass)", g.Output)
+	}
+	for _, code := range g.RollbackOn {
+		if code < 1 || code > 599 || (code > 5 && code < 100) {
+			return fmt.Errorf("rollback_on: invalid status %d", code)
+		}
+	}
+	for _, f := range g.PassFields {
+		if f.Name == "" {
+			return fmt.Errorf("pass_fields: a field has no name")
+		}
+	}
+	return nil
+}
+
+// Cleanup waits briefly for aborts still being retried; they go on in the
+// background (with their own contexts) if they take longer.
+func (g *Gateway) Cleanup() error {
+	if g.uploader == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		g.uploader.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	return nil
+}
+
+// ServeHTTP stores the request's files in S3, then responds or passes the
+// rewritten request on.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Method != http.MethodPost && r.Method != http.MethodPut {
+		return next.ServeHTTP(w, r)
+	}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+
+	if g.MaxRequestSize > 0 {
+		if r.ContentLength > g.MaxRequestSize {
+			return g.fail(w, repl, &http.MaxBytesError{Limit: g.MaxRequestSize}, nil)
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, g.MaxRequestSize)
+	}
+	body := &bodyReader{ReadCloser: r.Body}
+	r.Body = body
+
+	req := &request{g: g, r: r, repl: repl}
+	if err := req.store(); err != nil {
+		req.rollback()
+		return g.fail(w, repl, err, body.err)
+	}
+	req.setPlaceholders()
+	if g.Output == OutputPass {
+		return req.pass(w, next)
+	}
+	return req.respond(w)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Gateway)(nil)
+	_ caddy.Validator             = (*Gateway)(nil)
+	_ caddy.CleanerUpper          = (*Gateway)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Gateway)(nil)
+)
+
+// detached returns a context for cleanup work that must outlive the request.
+func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }

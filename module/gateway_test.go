@@ -1,0 +1,127 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
+)
+
+func TestClassify(t *testing.T) {
+	g := &Gateway{MaxFileSize: 10, AllowedTypes: []string{"image/*"}}
+	wrap := func(err error) error { return fmt.Errorf("storing file %q: %w", "a", err) }
+	tests := []struct {
+		name       string
+		err        error
+		bodyErr    error
+		wantStatus int
+		wantCode   string
+	}{
+		{"request too large", &http.MaxBytesError{Limit: 5}, nil, 413, "REQUEST_TOO_LARGE"},
+		{"request too large seen by the body", wrap(s3stream.ErrRead), &http.MaxBytesError{Limit: 5}, 413, "REQUEST_TOO_LARGE"},
+		{"client dropped the connection", wrap(fmt.Errorf("%w: %w", s3stream.ErrRead, io.ErrUnexpectedEOF)), io.ErrUnexpectedEOF, 499, "CLIENT_CLOSED_REQUEST"},
+		{"request cancelled", wrap(context.Canceled), nil, 499, "CLIENT_CLOSED_REQUEST"},
+		{"broken chunked encoding", wrap(s3stream.ErrRead), errors.New("malformed chunked encoding"), 400, "BODY_READ_ERROR"},
+		{"form truncated but body complete", wrap(fmt.Errorf("%w: %w", s3stream.ErrRead, io.ErrUnexpectedEOF)), nil, 400, "MALFORMED_FORM"},
+		{"file too large", wrap(s3stream.ErrTooLarge), nil, 413, "FILE_TOO_LARGE"},
+		{"too many files", formstream.ErrTooManyFiles, nil, 413, "TOO_MANY_FILES"},
+		{"field too large", formstream.ErrFieldTooLarge, nil, 413, "FORM_TOO_LARGE"},
+		{"type not allowed", wrap(contenttype.ErrNotAllowed), nil, 415, "UNSUPPORTED_MEDIA_TYPE"},
+		{"type spoofed", wrap(contenttype.ErrMismatch), nil, 415, "UNSUPPORTED_MEDIA_TYPE"},
+		{"not a form", formstream.ErrNotMultipart, nil, 415, "UNSUPPORTED_MEDIA_TYPE"},
+		{"malformed form", formstream.ErrMalformed, nil, 400, "MALFORMED_FORM"},
+		{"bad key", objectkey.ErrInvalidKey, nil, 400, "INVALID_KEY"},
+		{"metadata too large", errMetadataTooLarge, nil, 400, "METADATA_TOO_LARGE"},
+		{"storage timeout", wrap(s3stream.ErrStorageTimeout), nil, 504, "STORAGE_TIMEOUT"},
+		{"storage error", wrap(s3stream.ErrStorage), nil, 502, "STORAGE_ERROR"},
+		{"unknown", errors.New("boom"), nil, 500, "INTERNAL_ERROR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := g.classify(tt.err, tt.bodyErr)
+			if got.status != tt.wantStatus || got.code != tt.wantCode || got.message == "" {
+				t.Errorf("classify(%v, %v) = %d %s %q, want %d %s", tt.err, tt.bodyErr, got.status, got.code, got.message, tt.wantStatus, tt.wantCode)
+			}
+			if strings.Contains(got.message, "boom") {
+				t.Errorf("message leaks the internal error: %q", got.message)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	valid := func() *Gateway {
+		g := &Gateway{Bucket: "b", KMSKeyID: "alias/k"}
+		g.applyDefaults()
+		return g
+	}
+	tests := []struct {
+		name    string
+		mutate  func(*Gateway)
+		wantErr string
+	}{
+		{"defaults with a key", func(*Gateway) {}, ""},
+		{"no bucket", func(g *Gateway) { g.Bucket = "" }, "bucket is required"},
+		{"kms without key", func(g *Gateway) { g.KMSKeyID = "" }, "kms_key_id is required"},
+		{"explicitly unencrypted", func(g *Gateway) { g.KMSKeyID = ""; g.Encryption = EncryptionNone }, ""},
+		{"sse-s3 with a kms key", func(g *Gateway) { g.Encryption = EncryptionS3 }, "need encryption aws:kms"},
+		{"unknown encryption", func(g *Gateway) { g.Encryption = "rot13" }, "unknown encryption"},
+		{"part too small", func(g *Gateway) { g.PartSize = 1 << 20 }, "part_size"},
+		{"part too large", func(g *Gateway) { g.PartSize = 6 << 30; g.MemoryLimit = 20 << 30 }, "part_size"},
+		{"concurrency zero", func(g *Gateway) { g.Concurrency = -1 }, "concurrency"},
+		{"unknown checksum", func(g *Gateway) { g.Checksum = "md5" }, "unknown checksum"},
+		{"lowercase checksum", func(g *Gateway) { g.Checksum = "sha256" }, ""},
+		{"file limit beyond s3", func(g *Gateway) { g.MaxFileSize = 6 << 40 }, "max_file_size"},
+		{"memory below two parts", func(g *Gateway) { g.MemoryLimit = g.PartSize }, "memory_limit"},
+		{"unknown output", func(g *Gateway) { g.Output = "store" }, "unknown output"},
+		{"bad rollback status", func(g *Gateway) { g.RollbackOn = []int{42} }, "rollback_on"},
+		{"nameless pass field", func(g *Gateway) { g.PassFields = []PassField{{Value: "x"}} }, "no name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := valid()
+			tt.mutate(g)
+			err := g.Validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Validate() = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Validate() = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestStatusCode(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int
+		wantErr bool
+	}{
+		{"5xx", 5, false}, {"4XX", 4, false}, {"500", 500, false}, {"422", 422, false},
+		{"6xx", 0, true}, {"99", 0, true}, {"abc", 0, true}, {"600", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := statusCode(tt.in)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("statusCode(%q) = %d, %v; want %d, err %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestRollsBack(t *testing.T) {
+	g := &Gateway{RollbackOn: []int{5, 409}}
+	for status, want := range map[int]bool{500: true, 503: true, 409: true, 404: false, 200: false, 201: false} {
+		if got := g.rollsBack(status); got != want {
+			t.Errorf("rollsBack(%d) = %v, want %v", status, got, want)
+		}
+	}
+}

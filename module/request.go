@@ -1,0 +1,333 @@
+package module
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
+)
+
+// fileInfo describes a stored file to clients.
+type fileInfo struct {
+	Field       string `json:"field"`
+	FileName    string `json:"fileName"`
+	S3Key       string `json:"s3Key"`
+	Bucket      string `json:"bucket"`
+	Size        int64  `json:"size"`
+	ContentType string `json:"contentType"`
+	ETag        string `json:"etag"`
+	VersionID   string `json:"versionId,omitempty"`
+	SHA256      string `json:"sha256"`
+
+	uploadID string
+}
+
+// maxMetadataBytes is S3's limit on user metadata (names and values).
+const maxMetadataBytes = 2048
+
+// reservedMetadata are the gateway's own metadata names.
+var reservedMetadata = map[string]bool{
+	"original-name": true, "sha256": true, "size": true, "uploaded-by": true, "user-role": true, "field": true,
+}
+
+// request is the state of one upload request.
+type request struct {
+	g     *Gateway
+	r     *http.Request
+	repl  *caddy.Replacer
+	files []*fileInfo
+
+	form     *bytes.Buffer // the rewritten form, in pass mode
+	formType string
+}
+
+// store streams every file of the request to S3.
+func (q *request) store() error {
+	ct := q.r.Header.Get("Content-Type")
+	if mt, _, _ := mime.ParseMediaType(ct); mt == "multipart/form-data" {
+		return q.storeForm(ct)
+	}
+	_, err := q.upload(q.r.Context(), "", q.rawFileName(), ct, q.r.ContentLength, q.r.Body)
+	return err
+}
+
+func (q *request) storeForm(contentType string) error {
+	boundary, err := formstream.Boundary(contentType)
+	if err != nil {
+		return err
+	}
+	var mw *multipart.Writer
+	if q.g.Output == OutputPass {
+		q.form = new(bytes.Buffer)
+		mw = multipart.NewWriter(q.form)
+		_ = mw.SetBoundary(boundary) // keep the client's boundary when it is valid
+	}
+	lim := formstream.Limits{MaxFiles: q.g.MaxFiles, MaxFields: q.g.MaxFields, MaxFieldBytes: q.g.MaxFieldSize}
+	_, err = formstream.Rewrite(q.r.Context(), q.r.Body, boundary, lim, q.storeFile, mw)
+	if err != nil {
+		return err
+	}
+	if mw != nil {
+		if err := mw.Close(); err != nil {
+			return err
+		}
+		q.formType = mw.FormDataContentType()
+	}
+	return nil
+}
+
+// storeFile stores one file part and returns the fields replacing it.
+func (q *request) storeFile(ctx context.Context, f *formstream.File) ([]formstream.Field, error) {
+	info, err := q.upload(ctx, f.Field, f.FileName, f.ContentType, -1, f.Body)
+	if err != nil || q.g.Output != OutputPass {
+		return nil, err
+	}
+	q.setFilePlaceholders(info)
+	fields := make([]formstream.Field, 0, len(q.g.PassFields))
+	for _, pf := range q.g.PassFields {
+		fields = append(fields, formstream.Field{
+			Name:  q.repl.ReplaceAll(pf.Name, ""),
+			Value: q.repl.ReplaceAll(pf.Value, ""),
+		})
+	}
+	return fields, nil
+}
+
+// upload streams one file to S3.
+func (q *request) upload(ctx context.Context, field, name, declared string, size int64, body io.Reader) (*fileInfo, error) {
+	key, err := q.objectKey(field, name)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := q.metadata(field, name)
+	if err != nil {
+		return nil, err
+	}
+	declared = strings.TrimSpace(declared)
+	obj := s3stream.Object{
+		Bucket:             q.g.Bucket,
+		Key:                key,
+		ContentType:        declared,
+		ContentDisposition: objectkey.ContentDisposition(objectkey.SanitizeFilename(name)),
+		Metadata:           meta,
+		Size:               size,
+		MaxSize:            q.g.MaxFileSize,
+		SniffLen:           contenttype.SniffLen,
+		Inspect: func(head []byte) (string, error) {
+			return q.g.allowlist.Check(declared, head)
+		},
+	}
+	res, err := q.g.uploader.Upload(ctx, obj, body)
+	if err != nil {
+		return nil, fmt.Errorf("storing file %q: %w", name, err)
+	}
+	info := &fileInfo{
+		Field:       field,
+		FileName:    name,
+		S3Key:       res.Key,
+		Bucket:      res.Bucket,
+		Size:        res.Size,
+		ContentType: res.ContentType,
+		ETag:        res.ETag,
+		VersionID:   res.VersionID,
+		SHA256:      res.SHA256,
+		uploadID:    res.UploadID,
+	}
+	q.files = append(q.files, info)
+	return info, nil
+}
+
+// objectKey builds the key of one file from the key template.
+func (q *request) objectKey(field, name string) (string, error) {
+	now := time.Now().UTC()
+	safe := objectkey.SanitizeFilename(name)
+	q.repl.Set("upload.uuid", uuid.NewString())
+	q.repl.Set("upload.filename", safe)
+	q.repl.Set("upload.ext", objectkey.Ext(safe))
+	q.repl.Set("upload.field", field)
+	q.repl.Set("upload.year", now.Format("2006"))
+	q.repl.Set("upload.month", now.Format("01"))
+	q.repl.Set("upload.day", now.Format("02"))
+	q.repl.Set("upload.date", now.Format("2006/01/02"))
+	key := q.repl.ReplaceAll(q.g.Key, "")
+	return objectkey.Clean(q.g.Prefix, q.g.Prefix+"/"+key)
+}
+
+// metadata builds the user metadata of one file: the client's (when
+// accepted), then the configured, then the gateway's own, which win.
+func (q *request) metadata(field, name string) (map[string]string, error) {
+	meta := map[string]string{}
+	if q.g.ClientMetadata {
+		for h, vals := range q.r.Header {
+			k, ok := strings.CutPrefix(strings.ToLower(h), "x-upload-meta-")
+			if !ok || !validMetadataName(k) || reservedMetadata[k] || len(vals) == 0 {
+				continue
+			}
+			meta[k] = objectkey.MetadataValue(vals[0])
+		}
+	}
+	for k, tmpl := range q.g.Metadata {
+		meta[strings.ToLower(k)] = objectkey.MetadataValue(q.repl.ReplaceAll(tmpl, ""))
+	}
+	meta["original-name"] = objectkey.MetadataValue(name)
+	if field != "" {
+		meta["field"] = objectkey.MetadataValue(field)
+	}
+	if v, _ := q.repl.GetString("http.auth.user.id"); v != "" {
+		meta["uploaded-by"] = objectkey.MetadataValue(v)
+	}
+	if v, _ := q.repl.GetString("http.auth.user.role"); v != "" {
+		meta["user-role"] = objectkey.MetadataValue(v)
+	}
+	n := len("sha256") + 64 // added by the uploader
+	for k, v := range meta {
+		n += len(k) + len(v)
+	}
+	if n > maxMetadataBytes {
+		return nil, errMetadataTooLarge
+	}
+	return meta, nil
+}
+
+func validMetadataName(k string) bool {
+	if k == "" || len(k) > 128 {
+		return false
+	}
+	for _, c := range k {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// rawFileName names the file of a raw body.
+func (q *request) rawFileName() string {
+	if v := q.r.Header.Get(q.g.FilenameHeader); v != "" {
+		if u, err := url.PathUnescape(v); err == nil {
+			return u
+		}
+		return v
+	}
+	if cd := q.r.Header.Get("Content-Disposition"); cd != "" {
+		if _, params, err := mime.ParseMediaType(cd); err == nil && params["filename"] != "" {
+			return params["filename"]
+		}
+	}
+	if base := path.Base(q.r.URL.Path); base != "/" && base != "." {
+		return base
+	}
+	return "upload"
+}
+
+func (q *request) setFilePlaceholders(f *fileInfo) {
+	q.repl.Set("upload.key", f.S3Key)
+	q.repl.Set("upload.bucket", f.Bucket)
+	q.repl.Set("upload.size", strconv.FormatInt(f.Size, 10))
+	q.repl.Set("upload.content_type", f.ContentType)
+	q.repl.Set("upload.sha256", f.SHA256)
+	q.repl.Set("upload.etag", f.ETag)
+	q.repl.Set("upload.version_id", f.VersionID)
+	q.repl.Set("upload.name", f.FileName)
+}
+
+func (q *request) setPlaceholders() {
+	keys := make([]string, len(q.files))
+	var total int64
+	for i, f := range q.files {
+		keys[i] = f.S3Key
+		total += f.Size
+	}
+	q.repl.Set("http.upload_gateway.files", len(q.files))
+	q.repl.Set("http.upload_gateway.keys", strings.Join(keys, ","))
+	q.repl.Set("http.upload_gateway.bucket", q.g.Bucket)
+	q.repl.Set("http.upload_gateway.bytes", total)
+	if len(q.files) > 0 {
+		q.repl.Set("http.upload_gateway.key", q.files[0].S3Key)
+		q.repl.Set("http.upload_gateway.upload_id", q.files[0].uploadID)
+	}
+}
+
+// respond answers the client with the stored files.
+func (q *request) respond(w http.ResponseWriter) error {
+	files := make([]*fileInfo, len(q.files))
+	copy(files, q.files)
+	return envelope.WriteData(w, http.StatusCreated, map[string]any{"files": files})
+}
+
+// pass forwards the rewritten request to next and rolls the stored objects
+// back when next fails.
+func (q *request) pass(w http.ResponseWriter, next caddyhttp.Handler) error {
+	r := q.r
+	var body []byte
+	if q.form != nil {
+		body = q.form.Bytes()
+		r.Header.Set("Content-Type", q.formType)
+	} else {
+		// A raw body is replaced by the JSON description of the stored file.
+		b, err := json.Marshal(map[string]any{"files": q.files})
+		if err != nil {
+			return err
+		}
+		body = b
+		r.Header.Set("Content-Type", "application/json")
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	r.ContentLength = int64(len(body))
+	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	r.TransferEncoding = nil
+	r.Header.Del("Transfer-Encoding")
+	r.Header.Del("Expect")
+
+	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
+	err := next.ServeHTTP(rec, r)
+	if status := rec.Status(); err != nil || status == 0 || q.g.rollsBack(status) {
+		q.g.logger.Warn("upstream rejected the upload; deleting stored objects",
+			zap.Int("status", status), zap.Int("files", len(q.files)), zap.NamedError("upstream_error", err))
+		q.rollback()
+	}
+	return err
+}
+
+func (g *Gateway) rollsBack(status int) bool {
+	for _, code := range g.RollbackOn {
+		if caddyhttp.StatusCodeMatches(status, code) {
+			return true
+		}
+	}
+	return false
+}
+
+// rollback deletes every object stored for this request.
+func (q *request) rollback() {
+	ctx := detached(q.r.Context())
+	for _, f := range q.files {
+		if err := q.g.uploader.Delete(ctx, f.Bucket, f.S3Key, f.VersionID); err != nil {
+			q.g.logger.Error("rolled-back object could not be deleted",
+				zap.String("bucket", f.Bucket), zap.String("key", f.S3Key), zap.Error(err))
+		}
+	}
+	q.files = nil
+}

@@ -35,11 +35,32 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per measurement (the median is reported)")
 	partSize := flag.String("part-size", "16MiB", "part size for both the gateway and the SDK")
 	concurrency := flag.Int("concurrency", 4, "parts in flight for both")
+	flag.StringVar(&pprofPath, "pprof", "", "write a CPU profile of the gateway during the first HTTPS upload to this file")
 	flag.Parse()
 	if err := run(*sizes, *runs, *partSize, *concurrency); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+var pprofPath string
+
+// profile captures a CPU profile of the gateway through its admin endpoint.
+func profile(adminURL string, seconds int) {
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", adminURL, seconds))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pprof:", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(pprofPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pprof:", err)
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
+	fmt.Fprintln(os.Stderr, "wrote gateway CPU profile to", pprofPath)
 }
 
 type result struct {
@@ -115,6 +136,9 @@ func run(sizeList string, runs int, partSizeStr string, concurrency int) error {
 				base string
 				out  *[]float64
 			}{{gw.URL, &httpsRuns}, {gw.HTTPURL, &httpRuns}} {
+				if pprofPath != "" && target.out == &httpsRuns && i == 0 {
+					go profile(gw.AdminURL, 5)
+				}
 				mbps, err = measure(size, func(body io.Reader) error {
 					return putThroughGateway(gw.Client, target.base, size, body)
 				})

@@ -1,0 +1,275 @@
+// Package cognito logs users in against an Amazon Cognito user pool app client and refreshes
+// their tokens. It is the gateway's login endpoint's only contact with Cognito.
+//
+// A Client sends InitiateAuth with the USER_PASSWORD_AUTH flow (Login) or the
+// REFRESH_TOKEN_AUTH flow (Refresh). The app client must allow those flows
+// (ALLOW_USER_PASSWORD_AUTH, ALLOW_REFRESH_TOKEN_AUTH). If the app client has a secret, pass it
+// to New: every request then carries SECRET_HASH = base64(HMAC-SHA256(secret, username +
+// client id)).
+//
+// It returns the tokens as Cognito issued them and verifies nothing: checking signatures,
+// issuer, audience and expiry is the job of whoever accepts the tokens later.
+//
+// # Errors
+//
+// Cognito's errors are translated here; callers see only the errors below (test them with
+// errors.Is or errors.As), each with the HTTP status a login endpoint should answer:
+//
+//	ErrInvalidCredentials     401  wrong password or unknown user (the same error for both, so
+//	                               it cannot be used to find out which users exist); also an
+//	                               invalid or expired refresh token, a disabled user
+//	*ChallengeError           401  Cognito wants another step (NEW_PASSWORD_REQUIRED, MFA, ...)
+//	  (errors.Is ErrChallenge)     before it issues tokens; 403 if the endpoint cannot answer
+//	                               challenges. Name says which one.
+//	ErrUserNotConfirmed       403  the user has not confirmed the sign-up yet
+//	ErrPasswordResetRequired  403  an administrator requires a password reset
+//	ErrTooManyRequests        429  Cognito's request rate or attempt limits
+//	ErrUnavailable            502  Cognito could not be reached, answered 5xx or without tokens;
+//	                          504  if errors.Is(err, context.DeadlineExceeded) as well: a timeout
+//	context.Canceled          499  the caller's context was cancelled (wrapped, test with errors.Is)
+//
+// Anything else (an unknown app client, a flow the app client does not allow, a failing Lambda
+// trigger, a wrong client secret, ...) is a configuration problem: the error carries Cognito's
+// message but wraps nothing, and callers should answer 500 and log it.
+//
+// The error texts never contain passwords or tokens. ErrInvalidCredentials's text is fixed, so it
+// may be shown to clients; other texts may contain the username and should only be logged.
+package cognito
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// API is the part of *cognitoidentityprovider.Client that Client calls.
+type API interface {
+	InitiateAuth(ctx context.Context, in *cip.InitiateAuthInput, optFns ...func(*cip.Options)) (*cip.InitiateAuthOutput, error)
+}
+
+// The errors Login and Refresh return; see the package documentation for the HTTP status each
+// stands for.
+var (
+	// ErrInvalidCredentials: wrong password, unknown user, invalid or expired refresh token.
+	ErrInvalidCredentials = errors.New("invalid username or password")
+	// ErrChallenge matches every *ChallengeError (errors.Is).
+	ErrChallenge = errors.New("cognito: authentication challenge")
+	// ErrUserNotConfirmed: the user exists but has not confirmed the sign-up.
+	ErrUserNotConfirmed = errors.New("cognito: user is not confirmed")
+	// ErrPasswordResetRequired: the user has to reset the password first.
+	ErrPasswordResetRequired = errors.New("cognito: password reset required")
+	// ErrTooManyRequests: Cognito throttled the request or a limit was exceeded.
+	ErrTooManyRequests = errors.New("cognito: too many requests")
+	// ErrUnavailable: Cognito was unreachable, timed out, answered 5xx or gave no tokens.
+	ErrUnavailable = errors.New("cognito: unavailable")
+)
+
+// ChallengeError is returned when Cognito answers with a challenge instead of tokens, e.g.
+// NEW_PASSWORD_REQUIRED for a user who still has the temporary password an administrator set.
+// errors.Is(err, ErrChallenge) is true for it.
+type ChallengeError struct {
+	// Name is Cognito's challenge name, e.g. "NEW_PASSWORD_REQUIRED", "SOFTWARE_TOKEN_MFA".
+	Name string
+	// Session is the opaque session to pass to RespondToAuthChallenge. Treat it like a
+	// credential: do not log it.
+	Session string
+	// Parameters are Cognito's ChallengeParameters (e.g. USER_ID_FOR_SRP, the username to
+	// respond with).
+	Parameters map[string]string
+}
+
+func (e *ChallengeError) Error() string { return "cognito: authentication challenge " + e.Name }
+
+// Is makes errors.Is(err, ErrChallenge) true.
+func (e *ChallengeError) Is(target error) bool { return target == ErrChallenge }
+
+// Tokens are the tokens Cognito issued.
+type Tokens struct {
+	IDToken      string
+	AccessToken  string
+	RefreshToken string
+	// ExpiresIn is the access token's lifetime in seconds as Cognito reports it (0 if it does
+	// not; the emulator cognito-local never does: use the token's exp claim).
+	ExpiresIn int32
+	// TokenType is "Bearer" from Cognito ("" from cognito-local).
+	TokenType string
+}
+
+// Client logs users in with one app client. It is safe for concurrent use.
+type Client struct {
+	api      API
+	clientID string
+	secret   []byte // nil: the app client has no secret
+}
+
+// New returns a Client for the app client clientID. clientSecret is the app client's secret, or
+// "" if it has none.
+func New(api API, clientID, clientSecret string) *Client {
+	c := &Client{api: api, clientID: clientID}
+	if clientSecret != "" {
+		c.secret = []byte(clientSecret)
+	}
+	return c
+}
+
+// Login authenticates email and password with the USER_PASSWORD_AUTH flow. The email is sent as
+// USERNAME as it is (pools whose usernames are emails accept it; Cognito compares it
+// case-insensitively only if the pool is configured so).
+func (c *Client) Login(ctx context.Context, email, password string) (*Tokens, error) {
+	if email == "" || password == "" {
+		return nil, ErrInvalidCredentials
+	}
+	params := map[string]string{"USERNAME": email, "PASSWORD": password}
+	c.addSecretHash(params, email)
+	out, err := c.api.InitiateAuth(ctx, &cip.InitiateAuthInput{
+		AuthFlow:       types.AuthFlowTypeUserPasswordAuth,
+		ClientId:       aws.String(c.clientID),
+		AuthParameters: params,
+	})
+	return tokens("login", out, err)
+}
+
+// Refresh gets new ID and access tokens for refreshToken with the REFRESH_TOKEN_AUTH flow. The
+// returned RefreshToken is the new one if Cognito rotated it, otherwise refreshToken itself.
+//
+// username is only used for SECRET_HASH and may be "" if the app client has no secret. It must
+// be the user's Cognito username, i.e. the access token's "username" claim (the ID token's
+// "cognito:username"): in pools whose usernames are emails that is a UUID, not the email.
+func (c *Client) Refresh(ctx context.Context, refreshToken, username string) (*Tokens, error) {
+	if refreshToken == "" {
+		return nil, ErrInvalidCredentials
+	}
+	if c.secret != nil && username == "" {
+		return nil, errors.New("cognito: refresh: the app client has a secret, so the username is required")
+	}
+	params := map[string]string{"REFRESH_TOKEN": refreshToken}
+	c.addSecretHash(params, username)
+	out, err := c.api.InitiateAuth(ctx, &cip.InitiateAuthInput{
+		AuthFlow:       types.AuthFlowTypeRefreshTokenAuth,
+		ClientId:       aws.String(c.clientID),
+		AuthParameters: params,
+	})
+	t, err := tokens("refresh", out, err)
+	if err == nil && t.RefreshToken == "" {
+		t.RefreshToken = refreshToken
+	}
+	return t, err
+}
+
+func (c *Client) addSecretHash(params map[string]string, username string) {
+	if c.secret == nil {
+		return
+	}
+	params["SECRET_HASH"] = secretHash(c.secret, username, c.clientID)
+}
+
+// secretHash is Cognito's SECRET_HASH: base64(HMAC-SHA256(key: secret, message: username +
+// clientID)).
+func secretHash(secret []byte, username, clientID string) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(username + clientID))
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// tokens turns InitiateAuth's answer into Tokens or one of the package's errors.
+func tokens(op string, out *cip.InitiateAuthOutput, err error) (*Tokens, error) {
+	if err != nil {
+		return nil, translate(op, err)
+	}
+	if out.ChallengeName != "" {
+		return nil, &ChallengeError{
+			Name:       string(out.ChallengeName),
+			Session:    aws.ToString(out.Session),
+			Parameters: out.ChallengeParameters,
+		}
+	}
+	r := out.AuthenticationResult
+	if r == nil || aws.ToString(r.IdToken) == "" || aws.ToString(r.AccessToken) == "" {
+		return nil, fmt.Errorf("%w: %s: the answer holds neither tokens nor a challenge", ErrUnavailable, op)
+	}
+	return &Tokens{
+		IDToken:      aws.ToString(r.IdToken),
+		AccessToken:  aws.ToString(r.AccessToken),
+		RefreshToken: aws.ToString(r.RefreshToken),
+		ExpiresIn:    r.ExpiresIn,
+		TokenType:    aws.ToString(r.TokenType),
+	}, nil
+}
+
+// translate maps an error of InitiateAuth to the package's errors (see the package doc).
+func translate(op string, err error) error {
+	switch {
+	// The caller gave up (the SDK wraps its context's error): nobody waits for an answer.
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("cognito: %s: %w", op, context.Canceled)
+
+	// The SDK types only the errors InitiateAuth declares; others arrive as a generic
+	// smithy.APIError and are matched by code. cognito-local answers InvalidPasswordException
+	// for a wrong password (Cognito itself uses it only for passwords that break the pool's
+	// policy, which InitiateAuth never checks).
+	case is[*types.NotAuthorizedException](err),
+		is[*types.UserNotFoundException](err),
+		apiCode(err) == "InvalidPasswordException":
+		return ErrInvalidCredentials
+	case is[*types.UserNotConfirmedException](err):
+		return ErrUserNotConfirmed
+	case is[*types.PasswordResetRequiredException](err):
+		return ErrPasswordResetRequired
+	case is[*types.TooManyRequestsException](err),
+		apiCode(err) == "LimitExceededException",
+		apiCode(err) == "TooManyFailedAttemptsException",
+		httpStatus(err) == http.StatusTooManyRequests:
+		return ErrTooManyRequests
+
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+		return fmt.Errorf("%w (%w): %s: %v", ErrUnavailable, context.DeadlineExceeded, op, err)
+	case is[*types.InternalErrorException](err),
+		httpStatus(err) >= 500,
+		is[*smithyhttp.RequestSendError](err),
+		is[net.Error](err):
+		return fmt.Errorf("%w: %s: %v", ErrUnavailable, op, err)
+	}
+	return fmt.Errorf("cognito: %s: %v", op, err)
+}
+
+// is reports whether err's tree holds an error of type E.
+func is[E error](err error) bool {
+	_, ok := errors.AsType[E](err)
+	return ok
+}
+
+// apiCode is the error code of Cognito's answer, or "".
+func apiCode(err error) string {
+	if ae, ok := errors.AsType[smithy.APIError](err); ok {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// httpStatus is the status of Cognito's HTTP answer, or 0 if there was none.
+func httpStatus(err error) int {
+	if re, ok := errors.AsType[*smithyhttp.ResponseError](err); ok && re.Response != nil {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+// isTimeout reports whether a network error in err's tree is a timeout.
+func isTimeout(err error) bool {
+	te, ok := errors.AsType[interface {
+		error
+		Timeout() bool
+	}](err)
+	return ok && te.Timeout()
+}

@@ -198,6 +198,9 @@ POOL_ID=$(printf '%s\n' "$VARS" | sed -n 's/^UGW_COGNITO_POOL_ID=//p')
     printf '%s\n' "UGW_COGNITO_ISSUER=$ENDPOINT/$POOL_ID"
     printf '%s\n' "UGW_COGNITO_JWKS_URL=$ENDPOINT/$POOL_ID/.well-known/jwks.json"
     printf '%s\n' "UGW_COGNITO_PID=$PID"
+    # The emulator's fixed signing key (it ships in the package): tests mint tokens with it
+    # to check claim validation on the real key path.
+    printf '%s\n' "UGW_COGNITO_SIGNING_KEY=$PKG/node_modules/cognito-local/lib/keys/cognitoLocal.private.json"
   } | while IFS= read -r kv; do
     [ -n "$kv" ] && printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
   done

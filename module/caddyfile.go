@@ -58,6 +58,7 @@ func init() {
 //		output        respond|pass
 //		pass_field    <name-template> <value-template>
 //		rollback_on   <status...>
+//		allowed_roles admin|uploader|viewer...
 //		handle_errors
 //	}
 //
@@ -154,6 +155,12 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 				g.RollbackOn = append(g.RollbackOn, code)
 			}
+		case "allowed_roles":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			g.AllowedRoles = append(g.AllowedRoles, args...)
 		case "handle_errors":
 			err = boolFlag(d, &g.HandleErrors)
 		default:

@@ -26,7 +26,11 @@ import (
 // StatusClientClosedRequest is the status logged when the client went away.
 const StatusClientClosedRequest = 499
 
-var errMetadataTooLarge = errors.New("metadata exceeds 2 KiB")
+var (
+	errMetadataTooLarge = errors.New("metadata exceeds 2 KiB")
+	errUnauthenticated  = errors.New("authentication required")
+	errForbidden        = errors.New("access denied")
+)
 
 // apiError is what the client is told about a failure.
 type apiError struct {
@@ -41,6 +45,10 @@ type apiError struct {
 func (g *Gateway) classify(err, bodyErr error) apiError {
 	var maxBytes *http.MaxBytesError
 	switch {
+	case errors.Is(err, errUnauthenticated):
+		return apiError{http.StatusUnauthorized, "UNAUTHENTICATED", "authentication required"}
+	case errors.Is(err, errForbidden):
+		return apiError{http.StatusForbidden, "FORBIDDEN", "your role may not upload here"}
 	case errors.As(err, &maxBytes) || errors.As(bodyErr, &maxBytes):
 		return apiError{http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE",
 			fmt.Sprintf("the request body exceeds the limit of %d bytes", maxBytes.Limit)}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 )
 
@@ -206,6 +208,11 @@ type Gateway struct {
 	// objects. 4 and 5 stand for all 4xx and 5xx. Default [4, 5].
 	RollbackOn []int `json:"rollback_on,omitempty"`
 
+	// Roles that may upload: `admin`, `uploader`, `viewer`. The role comes
+	// from `{http.auth.user.role}` (set by `upload_auth`); a request without
+	// one gets 401, a request with another role 403. Default: no check.
+	AllowedRoles []string `json:"allowed_roles,omitempty"`
+
 	// Return errors to Caddy (for `handle_errors` routes) instead of writing
 	// the JSON error body.
 	HandleErrors bool `json:"handle_errors,omitempty"`
@@ -380,6 +387,11 @@ func (g *Gateway) Validate() error {
 			return fmt.Errorf("rollback_on: invalid status %d", code)
 		}
 	}
+	for _, r := range g.AllowedRoles {
+		if _, err := roles.Parse(r); err != nil || r == "" {
+			return fmt.Errorf("allowed_roles: unknown role %q", r)
+		}
+	}
 	for _, f := range g.PassFields {
 		if f.Name == "" {
 			return fmt.Errorf("pass_fields: a field has no name")
@@ -413,6 +425,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if err := g.authorize(repl); err != nil {
+		return g.fail(w, repl, err, nil)
+	}
 
 	if g.MaxRequestSize > 0 {
 		if r.ContentLength > g.MaxRequestSize {
@@ -433,6 +448,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return req.pass(w, next)
 	}
 	return req.respond(w)
+}
+
+// authorize checks the user's role against allowed_roles.
+func (g *Gateway) authorize(repl *caddy.Replacer) error {
+	if len(g.AllowedRoles) == 0 {
+		return nil
+	}
+	if id, _ := repl.GetString("http.auth.user.id"); id == "" {
+		return errUnauthenticated
+	}
+	role, _ := repl.GetString("http.auth.user.role")
+	if !slices.Contains(g.AllowedRoles, role) {
+		return fmt.Errorf("%w: role %s may not upload", errForbidden, role)
+	}
+	return nil
 }
 
 // Interface guards

@@ -1,0 +1,444 @@
+package module
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/cognito"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+)
+
+func init() {
+	caddy.RegisterModule(Auth{})
+}
+
+// Auth authenticates requests with bearer tokens from AWS Cognito (or
+// another OIDC issuer, or the built-in local identity provider), maps the
+// user's groups to a role, and serves the login API:
+//
+//   - `POST <login_path>` `{"email":…,"password":…}` signs in (Cognito
+//     InitiateAuth USER_PASSWORD_AUTH, or the local provider) and answers
+//     `{"success":true,"data":{"token":…,"accessToken":…,"refreshToken":…,
+//     "expiresIn":…,"user":{"id":…,"email":…,"groups":[…],"role":{"role":…,"roleArn":…}}}}`;
+//   - `POST <refresh_path>` `{"refreshToken":…,"email":…}` renews the tokens;
+//   - `GET <jwks_path>` serves the local provider's public keys.
+//
+// Every other request needs a valid `Authorization: Bearer` token, except
+// CORS preflight (OPTIONS) requests, which pass. Failures get a 401 JSON
+// error with `WWW-Authenticate: Bearer error="invalid_token"`, and no detail
+// that would help an attacker; the reason is logged.
+//
+// These placeholders are set for later handlers (the upload_gateway handler
+// uses them for keys and metadata):
+//
+// Placeholder | Description
+// ------------|-------------
+// `{http.auth.user.id}` | The user's id (`sub`)
+// `{http.auth.user.username}` | The user name
+// `{http.auth.user.email}` | The user's email
+// `{http.auth.user.role}` | `admin`, `uploader`, `viewer` or empty
+// `{http.auth.user.groups}` | Comma-separated groups
+// `{http.auth.user.token_use}` | `id` or `access`
+type Auth struct {
+	Identity
+
+	// The Cognito Identity Provider endpoint used for logins. Default:
+	// AWS's endpoint for the region.
+	CognitoEndpoint string `json:"cognito_endpoint,omitempty"`
+
+	// The app client secret, if the app client has one.
+	ClientSecret string `json:"client_secret,omitempty"`
+
+	// The IAM role ARN of each role, returned at login (`roleArn`) and used
+	// to sign presigned URLs.
+	RoleARNs map[string]string `json:"role_arns,omitempty"`
+
+	// Paths of the login API. Defaults `/auth/login`, `/auth/refresh` and
+	// `/.well-known/jwks.json`; set to `off` to disable one.
+	LoginPath   string `json:"login_path,omitempty"`
+	RefreshPath string `json:"refresh_path,omitempty"`
+	JWKSPath    string `json:"jwks_path,omitempty"`
+
+	// Login attempts allowed per minute per client IP (default 20) and per
+	// account (default 5).
+	LoginPerIP      int `json:"login_per_ip,omitempty"`
+	LoginPerAccount int `json:"login_per_account,omitempty"`
+
+	login     *cognito.Client
+	ipLimit   *ratelimit.Limiter
+	userLimit *ratelimit.Limiter
+	logger    *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Auth) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.upload_auth",
+		New: func() caddy.Module { return new(Auth) },
+	}
+}
+
+// Provision sets up the handler without network calls.
+func (a *Auth) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	if err := a.Identity.provision(ctx); err != nil {
+		return err
+	}
+	if a.LoginPath == "" {
+		a.LoginPath = "/auth/login"
+	}
+	if a.RefreshPath == "" {
+		a.RefreshPath = "/auth/refresh"
+	}
+	if a.JWKSPath == "" {
+		a.JWKSPath = "/.well-known/jwks.json"
+	}
+	if a.LoginPerIP == 0 {
+		a.LoginPerIP = 20
+	}
+	if a.LoginPerAccount == 0 {
+		a.LoginPerAccount = 5
+	}
+	a.ipLimit = ratelimit.New(rate.Limit(float64(a.LoginPerIP)/60), a.LoginPerIP, 100_000)
+	a.userLimit = ratelimit.New(rate.Limit(float64(a.LoginPerAccount)/60), a.LoginPerAccount, 100_000)
+
+	if a.Local == nil && len(a.ClientIDs) > 0 {
+		repl := caddy.NewReplacer()
+		a.ClientSecret = repl.ReplaceAll(a.ClientSecret, "")
+		a.CognitoEndpoint = repl.ReplaceAll(a.CognitoEndpoint, "")
+		opts := []func(*config.LoadOptions) error{}
+		if a.Region != "" {
+			opts = append(opts, config.WithRegion(a.Region))
+		}
+		if a.CognitoEndpoint != "" {
+			// InitiateAuth is unauthenticated; an emulator still wants a
+			// signature, so give it dummy credentials when none are set.
+			opts = append(opts, config.WithCredentialsProvider(aws.NewCredentialsCache(
+				credentials.NewStaticCredentialsProvider("local", "local", ""))))
+		}
+		cfg, err := config.LoadDefaultConfig(ctx, opts...)
+		if err != nil {
+			return fmt.Errorf("loading AWS configuration: %v", err)
+		}
+		if cfg.Region == "" {
+			cfg.Region = "us-east-1"
+		}
+		client := cognitoidentityprovider.NewFromConfig(cfg, func(o *cognitoidentityprovider.Options) {
+			if a.CognitoEndpoint != "" {
+				o.BaseEndpoint = aws.String(a.CognitoEndpoint)
+			}
+		})
+		a.login = cognito.New(client, a.ClientIDs[0], a.ClientSecret)
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (a *Auth) Validate() error {
+	if err := a.Identity.validate(); err != nil {
+		return err
+	}
+	for role := range a.RoleARNs {
+		if _, err := roles.Parse(role); err != nil {
+			return fmt.Errorf("role_arns: %v", err)
+		}
+	}
+	if a.LoginPerIP < 0 || a.LoginPerAccount < 0 {
+		return fmt.Errorf("login limits must not be negative")
+	}
+	return nil
+}
+
+// ServeHTTP serves the login API or authenticates the request.
+func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	switch {
+	case r.Method == http.MethodPost && a.LoginPath != "off" && r.URL.Path == a.LoginPath:
+		return a.serveLogin(w, r)
+	case r.Method == http.MethodPost && a.RefreshPath != "off" && r.URL.Path == a.RefreshPath:
+		return a.serveRefresh(w, r)
+	case r.Method == http.MethodGet && a.local != nil && a.JWKSPath != "off" && r.URL.Path == a.JWKSPath:
+		return a.serveJWKS(w)
+	case r.Method == http.MethodOptions:
+		return next.ServeHTTP(w, r) // CORS preflight carries no credentials
+	}
+	p, err := a.authenticate(r)
+	if err != nil {
+		logRejection(a.logger, r, err)
+		return a.unauthorized(w, err)
+	}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	setUserPlaceholders(repl, p)
+	return next.ServeHTTP(w, r)
+}
+
+func (a *Auth) unauthorized(w http.ResponseWriter, err error) error {
+	if errors.Is(err, jwtauth.ErrKeysUnavailable) {
+		return envelope.WriteError(w, http.StatusBadGateway, "IDENTITY_PROVIDER_UNAVAILABLE", "the identity provider's keys could not be loaded")
+	}
+	if errors.Is(err, errNoToken) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="upload-gateway"`)
+		return envelope.WriteError(w, http.StatusUnauthorized, "UNAUTHENTICATED", "authentication required")
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="upload-gateway", error="invalid_token"`)
+	return envelope.WriteError(w, http.StatusUnauthorized, "INVALID_TOKEN", "the token is invalid or expired")
+}
+
+// loginRequest is the body of login and refresh requests.
+type loginRequest struct {
+	Email        string `json:"email"`
+	Password     string `json:"password"`
+	RefreshToken string `json:"refreshToken"`
+}
+
+// loginUser describes the signed-in user.
+type loginUser struct {
+	ID     string    `json:"id"`
+	Email  string    `json:"email"`
+	Groups []string  `json:"groups"`
+	Role   loginRole `json:"role"`
+}
+
+type loginRole struct {
+	Role    string `json:"role"`
+	RoleARN string `json:"roleArn"`
+}
+
+type loginResponse struct {
+	Token        string    `json:"token"`
+	AccessToken  string    `json:"accessToken"`
+	RefreshToken string    `json:"refreshToken,omitempty"`
+	ExpiresIn    int       `json:"expiresIn"`
+	ExpiresAt    string    `json:"expiresAt"`
+	TokenType    string    `json:"tokenType"`
+	User         loginUser `json:"user"`
+}
+
+func (a *Auth) readLogin(w http.ResponseWriter, r *http.Request) (*loginRequest, bool) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		_ = envelope.WriteError(w, http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", "send application/json")
+		return nil, false
+	}
+	var req loginRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&req); err != nil {
+		_ = envelope.WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "the body is not valid JSON")
+		return nil, false
+	}
+	req.Email = strings.ToLower(strings.TrimSpace(req.Email))
+	return &req, true
+}
+
+// limited applies the login rate limits; it answers 429 when one is hit.
+func (a *Auth) limited(w http.ResponseWriter, r *http.Request, account string) bool {
+	ok, retry := a.ipLimit.Allow(clientIP(r))
+	if ok && account != "" {
+		ok, retry = a.userLimit.Allow(account)
+	}
+	if ok {
+		return false
+	}
+	a.logger.Info("login rate limited", zap.String("remote_ip", clientIP(r)), zap.String("account", account))
+	w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+1)))
+	_ = envelope.WriteError(w, http.StatusTooManyRequests, "TOO_MANY_ATTEMPTS", "too many login attempts; try again later")
+	return true
+}
+
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (a *Auth) serveLogin(w http.ResponseWriter, r *http.Request) error {
+	req, ok := a.readLogin(w, r)
+	if !ok {
+		return nil
+	}
+	if a.limited(w, r, req.Email) {
+		return nil
+	}
+	if req.Email == "" || req.Password == "" {
+		return envelope.WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "email and password are required")
+	}
+	var tokens *loginResponse
+	var err error
+	if a.local != nil {
+		tokens, err = a.localLogin(r, req)
+	} else {
+		tokens, err = a.cognitoLogin(r, req)
+	}
+	if err != nil {
+		return a.loginFailed(w, r, req.Email, err)
+	}
+	a.logger.Info("login", zap.String("account", req.Email), zap.String("role", tokens.User.Role.Role), zap.String("remote_ip", clientIP(r)))
+	return envelope.WriteData(w, http.StatusOK, tokens)
+}
+
+func (a *Auth) serveRefresh(w http.ResponseWriter, r *http.Request) error {
+	req, ok := a.readLogin(w, r)
+	if !ok {
+		return nil
+	}
+	if a.limited(w, r, "") {
+		return nil
+	}
+	if req.RefreshToken == "" {
+		return envelope.WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "refreshToken is required")
+	}
+	var tokens *loginResponse
+	var err error
+	if a.local != nil {
+		var t *localidp.Tokens
+		if _, err = a.local.Keys(r.Context()); err != nil {
+			return a.loginFailed(w, r, req.Email, err)
+		}
+		t, err = a.local.issuer.Refresh(req.RefreshToken, a.local.users)
+		if err == nil {
+			tokens, err = a.describeToken(t.IDToken, t.AccessToken, t.RefreshToken, t.ExpiresIn)
+		}
+	} else {
+		var t *cognito.Tokens
+		t, err = a.login.Refresh(r.Context(), req.RefreshToken, req.Email)
+		if err == nil {
+			tokens, err = a.describeToken(t.IDToken, t.AccessToken, req.RefreshToken, int(t.ExpiresIn))
+		}
+	}
+	if err != nil {
+		return a.loginFailed(w, r, req.Email, err)
+	}
+	return envelope.WriteData(w, http.StatusOK, tokens)
+}
+
+func (a *Auth) localLogin(r *http.Request, req *loginRequest) (*loginResponse, error) {
+	u, err := a.local.users.Authenticate(req.Email, req.Password)
+	if err != nil {
+		return nil, err
+	}
+	// Sign with the current key, even if another instance rotated it.
+	if _, err := a.local.Keys(r.Context()); err != nil {
+		return nil, err
+	}
+	t, err := a.local.issuer.Issue(u)
+	if err != nil {
+		return nil, err
+	}
+	return a.describeToken(t.IDToken, t.AccessToken, t.RefreshToken, t.ExpiresIn)
+}
+
+func (a *Auth) cognitoLogin(r *http.Request, req *loginRequest) (*loginResponse, error) {
+	if a.login == nil {
+		return nil, errors.New("login is not configured")
+	}
+	t, err := a.login.Login(r.Context(), req.Email, req.Password)
+	if err != nil {
+		return nil, err
+	}
+	return a.describeToken(t.IDToken, t.AccessToken, t.RefreshToken, int(t.ExpiresIn))
+}
+
+// describeToken builds the login response, reading the user from the
+// freshly issued id token through the same verifier requests use.
+func (a *Auth) describeToken(idToken, accessToken, refreshToken string, expiresIn int) (*loginResponse, error) {
+	claims, err := a.idTokens.Verify(a.ctx, idToken)
+	if err != nil {
+		return nil, fmt.Errorf("verifying the issued id token: %w", err)
+	}
+	role, groups := a.mapper.Resolve(claims.All)
+	if groups == nil {
+		groups = []string{}
+	}
+	token := idToken
+	if a.TokenUse == "access" {
+		token = accessToken
+	}
+	return &loginResponse{
+		Token:        token,
+		AccessToken:  accessToken,
+		RefreshToken: refreshToken,
+		ExpiresIn:    expiresIn,
+		ExpiresAt:    time.Now().Add(time.Duration(expiresIn) * time.Second).UTC().Format(time.RFC3339),
+		TokenType:    "Bearer",
+		User: loginUser{
+			ID:     claims.Subject,
+			Email:  claims.Email,
+			Groups: groups,
+			Role:   loginRole{Role: string(role), RoleARN: a.RoleARNs[string(role)]},
+		},
+	}, nil
+}
+
+// loginFailed maps login errors to responses; this is the one place where
+// login errors become statuses.
+func (a *Auth) loginFailed(w http.ResponseWriter, r *http.Request, account string, err error) error {
+	var challenge *cognito.ChallengeError
+	status, code, msg := http.StatusBadGateway, "IDENTITY_PROVIDER_ERROR", "the identity provider failed"
+	switch {
+	case errors.Is(err, cognito.ErrInvalidCredentials), errors.Is(err, localidp.ErrInvalidCredentials):
+		status, code, msg = http.StatusUnauthorized, "INVALID_CREDENTIALS", "wrong email or password"
+	case errors.Is(err, localidp.ErrInvalidRefreshToken):
+		status, code, msg = http.StatusUnauthorized, "INVALID_TOKEN", "the refresh token is invalid or expired"
+	case errors.As(err, &challenge):
+		status, code, msg = http.StatusForbidden, challenge.Name, "the account must complete the "+challenge.Name+" challenge before signing in here"
+	case errors.Is(err, cognito.ErrUserNotConfirmed):
+		status, code, msg = http.StatusForbidden, "USER_NOT_CONFIRMED", "the account is not confirmed"
+	case errors.Is(err, cognito.ErrPasswordResetRequired):
+		status, code, msg = http.StatusForbidden, "PASSWORD_RESET_REQUIRED", "the password must be reset"
+	case errors.Is(err, cognito.ErrTooManyRequests):
+		status, code, msg = http.StatusTooManyRequests, "TOO_MANY_ATTEMPTS", "too many attempts; try again later"
+	case errors.Is(err, cognito.ErrUnavailable):
+		status, code, msg = http.StatusBadGateway, "IDENTITY_PROVIDER_UNAVAILABLE", "the identity provider is unavailable"
+	}
+	logf := a.logger.Info
+	if status >= 500 {
+		logf = a.logger.Error
+	}
+	logf("login failed", zap.String("account", account), zap.String("code", code), zap.String("remote_ip", clientIP(r)), zap.Error(err))
+	return envelope.WriteError(w, status, code, msg)
+}
+
+func (a *Auth) serveJWKS(w http.ResponseWriter) error {
+	if _, err := a.local.Keys(a.ctx); err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	doc, err := a.local.keys.JWKS()
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, err = w.Write(doc)
+	return err
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Auth)(nil)
+	_ caddy.Validator             = (*Auth)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Auth)(nil)
+)

@@ -3,6 +3,7 @@ package jwtauth
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -99,6 +100,13 @@ type Config struct {
 	// HTTPClient fetches JWKSURL. Default: a client with a 10s timeout.
 	HTTPClient *http.Client
 
+	// DisableSignatureCache verifies every token's signature on every call.
+	// By default a token whose signature verified under the current key set
+	// is remembered (by its SHA-256, at most 10,000 tokens), so clients that
+	// send the same token on each request cost one public-key operation;
+	// claims, expiry included, are checked on every call regardless.
+	DisableSignatureCache bool
+
 	// Now returns the current time. Default time.Now. For tests.
 	Now func() time.Time
 }
@@ -138,6 +146,7 @@ type Verifier struct {
 	source             KeySource
 	now                func() time.Time
 
+	sigs       *sigCache // nil when Config.DisableSignatureCache
 	keys       atomic.Pointer[keySet]
 	group      singleflight.Group
 	startOnce  sync.Once
@@ -161,6 +170,9 @@ func New(cfg Config) (*Verifier, error) {
 		minRefreshInterval: cmp.Or(cfg.MinRefreshInterval, DefaultMinRefreshInterval),
 		now:                cfg.Now,
 		source:             cfg.Keys,
+	}
+	if !cfg.DisableSignatureCache {
+		v.sigs = &sigCache{}
 	}
 	if v.issuer == "" {
 		return nil, errors.New("jwtauth: issuer is required")
@@ -305,10 +317,19 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		}
 	}
 
+	var digest [32]byte
+	cached := false
+	if v.sigs != nil {
+		digest = sha256.Sum256([]byte(token))
+		cached = v.sigs.has(digest, ks)
+	}
 	signingInput := []byte(token[:len(hdrPart)+1+len(payloadPart)])
 	verifier := v.verifiers[alg]
-	fits, verified := false, false
+	fits, verified := cached, cached
 	for _, k := range candidates {
+		if cached {
+			break
+		}
 		if !k.accepts(alg) {
 			continue
 		}
@@ -323,6 +344,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		return nil, reject(ReasonBadAlg, "algorithm does not match the key")
 	case !verified:
 		return nil, reject(ReasonBadSignature, "signature does not verify")
+	}
+	if v.sigs != nil && !cached {
+		v.sigs.add(digest, ks)
 	}
 
 	payload, err := b64.DecodeString(payloadPart)

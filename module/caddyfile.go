@@ -71,30 +71,14 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		name := d.Val()
+		if ok, err := g.S3Config.unmarshalSubdirective(d); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		var err error
 		switch name {
-		case "bucket":
-			err = oneString(d, &g.Bucket)
-		case "region":
-			err = oneString(d, &g.Region)
-		case "endpoint":
-			err = oneString(d, &g.Endpoint)
-		case "path_style":
-			err = boolFlag(d, &g.UsePathStyle)
-		case "access_key_id":
-			err = oneString(d, &g.AccessKeyID)
-		case "secret_access_key":
-			err = oneString(d, &g.SecretAccessKey)
-		case "session_token":
-			err = oneString(d, &g.SessionToken)
-		case "encryption":
-			err = oneString(d, &g.Encryption)
-		case "kms_key":
-			err = oneString(d, &g.KMSKeyID)
-		case "bucket_key":
-			err = boolFlag(d, &g.BucketKey)
-		case "encryption_context":
-			err = pair(d, &g.EncryptionContext)
 		case "part_size":
 			err = size(d, &g.PartSize)
 		case "concurrency":

@@ -94,39 +94,9 @@ const (
 // `{http.upload_gateway.error}` | The error message, when the upload failed
 // `{http.upload_gateway.error_code}` | The error code, when the upload failed
 type Gateway struct {
-	// The bucket objects are written to. Required.
-	Bucket string `json:"bucket,omitempty"`
-
-	// The AWS region. Default: from the AWS environment, else `us-east-1`.
-	Region string `json:"region,omitempty"`
-
-	// A custom S3 endpoint URL (for S3-compatible servers), e.g.
-	// `http://127.0.0.1:8333`. Default: AWS's endpoint for the region.
-	Endpoint string `json:"endpoint,omitempty"`
-
-	// Use path-style addressing (`endpoint/bucket/key`), as most
-	// S3-compatible servers need.
-	UsePathStyle bool `json:"use_path_style,omitempty"`
-
-	// Static credentials. Placeholders such as `{env.AWS_ACCESS_KEY_ID}` are
-	// expanded at provision time. When empty, the AWS default credential
-	// chain is used (environment, shared files, instance or task role).
-	AccessKeyID     string `json:"access_key_id,omitempty"`
-	SecretAccessKey string `json:"secret_access_key,omitempty"`
-	SessionToken    string `json:"session_token,omitempty"`
-
-	// Server-side encryption: `aws:kms` (default), `AES256` (SSE-S3), or
-	// `none`, which must be chosen explicitly.
-	Encryption string `json:"encryption,omitempty"`
-
-	// The KMS key id, ARN or alias (`alias/name`). Required with `aws:kms`.
-	KMSKeyID string `json:"kms_key_id,omitempty"`
-
-	// Use an S3 Bucket Key to reduce KMS requests.
-	BucketKey bool `json:"bucket_key,omitempty"`
-
-	// The KMS encryption context sent with every object.
-	EncryptionContext map[string]string `json:"encryption_context,omitempty"`
+	// Where and how objects are stored: bucket, region, endpoint,
+	// credentials and server-side encryption.
+	S3Config
 
 	// The smallest multipart part size in bytes; grown automatically so
 	// objects fit in 10,000 parts. Default 16 MiB, at least 5 MiB.
@@ -243,14 +213,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
 	g.applyDefaults()
 
-	repl := caddy.NewReplacer()
-	g.AccessKeyID = repl.ReplaceAll(g.AccessKeyID, "")
-	g.SecretAccessKey = repl.ReplaceAll(g.SecretAccessKey, "")
-	g.SessionToken = repl.ReplaceAll(g.SessionToken, "")
-	g.Endpoint = repl.ReplaceAll(g.Endpoint, "")
-	g.Bucket = repl.ReplaceAll(g.Bucket, "")
-	g.Region = repl.ReplaceAll(g.Region, "")
-	g.KMSKeyID = repl.ReplaceAll(g.KMSKeyID, "")
+	g.S3Config.expand()
 
 	allow, err := contenttype.NewAllowlist(g.AllowedTypes)
 	if err != nil {
@@ -258,7 +221,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	g.allowlist = allow
 
-	client, err := g.newS3Client(ctx)
+	client, err := g.newS3Client(ctx, g.Concurrency)
 	if err != nil {
 		return fmt.Errorf("building s3 client: %v", err)
 	}
@@ -287,9 +250,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 }
 
 func (g *Gateway) applyDefaults() {
-	if g.Encryption == "" {
-		g.Encryption = EncryptionKMS
-	}
+	g.S3Config.applyDefaults()
 	if g.PartSize == 0 {
 		g.PartSize = s3stream.DefaultPartSize
 	}
@@ -341,20 +302,8 @@ func defaultPassFields() []PassField {
 
 // Validate checks the configuration.
 func (g *Gateway) Validate() error {
-	if g.Bucket == "" {
-		return fmt.Errorf("bucket is required")
-	}
-	switch g.Encryption {
-	case EncryptionKMS:
-		if g.KMSKeyID == "" {
-			return fmt.Errorf("kms_key_id is required with aws:kms encryption (set encryption none to store objects unencrypted)")
-		}
-	case EncryptionS3, EncryptionNone:
-		if g.KMSKeyID != "" || g.BucketKey || len(g.EncryptionContext) > 0 {
-			return fmt.Errorf("kms_key_id, bucket_key and encryption_context need encryption aws:kms")
-		}
-	default:
-		return fmt.Errorf("unknown encryption %q (want aws:kms, AES256 or none)", g.Encryption)
+	if err := g.S3Config.validate(); err != nil {
+		return err
 	}
 	if g.PartSize < s3stream.MinPartSize || g.PartSize > s3stream.MaxPartSize {
 		return fmt.Errorf("part_size %d is outside S3's range of 5 MiB to 5 GiB", g.PartSize)

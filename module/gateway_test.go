@@ -59,7 +59,7 @@ func TestClassify(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	valid := func() *Gateway {
-		g := &Gateway{Bucket: "b", KMSKeyID: "alias/k"}
+		g := &Gateway{S3Config: S3Config{Bucket: "b", KMSKeyID: "alias/k"}}
 		g.applyDefaults()
 		return g
 	}

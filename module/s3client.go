@@ -14,56 +14,169 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 )
 
-// newS3Client builds the S3 client. Loading the AWS configuration reads the
-// environment and shared files only; credentials are resolved lazily.
-func (g *Gateway) newS3Client(ctx caddy.Context) (*s3.Client, error) {
-	var opts []func(*config.LoadOptions) error
-	if g.Region != "" {
-		opts = append(opts, config.WithRegion(g.Region))
+// S3Config says where and how objects are stored. It is shared by the
+// upload_gateway and upload_api handlers.
+type S3Config struct {
+	// The bucket objects are written to. Required.
+	Bucket string `json:"bucket,omitempty"`
+
+	// The AWS region. Default: from the AWS environment, else `us-east-1`.
+	Region string `json:"region,omitempty"`
+
+	// A custom S3 endpoint URL (for S3-compatible servers), e.g.
+	// `http://127.0.0.1:8333`. Default: AWS's endpoint for the region.
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// Use path-style addressing (`endpoint/bucket/key`), as most
+	// S3-compatible servers need.
+	UsePathStyle bool `json:"use_path_style,omitempty"`
+
+	// Static credentials. Placeholders such as `{env.AWS_ACCESS_KEY_ID}` are
+	// expanded at provision time. When empty, the AWS default credential
+	// chain is used (environment, shared files, instance or task role).
+	AccessKeyID     string `json:"access_key_id,omitempty"`
+	SecretAccessKey string `json:"secret_access_key,omitempty"`
+	SessionToken    string `json:"session_token,omitempty"`
+
+	// Server-side encryption: `aws:kms` (default), `AES256` (SSE-S3), or
+	// `none`, which must be chosen explicitly.
+	Encryption string `json:"encryption,omitempty"`
+
+	// The KMS key id, ARN or alias (`alias/name`). Required with `aws:kms`.
+	KMSKeyID string `json:"kms_key_id,omitempty"`
+
+	// Use an S3 Bucket Key to reduce KMS requests.
+	BucketKey bool `json:"bucket_key,omitempty"`
+
+	// The KMS encryption context sent with every object.
+	EncryptionContext map[string]string `json:"encryption_context,omitempty"`
+}
+
+// applyDefaults fills in defaults.
+func (c *S3Config) applyDefaults() {
+	if c.Encryption == "" {
+		c.Encryption = EncryptionKMS
 	}
-	if g.AccessKeyID != "" || g.SecretAccessKey != "" {
+}
+
+// expand replaces placeholders such as {env.AWS_ACCESS_KEY_ID}.
+func (c *S3Config) expand() {
+	repl := caddy.NewReplacer()
+	for _, f := range []*string{&c.AccessKeyID, &c.SecretAccessKey, &c.SessionToken, &c.Endpoint, &c.Bucket, &c.Region, &c.KMSKeyID} {
+		*f = repl.ReplaceAll(*f, "")
+	}
+}
+
+// validate checks the storage settings.
+func (c *S3Config) validate() error {
+	if c.Bucket == "" {
+		return fmt.Errorf("bucket is required")
+	}
+	switch c.Encryption {
+	case EncryptionKMS:
+		if c.KMSKeyID == "" {
+			return fmt.Errorf("kms_key_id is required with aws:kms encryption (set encryption none to store objects unencrypted)")
+		}
+	case EncryptionS3, EncryptionNone:
+		if c.KMSKeyID != "" || c.BucketKey || len(c.EncryptionContext) > 0 {
+			return fmt.Errorf("kms_key_id, bucket_key and encryption_context need encryption aws:kms")
+		}
+	default:
+		return fmt.Errorf("unknown encryption %q (want aws:kms, AES256 or none)", c.Encryption)
+	}
+	return nil
+}
+
+// unmarshalSubdirective parses one storage subdirective; ok is false when
+// the subdirective is not a storage one.
+func (c *S3Config) unmarshalSubdirective(d *caddyfile.Dispenser) (ok bool, err error) {
+	switch d.Val() {
+	case "bucket":
+		return true, oneString(d, &c.Bucket)
+	case "region":
+		return true, oneString(d, &c.Region)
+	case "endpoint":
+		return true, oneString(d, &c.Endpoint)
+	case "path_style":
+		return true, boolFlag(d, &c.UsePathStyle)
+	case "access_key_id":
+		return true, oneString(d, &c.AccessKeyID)
+	case "secret_access_key":
+		return true, oneString(d, &c.SecretAccessKey)
+	case "session_token":
+		return true, oneString(d, &c.SessionToken)
+	case "encryption":
+		return true, oneString(d, &c.Encryption)
+	case "kms_key":
+		return true, oneString(d, &c.KMSKeyID)
+	case "bucket_key":
+		return true, boolFlag(d, &c.BucketKey)
+	case "encryption_context":
+		return true, pair(d, &c.EncryptionContext)
+	}
+	return false, nil
+}
+
+// awsConfig loads the AWS configuration: the environment and shared files
+// only; credentials are resolved lazily.
+func (c *S3Config) awsConfig(ctx caddy.Context, conns int) (aws.Config, error) {
+	var opts []func(*config.LoadOptions) error
+	if c.Region != "" {
+		opts = append(opts, config.WithRegion(c.Region))
+	}
+	if c.AccessKeyID != "" || c.SecretAccessKey != "" {
 		opts = append(opts, config.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(g.AccessKeyID, g.SecretAccessKey, g.SessionToken)))
+			credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken)))
 	}
 	// Parts are many MiB: large transport buffers save thousands of write
 	// syscalls per part over the default 4 KiB.
 	opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.WriteBufferSize = 256 << 10
 		tr.ReadBufferSize = 64 << 10
-		tr.MaxIdleConnsPerHost = 4 * max(g.Concurrency, 1)
+		tr.MaxIdleConnsPerHost = 4 * max(conns, 1)
 	})))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, err
+		return cfg, err
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
+	return cfg, nil
+}
+
+// newS3Client builds the S3 client; conns sizes its connection pool.
+func (c *S3Config) newS3Client(ctx caddy.Context, conns int) (*s3.Client, error) {
+	cfg, err := c.awsConfig(ctx, conns)
+	if err != nil {
+		return nil, err
+	}
 	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if g.Endpoint != "" {
-			o.BaseEndpoint = aws.String(g.Endpoint)
+		if c.Endpoint != "" {
+			o.BaseEndpoint = aws.String(c.Endpoint)
 		}
-		o.UsePathStyle = g.UsePathStyle
+		o.UsePathStyle = c.UsePathStyle
 		// Checksums are chosen per request by the uploader.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 	}), nil
 }
 
 // encryption translates the encryption settings.
-func (g *Gateway) encryption() (s3stream.Encryption, error) {
-	switch g.Encryption {
+func (c *S3Config) encryption() (s3stream.Encryption, error) {
+	switch c.Encryption {
 	case EncryptionNone:
 		return s3stream.Encryption{}, nil
 	case EncryptionS3:
 		return s3stream.Encryption{Mode: types.ServerSideEncryptionAes256}, nil
 	}
-	enc := s3stream.Encryption{Mode: types.ServerSideEncryptionAwsKms, KMSKeyID: g.KMSKeyID, BucketKey: g.BucketKey}
-	if len(g.EncryptionContext) > 0 {
-		b, err := json.Marshal(g.EncryptionContext)
+	enc := s3stream.Encryption{Mode: types.ServerSideEncryptionAwsKms, KMSKeyID: c.KMSKeyID, BucketKey: c.BucketKey}
+	if len(c.EncryptionContext) > 0 {
+		b, err := json.Marshal(c.EncryptionContext)
 		if err != nil {
 			return enc, fmt.Errorf("encoding encryption_context: %v", err)
 		}

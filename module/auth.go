@@ -90,6 +90,7 @@ type Auth struct {
 	ipLimit   *ratelimit.Limiter
 	userLimit *ratelimit.Limiter
 	logger    *zap.Logger
+	audit     *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -103,6 +104,7 @@ func (Auth) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the handler without network calls.
 func (a *Auth) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	a.audit = a.logger.Named("audit")
 	if err := a.Identity.provision(ctx); err != nil {
 		return err
 	}
@@ -185,7 +187,8 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 	p, err := a.authenticate(r)
 	if err != nil {
-		logRejection(a.logger, r, err)
+		reason := logRejection(a.logger, r, err)
+		audit(a.audit, r, auditEvent{Action: "authenticate", Result: "denied", Status: http.StatusUnauthorized, Reason: reason})
 		return a.unauthorized(w, err)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -258,7 +261,7 @@ func (a *Auth) limited(w http.ResponseWriter, r *http.Request, account string) b
 	if ok {
 		return false
 	}
-	a.logger.Info("login rate limited", zap.String("remote_ip", clientIP(r)), zap.String("account", account))
+	audit(a.audit, r, auditEvent{Action: "login", Result: "rate_limited", Account: account, Status: http.StatusTooManyRequests})
 	w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+1)))
 	_ = envelope.WriteError(w, http.StatusTooManyRequests, "TOO_MANY_ATTEMPTS", "too many login attempts; try again later")
 	return true
@@ -296,7 +299,7 @@ func (a *Auth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return a.loginFailed(w, r, req.Email, err)
 	}
-	a.logger.Info("login", zap.String("account", req.Email), zap.String("role", tokens.User.Role.Role), zap.String("remote_ip", clientIP(r)))
+	audit(a.audit, r, auditEvent{Action: "login", Result: "ok", Account: req.Email, Status: http.StatusOK})
 	return envelope.WriteData(w, http.StatusOK, tokens)
 }
 
@@ -414,11 +417,10 @@ func (a *Auth) loginFailed(w http.ResponseWriter, r *http.Request, account strin
 	case errors.Is(err, cognito.ErrUnavailable):
 		status, code, msg = http.StatusBadGateway, "IDENTITY_PROVIDER_UNAVAILABLE", "the identity provider is unavailable"
 	}
-	logf := a.logger.Info
 	if status >= 500 {
-		logf = a.logger.Error
+		a.logger.Error("login failed", zap.String("code", code), zap.Error(err))
 	}
-	logf("login failed", zap.String("account", account), zap.String("code", code), zap.String("remote_ip", clientIP(r)), zap.Error(err))
+	audit(a.audit, r, auditEvent{Action: "login", Result: "denied", Account: account, Status: status, Reason: code})
 	return envelope.WriteError(w, status, code, msg)
 }
 

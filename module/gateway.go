@@ -190,6 +190,7 @@ type Gateway struct {
 	uploader  *s3stream.Uploader
 	allowlist *contenttype.Allowlist
 	logger    *zap.Logger
+	audit     *zap.Logger
 }
 
 // PassField is one field written in place of a file part in pass mode.
@@ -211,6 +212,7 @@ func (Gateway) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the handler. It makes no network calls.
 func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
+	g.audit = g.logger.Named("audit")
 	g.applyDefaults()
 
 	g.S3Config.expand()
@@ -374,28 +376,32 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	start := time.Now()
+	req := &request{g: g, r: r, repl: repl}
 	if err := g.authorize(repl); err != nil {
-		return g.fail(w, repl, err, nil)
+		return req.fail(w, start, err, nil)
 	}
 
 	if g.MaxRequestSize > 0 {
 		if r.ContentLength > g.MaxRequestSize {
-			return g.fail(w, repl, &http.MaxBytesError{Limit: g.MaxRequestSize}, nil)
+			return req.fail(w, start, &http.MaxBytesError{Limit: g.MaxRequestSize}, nil)
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, g.MaxRequestSize)
 	}
 	body := &bodyReader{ReadCloser: r.Body}
 	r.Body = body
 
-	req := &request{g: g, r: r, repl: repl}
 	if err := req.store(); err != nil {
 		req.rollback()
-		return g.fail(w, repl, err, body.err)
+		return req.fail(w, start, err, body.err)
 	}
 	req.setPlaceholders()
 	if g.Output == OutputPass {
-		return req.pass(w, next)
+		err := req.pass(w, next)
+		req.audit(start, err)
+		return err
 	}
+	req.audit(start, nil)
 	return req.respond(w)
 }
 

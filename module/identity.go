@@ -323,7 +323,8 @@ func setUserPlaceholders(repl *caddy.Replacer, p *principal) {
 
 // logRejection logs a rejected token with its reason code: attacks at Warn,
 // ordinary failures (missing, expired) at Debug. Tokens are never logged.
-func logRejection(logger *zap.Logger, r *http.Request, err error) {
+// It returns the reason code.
+func logRejection(logger *zap.Logger, r *http.Request, err error) string {
 	reason := "missing_token"
 	if !errors.Is(err, errNoToken) {
 		reason = jwtauth.Reason(err)
@@ -335,4 +336,5 @@ func logRejection(logger *zap.Logger, r *http.Request, err error) {
 	if c := logger.Check(level, "token rejected"); c != nil {
 		c.Write(zap.String("reason", reason), zap.String("remote_ip", r.RemoteAddr), zap.String("uri", r.RequestURI))
 	}
+	return reason
 }

@@ -58,8 +58,41 @@ type request struct {
 	repl  *caddy.Replacer
 	files []*fileInfo
 
-	form     *bytes.Buffer // the rewritten form, in pass mode
-	formType string
+	form       *bytes.Buffer // the rewritten form, in pass mode
+	formType   string
+	rolledBack bool
+}
+
+// fail reports a failed upload: the client's error response, and the audit line.
+func (q *request) fail(w http.ResponseWriter, start time.Time, err, bodyErr error) error {
+	e := q.g.classify(err, bodyErr)
+	result := "failed"
+	switch {
+	case e.status == http.StatusForbidden || e.status == http.StatusUnauthorized:
+		result = "denied"
+	case e.status == StatusClientClosedRequest:
+		result = "aborted"
+	case e.status < 500:
+		result = "rejected"
+	}
+	audit(q.g.audit, q.r, auditEvent{Action: "upload", Result: result, Status: e.status, Reason: e.code, Duration: time.Since(start)})
+	return q.g.fail(w, q.repl, err, bodyErr)
+}
+
+// audit records a stored upload.
+func (q *request) audit(start time.Time, passErr error) {
+	var size int64
+	for _, f := range q.files {
+		size += f.Size
+	}
+	e := auditEvent{Action: "upload", Result: "ok", Files: len(q.files), Size: size, Duration: time.Since(start)}
+	if len(q.files) > 0 {
+		e.Key = q.files[0].S3Key
+	}
+	if q.rolledBack || passErr != nil {
+		e.Result = "rolled_back"
+	}
+	audit(q.g.audit, q.r, e)
 }
 
 // store streams every file of the request to S3.
@@ -320,8 +353,12 @@ func (g *Gateway) rollsBack(status int) bool {
 	return false
 }
 
-// rollback deletes every object stored for this request.
+// rollback deletes every object stored for this request, once.
 func (q *request) rollback() {
+	if q.rolledBack {
+		return
+	}
+	q.rolledBack = true
 	ctx := detached(q.r.Context())
 	for _, f := range q.files {
 		if err := q.g.uploader.Delete(ctx, f.Bucket, f.S3Key, f.VersionID); err != nil {
@@ -329,5 +366,4 @@ func (q *request) rollback() {
 				zap.String("bucket", f.Bucket), zap.String("key", f.S3Key), zap.Error(err))
 		}
 	}
-	q.files = nil
 }

@@ -1,0 +1,75 @@
+package module
+
+import (
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// auditEvent is one auditable action: an upload, a download URL, a delete,
+// a login or a denial.
+type auditEvent struct {
+	Action   string // upload, download_url, delete, login, deny, …
+	Result   string // ok, rejected, failed, denied, …
+	Key      string
+	Account  string // the account a login was for
+	Size     int64
+	Files    int
+	Status   int
+	Duration time.Duration
+	Reason   string
+}
+
+// audit writes one JSON line for e to the handler's "audit" logger
+// (`<handler logger>.audit`), which operators can route to its own file
+// with Caddy's log configuration (`log audit { include http.handlers.upload_gateway.audit … }`).
+func audit(logger *zap.Logger, r *http.Request, e auditEvent) {
+	if logger == nil {
+		return
+	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	get := func(key string) string {
+		if repl == nil {
+			return ""
+		}
+		v, _ := repl.GetString(key)
+		return v
+	}
+	fields := []zap.Field{
+		zap.String("request_id", get("http.request.uuid")),
+		zap.String("user", get("http.auth.user.id")),
+		zap.String("email", get("http.auth.user.email")),
+		zap.String("role", get("http.auth.user.role")),
+		zap.String("client_ip", clientIP(r)),
+		zap.String("action", e.Action),
+		zap.String("result", e.Result),
+	}
+	if e.Key != "" {
+		fields = append(fields, zap.String("key", e.Key))
+	}
+	if e.Account != "" {
+		fields = append(fields, zap.String("account", e.Account))
+	}
+	if e.Files > 0 {
+		fields = append(fields, zap.Int("files", e.Files))
+	}
+	if e.Size > 0 || e.Action == "upload" {
+		fields = append(fields, zap.Int64("size", e.Size))
+	}
+	if e.Status > 0 {
+		fields = append(fields, zap.Int("status", e.Status))
+	}
+	if e.Duration > 0 {
+		fields = append(fields, zap.Float64("duration", e.Duration.Seconds()))
+		if e.Size > 0 {
+			fields = append(fields, zap.Float64("speed_bytes_per_second", float64(e.Size)/e.Duration.Seconds()))
+		}
+	}
+	if e.Reason != "" {
+		fields = append(fields, zap.String("reason", e.Reason))
+	}
+	logger.Info("audit", fields...)
+}

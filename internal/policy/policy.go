@@ -1,0 +1,331 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+)
+
+// Action is something a user does with objects.
+type Action string
+
+// The actions, in the order Grants lists them.
+const (
+	Upload   Action = "upload"   // put objects, including multipart uploads
+	Download Action = "download" // get objects
+	List     Action = "list"     // list keys
+	Delete   Action = "delete"   // delete objects
+	Manage   Action = "manage"   // abort multipart uploads, list their parts, tag objects
+)
+
+// actions lists every Action in order.
+var actions = []Action{Upload, Download, List, Delete, Manage}
+
+// Scope says on which keys a role may perform an action.
+type Scope string
+
+// The scopes. None is the zero value: not allowed.
+const (
+	None Scope = ""    // nowhere
+	Own  Scope = "own" // under the user's own prefix
+	All  Scope = "all" // anywhere under the base prefix
+)
+
+// String returns the scope name, "none" for None.
+func (s Scope) String() string {
+	if s == None {
+		return "none"
+	}
+	return string(s)
+}
+
+// Rules gives the scope of each action for one role. Actions not in the
+// map have scope None.
+type Rules map[Action]Scope
+
+// ErrDenied is wrapped by every refusal of Authorize and ListPrefix.
+// Callers answer 403.
+var ErrDenied = errors.New("access denied")
+
+// Policy says what each role may do on which keys. The zero value denies
+// everything. A Policy is read-only once built: do not change the maps
+// while it is in use.
+type Policy struct {
+	// Prefix is the base prefix of all files, e.g. "files/". A value not
+	// ending in "/" is used as if it did; "" means the whole bucket.
+	Prefix string
+
+	// Roles holds the rules of each role. A role that is absent may do
+	// nothing.
+	Roles map[roles.Role]Rules
+}
+
+// Subject is the user asking.
+type Subject struct {
+	ID   string // immutable user id (the token's subject); "" owns nothing
+	Role roles.Role
+}
+
+// Grant is a set of actions allowed on every key under Prefix, the form an
+// STS session policy needs.
+type Grant struct {
+	Prefix  string
+	Actions []Action
+}
+
+// Default returns the default policy (see the package documentation) with
+// the given base prefix, normalised to end in "/" unless empty.
+func Default(prefix string) Policy {
+	own, all := Rules{}, Rules{}
+	for _, a := range actions {
+		own[a] = Own
+		all[a] = All
+	}
+	return Policy{
+		Prefix: normPrefix(prefix),
+		Roles: map[roles.Role]Rules{
+			roles.Admin:    all,
+			roles.Uploader: own,
+			roles.Viewer:   {Download: All, List: All},
+			roles.None:     {},
+		},
+	}
+}
+
+// normPrefix makes a non-empty prefix end in "/".
+func normPrefix(p string) string {
+	if p != "" && !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	return p
+}
+
+// OwnerPrefix returns the prefix owned by the user with this id:
+// Prefix + "users/" + the escaped id + "/". Different ids always give
+// different prefixes, none of which is a prefix of another (see the package
+// documentation). The empty id gets "users/_/", which Authorize never
+// grants.
+func (p Policy) OwnerPrefix(userID string) string {
+	return normPrefix(p.Prefix) + "users/" + safeSegment(userID) + "/"
+}
+
+// ScopeOf returns the scope of action a for role r; None if either is
+// unknown.
+func (p Policy) ScopeOf(r roles.Role, a Action) Scope {
+	return p.Roles[r][a]
+}
+
+// Authorize returns nil if s may perform a on key: with scope All the key
+// must be under Prefix, with scope Own under OwnerPrefix(s.ID). Otherwise,
+// and for any unsafe key (see the package documentation), it returns an
+// error wrapping ErrDenied that names the action and the scope, not the key.
+func (p Policy) Authorize(s Subject, a Action, key string) error {
+	base, scope, err := p.base(s, a)
+	if err != nil {
+		return err
+	}
+	if !SafeKey(key) {
+		return fmt.Errorf("%w: %s (scope %s): unsafe key", ErrDenied, a, scope)
+	}
+	if !strings.HasPrefix(key, base) {
+		if scope == Own {
+			return fmt.Errorf("%w: %s (scope own): not the user's own file", ErrDenied, a)
+		}
+		return fmt.Errorf("%w: %s (scope %s): key outside the base prefix", ErrDenied, a, scope)
+	}
+	return nil
+}
+
+// ListPrefix returns the prefix a List by s may use: s's own prefix, or,
+// when wantAll is set, the base prefix. It returns an error wrapping
+// ErrDenied when s may not list at all, or wantAll is set and s's scope for
+// List is not All.
+func (p Policy) ListPrefix(s Subject, wantAll bool) (string, error) {
+	scope := p.ScopeOf(s.Role, List)
+	if wantAll {
+		if scope != All {
+			return "", fmt.Errorf("%w: %s all (scope %s)", ErrDenied, List, scope)
+		}
+		return normPrefix(p.Prefix), nil
+	}
+	if scope == None {
+		return "", fmt.Errorf("%w: %s (scope none)", ErrDenied, List)
+	}
+	if s.ID == "" {
+		return "", fmt.Errorf("%w: %s (scope %s): no user id", ErrDenied, List, scope)
+	}
+	return p.OwnerPrefix(s.ID), nil
+}
+
+// base returns the prefix under which s may perform a, and the scope.
+func (p Policy) base(s Subject, a Action) (string, Scope, error) {
+	switch scope := p.ScopeOf(s.Role, a); scope {
+	case All:
+		return normPrefix(p.Prefix), scope, nil
+	case Own:
+		if s.ID == "" {
+			return "", scope, fmt.Errorf("%w: %s (scope own): no user id", ErrDenied, a)
+		}
+		return p.OwnerPrefix(s.ID), scope, nil
+	case None:
+		return "", scope, fmt.Errorf("%w: %s (scope none)", ErrDenied, a)
+	default:
+		return "", scope, fmt.Errorf("%w: %s (unknown scope %q)", ErrDenied, a, string(scope))
+	}
+}
+
+// Grants returns what s may do as prefixes with the actions allowed under
+// each: one Grant for the actions of scope All (under Prefix), then one for
+// those of scope Own (under s's own prefix, left out for the empty id).
+// Each action appears once. A subject that may do nothing gets nil.
+func (p Policy) Grants(s Subject) []Grant {
+	var all, own []Action
+	for _, a := range actions {
+		switch p.ScopeOf(s.Role, a) {
+		case All:
+			all = append(all, a)
+		case Own:
+			if s.ID != "" {
+				own = append(own, a)
+			}
+		}
+	}
+	var gs []Grant
+	if len(all) > 0 {
+		gs = append(gs, Grant{Prefix: normPrefix(p.Prefix), Actions: all})
+	}
+	if len(own) > 0 {
+		gs = append(gs, Grant{Prefix: p.OwnerPrefix(s.ID), Actions: own})
+	}
+	return gs
+}
+
+// Validate reports a configuration the gateway cannot use safely: an unsafe
+// Prefix, or an unknown role, action or scope in Roles.
+func (p Policy) Validate() error {
+	if p.Prefix != "" && !SafeKey(p.Prefix) {
+		return fmt.Errorf("policy: prefix %q is not a safe key prefix (no leading \"/\", \"//\", \".\" or \"..\" segments, control characters)", p.Prefix)
+	}
+	for r, rules := range p.Roles {
+		if got, err := roles.Parse(string(r)); err != nil {
+			return fmt.Errorf("policy: %w", err)
+		} else if got != r {
+			return fmt.Errorf("policy: role %q: write the role none as \"\"", string(r))
+		}
+		for a, s := range rules {
+			if !slices.Contains(actions, a) {
+				return fmt.Errorf("policy: role %s: unknown action %q (want upload, download, list, delete or manage)", r, string(a))
+			}
+			if s != None && s != Own && s != All {
+				return fmt.Errorf("policy: role %s: action %s: unknown scope %q (want own, all or none)", r, a, string(s))
+			}
+		}
+	}
+	return nil
+}
+
+// ParseRules reads rules from configuration, e.g.
+//
+//	{"uploader": {"upload": "own", "delete": "own"}, "viewer": {"download": "all"}}
+//
+// Role names are those of roles.Parse ("none" or "" for roles.None);
+// actions are upload, download, list, delete, manage; scopes own, all,
+// none (or ""). Any other name is an error (an unknown role wraps
+// roles.ErrUnknownRole). The result holds only the roles in spec, each
+// with only the actions whose scope is not none.
+func ParseRules(spec map[string]map[string]string) (map[roles.Role]Rules, error) {
+	out := make(map[roles.Role]Rules, len(spec))
+	names := make([]string, 0, len(spec))
+	for n := range spec {
+		names = append(names, n)
+	}
+	slices.Sort(names) // report the same error every time
+	for _, name := range names {
+		r, err := roles.Parse(name)
+		if err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		if _, dup := out[r]; dup {
+			return nil, fmt.Errorf("policy: role %s given twice", r)
+		}
+		rules := Rules{}
+		acts := make([]string, 0, len(spec[name]))
+		for a := range spec[name] {
+			acts = append(acts, a)
+		}
+		slices.Sort(acts)
+		for _, an := range acts {
+			a := Action(an)
+			if !slices.Contains(actions, a) {
+				return nil, fmt.Errorf("policy: role %s: unknown action %q (want upload, download, list, delete or manage)", r, an)
+			}
+			switch sn := spec[name][an]; sn {
+			case "own":
+				rules[a] = Own
+			case "all":
+				rules[a] = All
+			case "none", "":
+			default:
+				return nil, fmt.Errorf("policy: role %s: action %s: unknown scope %q (want own, all or none)", r, a, sn)
+			}
+		}
+		out[r] = rules
+	}
+	return out, nil
+}
+
+// SafeKey reports whether key is a key Authorize may allow at all: not
+// empty, valid UTF-8, no leading "/", no "//", no "." or ".." segment, no
+// control character.
+func SafeKey(key string) bool {
+	if key == "" || key[0] == '/' || strings.Contains(key, "//") || !utf8.ValidString(key) {
+		return false
+	}
+	for _, r := range key {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// safeSegment escapes a user id into one key segment, injectively:
+// lowercase ASCII letters, digits, '.', '@' and '-' are kept, except a
+// leading '.'; every other byte ('_' and uppercase letters included) becomes
+// "_XX" (uppercase hex). Since '_' only ever starts an escape, the id can be
+// decoded back, so two ids never share a segment; since no letter is kept in
+// upper case, that holds even for a matcher that ignores case. The empty id
+// becomes "_", which no other id produces.
+func safeSegment(id string) string {
+	if id == "" {
+		return "_"
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(id))
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if keep(c) && !(i == 0 && c == '.') {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('_')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&0x0f])
+	}
+	return b.String()
+}
+
+func keep(c byte) bool {
+	return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '@' || c == '-'
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 )
@@ -183,12 +184,16 @@ type Gateway struct {
 	// one gets 401, a request with another role 403. Default: no check.
 	AllowedRoles []string `json:"allowed_roles,omitempty"`
 
+	// The name of this upload route in metrics. Default: the prefix.
+	Route string `json:"route,omitempty"`
+
 	// Return errors to Caddy (for `handle_errors` routes) instead of writing
 	// the JSON error body.
 	HandleErrors bool `json:"handle_errors,omitempty"`
 
 	uploader  *s3stream.Uploader
 	allowlist *contenttype.Allowlist
+	metrics   *metrics.Metrics
 	logger    *zap.Logger
 	audit     *zap.Logger
 }
@@ -223,7 +228,13 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	g.allowlist = allow
 
-	client, err := g.newS3Client(ctx, g.Concurrency)
+	m, err := metrics.New(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+	g.metrics = m
+
+	client, err := g.newS3Client(ctx, g.Concurrency, s3Observer(m))
 	if err != nil {
 		return fmt.Errorf("building s3 client: %v", err)
 	}
@@ -282,6 +293,9 @@ func (g *Gateway) applyDefaults() {
 	}
 	if g.RollbackOn == nil {
 		g.RollbackOn = []int{4, 5}
+	}
+	if g.Route == "" {
+		g.Route = g.Prefix
 	}
 }
 
@@ -377,7 +391,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	start := time.Now()
-	req := &request{g: g, r: r, repl: repl}
+	req := &request{g: g, r: r, repl: repl, done: g.metrics.UploadStarted(r.ContentLength)}
 	if err := g.authorize(repl); err != nil {
 		return req.fail(w, start, err, nil)
 	}
@@ -398,10 +412,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	req.setPlaceholders()
 	if g.Output == OutputPass {
 		err := req.pass(w, next)
-		req.audit(start, err)
+		req.finish(start, req.status, err)
 		return err
 	}
-	req.audit(start, nil)
+	req.finish(start, http.StatusCreated, nil)
 	return req.respond(w)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -24,6 +25,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 )
@@ -41,6 +43,7 @@ type fileInfo struct {
 	SHA256      string `json:"sha256"`
 
 	uploadID string
+	parts    int
 }
 
 // maxMetadataBytes is S3's limit on user metadata (names and values).
@@ -61,30 +64,52 @@ type request struct {
 	form       *bytes.Buffer // the rewritten form, in pass mode
 	formType   string
 	rolledBack bool
+	status     int                                               // the upstream's status, in pass mode
+	done       func(role, result string, bytes int64, parts int) // metrics
+}
+
+func (q *request) role() string {
+	role, _ := q.repl.GetString("http.auth.user.role")
+	return role
 }
 
 // fail reports a failed upload: the client's error response, and the audit line.
 func (q *request) fail(w http.ResponseWriter, start time.Time, err, bodyErr error) error {
 	e := q.g.classify(err, bodyErr)
-	result := "failed"
+	result, auditResult := metrics.ResultFailed, "failed"
 	switch {
 	case e.status == http.StatusForbidden || e.status == http.StatusUnauthorized:
-		result = "denied"
+		result, auditResult = metrics.ResultRejected, "denied"
+		q.g.metrics.AccessDenied("upload")
 	case e.status == StatusClientClosedRequest:
-		result = "aborted"
+		result, auditResult = metrics.ResultAborted, "aborted"
 	case e.status < 500:
-		result = "rejected"
+		result, auditResult = metrics.ResultRejected, "rejected"
 	}
-	audit(q.g.audit, q.r, auditEvent{Action: "upload", Result: result, Status: e.status, Reason: e.code, Duration: time.Since(start)})
+	var mf s3stream.MultipartFailure
+	if errors.As(err, &mf) {
+		q.g.metrics.Aborted(e.code)
+	}
+	q.done(q.role(), result, 0, 0)
+	q.g.metrics.ObserveRequest(q.g.Route, "upload", e.status, time.Since(start))
+	audit(q.g.audit, q.r, auditEvent{Action: "upload", Result: auditResult, Status: e.status, Reason: e.code, Duration: time.Since(start)})
 	return q.g.fail(w, q.repl, err, bodyErr)
 }
 
-// audit records a stored upload.
-func (q *request) audit(start time.Time, passErr error) {
+// finish records a stored upload in the metrics and the audit log.
+func (q *request) finish(start time.Time, status int, passErr error) {
 	var size int64
+	parts := 0
 	for _, f := range q.files {
 		size += f.Size
+		parts += f.parts
 	}
+	result := metrics.ResultOK
+	if q.rolledBack || passErr != nil {
+		result = metrics.ResultRolledBack
+	}
+	q.done(q.role(), result, size, parts)
+	q.g.metrics.ObserveRequest(q.g.Route, "upload", status, time.Since(start))
 	e := auditEvent{Action: "upload", Result: "ok", Files: len(q.files), Size: size, Duration: time.Since(start)}
 	if len(q.files) > 0 {
 		e.Key = q.files[0].S3Key
@@ -186,6 +211,7 @@ func (q *request) upload(ctx context.Context, field, name, declared string, size
 		VersionID:   res.VersionID,
 		SHA256:      res.SHA256,
 		uploadID:    res.UploadID,
+		parts:       res.Parts,
 	}
 	q.files = append(q.files, info)
 	return info, nil
@@ -336,6 +362,7 @@ func (q *request) pass(w http.ResponseWriter, next caddyhttp.Handler) error {
 
 	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
 	err := next.ServeHTTP(rec, r)
+	q.status = rec.Status()
 	if status := rec.Status(); err != nil || status == 0 || q.g.rollsBack(status) {
 		q.g.logger.Warn("upstream rejected the upload; deleting stored objects",
 			zap.Int("status", status), zap.Int("files", len(q.files)), zap.NamedError("upstream_error", err))
@@ -359,6 +386,7 @@ func (q *request) rollback() {
 		return
 	}
 	q.rolledBack = true
+	q.g.metrics.RolledBack(len(q.files))
 	ctx := detached(q.r.Context())
 	for _, f := range q.files {
 		if err := q.g.uploader.Delete(ctx, f.Bucket, f.S3Key, f.VersionID); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -150,8 +151,9 @@ func (c *S3Config) awsConfig(ctx caddy.Context, conns int) (aws.Config, error) {
 	return cfg, nil
 }
 
-// newS3Client builds the S3 client; conns sizes its connection pool.
-func (c *S3Config) newS3Client(ctx caddy.Context, conns int) (*s3.Client, error) {
+// newS3Client builds the S3 client; conns sizes its connection pool, and
+// every call is reported to observe when it is set.
+func (c *S3Config) newS3Client(ctx caddy.Context, conns int, observe func(op, result string, d time.Duration)) (*s3.Client, error) {
 	cfg, err := c.awsConfig(ctx, conns)
 	if err != nil {
 		return nil, err
@@ -161,6 +163,9 @@ func (c *S3Config) newS3Client(ctx caddy.Context, conns int) (*s3.Client, error)
 			o.BaseEndpoint = aws.String(c.Endpoint)
 		}
 		o.UsePathStyle = c.UsePathStyle
+		if observe != nil {
+			o.APIOptions = append(o.APIOptions, sdkMetrics(observe))
+		}
 		// Checksums are chosen per request by the uploader.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 	}), nil

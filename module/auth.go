@@ -26,6 +26,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 )
@@ -89,6 +90,7 @@ type Auth struct {
 	login     *cognito.Client
 	ipLimit   *ratelimit.Limiter
 	userLimit *ratelimit.Limiter
+	metrics   *metrics.Metrics
 	logger    *zap.Logger
 	audit     *zap.Logger
 }
@@ -105,6 +107,11 @@ func (Auth) CaddyModule() caddy.ModuleInfo {
 func (a *Auth) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.audit = a.logger.Named("audit")
+	m, err := metrics.New(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+	a.metrics = m
 	if err := a.Identity.provision(ctx); err != nil {
 		return err
 	}
@@ -188,6 +195,7 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	p, err := a.authenticate(r)
 	if err != nil {
 		reason := logRejection(a.logger, r, err)
+		a.metrics.AuthFailure(reason)
 		audit(a.audit, r, auditEvent{Action: "authenticate", Result: "denied", Status: http.StatusUnauthorized, Reason: reason})
 		return a.unauthorized(w, err)
 	}

@@ -1,0 +1,119 @@
+// Package fileapi is the REST file API existing clients use to upload,
+// list, inspect, download and delete files without streaming them through
+// the gateway: the gateway decides where a file goes and who may touch it,
+// and hands the client presigned S3 URLs for the bytes.
+//
+// [Service] is an [net/http.Handler] for these routes, relative to a base
+// path the caller strips (it sees "/files/upload-url"):
+//
+//	POST   /files/upload-url              presigned PUT (up to MaxSingleSize)
+//	POST   /files/upload-post             presigned POST form (up to MaxSingleSize)
+//	POST   /files/multipart/initiate      start a multipart upload, first part URLs
+//	POST   /files/multipart/sign-parts    more part URLs (at most 100 per call)
+//	GET    /files/multipart/{uploadId}/parts?fileId=...   parts uploaded so far
+//	POST   /files/multipart/complete      verify the parts and complete
+//	POST   /files/multipart/abort         abort
+//	GET    /files?scope=own|all&limit=&cursor=            list files
+//	GET    /files/{fileId}                object details
+//	GET    /files/{fileId}/download-url   presigned GET, as an attachment
+//	DELETE /files/{fileId}                delete
+//
+// Every response is a JSON envelope (package envelope):
+// {"success":true,"data":{...}} or
+// {"success":false,"error":{"code":"...","message":"..."}}. Request bodies
+// are JSON objects of at most 64 KiB with camelCase members; unknown members
+// are ignored.
+//
+// # Configuration
+//
+// The caller (the Caddy module) authenticates the request and stores the
+// user in its context with [WithSubject]; a request without one gets 401.
+// [New] takes a [Config]:
+//
+//   - Store makes the S3 calls that need no presigning (multipart create,
+//     list, complete and abort; list, head and delete objects) with the
+//     gateway's own credentials. An *s3.Client satisfies [ObjectStore]. That
+//     identity needs s3:ListBucket, s3:GetObject (for HeadObject),
+//     s3:DeleteObject, s3:PutObject (CreateMultipartUpload and
+//     CompleteMultipartUpload), s3:ListMultipartUploadParts,
+//     s3:AbortMultipartUpload, and with SSE-KMS kms:GenerateDataKey and
+//     kms:Decrypt on the key.
+//   - Presigner signs URLs, usually with credentials scoped to the user
+//     (it receives the [Subject]); it is also responsible for server-side
+//     encryption headers in the URLs it signs.
+//   - Authorizer decides what a user may do with a key ([Authorizer]).
+//   - Secret signs multipart upload tokens. Every gateway instance behind
+//     the same load balancer needs the same secret; to rotate it, move the
+//     old one to OldSecrets for at least UploadTTL.
+//
+// # Implementation
+//
+// The API keeps no state. A fileId is the object key in unpadded base64url.
+// It is opaque to clients but not secret: the server decodes it, accepts it
+// only when it is a clean key (package objectkey) under Config.Prefix that
+// encodes back to the same fileId, and then asks the Authorizer. The key of
+// a new file is always the server's choice:
+//
+//	OwnerPrefix(user.ID) + <uuid> + "/" + objectkey.SanitizeFilename(fileName)
+//
+// A multipart upload is bound to an uploadToken: "v1.<payload>.<mac>", the
+// payload being base64url JSON of the key, upload id, declared file size,
+// part size, content type and expiry, and the mac HMAC-SHA256 over it with
+// Secret (compared in constant time). sign-parts and complete require it
+// and check that it names the fileId and uploadId of the request, so a
+// client can change neither the size it declared nor the target key. Part
+// URLs are signed for the exact length of each part.
+//
+// complete does not trust the client's part list: the server lists the
+// parts itself, requires parts 1..n with every part but the last exactly
+// partSize bytes and the total equal to the declared fileSize (and at most
+// MaxFileSize). On a mismatch the upload is aborted and the answer is 400
+// (413 when the total exceeds MaxFileSize); abort runs even if the client
+// has gone away.
+//
+// Content types are checked against Config.Types with the declared type
+// only, since the gateway never sees the bytes: a type passes when the
+// allow-list admits it by name, alias or parent (see package contenttype).
+// "application/octet-stream" passes only when the allow-list names it (or
+// "application/*", or allows everything). The checked type is signed into
+// the URL (PUT) or the POST policy, so S3 stores exactly that type.
+//
+// # Metadata
+//
+// Client metadata is an object of string values. Names are lowercased and
+// must be 1 to 128 characters of [a-z0-9_-], else 400. The gateway's own
+// names, original-name, uploaded-by, user-role, sha256, size and field, are
+// dropped silently when a client sends them, as the form upload path does
+// for X-Upload-Meta-* headers: clients written for either path keep
+// working, and the gateway's values always win. Values go through
+// objectkey.MetadataValue (RFC 2047 for non-ASCII). The gateway always
+// stores original-name (the file name as the client sent it), uploaded-by
+// (the subject's ID) and user-role, and sha256 (hex) when the client
+// declares checksumSHA256 for a presigned PUT, which S3 then verifies. All
+// names and values together may not exceed 2 KiB (S3's limit), else 400.
+//
+// # Status codes
+//
+// 400 bad JSON, a missing or invalid field, an invalid fileId, parts that do
+// not match the upload; 401 no subject; 403 denied by the Authorizer, an
+// upload token that is forged, expired or for another upload; 404 unknown
+// route, missing object or multipart upload; 405 wrong method; 413 body over
+// 64 KiB, file over the limit; 415 body not JSON, content type not allowed;
+// 499 the client went away; 502 S3 or the presigner failed; 504 S3 timed
+// out. They are decided in one function, classify.
+//
+// # Considerations
+//
+// A multipart upload that is never completed or aborted keeps its parts
+// (and costs storage) until a bucket lifecycle rule
+// (AbortIncompleteMultipartUpload) removes it; set one, with more days than
+// UploadTTL.
+//
+// DELETE is idempotent: S3 reports success for a key that does not exist,
+// and so does the API. Listing returns the object keys under the prefix the
+// Authorizer gives; fileName there is the last key segment (the gateway's
+// sanitised name), while GET /files/{fileId} decodes the original name.
+//
+// Presigned URLs are bearer credentials until they expire (URLExpiry);
+// anyone holding one can use it. Keep URLExpiry short.
+package fileapi

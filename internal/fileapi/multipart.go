@@ -1,0 +1,508 @@
+package fileapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+)
+
+// choosePartSize returns the part size of a multipart upload of fileSize
+// bytes and its number of parts. A requested size must be within S3's
+// limits; without one the size is max(def, fileSize/10000 rounded up to a
+// MiB), so that the file fits in 10,000 parts.
+func choosePartSize(fileSize int64, requested *int64, def int64) (int64, int, error) {
+	partSize := max(def, ceilDiv(ceilDiv(fileSize, MaxParts), 1<<20)<<20)
+	if requested != nil {
+		partSize = *requested
+		if partSize < MinPartSize || partSize > MaxPartSize {
+			return 0, 0, badRequest("partSize must be within %d and %d bytes", MinPartSize, MaxPartSize)
+		}
+	}
+	total := ceilDiv(fileSize, partSize)
+	if total > MaxParts {
+		return 0, 0, badRequest("fileSize %d in parts of %d bytes needs %d parts, more than %d",
+			fileSize, partSize, total, MaxParts)
+	}
+	return partSize, int(total), nil
+}
+
+func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
+
+type initiateRequest struct {
+	FileName    string            `json:"fileName"`
+	FileSize    *int64            `json:"fileSize"`
+	ContentType string            `json:"contentType"`
+	Metadata    map[string]string `json:"metadata"`
+	PartSize    *int64            `json:"partSize"`
+}
+
+type partURL struct {
+	PartNumber int               `json:"partNumber"`
+	URL        string            `json:"url"`
+	Headers    map[string]string `json:"headers,omitempty"`
+}
+
+type initiateResponse struct {
+	UploadID    string    `json:"uploadId"`
+	FileID      string    `json:"fileId"`
+	S3Key       string    `json:"s3Key"`
+	PartSize    int64     `json:"partSize"`
+	TotalParts  int       `json:"totalParts"`
+	PartURLs    []partURL `json:"partUrls"`
+	ExpiresIn   int64     `json:"expiresIn"`
+	UploadToken string    `json:"uploadToken"`
+}
+
+// initiate serves POST /files/multipart/initiate: it creates the multipart
+// upload (with the gateway's credentials, encryption and metadata) and
+// returns the first batch of part URLs and the upload token.
+func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user Subject, _ string) (any, error) {
+	var req initiateRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return nil, err
+	}
+	if err := checkFileName(req.FileName); err != nil {
+		return nil, err
+	}
+	if req.FileSize == nil || *req.FileSize < 1 {
+		return nil, badRequest("fileSize is required and must be at least 1")
+	}
+	fileSize := *req.FileSize
+	key, err := s.newKey(user, req.FileName)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(user, ActionUpload, key); err != nil {
+		return nil, err
+	}
+	if fileSize > s.cfg.MaxFileSize {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", errTooLarge, fileSize, s.cfg.MaxFileSize)
+	}
+	partSize, total, err := choosePartSize(fileSize, req.PartSize, s.cfg.DefaultPartSize)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := s.checkType(req.ContentType)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := metadata(req.Metadata, user, req.FileName, "")
+	if err != nil {
+		return nil, err
+	}
+
+	in := &s3.CreateMultipartUploadInput{
+		Bucket:             aws.String(s.cfg.Bucket),
+		Key:                aws.String(key),
+		ContentType:        aws.String(ct),
+		ContentDisposition: aws.String(objectkey.ContentDisposition(req.FileName)),
+		Metadata:           meta,
+	}
+	if e := s.cfg.Encryption; e.Mode != "" {
+		in.ServerSideEncryption = e.Mode
+		if e.Mode == types.ServerSideEncryptionAwsKms || e.Mode == types.ServerSideEncryptionAwsKmsDsse {
+			if e.KMSKeyID != "" {
+				in.SSEKMSKeyId = aws.String(e.KMSKeyID)
+			}
+			if e.Context != "" {
+				in.SSEKMSEncryptionContext = aws.String(e.Context)
+			}
+			if e.BucketKey {
+				in.BucketKeyEnabled = aws.Bool(true)
+			}
+		}
+	}
+	ctx, cancel := s.callCtx(r.Context())
+	out, err := s.cfg.Store.CreateMultipartUpload(ctx, in)
+	cancel()
+	if err != nil {
+		return nil, storageError(r.Context(), "CreateMultipartUpload", errNotFound, err)
+	}
+	uploadID := aws.ToString(out.UploadId)
+	if uploadID == "" {
+		return nil, fmt.Errorf("%w: CreateMultipartUpload returned no upload id", errStorage)
+	}
+
+	c := uploadClaims{
+		Key:         key,
+		UploadID:    uploadID,
+		FileSize:    fileSize,
+		PartSize:    partSize,
+		ContentType: ct,
+		Expires:     s.now().Add(s.cfg.UploadTTL).Unix(),
+	}
+	nums := make([]int, min(total, s.cfg.PartBatch))
+	for i := range nums {
+		nums[i] = i + 1
+	}
+	urls, expiresIn, err := s.signPartURLs(r.Context(), user, c, nums)
+	if err != nil {
+		if abortErr := s.abortDetached(r.Context(), key, uploadID); abortErr != nil {
+			s.reportAbortFailure(abortErr)
+		}
+		return nil, err
+	}
+	return initiateResponse{
+		UploadID:    uploadID,
+		FileID:      fileID(key),
+		S3Key:       key,
+		PartSize:    partSize,
+		TotalParts:  total,
+		PartURLs:    urls,
+		ExpiresIn:   expiresIn,
+		UploadToken: s.signToken(c),
+	}, nil
+}
+
+// signPartURLs presigns the parts nums of the upload c, each for its exact
+// length, valid for URLExpiry but not beyond the token.
+func (s *Service) signPartURLs(ctx context.Context, user Subject, c uploadClaims, nums []int) ([]partURL, int64, error) {
+	expiry := min(s.cfg.URLExpiry, time.Unix(c.Expires, 0).Sub(s.now()).Truncate(time.Second))
+	expiry = max(expiry, time.Second)
+	urls := make([]partURL, 0, len(nums))
+	var expires time.Time
+	for _, n := range nums {
+		p, err := s.cfg.Presigner.UploadPart(ctx, user, PartInput{
+			Bucket:        s.cfg.Bucket,
+			Key:           c.Key,
+			UploadID:      c.UploadID,
+			PartNumber:    int32(n),
+			ContentLength: c.partLength(n),
+			Expires:       expiry,
+		})
+		if err != nil {
+			return nil, 0, storageError(ctx, "presigning UploadPart", errUploadNotFound, err)
+		}
+		s.presigned("part")
+		if expires.IsZero() || p.Expires.Before(expires) {
+			expires = p.Expires
+		}
+		urls = append(urls, partURL{PartNumber: n, URL: p.URL, Headers: flatten(p.Headers)})
+	}
+	return urls, s.expiresIn(expires, expiry), nil
+}
+
+type signPartsRequest struct {
+	FileID      string `json:"fileId"`
+	UploadID    string `json:"uploadId"`
+	UploadToken string `json:"uploadToken"`
+	PartNumbers []int  `json:"partNumbers"`
+}
+
+type signPartsResponse struct {
+	PartURLs  []partURL `json:"partUrls"`
+	ExpiresIn int64     `json:"expiresIn"`
+}
+
+// upload resolves the fileId, uploadId and token of a request about a
+// multipart upload and authorises it.
+func (s *Service) upload(user Subject, id, uploadID, token string) (uploadClaims, error) {
+	key, err := s.keyOf(id)
+	if err != nil {
+		return uploadClaims{}, err
+	}
+	if uploadID == "" {
+		return uploadClaims{}, badRequest("uploadId is required")
+	}
+	if token == "" {
+		return uploadClaims{}, badRequest("uploadToken is required")
+	}
+	if err := s.authorize(user, ActionUpload, key); err != nil {
+		return uploadClaims{}, err
+	}
+	return s.verifyToken(token, key, uploadID)
+}
+
+// signParts serves POST /files/multipart/sign-parts: URLs for up to 100
+// parts of an upload the token describes.
+func (s *Service) signParts(w http.ResponseWriter, r *http.Request, user Subject, _ string) (any, error) {
+	var req signPartsRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return nil, err
+	}
+	c, err := s.upload(user, req.FileID, req.UploadID, req.UploadToken)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.PartNumbers) == 0 || len(req.PartNumbers) > maxSignParts {
+		return nil, badRequest("partNumbers must hold 1 to %d part numbers", maxSignParts)
+	}
+	total := c.totalParts()
+	seen := make(map[int]bool, len(req.PartNumbers))
+	for _, n := range req.PartNumbers {
+		if n < 1 || n > total {
+			return nil, badRequest("part number %d is not within 1 and %d", n, total)
+		}
+		if seen[n] {
+			return nil, badRequest("part number %d is given twice", n)
+		}
+		seen[n] = true
+	}
+	urls, expiresIn, err := s.signPartURLs(r.Context(), user, c, req.PartNumbers)
+	if err != nil {
+		return nil, err
+	}
+	return signPartsResponse{PartURLs: urls, ExpiresIn: expiresIn}, nil
+}
+
+type partInfo struct {
+	PartNumber int32  `json:"partNumber"`
+	ETag       string `json:"etag"`
+	Size       int64  `json:"size"`
+}
+
+type listPartsResponse struct {
+	UploadID string     `json:"uploadId"`
+	FileID   string     `json:"fileId"`
+	Parts    []partInfo `json:"parts"`
+}
+
+// listParts serves GET /files/multipart/{uploadId}/parts?fileId=...: the
+// parts S3 has, so that a client can resume after a crash.
+func (s *Service) listParts(_ http.ResponseWriter, r *http.Request, user Subject, uploadID string) (any, error) {
+	id := r.URL.Query().Get("fileId")
+	if id == "" {
+		return nil, badRequest("fileId is required")
+	}
+	key, err := s.keyOf(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(user, ActionUpload, key); err != nil {
+		return nil, err
+	}
+	parts, err := s.listAllParts(r.Context(), key, uploadID)
+	if err != nil {
+		return nil, err
+	}
+	resp := listPartsResponse{UploadID: uploadID, FileID: id, Parts: make([]partInfo, 0, len(parts))}
+	for _, p := range parts {
+		resp.Parts = append(resp.Parts, partInfo{
+			PartNumber: aws.ToInt32(p.PartNumber),
+			ETag:       trimETag(aws.ToString(p.ETag)),
+			Size:       aws.ToInt64(p.Size),
+		})
+	}
+	return resp, nil
+}
+
+// listAllParts lists every part of an upload, following the pagination.
+func (s *Service) listAllParts(ctx context.Context, key, uploadID string) ([]types.Part, error) {
+	var (
+		parts  []types.Part
+		marker *string
+	)
+	for {
+		callCtx, cancel := s.callCtx(ctx)
+		out, err := s.cfg.Store.ListParts(callCtx, &s3.ListPartsInput{
+			Bucket:           aws.String(s.cfg.Bucket),
+			Key:              aws.String(key),
+			UploadId:         aws.String(uploadID),
+			PartNumberMarker: marker,
+		})
+		cancel()
+		if err != nil {
+			return nil, storageError(ctx, "ListParts", errUploadNotFound, err)
+		}
+		parts = append(parts, out.Parts...)
+		if !aws.ToBool(out.IsTruncated) {
+			return parts, nil
+		}
+		next := aws.ToString(out.NextPartNumberMarker)
+		if next == "" || next == aws.ToString(marker) || len(parts) > MaxParts {
+			return nil, fmt.Errorf("%w: ListParts: the listing does not end", errStorage)
+		}
+		marker = aws.String(next)
+	}
+}
+
+// checkParts verifies the parts S3 has against the upload's token: parts
+// 1..n, every one but the last exactly PartSize bytes, and in total the
+// declared FileSize, at most limit. It returns the total.
+func checkParts(parts []types.Part, c uploadClaims, limit int64) (int64, error) {
+	var total int64
+	for _, p := range parts {
+		total += aws.ToInt64(p.Size)
+	}
+	if total > limit {
+		return total, fmt.Errorf("%w: the parts add up to %d bytes, the limit is %d", errTooLarge, total, limit)
+	}
+	slices.SortFunc(parts, func(a, b types.Part) int {
+		return int(aws.ToInt32(a.PartNumber)) - int(aws.ToInt32(b.PartNumber))
+	})
+	if len(parts) == 0 {
+		return 0, fmt.Errorf("%w: no parts were uploaded", errPartsMismatch)
+	}
+	for i, p := range parts {
+		n, size := int(aws.ToInt32(p.PartNumber)), aws.ToInt64(p.Size)
+		switch {
+		case n != i+1:
+			return total, fmt.Errorf("%w: part %d is missing", errPartsMismatch, i+1)
+		case i < len(parts)-1 && size != c.PartSize:
+			return total, fmt.Errorf("%w: part %d is %d bytes, want %d", errPartsMismatch, n, size, c.PartSize)
+		}
+	}
+	if total != c.FileSize || len(parts) != c.totalParts() {
+		return total, fmt.Errorf("%w: %d parts of %d bytes in total, declared %d parts of %d bytes",
+			errPartsMismatch, len(parts), total, c.totalParts(), c.FileSize)
+	}
+	return total, nil
+}
+
+type completeRequest struct {
+	FileID      string `json:"fileId"`
+	UploadID    string `json:"uploadId"`
+	UploadToken string `json:"uploadToken"`
+}
+
+type completeResponse struct {
+	FileID string `json:"fileId"`
+	S3Key  string `json:"s3Key"`
+	Size   int64  `json:"size"`
+	ETag   string `json:"etag"`
+}
+
+// complete serves POST /files/multipart/complete. The server lists the
+// parts itself and checks them against the token; on a mismatch it aborts
+// the upload.
+func (s *Service) complete(w http.ResponseWriter, r *http.Request, user Subject, _ string) (any, error) {
+	var req completeRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return nil, err
+	}
+	c, err := s.upload(user, req.FileID, req.UploadID, req.UploadToken)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := s.listAllParts(r.Context(), c.Key, c.UploadID)
+	if err != nil {
+		return nil, err
+	}
+	size, err := checkParts(parts, c, s.cfg.MaxFileSize)
+	if err != nil {
+		if abortErr := s.abortDetached(r.Context(), c.Key, c.UploadID); abortErr != nil {
+			s.reportAbortFailure(abortErr)
+		}
+		return nil, err
+	}
+	completed := make([]types.CompletedPart, len(parts))
+	for i, p := range parts {
+		completed[i] = types.CompletedPart{
+			PartNumber:        p.PartNumber,
+			ETag:              p.ETag,
+			ChecksumCRC32:     p.ChecksumCRC32,
+			ChecksumCRC32C:    p.ChecksumCRC32C,
+			ChecksumCRC64NVME: p.ChecksumCRC64NVME,
+			ChecksumMD5:       p.ChecksumMD5,
+			ChecksumSHA1:      p.ChecksumSHA1,
+			ChecksumSHA256:    p.ChecksumSHA256,
+			ChecksumSHA512:    p.ChecksumSHA512,
+			ChecksumXXHASH128: p.ChecksumXXHASH128,
+			ChecksumXXHASH3:   p.ChecksumXXHASH3,
+			ChecksumXXHASH64:  p.ChecksumXXHASH64,
+		}
+	}
+	ctx, cancel := s.callCtx(r.Context())
+	out, err := s.cfg.Store.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(s.cfg.Bucket),
+		Key:             aws.String(c.Key),
+		UploadId:        aws.String(c.UploadID),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
+	})
+	cancel()
+	var api smithy.APIError
+	if errors.As(err, &api) && slices.Contains([]string{"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}, api.ErrorCode()) {
+		// A part was replaced between listing and completing: the upload
+		// is intact, so it is not aborted and the client may try again.
+		return nil, fmt.Errorf("%w: the parts changed while the upload was completed; try again", errPartsMismatch)
+	}
+	if err != nil {
+		return nil, storageError(r.Context(), "CompleteMultipartUpload", errUploadNotFound, err)
+	}
+	return completeResponse{
+		FileID: req.FileID,
+		S3Key:  c.Key,
+		Size:   size,
+		ETag:   trimETag(aws.ToString(out.ETag)),
+	}, nil
+}
+
+type abortRequest struct {
+	FileID   string `json:"fileId"`
+	UploadID string `json:"uploadId"`
+}
+
+type abortResponse struct {
+	Aborted bool `json:"aborted"`
+}
+
+// abort serves POST /files/multipart/abort. Whoever may upload to the key,
+// or delete it, may abort; no upload token is needed.
+func (s *Service) abort(w http.ResponseWriter, r *http.Request, user Subject, _ string) (any, error) {
+	var req abortRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return nil, err
+	}
+	key, err := s.keyOf(req.FileID)
+	if err != nil {
+		return nil, err
+	}
+	if req.UploadID == "" {
+		return nil, badRequest("uploadId is required")
+	}
+	if err := s.cfg.Authorizer.Authorize(user, ActionUpload, key); err != nil {
+		if s.cfg.Authorizer.Authorize(user, ActionDelete, key) != nil {
+			return nil, s.denied(ActionUpload, err)
+		}
+	}
+	ctx, cancel := s.callCtx(r.Context())
+	_, err = s.cfg.Store.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket:   aws.String(s.cfg.Bucket),
+		Key:      aws.String(key),
+		UploadId: aws.String(req.UploadID),
+	})
+	cancel()
+	if err != nil {
+		return nil, storageError(r.Context(), "AbortMultipartUpload", errUploadNotFound, err)
+	}
+	return abortResponse{Aborted: true}, nil
+}
+
+// abortDetached aborts an upload even when the request was cancelled.
+func (s *Service) abortDetached(ctx context.Context, key, uploadID string) error {
+	ctx, cancel := s.callCtx(context.WithoutCancel(ctx))
+	defer cancel()
+	_, err := s.cfg.Store.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket:   aws.String(s.cfg.Bucket),
+		Key:      aws.String(key),
+		UploadId: aws.String(uploadID),
+	})
+	return err
+}
+
+// reportAbortFailure tells OnError about an abort that failed while the
+// request failed for another reason; the parts stay until a lifecycle rule
+// removes them.
+func (s *Service) reportAbortFailure(err error) {
+	if s.cfg.OnError != nil {
+		s.cfg.OnError(http.StatusBadGateway, fmt.Errorf("%w: aborting multipart upload: %v", errStorage, err))
+	}
+}
+
+// trimETag removes the quotes S3 puts around ETags.
+func trimETag(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return s[1 : len(s)-1]
+	}
+	return s
+}

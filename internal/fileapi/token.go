@@ -1,0 +1,131 @@
+package fileapi
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+)
+
+var b64 = base64.RawURLEncoding.Strict()
+
+// maxFileIDLen fits the longest S3 key (1024 bytes) in base64.
+const maxFileIDLen = (objectkey.MaxKeyLen*8 + 5) / 6
+
+// fileID returns the fileId of a key.
+func fileID(key string) string { return b64.EncodeToString([]byte(key)) }
+
+// keyOf decodes and validates a fileId: it must be the unpadded base64url of
+// a clean key below the base prefix, written the one way fileID writes it.
+func (s *Service) keyOf(id string) (string, error) {
+	if id == "" || len(id) > maxFileIDLen {
+		return "", fmt.Errorf("%w: length %d", errInvalidFileID, len(id))
+	}
+	raw, err := b64.DecodeString(id)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errInvalidFileID, err)
+	}
+	key := string(raw)
+	if !utf8.ValidString(key) {
+		return "", fmt.Errorf("%w: not UTF-8", errInvalidFileID)
+	}
+	clean, err := objectkey.Clean(s.prefix, key)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errInvalidFileID, err)
+	}
+	if clean != key {
+		return "", fmt.Errorf("%w: key %q is not clean", errInvalidFileID, key)
+	}
+	return key, nil
+}
+
+// uploadClaims is the payload of an upload token.
+type uploadClaims struct {
+	Key         string `json:"k"`
+	UploadID    string `json:"u"`
+	FileSize    int64  `json:"s"`
+	PartSize    int64  `json:"p"`
+	ContentType string `json:"t"`
+	Expires     int64  `json:"e"` // Unix seconds
+}
+
+// totalParts is the number of parts of the upload.
+func (c uploadClaims) totalParts() int {
+	return int((c.FileSize + c.PartSize - 1) / c.PartSize)
+}
+
+// partLength is the size of part n (1-based): PartSize, except the last.
+func (c uploadClaims) partLength(n int) int64 {
+	if n == c.totalParts() {
+		return c.FileSize - int64(n-1)*c.PartSize
+	}
+	return c.PartSize
+}
+
+const (
+	tokenVersion = "v1"
+	tokenContext = "upload-gateway fileapi upload token\n"
+	maxTokenLen  = 4096
+)
+
+// signToken returns "v1.<payload>.<mac>" for c, signed with the current
+// secret.
+func (s *Service) signToken(c uploadClaims) string {
+	payload, _ := json.Marshal(c) // strings and integers: cannot fail
+	signed := tokenVersion + "." + b64.EncodeToString(payload)
+	return signed + "." + b64.EncodeToString(tokenMAC(s.secrets[0], signed))
+}
+
+func tokenMAC(secret []byte, signed string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(tokenContext))
+	m.Write([]byte(signed))
+	return m.Sum(nil)
+}
+
+// verifyToken checks an upload token's signature (against every secret, in
+// constant time), its expiry, and that it was issued for key and uploadID.
+func (s *Service) verifyToken(token, key, uploadID string) (uploadClaims, error) {
+	var c uploadClaims
+	if len(token) > maxTokenLen {
+		return c, fmt.Errorf("%w: too long", errInvalidToken)
+	}
+	i := strings.LastIndexByte(token, '.')
+	if i < 0 || !strings.HasPrefix(token, tokenVersion+".") {
+		return c, fmt.Errorf("%w: malformed", errInvalidToken)
+	}
+	signed, sig := token[:i], token[i+1:]
+	mac, err := b64.DecodeString(sig)
+	if err != nil || len(mac) != sha256.Size {
+		return c, fmt.Errorf("%w: malformed signature", errInvalidToken)
+	}
+	ok := false
+	for _, secret := range s.secrets {
+		if hmac.Equal(mac, tokenMAC(secret, signed)) {
+			ok = true
+		}
+	}
+	if !ok {
+		return c, fmt.Errorf("%w: bad signature", errInvalidToken)
+	}
+	payload, err := b64.DecodeString(strings.TrimPrefix(signed, tokenVersion+"."))
+	if err != nil || json.Unmarshal(payload, &c) != nil {
+		return c, fmt.Errorf("%w: malformed payload", errInvalidToken)
+	}
+	if c.FileSize < 1 || c.PartSize < MinPartSize || c.PartSize > MaxPartSize || c.totalParts() > MaxParts {
+		return c, fmt.Errorf("%w: impossible sizes", errInvalidToken)
+	}
+	if !s.now().Before(time.Unix(c.Expires, 0)) {
+		return c, errTokenExpired
+	}
+	if c.Key != key || c.UploadID != uploadID {
+		return c, fmt.Errorf("%w: issued for another file or upload", errInvalidToken)
+	}
+	return c, nil
+}

@@ -1,0 +1,172 @@
+package fileapi
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+)
+
+type uploadURLRequest struct {
+	FileName       string            `json:"fileName"`
+	FileSize       *int64            `json:"fileSize"`
+	ContentType    string            `json:"contentType"`
+	Metadata       map[string]string `json:"metadata"`
+	ChecksumSHA256 string            `json:"checksumSHA256"`
+}
+
+type uploadURLResponse struct {
+	UploadURL       string            `json:"uploadUrl"`
+	FileID          string            `json:"fileId"`
+	ExpiresIn       int64             `json:"expiresIn"`
+	S3Key           string            `json:"s3Key"`
+	RequiredHeaders map[string]string `json:"requiredHeaders"`
+	Method          string            `json:"method"`
+}
+
+// uploadURL serves POST /files/upload-url: a presigned PUT for one file.
+func (s *Service) uploadURL(w http.ResponseWriter, r *http.Request, user Subject, _ string) (any, error) {
+	var req uploadURLRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return nil, err
+	}
+	if err := checkFileName(req.FileName); err != nil {
+		return nil, err
+	}
+	if req.FileSize == nil || *req.FileSize < 0 {
+		return nil, badRequest("fileSize is required and may not be negative")
+	}
+	var sumB64, sumHex string
+	if req.ChecksumSHA256 != "" {
+		var err error
+		if sumB64, sumHex, err = parseSHA256(req.ChecksumSHA256); err != nil {
+			return nil, err
+		}
+	}
+	key, err := s.newKey(user, req.FileName)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(user, ActionUpload, key); err != nil {
+		return nil, err
+	}
+	if *req.FileSize > s.cfg.MaxSingleSize {
+		return nil, fmt.Errorf("%w: %d bytes, the limit for a single upload is %d; use a multipart upload",
+			errTooLarge, *req.FileSize, s.cfg.MaxSingleSize)
+	}
+	ct, err := s.checkType(req.ContentType)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := metadata(req.Metadata, user, req.FileName, sumHex)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.cfg.Presigner.PutObject(r.Context(), user, PutInput{
+		Bucket:             s.cfg.Bucket,
+		Key:                key,
+		ContentType:        ct,
+		ContentLength:      *req.FileSize,
+		ChecksumSHA256:     sumB64,
+		Metadata:           meta,
+		ContentDisposition: objectkey.ContentDisposition(req.FileName),
+		Expires:            s.cfg.URLExpiry,
+	})
+	if err != nil {
+		return nil, storageError(r.Context(), "presigning PutObject", errNotFound, err)
+	}
+	s.presigned("put")
+	method := p.Method
+	if method == "" {
+		method = http.MethodPut
+	}
+	headers := flatten(p.Headers)
+	if headers == nil {
+		headers = map[string]string{}
+	}
+	return uploadURLResponse{
+		UploadURL:       p.URL,
+		FileID:          fileID(key),
+		ExpiresIn:       s.expiresIn(p.Expires, s.cfg.URLExpiry),
+		S3Key:           key,
+		RequiredHeaders: headers,
+		Method:          method,
+	}, nil
+}
+
+type uploadPostRequest struct {
+	FileName    string            `json:"fileName"`
+	FileSize    *int64            `json:"fileSize"`
+	ContentType string            `json:"contentType"`
+	Metadata    map[string]string `json:"metadata"`
+}
+
+type uploadPostResponse struct {
+	URL       string            `json:"url"`
+	Fields    map[string]string `json:"fields"`
+	FileID    string            `json:"fileId"`
+	S3Key     string            `json:"s3Key"`
+	ExpiresIn int64             `json:"expiresIn"`
+	MaxSize   int64             `json:"maxSize"`
+}
+
+// uploadPost serves POST /files/upload-post: a presigned POST form for a
+// browser. Without fileSize the form admits 1 byte to MaxSingleSize; with
+// it, up to fileSize (0 to 0 for an empty file).
+func (s *Service) uploadPost(w http.ResponseWriter, r *http.Request, user Subject, _ string) (any, error) {
+	var req uploadPostRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return nil, err
+	}
+	if err := checkFileName(req.FileName); err != nil {
+		return nil, err
+	}
+	if req.FileSize != nil && *req.FileSize < 0 {
+		return nil, badRequest("fileSize may not be negative")
+	}
+	key, err := s.newKey(user, req.FileName)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(user, ActionUpload, key); err != nil {
+		return nil, err
+	}
+	minSize, maxSize := int64(1), s.cfg.MaxSingleSize
+	if req.FileSize != nil {
+		if *req.FileSize > s.cfg.MaxSingleSize {
+			return nil, fmt.Errorf("%w: %d bytes, the limit for a single upload is %d; use a multipart upload",
+				errTooLarge, *req.FileSize, s.cfg.MaxSingleSize)
+		}
+		maxSize = *req.FileSize
+		minSize = min(minSize, maxSize)
+	}
+	ct, err := s.checkType(req.ContentType)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := metadata(req.Metadata, user, req.FileName, "")
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.cfg.Presigner.PostObject(r.Context(), user, PostInput{
+		Bucket:      s.cfg.Bucket,
+		Key:         key,
+		ContentType: ct,
+		MinSize:     minSize,
+		MaxSize:     maxSize,
+		Metadata:    meta,
+		Expires:     s.cfg.URLExpiry,
+	})
+	if err != nil {
+		return nil, storageError(r.Context(), "presigning POST", errNotFound, err)
+	}
+	s.presigned("post")
+	return uploadPostResponse{
+		URL:       p.URL,
+		Fields:    p.Fields,
+		FileID:    fileID(key),
+		S3Key:     key,
+		ExpiresIn: s.expiresIn(p.Expires, s.cfg.URLExpiry),
+		MaxSize:   maxSize,
+	}, nil
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
@@ -23,6 +24,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/cognito"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/cwexport"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
@@ -91,6 +93,7 @@ type Auth struct {
 	ipLimit   *ratelimit.Limiter
 	userLimit *ratelimit.Limiter
 	metrics   *metrics.Metrics
+	cw        *MetricsApp
 	logger    *zap.Logger
 	audit     *zap.Logger
 }
@@ -112,6 +115,9 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
 	a.metrics = m
+	if a.cw, err = metricsSink(ctx); err != nil {
+		return err
+	}
 	if err := a.Identity.provision(ctx); err != nil {
 		return err
 	}
@@ -196,6 +202,7 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	if err != nil {
 		reason := logRejection(a.logger, r, err)
 		a.metrics.AuthFailure(reason)
+		a.cw.observe(cwexport.MetricAuthFailureCount, cwtypes.StandardUnitCount, 1, cwexport.Dim(cwexport.DimReason, reason))
 		audit(a.audit, r, auditEvent{Action: "authenticate", Result: "denied", Status: http.StatusUnauthorized, Reason: reason})
 		return a.unauthorized(w, err)
 	}

@@ -194,6 +194,7 @@ type Gateway struct {
 	uploader  *s3stream.Uploader
 	allowlist *contenttype.Allowlist
 	metrics   *metrics.Metrics
+	cw        *MetricsApp // nil unless upload_gateway_metrics is configured
 	logger    *zap.Logger
 	audit     *zap.Logger
 }
@@ -233,6 +234,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
 	g.metrics = m
+	if g.cw, err = metricsSink(ctx); err != nil {
+		return err
+	}
 
 	client, err := g.newS3Client(ctx, g.Concurrency, s3Observer(m))
 	if err != nil {

@@ -92,6 +92,7 @@ func (q *request) fail(w http.ResponseWriter, start time.Time, err, bodyErr erro
 	}
 	q.done(q.role(), result, 0, 0)
 	q.g.metrics.ObserveRequest(q.g.Route, "upload", e.status, time.Since(start))
+	q.g.cw.uploadObserved(q.g.Route, q.role(), result, e.status, time.Since(start), 0, 0, 0)
 	audit(q.g.audit, q.r, auditEvent{Action: "upload", Result: auditResult, Status: e.status, Reason: e.code, Duration: time.Since(start)})
 	return q.g.fail(w, q.repl, err, bodyErr)
 }
@@ -110,6 +111,7 @@ func (q *request) finish(start time.Time, status int, passErr error) {
 	}
 	q.done(q.role(), result, size, parts)
 	q.g.metrics.ObserveRequest(q.g.Route, "upload", status, time.Since(start))
+	q.g.cw.uploadObserved(q.g.Route, q.role(), result, status, time.Since(start), size, parts, len(q.files))
 	e := auditEvent{Action: "upload", Result: "ok", Files: len(q.files), Size: size, Duration: time.Since(start)}
 	if len(q.files) > 0 {
 		e.Key = q.files[0].S3Key

@@ -247,8 +247,9 @@ https://127.0.0.1:%d {
 		close(g.done)
 	}()
 	if err := g.waitReady(); err != nil {
+		logs := g.Logs()
 		g.Stop()
-		return nil, fmt.Errorf("%v\n--- gateway output ---\n%s", err, g.Logs())
+		return nil, fmt.Errorf("%v\n--- gateway output ---\n%s", err, logs)
 	}
 	return g, nil
 }

@@ -216,7 +216,14 @@ func (s *Signer) GetObject(ctx context.Context, creds aws.CredentialsProvider, r
 	if err != nil {
 		return nil, err
 	}
-	req, err := s.presignClient(c).PresignGetObject(ctx, in, s3.WithPresignExpires(ttl))
+	// A download link is opened by a browser, which sends no extra headers:
+	// do not let the SDK sign x-amz-checksum-mode into it.
+	req, err := s.presignClient(c).PresignGetObject(ctx, in, s3.WithPresignExpires(ttl),
+		func(o *s3.PresignOptions) {
+			o.ClientOptions = append(o.ClientOptions, func(o *s3.Options) {
+				o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+			})
+		})
 	if err != nil {
 		return nil, fmt.Errorf("presign: presigning GetObject: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -354,5 +355,24 @@ func TestGetObject(t *testing.T) {
 
 	if _, err := pathStyleSigner().GetObject(context.Background(), sessionCreds(), presign.GetRequest{Bucket: "uploads"}); !errors.Is(err, presign.ErrInvalidRequest) {
 		t.Errorf("no key: got %v, want ErrInvalidRequest", err)
+	}
+}
+
+// Clients built from the shared AWS config validate response checksums by
+// default, which makes the SDK sign x-amz-checksum-mode into GETs; a
+// download link must not need that header.
+func TestGetObjectNeedsNoChecksumHeader(t *testing.T) {
+	s := presign.New(s3.New(s3.Options{
+		Region:                     testRegion,
+		BaseEndpoint:               aws.String("http://127.0.0.1:9000"),
+		UsePathStyle:               true,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenSupported,
+	}))
+	p, err := s.GetObject(context.Background(), sessionCreds(), presign.GetRequest{Bucket: "uploads", Key: "a.txt", FileName: "a.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustParse(t, p.URL).Query().Get("X-Amz-SignedHeaders"); got != "host" || len(p.Headers) != 0 {
+		t.Errorf("X-Amz-SignedHeaders = %s, headers %v; want host and none", got, p.Headers)
 	}
 }

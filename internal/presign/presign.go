@@ -286,7 +286,7 @@ func checkHeaderValue(what, v string) error {
 }
 
 // metadata returns m with names lower-cased and values made header-safe
-// with [objectkey.MetadataValue].
+// with [objectkey.MetadataValue] unless they are already printable ASCII.
 func metadata(m map[string]string) (map[string]string, error) {
 	out := make(map[string]string, len(m))
 	size := 0
@@ -300,7 +300,12 @@ func metadata(m map[string]string) (map[string]string, error) {
 		if _, dup := out[lower]; dup {
 			return nil, invalid("metadata name %q is given twice", lower)
 		}
-		v := objectkey.MetadataValue(value)
+		// Values that are already header-safe (e.g. RFC 2047 words the
+		// caller encoded) are kept; anything else is encoded once here.
+		v := value
+		if !printable(v) {
+			v = objectkey.MetadataValue(value)
+		}
 		out[lower] = v
 		size += len(lower) + len(v)
 	}

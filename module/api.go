@@ -1,0 +1,457 @@
+package module
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/fileapi"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/stscreds"
+)
+
+func init() {
+	caddy.RegisterModule(API{})
+}
+
+// API serves the REST file API for clients that upload and download
+// directly to and from S3 with presigned URLs, under `<base_path>/files`:
+//
+//	POST   /files/upload-url            presigned PUT (binds size, type, SSE-KMS, checksum)
+//	POST   /files/upload-post           presigned POST policy for browser forms
+//	POST   /files/multipart/initiate    multipart upload + first part URLs
+//	POST   /files/multipart/sign-parts  more part URLs
+//	GET    /files/multipart/{id}/parts  uploaded parts (resume)
+//	POST   /files/multipart/complete    server-checked completion
+//	POST   /files/multipart/abort
+//	GET    /files                       own (or all) files, paginated
+//	GET    /files/{fileId}              metadata
+//	GET    /files/{fileId}/download-url presigned GET
+//	DELETE /files/{fileId}
+//
+// The user comes from `upload_auth` (`{http.auth.user.id}`, `.role`,
+// `.email`); what each role may do on which keys is the route's policy
+// (default: admin everything on all files; uploader uploads, reads, lists
+// and deletes own files; viewer reads and lists all files). URLs are
+// signed with temporary credentials from STS AssumeRole of the role's ARN,
+// with an inline session policy limited to the user's prefix and allowed
+// actions, cached per (role, user) until shortly before they expire; without
+// a role ARN the gateway's own credentials sign.
+type API struct {
+	// Where files are stored: bucket, region, endpoint, credentials and
+	// server-side encryption.
+	S3Config
+
+	// The prefix all files are under. Each user's files are under
+	// `<prefix>users/<user id>/`. Default `files/`.
+	Prefix string `json:"prefix,omitempty"`
+
+	// A path prefix before `/files`, e.g. `/api`. Default: none.
+	BasePath string `json:"base_path,omitempty"`
+
+	// The IAM role assumed to sign each role's URLs: role → ARN; the key
+	// `*` applies to every role without its own. Default: none, so the
+	// gateway's own credentials sign.
+	RoleARNs map[string]string `json:"role_arns,omitempty"`
+
+	// The STS endpoint, for S3-compatible servers with STS.
+	STSEndpoint string `json:"sts_endpoint,omitempty"`
+
+	// Which credentials sign POST policies: `session` (default: the user's
+	// STS session, like the URLs) or `gateway` (the gateway's own). Use
+	// `gateway` with S3-compatible servers that reject temporary
+	// credentials in POST policies (SeaweedFS does); the policy pins the
+	// key, content type, size range and encryption either way.
+	PostPolicyCredentials string `json:"post_policy_credentials,omitempty"`
+
+	// Lifetime of the assumed-role sessions. Default 1h.
+	STSDuration caddy.Duration `json:"sts_duration,omitempty"`
+
+	// Secret (at least 32 bytes) that signs multipart upload tokens; every
+	// instance must share it. Default: random per process, which is only
+	// right for a single instance.
+	Secret string `json:"secret,omitempty"`
+
+	// Previous secrets, still accepted for verification after a rotation.
+	OldSecrets []string `json:"old_secrets,omitempty"`
+
+	// Lifetime of presigned URLs. Default 15m.
+	URLExpiry caddy.Duration `json:"url_expiry,omitempty"`
+
+	// Lifetime of a multipart upload token. Default 24h.
+	UploadTTL caddy.Duration `json:"upload_ttl,omitempty"`
+
+	// Largest single PUT/POST upload, in bytes. Default 100 MiB.
+	MaxSingleSize int64 `json:"max_single_size,omitempty"`
+
+	// Largest multipart upload, in bytes. Default 5 TiB.
+	MaxFileSize int64 `json:"max_file_size,omitempty"`
+
+	// The part size when the client does not ask for one. Default 16 MiB.
+	PartSize int64 `json:"part_size,omitempty"`
+
+	// How many part URLs the initiate call returns. Default 20.
+	PartBatch int `json:"part_batch,omitempty"`
+
+	// Content types accepted (declared by the client). Default: all.
+	AllowedTypes []string `json:"allowed_types,omitempty"`
+
+	// Policy overrides: role → action → scope, e.g.
+	// `{"uploader": {"delete": "none"}}`. Actions: upload, download, list,
+	// delete, manage. Scopes: own, all, none.
+	Policy map[string]map[string]string `json:"policy,omitempty"`
+
+	svc     *fileapi.Service
+	policy  policy.Policy
+	sts     *stscreds.Provider
+	gwCreds aws.CredentialsProvider
+	metrics *metrics.Metrics
+	cw      *MetricsApp
+	logger  *zap.Logger
+	audit   *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (API) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.upload_api",
+		New: func() caddy.Module { return new(API) },
+	}
+}
+
+// Provision sets up the API without network calls.
+func (a *API) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	a.audit = a.logger.Named("audit")
+	a.S3Config.applyDefaults()
+	a.S3Config.expand()
+	if a.Prefix == "" {
+		a.Prefix = "files/"
+	}
+	a.BasePath = strings.TrimRight(a.BasePath, "/")
+
+	m, err := metrics.New(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+	a.metrics = m
+	if a.cw, err = metricsSink(ctx); err != nil {
+		return err
+	}
+
+	a.policy = policy.Default(a.Prefix)
+	if len(a.Policy) > 0 {
+		rules, err := policy.ParseRules(a.Policy)
+		if err != nil {
+			return fmt.Errorf("parsing policy: %v", err)
+		}
+		for role, r := range rules {
+			if a.policy.Roles[role] == nil {
+				a.policy.Roles[role] = policy.Rules{}
+			}
+			for action, scope := range r {
+				a.policy.Roles[role][action] = scope
+			}
+		}
+	}
+
+	client, err := a.newS3Client(ctx, 16, s3Observer(m))
+	if err != nil {
+		return fmt.Errorf("building s3 client: %v", err)
+	}
+	cfg, err := a.awsConfig(ctx, 16)
+	if err != nil {
+		return fmt.Errorf("loading AWS configuration: %v", err)
+	}
+	a.gwCreds = cfg.Credentials
+	if len(a.RoleARNs) > 0 {
+		repl := caddy.NewReplacer()
+		a.STSEndpoint = repl.ReplaceAll(a.STSEndpoint, "")
+		for k, v := range a.RoleARNs {
+			a.RoleARNs[k] = repl.ReplaceAll(v, "")
+		}
+		stsClient := sts.NewFromConfig(cfg, func(o *sts.Options) {
+			if a.STSEndpoint != "" {
+				o.BaseEndpoint = aws.String(a.STSEndpoint)
+			}
+			o.APIOptions = append(o.APIOptions, sdkMetrics(func(_, result string, d time.Duration) { m.STSRequest(result, d) }))
+		})
+		a.sts = stscreds.New(stsClient, stscreds.Options{Duration: time.Duration(a.STSDuration)})
+	}
+
+	secret := []byte(caddy.NewReplacer().ReplaceAll(a.Secret, ""))
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+		a.logger.Warn("no secret configured: multipart upload tokens are signed with a random per-process key, so only this instance can complete uploads it started")
+	}
+	var old [][]byte
+	for _, s := range a.OldSecrets {
+		old = append(old, []byte(caddy.NewReplacer().ReplaceAll(s, "")))
+	}
+	allow, err := contenttype.NewAllowlist(a.AllowedTypes)
+	if err != nil {
+		return fmt.Errorf("parsing allowed_types: %v", err)
+	}
+	enc, err := a.encryption()
+	if err != nil {
+		return fmt.Errorf("configuring encryption: %v", err)
+	}
+	a.svc, err = fileapi.New(fileapi.Config{
+		Bucket:          a.Bucket,
+		Prefix:          a.Prefix,
+		Store:           client,
+		Presigner:       &presignAdapter{signer: presign.New(client), api: a, enc: enc.Mode, keyID: enc.KMSKeyID, bucketKey: enc.BucketKey, encCtx: enc.Context},
+		Authorizer:      policyAdapter{a.policy},
+		Types:           allow,
+		Secret:          secret,
+		OldSecrets:      old,
+		MaxSingleSize:   a.MaxSingleSize,
+		MaxFileSize:     a.MaxFileSize,
+		DefaultPartSize: a.PartSize,
+		PartBatch:       a.PartBatch,
+		URLExpiry:       time.Duration(a.URLExpiry),
+		UploadTTL:       time.Duration(a.UploadTTL),
+		Encryption:      fileapi.Encryption(enc),
+		OnDenied:        m.AccessDenied,
+		OnPresign:       m.Presign,
+		OnError: func(status int, err error) {
+			if status >= 500 && status != StatusClientClosedRequest {
+				a.logger.Error("file API request failed", zap.Int("status", status), zap.Error(err))
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("configuring the file API: %v", err)
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (a *API) Validate() error {
+	if err := a.S3Config.validate(); err != nil {
+		return err
+	}
+	if err := a.policy.Validate(); err != nil {
+		return err
+	}
+	if a.Secret != "" && !strings.HasPrefix(a.Secret, "{") && len(a.Secret) < 32 {
+		return fmt.Errorf("secret must be at least 32 bytes")
+	}
+	switch a.PostPolicyCredentials {
+	case "", "session", "gateway":
+	default:
+		return fmt.Errorf("post_policy_credentials must be session or gateway")
+	}
+	for role := range a.RoleARNs {
+		if role == "*" {
+			continue
+		}
+		if _, err := roles.Parse(role); err != nil {
+			return fmt.Errorf("role_arns: %v", err)
+		}
+	}
+	return nil
+}
+
+// roleARN returns the IAM role to assume for a user's role, or "".
+func (a *API) roleARN(r roles.Role) string {
+	if arn, ok := a.RoleARNs[string(r)]; ok {
+		return arn
+	}
+	return a.RoleARNs["*"]
+}
+
+// credentials returns the credentials that sign a user's URLs.
+func (a *API) credentials(user fileapi.Subject) aws.CredentialsProvider {
+	arn := a.roleARN(user.Role)
+	if arn == "" || a.sts == nil {
+		return a.gwCreds
+	}
+	subject := policy.Subject{ID: user.ID, Role: user.Role}
+	session := stscreds.Session{RoleARN: arn, UserID: user.ID, Bucket: a.Bucket, Grants: a.policy.Grants(subject)}
+	if strings.HasPrefix(a.KMSKeyID, "arn:") {
+		session.KMSKeyARN = a.KMSKeyID
+	}
+	return a.sts.CredentialsFor(session)
+}
+
+// ServeHTTP serves the file API and passes other requests on.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	path, ok := strings.CutPrefix(r.URL.Path, a.BasePath)
+	if !ok || (path != "/files" && !strings.HasPrefix(path, "/files/")) {
+		return next.ServeHTTP(w, r)
+	}
+	start := time.Now()
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	ctx := r.Context()
+	if id, _ := repl.GetString("http.auth.user.id"); id != "" {
+		role, _ := repl.GetString("http.auth.user.role")
+		email, _ := repl.GetString("http.auth.user.email")
+		ctx = fileapi.WithSubject(ctx, fileapi.Subject{ID: id, Email: email, Role: roles.Role(role)})
+	}
+	r2 := r.WithContext(ctx)
+	u := *r.URL
+	u.Path = path
+	u.RawPath = ""
+	r2.URL = &u
+
+	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
+	a.svc.ServeHTTP(rec, r2)
+	status := rec.Status()
+	a.metrics.ObserveRequest(a.Prefix, apiEndpoint(r.Method, path), status, time.Since(start))
+	a.auditRequest(r, path, status, time.Since(start))
+	return nil
+}
+
+// apiEndpoint names a route for metrics without unbounded ids.
+func apiEndpoint(method, path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case len(parts) == 1:
+		return method + " /files"
+	case parts[1] == "multipart" && len(parts) == 4:
+		return method + " /files/multipart/{uploadId}/parts"
+	case parts[1] == "multipart" || parts[1] == "upload-url" || parts[1] == "upload-post":
+		return method + " /files/" + strings.Join(parts[1:], "/")
+	case len(parts) == 3:
+		return method + " /files/{fileId}/" + parts[2]
+	}
+	return method + " /files/{fileId}"
+}
+
+// auditRequest writes the audit line of an API call: presigning,
+// downloads, deletes and denials.
+func (a *API) auditRequest(r *http.Request, path string, status int, d time.Duration) {
+	endpoint := apiEndpoint(r.Method, path)
+	action := map[string]string{
+		"POST /files/upload-url":           "upload_url",
+		"POST /files/upload-post":          "upload_post",
+		"POST /files/multipart/initiate":   "multipart_initiate",
+		"POST /files/multipart/complete":   "multipart_complete",
+		"POST /files/multipart/abort":      "multipart_abort",
+		"GET /files/{fileId}/download-url": "download_url",
+		"DELETE /files/{fileId}":           "delete",
+	}[endpoint]
+	if action == "" && status < 400 {
+		return // reads and part signing are not audited
+	}
+	if action == "" {
+		action = endpoint
+	}
+	result := "ok"
+	switch {
+	case status == http.StatusForbidden || status == http.StatusUnauthorized:
+		result = "denied"
+	case status >= 500:
+		result = "failed"
+	case status >= 400:
+		result = "rejected"
+	}
+	e := auditEvent{Action: action, Result: result, Status: status, Duration: d}
+	if parts := strings.Split(strings.Trim(path, "/"), "/"); len(parts) >= 2 && parts[1] != "multipart" {
+		if key, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
+			e.Key = string(key)
+		}
+	}
+	audit(a.audit, r, e)
+}
+
+// policyAdapter lets the file API ask the route's policy.
+type policyAdapter struct{ p policy.Policy }
+
+func (pa policyAdapter) Authorize(user fileapi.Subject, action, key string) error {
+	return pa.p.Authorize(policy.Subject{ID: user.ID, Role: user.Role}, policy.Action(action), key)
+}
+
+func (pa policyAdapter) OwnerPrefix(userID string) string { return pa.p.OwnerPrefix(userID) }
+
+func (pa policyAdapter) ListPrefix(user fileapi.Subject, wantAll bool) (string, error) {
+	return pa.p.ListPrefix(policy.Subject{ID: user.ID, Role: user.Role}, wantAll)
+}
+
+// presignAdapter signs the file API's URLs with the user's credentials
+// and the bucket's encryption settings.
+type presignAdapter struct {
+	signer    *presign.Signer
+	api       *API
+	enc       types.ServerSideEncryption
+	keyID     string
+	bucketKey bool
+	encCtx    string
+}
+
+func (p *presignAdapter) encryption() presign.Encryption {
+	return presign.Encryption{Mode: string(p.enc), KMSKeyID: p.keyID, BucketKey: p.bucketKey, Context: p.encCtx}
+}
+
+func (p *presignAdapter) PutObject(ctx context.Context, user fileapi.Subject, in fileapi.PutInput) (*fileapi.Presigned, error) {
+	out, err := p.signer.PutObject(ctx, p.api.credentials(user), presign.PutRequest{
+		Bucket: in.Bucket, Key: in.Key, ContentType: in.ContentType, ContentLength: in.ContentLength,
+		ChecksumSHA256: in.ChecksumSHA256, Metadata: in.Metadata, ContentDisposition: in.ContentDisposition,
+		Encryption: p.encryption(), Expires: in.Expires,
+	})
+	return presigned(out, err)
+}
+
+func (p *presignAdapter) UploadPart(ctx context.Context, user fileapi.Subject, in fileapi.PartInput) (*fileapi.Presigned, error) {
+	out, err := p.signer.UploadPart(ctx, p.api.credentials(user), presign.PartRequest{
+		Bucket: in.Bucket, Key: in.Key, UploadID: in.UploadID, PartNumber: in.PartNumber,
+		ContentLength: in.ContentLength, Expires: in.Expires,
+	})
+	return presigned(out, err)
+}
+
+func (p *presignAdapter) GetObject(ctx context.Context, user fileapi.Subject, in fileapi.GetInput) (*fileapi.Presigned, error) {
+	out, err := p.signer.GetObject(ctx, p.api.credentials(user), presign.GetRequest{
+		Bucket: in.Bucket, Key: in.Key, FileName: in.FileName, Expires: in.Expires,
+	})
+	return presigned(out, err)
+}
+
+func (p *presignAdapter) PostObject(ctx context.Context, user fileapi.Subject, in fileapi.PostInput) (*fileapi.PresignedPost, error) {
+	creds := p.api.credentials(user)
+	if p.api.PostPolicyCredentials == "gateway" {
+		creds = p.api.gwCreds
+	}
+	out, err := p.signer.PostObject(ctx, creds, presign.PostRequest{
+		Bucket: in.Bucket, Key: in.Key, ContentType: in.ContentType, MinSize: in.MinSize, MaxSize: in.MaxSize,
+		Metadata: in.Metadata, Encryption: p.encryption(), Expires: in.Expires,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &fileapi.PresignedPost{URL: out.URL, Fields: out.Fields, Expires: out.Expires}, nil
+}
+
+func presigned(out *presign.Presigned, err error) (*fileapi.Presigned, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &fileapi.Presigned{Method: out.Method, URL: out.URL, Headers: out.Headers, Expires: out.Expires}, nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*API)(nil)
+	_ caddy.Validator             = (*API)(nil)
+	_ caddyhttp.MiddlewareHandler = (*API)(nil)
+	_ fileapi.Authorizer          = policyAdapter{}
+	_ fileapi.Presigner           = (*presignAdapter)(nil)
+)

@@ -36,7 +36,25 @@ func main() {
 	partSize := flag.String("part-size", "16MiB", "part size for both the gateway and the SDK")
 	concurrency := flag.Int("concurrency", 4, "parts in flight for both")
 	flag.StringVar(&pprofPath, "pprof", "", "write a CPU profile of the gateway during the first HTTPS upload to this file")
+	presignFor := flag.Duration("presign", 10*time.Second, "how long to load the presign endpoint (0 skips it)")
+	presignConc := flag.Int("presign-clients", 4, "concurrent clients for the presign load")
 	flag.Parse()
+	if *presignFor > 0 {
+		env, err := harness.LoadEnv()
+		if err == nil {
+			var rows []presignResult
+			if rows, err = benchPresign(env, *presignFor, *presignConc); err == nil {
+				printPresign(rows, *presignFor)
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: presign:", err)
+			os.Exit(1)
+		}
+	}
+	if *sizes == "" {
+		return
+	}
 	if err := run(*sizes, *runs, *partSize, *concurrency); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)

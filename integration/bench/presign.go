@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/caddy-upload-gateway/upload-gateway/integration/harness"
+)
+
+// presignResult is one row of the presign table.
+type presignResult struct {
+	path          string
+	requests      int
+	errors        int
+	reqPerSec     float64
+	p50, p90, p99 time.Duration
+}
+
+// benchPresign measures POST /api/files/upload-url through the gateway:
+// bearer-token validation, policy, cached STS credentials and SigV4
+// presigning, with conc clients on keep-alive connections for d.
+func benchPresign(env *harness.Env, d time.Duration, conc int) ([]presignResult, error) {
+	dir, err := os.MkdirTemp("", "ugw-bench-idp-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	hash, _ := bcrypt.GenerateFromPassword([]byte("bench-password"), bcrypt.MinCost)
+	users := fmt.Sprintf(`{"users":[{"email":"bench@example.com","password_hash":%q,"groups":["uploader"]}]}`, hash)
+	if err := os.WriteFile(filepath.Join(dir, "users.json"), []byte(users), 0o600); err != nil {
+		return nil, err
+	}
+	site := fmt.Sprintf(`upload_auth {
+		local {
+			users_file %s
+			keys_dir %s
+		}
+	}
+	upload_api {
+		bucket {env.UGW_S3_BUCKET}
+		region {env.UGW_S3_REGION}
+		endpoint {env.UGW_S3_ENDPOINT}
+		path_style
+		access_key_id {env.UGW_GATEWAY_ACCESS_KEY}
+		secret_access_key {env.UGW_GATEWAY_SECRET_KEY}
+		kms_key {env.UGW_KMS_KEY_ID}
+		prefix bench-presign/
+		role_arn {env.UGW_STS_ROLE_ARN}
+		sts_endpoint {env.UGW_S3_ENDPOINT}
+		secret bench-secret-0123456789abcdef0123456789
+	}`, filepath.Join(dir, "users.json"), filepath.Join(dir, "keys"))
+	gw, err := env.StartGateway(harness.GatewayConfig{Site: site, PlainSite: site})
+	if err != nil {
+		return nil, err
+	}
+	defer gw.Stop()
+
+	token, err := benchLogin(gw.Client, gw.URL)
+	if err != nil {
+		return nil, err
+	}
+	body, _ := json.Marshal(map[string]any{"fileName": "report.pdf", "fileSize": 1 << 20, "contentType": "application/pdf"})
+	var out []presignResult
+	for _, target := range []struct{ name, base string }{{"HTTPS", gw.URL}, {"plain HTTP", gw.HTTPURL}} {
+		// Warm up: the first call assumes the role; later ones use the cache.
+		if _, err := presignOnce(gw.Client, target.base, token, body); err != nil {
+			return nil, fmt.Errorf("%s: %v\n%s", target.name, err, gw.Logs())
+		}
+		r := loadPresign(gw.Client, target.base, token, body, d, conc)
+		r.path = fmt.Sprintf("gateway, %s, %d clients", target.name, conc)
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func benchLogin(client *http.Client, base string) (string, error) {
+	b, _ := json.Marshal(map[string]string{"email": "bench@example.com", "password": "bench-password"})
+	resp, err := client.Post(base+"/auth/login", "application/json", bytes.NewReader(b))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data struct {
+			Token string `json:"token"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || r.Data.Token == "" {
+		return "", fmt.Errorf("login failed: %d %v", resp.StatusCode, err)
+	}
+	return r.Data.Token, nil
+}
+
+func presignOnce(client *http.Client, base, token string, body []byte) (time.Duration, error) {
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/files/upload-url", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	d := time.Since(start)
+	if resp.StatusCode != http.StatusOK {
+		return d, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return d, nil
+}
+
+// loadPresign runs conc clients for d and summarises their latencies.
+func loadPresign(client *http.Client, base, token string, body []byte, d time.Duration, conc int) presignResult {
+	var mu sync.Mutex
+	var lat []time.Duration
+	errs := 0
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Go(func() {
+			var mine []time.Duration
+			bad := 0
+			for time.Now().Before(deadline) {
+				l, err := presignOnce(client, base, token, body)
+				if err != nil {
+					bad++
+					continue
+				}
+				mine = append(mine, l)
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			errs += bad
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(float64(len(lat))*p))]
+	}
+	return presignResult{
+		requests: len(lat), errors: errs, reqPerSec: float64(len(lat)) / elapsed.Seconds(),
+		p50: pct(0.50), p90: pct(0.90), p99: pct(0.99),
+	}
+}
+
+func printPresign(rows []presignResult, d time.Duration) {
+	fmt.Printf("\nPresign: POST /api/files/upload-url (token check, policy, cached STS session, SigV4 presign), %s per row, same 2 cores as the load generator\n\n", d)
+	fmt.Println("| path | requests | errors | req/s | p50 | p90 | p99 |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rows {
+		fmt.Printf("| %s | %d | %d | %.0f | %s | %s | %s |\n", r.path, r.requests, r.errors, r.reqPerSec,
+			r.p50.Round(time.Microsecond), r.p90.Round(time.Microsecond), r.p99.Round(time.Microsecond))
+	}
+}

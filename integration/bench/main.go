@@ -133,8 +133,12 @@ func run(sizeList string, runs int, partSizeStr string, concurrency int) error {
 			return err
 		}
 		var directRuns, httpsRuns, httpRuns []float64
-		for i := range runs {
-			mbps, err := measure(size, func(body io.Reader) error {
+		paths := []struct {
+			name   string
+			out    *[]float64
+			upload func(i int, body io.Reader) error
+		}{
+			{"direct", &directRuns, func(i int, body io.Reader) error {
 				_, err := direct.Upload(context.Background(), &s3.PutObjectInput{
 					Bucket:               &env.Bucket,
 					Key:                  aws.String(fmt.Sprintf("%sdirect-%d-%d", prefix, size, i)),
@@ -144,28 +148,25 @@ func run(sizeList string, runs int, partSizeStr string, concurrency int) error {
 					ChecksumAlgorithm:    types.ChecksumAlgorithmCrc32c,
 				})
 				return err
-			})
-			if err != nil {
-				gw.Stop()
-				return fmt.Errorf("direct upload: %v", err)
-			}
-			directRuns = append(directRuns, mbps)
-			for _, target := range []struct {
-				base string
-				out  *[]float64
-			}{{gw.URL, &httpsRuns}, {gw.HTTPURL, &httpRuns}} {
-				if pprofPath != "" && target.out == &httpsRuns && i == 0 {
+			}},
+			{"https", &httpsRuns, func(_ int, body io.Reader) error { return putThroughGateway(gw.Client, gw.URL, size, body) }},
+			{"http", &httpRuns, func(_ int, body io.Reader) error { return putThroughGateway(gw.Client, gw.HTTPURL, size, body) }},
+		}
+		for i := range runs {
+			// Rotate the order every run, so that no path always goes first
+			// (onto a fresher server) or last.
+			for j := range paths {
+				p := paths[(i+j)%len(paths)]
+				if pprofPath != "" && p.name == "https" && i == 0 {
 					go profile(gw.AdminURL, 5)
 				}
-				mbps, err = measure(size, func(body io.Reader) error {
-					return putThroughGateway(gw.Client, target.base, size, body)
-				})
+				mbps, err := measure(size, func(body io.Reader) error { return p.upload(i, body) })
 				if err != nil {
 					logs := gw.Logs()
 					gw.Stop()
-					return fmt.Errorf("gateway upload: %v\n%s", err, logs)
+					return fmt.Errorf("%s upload: %v\n%s", p.name, err, logs)
 				}
-				*target.out = append(*target.out, mbps)
+				*p.out = append(*p.out, mbps)
 			}
 		}
 		peak, _ := gw.PeakRSS()

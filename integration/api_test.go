@@ -457,6 +457,13 @@ func scrapeMetric(t *testing.T, gw *harness.Gateway, series string) float64 {
 			return f
 		}
 	}
-	t.Fatalf("series %s not found in /metrics", series)
+	name, _, _ := strings.Cut(series, "{")
+	var similar []string
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, name) {
+			similar = append(similar, line)
+		}
+	}
+	t.Fatalf("series %s not found in /metrics; %s has:\n%s", series, name, strings.Join(similar, "\n"))
 	return 0
 }

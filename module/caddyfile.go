@@ -59,6 +59,7 @@ func init() {
 //		pass_field    <name-template> <value-template>
 //		rollback_on   <status...>
 //		allowed_roles admin|uploader|viewer...
+//		route         <name for metrics>
 //		handle_errors
 //	}
 //
@@ -139,6 +140,8 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 				g.RollbackOn = append(g.RollbackOn, code)
 			}
+		case "route":
+			err = oneString(d, &g.Route)
 		case "allowed_roles":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

@@ -68,9 +68,12 @@ type request struct {
 	done       func(role, result string, bytes int64, parts int) // metrics
 }
 
+// role labels the upload in metrics: the user's role, or "anonymous".
 func (q *request) role() string {
-	role, _ := q.repl.GetString("http.auth.user.role")
-	return role
+	if role, _ := q.repl.GetString("http.auth.user.role"); role != "" {
+		return role
+	}
+	return "anonymous"
 }
 
 // fail reports a failed upload: the client's error response, and the audit line.

@@ -169,6 +169,8 @@ type GatewayConfig struct {
 	PlainSite string
 	// Env is added to the gateway's environment.
 	Env []string
+	// Globals is added to the global options block.
+	Globals string
 }
 
 // StartGateway writes a Caddyfile, starts the gateway and waits until it
@@ -201,6 +203,7 @@ func (e *Env) StartGateway(cfg GatewayConfig) (*Gateway, error) {
 		format json
 		level DEBUG
 	}
+	%s
 }
 
 https://127.0.0.1:%d {
@@ -208,7 +211,7 @@ https://127.0.0.1:%d {
 	tls internal
 	%s
 }
-`, adminPort, httpPort, httpsPort, filepath.Join(dir, "data"), filepath.Join(dir, "caddy.log"), httpsPort, cfg.Site)
+`, adminPort, httpPort, httpsPort, filepath.Join(dir, "data"), filepath.Join(dir, "caddy.log"), cfg.Globals, httpsPort, cfg.Site)
 	if cfg.PlainSite != "" {
 		caddyfile += fmt.Sprintf("\nhttp://127.0.0.1:%d {\n\tbind 127.0.0.1\n\t%s\n}\n", plainPort, cfg.PlainSite)
 	}

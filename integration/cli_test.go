@@ -20,7 +20,7 @@ func TestListModulesShowsTheGateway(t *testing.T) {
 	if err != nil {
 		t.Fatalf("caddy list-modules: %v\n%s", err, out)
 	}
-	for _, id := range []string{"http.handlers.upload_gateway", "http.handlers.upload_auth", "http.authentication.providers.upload_auth"} {
+	for _, id := range []string{"http.handlers.upload_gateway", "http.handlers.upload_auth", "http.authentication.providers.upload_auth", "http.handlers.upload_api", "upload_gateway_metrics"} {
 		if !strings.Contains("\n"+string(out), "\n"+id+"\n") {
 			t.Errorf("list-modules does not show %s:\n%s", id, out)
 		}

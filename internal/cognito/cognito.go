@@ -49,8 +49,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
-	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
 )
 
 // API is the part of *cognitoidentityprovider.Client that Client calls.
@@ -218,58 +219,27 @@ func translate(op string, err error) error {
 	// smithy.APIError and are matched by code. cognito-local answers InvalidPasswordException
 	// for a wrong password (Cognito itself uses it only for passwords that break the pool's
 	// policy, which InitiateAuth never checks).
-	case is[*types.NotAuthorizedException](err),
-		is[*types.UserNotFoundException](err),
-		apiCode(err) == "InvalidPasswordException":
+	case awserr.Is[*types.NotAuthorizedException](err),
+		awserr.Is[*types.UserNotFoundException](err),
+		awserr.Code(err) == "InvalidPasswordException":
 		return ErrInvalidCredentials
-	case is[*types.UserNotConfirmedException](err):
+	case awserr.Is[*types.UserNotConfirmedException](err):
 		return ErrUserNotConfirmed
-	case is[*types.PasswordResetRequiredException](err):
+	case awserr.Is[*types.PasswordResetRequiredException](err):
 		return ErrPasswordResetRequired
-	case is[*types.TooManyRequestsException](err),
-		apiCode(err) == "LimitExceededException",
-		apiCode(err) == "TooManyFailedAttemptsException",
-		httpStatus(err) == http.StatusTooManyRequests:
+	case awserr.Is[*types.TooManyRequestsException](err),
+		awserr.Code(err) == "LimitExceededException",
+		awserr.Code(err) == "TooManyFailedAttemptsException",
+		awserr.Status(err) == http.StatusTooManyRequests:
 		return ErrTooManyRequests
 
-	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+	case errors.Is(err, context.DeadlineExceeded), awserr.Timeout(err):
 		return fmt.Errorf("%w (%w): %s: %v", ErrUnavailable, context.DeadlineExceeded, op, err)
-	case is[*types.InternalErrorException](err),
-		httpStatus(err) >= 500,
-		is[*smithyhttp.RequestSendError](err),
-		is[net.Error](err):
+	case awserr.Is[*types.InternalErrorException](err),
+		awserr.Status(err) >= 500,
+		awserr.Is[*smithyhttp.RequestSendError](err),
+		awserr.Is[net.Error](err):
 		return fmt.Errorf("%w: %s: %v", ErrUnavailable, op, err)
 	}
 	return fmt.Errorf("cognito: %s: %v", op, err)
-}
-
-// is reports whether err's tree holds an error of type E.
-func is[E error](err error) bool {
-	_, ok := errors.AsType[E](err)
-	return ok
-}
-
-// apiCode is the error code of Cognito's answer, or "".
-func apiCode(err error) string {
-	if ae, ok := errors.AsType[smithy.APIError](err); ok {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
-// httpStatus is the status of Cognito's HTTP answer, or 0 if there was none.
-func httpStatus(err error) int {
-	if re, ok := errors.AsType[*smithyhttp.ResponseError](err); ok && re.Response != nil {
-		return re.HTTPStatusCode()
-	}
-	return 0
-}
-
-// isTimeout reports whether a network error in err's tree is a timeout.
-func isTimeout(err error) bool {
-	te, ok := errors.AsType[interface {
-		error
-		Timeout() bool
-	}](err)
-	return ok && te.Timeout()
 }

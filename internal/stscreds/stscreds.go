@@ -16,10 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/aws-sdk-go-v2/service/sts/types"
-	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 )
 
@@ -285,52 +285,21 @@ func (p *Provider) refreshBefore(life time.Duration) time.Duration {
 // translate maps an AssumeRole error to the package's errors (see the
 // package documentation).
 func translate(role string, err error) error {
-	switch code := apiCode(err); {
+	switch code := awserr.Code(err); {
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("stscreds: AssumeRole %s: %w", role, context.Canceled)
 	case code == "AccessDenied", code == "AccessDeniedException":
 		return fmt.Errorf("%w: AssumeRole %s: %v", ErrDenied, role, err)
-	case is[*types.PackedPolicyTooLargeException](err), code == "PackedPolicyTooLarge":
+	case awserr.Is[*types.PackedPolicyTooLargeException](err), code == "PackedPolicyTooLarge":
 		return fmt.Errorf("%w: AssumeRole %s: %v", ErrPolicyTooLarge, role, err)
-	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+	case errors.Is(err, context.DeadlineExceeded), awserr.Timeout(err):
 		return fmt.Errorf("%w (%w): AssumeRole %s: %v", ErrUnavailable, context.DeadlineExceeded, role, err)
 	case code == "Throttling", code == "ThrottlingException", code == "TooManyRequestsException",
 		code == "RequestLimitExceeded", code == "SlowDown", code == "ServiceUnavailable",
 		code == "InternalFailure", code == "InternalError",
-		httpStatus(err) == http.StatusTooManyRequests, httpStatus(err) >= 500,
-		is[*smithyhttp.RequestSendError](err), is[net.Error](err):
+		awserr.Status(err) == http.StatusTooManyRequests, awserr.Status(err) >= 500,
+		awserr.Is[*smithyhttp.RequestSendError](err), awserr.Is[net.Error](err):
 		return fmt.Errorf("%w: AssumeRole %s: %v", ErrUnavailable, role, err)
 	}
 	return fmt.Errorf("stscreds: AssumeRole %s: %v", role, err)
-}
-
-// is reports whether err's tree holds an error of type E.
-func is[E error](err error) bool {
-	_, ok := errors.AsType[E](err)
-	return ok
-}
-
-// apiCode is the error code of STS's answer, or "".
-func apiCode(err error) string {
-	if ae, ok := errors.AsType[smithy.APIError](err); ok {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
-// httpStatus is the status of STS's HTTP answer, or 0 if there was none.
-func httpStatus(err error) int {
-	if re, ok := errors.AsType[*smithyhttp.ResponseError](err); ok && re.Response != nil {
-		return re.HTTPStatusCode()
-	}
-	return 0
-}
-
-// isTimeout reports whether a network error in err's tree is a timeout.
-func isTimeout(err error) bool {
-	te, ok := errors.AsType[interface {
-		error
-		Timeout() bool
-	}](err)
-	return ok && te.Timeout()
 }

@@ -112,6 +112,10 @@ type API struct {
 	// Content types accepted (declared by the client). Default: all.
 	AllowedTypes []string `json:"allowed_types,omitempty"`
 
+	// Abort multipart uploads under the prefix that clients started and
+	// never completed. Default: off. Its max_age must exceed upload_ttl.
+	Janitor *JanitorConfig `json:"janitor,omitempty"`
+
 	// Policy overrides: role → action → scope, e.g.
 	// `{"uploader": {"delete": "none"}}`. Actions: upload, download, list,
 	// delete, manage. Scopes: own, all, none.
@@ -240,6 +244,11 @@ func (a *API) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("configuring the file API: %v", err)
 	}
+	if a.Janitor != nil {
+		if err := a.Janitor.start(ctx, client, a.Bucket, a.Prefix, m, a.logger); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -253,6 +262,18 @@ func (a *API) Validate() error {
 	}
 	if a.Secret != "" && !strings.HasPrefix(a.Secret, "{") && len(a.Secret) < 32 {
 		return fmt.Errorf("secret must be at least 32 bytes")
+	}
+	if j := a.Janitor; j != nil {
+		ttl, maxAge := time.Duration(a.UploadTTL), time.Duration(j.MaxAge)
+		if ttl == 0 {
+			ttl = 24 * time.Hour
+		}
+		if maxAge == 0 {
+			maxAge = defaultJanitorMaxAge
+		}
+		if maxAge <= ttl {
+			return fmt.Errorf("janitor max_age %s must exceed upload_ttl %s, or it aborts uploads clients may still finish", maxAge, ttl)
+		}
 	}
 	switch a.PostPolicyCredentials {
 	case "", "session", "gateway":

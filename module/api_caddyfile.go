@@ -34,6 +34,11 @@ func init() {
 //		part_batch      <n>
 //		allowed_types   <type...>
 //		policy <role> <action> own|all|none
+//		janitor {
+//			max_age  <duration>
+//			interval <duration>
+//			dry_run
+//		}
 //	}
 func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -97,6 +102,8 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.AllowedTypes = append(a.AllowedTypes, args...)
+		case "janitor":
+			a.Janitor, err = unmarshalJanitor(d)
 		case "policy":
 			args := d.RemainingArgs()
 			if len(args) != 3 {

@@ -60,6 +60,11 @@ func init() {
 //		rollback_on   <status...>
 //		allowed_roles admin|uploader|viewer...
 //		route         <name for metrics>
+//		janitor {
+//			max_age  <duration>
+//			interval <duration>
+//			dry_run
+//		}
 //		handle_errors
 //	}
 //
@@ -140,6 +145,8 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 				g.RollbackOn = append(g.RollbackOn, code)
 			}
+		case "janitor":
+			g.Janitor, err = unmarshalJanitor(d)
 		case "route":
 			err = oneString(d, &g.Route)
 		case "allowed_roles":

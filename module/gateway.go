@@ -187,6 +187,10 @@ type Gateway struct {
 	// The name of this upload route in metrics. Default: the prefix.
 	Route string `json:"route,omitempty"`
 
+	// Abort multipart uploads under the prefix left behind by crashed
+	// instances. Default: off.
+	Janitor *JanitorConfig `json:"janitor,omitempty"`
+
 	// Return errors to Caddy (for `handle_errors` routes) instead of writing
 	// the JSON error body.
 	HandleErrors bool `json:"handle_errors,omitempty"`
@@ -260,6 +264,11 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 				zap.String("bucket", bucket), zap.String("key", key), zap.String("upload_id", uploadID), zap.Error(err))
 		},
 	})
+	if g.Janitor != nil {
+		if err := g.Janitor.start(ctx, client, g.Bucket, g.Prefix, m, g.logger); err != nil {
+			return err
+		}
+	}
 	if g.Encryption == EncryptionNone {
 		g.logger.Warn("UNENCRYPTED: objects are written without server-side encryption")
 	}

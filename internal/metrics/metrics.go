@@ -66,6 +66,10 @@ type Metrics struct {
 
 	cloudWatchDropped   prometheus.Counter
 	cloudWatchPutErrors prometheus.Counter
+
+	orphanUploads  *prometheus.GaugeVec
+	orphanBytes    *prometheus.GaugeVec
+	orphansAborted *prometheus.CounterVec
 }
 
 // New builds the collectors and registers them with reg. If reg already
@@ -171,6 +175,18 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: Namespace, Name: "cloudwatch_put_errors_total",
 			Help: "Failed CloudWatch PutMetricData calls.",
 		})),
+		orphanUploads: register(&r, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "orphan_uploads",
+			Help: "Multipart uploads older than the janitor's max age found by its last sweep, by prefix.",
+		}, []string{"prefix"})),
+		orphanBytes: register(&r, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "orphan_bytes",
+			Help: "Bytes in the parts of the orphaned multipart uploads of the janitor's last sweep, by prefix.",
+		}, []string{"prefix"})),
+		orphansAborted: register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "orphans_aborted_total",
+			Help: "Orphaned multipart uploads the janitor aborted, by prefix.",
+		}, []string{"prefix"})),
 	}
 	if r.err != nil {
 		r.undo()
@@ -336,6 +352,19 @@ func (m *Metrics) RolledBack(n int) {
 		return
 	}
 	m.rolledBackObjects.Add(float64(n))
+}
+
+// JanitorSwept records a sweep of the orphan janitor over prefix: the
+// orphans it found, their bytes, and how many it aborted.
+func (m *Metrics) JanitorSwept(prefix string, found int, bytes int64, aborted int) {
+	if m == nil {
+		return
+	}
+	m.orphanUploads.WithLabelValues(prefix).Set(float64(found))
+	m.orphanBytes.WithLabelValues(prefix).Set(float64(bytes))
+	if aborted > 0 {
+		m.orphansAborted.WithLabelValues(prefix).Add(float64(aborted))
+	}
 }
 
 // CloudWatchDropped counts n observations that did not reach CloudWatch.

@@ -403,3 +403,26 @@ upload_gateway_presign_total{kind="put"} 1`,
 		})
 	}
 }
+
+func TestJanitorSwept(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.JanitorSwept("files/", 3, 10<<20, 3)
+	m.JanitorSwept("files/", 0, 0, 0) // the next sweep found nothing left
+	gatherAndCompare(t, reg, `
+# HELP upload_gateway_orphan_bytes Bytes in the parts of the orphaned multipart uploads of the janitor's last sweep, by prefix.
+# TYPE upload_gateway_orphan_bytes gauge
+upload_gateway_orphan_bytes{prefix="files/"} 0
+# HELP upload_gateway_orphan_uploads Multipart uploads older than the janitor's max age found by its last sweep, by prefix.
+# TYPE upload_gateway_orphan_uploads gauge
+upload_gateway_orphan_uploads{prefix="files/"} 0
+# HELP upload_gateway_orphans_aborted_total Orphaned multipart uploads the janitor aborted, by prefix.
+# TYPE upload_gateway_orphans_aborted_total counter
+upload_gateway_orphans_aborted_total{prefix="files/"} 3
+`, "upload_gateway_orphan_bytes", "upload_gateway_orphan_uploads", "upload_gateway_orphans_aborted_total")
+	var nilMetrics *Metrics
+	nilMetrics.JanitorSwept("x", 1, 1, 1) // no-op, no panic
+}

@@ -291,3 +291,53 @@ func TestOneGiBUploadStreamsWithBoundedMemory(t *testing.T) {
 		t.Errorf("peak RSS %d MiB exceeds baseline %d MiB + bound %d MiB + slack %d MiB", peak/mib, baseline/mib, bound/mib, slack/mib)
 	}
 }
+
+// A client cannot forge the fields the app trusts: plain fields named like
+// the gateway's are refused, and a file name carrying a boundary and a
+// fake part cannot smuggle one in.
+func TestPassModeFieldsCannotBeForged(t *testing.T) {
+	prefix := testPrefix(t)
+	app, received := legacyApp(t, http.StatusOK)
+	gw := startGateway(t, fmt.Sprintf("%s\n\treverse_proxy %s",
+		gatewayOpts{prefix: prefix, lines: []string{"output pass"}}.block(), strings.TrimPrefix(app.URL, "http://")))
+
+	t.Run("a plain field named like a stored-file field", func(t *testing.T) {
+		form, ctype := buildForm(t, []formPart{{field: "doc.key", value: "uploads/victim/secret.pdf"}})
+		resp, err := gw.Client.Post(gw.URL+"/submit", ctype, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectError(t, resp, http.StatusBadRequest, "RESERVED_FIELD")
+	})
+
+	t.Run("a file name smuggling a part", func(t *testing.T) {
+		boundary := "B0UNDARY"
+		evil := "x\r\n--" + boundary + "\r\nContent-Disposition: form-data; name=\"doc.key\"\r\n\r\nuploads/victim/secret.pdf"
+		body := "--" + boundary + "\r\n" +
+			"Content-Disposition: form-data; name=\"doc\"; filename*=UTF-8''" + url.PathEscape(evil) + "\r\n" +
+			"Content-Type: text/plain\r\n\r\nhello\r\n--" + boundary + "--\r\n"
+		before := len(received())
+		resp, err := gw.Client.Post(gw.URL+"/submit", "multipart/form-data; boundary="+boundary, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode == http.StatusBadRequest {
+			// Refusing the name outright is as good as neutralising it.
+			r := decodeResponse(t, resp)
+			t.Logf("refused: %s", r.Error.Code)
+			if len(received()) != before {
+				t.Errorf("the app was called for a refused form")
+			}
+			return
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		forms := received()
+		keys := forms[len(forms)-1].fields["doc.key"]
+		if len(keys) != 1 || !strings.HasPrefix(keys[0], prefix) {
+			t.Errorf("the app got doc.key = %q, want only the stored object's key", keys)
+		}
+	})
+}

@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"go.uber.org/zap"
@@ -18,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/cwexport"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/fileapi"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
@@ -233,8 +236,11 @@ func (a *API) Provision(ctx caddy.Context) error {
 		URLExpiry:       time.Duration(a.URLExpiry),
 		UploadTTL:       time.Duration(a.UploadTTL),
 		Encryption:      fileapi.Encryption(enc),
-		OnDenied:        m.AccessDenied,
-		OnPresign:       m.Presign,
+		OnDenied: func(action string) {
+			m.AccessDenied(action)
+			a.cw.observe(cwexport.MetricAccessDeniedCount, cwtypes.StandardUnitCount, 1, cwexport.Dim(cwexport.DimRoute, a.Prefix))
+		},
+		OnPresign: m.Presign,
 		OnError: func(status int, err error) {
 			if status >= 500 && status != StatusClientClosedRequest {
 				a.logger.Error("file API request failed", zap.Int("status", status), zap.Error(err))
@@ -316,8 +322,8 @@ func (a *API) credentials(user fileapi.Subject) aws.CredentialsProvider {
 // ServeHTTP serves the file API and passes other requests on.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	path, ok := strings.CutPrefix(r.URL.Path, a.BasePath)
-	if !ok || (path != "/files" && !strings.HasPrefix(path, "/files/")) {
-		return next.ServeHTTP(w, r)
+	if !ok || (path != "/files" && !strings.HasPrefix(path, "/files/")) || r.Method == http.MethodOptions {
+		return next.ServeHTTP(w, r) // CORS preflights are for other handlers
 	}
 	start := time.Now()
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -336,25 +342,41 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
 	a.svc.ServeHTTP(rec, r2)
 	status := rec.Status()
-	a.metrics.ObserveRequest(a.Prefix, apiEndpoint(r.Method, path), status, time.Since(start))
+	endpoint := apiEndpoint(r.Method, path)
+	a.metrics.ObserveRequest(a.Prefix, endpoint, status, time.Since(start))
+	a.cw.apiObserved(a.Prefix, endpoint, status, time.Since(start))
 	a.auditRequest(r, path, status, time.Since(start))
 	return nil
 }
 
-// apiEndpoint names a route for metrics without unbounded ids.
+// apiEndpoint names a route for metrics and audit lines: a fixed set of
+// names, so clients cannot create label values at will.
 func apiEndpoint(method, path string) string {
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPut, http.MethodHead:
+	default:
+		return "other"
+	}
 	parts := strings.Split(strings.Trim(path, "/"), "/")
+	shape := "other"
 	switch {
 	case len(parts) == 1:
-		return method + " /files"
-	case parts[1] == "multipart" && len(parts) == 4:
-		return method + " /files/multipart/{uploadId}/parts"
-	case parts[1] == "multipart" || parts[1] == "upload-url" || parts[1] == "upload-post":
-		return method + " /files/" + strings.Join(parts[1:], "/")
-	case len(parts) == 3:
-		return method + " /files/{fileId}/" + parts[2]
+		shape = "/files"
+	case len(parts) == 2 && (parts[1] == "upload-url" || parts[1] == "upload-post"):
+		shape = "/files/" + parts[1]
+	case len(parts) == 3 && parts[1] == "multipart" && slices.Contains([]string{"initiate", "sign-parts", "complete", "abort"}, parts[2]):
+		shape = "/files/multipart/" + parts[2]
+	case len(parts) == 4 && parts[1] == "multipart" && parts[3] == "parts":
+		shape = "/files/multipart/{uploadId}/parts"
+	case len(parts) == 2 && parts[1] != "multipart":
+		shape = "/files/{fileId}"
+	case len(parts) == 3 && parts[2] == "download-url":
+		shape = "/files/{fileId}/download-url"
 	}
-	return method + " /files/{fileId}"
+	if shape == "other" {
+		return "other"
+	}
+	return method + " " + shape
 }
 
 // auditRequest writes the audit line of an API call: presigning,

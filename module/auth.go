@@ -201,9 +201,14 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	p, err := a.authenticate(r)
 	if err != nil {
 		reason := logRejection(a.logger, r, err)
-		a.metrics.AuthFailure(reason)
-		a.cw.observe(cwexport.MetricAuthFailureCount, cwtypes.StandardUnitCount, 1, cwexport.Dim(cwexport.DimReason, reason))
-		audit(a.audit, r, auditEvent{Action: "authenticate", Result: "denied", Status: http.StatusUnauthorized, Reason: reason})
+		status, result := http.StatusUnauthorized, "denied"
+		if errors.Is(err, jwtauth.ErrKeysUnavailable) {
+			status, result = http.StatusBadGateway, "failed"
+		} else {
+			a.metrics.AuthFailure(reason)
+			a.cw.observe(cwexport.MetricAuthFailureCount, cwtypes.StandardUnitCount, 1, cwexport.Dim(cwexport.DimReason, reason))
+		}
+		audit(a.audit, r, auditEvent{Action: "authenticate", Result: result, Status: status, Reason: reason})
 		return a.unauthorized(w, err)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)

@@ -49,6 +49,7 @@ func init() {
 //		max_files        <n>
 //		max_fields       <n>
 //		max_field_size   <size>
+//		max_form_size    <size>
 //		allowed_types    <type...>
 //
 //		filename_header <header>
@@ -111,6 +112,8 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = integer(d, &g.MaxFiles)
 		case "max_fields":
 			err = integer(d, &g.MaxFields)
+		case "max_form_size":
+			err = size(d, &g.MaxFormSize)
 		case "max_field_size":
 			err = size(d, &g.MaxFieldSize)
 		case "allowed_types":

@@ -30,6 +30,7 @@ var (
 	errMetadataTooLarge = errors.New("metadata exceeds 2 KiB")
 	errUnauthenticated  = errors.New("authentication required")
 	errForbidden        = errors.New("access denied")
+	errReservedField    = errors.New("form field name is reserved for the gateway")
 )
 
 // apiError is what the client is told about a failure.
@@ -78,6 +79,8 @@ func (g *Gateway) classify(err, bodyErr error) apiError {
 		return apiError{http.StatusBadRequest, "MALFORMED_FORM", "the multipart form is malformed"}
 	case errors.Is(err, objectkey.ErrInvalidKey):
 		return apiError{http.StatusBadRequest, "INVALID_KEY", "the object key built for this file is not valid"}
+	case errors.Is(err, errReservedField):
+		return apiError{http.StatusBadRequest, "RESERVED_FIELD", "the form has a field named like the ones the gateway writes for stored files"}
 	case errors.Is(err, errMetadataTooLarge):
 		return apiError{http.StatusBadRequest, "METADATA_TOO_LARGE", "the object metadata exceeds 2 KiB"}
 	case errors.Is(err, s3stream.ErrStorageTimeout), errors.Is(err, context.DeadlineExceeded):
@@ -128,6 +131,9 @@ func (g *Gateway) fail(w http.ResponseWriter, repl *caddy.Replacer, err, bodyErr
 	}
 	if c := g.logger.Check(level, "upload failed"); c != nil {
 		c.Write(zap.Int("status", e.status), zap.String("code", e.code), zap.Error(err))
+	}
+	if e.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="upload-gateway"`)
 	}
 	if e.status == StatusClientClosedRequest {
 		// Nobody is there to read a body; the status is for the access log.

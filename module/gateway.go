@@ -148,6 +148,10 @@ type Gateway struct {
 	// Largest plain field value, in bytes. Default 1 MiB.
 	MaxFieldSize int64 `json:"max_field_size,omitempty"`
 
+	// Largest total of all plain fields (headers and values) and the
+	// fields written in pass mode, in bytes. Default 10 MiB.
+	MaxFormSize int64 `json:"max_form_size,omitempty"`
+
 	// Content types accepted, checked against the first bytes of each file
 	// as well as the declared type: `image/*`, `application/pdf`, ….
 	// Default: everything.
@@ -349,8 +353,8 @@ func (g *Gateway) Validate() error {
 	if g.MaxFileSize < 0 || g.MaxFileSize > s3stream.MaxObjectSize {
 		return fmt.Errorf("max_file_size %d is outside 0 to 5 TiB", g.MaxFileSize)
 	}
-	if g.MemoryLimit < 2*g.PartSize {
-		return fmt.Errorf("memory_limit %d must hold at least two parts of %d bytes", g.MemoryLimit, g.PartSize)
+	if ps := s3stream.FirstPartSize(g.PartSize, -1, g.MaxFileSize); g.MemoryLimit < ps {
+		return fmt.Errorf("memory_limit %d cannot hold one part of %d bytes (the part size grows so that max_file_size fits in 10,000 parts)", g.MemoryLimit, ps)
 	}
 	if g.MaxRequestSize < 0 || g.MaxFiles < 0 || g.MaxFields < 0 || g.MaxFieldSize < 0 {
 		return fmt.Errorf("limits must not be negative")
@@ -404,7 +408,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	start := time.Now()
-	req := &request{g: g, r: r, repl: repl, done: g.metrics.UploadStarted(r.ContentLength)}
+	req := &request{g: g, r: r, repl: repl, start: start, done: g.metrics.UploadStarted(r.ContentLength)}
 	if err := g.authorize(repl); err != nil {
 		return req.fail(w, start, err, nil)
 	}

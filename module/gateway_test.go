@@ -80,7 +80,9 @@ func TestValidate(t *testing.T) {
 		{"unknown checksum", func(g *Gateway) { g.Checksum = "md5" }, "unknown checksum"},
 		{"lowercase checksum", func(g *Gateway) { g.Checksum = "sha256" }, ""},
 		{"file limit beyond s3", func(g *Gateway) { g.MaxFileSize = 6 << 40 }, "max_file_size"},
-		{"memory below two parts", func(g *Gateway) { g.MemoryLimit = g.PartSize }, "memory_limit"},
+		{"memory below one part", func(g *Gateway) { g.MemoryLimit = g.PartSize - 1 }, "memory_limit"},
+		{"memory below one grown part", func(g *Gateway) { g.MaxFileSize = 5 << 40; g.MemoryLimit = 512 << 20 }, "memory_limit"},
+		{"memory for one grown part", func(g *Gateway) { g.MaxFileSize = 5 << 40; g.MemoryLimit = 1 << 30 }, ""},
 		{"unknown output", func(g *Gateway) { g.Output = "store" }, "unknown output"},
 		{"bad rollback status", func(g *Gateway) { g.RollbackOn = []int{42} }, "rollback_on"},
 		{"nameless pass field", func(g *Gateway) { g.PassFields = []PassField{{Value: "x"}} }, "no name"},
@@ -123,5 +125,47 @@ func TestRollsBack(t *testing.T) {
 		if got := g.rollsBack(status); got != want {
 			t.Errorf("rollsBack(%d) = %v, want %v", status, got, want)
 		}
+	}
+}
+
+func TestReservedField(t *testing.T) {
+	g := &Gateway{PassFields: defaultPassFields()}
+	g.PassFields = append(g.PassFields, PassField{Name: "upload_count", Value: "{http.upload_gateway.files}"})
+	tests := map[string]bool{
+		"doc.key": true, "x.sha256": true, "photo.name": true, ".etag": true, "upload_count": true,
+		"title": false, "doc": false, "doc.keys": false, "key": false, "my_upload_count": false,
+	}
+	for name, want := range tests {
+		if got := g.reservedField(name); got != want {
+			t.Errorf("reservedField(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestAPIEndpointIsBounded(t *testing.T) {
+	tests := []struct{ method, path, want string }{
+		{"GET", "/files", "GET /files"},
+		{"POST", "/files/upload-url", "POST /files/upload-url"},
+		{"POST", "/files/multipart/complete", "POST /files/multipart/complete"},
+		{"GET", "/files/multipart/abc123/parts", "GET /files/multipart/{uploadId}/parts"},
+		{"GET", "/files/ZmlsZXMv", "GET /files/{fileId}"},
+		{"GET", "/files/ZmlsZXMv/download-url", "GET /files/{fileId}/download-url"},
+		{"DELETE", "/files/ZmlsZXMv", "DELETE /files/{fileId}"},
+		{"OPTIONS", "/files/multipart/random", "other"},
+		{"BREW", "/files", "other"},
+		{"GET", "/files/x/random-suffix", "other"},
+		{"POST", "/files/multipart/random", "other"},
+		{"GET", "/files/multipart/a/b/c", "other"},
+	}
+	for _, tt := range tests {
+		if got := apiEndpoint(tt.method, tt.path); got != tt.want {
+			t.Errorf("apiEndpoint(%s %s) = %q, want %q", tt.method, tt.path, got, tt.want)
+		}
+	}
+}
+
+func TestStripControl(t *testing.T) {
+	if got := stripControl("a\r\nContent-Disposition: x\x00\x7fé"); got != "aContent-Disposition: xé" {
+		t.Errorf("stripControl = %q", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -292,4 +293,19 @@ func (a *MetricsApp) uploadObserved(route, role, result string, status int, d ti
 	if parts > 0 {
 		a.observe(cwexport.MetricMultipartPartCount, types.StandardUnitCount, float64(parts), r, ro)
 	}
+}
+
+// apiObserved sends the CloudWatch metrics of one file API request.
+func (a *MetricsApp) apiObserved(route, endpoint string, status int, d time.Duration) {
+	if a == nil {
+		return
+	}
+	result := "ok"
+	if status >= 400 {
+		result = strconv.Itoa(status)
+	}
+	r, re := cwexport.Dim(cwexport.DimRoute, route), cwexport.Dim(cwexport.DimResult, result)
+	e := types.Dimension{Name: aws.String("Endpoint"), Value: aws.String(endpoint)}
+	a.observe(cwexport.MetricAPIRequestCount, types.StandardUnitCount, 1, r, e, re)
+	a.observe(cwexport.MetricAPIRequestDuration, types.StandardUnitMilliseconds, float64(d)/float64(time.Millisecond), r, e, re)
 }

@@ -14,6 +14,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -64,6 +65,7 @@ type request struct {
 	form       *bytes.Buffer // the rewritten form, in pass mode
 	formType   string
 	rolledBack bool
+	start      time.Time
 	status     int                                               // the upstream's status, in pass mode
 	done       func(role, result string, bytes int64, parts int) // metrics
 }
@@ -142,14 +144,24 @@ func (q *request) storeForm(contentType string) error {
 	}
 	var mw *multipart.Writer
 	if q.g.Output == OutputPass {
+		// A fresh random boundary: values the client chose (file names)
+		// can then never close a part and forge another one.
 		q.form = new(bytes.Buffer)
 		mw = multipart.NewWriter(q.form)
-		_ = mw.SetBoundary(boundary) // keep the client's boundary when it is valid
 	}
-	lim := formstream.Limits{MaxFiles: q.g.MaxFiles, MaxFields: q.g.MaxFields, MaxFieldBytes: q.g.MaxFieldSize}
-	_, err = formstream.Rewrite(q.r.Context(), q.r.Body, boundary, lim, q.storeFile, mw)
+	lim := formstream.Limits{MaxFiles: q.g.MaxFiles, MaxFields: q.g.MaxFields, MaxFieldBytes: q.g.MaxFieldSize, MaxFormBytes: q.g.MaxFormSize}
+	res, err := formstream.Rewrite(q.r.Context(), q.r.Body, boundary, lim, q.storeFile, mw)
 	if err != nil {
 		return err
+	}
+	if q.g.Output == OutputPass {
+		// The app trusts the fields the gateway writes; a client must not
+		// be able to send fields that look like them.
+		for _, f := range res.Fields {
+			if q.g.reservedField(f.Name) {
+				return fmt.Errorf("%w: %q", errReservedField, f.Name)
+			}
+		}
 	}
 	if mw != nil {
 		if err := mw.Close(); err != nil {
@@ -170,11 +182,39 @@ func (q *request) storeFile(ctx context.Context, f *formstream.File) ([]formstre
 	fields := make([]formstream.Field, 0, len(q.g.PassFields))
 	for _, pf := range q.g.PassFields {
 		fields = append(fields, formstream.Field{
-			Name:  q.repl.ReplaceAll(pf.Name, ""),
+			// Names become part headers: no control characters in them.
+			Name:  stripControl(q.repl.ReplaceAll(pf.Name, "")),
 			Value: q.repl.ReplaceAll(pf.Value, ""),
 		})
 	}
 	return fields, nil
+}
+
+// stripControl removes control characters (CR, LF, NUL, …).
+func stripControl(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// reservedField reports whether a client's plain field name looks like one
+// the gateway writes in pass mode: it ends with the fixed text after the
+// last placeholder of a pass_field name (".key", ".sha256", …), or equals a
+// pass_field name without placeholders.
+func (g *Gateway) reservedField(name string) bool {
+	for _, pf := range g.PassFields {
+		suffix := pf.Name
+		if i := strings.LastIndex(pf.Name, "}"); i >= 0 {
+			suffix = pf.Name[i+1:]
+		}
+		if suffix != "" && strings.HasSuffix(name, suffix) && (suffix != pf.Name || name == suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 // upload streams one file to S3.
@@ -226,6 +266,11 @@ func (q *request) upload(ctx context.Context, field, name, declared string, size
 func (q *request) objectKey(field, name string) (string, error) {
 	now := time.Now().UTC()
 	safe := objectkey.SanitizeFilename(name)
+	// Nothing of the previous file may leak into this one's key or metadata.
+	for _, p := range []string{"upload.key", "upload.bucket", "upload.size", "upload.content_type",
+		"upload.sha256", "upload.etag", "upload.version_id", "upload.name"} {
+		q.repl.Set(p, "")
+	}
 	q.repl.Set("upload.uuid", uuid.NewString())
 	q.repl.Set("upload.filename", safe)
 	q.repl.Set("upload.ext", objectkey.Ext(safe))
@@ -362,10 +407,26 @@ func (q *request) pass(w http.ResponseWriter, next caddyhttp.Handler) error {
 	r.ContentLength = int64(len(body))
 	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	r.TransferEncoding = nil
-	r.Header.Del("Transfer-Encoding")
-	r.Header.Del("Expect")
+	r.Trailer = nil
+	// Headers that describe the original body no longer apply.
+	for _, h := range []string{"Transfer-Encoding", "Expect", "Content-Encoding", "Content-MD5", "Digest",
+		"Content-Digest", "Repr-Digest", "Trailer"} {
+		r.Header.Del(h)
+	}
 
 	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
+	defer func() {
+		// reverse_proxy panics with http.ErrAbortHandler when copying the
+		// response fails: settle the upload, then let the panic go on.
+		if v := recover(); v != nil {
+			q.status = rec.Status()
+			if q.status == 0 || q.g.rollsBack(q.status) {
+				q.rollback()
+			}
+			q.finish(q.start, q.status, fmt.Errorf("upstream aborted: %v", v))
+			panic(v)
+		}
+	}()
 	err := next.ServeHTTP(rec, r)
 	q.status = rec.Status()
 	if status := rec.Status(); err != nil || status == 0 || q.g.rollsBack(status) {
@@ -393,10 +454,16 @@ func (q *request) rollback() {
 	q.rolledBack = true
 	q.g.metrics.RolledBack(len(q.files))
 	ctx := detached(q.r.Context())
+	// Concurrently: each delete is retried for up to abort_timeout while S3
+	// is unreachable, and a form may hold many files.
+	var wg sync.WaitGroup
 	for _, f := range q.files {
-		if err := q.g.uploader.Delete(ctx, f.Bucket, f.S3Key, f.VersionID); err != nil {
-			q.g.logger.Error("rolled-back object could not be deleted",
-				zap.String("bucket", f.Bucket), zap.String("key", f.S3Key), zap.Error(err))
-		}
+		wg.Go(func() {
+			if err := q.g.uploader.Delete(ctx, f.Bucket, f.S3Key, f.VersionID); err != nil {
+				q.g.logger.Error("rolled-back object could not be deleted",
+					zap.String("bucket", f.Bucket), zap.String("key", f.S3Key), zap.Error(err))
+			}
+		})
 	}
+	wg.Wait()
 }

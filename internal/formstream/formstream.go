@@ -94,8 +94,9 @@ type Limits struct {
 	// MaxFieldBytes is the maximum length of one plain field value as sent;
 	// 0 means DefaultMaxFieldBytes.
 	MaxFieldBytes int64
-	// MaxFormBytes is the maximum total length of the plain field values
-	// and the replacement field values; 0 means DefaultMaxFormBytes.
+	// MaxFormBytes is the maximum total length of the plain fields (their
+	// headers and values) and the replacement field values; 0 means
+	// DefaultMaxFormBytes. It bounds the memory of the rewritten form.
 	MaxFormBytes int64
 }
 
@@ -234,6 +235,12 @@ func (rw *rewriter) field(p *multipart.Part, d disposition, qp bool) error {
 	}
 	if isMultipart(p.Header.Get("Content-Type")) {
 		return fmt.Errorf("%w: field %q is a nested multipart body", ErrMalformed, d.name)
+	}
+	// The part's headers are copied into the rewritten form too: they count.
+	if h := headerBytes(p.Header); h > rw.formLeft {
+		return fmt.Errorf("%w: the form is longer than %d bytes at the headers of field %q", ErrFormTooLarge, rw.lim.MaxFormBytes, d.name)
+	} else {
+		rw.formLeft -= h
 	}
 	limit := min(rw.lim.MaxFieldBytes, rw.formLeft, math.MaxInt64-1)
 	rw.buf.Reset()
@@ -394,4 +401,15 @@ func (b *partBody) Read(p []byte) (int, error) {
 		b.err = err
 	}
 	return n, err
+}
+
+// headerBytes is the length of a part's header block as written out.
+func headerBytes(h textproto.MIMEHeader) int64 {
+	var n int64
+	for k, vs := range h {
+		for _, v := range vs {
+			n += int64(len(k) + len(v) + 4) // "k: v\r\n"
+		}
+	}
+	return n
 }

@@ -275,9 +275,11 @@ func TestRewrite(t *testing.T) {
 			wantOut:    []string{"meta={}"},
 		},
 		{
-			name:       "limits reached exactly",
-			body:       form(field("a", "12345"), field("b", "123"), file("f", "x", "big file body"), file("g", "y", "z")),
-			lim:        formstream.Limits{MaxFiles: 2, MaxFields: 2, MaxFieldBytes: 5, MaxFormBytes: 10},
+			name: "limits reached exactly",
+			body: form(field("a", "12345"), field("b", "123"), file("f", "x", "big file body"), file("g", "y", "z")),
+			// 2 × 42 header bytes (`Content-Disposition: form-data; name="a"` + CRLF…),
+			// 8 value bytes, and 2 replacement values.
+			lim:        formstream.Limits{MaxFiles: 2, MaxFields: 2, MaxFieldBytes: 5, MaxFormBytes: 94},
 			wantCalls:  []string{"0|f|x|text/plain|big file body", "1|g|y|text/plain|z"},
 			wantFields: []string{"a=12345", "b=123"},
 			wantOut:    []string{"a=12345", "b=123", "f.stored=x", "g.stored=y"},
@@ -341,13 +343,20 @@ func TestRewrite(t *testing.T) {
 		{name: "default field size", body: form(field("a", strings.Repeat("x", 1<<20+1))), wantErr: formstream.ErrFieldTooLarge},
 		{name: "form too large", body: form(field("a", "12345"), field("b", "123456")), lim: formstream.Limits{MaxFormBytes: 10}, wantErr: formstream.ErrFormTooLarge},
 		{
-			name:      "form too large with replacement fields",
-			body:      form(field("a", "12345"), file("f", "123456", "x")),
-			lim:       formstream.Limits{MaxFormBytes: 10},
+			name: "form too large with replacement fields",
+			body: form(field("a", "12345"), file("f", "123456", "x")),
+			lim:  formstream.Limits{MaxFormBytes: 50}, // field a takes 47 with its header
+
 			wantErr:   formstream.ErrFormTooLarge,
 			wantCalls: []string{"0|f|123456|text/plain|x"},
 		},
 		{name: "header too large", body: form(bigHeader + "\r\n\r\nx"), wantErr: formstream.ErrFormTooLarge},
+		{
+			name:    "headers count against the form limit",
+			body:    form("Content-Disposition: form-data; name=\"a\"\r\nX-Padding: " + strings.Repeat("p", 200) + "\r\n\r\nv"),
+			lim:     formstream.Limits{MaxFormBytes: 100},
+			wantErr: formstream.ErrFormTooLarge,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

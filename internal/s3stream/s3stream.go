@@ -208,8 +208,19 @@ func (u *Uploader) Wait() { u.wg.Wait() }
 // MemoryBound is the most part-buffer memory one upload of a body of the
 // given size (-1 unknown) and limit (0 none) can hold.
 func (u *Uploader) MemoryBound(size, maxSize int64) int64 {
-	ps := u.partSize(size, maxSize, 1)
-	return ps * int64(u.opts.Concurrency+1)
+	return u.PartSize(size, maxSize) * int64(u.opts.Concurrency+1)
+}
+
+// PartSize is the part size an upload of a body of the given size (-1
+// unknown) and limit (0 none) starts with.
+func (u *Uploader) PartSize(size, maxSize int64) int64 {
+	return u.partSize(size, maxSize, 1)
+}
+
+// FirstPartSize is PartSize for an uploader whose configured part size is
+// partSize, for checking configurations before an Uploader exists.
+func FirstPartSize(partSize, size, maxSize int64) int64 {
+	return New(nil, Options{PartSize: partSize}).PartSize(size, maxSize)
 }
 
 // partSize returns the size of part n (1-based).

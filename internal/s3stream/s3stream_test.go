@@ -32,6 +32,7 @@ type fakeS3 struct {
 	inflight    atomic.Int32
 	maxInflight atomic.Int32
 
+	created       int   // multipart uploads created so far (upload ids)
 	failPart      int32 // UploadPart of this part number fails
 	abortFailures int   // how many aborts fail before one succeeds
 	partDelay     time.Duration
@@ -78,7 +79,8 @@ func (f *fakeS3) CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipa
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.creates = append(f.creates, in)
-	id := fmt.Sprintf("upload-%d", len(f.uploads)+1)
+	f.created++
+	id := fmt.Sprintf("upload-%d", f.created)
 	f.uploads[id] = map[int32][]byte{}
 	return &s3.CreateMultipartUploadOutput{UploadId: &id}, nil
 }
@@ -411,5 +413,36 @@ func TestPartSize(t *testing.T) {
 	}
 	if total < MaxObjectSize {
 		t.Errorf("10,000 growing parts hold %d bytes, less than %d", total, MaxObjectSize)
+	}
+}
+
+// Uploads sharing a small memory budget must all finish: none may wait for
+// memory while holding a buffer that is not on its way to S3.
+func TestSharedBudgetNeverDeadlocks(t *testing.T) {
+	fake := newFake()
+	fake.partDelay = 5 * time.Millisecond
+	budget := NewBufferBudget(MinPartSize) // room for a single part at a time
+	u := New(fake, Options{PartSize: MinPartSize, Concurrency: 2, Budget: budget})
+	done := make(chan error, 4)
+	for i := range 4 {
+		go func() {
+			key := fmt.Sprintf("k%d", i)
+			_, err := u.Upload(context.Background(), Object{Bucket: "b", Key: key, Size: -1}, bytes.NewReader(randomBytes(12*mib+i)))
+			done <- err
+		}()
+	}
+	timeout := time.After(20 * time.Second)
+	for range 4 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("upload: %v", err)
+			}
+		case <-timeout:
+			t.Fatal("uploads sharing a one-part budget deadlocked")
+		}
+	}
+	if len(fake.objects) != 4 {
+		t.Errorf("stored %d objects, want 4", len(fake.objects))
 	}
 }

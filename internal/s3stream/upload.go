@@ -36,13 +36,14 @@ func (c chunk) data() []byte { return (*c.buf)[:c.n] }
 
 // upload is the state of one Upload call.
 type upload struct {
-	u     *Uploader
-	obj   Object
-	pool  *bufferPool
-	body  io.Reader
-	sum   hash.Hash
-	read  int64
-	limit int64 // the most bytes accepted
+	u       *Uploader
+	obj     Object
+	pool    *bufferPool
+	body    io.Reader
+	sum     hash.Hash
+	read    int64
+	limit   int64  // the most bytes accepted
+	pending []byte // bytes read ahead, the start of the next part
 
 	mu    sync.Mutex
 	err   error
@@ -91,16 +92,20 @@ func (up *upload) run(ctx context.Context) (*Result, error) {
 	if first.eof {
 		return up.single(ctx, first)
 	}
-	second, err := up.next(ctx, 2)
-	if err != nil {
-		up.pool.put(first.buf)
-		return nil, err
-	}
-	if second.n == 0 && second.eof {
-		up.pool.put(second.buf)
+	// Peek one byte rather than a whole second part: a body that ends
+	// exactly at the part boundary is still a single PutObject, and no upload
+	// ever holds two buffers before the first is on its way.
+	var peek [1]byte
+	n, err := io.ReadFull(up.body, peek[:])
+	switch {
+	case n == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF):
 		return up.single(ctx, first)
+	case n == 0:
+		up.pool.put(first.buf)
+		return nil, readError(ctx, err)
 	}
-	return up.multipart(ctx, first, second)
+	up.pending = peek[:1]
+	return up.multipart(ctx, first)
 }
 
 // next reads part num into a pooled buffer.
@@ -110,7 +115,10 @@ func (up *upload) next(ctx context.Context, num int) (chunk, error) {
 	if err != nil {
 		return chunk{}, readError(ctx, err)
 	}
-	n, eof, err := readFull(up.body, *buf)
+	k := copy(*buf, up.pending)
+	up.pending = nil
+	n, eof, err := readFull(up.body, (*buf)[k:])
+	n += k
 	up.read += int64(n)
 	if err == nil && up.read > up.limit {
 		err = fmt.Errorf("%w: more than %d bytes", ErrTooLarge, up.limit)
@@ -218,7 +226,7 @@ func (up *upload) firstErr() error {
 	return up.err
 }
 
-func (up *upload) multipart(ctx context.Context, first, second chunk) (*Result, error) {
+func (up *upload) multipart(ctx context.Context, first chunk) (*Result, error) {
 	sse, key, bucketKey, encCtx := up.encryption()
 	in := &s3.CreateMultipartUploadInput{
 		Bucket:                  &up.obj.Bucket,
@@ -241,12 +249,11 @@ func (up *upload) multipart(ctx context.Context, first, second chunk) (*Result, 
 	cancel()
 	if err != nil {
 		up.pool.put(first.buf)
-		up.pool.put(second.buf)
 		return nil, storageError(ctx, "CreateMultipartUpload", err)
 	}
 	uploadID := aws.ToString(created.UploadId)
 
-	res, err := up.sendParts(ctx, uploadID, first, second)
+	res, err := up.sendParts(ctx, uploadID, first)
 	if err != nil {
 		up.u.abort(ctx, up.obj.Bucket, up.obj.Key, uploadID)
 		var fe *failure
@@ -259,7 +266,7 @@ func (up *upload) multipart(ctx context.Context, first, second chunk) (*Result, 
 }
 
 // sendParts uploads all parts and completes the upload.
-func (up *upload) sendParts(ctx context.Context, uploadID string, first, second chunk) (*Result, error) {
+func (up *upload) sendParts(ctx context.Context, uploadID string, first chunk) (*Result, error) {
 	partCtx, cancelParts := context.WithCancel(ctx)
 	defer cancelParts()
 
@@ -279,40 +286,33 @@ func (up *upload) sendParts(ctx context.Context, uploadID string, first, second 
 		})
 	}
 
-	// Produce parts until the body ends or something fails.
+	// Produce parts until the body ends or something fails. Part 1 goes to
+	// the workers before the next buffer is asked for, so an upload waiting
+	// for memory always has a part in flight that will free some.
 	ch <- first
-	c := second
-	for {
-		if up.firstErr() != nil {
-			if c.buf != nil {
-				up.pool.put(c.buf)
-			}
-			break
-		}
-		if c.n > 0 {
-			if c.num > MaxParts {
-				up.pool.put(c.buf)
-				up.fail(fmt.Errorf("%w: more than %d parts", ErrTooLarge, MaxParts))
-				break
-			}
-			ch <- c
-		} else {
-			up.pool.put(c.buf)
-		}
-		if c.eof {
-			break
-		}
-		next, err := up.next(partCtx, c.num+1)
+	for num := 2; up.firstErr() == nil; num++ {
+		c, err := up.next(partCtx, num)
 		if err != nil {
 			// A worker's failure cancels partCtx; report that, not the
 			// cancellation it caused.
-			if ctx.Err() == nil && partCtx.Err() != nil && up.firstErr() != nil {
-				break
+			if !(ctx.Err() == nil && partCtx.Err() != nil && up.firstErr() != nil) {
+				up.fail(err)
 			}
-			up.fail(err)
 			break
 		}
-		c = next
+		if c.n == 0 {
+			up.pool.put(c.buf)
+			break
+		}
+		if num > MaxParts {
+			up.pool.put(c.buf)
+			up.fail(fmt.Errorf("%w: more than %d parts", ErrTooLarge, MaxParts))
+			break
+		}
+		ch <- c
+		if c.eof {
+			break
+		}
 	}
 	close(ch)
 	wg.Wait()

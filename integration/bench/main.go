@@ -1,11 +1,21 @@
-// Command bench measures streaming throughput through the gateway next to a
-// direct aws-sdk-go-v2 upload of the same bytes to the same S3 server, in one
-// run, and the gateway's peak RSS. It prints a Markdown table.
+// Command bench measures, in one run, and prints as Markdown tables:
+//
+//   - JWT validation: testing.Benchmark of jwtauth's Verify in-process, with
+//     and without the signature cache (-jwt);
+//   - presign requests/s through the gateway (-presign);
+//   - streaming throughput through the gateway (HTTPS and plain HTTP) next to
+//     a direct aws-sdk-go-v2 upload of the same bytes to the same S3 server,
+//     and next to the same SDK upload through Caddy's plain reverse_proxy in
+//     front of S3 (-sizes, -proxy), with peak RSS;
+//   - peak RSS of single large uploads, a fresh gateway per size (-rss-sizes);
+//   - many concurrent uploads at once: throughput, errors, p50/p99, peak RSS
+//     against the configured memory_limit (-concurrent, -concurrent-size).
 //
 // It needs the test servers (integration/testenv/up.sh) and their env file;
-// ./scripts/bench starts them and runs it.
+// ./scripts/bench starts them and runs it. An empty -sizes or -rss-sizes, or
+// 0 for -presign or -concurrent, skips that table.
 //
-//	go run ./integration/bench -sizes 256MiB,1GiB -runs 3
+//	go run ./integration/bench -sizes 256MiB,1GiB -runs 3 -rss-sizes 1GiB,5GiB -concurrent 200
 package main
 
 import (
@@ -31,34 +41,111 @@ import (
 )
 
 func main() {
-	sizes := flag.String("sizes", "256MiB,1GiB", "comma-separated body sizes")
+	sizes := flag.String("sizes", "256MiB,1GiB", "comma-separated body sizes for the streaming table (empty skips it)")
 	runs := flag.Int("runs", 3, "runs per measurement (the median is reported)")
 	partSize := flag.String("part-size", "16MiB", "part size for both the gateway and the SDK")
 	concurrency := flag.Int("concurrency", 4, "parts in flight for both")
 	flag.StringVar(&pprofPath, "pprof", "", "write a CPU profile of the gateway during the first HTTPS upload to this file")
 	presignFor := flag.Duration("presign", 10*time.Second, "how long to load the presign endpoint (0 skips it)")
 	presignConc := flag.Int("presign-clients", 4, "concurrent clients for the presign load")
+	withProxy := flag.Bool("proxy", true, "add the SDK upload through Caddy's plain reverse_proxy to S3 to the streaming table")
+	rssSizes := flag.String("rss-sizes", "1GiB,5GiB", "comma-separated sizes of single uploads whose peak RSS is measured, a fresh gateway each (empty or 0 skips)")
+	concClients := flag.Int("concurrent", 200, "clients uploading one body each at the same time through HTTPS (0 skips)")
+	concSize := flag.String("concurrent-size", "8MiB", "body size of each concurrent upload")
+	memLimit := flag.String("memory-limit", "1GiB", "the gateway's memory_limit in the concurrent test")
+	jwtOn := flag.Bool("jwt", true, "benchmark JWT validation in-process (jwtauth.Verifier, RS256)")
+	jwtCount := flag.Int("jwt-count", 3, "runs of each JWT benchmark")
 	flag.Parse()
-	if *presignFor > 0 {
-		env, err := harness.LoadEnv()
-		if err == nil {
-			var rows []presignResult
-			if rows, err = benchPresign(env, *presignFor, *presignConc); err == nil {
-				printPresign(rows, *presignFor)
-			}
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: presign:", err)
-			os.Exit(1)
-		}
-	}
-	if *sizes == "" {
-		return
-	}
-	if err := run(*sizes, *runs, *partSize, *concurrency); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
+
+	fail := func(what string, err error) {
+		fmt.Fprintf(os.Stderr, "bench: %s: %v\n", what, err)
 		os.Exit(1)
 	}
+	if *jwtOn {
+		printJWT(benchJWT(*jwtCount), *jwtCount)
+	}
+	needEnv := *presignFor > 0 || *sizes != "" || !skipList(*rssSizes) || *concClients > 0
+	if !needEnv {
+		return
+	}
+	env, err := harness.LoadEnv()
+	if err != nil {
+		fail("environment", err)
+	}
+	ps, err := humanize.ParseBytes(*partSize)
+	if err != nil {
+		fail("-part-size", err)
+	}
+	if *presignFor > 0 {
+		rows, err := benchPresign(env, *presignFor, *presignConc)
+		if err != nil {
+			fail("presign", err)
+		}
+		printPresign(rows, *presignFor)
+	}
+	if *sizes != "" {
+		if err := run(env, *sizes, *runs, int64(ps), *concurrency, *withProxy); err != nil {
+			fail("streaming", err)
+		}
+	}
+	if !skipList(*rssSizes) {
+		rows, err := benchRSS(env, *rssSizes, int64(ps), *concurrency)
+		if err != nil {
+			fail("rss", err)
+		}
+		printRSS(rows, int64(ps), *concurrency)
+	}
+	if *concClients > 0 {
+		cs, err := humanize.ParseBytes(*concSize)
+		if err != nil {
+			fail("-concurrent-size", err)
+		}
+		ml, err := humanize.ParseBytes(*memLimit)
+		if err != nil {
+			fail("-memory-limit", err)
+		}
+		r, err := benchConcurrent(env, *concClients, int64(cs), int64(ps), *concurrency, int64(ml))
+		if err != nil {
+			fail("concurrent", err)
+		}
+		printConcurrent(r)
+	}
+}
+
+// skipList reports whether a size list flag means "skip": empty or 0.
+func skipList(s string) bool {
+	s = strings.TrimSpace(s)
+	return s == "" || s == "0"
+}
+
+// parseSizes parses a comma-separated list of sizes.
+func parseSizes(list string) ([]int64, error) {
+	var out []int64
+	for _, s := range strings.Split(list, ",") {
+		n, err := humanize.ParseBytes(strings.TrimSpace(s))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, int64(n))
+	}
+	return out, nil
+}
+
+// gatewayBlock is the upload_gateway block every benchmark gateway uses.
+func gatewayBlock(prefix string, partSize int64, concurrency int, extra ...string) string {
+	return fmt.Sprintf(`upload_gateway {
+		bucket {env.UGW_S3_BUCKET}
+		region {env.UGW_S3_REGION}
+		endpoint {env.UGW_S3_ENDPOINT}
+		path_style
+		access_key_id {env.UGW_GATEWAY_ACCESS_KEY}
+		secret_access_key {env.UGW_GATEWAY_SECRET_KEY}
+		kms_key {env.UGW_KMS_KEY_ID}
+		prefix %s
+		part_size %d
+		concurrency %d
+		%s
+	}`, prefix, partSize, concurrency, strings.Join(extra, "\n\t\t"))
 }
 
 var pprofPath string
@@ -81,76 +168,88 @@ func profile(adminURL string, seconds int) {
 	fmt.Fprintln(os.Stderr, "wrote gateway CPU profile to", pprofPath)
 }
 
+// result is one row of the streaming table.
 type result struct {
 	label   string
 	size    int64
 	mbps    float64
-	peakRSS int64
+	peakRSS int64  // of the process on the path; 0 for direct
+	group   string // "direct", "gateway" or "proxy"
+	scheme  string // "HTTPS" or "HTTP" for the gateway and proxy rows
 }
 
-func run(sizeList string, runs int, partSizeStr string, concurrency int) error {
-	env, err := harness.LoadEnv()
+// streamPath is one way of getting the bytes into S3.
+type streamPath struct {
+	name   string
+	out    *[]float64
+	upload func(i int, body io.Reader) error
+}
+
+func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrency int, withProxy bool) error {
+	sizes, err := parseSizes(sizeList)
 	if err != nil {
 		return err
 	}
-	ps, err := humanize.ParseBytes(partSizeStr)
-	if err != nil {
-		return err
-	}
-	partSize := int64(ps)
 	prefix := fmt.Sprintf("bench/%d/", time.Now().UnixNano())
 	defer env.DeletePrefix(context.Background(), prefix)
+	block := gatewayBlock(prefix, partSize, concurrency)
 
-	block := fmt.Sprintf(`upload_gateway {
-		bucket {env.UGW_S3_BUCKET}
-		region {env.UGW_S3_REGION}
-		endpoint {env.UGW_S3_ENDPOINT}
-		path_style
-		access_key_id {env.UGW_GATEWAY_ACCESS_KEY}
-		secret_access_key {env.UGW_GATEWAY_SECRET_KEY}
-		kms_key {env.UGW_KMS_KEY_ID}
-		prefix %s
-		part_size %d
-		concurrency %d
-	}`, prefix, partSize, concurrency)
-
-	direct := manager.NewUploader(env.S3At(env.S3Endpoint, env.GatewayAccess, env.GatewaySecret), func(u *manager.Uploader) {
+	tuneUploader := func(u *manager.Uploader) {
 		u.PartSize = partSize
 		u.Concurrency = concurrency
-	})
+	}
+	direct := manager.NewUploader(env.S3At(env.S3Endpoint, env.GatewayAccess, env.GatewaySecret), tuneUploader)
+	sdkPut := func(up *manager.Uploader, key string, body io.Reader) error {
+		_, err := up.Upload(context.Background(), &s3.PutObjectInput{
+			Bucket:               &env.Bucket,
+			Key:                  aws.String(key),
+			Body:                 body,
+			ServerSideEncryption: types.ServerSideEncryptionAwsKms,
+			SSEKMSKeyId:          &env.KMSKeyID,
+			ChecksumAlgorithm:    types.ChecksumAlgorithmCrc32c,
+		})
+		return err
+	}
 
 	var results []result
-	for _, s := range strings.Split(sizeList, ",") {
-		n, err := humanize.ParseBytes(strings.TrimSpace(s))
-		if err != nil {
-			return err
-		}
-		size := int64(n)
-
-		// A fresh gateway per size, so that its peak RSS belongs to this size.
+	for _, size := range sizes {
+		// A fresh gateway (and proxy) per size, so that peak RSS belongs to this size.
 		gw, err := env.StartGateway(harness.GatewayConfig{Site: block, PlainSite: block})
 		if err != nil {
 			return err
 		}
-		var directRuns, httpsRuns, httpRuns []float64
-		paths := []struct {
-			name   string
-			out    *[]float64
-			upload func(i int, body io.Reader) error
-		}{
-			{"direct", &directRuns, func(i int, body io.Reader) error {
-				_, err := direct.Upload(context.Background(), &s3.PutObjectInput{
-					Bucket:               &env.Bucket,
-					Key:                  aws.String(fmt.Sprintf("%sdirect-%d-%d", prefix, size, i)),
-					Body:                 body,
-					ServerSideEncryption: types.ServerSideEncryptionAwsKms,
-					SSEKMSKeyId:          &env.KMSKeyID,
-					ChecksumAlgorithm:    types.ChecksumAlgorithmCrc32c,
-				})
+		var proxy *harness.Gateway
+		var proxyHTTPS, proxyHTTP *manager.Uploader
+		if withProxy {
+			if proxy, err = startProxy(env); err != nil {
+				gw.Stop()
 				return err
+			}
+			proxyHTTPS = manager.NewUploader(proxyS3Client(env, proxy.URL, proxy), tuneUploader)
+			proxyHTTP = manager.NewUploader(proxyS3Client(env, proxy.HTTPURL, nil), tuneUploader)
+		}
+		stop := func() {
+			gw.Stop()
+			if proxy != nil {
+				proxy.Stop()
+			}
+		}
+		var directRuns, httpsRuns, httpRuns, proxyHTTPSRuns, proxyHTTPRuns []float64
+		paths := []streamPath{
+			{"direct", &directRuns, func(i int, body io.Reader) error {
+				return sdkPut(direct, fmt.Sprintf("%sdirect-%d-%d", prefix, size, i), body)
 			}},
 			{"https", &httpsRuns, func(_ int, body io.Reader) error { return putThroughGateway(gw.Client, gw.URL, size, body) }},
 			{"http", &httpRuns, func(_ int, body io.Reader) error { return putThroughGateway(gw.Client, gw.HTTPURL, size, body) }},
+		}
+		if withProxy {
+			paths = append(paths,
+				streamPath{"proxy-https", &proxyHTTPSRuns, func(i int, body io.Reader) error {
+					return sdkPut(proxyHTTPS, fmt.Sprintf("%sproxy-https-%d-%d", prefix, size, i), body)
+				}},
+				streamPath{"proxy-http", &proxyHTTPRuns, func(i int, body io.Reader) error {
+					return sdkPut(proxyHTTP, fmt.Sprintf("%sproxy-http-%d-%d", prefix, size, i), body)
+				}})
 		}
 		for i := range runs {
 			// Rotate the order every run, so that no path always goes first
@@ -163,21 +262,32 @@ func run(sizeList string, runs int, partSizeStr string, concurrency int) error {
 				mbps, err := measure(size, func(body io.Reader) error { return p.upload(i, body) })
 				if err != nil {
 					logs := gw.Logs()
-					gw.Stop()
+					if proxy != nil && strings.HasPrefix(p.name, "proxy") {
+						logs = proxy.Logs()
+					}
+					stop()
 					return fmt.Errorf("%s upload: %v\n%s", p.name, err, logs)
 				}
 				*p.out = append(*p.out, mbps)
 			}
 		}
 		peak, _ := gw.PeakRSS()
-		gw.Stop()
 		results = append(results,
-			result{"direct aws-sdk-go-v2 (manager.Uploader)", size, median(directRuns), 0},
-			result{"gateway, HTTPS (tls internal)", size, median(httpsRuns), peak},
-			result{"gateway, plain HTTP", size, median(httpRuns), peak},
+			result{"direct aws-sdk-go-v2 (manager.Uploader)", size, median(directRuns), 0, "direct", ""},
+			result{"gateway, HTTPS (tls internal)", size, median(httpsRuns), peak, "gateway", "HTTPS"},
+			result{"gateway, plain HTTP", size, median(httpRuns), peak, "gateway", "HTTP"},
 		)
+		if proxy != nil {
+			proxyPeak, _ := proxy.PeakRSS()
+			results = append(results,
+				result{"aws-sdk-go-v2 via Caddy reverse_proxy, HTTPS", size, median(proxyHTTPSRuns), proxyPeak, "proxy", "HTTPS"},
+				result{"aws-sdk-go-v2 via Caddy reverse_proxy, plain HTTP", size, median(proxyHTTPRuns), proxyPeak, "proxy", "HTTP"},
+			)
+		}
+		stop()
+		env.DeletePrefix(context.Background(), prefix)
 	}
-	printTable(results, runs, partSize, concurrency)
+	printTable(results, runs, partSize, concurrency, withProxy)
 	return nil
 }
 
@@ -216,25 +326,41 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-func printTable(results []result, runs int, partSize int64, concurrency int) {
+func printTable(results []result, runs int, partSize int64, concurrency int, withProxy bool) {
 	host, _ := os.Hostname()
-	fmt.Printf("\nStreaming upload to SeaweedFS with SSE-KMS, part size %s, concurrency %d, median of %d runs\n",
-		humanize.IBytes(uint64(partSize)), concurrency, runs)
+	paths := "three"
+	if withProxy {
+		paths = "five"
+	}
+	fmt.Printf("\nStreaming upload to SeaweedFS with SSE-KMS, part size %s, concurrency %d, median of %d runs, order of the %s paths rotated every run\n",
+		humanize.IBytes(uint64(partSize)), concurrency, runs, paths)
 	fmt.Printf("machine: %s, %d CPUs, %s/%s, %s; date %s\n\n", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH,
 		runtime.Version(), time.Now().UTC().Format("2006-01-02"))
-	fmt.Println("| size | path | MB/s | ratio to direct | gateway peak RSS |")
-	fmt.Println("|---|---|---:|---:|---:|")
-	var direct float64
+	fmt.Println("| size | path | MB/s | ratio to direct | ratio to reverse_proxy (same scheme) | peak RSS of the Caddy process |")
+	fmt.Println("|---|---|---:|---:|---:|---:|")
+	direct := map[int64]float64{}
+	proxy := map[string]float64{} // size/scheme -> MB/s
 	for _, r := range results {
-		if r.peakRSS == 0 {
-			direct = r.mbps
+		switch r.group {
+		case "direct":
+			direct[r.size] = r.mbps
+		case "proxy":
+			proxy[fmt.Sprint(r.size, r.scheme)] = r.mbps
 		}
-		ratio, rss := "1.00", "–"
+	}
+	for _, r := range results {
+		ratio, toProxy, rss := fmt.Sprintf("%.2f", r.mbps/direct[r.size]), "–", "–"
 		if r.peakRSS > 0 {
-			ratio = fmt.Sprintf("%.2f", r.mbps/direct)
 			rss = fmt.Sprintf("%d MiB", r.peakRSS>>20)
 		}
-		fmt.Printf("| %s | %s | %.0f | %s | %s |\n", humanize.IBytes(uint64(r.size)), r.label, r.mbps, ratio, rss)
+		if p, ok := proxy[fmt.Sprint(r.size, r.scheme)]; ok && r.group == "gateway" {
+			toProxy = fmt.Sprintf("%.2f", r.mbps/p)
+		}
+		fmt.Printf("| %s | %s | %.0f | %s | %s | %s |\n", humanize.IBytes(uint64(r.size)), r.label, r.mbps, ratio, toProxy, rss)
 	}
 	fmt.Printf("\nmemory bound per upload: part size × (concurrency+1) = %d MiB\n", partSize*int64(concurrency+1)>>20)
+	if withProxy {
+		fmt.Println("reverse_proxy rows: the same SDK upload as \"direct\", sent to a second Caddy process whose site is only `reverse_proxy <S3 host:port>` (Host kept, so SigV4 validates); its peak RSS is that process's. " +
+			"Over HTTPS the SDK sends parts as STREAMING-UNSIGNED-PAYLOAD-TRAILER (no payload SHA-256, CRC32C trailer); over plain HTTP it signs every part's SHA-256, as \"direct\" does.")
+	}
 }

@@ -105,6 +105,8 @@ func TestFileIDTampering(t *testing.T) {
 		code   string
 	}{
 		{"not base64", "!!!", 400, "INVALID_FILE_ID"},
+		{"line break appended", fileID("users/alice/1/a.txt") + "\n", 400, "INVALID_FILE_ID"},
+		{"line break inside", fileID("users/alice/1/a.txt")[:6] + "\r\n" + fileID("users/alice/1/a.txt")[6:], 400, "INVALID_FILE_ID"},
 		{"padded", base64.URLEncoding.EncodeToString([]byte("users/alice/1/a.txt")), 400, "INVALID_FILE_ID"},
 		{"standard alphabet", base64.RawStdEncoding.EncodeToString([]byte("users/alice/1/a.txt?>")), 400, "INVALID_FILE_ID"},
 		{"dot dot", fileID("users/alice/../bob/5/d.txt"), 400, "INVALID_FILE_ID"},

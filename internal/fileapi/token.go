@@ -32,6 +32,11 @@ func (s *Service) keyOf(id string) (string, error) {
 		return "", fmt.Errorf("%w: %v", errInvalidFileID, err)
 	}
 	key := string(raw)
+	// encoding/base64 skips CR and LF even in strict mode: accept only the
+	// one spelling fileID writes, so a file has a single id.
+	if fileID(key) != id {
+		return "", fmt.Errorf("%w: not in canonical form", errInvalidFileID)
+	}
 	if !utf8.ValidString(key) {
 		return "", fmt.Errorf("%w: not UTF-8", errInvalidFileID)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 
@@ -53,6 +54,8 @@ func (g *Gateway) classify(err, bodyErr error) apiError {
 	case errors.As(err, &maxBytes) || errors.As(bodyErr, &maxBytes):
 		return apiError{http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE",
 			fmt.Sprintf("the request body exceeds the limit of %d bytes", maxBytes.Limit)}
+	case readTimedOut(bodyErr):
+		return apiError{http.StatusRequestTimeout, "REQUEST_TIMEOUT", "the request body did not arrive in time"}
 	case errors.Is(err, context.Canceled) || connectionLost(bodyErr):
 		return apiError{StatusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"}
 	case bodyErr != nil:
@@ -107,6 +110,13 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		b.err = err
 	}
 	return n, err
+}
+
+// readTimedOut reports whether reading the body hit the server's read
+// timeout: the client is still there, but too slow.
+func readTimedOut(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout())
 }
 
 // connectionLost reports whether a body read error means the client went away.

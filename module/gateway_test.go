@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -29,6 +31,7 @@ func TestClassify(t *testing.T) {
 		{"request too large seen by the body", wrap(s3stream.ErrRead), &http.MaxBytesError{Limit: 5}, 413, "REQUEST_TOO_LARGE"},
 		{"client dropped the connection", wrap(fmt.Errorf("%w: %w", s3stream.ErrRead, io.ErrUnexpectedEOF)), io.ErrUnexpectedEOF, 499, "CLIENT_CLOSED_REQUEST"},
 		{"request cancelled", wrap(context.Canceled), nil, 499, "CLIENT_CLOSED_REQUEST"},
+		{"server read timeout", wrap(fmt.Errorf("%w: %w", s3stream.ErrRead, context.Canceled)), &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, 408, "REQUEST_TIMEOUT"},
 		{"broken chunked encoding", wrap(s3stream.ErrRead), errors.New("malformed chunked encoding"), 400, "BODY_READ_ERROR"},
 		{"form truncated but body complete", wrap(fmt.Errorf("%w: %w", s3stream.ErrRead, io.ErrUnexpectedEOF)), nil, 400, "MALFORMED_FORM"},
 		{"file too large", wrap(s3stream.ErrTooLarge), nil, 413, "FILE_TOO_LARGE"},

@@ -11,7 +11,9 @@
 //	s3:PutObject
 //	s3:AbortMultipartUpload
 //	s3:PutObjectTagging   (only when Options.Tags is true)
-//	s3:DeleteObject       (only for [Uploader.Delete], used to roll back)
+//	s3:DeleteObject       (for [Uploader.Delete], used to roll back, and to
+//	                       remove writes that landed after a timeout)
+//	s3:GetObject          (HeadObject, to recognise such late writes)
 //	kms:GenerateDataKey, kms:Decrypt on the KMS key (SSE-KMS)
 //
 // # Implementation
@@ -94,6 +96,7 @@ type API interface {
 	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
 	PutObjectTagging(context.Context, *s3.PutObjectTaggingInput, ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error)
 	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 }
 
 // Encryption selects server-side encryption for every object written.

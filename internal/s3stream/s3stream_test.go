@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,11 @@ type fakeS3 struct {
 	inflight    atomic.Int32
 	maxInflight atomic.Int32
 
-	created       int   // multipart uploads created so far (upload ids)
+	created       int  // multipart uploads created so far (upload ids)
+	putLost       bool // PutObject stores the object, then its answer is lost
+	foreignWrite  bool // what PutObject stores carries another write's id
+	completeLost  bool // CompleteMultipartUpload completes, then its answer is lost
+	uploadMeta    map[string]map[string]string
 	failPart      int32 // UploadPart of this part number fails
 	abortFailures int   // how many aborts fail before one succeeds
 	partDelay     time.Duration
@@ -71,6 +76,12 @@ func (f *fakeS3) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...func
 	f.puts = append(f.puts, in)
 	f.objects[*in.Key] = b
 	f.meta[*in.Key] = in.Metadata
+	if f.foreignWrite {
+		f.meta[*in.Key] = map[string]string{WriteIDMetadata: "someone-else"}
+	}
+	if f.putLost {
+		return nil, &net.OpError{Op: "read", Err: errors.New("i/o timeout")}
+	}
 	return &s3.PutObjectOutput{ETag: aws.String(`"etag-single"`)}, nil
 }
 
@@ -82,6 +93,10 @@ func (f *fakeS3) CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipa
 	f.created++
 	id := fmt.Sprintf("upload-%d", f.created)
 	f.uploads[id] = map[int32][]byte{}
+	if f.uploadMeta == nil {
+		f.uploadMeta = map[string]map[string]string{}
+	}
+	f.uploadMeta[id] = in.Metadata
 	return &s3.CreateMultipartUploadOutput{UploadId: &id}, nil
 }
 
@@ -141,7 +156,11 @@ func (f *fakeS3) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMul
 		buf.Write(up[*p.PartNumber])
 	}
 	f.objects[*in.Key] = buf.Bytes()
+	f.meta[*in.Key] = f.uploadMeta[*in.UploadId]
 	delete(f.uploads, *in.UploadId)
+	if f.completeLost {
+		return nil, &net.OpError{Op: "read", Err: errors.New("connection reset by peer")}
+	}
 	return &s3.CompleteMultipartUploadOutput{ETag: aws.String(`"etag-multi"`)}, nil
 }
 
@@ -152,6 +171,9 @@ func (f *fakeS3) AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipart
 	if f.abortFailures > 0 {
 		f.abortFailures--
 		return nil, errors.New("injected abort failure")
+	}
+	if _, ok := f.uploads[*in.UploadId]; !ok {
+		return nil, &types.NoSuchUpload{}
 	}
 	delete(f.uploads, *in.UploadId)
 	return &s3.AbortMultipartUploadOutput{}, nil
@@ -168,6 +190,16 @@ func (f *fakeS3) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, _ .
 	defer f.mu.Unlock()
 	delete(f.objects, *in.Key)
 	return &s3.DeleteObjectOutput{}, nil
+}
+
+func (f *fakeS3) HeadObject(ctx context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	f.record("HeadObject")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.objects[*in.Key]; !ok {
+		return nil, &types.NotFound{}
+	}
+	return &s3.HeadObjectOutput{Metadata: f.meta[*in.Key]}, nil
 }
 
 func (f *fakeS3) openUploads() int {
@@ -445,4 +477,43 @@ func TestSharedBudgetNeverDeadlocks(t *testing.T) {
 	if len(fake.objects) != 4 {
 		t.Errorf("stored %d objects, want 4", len(fake.objects))
 	}
+}
+
+// Writes whose answer was lost may have been stored after all: the
+// uploader removes them once they appear, but only its own.
+func TestLostAnswersLeaveNothing(t *testing.T) {
+	tests := []struct {
+		name  string
+		size  int
+		setup func(*fakeS3)
+	}{
+		{"PutObject timed out but stored", 1000, func(f *fakeS3) { f.putLost = true }},
+		{"CompleteMultipartUpload answer lost", 12 * mib, func(f *fakeS3) { f.completeLost = true }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := newFake()
+			tt.setup(fake)
+			u := New(fake, Options{PartSize: MinPartSize, AbortTimeout: 5 * time.Second})
+			_, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(randomBytes(tt.size)))
+			if err == nil {
+				t.Fatal("Upload succeeded, want an error")
+			}
+			u.Wait()
+			if len(fake.objects) != 0 || fake.openUploads() != 0 {
+				t.Errorf("left behind: %d objects, %d uploads (calls %v)", len(fake.objects), fake.openUploads(), fake.calls)
+			}
+		})
+	}
+	t.Run("another write's object is left alone", func(t *testing.T) {
+		fake := newFake()
+		fake.putLost = true
+		fake.foreignWrite = true // a newer write replaced ours before we looked
+		u := New(fake, Options{AbortTimeout: 3 * time.Second})
+		_, _ = u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader([]byte("mine")))
+		u.Wait()
+		if _, ok := fake.objects["k"]; !ok {
+			t.Errorf("deleted an object written by someone else")
+		}
+	})
 }

@@ -3,6 +3,7 @@ package s3stream
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -20,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
 )
 
 const defaultSniffLen = 3072
@@ -44,6 +47,7 @@ type upload struct {
 	read    int64
 	limit   int64  // the most bytes accepted
 	pending []byte // bytes read ahead, the start of the next part
+	writeID string // stored as metadata, to recognise this write's object later
 
 	mu    sync.Mutex
 	err   error
@@ -69,9 +73,10 @@ func (u *Uploader) Upload(ctx context.Context, obj Object, body io.Reader) (*Res
 		obj:  obj,
 		pool: newBufferPool(u.opts.Concurrency+1, u.opts.Budget),
 		// Read one byte past the limit to tell "exactly at" from "over".
-		body:  io.LimitReader(body, limit+1),
-		limit: limit,
-		sum:   sha256.New(),
+		body:    io.LimitReader(body, limit+1),
+		limit:   limit,
+		writeID: newWriteID(),
+		sum:     sha256.New(),
 	}
 	return up.run(ctx)
 }
@@ -172,6 +177,7 @@ func (up *upload) single(ctx context.Context, c chunk) (*Result, error) {
 		meta = map[string]string{}
 	}
 	meta["sha256"] = up.sha256()
+	meta[WriteIDMetadata] = up.writeID
 	sse, key, bucketKey, encCtx := up.encryption()
 	in := &s3.PutObjectInput{
 		Bucket:                  &up.obj.Bucket,
@@ -198,6 +204,11 @@ func (up *upload) single(ctx context.Context, c chunk) (*Result, error) {
 	defer cancel()
 	out, err := up.u.api.PutObject(callCtx, in)
 	if err != nil {
+		if mayHaveLanded(err) {
+			// S3 may still store the body it got (a timed-out request can
+			// complete later): remove it if it appears.
+			up.u.removeLateWrite(ctx, up.obj.Bucket, up.obj.Key, up.writeID)
+		}
 		return nil, storageError(ctx, "PutObject", err)
 	}
 	return &Result{
@@ -228,10 +239,15 @@ func (up *upload) firstErr() error {
 
 func (up *upload) multipart(ctx context.Context, first chunk) (*Result, error) {
 	sse, key, bucketKey, encCtx := up.encryption()
+	meta := maps.Clone(up.obj.Metadata)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[WriteIDMetadata] = up.writeID
 	in := &s3.CreateMultipartUploadInput{
 		Bucket:                  &up.obj.Bucket,
 		Key:                     &up.obj.Key,
-		Metadata:                up.obj.Metadata,
+		Metadata:                meta,
 		ChecksumAlgorithm:       up.u.opts.Checksum,
 		ServerSideEncryption:    sse,
 		SSEKMSKeyId:             key,
@@ -255,7 +271,7 @@ func (up *upload) multipart(ctx context.Context, first chunk) (*Result, error) {
 
 	res, err := up.sendParts(ctx, uploadID, first)
 	if err != nil {
-		up.u.abort(ctx, up.obj.Bucket, up.obj.Key, uploadID)
+		up.u.abort(ctx, up.obj.Bucket, up.obj.Key, uploadID, up.writeID)
 		var fe *failure
 		if !errors.As(err, &fe) {
 			err = &failure{err: err, uploadID: uploadID}
@@ -407,23 +423,94 @@ func (up *upload) tag(ctx context.Context, res *Result) error {
 }
 
 // abort aborts a multipart upload: once now, then in the background until
-// AbortTimeout.
-func (u *Uploader) abort(ctx context.Context, bucket, key, uploadID string) {
+// AbortTimeout. When S3 no longer knows the upload, it may have completed
+// (a CompleteMultipartUpload whose answer was lost): then the object is
+// removed if it is this write's.
+func (u *Uploader) abort(ctx context.Context, bucket, key, uploadID, writeID string) {
 	ctx = context.WithoutCancel(ctx)
 	in := &s3.AbortMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: &uploadID}
 	first, cancel := context.WithTimeout(ctx, min(u.opts.CallTimeout, 10*time.Second))
 	_, err := u.api.AbortMultipartUpload(first, in)
 	cancel()
-	if err == nil {
+	switch {
+	case err == nil:
+		return
+	case noSuchUpload(err):
+		u.removeLateWrite(ctx, bucket, key, writeID)
 		return
 	}
 	u.wg.Go(func() {
+		gone := false
 		err := u.retry(ctx, func(ctx context.Context) error {
 			_, err := u.api.AbortMultipartUpload(ctx, in)
+			if noSuchUpload(err) {
+				gone = true
+				return nil
+			}
 			return err
 		})
+		if gone {
+			u.removeLateWrite(ctx, bucket, key, writeID)
+		}
 		if err != nil && u.opts.OnAbortFailure != nil {
 			u.opts.OnAbortFailure(bucket, key, uploadID, err)
+		}
+	})
+}
+
+// WriteIDMetadata is the user-metadata name under which the uploader
+// stores a random id per write, to recognise its own objects when cleaning
+// up after an ambiguous failure.
+const WriteIDMetadata = "gateway-write-id"
+
+func newWriteID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// noSuchUpload reports whether S3 answered that the upload does not exist.
+func noSuchUpload(err error) bool {
+	var nsu *types.NoSuchUpload
+	return err != nil && (errors.As(err, &nsu) || awserr.Code(err) == "NoSuchUpload")
+}
+
+// mayHaveLanded reports whether a failed write may still have been stored:
+// S3 did not answer (timeout, connection lost, cancelled), as opposed to
+// answering with an error.
+func mayHaveLanded(err error) bool {
+	return awserr.Status(err) == 0
+}
+
+// removeLateWrite deletes bucket/key if and when it holds the object of
+// this write (its write id), polling in the background until AbortTimeout:
+// S3 may store a request that timed out on our side well after the fact.
+// An object with another write id is someone else's and is left alone.
+func (u *Uploader) removeLateWrite(ctx context.Context, bucket, key, writeID string) {
+	ctx = context.WithoutCancel(ctx)
+	u.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(ctx, u.opts.AbortTimeout)
+		defer cancel()
+		wait := 200 * time.Millisecond
+		for {
+			callCtx, callCancel := context.WithTimeout(ctx, 30*time.Second)
+			head, err := u.api.HeadObject(callCtx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
+			callCancel()
+			if err == nil {
+				if head.Metadata[WriteIDMetadata] != writeID {
+					return // not ours: a newer write replaced it, or it never landed
+				}
+				if err := u.Delete(ctx, bucket, key, aws.ToString(head.VersionId)); err != nil && u.opts.OnAbortFailure != nil {
+					u.opts.OnAbortFailure(bucket, key, "", err)
+				}
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(wait*2, 5*time.Second)
 		}
 	})
 }

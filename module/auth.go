@@ -78,15 +78,21 @@ type Auth struct {
 	// to sign presigned URLs.
 	RoleARNs map[string]string `json:"role_arns,omitempty"`
 
-	// Paths of the login API. Defaults `/auth/login`, `/auth/refresh` and
-	// `/.well-known/jwks.json`; set to `off` to disable one.
-	LoginPath   string `json:"login_path,omitempty"`
-	RefreshPath string `json:"refresh_path,omitempty"`
-	JWKSPath    string `json:"jwks_path,omitempty"`
+	// Path of the login endpoint. Default `/auth/login`; `off` disables it.
+	LoginPath string `json:"login_path,omitempty"`
 
-	// Login attempts allowed per minute per client IP (default 20) and per
-	// account (default 5).
-	LoginPerIP      int `json:"login_per_ip,omitempty"`
+	// Path of the token refresh endpoint. Default `/auth/refresh`; `off`
+	// disables it.
+	RefreshPath string `json:"refresh_path,omitempty"`
+
+	// Path where the local identity provider publishes its keys. Default
+	// `/.well-known/jwks.json`; `off` disables it.
+	JWKSPath string `json:"jwks_path,omitempty"`
+
+	// Login attempts allowed per minute per client IP. Default 20.
+	LoginPerIP int `json:"login_per_ip,omitempty"`
+
+	// Login attempts allowed per minute per account. Default 5.
 	LoginPerAccount int `json:"login_per_account,omitempty"`
 
 	login     *cognito.Client

@@ -37,12 +37,18 @@ type S3Config struct {
 	// S3-compatible servers need.
 	UsePathStyle bool `json:"use_path_style,omitempty"`
 
-	// Static credentials. Placeholders such as `{env.AWS_ACCESS_KEY_ID}` are
-	// expanded at provision time. When empty, the AWS default credential
-	// chain is used (environment, shared files, instance or task role).
-	AccessKeyID     string `json:"access_key_id,omitempty"`
+	// Static access key id. Placeholders such as `{env.AWS_ACCESS_KEY_ID}`
+	// are expanded at provision time. When the keys are empty, the AWS
+	// default credential chain is used (environment, shared files, instance
+	// or task role).
+	AccessKeyID string `json:"access_key_id,omitempty"`
+
+	// Static secret access key; placeholders are expanded.
 	SecretAccessKey string `json:"secret_access_key,omitempty"`
-	SessionToken    string `json:"session_token,omitempty"`
+
+	// Session token of temporary static credentials; placeholders are
+	// expanded.
+	SessionToken string `json:"session_token,omitempty"`
 
 	// Server-side encryption: `aws:kms` (default), `AES256` (SSE-S3), or
 	// `none`, which must be chosen explicitly.

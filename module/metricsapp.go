@@ -86,8 +86,11 @@ type CloudWatchConfig struct {
 	// How many observations wait for the next flush at most; beyond it they
 	// are dropped (and counted), never blocking a request. Default 10000.
 	QueueSize int `json:"queue_size,omitempty"`
-	// Static credentials; default: the AWS credential chain.
-	AccessKeyID     string `json:"access_key_id,omitempty"`
+	// Static access key id; default: the AWS credential chain.
+	// Placeholders are expanded.
+	AccessKeyID string `json:"access_key_id,omitempty"`
+
+	// Static secret access key; placeholders are expanded.
 	SecretAccessKey string `json:"secret_access_key,omitempty"`
 }
 

@@ -1,0 +1,61 @@
+# Process helpers shared by down.sh and cognito-down.sh (sourced, not run).
+# The caller defines say() and STOP_TIMEOUT.
+
+# pid_cmdline PID: the process's command line, or nothing.
+pid_cmdline() {
+  if [ -r "/proc/$1/cmdline" ]; then
+    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true
+  else
+    ps -o args= -p "$1" 2>/dev/null || true
+  fi
+}
+
+# pid_ours PID PATTERN: the process runs (is not a zombie waiting for its parent) and its
+# command line contains PATTERN (the work directory it was started for).
+pid_ours() {
+  kill -0 "$1" 2>/dev/null || return 1
+  if [ -r "/proc/$1/stat" ]; then
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [ "${stat%% *}" != Z ] || return 1
+  fi
+  case "$(pid_cmdline "$1")" in
+  *"$2"*) return 0 ;;
+  *) return 1 ;;
+  esac
+}
+
+# stop_pids PATTERN NAME=PID...: SIGTERM to each process that is ours, wait up to
+# STOP_TIMEOUT seconds, then SIGKILL what is left. Fails if one survives.
+stop_pids() {
+  local pattern=$1 entry name pid
+  shift
+  local names=() pids=()
+  for entry in "$@"; do
+    name=${entry%%=*} pid=${entry#*=}
+    if [ -n "$pid" ] && pid_ours "$pid" "$pattern"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      names+=("$name")
+      pids+=("$pid")
+    fi
+  done
+  local deadline=$((SECONDS + STOP_TIMEOUT)) i
+  for i in "${!pids[@]}"; do
+    name=${names[$i]} pid=${pids[$i]}
+    while pid_ours "$pid" "$pattern" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+    if pid_ours "$pid" "$pattern"; then
+      say "$name (pid $pid) did not stop within ${STOP_TIMEOUT}s of SIGTERM; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do pid_ours "$pid" "$pattern" || break; sleep 0.1; done
+      if pid_ours "$pid" "$pattern"; then
+        say "ERROR: $name (pid $pid) is still running"
+        return 1
+      fi
+    fi
+    # It has exited; give its parent (usually init) a moment to reap it, so that a `kill -0`
+    # right after this does not see a zombie.
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    say "stopped $name (pid $pid)"
+  done
+}

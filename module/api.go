@@ -178,14 +178,13 @@ func (a *API) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	client, err := a.newS3Client(ctx, 16, s3Observer(m))
-	if err != nil {
-		return fmt.Errorf("building s3 client: %v", err)
-	}
+	// One configuration, so S3 calls, STS calls and the gateway-signed URLs
+	// share one credential cache.
 	cfg, err := a.awsConfig(ctx, 16)
 	if err != nil {
 		return fmt.Errorf("loading AWS configuration: %v", err)
 	}
+	client := a.newS3Client(cfg, s3Observer(m))
 	a.gwCreds = cfg.Credentials
 	if len(a.RoleARNs) > 0 {
 		repl := caddy.NewReplacer()

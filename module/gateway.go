@@ -246,10 +246,11 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	client, err := g.newS3Client(ctx, g.Concurrency, s3Observer(m))
+	cfg, err := g.awsConfig(ctx, g.Concurrency)
 	if err != nil {
-		return fmt.Errorf("building s3 client: %v", err)
+		return fmt.Errorf("loading AWS configuration: %v", err)
 	}
+	client := g.newS3Client(cfg, s3Observer(m))
 	enc, err := g.encryption()
 	if err != nil {
 		return fmt.Errorf("configuring encryption: %v", err)

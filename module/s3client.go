@@ -157,13 +157,9 @@ func (c *S3Config) awsConfig(ctx caddy.Context, conns int) (aws.Config, error) {
 	return cfg, nil
 }
 
-// newS3Client builds the S3 client; conns sizes its connection pool, and
+// newS3Client builds the S3 client from a configuration made by awsConfig;
 // every call is reported to observe when it is set.
-func (c *S3Config) newS3Client(ctx caddy.Context, conns int, observe func(op, result string, d time.Duration)) (*s3.Client, error) {
-	cfg, err := c.awsConfig(ctx, conns)
-	if err != nil {
-		return nil, err
-	}
+func (c *S3Config) newS3Client(cfg aws.Config, observe func(op, result string, d time.Duration)) *s3.Client {
 	return s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if c.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.Endpoint)
@@ -174,7 +170,7 @@ func (c *S3Config) newS3Client(ctx caddy.Context, conns int, observe func(op, re
 		}
 		// Checksums are chosen per request by the uploader.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-	}), nil
+	})
 }
 
 // encryption translates the encryption settings.

@@ -394,7 +394,7 @@ func (a *Auth) cognitoLogin(r *http.Request, req *loginRequest) (*loginResponse,
 // describeToken builds the login response, reading the user from the
 // freshly issued id token through the same verifier requests use.
 func (a *Auth) describeToken(idToken, accessToken, refreshToken string, expiresIn int) (*loginResponse, error) {
-	claims, err := a.idTokens.Verify(a.ctx, idToken)
+	claims, err := a.verifier.VerifyTokenUse(a.ctx, idToken, jwtauth.TokenUseID)
 	if err != nil {
 		return nil, fmt.Errorf("verifying the issued id token: %w", err)
 	}

@@ -71,7 +71,6 @@ type Identity struct {
 	Local *LocalIdentity `json:"local,omitempty"`
 
 	verifier *jwtauth.Verifier
-	idTokens *jwtauth.Verifier // reads id tokens issued at login
 	mapper   roles.Mapper
 	local    *localProvider
 	start    *sync.Once
@@ -206,10 +205,6 @@ func (id *Identity) provision(ctx caddy.Context) error {
 		return fmt.Errorf("configuring token verification: %v", err)
 	}
 	id.verifier = v
-	cfg.TokenUse = "id"
-	if id.idTokens, err = jwtauth.New(cfg); err != nil {
-		return fmt.Errorf("configuring token verification: %v", err)
-	}
 	return nil
 }
 

@@ -9,7 +9,7 @@ import (
 // checkClaims decodes a verified payload and applies, in this order: exp
 // (required), nbf, iat, iss, sub, token_use, then aud or client_id. The
 // first failing check decides the reason.
-func (v *Verifier) checkClaims(payload []byte) (*Claims, error) {
+func (v *Verifier) checkClaims(payload []byte, wantUse string) (*Claims, error) {
 	var all map[string]any
 	if err := json.Unmarshal(payload, &all); err != nil || all == nil {
 		return nil, reject(ReasonMalformed, "payload is not a JSON object")
@@ -60,8 +60,8 @@ func (v *Verifier) checkClaims(payload []byte) (*Claims, error) {
 		return nil, reject(ReasonMissingClaim, "token_use is required")
 	case use != TokenUseID && use != TokenUseAccess:
 		return nil, reject(ReasonBadTokenUse, "token_use is neither id nor access")
-	case v.tokenUse != TokenUseAny && use != v.tokenUse:
-		return nil, reject(ReasonBadTokenUse, "token_use must be "+v.tokenUse)
+	case wantUse != TokenUseAny && use != wantUse:
+		return nil, reject(ReasonBadTokenUse, "token_use must be "+wantUse)
 	}
 
 	c := &Claims{

@@ -272,6 +272,23 @@ var b64 = base64.RawURLEncoding.Strict()
 // ErrKeysUnavailable; [Reason] tells why. ctx bounds the wait for a key
 // fetch when one is needed.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	return v.verify(ctx, token, v.tokenUse)
+}
+
+// VerifyTokenUse is Verify requiring the token_use use (TokenUseID,
+// TokenUseAccess or TokenUseAny) instead of Config.TokenUse, with the same
+// keys; e.g. to read the id token a login returned while requests carry
+// access tokens.
+func (v *Verifier) VerifyTokenUse(ctx context.Context, token, use string) (*Claims, error) {
+	switch use {
+	case TokenUseID, TokenUseAccess, TokenUseAny:
+	default:
+		return nil, fmt.Errorf("jwtauth: token_use must be %q, %q or %q, got %q", TokenUseID, TokenUseAccess, TokenUseAny, use)
+	}
+	return v.verify(ctx, token, use)
+}
+
+func (v *Verifier) verify(ctx context.Context, token, wantUse string) (*Claims, error) {
 	if len(token) > v.maxTokenBytes {
 		return nil, reject(ReasonTooLarge, fmt.Sprintf("token is %d bytes, limit is %d", len(token), v.maxTokenBytes))
 	}
@@ -353,7 +370,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if err != nil {
 		return nil, reject(ReasonMalformed, "bad payload encoding")
 	}
-	return v.checkClaims(payload)
+	return v.checkClaims(payload, wantUse)
 }
 
 // splitCompact splits a compact JWS into its three base64url parts. Header

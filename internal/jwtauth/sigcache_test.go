@@ -56,3 +56,27 @@ func TestSignatureCacheFollowsKeysAndExpiry(t *testing.T) {
 		t.Fatalf("after expiry: err = %v, want ErrTokenExpired", err)
 	}
 }
+
+// One verifier reads both token kinds when the caller says which it wants.
+func TestVerifyTokenUse(t *testing.T) {
+	const issuer = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Use"
+	key := readKey(t, "rsa_issuer.pem")
+	v, err := jwtauth.New(jwtauth.Config{
+		Issuer: issuer, Audiences: []string{clientID}, TokenUse: jwtauth.TokenUseAccess,
+		Keys: &staticKeys{set: keySet(t, publicJWK(t, key, "k1", "RS256"))},
+		Now:  newFakeClock(baseTime).Now,
+	})
+	must(t, err)
+	idToken := sign(t, jwa.RS256, key, map[string]any{"kid": "k1"}, idClaims(issuer, baseTime))
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, idToken); jwtauth.Reason(err) != jwtauth.ReasonBadTokenUse {
+		t.Errorf("Verify of an id token with TokenUse access: %v, want bad_token_use", err)
+	}
+	c, err := v.VerifyTokenUse(ctx, idToken, jwtauth.TokenUseID)
+	if err != nil || c.TokenUse != "id" || c.Email != "alice@example.com" {
+		t.Errorf("VerifyTokenUse(id) = %+v, %v", c, err)
+	}
+	if _, err := v.VerifyTokenUse(ctx, idToken, "refresh"); err == nil {
+		t.Errorf("VerifyTokenUse accepted an unknown token use")
+	}
+}

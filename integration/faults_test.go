@@ -334,7 +334,11 @@ func faultLogRecords(t *testing.T, proxy *harness.HTTPFaultProxy) {
 	t.Helper()
 	var b strings.Builder
 	for _, r := range proxy.Records() {
-		fmt.Fprintf(&b, "\n  %-24s %s %d injected=%v", r.Op, r.Method, r.Status, r.Injected)
+		hash := r.PayloadHash
+		if len(hash) > 16 {
+			hash = hash[:16] + "…"
+		}
+		fmt.Fprintf(&b, "\n  %-24s %s %d injected=%v tampered=%v payload=%s", r.Op, r.Method, r.Status, r.Injected, r.Tampered, hash)
 	}
 	t.Logf("S3 requests through the fault proxy:%s", b.String())
 }

@@ -16,7 +16,8 @@ func init() {
 //	upload_api [<matcher>] {
 //		# storage, as in upload_gateway
 //		bucket, region, endpoint, path_style, access_key_id, secret_access_key,
-//		session_token, encryption, kms_key, bucket_key, encryption_context
+//		session_token, encryption, kms_key, bucket_key, encryption_context,
+//		payload_signing
 //
 //		prefix       <prefix>
 //		base_path    <path>

@@ -32,6 +32,7 @@ func init() {
 //		kms_key            <id|arn|alias>
 //		bucket_key
 //		encryption_context <name> <value>
+//		payload_signing    auto|signed|unsigned
 //
 //		part_size     <size>
 //		concurrency   <n>

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -62,6 +65,44 @@ type S3Config struct {
 
 	// The KMS encryption context sent with every object.
 	EncryptionContext map[string]string `json:"encryption_context,omitempty"`
+
+	// Whether request bodies sent to a plain-HTTP endpoint are covered by
+	// the SigV4 signature: `auto` (default) signs every body's SHA-256
+	// unless the endpoint is a loopback address (`127.0.0.0/8`, `::1`,
+	// `localhost`), where nobody can alter it in transit; `signed` always
+	// signs; `unsigned` sends `UNSIGNED-PAYLOAD`, leaving the body's
+	// integrity to the per-part checksum S3 verifies (use it only on a
+	// network you trust). Signing costs one SHA-256 pass over every part in
+	// the gateway and another in S3. HTTPS endpoints (AWS) are not affected:
+	// there the SDK never signs bodies, TLS protects them, and the checksum
+	// goes in a trailer.
+	PayloadSigning string `json:"payload_signing,omitempty"`
+}
+
+// Payload signing modes.
+const (
+	PayloadSigningAuto     = "auto"
+	PayloadSigningSigned   = "signed"
+	PayloadSigningUnsigned = "unsigned"
+)
+
+// unsignedPayload reports whether bodies go to S3 as UNSIGNED-PAYLOAD.
+func (c *S3Config) unsignedPayload() bool {
+	switch c.PayloadSigning {
+	case PayloadSigningUnsigned:
+		return true
+	case PayloadSigningSigned:
+		return false
+	}
+	u, err := url.Parse(c.Endpoint)
+	if c.Endpoint == "" || err != nil || u.Scheme != "http" {
+		return false
+	}
+	if strings.EqualFold(u.Hostname(), "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	return err == nil && ip.IsLoopback()
 }
 
 // applyDefaults fills in defaults.
@@ -96,6 +137,11 @@ func (c *S3Config) validate() error {
 	default:
 		return fmt.Errorf("unknown encryption %q (want aws:kms, AES256 or none)", c.Encryption)
 	}
+	switch c.PayloadSigning {
+	case "", PayloadSigningAuto, PayloadSigningSigned, PayloadSigningUnsigned:
+	default:
+		return fmt.Errorf("unknown payload_signing %q (want auto, signed or unsigned)", c.PayloadSigning)
+	}
 	return nil
 }
 
@@ -125,6 +171,8 @@ func (c *S3Config) unmarshalSubdirective(d *caddyfile.Dispenser) (ok bool, err e
 		return true, boolFlag(d, &c.BucketKey)
 	case "encryption_context":
 		return true, pair(d, &c.EncryptionContext)
+	case "payload_signing":
+		return true, oneString(d, &c.PayloadSigning)
 	}
 	return false, nil
 }
@@ -170,6 +218,9 @@ func (c *S3Config) newS3Client(cfg aws.Config, observe func(op, result string, d
 		}
 		// Checksums are chosen per request by the uploader.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		if c.unsignedPayload() {
+			o.APIOptions = append(o.APIOptions, s3stream.UnsignedPayload)
+		}
 	})
 }
 

@@ -176,6 +176,7 @@ type result struct {
 	peakRSS int64  // of the process on the path; 0 for direct
 	group   string // "direct", "gateway" or "proxy"
 	scheme  string // "HTTPS" or "HTTP" for the gateway and proxy rows
+	cpu     cpuUse // median CPU per GiB of each process on the path
 }
 
 // streamPath is one way of getting the bytes into S3.
@@ -183,6 +184,8 @@ type streamPath struct {
 	name   string
 	out    *[]float64
 	upload func(i int, body io.Reader) error
+	middle int // pid of the gateway or proxy on the path, 0 for direct
+	cpu    []cpuUse
 }
 
 func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrency int, withProxy bool) error {
@@ -235,19 +238,23 @@ func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrenc
 			}
 		}
 		var directRuns, httpsRuns, httpRuns, proxyHTTPSRuns, proxyHTTPRuns []float64
-		paths := []streamPath{
-			{"direct", &directRuns, func(i int, body io.Reader) error {
+		paths := []*streamPath{
+			{name: "direct", out: &directRuns, upload: func(i int, body io.Reader) error {
 				return sdkPut(direct, fmt.Sprintf("%sdirect-%d-%d", prefix, size, i), body)
 			}},
-			{"https", &httpsRuns, func(_ int, body io.Reader) error { return putThroughGateway(gw.Client, gw.URL, size, body) }},
-			{"http", &httpRuns, func(_ int, body io.Reader) error { return putThroughGateway(gw.Client, gw.HTTPURL, size, body) }},
+			{name: "https", out: &httpsRuns, middle: gw.PID(), upload: func(_ int, body io.Reader) error {
+				return putThroughGateway(gw.Client, gw.URL, size, body)
+			}},
+			{name: "http", out: &httpRuns, middle: gw.PID(), upload: func(_ int, body io.Reader) error {
+				return putThroughGateway(gw.Client, gw.HTTPURL, size, body)
+			}},
 		}
 		if withProxy {
 			paths = append(paths,
-				streamPath{"proxy-https", &proxyHTTPSRuns, func(i int, body io.Reader) error {
+				&streamPath{name: "proxy-https", out: &proxyHTTPSRuns, middle: proxy.PID(), upload: func(i int, body io.Reader) error {
 					return sdkPut(proxyHTTPS, fmt.Sprintf("%sproxy-https-%d-%d", prefix, size, i), body)
 				}},
-				streamPath{"proxy-http", &proxyHTTPRuns, func(i int, body io.Reader) error {
+				&streamPath{name: "proxy-http", out: &proxyHTTPRuns, middle: proxy.PID(), upload: func(i int, body io.Reader) error {
 					return sdkPut(proxyHTTP, fmt.Sprintf("%sproxy-http-%d-%d", prefix, size, i), body)
 				}})
 		}
@@ -259,7 +266,10 @@ func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrenc
 				if pprofPath != "" && p.name == "https" && i == 0 {
 					go profile(gw.AdminURL, 5)
 				}
+				meter := cpuMeter{middle: p.middle, s3: s3PIDs()}
+				before := meter.snapshot()
 				mbps, err := measure(size, func(body io.Reader) error { return p.upload(i, body) })
+				p.cpu = append(p.cpu, meter.since(before, size))
 				if err != nil {
 					logs := gw.Logs()
 					if proxy != nil && strings.HasPrefix(p.name, "proxy") {
@@ -273,15 +283,15 @@ func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrenc
 		}
 		peak, _ := gw.PeakRSS()
 		results = append(results,
-			result{"direct aws-sdk-go-v2 (manager.Uploader)", size, median(directRuns), 0, "direct", ""},
-			result{"gateway, HTTPS (tls internal)", size, median(httpsRuns), peak, "gateway", "HTTPS"},
-			result{"gateway, plain HTTP", size, median(httpRuns), peak, "gateway", "HTTP"},
+			result{"direct aws-sdk-go-v2 (manager.Uploader)", size, median(directRuns), 0, "direct", "", medianCPU(paths[0].cpu)},
+			result{"gateway, HTTPS (tls internal)", size, median(httpsRuns), peak, "gateway", "HTTPS", medianCPU(paths[1].cpu)},
+			result{"gateway, plain HTTP", size, median(httpRuns), peak, "gateway", "HTTP", medianCPU(paths[2].cpu)},
 		)
 		if proxy != nil {
 			proxyPeak, _ := proxy.PeakRSS()
 			results = append(results,
-				result{"aws-sdk-go-v2 via Caddy reverse_proxy, HTTPS", size, median(proxyHTTPSRuns), proxyPeak, "proxy", "HTTPS"},
-				result{"aws-sdk-go-v2 via Caddy reverse_proxy, plain HTTP", size, median(proxyHTTPRuns), proxyPeak, "proxy", "HTTP"},
+				result{"aws-sdk-go-v2 via Caddy reverse_proxy, HTTPS", size, median(proxyHTTPSRuns), proxyPeak, "proxy", "HTTPS", medianCPU(paths[3].cpu)},
+				result{"aws-sdk-go-v2 via Caddy reverse_proxy, plain HTTP", size, median(proxyHTTPRuns), proxyPeak, "proxy", "HTTP", medianCPU(paths[4].cpu)},
 			)
 		}
 		stop()
@@ -336,8 +346,8 @@ func printTable(results []result, runs int, partSize int64, concurrency int, wit
 		humanize.IBytes(uint64(partSize)), concurrency, runs, paths)
 	fmt.Printf("machine: %s, %d CPUs, %s/%s, %s; date %s\n\n", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH,
 		runtime.Version(), time.Now().UTC().Format("2006-01-02"))
-	fmt.Println("| size | path | MB/s | ratio to direct | ratio to reverse_proxy (same scheme) | peak RSS of the Caddy process |")
-	fmt.Println("|---|---|---:|---:|---:|---:|")
+	fmt.Println("| size | path | MB/s | ratio to direct | ratio to reverse_proxy (same scheme) | peak RSS of the Caddy process | CPU s/GiB: client | Caddy | S3+KMS | total |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	direct := map[int64]float64{}
 	proxy := map[string]float64{} // size/scheme -> MB/s
 	for _, r := range results {
@@ -356,9 +366,15 @@ func printTable(results []result, runs int, partSize int64, concurrency int, wit
 		if p, ok := proxy[fmt.Sprint(r.size, r.scheme)]; ok && r.group == "gateway" {
 			toProxy = fmt.Sprintf("%.2f", r.mbps/p)
 		}
-		fmt.Printf("| %s | %s | %.0f | %s | %s | %s |\n", humanize.IBytes(uint64(r.size)), r.label, r.mbps, ratio, toProxy, rss)
+		middle := "–"
+		if r.group != "direct" {
+			middle = fmt.Sprintf("%.2f", r.cpu.middle)
+		}
+		fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %.2f | %s | %.2f | %.2f |\n", humanize.IBytes(uint64(r.size)), r.label, r.mbps, ratio, toProxy, rss,
+			r.cpu.client, middle, r.cpu.s3, r.cpu.total())
 	}
 	fmt.Printf("\nmemory bound per upload: part size × (concurrency+1) = %d MiB\n", partSize*int64(concurrency+1)>>20)
+	fmt.Println("CPU s/GiB: user+system CPU seconds per GiB uploaded (median) of the load generator (which also generates the bytes), the Caddy process on the path, and SeaweedFS with local-kms, from /proc/<pid>/stat.")
 	if withProxy {
 		fmt.Println("reverse_proxy rows: the same SDK upload as \"direct\", sent to a second Caddy process whose site is only `reverse_proxy <S3 host:port>` (Host kept, so SigV4 validates); its peak RSS is that process's. " +
 			"Over HTTPS the SDK sends parts as STREAMING-UNSIGNED-PAYLOAD-TRAILER (no payload SHA-256, CRC32C trailer); over plain HTTP it signs every part's SHA-256, as \"direct\" does.")

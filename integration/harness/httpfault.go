@@ -67,7 +67,9 @@ func S3Operation(r *http.Request) string {
 // S3-style XML error body (its body is read first, as S3 would), or is
 // forwarded when Status is 0. With Lost set, a hit request is forwarded and
 // S3 acts on it, but its answer is replaced by Status: the answer was lost
-// on the way back.
+// on the way back. With Corrupt set, a hit request is forwarded with one
+// byte of its body changed (the length stays): a body tampered with in
+// transit.
 type Fault struct {
 	Op       string // an Op* constant; "" matches every request
 	Skip     int
@@ -76,6 +78,7 @@ type Fault struct {
 	Status   int
 	Latency  time.Duration
 	Lost     bool
+	Corrupt  bool
 
 	seen, hits int
 }
@@ -92,6 +95,10 @@ type Record struct {
 	Path     string
 	Status   int  // the status the gateway got (0 when the exchange failed)
 	Injected bool // the status came from a fault, not from S3
+	Tampered bool // S3 got the request with one byte of its body changed
+	// PayloadHash is the request's X-Amz-Content-Sha256: the body's
+	// SHA-256 in hex when the payload is signed, else e.g. UNSIGNED-PAYLOAD.
+	PayloadHash string
 }
 
 // HTTPFaultProxy is a loopback HTTP reverse proxy in front of an S3 server
@@ -225,9 +232,19 @@ func (p *HTTPFaultProxy) pick(op string) *Fault {
 }
 
 func (p *HTTPFaultProxy) record(r *http.Request, op string, status int, injected bool) {
+	p.add(Record{Op: op, Method: r.Method, Path: r.URL.Path, Status: status, Injected: injected,
+		PayloadHash: r.Header.Get("X-Amz-Content-Sha256")})
+}
+
+func (p *HTTPFaultProxy) recordTampered(r *http.Request, op string, status int) {
+	p.add(Record{Op: op, Method: r.Method, Path: r.URL.Path, Status: status, Tampered: true,
+		PayloadHash: r.Header.Get("X-Amz-Content-Sha256")})
+}
+
+func (p *HTTPFaultProxy) add(rec Record) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.records = append(p.records, Record{Op: op, Method: r.Method, Path: r.URL.Path, Status: status, Injected: injected})
+	p.records = append(p.records, rec)
 }
 
 func (p *HTTPFaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -265,6 +282,21 @@ func (p *HTTPFaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<30))
 		writeS3Error(w, r, f.Status)
 		p.record(r, op, f.Status, true)
+		return
+	}
+	if f != nil && f.Corrupt {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			p.record(r, op, 0, true)
+			return
+		}
+		if len(body) > 0 {
+			body[len(body)/2] ^= 0x01
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		sw := &statusWriter{ResponseWriter: w}
+		p.rp.ServeHTTP(sw, r)
+		p.recordTampered(r, op, sw.status)
 		return
 	}
 	sw := &statusWriter{ResponseWriter: w}

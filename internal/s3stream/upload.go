@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -200,9 +201,15 @@ func (up *upload) single(ctx context.Context, c chunk) (*Result, error) {
 	if up.u.opts.Tags {
 		in.Tagging = aws.String(up.tagging())
 	}
+	if in.ChecksumAlgorithm == types.ChecksumAlgorithmSha256 {
+		// The checksum is the full-object digest computed while reading.
+		in.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(up.sum.Sum(nil)))
+	}
 	callCtx, cancel := up.callCtx(ctx)
 	defer cancel()
-	out, err := up.u.api.PutObject(callCtx, in)
+	// The body's SHA-256 is the full-object digest computed while reading:
+	// the SDK need not hash it again for the signature.
+	out, err := up.u.api.PutObject(callCtx, in, knownPayloadHash(up.sha256()))
 	if err != nil {
 		if mayHaveLanded(err) {
 			// S3 may still store the body it got (a timed-out request can

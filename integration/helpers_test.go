@@ -34,9 +34,12 @@ func TestMain(m *testing.M) {
 	}
 	if _, err := harness.BuildGateway(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		harness.RemoveBuild()
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	harness.RemoveBuild()
+	os.Exit(code)
 }
 
 // gatewayOpts describes one upload_gateway block.

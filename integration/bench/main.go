@@ -38,6 +38,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/caddy-upload-gateway/upload-gateway/integration/harness"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 )
 
 func main() {
@@ -49,6 +50,7 @@ func main() {
 	presignFor := flag.Duration("presign", 10*time.Second, "how long to load the presign endpoint (0 skips it)")
 	presignConc := flag.Int("presign-clients", 4, "concurrent clients for the presign load")
 	withProxy := flag.Bool("proxy", true, "add the SDK upload through Caddy's plain reverse_proxy to S3 to the streaming table")
+	withSigning := flag.Bool("signing", true, "add rows with the other payload signing: the SDK with UNSIGNED-PAYLOAD, the gateway with payload_signing signed")
 	rssSizes := flag.String("rss-sizes", "1GiB,5GiB", "comma-separated sizes of single uploads whose peak RSS is measured, a fresh gateway each (empty or 0 skips)")
 	concClients := flag.Int("concurrent", 200, "clients uploading one body each at the same time through HTTPS (0 skips)")
 	concSize := flag.String("concurrent-size", "8MiB", "body size of each concurrent upload")
@@ -56,9 +58,11 @@ func main() {
 	jwtOn := flag.Bool("jwt", true, "benchmark JWT validation in-process (jwtauth.Verifier, RS256)")
 	jwtCount := flag.Int("jwt-count", 3, "runs of each JWT benchmark")
 	flag.Parse()
+	defer harness.RemoveBuild()
 
 	fail := func(what string, err error) {
 		fmt.Fprintf(os.Stderr, "bench: %s: %v\n", what, err)
+		harness.RemoveBuild()
 		os.Exit(1)
 	}
 	if *jwtOn {
@@ -84,7 +88,7 @@ func main() {
 		printPresign(rows, *presignFor)
 	}
 	if *sizes != "" {
-		if err := run(env, *sizes, *runs, int64(ps), *concurrency, *withProxy); err != nil {
+		if err := run(env, *sizes, *runs, int64(ps), *concurrency, *withProxy, *withSigning); err != nil {
 			fail("streaming", err)
 		}
 	}
@@ -176,32 +180,41 @@ type result struct {
 	peakRSS int64  // of the process on the path; 0 for direct
 	group   string // "direct", "gateway" or "proxy"
 	scheme  string // "HTTPS" or "HTTP" for the gateway and proxy rows
+	signing string // how S3 got the bodies: "signed", "unsigned" or "trailer"
 	cpu     cpuUse // median CPU per GiB of each process on the path
 }
 
 // streamPath is one way of getting the bytes into S3.
 type streamPath struct {
-	name   string
-	out    *[]float64
+	result        // label, group, scheme and signing; filled in after the runs
+	name   string // for errors and -pprof
 	upload func(i int, body io.Reader) error
-	middle int // pid of the gateway or proxy on the path, 0 for direct
+	proc   *harness.Gateway // the gateway or proxy on the path, nil for direct
+	runs   []float64
 	cpu    []cpuUse
 }
 
-func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrency int, withProxy bool) error {
+func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrency int, withProxy, withSigning bool) error {
 	sizes, err := parseSizes(sizeList)
 	if err != nil {
 		return err
 	}
 	prefix := fmt.Sprintf("bench/%d/", time.Now().UnixNano())
 	defer env.DeletePrefix(context.Background(), prefix)
-	block := gatewayBlock(prefix, partSize, concurrency)
+	// The default gateway, and under /signed/ one that signs every part's
+	// SHA-256 as the SDK does over plain HTTP.
+	site := fmt.Sprintf("handle /signed/* {\n\t%s\n}\nhandle {\n\t%s\n}",
+		gatewayBlock(prefix, partSize, concurrency, "payload_signing signed"), gatewayBlock(prefix, partSize, concurrency))
 
 	tuneUploader := func(u *manager.Uploader) {
 		u.PartSize = partSize
 		u.Concurrency = concurrency
 	}
-	direct := manager.NewUploader(env.S3At(env.S3Endpoint, env.GatewayAccess, env.GatewaySecret), tuneUploader)
+	directClient := env.S3At(env.S3Endpoint, env.GatewayAccess, env.GatewaySecret)
+	direct := manager.NewUploader(directClient, tuneUploader)
+	directUnsigned := manager.NewUploader(s3.New(directClient.Options(), func(o *s3.Options) {
+		o.APIOptions = append(slices.Clone(o.APIOptions), s3stream.UnsignedPayload)
+	}), tuneUploader)
 	sdkPut := func(up *manager.Uploader, key string, body io.Reader) error {
 		_, err := up.Upload(context.Background(), &s3.PutObjectInput{
 			Bucket:               &env.Bucket,
@@ -217,19 +230,16 @@ func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrenc
 	var results []result
 	for _, size := range sizes {
 		// A fresh gateway (and proxy) per size, so that peak RSS belongs to this size.
-		gw, err := env.StartGateway(harness.GatewayConfig{Site: block, PlainSite: block})
+		gw, err := env.StartGateway(harness.GatewayConfig{Site: site, PlainSite: site})
 		if err != nil {
 			return err
 		}
 		var proxy *harness.Gateway
-		var proxyHTTPS, proxyHTTP *manager.Uploader
 		if withProxy {
 			if proxy, err = startProxy(env); err != nil {
 				gw.Stop()
 				return err
 			}
-			proxyHTTPS = manager.NewUploader(proxyS3Client(env, proxy.URL, proxy), tuneUploader)
-			proxyHTTP = manager.NewUploader(proxyS3Client(env, proxy.HTTPURL, nil), tuneUploader)
 		}
 		stop := func() {
 			gw.Stop()
@@ -237,26 +247,33 @@ func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrenc
 				proxy.Stop()
 			}
 		}
-		var directRuns, httpsRuns, httpRuns, proxyHTTPSRuns, proxyHTTPRuns []float64
+		sdkPath := func(name, label string, up *manager.Uploader, via *harness.Gateway, group, scheme, signing string) *streamPath {
+			return &streamPath{name: name, proc: via, result: result{label: label, group: group, scheme: scheme, signing: signing},
+				upload: func(i int, body io.Reader) error {
+					return sdkPut(up, fmt.Sprintf("%s%s-%d-%d", prefix, name, size, i), body)
+				}}
+		}
+		gwPath := func(name, label, base, scheme, signing string) *streamPath {
+			return &streamPath{name: name, proc: gw, result: result{label: label, group: "gateway", scheme: scheme, signing: signing},
+				upload: func(_ int, body io.Reader) error { return putThroughGateway(gw.Client, base, size, body) }}
+		}
 		paths := []*streamPath{
-			{name: "direct", out: &directRuns, upload: func(i int, body io.Reader) error {
-				return sdkPut(direct, fmt.Sprintf("%sdirect-%d-%d", prefix, size, i), body)
-			}},
-			{name: "https", out: &httpsRuns, middle: gw.PID(), upload: func(_ int, body io.Reader) error {
-				return putThroughGateway(gw.Client, gw.URL, size, body)
-			}},
-			{name: "http", out: &httpRuns, middle: gw.PID(), upload: func(_ int, body io.Reader) error {
-				return putThroughGateway(gw.Client, gw.HTTPURL, size, body)
-			}},
+			sdkPath("direct", "direct aws-sdk-go-v2 (manager.Uploader, SDK defaults)", direct, nil, "direct", "", "signed"),
+			gwPath("https", "gateway, HTTPS (tls internal)", gw.URL, "HTTPS", "unsigned"),
+			gwPath("http", "gateway, plain HTTP", gw.HTTPURL, "HTTP", "unsigned"),
+		}
+		if withSigning {
+			paths = append(paths,
+				sdkPath("direct-unsigned", "direct aws-sdk-go-v2, UNSIGNED-PAYLOAD", directUnsigned, nil, "direct", "", "unsigned"),
+				gwPath("https-signed", "gateway, HTTPS, payload_signing signed", gw.URL+"/signed", "HTTPS", "signed"),
+				gwPath("http-signed", "gateway, plain HTTP, payload_signing signed", gw.HTTPURL+"/signed", "HTTP", "signed"))
 		}
 		if withProxy {
 			paths = append(paths,
-				&streamPath{name: "proxy-https", out: &proxyHTTPSRuns, middle: proxy.PID(), upload: func(i int, body io.Reader) error {
-					return sdkPut(proxyHTTPS, fmt.Sprintf("%sproxy-https-%d-%d", prefix, size, i), body)
-				}},
-				&streamPath{name: "proxy-http", out: &proxyHTTPRuns, middle: proxy.PID(), upload: func(i int, body io.Reader) error {
-					return sdkPut(proxyHTTP, fmt.Sprintf("%sproxy-http-%d-%d", prefix, size, i), body)
-				}})
+				sdkPath("proxy-https", "aws-sdk-go-v2 via Caddy reverse_proxy, HTTPS",
+					manager.NewUploader(proxyS3Client(env, proxy.URL, proxy), tuneUploader), proxy, "proxy", "HTTPS", "trailer"),
+				sdkPath("proxy-http", "aws-sdk-go-v2 via Caddy reverse_proxy, plain HTTP",
+					manager.NewUploader(proxyS3Client(env, proxy.HTTPURL, nil), tuneUploader), proxy, "proxy", "HTTP", "signed"))
 		}
 		for i := range runs {
 			// Rotate the order every run, so that no path always goes first
@@ -266,39 +283,54 @@ func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrenc
 				if pprofPath != "" && p.name == "https" && i == 0 {
 					go profile(gw.AdminURL, 5)
 				}
-				meter := cpuMeter{middle: p.middle, s3: s3PIDs()}
+				meter := cpuMeter{s3: s3PIDs()}
+				if p.proc != nil {
+					meter.middle = p.proc.PID()
+				}
 				before := meter.snapshot()
 				mbps, err := measure(size, func(body io.Reader) error { return p.upload(i, body) })
-				p.cpu = append(p.cpu, meter.since(before, size))
 				if err != nil {
-					logs := gw.Logs()
-					if proxy != nil && strings.HasPrefix(p.name, "proxy") {
-						logs = proxy.Logs()
+					logs := ""
+					if p.proc != nil {
+						logs = p.proc.Logs()
 					}
 					stop()
 					return fmt.Errorf("%s upload: %v\n%s", p.name, err, logs)
 				}
-				*p.out = append(*p.out, mbps)
+				p.cpu = append(p.cpu, meter.since(before, size))
+				p.runs = append(p.runs, mbps)
 			}
+			reclaim(env, prefix)
 		}
-		peak, _ := gw.PeakRSS()
-		results = append(results,
-			result{"direct aws-sdk-go-v2 (manager.Uploader)", size, median(directRuns), 0, "direct", "", medianCPU(paths[0].cpu)},
-			result{"gateway, HTTPS (tls internal)", size, median(httpsRuns), peak, "gateway", "HTTPS", medianCPU(paths[1].cpu)},
-			result{"gateway, plain HTTP", size, median(httpRuns), peak, "gateway", "HTTP", medianCPU(paths[2].cpu)},
-		)
-		if proxy != nil {
-			proxyPeak, _ := proxy.PeakRSS()
-			results = append(results,
-				result{"aws-sdk-go-v2 via Caddy reverse_proxy, HTTPS", size, median(proxyHTTPSRuns), proxyPeak, "proxy", "HTTPS", medianCPU(paths[3].cpu)},
-				result{"aws-sdk-go-v2 via Caddy reverse_proxy, plain HTTP", size, median(proxyHTTPRuns), proxyPeak, "proxy", "HTTP", medianCPU(paths[4].cpu)},
-			)
+		for _, p := range paths {
+			r := p.result
+			r.size, r.mbps, r.cpu = size, median(p.runs), medianCPU(p.cpu)
+			if p.proc != nil {
+				r.peakRSS, _ = p.proc.PeakRSS()
+			}
+			results = append(results, r)
 		}
 		stop()
-		env.DeletePrefix(context.Background(), prefix)
+		reclaim(env, prefix)
 	}
 	printTable(results, runs, partSize, concurrency, withProxy)
 	return nil
+}
+
+// reclaim deletes what a round of uploads stored and has SeaweedFS give the
+// space back (it only marks deleted data until a volume is vacuumed), so that
+// many GiB of runs fit on a small disk.
+func reclaim(env *harness.Env, prefix string) {
+	env.DeletePrefix(context.Background(), prefix)
+	if master := os.Getenv("UGW_WEED_MASTER_URL"); master != "" {
+		resp, err := http.Get(master + "/vol/vacuum?garbageThreshold=0.01")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "vacuum:", err)
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 }
 
 func putThroughGateway(client *http.Client, base string, size int64, body io.Reader) error {
@@ -338,45 +370,52 @@ func median(v []float64) float64 {
 
 func printTable(results []result, runs int, partSize int64, concurrency int, withProxy bool) {
 	host, _ := os.Hostname()
-	paths := "three"
-	if withProxy {
-		paths = "five"
+	paths := map[int64]int{}
+	for _, r := range results {
+		paths[r.size]++
 	}
-	fmt.Printf("\nStreaming upload to SeaweedFS with SSE-KMS, part size %s, concurrency %d, median of %d runs, order of the %s paths rotated every run\n",
-		humanize.IBytes(uint64(partSize)), concurrency, runs, paths)
+	fmt.Printf("\nStreaming upload to SeaweedFS with SSE-KMS, part size %s, concurrency %d, median of %d runs, order of the %d paths rotated every run\n",
+		humanize.IBytes(uint64(partSize)), concurrency, runs, paths[results[0].size])
 	fmt.Printf("machine: %s, %d CPUs, %s/%s, %s; date %s\n\n", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH,
 		runtime.Version(), time.Now().UTC().Format("2006-01-02"))
-	fmt.Println("| size | path | MB/s | ratio to direct | ratio to reverse_proxy (same scheme) | peak RSS of the Caddy process | CPU s/GiB: client | Caddy | S3+KMS | total |")
-	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-	direct := map[int64]float64{}
-	proxy := map[string]float64{} // size/scheme -> MB/s
+	fmt.Println("| size | path | payload to S3 | MB/s | ratio to direct (SDK defaults) | ratio to direct, same payload signing | ratio to reverse_proxy (same scheme) | peak RSS of the Caddy process | CPU s/GiB: client | Caddy | S3+KMS | total |")
+	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	direct := map[string]float64{} // size/signing -> MB/s
+	proxy := map[string]float64{}  // size/scheme -> MB/s
 	for _, r := range results {
 		switch r.group {
 		case "direct":
-			direct[r.size] = r.mbps
+			direct[fmt.Sprint(r.size, r.signing)] = r.mbps
 		case "proxy":
 			proxy[fmt.Sprint(r.size, r.scheme)] = r.mbps
 		}
 	}
+	ratio := func(a, b float64) string {
+		if b == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f", a/b)
+	}
 	for _, r := range results {
-		ratio, toProxy, rss := fmt.Sprintf("%.2f", r.mbps/direct[r.size]), "–", "–"
+		same, toProxy, rss, middle := "–", "–", "–", "–"
+		if r.group == "gateway" {
+			same = ratio(r.mbps, direct[fmt.Sprint(r.size, r.signing)])
+			toProxy = ratio(r.mbps, proxy[fmt.Sprint(r.size, r.scheme)])
+		}
 		if r.peakRSS > 0 {
 			rss = fmt.Sprintf("%d MiB", r.peakRSS>>20)
 		}
-		if p, ok := proxy[fmt.Sprint(r.size, r.scheme)]; ok && r.group == "gateway" {
-			toProxy = fmt.Sprintf("%.2f", r.mbps/p)
-		}
-		middle := "–"
 		if r.group != "direct" {
 			middle = fmt.Sprintf("%.2f", r.cpu.middle)
 		}
-		fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %.2f | %s | %.2f | %.2f |\n", humanize.IBytes(uint64(r.size)), r.label, r.mbps, ratio, toProxy, rss,
-			r.cpu.client, middle, r.cpu.s3, r.cpu.total())
+		fmt.Printf("| %s | %s | %s | %.0f | %s | %s | %s | %s | %.2f | %s | %.2f | %.2f |\n", humanize.IBytes(uint64(r.size)), r.label, r.signing, r.mbps,
+			ratio(r.mbps, direct[fmt.Sprint(r.size, "signed")]), same, toProxy, rss, r.cpu.client, middle, r.cpu.s3, r.cpu.total())
 	}
 	fmt.Printf("\nmemory bound per upload: part size × (concurrency+1) = %d MiB\n", partSize*int64(concurrency+1)>>20)
-	fmt.Println("CPU s/GiB: user+system CPU seconds per GiB uploaded (median) of the load generator (which also generates the bytes), the Caddy process on the path, and SeaweedFS with local-kms, from /proc/<pid>/stat.")
+	fmt.Println("payload to S3: signed = SigV4 over each body's SHA-256 (the SDK's default over plain HTTP); unsigned = UNSIGNED-PAYLOAD, the body covered by its signed CRC32C " +
+		"checksum only (the gateway's default, payload_signing auto, for a loopback S3 endpoint as here); trailer = STREAMING-UNSIGNED-PAYLOAD-TRAILER (the SDK over HTTPS).")
+	fmt.Println("CPU s/GiB: user+system CPU seconds per GiB uploaded (median) of the load generator (which also generates and hashes the bytes), the Caddy process on the path, and SeaweedFS with local-kms, from /proc/<pid>/stat.")
 	if withProxy {
-		fmt.Println("reverse_proxy rows: the same SDK upload as \"direct\", sent to a second Caddy process whose site is only `reverse_proxy <S3 host:port>` (Host kept, so SigV4 validates); its peak RSS is that process's. " +
-			"Over HTTPS the SDK sends parts as STREAMING-UNSIGNED-PAYLOAD-TRAILER (no payload SHA-256, CRC32C trailer); over plain HTTP it signs every part's SHA-256, as \"direct\" does.")
+		fmt.Println("reverse_proxy rows: the same SDK upload as \"direct\", sent to a second Caddy process whose site is only `reverse_proxy <S3 host:port>` (Host kept, so SigV4 validates); its peak RSS is that process's.")
 	}
 }

@@ -34,7 +34,7 @@ func benchRSS(env *harness.Env, sizeList string, partSize int64, concurrency int
 	for _, size := range sizes {
 		r, err := rssOnce(env, prefix, size, partSize, concurrency)
 		// Free the server's disk before the next (larger) size.
-		env.DeletePrefix(context.Background(), prefix)
+		reclaim(env, prefix)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", humanize.IBytes(uint64(size)), err)
 		}

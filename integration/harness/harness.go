@@ -133,6 +133,14 @@ func BuildGateway() (string, error) {
 	return buildPath, buildErr
 }
 
+// RemoveBuild deletes the binary BuildGateway built (call it once, when the
+// process is done with gateways).
+func RemoveBuild() {
+	if buildPath != "" {
+		_ = os.RemoveAll(filepath.Dir(buildPath))
+	}
+}
+
 // FreePort returns a free loopback TCP port.
 func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

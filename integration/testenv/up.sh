@@ -226,6 +226,7 @@ fi
     "UGW_KMS_KEY_ID=$KMS_ALIAS" \
     "UGW_KMS_KEY_ARN=$KEY_ARN" \
     "UGW_WEED_PID=$WEED_PID" \
+    "UGW_WEED_MASTER_URL=http://127.0.0.1:$MASTER_PORT" \
     "UGW_KMS_PID=$KMS_PID"; do
     printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
   done

@@ -36,6 +36,10 @@
 // known before the object is created (single PutObject), it is stored as user
 // metadata "sha256"; with Options.Tags it is also stored, with the size, as the
 // object tags "sha256" and "size" (after completion for multipart uploads).
+// A single PutObject is signed with that SHA-256 as its SigV4 payload hash, so
+// the SDK does not hash the body a second time; parts are signed with their
+// own SHA-256 (computed by the SDK) unless the client was built with
+// [UnsignedPayload].
 //
 // # Considerations
 //

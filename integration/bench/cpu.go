@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,8 +99,7 @@ func medianCPU(v []cpuUse) cpuUse {
 		for i, c := range v {
 			s[i] = f(c)
 		}
-		slices.Sort(s)
-		return s[len(s)/2]
+		return median(s)
 	}
 	return cpuUse{
 		client: pick(func(c cpuUse) float64 { return c.client }),

@@ -310,8 +310,7 @@ func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrenc
 			}
 			results = append(results, r)
 		}
-		stop()
-		reclaim(env, prefix)
+		stop() // every round has reclaimed its uploads already
 	}
 	printTable(results, runs, partSize, concurrency, withProxy)
 	return nil

@@ -231,20 +231,13 @@ func (p *HTTPFaultProxy) pick(op string) *Fault {
 	return nil
 }
 
-func (p *HTTPFaultProxy) record(r *http.Request, op string, status int, injected bool) {
-	p.add(Record{Op: op, Method: r.Method, Path: r.URL.Path, Status: status, Injected: injected,
-		PayloadHash: r.Header.Get("X-Amz-Content-Sha256")})
-}
-
-func (p *HTTPFaultProxy) recordTampered(r *http.Request, op string, status int) {
-	p.add(Record{Op: op, Method: r.Method, Path: r.URL.Path, Status: status, Tampered: true,
-		PayloadHash: r.Header.Get("X-Amz-Content-Sha256")})
-}
-
-func (p *HTTPFaultProxy) add(rec Record) {
+// record notes what happened to r; tampered says S3 got it with one byte
+// of its body changed.
+func (p *HTTPFaultProxy) record(r *http.Request, op string, status int, injected, tampered bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.records = append(p.records, rec)
+	p.records = append(p.records, Record{Op: op, Method: r.Method, Path: r.URL.Path, Status: status, Injected: injected,
+		Tampered: tampered, PayloadHash: r.Header.Get("X-Amz-Content-Sha256")})
 }
 
 func (p *HTTPFaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -256,7 +249,7 @@ func (p *HTTPFaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// connection only once the body is read).
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
-			p.record(r, op, 0, true)
+			p.record(r, op, 0, true, false)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -265,7 +258,7 @@ func (p *HTTPFaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		case <-r.Context().Done(): // the gateway gave up: S3 never sees it
 			t.Stop()
-			p.record(r, op, 0, true)
+			p.record(r, op, 0, true, false)
 			return
 		}
 	}
@@ -273,7 +266,7 @@ func (p *HTTPFaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		dw := &discardWriter{h: http.Header{}}
 		p.rp.ServeHTTP(dw, r)
 		writeS3Error(w, r, f.Status)
-		p.record(r, op, f.Status, true)
+		p.record(r, op, f.Status, true, false)
 		return
 	}
 	if f != nil && f.Status != 0 {
@@ -281,27 +274,24 @@ func (p *HTTPFaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// gets the answer rather than a reset connection.
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<30))
 		writeS3Error(w, r, f.Status)
-		p.record(r, op, f.Status, true)
+		p.record(r, op, f.Status, true, false)
 		return
 	}
-	if f != nil && f.Corrupt {
+	tampered := f != nil && f.Corrupt
+	if tampered {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
-			p.record(r, op, 0, true)
+			p.record(r, op, 0, true, false)
 			return
 		}
 		if len(body) > 0 {
 			body[len(body)/2] ^= 0x01
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		sw := &statusWriter{ResponseWriter: w}
-		p.rp.ServeHTTP(sw, r)
-		p.recordTampered(r, op, sw.status)
-		return
 	}
 	sw := &statusWriter{ResponseWriter: w}
 	p.rp.ServeHTTP(sw, r)
-	p.record(r, op, sw.status, false)
+	p.record(r, op, sw.status, false, tampered)
 }
 
 // writeS3Error answers like S3 does when it fails.

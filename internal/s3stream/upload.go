@@ -177,7 +177,9 @@ func (up *upload) single(ctx context.Context, c chunk) (*Result, error) {
 	if meta == nil {
 		meta = map[string]string{}
 	}
-	meta["sha256"] = up.sha256()
+	sum := up.sum.Sum(nil)
+	hexSum := hex.EncodeToString(sum)
+	meta["sha256"] = hexSum
 	meta[WriteIDMetadata] = up.writeID
 	sse, key, bucketKey, encCtx := up.encryption()
 	in := &s3.PutObjectInput{
@@ -203,13 +205,13 @@ func (up *upload) single(ctx context.Context, c chunk) (*Result, error) {
 	}
 	if in.ChecksumAlgorithm == types.ChecksumAlgorithmSha256 {
 		// The checksum is the full-object digest computed while reading.
-		in.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(up.sum.Sum(nil)))
+		in.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(sum))
 	}
 	callCtx, cancel := up.callCtx(ctx)
 	defer cancel()
 	// The body's SHA-256 is the full-object digest computed while reading:
 	// the SDK need not hash it again for the signature.
-	out, err := up.u.api.PutObject(callCtx, in, knownPayloadHash(up.sha256()))
+	out, err := up.u.api.PutObject(callCtx, in, knownPayloadHash(hexSum))
 	if err != nil {
 		if mayHaveLanded(err) {
 			// S3 may still store the body it got (a timed-out request can
@@ -225,7 +227,7 @@ func (up *upload) single(ctx context.Context, c chunk) (*Result, error) {
 		VersionID:   aws.ToString(out.VersionId),
 		ContentType: up.obj.ContentType,
 		Size:        int64(c.n),
-		SHA256:      up.sha256(),
+		SHA256:      hexSum,
 	}, nil
 }
 

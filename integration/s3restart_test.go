@@ -2,8 +2,9 @@
 
 package integration_test
 
-// This file's name sorts last on purpose: its test kills and restarts the
-// shared SeaweedFS, so it runs after every other test of the package.
+// Its test kills and restarts the shared SeaweedFS, so it must not run while
+// other tests use the server: it runs only when UGW_DISRUPTIVE=1, and
+// scripts/test runs it alone, after the rest of the suite.
 
 import (
 	"context"
@@ -51,6 +52,9 @@ func readProc(t *testing.T, pid int) procInfo {
 // the client gets an error, and once S3 is back the gateway's retried abort
 // leaves nothing behind.
 func TestS3KilledAndRestartedMidUpload(t *testing.T) {
+	if os.Getenv("UGW_DISRUPTIVE") != "1" {
+		t.Skip("restarts the shared SeaweedFS: set UGW_DISRUPTIVE=1 and run it alone (scripts/test does)")
+	}
 	pid, err := strconv.Atoi(os.Getenv("UGW_WEED_PID"))
 	workdir := os.Getenv("UGW_TESTENV_DIR")
 	if err != nil || workdir == "" {

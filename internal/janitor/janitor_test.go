@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -331,33 +332,31 @@ func TestSweepStopsWhenCancelled(t *testing.T) {
 		}
 	})
 	t.Run("during a call", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		fake := &fakeS3{uploads: orphans(3)}
-		fake.hook = func(ctx context.Context, op string) error {
-			<-ctx.Done() // a hung S3 call
-			return ctx.Err()
-		}
-		j, err := janitor.New(fake, janitor.Options{Bucket: "b", Prefixes: []string{"p/", "q/"}, Now: func() time.Time { return now }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan janitor.Report)
-		go func() { done <- j.Sweep(ctx) }()
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			fake := &fakeS3{uploads: orphans(3)}
+			fake.hook = func(ctx context.Context, op string) error {
+				<-ctx.Done() // a hung S3 call
+				return ctx.Err()
+			}
+			j, err := janitor.New(fake, janitor.Options{Bucket: "b", Prefixes: []string{"p/", "q/"}, Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan janitor.Report)
+			go func() { done <- j.Sweep(ctx) }()
 
-		time.Sleep(20 * time.Millisecond)
-		cancel()
+			synctest.Wait() // Sweep is blocked in the hung listing
+			cancel()
 
-		select {
-		case r := <-done:
+			r := <-done
 			if !errors.Is(r.Err, context.Canceled) || r.Found != 0 {
 				t.Errorf("Sweep = %+v, want no orphan found and context.Canceled", r)
 			}
 			if calls := fake.callLog(); len(calls) != 1 {
 				t.Errorf("calls %q, want only the first listing", calls)
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("Sweep did not return after its context was cancelled")
-		}
+		})
 	})
 }
 
@@ -387,69 +386,66 @@ func TestConcurrentSweepsAbortEachOrphanOnce(t *testing.T) {
 }
 
 func TestRunSweepsEveryIntervalUntilCancelled(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	sweeps := make(chan janitor.Report, 100)
-	fake := &fakeS3{uploads: orphans(1)}
-	j, err := janitor.New(fake, janitor.Options{
-		Bucket: "b", Prefixes: []string{"p/"}, Interval: 5 * time.Millisecond,
-		Now:     func() time.Time { return now },
-		OnSweep: func(r janitor.Report) { sweeps <- r },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		j.Run(ctx)
-	}()
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		sweeps := make(chan janitor.Report, 100)
+		fake := &fakeS3{uploads: orphans(1)}
+		j, err := janitor.New(fake, janitor.Options{
+			Bucket: "b", Prefixes: []string{"p/"}, Interval: 5 * time.Minute,
+			Now:     func() time.Time { return now },
+			OnSweep: func(r janitor.Report) { sweeps <- r },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			j.Run(ctx)
+		}()
 
-	for i := range 3 {
-		select {
-		case r := <-sweeps:
+		start := time.Now()
+		for i := range 3 {
+			r := <-sweeps
 			if (i == 0 && r.Aborted != 1) || (i > 0 && r.Found != 0) {
 				t.Errorf("sweep %d: %+v", i, r)
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("only %d sweeps within 5s at a 5ms interval", i)
 		}
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after its context was cancelled")
-	}
-	n := len(sweeps)
-	time.Sleep(20 * time.Millisecond)
-	if len(sweeps) != n {
-		t.Errorf("a sweep ran after Run returned")
-	}
+		// The first sweep waits up to a tenth of the interval, then one each interval.
+		if took := time.Since(start); took < 10*time.Minute || took > 11*time.Minute {
+			t.Errorf("3 sweeps took %v at a 5m interval, want 10m..11m", took)
+		}
+		cancel()
+		<-done
+		n := len(sweeps)
+		time.Sleep(time.Hour)
+		if len(sweeps) != n {
+			t.Errorf("a sweep ran after Run returned")
+		}
+	})
 }
 
 func TestRunStopsWhileWaiting(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	fake := &fakeS3{}
-	// With a one-day interval the first sweep waits for up to 2.4 hours.
-	j, err := janitor.New(fake, janitor.Options{Bucket: "b", Prefixes: []string{"p/"}, Interval: 24 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		j.Run(ctx)
-	}()
-	time.Sleep(10 * time.Millisecond)
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after its context was cancelled")
-	}
-	if calls := fake.callLog(); len(calls) != 0 {
-		t.Errorf("calls %q while waiting for the first sweep", calls)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		fake := &fakeS3{}
+		// With a one-day interval the first sweep waits for up to 2.4 hours.
+		j, err := janitor.New(fake, janitor.Options{Bucket: "b", Prefixes: []string{"p/"}, Interval: 24 * time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			j.Run(ctx)
+		}()
+		synctest.Wait() // Run is waiting for its first sweep
+		cancel()
+		<-done
+		if calls := fake.callLog(); len(calls) != 0 {
+			t.Errorf("calls %q while waiting for the first sweep", calls)
+		}
+	})
 }
 
 func TestRunReturnsAtOnceWhenAlreadyCancelled(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -241,37 +242,32 @@ func TestRetrieveRenewsNearExpiry(t *testing.T) {
 }
 
 func TestRetrieveSharesOneCall(t *testing.T) {
-	p, f, _ := newProvider(stscreds.Options{})
-	f.entered = make(chan struct{}, 1)
-	f.release = make(chan struct{})
-	const n = 50
-	var started, done sync.WaitGroup
-	started.Add(n)
-	done.Add(n)
-	creds := make([]aws.Credentials, n)
-	errs := make([]error, n)
-	for i := range n {
-		go func() {
-			defer done.Done()
-			started.Done()
-			creds[i], errs[i] = p.Retrieve(context.Background(), session("alice"))
-		}()
-	}
-	<-f.entered
-	started.Wait()
-	// Callers that have not joined the call yet by the time it ends find
-	// its result in the cache: either way there is one call.
-	time.Sleep(20 * time.Millisecond)
-	close(f.release)
-	done.Wait()
-	for i := range n {
-		if errs[i] != nil || creds[i] != creds[0] {
-			t.Fatalf("caller %d: %s, %v; want %s", i, creds[i].AccessKeyID, errs[i], creds[0].AccessKeyID)
+	synctest.Test(t, func(t *testing.T) {
+		p, f, _ := newProvider(stscreds.Options{})
+		f.entered = make(chan struct{}, 1)
+		f.release = make(chan struct{})
+		const n = 50
+		var done sync.WaitGroup
+		creds := make([]aws.Credentials, n)
+		errs := make([]error, n)
+		for i := range n {
+			done.Go(func() {
+				creds[i], errs[i] = p.Retrieve(context.Background(), session("alice"))
+			})
 		}
-	}
-	if got := p.Calls(); got != 1 {
-		t.Errorf("Calls() = %d for %d concurrent callers, want 1", got, n)
-	}
+		<-f.entered
+		synctest.Wait() // every caller is waiting for the one call in flight
+		close(f.release)
+		done.Wait()
+		for i := range n {
+			if errs[i] != nil || creds[i] != creds[0] {
+				t.Fatalf("caller %d: %s, %v; want %s", i, creds[i].AccessKeyID, errs[i], creds[0].AccessKeyID)
+			}
+		}
+		if got := p.Calls(); got != 1 {
+			t.Errorf("Calls() = %d for %d concurrent callers, want 1", got, n)
+		}
+	})
 }
 
 func TestRetrieveCallerGivesUp(t *testing.T) {

@@ -9,10 +9,10 @@
 //     all with a permanent password, and newpw@example.com with a temporary password only
 //     (FORCE_CHANGE_PASSWORD: logging in yields a NEW_PASSWORD_REQUIRED challenge).
 //
-// It then logs in as the uploader (USER_PASSWORD_AUTH), prints the header and claims of the ID
-// and access token on stderr (never the tokens themselves), verifies their RS256 signature
-// against the pool's JWKS, and checks iss, aud, token_use, client_id, cognito:groups, email,
-// kid and alg. Further probes report what the emulator does for refresh, the other users, wrong
+// It then logs in as the uploader (USER_PASSWORD_AUTH), has the gateway's own verifier
+// (internal/jwtauth: RS256 signature against the pool's JWKS, iss, exp, token_use, aud or
+// client_id) accept the ID and access token, prints their claims on stderr (never the tokens
+// themselves), and checks aud, client_id, cognito:groups and email. Further probes report what the emulator does for refresh, the other users, wrong
 // passwords, unknown users, app clients with a secret and OIDC discovery. Each finding is one stderr line
 // starting with "ok", "FAIL" or "note"; the program exits 1 if any check failed.
 //
@@ -29,9 +29,7 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"crypto/hmac"
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -39,8 +37,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
-	"math/big"
 	"net/http"
 	"os"
 	"slices"
@@ -52,6 +48,8 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
 )
 
 // testUser is one of the users the tests log in with. The passwords satisfy Cognito's default
@@ -244,13 +242,26 @@ func (s *setup) login(ctx context.Context, clientID, email, password string, ext
 func (s *setup) verify(ctx context.Context) {
 	issuer := s.endpoint + "/" + s.poolID
 	jwksURL := issuer + "/.well-known/jwks.json"
-	keys, err := fetchJWKS(ctx, jwksURL)
-	if err != nil {
+	var set struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := getJSON(ctx, jwksURL, &set); err != nil {
 		s.fail("JWKS %s: %v", jwksURL, err)
 	} else {
-		s.ok("JWKS %s: %d key(s), kid %s", jwksURL, len(keys), strings.Join(slices.Sorted(maps.Keys(keys)), ", "))
+		kids := make([]string, 0, len(set.Keys))
+		for _, k := range set.Keys {
+			kids = append(kids, k.Kid)
+		}
+		s.ok("JWKS %s: %d key(s), kid %s", jwksURL, len(kids), strings.Join(kids, ", "))
 	}
 	s.probeDiscovery(ctx, issuer, jwksURL)
+	v, err := jwtauth.New(jwtauth.Config{Issuer: issuer, JWKSURL: jwksURL, Audiences: []string{s.clientID}})
+	if err != nil {
+		s.fail("the gateway's verifier: %v", err)
+		return
+	}
 
 	// ---- the uploader: the claims the gateway relies on -------------------------------------
 	up := s.user("UPLOADER")
@@ -267,31 +278,31 @@ func (s *setup) verify(ctx context.Context) {
 			ar.ExpiresIn, aws.ToString(ar.TokenType))
 	}
 
-	id := s.inspect("id token", aws.ToString(ar.IdToken), keys)
+	id := s.inspect(ctx, v, "id token", aws.ToString(ar.IdToken), "id")
 	if id != nil {
-		s.checkCommon("id token", id, issuer)
-		s.check(id.claims["aud"] == s.clientID, "id token: aud = %v (want the client id %s)", id.claims["aud"], s.clientID)
-		s.check(id.claims["token_use"] == "id", "id token: token_use = %v", id.claims["token_use"])
-		s.check(id.claims["email"] == up.email, "id token: email = %v", id.claims["email"])
-		_, hasClientID := id.claims["client_id"]
+		s.check(id.Subject != "", "id token: sub = %q", id.Subject)
+		s.check(id.All["aud"] == s.clientID, "id token: aud = %v (want the client id %s)", id.All["aud"], s.clientID)
+		s.check(id.All["token_use"] == "id", "id token: token_use = %v", id.All["token_use"])
+		s.check(id.All["email"] == up.email, "id token: email = %v", id.All["email"])
+		_, hasClientID := id.All["client_id"]
 		s.note("id token: client_id claim present: %t (real Cognito: no; the client id is in aud)", hasClientID)
 		s.checkGroups("id token", id, []string{"uploader"})
 	}
-	acc := s.inspect("access token", aws.ToString(ar.AccessToken), keys)
+	acc := s.inspect(ctx, v, "access token", aws.ToString(ar.AccessToken), "access")
 	if acc != nil {
-		s.checkCommon("access token", acc, issuer)
-		s.check(acc.claims["token_use"] == "access", "access token: token_use = %v", acc.claims["token_use"])
-		s.check(acc.claims["client_id"] == s.clientID, "access token: client_id = %v (want %s)", acc.claims["client_id"], s.clientID)
-		aud, hasAud := acc.claims["aud"]
+		s.check(acc.Subject != "", "access token: sub = %q", acc.Subject)
+		s.check(acc.All["token_use"] == "access", "access token: token_use = %v", acc.All["token_use"])
+		s.check(acc.All["client_id"] == s.clientID, "access token: client_id = %v (want %s)", acc.All["client_id"], s.clientID)
+		aud, hasAud := acc.All["aud"]
 		s.note("access token: aud claim present: %t %v (real Cognito: no aud in access tokens; check client_id)", hasAud, aud)
-		_, hasEmail := acc.claims["email"]
+		_, hasEmail := acc.All["email"]
 		s.note("access token: email claim present: %t (real Cognito: no)", hasEmail)
-		s.note("access token: username = %v, scope = %v", acc.claims["username"], acc.claims["scope"])
+		s.note("access token: username = %v, scope = %v", acc.All["username"], acc.All["scope"])
 		s.checkGroups("access token", acc, []string{"uploader"})
 	}
 	if id != nil {
 		s.note("id token: cognito:username = %v (the pool's internal username: for email pools it is the sub, not the email)",
-			id.claims["cognito:username"])
+			id.All["cognito:username"])
 	}
 
 	// ---- refresh -----------------------------------------------------------------------------
@@ -310,7 +321,7 @@ func (s *setup) verify(ctx context.Context) {
 			r := rout.AuthenticationResult
 			s.ok("REFRESH_TOKEN_AUTH: new IdToken, AccessToken: %t, %t; new RefreshToken: %t (real Cognito: none unless rotation is on)",
 				r.IdToken != nil, r.AccessToken != nil, r.RefreshToken != nil)
-			if rid := s.inspect("refreshed id token", aws.ToString(r.IdToken), keys); rid != nil {
+			if rid := s.inspect(ctx, v, "refreshed id token", aws.ToString(r.IdToken), "id"); rid != nil {
 				s.checkGroups("refreshed id token", rid, []string{"uploader"})
 			}
 		}
@@ -333,10 +344,8 @@ func (s *setup) verify(ctx context.Context) {
 			s.fail("USER_PASSWORD_AUTH as %s: %v (challenge %q)", u.email, err, challengeName(out))
 			continue
 		}
-		if t := decodeQuiet(aws.ToString(out.AuthenticationResult.IdToken)); t != nil {
+		if t := s.inspect(ctx, v, u.email+" id token", aws.ToString(out.AuthenticationResult.IdToken), "id"); t != nil {
 			s.checkGroups(u.email+" id token", t, tc.want)
-		} else {
-			s.fail("%s: id token does not decode", u.email)
 		}
 	}
 
@@ -426,98 +435,30 @@ func errorCode(err error) string {
 
 // ---- tokens ----------------------------------------------------------------------------------
 
-type jwt struct {
-	header map[string]any
-	claims map[string]any
-}
-
-// inspect decodes a token, prints its header and claims on stderr and checks its signature.
-func (s *setup) inspect(name, token string, keys map[string]*rsa.PublicKey) *jwt {
-	t, err := decode(token)
+// inspect has the gateway's own verifier check token as a token of the given use, prints its
+// claims on stderr and returns them (nil, and a failure, if the verifier refuses it).
+func (s *setup) inspect(ctx context.Context, v *jwtauth.Verifier, name, token, use string) *jwtauth.Claims {
+	c, err := v.VerifyTokenUse(ctx, token, use)
 	if err != nil {
-		s.fail("%s: %v", name, err)
+		s.fail("%s: refused by the gateway's verifier: %v", name, err)
 		return nil
 	}
-	h, _ := json.Marshal(t.header)
-	c, _ := json.MarshalIndent(t.claims, "    ", "  ")
-	logf("%s header: %s", name, h)
-	logf("%s claims:\n    %s", name, c)
-	s.check(t.header["alg"] == "RS256", "%s: alg = %v", name, t.header["alg"])
-	kid, _ := t.header["kid"].(string)
-	s.check(kid != "", "%s: kid = %q", name, kid)
-	if key := keys[kid]; key == nil {
-		s.fail("%s: kid %q is not in the JWKS", name, kid)
-	} else if err := verifyRS256(token, key); err != nil {
-		s.fail("%s: signature: %v", name, err)
-	} else {
-		s.ok("%s: RS256 signature verifies with the JWKS key %q", name, kid)
-	}
-	return t
-}
-
-func (s *setup) checkCommon(name string, t *jwt, issuer string) {
-	s.check(t.claims["iss"] == issuer, "%s: iss = %v (want %s)", name, t.claims["iss"], issuer)
-	exp, _ := t.claims["exp"].(float64)
-	iat, _ := t.claims["iat"].(float64)
-	now := float64(time.Now().Unix())
-	s.check(exp > now, "%s: exp in the future (lifetime %s)", name, time.Duration(exp-iat)*time.Second)
-	_, hasSub := t.claims["sub"].(string)
-	s.check(hasSub, "%s: sub = %v", name, t.claims["sub"])
+	out, _ := json.MarshalIndent(c.All, "    ", "  ")
+	logf("%s claims:\n    %s", name, out)
+	s.ok("%s: accepted by the gateway's verifier (RS256 signature, iss, exp, token_use %s, audience)", name, use)
+	return c
 }
 
 // checkGroups checks cognito:groups: a JSON array equal to want, or absent if want is empty.
-func (s *setup) checkGroups(name string, t *jwt, want []string) {
-	raw, present := t.claims["cognito:groups"]
+func (s *setup) checkGroups(name string, c *jwtauth.Claims, want []string) {
+	raw, present := c.All["cognito:groups"]
 	if len(want) == 0 {
 		s.check(!present, "%s: cognito:groups absent for a user without groups (present: %t, %v)", name, present, raw)
 		return
 	}
-	arr, isArray := raw.([]any)
-	var got []string
-	for _, g := range arr {
-		if gs, ok := g.(string); ok {
-			got = append(got, gs)
-		}
-	}
-	s.check(present && isArray && slices.Equal(got, want),
+	_, isArray := raw.([]any)
+	s.check(present && isArray && slices.Equal(c.Groups, want),
 		"%s: cognito:groups present: %t, JSON array: %t, value %v (want %v)", name, present, isArray, raw, want)
-}
-
-func decodeQuiet(token string) *jwt {
-	t, err := decode(token)
-	if err != nil {
-		return nil
-	}
-	return t
-}
-
-// decode splits a compact JWS and decodes header and payload without verifying anything.
-func decode(token string) (*jwt, error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return nil, fmt.Errorf("not a compact JWT (%d parts)", len(parts))
-	}
-	t := &jwt{}
-	for i, dst := range []*map[string]any{&t.header, &t.claims} {
-		b, err := base64.RawURLEncoding.DecodeString(parts[i])
-		if err != nil {
-			return nil, fmt.Errorf("part %d: %v", i, err)
-		}
-		if err := json.Unmarshal(b, dst); err != nil {
-			return nil, fmt.Errorf("part %d: %v", i, err)
-		}
-	}
-	return t, nil
-}
-
-func verifyRS256(token string, key *rsa.PublicKey) error {
-	i := strings.LastIndexByte(token, '.')
-	sig, err := base64.RawURLEncoding.DecodeString(token[i+1:])
-	if err != nil {
-		return err
-	}
-	sum := sha256.Sum256([]byte(token[:i]))
-	return rsa.VerifyPKCS1v15(key, crypto.SHA256, sum[:], sig)
 }
 
 // probeDiscovery reports whether the OIDC discovery document names the same issuer and JWKS
@@ -558,29 +499,4 @@ func getJSON(ctx context.Context, url string, v any) error {
 		return fmt.Errorf("status %s", resp.Status)
 	}
 	return json.Unmarshal(body, v)
-}
-
-func fetchJWKS(ctx context.Context, url string) (map[string]*rsa.PublicKey, error) {
-	var set struct {
-		Keys []struct{ Kty, Kid, Alg, Use, N, E string }
-	}
-	if err := getJSON(ctx, url, &set); err != nil {
-		return nil, err
-	}
-	keys := map[string]*rsa.PublicKey{}
-	for _, k := range set.Keys {
-		if k.Kty != "RSA" {
-			continue
-		}
-		n, err1 := base64.RawURLEncoding.DecodeString(k.N)
-		e, err2 := base64.RawURLEncoding.DecodeString(k.E)
-		if err := errors.Join(err1, err2); err != nil {
-			return nil, fmt.Errorf("key %q: %v", k.Kid, err)
-		}
-		keys[k.Kid] = &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("no RSA keys")
-	}
-	return keys, nil
 }

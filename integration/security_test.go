@@ -425,7 +425,7 @@ func TestSecurityMetadataHeaderInjection(t *testing.T) {
 		client_id {env.UGW_COGNITO_CLIENT_ID}
 		cognito_endpoint {env.UGW_COGNITO_ENDPOINT}
 	}
-	%s`, gatewayOpts{prefix: prefix, lines: []string{
+	%s`, gatewayOpts{prefix: prefix, auth: true, lines: []string{
 		"allowed_roles admin uploader",
 		"client_metadata",
 		"key {upload.uuid}-{upload.filename}",

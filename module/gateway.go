@@ -257,7 +257,11 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 
 	g.S3Config.expand()
 	if g.PassSignature != nil {
+		// Checked here, not in Validate: only the expanded secret counts.
 		g.passKey = []byte(caddy.NewReplacer().ReplaceAll(g.PassSignature.Secret, ""))
+		if len(g.passKey) < minPassSecretLen {
+			return fmt.Errorf("pass_signature: the secret is %d bytes, want at least %d", len(g.passKey), minPassSecretLen)
+		}
 	}
 
 	allow, err := contenttype.NewAllowlist(g.AllowedTypes)
@@ -409,13 +413,8 @@ func (g *Gateway) Validate() error {
 			return fmt.Errorf("pass_fields: a field has no name")
 		}
 	}
-	if ps := g.PassSignature; ps != nil {
-		if ps.Field == "" {
-			return fmt.Errorf("pass_signature: the field has no name")
-		}
-		if len(g.passKey) < minPassSecretLen {
-			return fmt.Errorf("pass_signature: the secret is %d bytes, want at least %d", len(g.passKey), minPassSecretLen)
-		}
+	if ps := g.PassSignature; ps != nil && ps.Field == "" {
+		return fmt.Errorf("pass_signature: the field has no name")
 	}
 	return nil
 }

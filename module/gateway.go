@@ -164,7 +164,9 @@ type Gateway struct {
 
 	// Extra user metadata stored with every object: name → template. The
 	// gateway's own fields (original-name, sha256, uploaded-by, user-role,
-	// field) cannot be overridden.
+	// field, gateway-write-id) cannot be overridden. All user metadata
+	// together must fit S3's 2 KiB, with room for sha256 and
+	// gateway-write-id, else 400.
 	Metadata map[string]string `json:"metadata,omitempty"`
 
 	// Accept client metadata from `X-Upload-Meta-<name>` request headers.

@@ -51,7 +51,7 @@ func cognitoSite(prefix string, extra ...string) string {
 		role_arn uploader arn:aws:iam::role/UploadRole
 		%s
 	}
-	%s`, strings.Join(extra, "\n\t\t"), gatewayOpts{prefix: prefix, lines: []string{
+	%s`, strings.Join(extra, "\n\t\t"), gatewayOpts{prefix: prefix, auth: true, lines: []string{
 		"allowed_roles admin uploader",
 		"key users/{http.auth.user.id}/{upload.uuid}{upload.ext}",
 	}}.block())
@@ -430,7 +430,7 @@ func TestLocalIdentityProviderKeyRotation(t *testing.T) {
 			issuer https://edge.example.com
 		}
 	}
-	%s`, usersFile, keysDir, gatewayOpts{prefix: prefix, lines: []string{"allowed_roles uploader"}}.block()))
+	%s`, usersFile, keysDir, gatewayOpts{prefix: prefix, auth: true, lines: []string{"allowed_roles uploader"}}.block()))
 
 	first := login(t, gw.Client, gw.URL, "edge@example.com", "edge-password")
 	if first.status != http.StatusOK || first.body.Data.User.Role.Role != "uploader" {

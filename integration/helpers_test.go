@@ -47,12 +47,20 @@ type gatewayOpts struct {
 	prefix   string
 	endpoint string   // default: the test S3 server
 	lines    []string // extra subdirectives
+	// auth leaves out allow_anonymous: requests need an identity from
+	// upload_auth. Without it the block accepts anonymous uploads, as
+	// most tests send them.
+	auth bool
 }
 
 func (o gatewayOpts) block() string {
 	endpoint := o.endpoint
 	if endpoint == "" {
 		endpoint = "{env.UGW_S3_ENDPOINT}"
+	}
+	lines := o.lines
+	if !o.auth {
+		lines = append([]string{"allow_anonymous"}, lines...)
 	}
 	return fmt.Sprintf(`upload_gateway {
 		bucket {env.UGW_S3_BUCKET}
@@ -64,7 +72,7 @@ func (o gatewayOpts) block() string {
 		kms_key {env.UGW_KMS_KEY_ID}
 		prefix %s
 		%s
-	}`, endpoint, o.prefix, strings.Join(o.lines, "\n\t\t"))
+	}`, endpoint, o.prefix, strings.Join(lines, "\n\t\t"))
 }
 
 // testPrefix returns a key prefix unique to this test run, and removes

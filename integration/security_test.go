@@ -379,7 +379,13 @@ func TestSecurityFieldNamesInKeyTemplate(t *testing.T) {
 	}
 	for _, tc := range refused {
 		t.Run("refused/"+tc.name, func(t *testing.T) {
-			expectError(t, secPost(t, gw, "/form", file(tc.field, m+".txt")), http.StatusBadRequest, "INVALID_KEY")
+			code := "INVALID_KEY"
+			if strings.Contains(tc.field, `\`) {
+				// Refused as a name before any key is built: parsers
+				// disagree on backslashes in quoted names.
+				code = "MALFORMED_FORM"
+			}
+			expectError(t, secPost(t, gw, "/form", file(tc.field, m+".txt")), http.StatusBadRequest, code)
 		})
 	}
 	t.Run("refused/a bad field after a stored file rolls the form back", func(t *testing.T) {
@@ -425,7 +431,7 @@ func TestSecurityMetadataHeaderInjection(t *testing.T) {
 		client_id {env.UGW_COGNITO_CLIENT_ID}
 		cognito_endpoint {env.UGW_COGNITO_ENDPOINT}
 	}
-	%s`, gatewayOpts{prefix: prefix, lines: []string{
+	%s`, gatewayOpts{prefix: prefix, auth: true, lines: []string{
 		"allowed_roles admin uploader",
 		"client_metadata",
 		"key {upload.uuid}-{upload.filename}",

@@ -59,8 +59,10 @@ func init() {
 //
 //		output        respond|pass
 //		pass_field    <name-template> <value-template>
+//		pass_signature <name-template> <secret>
 //		rollback_on   <status...>
 //		allowed_roles admin|uploader|viewer...
+//		allow_anonymous
 //		route         <name for metrics>
 //		janitor {
 //			max_age  <duration>
@@ -137,6 +139,12 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			g.PassFields = append(g.PassFields, PassField{Name: args[0], Value: args[1]})
+		case "pass_signature":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.ArgErr()
+			}
+			g.PassSignature = &PassSignature{Field: args[0], Secret: args[1]}
 		case "rollback_on":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -159,6 +167,8 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			g.AllowedRoles = append(g.AllowedRoles, args...)
+		case "allow_anonymous":
+			err = boolFlag(d, &g.AllowAnonymous)
 		case "handle_errors":
 			err = boolFlag(d, &g.HandleErrors)
 		default:

@@ -164,7 +164,9 @@ type Gateway struct {
 
 	// Extra user metadata stored with every object: name → template. The
 	// gateway's own fields (original-name, sha256, uploaded-by, user-role,
-	// field) cannot be overridden.
+	// field, gateway-write-id) cannot be overridden. All user metadata
+	// together must fit S3's 2 KiB, with room for sha256 and
+	// gateway-write-id, else 400.
 	Metadata map[string]string `json:"metadata,omitempty"`
 
 	// Accept client metadata from `X-Upload-Meta-<name>` request headers.
@@ -179,14 +181,26 @@ type Gateway struct {
 	// `.bucket`, `.size`, `.content_type`, `.sha256`, `.etag`.
 	PassFields []PassField `json:"pass_fields,omitempty"`
 
+	// In pass mode, also write a signature field for each file: the
+	// HMAC-SHA256 of the file's form field name and the values of its
+	// pass_fields, so that the application can tell the gateway's fields
+	// from fields a client sent. Default: none.
+	PassSignature *PassSignature `json:"pass_signature,omitempty"`
+
 	// In pass mode, the upstream statuses that roll back (delete) the stored
 	// objects. 4 and 5 stand for all 4xx and 5xx. Default [4, 5].
 	RollbackOn []int `json:"rollback_on,omitempty"`
 
 	// Roles that may upload: `admin`, `uploader`, `viewer`. The role comes
-	// from `{http.auth.user.role}` (set by `upload_auth`); a request without
-	// one gets 401, a request with another role 403. Default: no check.
+	// from `{http.auth.user.role}` (set by `upload_auth`); a user with
+	// another role, or none, gets 403. Default: `admin` and `uploader`.
 	AllowedRoles []string `json:"allowed_roles,omitempty"`
+
+	// Accept uploads from requests without an identity (no
+	// `{http.auth.user.id}`, e.g. no `upload_auth` in front). Without it
+	// they get 401. Requests with an identity are still checked against
+	// allowed_roles. Default: off.
+	AllowAnonymous bool `json:"allow_anonymous,omitempty"`
 
 	// The name of this upload route in metrics. Default: the prefix.
 	Route string `json:"route,omitempty"`
@@ -200,11 +214,25 @@ type Gateway struct {
 	HandleErrors bool `json:"handle_errors,omitempty"`
 
 	uploader  *s3stream.Uploader
+	passKey   []byte // PassSignature.Secret, expanded
 	allowlist *contenttype.Allowlist
 	metrics   *metrics.Metrics
 	cw        *MetricsApp // nil unless upload_gateway_metrics is configured
 	logger    *zap.Logger
 	audit     *zap.Logger
+}
+
+// PassSignature is the signature field written for each file in pass mode.
+// Its value is the lower-case hex HMAC-SHA256, keyed with Secret, of the
+// file's form field name followed by the values of the file's pass_fields
+// in their configured order, each written as its length in bytes, ":", the
+// value and "\n".
+type PassSignature struct {
+	// The field name template, e.g. `{upload.field}.signature`.
+	Field string `json:"field"`
+	// The HMAC key: at least 32 bytes after placeholders such as
+	// `{env.PASS_SECRET}` are expanded.
+	Secret string `json:"secret"`
 }
 
 // PassField is one field written in place of a file part in pass mode.
@@ -230,6 +258,13 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.applyDefaults()
 
 	g.S3Config.expand()
+	if g.PassSignature != nil {
+		// Checked here, not in Validate: only the expanded secret counts.
+		g.passKey = []byte(caddy.NewReplacer().ReplaceAll(g.PassSignature.Secret, ""))
+		if len(g.passKey) < minPassSecretLen {
+			return fmt.Errorf("pass_signature: the secret is %d bytes, want at least %d", len(g.passKey), minPassSecretLen)
+		}
+	}
 
 	allow, err := contenttype.NewAllowlist(g.AllowedTypes)
 	if err != nil {
@@ -380,6 +415,9 @@ func (g *Gateway) Validate() error {
 			return fmt.Errorf("pass_fields: a field has no name")
 		}
 	}
+	if ps := g.PassSignature; ps != nil && ps.Field == "" {
+		return fmt.Errorf("pass_signature: the field has no name")
+	}
 	return nil
 }
 
@@ -437,17 +475,28 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return req.respond(w)
 }
 
-// authorize checks the user's role against allowed_roles.
+// minPassSecretLen is the shortest pass_signature secret, in bytes.
+const minPassSecretLen = 32
+
+// defaultAllowedRoles may upload when allowed_roles is not set.
+var defaultAllowedRoles = []string{string(roles.Admin), string(roles.Uploader)}
+
+// authorize lets a request upload: one without an identity only with
+// allow_anonymous, one with an identity when its role is allowed.
 func (g *Gateway) authorize(repl *caddy.Replacer) error {
-	if len(g.AllowedRoles) == 0 {
-		return nil
-	}
 	if id, _ := repl.GetString("http.auth.user.id"); id == "" {
+		if g.AllowAnonymous {
+			return nil
+		}
 		return errUnauthenticated
 	}
+	allowed := g.AllowedRoles
+	if len(allowed) == 0 {
+		allowed = defaultAllowedRoles
+	}
 	role, _ := repl.GetString("http.auth.user.role")
-	if !slices.Contains(g.AllowedRoles, role) {
-		return fmt.Errorf("%w: role %s may not upload", errForbidden, role)
+	if role == "" || !slices.Contains(allowed, role) {
+		return fmt.Errorf("%w: role %q may not upload", errForbidden, role)
 	}
 	return nil
 }

@@ -160,14 +160,21 @@ func TestRollsBack(t *testing.T) {
 }
 
 func TestReservedField(t *testing.T) {
-	g := &Gateway{PassFields: defaultPassFields()}
+	g := &Gateway{PassFields: defaultPassFields(), PassSignature: &PassSignature{Field: "{upload.field}.sig"}}
 	g.PassFields = append(g.PassFields, PassField{Name: "upload_count", Value: "{http.upload_gateway.files}"})
+	written := []string{"avatar.name", "avatar.key", "avatar.sig"}
 	tests := map[string]bool{
-		"doc.key": true, "x.sha256": true, "photo.name": true, ".etag": true, "upload_count": true,
+		"doc.key": true, "x.sha256": true, "photo.name": true, ".etag": true, "upload_count": true, "doc.sig": true,
+		// What PHP reads as avatar_key, and Rack as avatar.key.
+		"avatar_key": true, "avatar key": true, " avatar.key": true, "avatar[key": true, "[avatar.key]": true,
+		"api_key": true, "first_name": true, "upload count": true, "avatar_sig": true,
+		// Nested in a written field.
+		"avatar.key[x]": true, "avatar_name[]": true,
 		"title": false, "doc": false, "doc.keys": false, "key": false, "my_upload_count": false,
+		"avatar[key]": false, "avatar": false, "keys": false, "signature": false,
 	}
 	for name, want := range tests {
-		if got := g.reservedField(name); got != want {
+		if got := g.reservedField(name, written); got != want {
 			t.Errorf("reservedField(%q) = %v, want %v", name, got, want)
 		}
 	}

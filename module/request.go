@@ -3,6 +3,9 @@ package module
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +31,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 )
 
@@ -47,14 +51,6 @@ type fileInfo struct {
 	parts    int
 }
 
-// maxMetadataBytes is S3's limit on user metadata (names and values).
-const maxMetadataBytes = 2048
-
-// reservedMetadata are the gateway's own metadata names.
-var reservedMetadata = map[string]bool{
-	"original-name": true, "sha256": true, "size": true, "uploaded-by": true, "user-role": true, "field": true,
-}
-
 // request is the state of one upload request.
 type request struct {
 	g     *Gateway
@@ -63,6 +59,7 @@ type request struct {
 	files []*fileInfo
 
 	form       *bytes.Buffer // the rewritten form, in pass mode
+	written    []string      // names of the fields written for stored files, in pass mode
 	formType   string
 	rolledBack bool
 	start      time.Time
@@ -158,7 +155,7 @@ func (q *request) storeForm(contentType string) error {
 		// The app trusts the fields the gateway writes; a client must not
 		// be able to send fields that look like them.
 		for _, f := range res.Fields {
-			if q.g.reservedField(f.Name) {
+			if q.g.reservedField(f.Name, q.written) {
 				return fmt.Errorf("%w: %q", errReservedField, f.Name)
 			}
 		}
@@ -179,7 +176,7 @@ func (q *request) storeFile(ctx context.Context, f *formstream.File) ([]formstre
 		return nil, err
 	}
 	q.setFilePlaceholders(info)
-	fields := make([]formstream.Field, 0, len(q.g.PassFields))
+	fields := make([]formstream.Field, 0, len(q.g.PassFields)+1)
 	for _, pf := range q.g.PassFields {
 		fields = append(fields, formstream.Field{
 			// Names become part headers: no control characters in them.
@@ -187,7 +184,29 @@ func (q *request) storeFile(ctx context.Context, f *formstream.File) ([]formstre
 			Value: q.repl.ReplaceAll(pf.Value, ""),
 		})
 	}
+	if q.g.PassSignature != nil {
+		fields = append(fields, formstream.Field{
+			Name:  stripControl(q.repl.ReplaceAll(q.g.PassSignature.Field, "")),
+			Value: passSignature(q.g.passKey, f.Field, fields),
+		})
+	}
+	for _, fl := range fields {
+		q.written = append(q.written, fl.Name)
+	}
 	return fields, nil
+}
+
+// passSignature is the hex HMAC-SHA256, under key, of the file's form field
+// name and the values of the fields written for it, in order, each written
+// as "<length in bytes>:<value>\n".
+func passSignature(key []byte, field string, fields []formstream.Field) string {
+	mac := hmac.New(sha256.New, key)
+	writeSigned := func(v string) { fmt.Fprintf(mac, "%d:%s\n", len(v), v) }
+	writeSigned(field)
+	for _, f := range fields {
+		writeSigned(f.Value)
+	}
+	return hex.EncodeToString(mac.Sum(nil))
 }
 
 // stripControl removes control characters (CR, LF, NUL, …).
@@ -200,17 +219,36 @@ func stripControl(s string) string {
 	}, s)
 }
 
-// reservedField reports whether a client's plain field name looks like one
-// the gateway writes in pass mode: it ends with the fixed text after the
-// last placeholder of a pass_field name (".key", ".sha256", …), or equals a
-// pass_field name without placeholders.
-func (g *Gateway) reservedField(name string) bool {
-	for _, pf := range g.PassFields {
-		suffix := pf.Name
-		if i := strings.LastIndex(pf.Name, "}"); i >= 0 {
-			suffix = pf.Name[i+1:]
+// reservedField reports whether a client's plain field name could be read
+// as one the gateway writes in pass mode, by Go's parser, PHP's or Rack's
+// (which turn "a.b" into "a_b", "[a]" into "a", …; see
+// [formstream.SameField]): it is, or nests in, one of the fields written
+// for this request's files; it ends like the fixed text after the last
+// placeholder of a pass_field name or of the pass_signature field
+// (".key", ".sha256", … and so, for PHP, "_key", "_sha256", …); or it is a
+// name without placeholders.
+func (g *Gateway) reservedField(name string, written []string) bool {
+	for _, w := range written {
+		if formstream.SameField(name, w) {
+			return true
 		}
-		if suffix != "" && strings.HasSuffix(name, suffix) && (suffix != pf.Name || name == suffix) {
+	}
+	templates := make([]string, 0, len(g.PassFields)+1)
+	for _, pf := range g.PassFields {
+		templates = append(templates, pf.Name)
+	}
+	if g.PassSignature != nil {
+		templates = append(templates, g.PassSignature.Field)
+	}
+	for _, t := range templates {
+		i := strings.LastIndex(t, "}")
+		if i < 0 {
+			if formstream.SameField(name, t) {
+				return true
+			}
+			continue
+		}
+		if formstream.EndsLike(name, t[i+1:]) {
 			return true
 		}
 	}
@@ -279,8 +317,21 @@ func (q *request) objectKey(field, name string) (string, error) {
 	q.repl.Set("upload.month", now.Format("01"))
 	q.repl.Set("upload.day", now.Format("02"))
 	q.repl.Set("upload.date", now.Format("2006/01/02"))
-	key := q.repl.ReplaceAll(q.g.Key, "")
+	key, err := q.repl.ReplaceFunc(q.g.Key, escapeIdentity)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", objectkey.ErrInvalidKey, err)
+	}
 	return objectkey.Clean(q.g.Prefix, q.g.Prefix+"/"+key)
+}
+
+// escapeIdentity makes every {http.auth.user.*} value in a key template one
+// key segment: a user id or name with "/" or ".." in it must not reach
+// another user's folder.
+func escapeIdentity(variable string, val any) (any, error) {
+	if !strings.HasPrefix(variable, "http.auth.user.") {
+		return val, nil
+	}
+	return objectkey.EscapeSegment(caddy.ToString(val)), nil
 }
 
 // metadata builds the user metadata of one file: the client's (when
@@ -290,31 +341,30 @@ func (q *request) metadata(field, name string) (map[string]string, error) {
 	if q.g.ClientMetadata {
 		for h, vals := range q.r.Header {
 			k, ok := strings.CutPrefix(strings.ToLower(h), "x-upload-meta-")
-			if !ok || !validMetadataName(k) || reservedMetadata[k] || len(vals) == 0 {
+			if !ok || !validMetadataName(k) || s3limits.Reserved(k) || len(vals) == 0 {
 				continue
 			}
 			meta[k] = objectkey.MetadataValue(vals[0])
 		}
 	}
 	for k, tmpl := range q.g.Metadata {
-		meta[strings.ToLower(k)] = objectkey.MetadataValue(q.repl.ReplaceAll(tmpl, ""))
+		if k = strings.ToLower(k); !s3limits.Reserved(k) {
+			meta[k] = objectkey.MetadataValue(q.repl.ReplaceAll(tmpl, ""))
+		}
 	}
-	meta["original-name"] = objectkey.MetadataValue(name)
+	meta[s3limits.MetaOriginalName] = objectkey.MetadataValue(name)
 	if field != "" {
-		meta["field"] = objectkey.MetadataValue(field)
+		meta[s3limits.MetaField] = objectkey.MetadataValue(field)
 	}
 	if v, _ := q.repl.GetString("http.auth.user.id"); v != "" {
-		meta["uploaded-by"] = objectkey.MetadataValue(v)
+		meta[s3limits.MetaUploadedBy] = objectkey.MetadataValue(v)
 	}
 	if v, _ := q.repl.GetString("http.auth.user.role"); v != "" {
-		meta["user-role"] = objectkey.MetadataValue(v)
+		meta[s3limits.MetaUserRole] = objectkey.MetadataValue(v)
 	}
-	n := len("sha256") + 64 // added by the uploader
-	for k, v := range meta {
-		n += len(k) + len(v)
-	}
-	if n > maxMetadataBytes {
-		return nil, errMetadataTooLarge
+	// The uploader adds sha256 and gateway-write-id: keep room for them.
+	if err := s3limits.CheckMetadata(meta, s3limits.UploaderMetadataSize); err != nil {
+		return nil, fmt.Errorf("%w: %w", errMetadataTooLarge, err)
 	}
 	return meta, nil
 }

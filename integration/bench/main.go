@@ -145,6 +145,7 @@ func gatewayBlock(prefix string, partSize int64, concurrency int, extra ...strin
 		access_key_id {env.UGW_GATEWAY_ACCESS_KEY}
 		secret_access_key {env.UGW_GATEWAY_SECRET_KEY}
 		kms_key {env.UGW_KMS_KEY_ID}
+		allow_anonymous
 		prefix %s
 		part_size %d
 		concurrency %d

@@ -114,10 +114,11 @@ type HTTPFaultProxy struct {
 	rp  *httputil.ReverseProxy
 	tr  *http.Transport
 
-	mu      sync.Mutex
-	faults  []*Fault
-	rng     *rand.Rand
-	records []Record
+	mu        sync.Mutex
+	faults    []*Fault
+	rng       *rand.Rand
+	records   []Record
+	metaLimit int // see EnforceMetadataLimit
 }
 
 // NewHTTPFaultProxy starts a proxy to target, e.g. "http://127.0.0.1:8333"
@@ -240,8 +241,47 @@ func (p *HTTPFaultProxy) record(r *http.Request, op string, status int, injected
 		Tampered: tampered, PayloadHash: r.Header.Get("X-Amz-Content-Sha256")})
 }
 
+// EnforceMetadataLimit makes the proxy refuse, as AWS S3 does (SeaweedFS
+// does not), a PutObject or CreateMultipartUpload whose user metadata
+// (x-amz-meta-* names without the prefix, and values) exceeds limit bytes:
+// 400 MetadataTooLarge. 0 turns it off.
+func (p *HTTPFaultProxy) EnforceMetadataLimit(limit int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.metaLimit = limit
+}
+
+// metadataTooLarge answers a request over the metadata limit, if any.
+func (p *HTTPFaultProxy) metadataTooLarge(w http.ResponseWriter, r *http.Request, op string) bool {
+	p.mu.Lock()
+	limit := p.metaLimit
+	p.mu.Unlock()
+	if limit == 0 || (op != OpPutObject && op != OpCreateMultipartUpload) {
+		return false
+	}
+	n := 0
+	for k, vs := range r.Header {
+		if name, ok := strings.CutPrefix(strings.ToLower(k), "x-amz-meta-"); ok {
+			n += len(name) + len(strings.Join(vs, ","))
+		}
+	}
+	if n <= limit {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<30))
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(http.StatusBadRequest)
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+
+		`<Error><Code>MetadataTooLarge</Code><Message>Your metadata headers exceed the maximum allowed metadata size.</Message><Size>%d</Size><MaxSizeAllowed>%d</MaxSizeAllowed><RequestId>FAULTPROXY</RequestId></Error>`, n, limit)
+	p.record(r, op, http.StatusBadRequest, true, false)
+	return true
+}
+
 func (p *HTTPFaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op := S3Operation(r)
+	if p.metadataTooLarge(w, r, op) {
+		return
+	}
 	f := p.pick(op)
 	if f != nil && f.Latency > 0 {
 		// Take the whole body first, as a slow S3 would, so that net/http

@@ -82,7 +82,8 @@
 //
 // Client metadata is an object of string values. Names are lowercased and
 // must be 1 to 128 characters of [a-z0-9_-], else 400. The gateway's own
-// names, original-name, uploaded-by, user-role, sha256, size and field, are
+// names (s3limits.Reserved: original-name, uploaded-by, user-role, sha256,
+// size, field and gateway-write-id) are
 // dropped silently when a client sends them, as the form upload path does
 // for X-Upload-Meta-* headers: clients written for either path keep
 // working, and the gateway's values always win. Values go through

@@ -17,15 +17,16 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
-// S3 limits.
+// S3 limits, from [s3limits].
 const (
-	MinPartSize      int64 = 5 << 20
-	MaxPartSize      int64 = 5 << 30
-	MaxParts               = 10000
-	MaxObjectSize    int64 = 5 << 40
-	MaxPutObjectSize int64 = 5 << 30
+	MinPartSize      = s3limits.MinPartSize
+	MaxPartSize      = s3limits.MaxPartSize
+	MaxParts         = s3limits.MaxParts
+	MaxObjectSize    = s3limits.MaxObjectSize
+	MaxPutObjectSize = s3limits.MaxPutObjectSize
 )
 
 // Defaults for zero Config fields.

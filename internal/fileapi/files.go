@@ -13,6 +13,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 type fileEntry struct {
@@ -154,7 +155,7 @@ func (s *Service) stat(r *http.Request, user Subject, id, action string) (fileDe
 			d.SHA256 = v
 		case k == "uploaded-by":
 			d.UploadedBy = v
-		case !reservedMetadata[k]:
+		case !s3limits.Reserved(k):
 			d.Metadata[k] = v
 		}
 	}

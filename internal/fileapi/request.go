@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // decodeJSON reads a JSON object of at most maxBodyBytes into v. Unknown
@@ -129,16 +130,6 @@ func (s *Service) checkType(declared string) (string, error) {
 	return "", err
 }
 
-// metadataLimit is S3's limit on user metadata names and values together.
-const metadataLimit = 2048
-
-// reservedMetadata are the gateway's own metadata names. A client cannot set
-// them: they are dropped from client metadata.
-var reservedMetadata = map[string]bool{
-	"original-name": true, "uploaded-by": true, "user-role": true,
-	"sha256": true, "size": true, "field": true,
-}
-
 // metadata builds the user metadata of a new file: the client's, less the
 // reserved names, then the gateway's own. sha256 is the hex digest, or "".
 func metadata(client map[string]string, user Subject, fileName, sha256 string) (map[string]string, error) {
@@ -148,7 +139,7 @@ func metadata(client map[string]string, user Subject, fileName, sha256 string) (
 		if !validMetadataName(name) {
 			return nil, fmt.Errorf("%w: name %q: want 1 to 128 of a-z, 0-9, '-' and '_'", errMetadata, k)
 		}
-		if reservedMetadata[name] {
+		if s3limits.Reserved(name) { // the gateway's own: dropped
 			continue
 		}
 		if _, dup := meta[name]; dup {
@@ -156,18 +147,15 @@ func metadata(client map[string]string, user Subject, fileName, sha256 string) (
 		}
 		meta[name] = objectkey.MetadataValue(v)
 	}
-	meta["original-name"] = objectkey.MetadataValue(fileName)
-	meta["uploaded-by"] = objectkey.MetadataValue(user.ID)
-	meta["user-role"] = objectkey.MetadataValue(string(user.Role))
+	meta[s3limits.MetaOriginalName] = objectkey.MetadataValue(fileName)
+	meta[s3limits.MetaUploadedBy] = objectkey.MetadataValue(user.ID)
+	meta[s3limits.MetaUserRole] = objectkey.MetadataValue(string(user.Role))
 	if sha256 != "" {
-		meta["sha256"] = sha256
+		meta[s3limits.MetaSHA256] = sha256
 	}
-	n := 0
-	for k, v := range meta {
-		n += len(k) + len(v)
-	}
-	if n > metadataLimit {
-		return nil, fmt.Errorf("%w: %d bytes of names and values, more than %d", errMetadataTooLarge, n, metadataLimit)
+	// Nothing is added later: presigned writes carry exactly this.
+	if err := s3limits.CheckMetadata(meta, 0); err != nil {
+		return nil, fmt.Errorf("%w: %w", errMetadataTooLarge, err)
 	}
 	return meta, nil
 }

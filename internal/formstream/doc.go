@@ -39,28 +39,40 @@
 // # What the upstream receives
 //
 // The rewritten form has a new boundary (the writer's) and CRLF line endings.
-// Plain fields are copied in their original order with the same part headers
-// (re-serialised by [multipart.Writer]: canonical key case, sorted) and the
-// same bytes. Each file part is replaced, at its position, by the fields store
-// returned, written as `form-data; name="…"` parts with the quoting of
-// [multipart.Writer.CreateFormField]. Anything after the closing boundary (the
-// epilogue) is neither read nor forwarded. Keep the writer's random boundary
-// (do not call SetBoundary): plain field bytes are copied as sent, and a
-// boundary the client could guess would let it forge parts inside a value.
+// Plain fields are re-emitted in their original order in canonical form:
+//
+//	Content-Disposition: form-data; name="<name as parsed>"
+//
+// and nothing else, with the decoded value: no Content-Type (Rack reads a
+// named part with a Content-Type as a file), no Content-Transfer-Encoding (a
+// quoted-printable value is forwarded decoded), no other header and no other
+// Content-Disposition parameter. Each file part is replaced, at its
+// position, by the fields store returned, written the same way. Anything
+// after the closing boundary (the epilogue) is neither read nor forwarded.
+// Keep the writer's random boundary (do not call SetBoundary): field values
+// are copied as sent, and a boundary the client could guess would let it
+// forge parts inside a value.
 //
 // Because the upstream parses the gateway's re-framing rather than the
 // client's bytes, it sees exactly the parts the gateway saw. To keep it so,
-// parts that could be read as files by a different parser are rejected as
+// parts that could be read differently by another parser are rejected as
 // malformed rather than forwarded: a part with two Content-Disposition
-// headers, a "filename*" in a charset Go cannot decode (only UTF-8 and
-// US-ASCII are supported), a plain field whose Content-Type is multipart/*
-// (the RFC 2388 nested multipart/mixed form), and a Content-Transfer-Encoding
-// other than 7bit, 8bit, binary or quoted-printable. Quoted-printable (which
-// RFC 7578 deprecates and browsers never send) is decoded for the store and
-// for Result.Fields; plain fields are still forwarded encoded, with their
-// Content-Transfer-Encoding header. This is why the parts are read with
-// [multipart.Reader.NextRawPart]: NextPart would decode quoted-printable
-// silently and drop the header, so the copy would not be the original bytes.
+// headers; an extended (RFC 2231) parameter other than "filename*", such as
+// name* (Go decodes it and lets it win over name, PHP ignores it); a name
+// with a control character (PHP cuts it at NUL), a quote or a backslash
+// (quoting rules differ; browsers send them as %22 and %5C); a "filename*"
+// in a charset Go cannot decode (only UTF-8 and US-ASCII are supported); a
+// plain field whose Content-Type is multipart/* (the RFC 2388 nested
+// multipart/mixed form); and a Content-Transfer-Encoding other than 7bit,
+// 8bit, binary or quoted-printable. Quoted-printable (which RFC 7578
+// deprecates and browsers never send) is decoded for the store, for
+// Result.Fields and for the upstream. The parts are read with
+// [multipart.Reader.NextRawPart] so that the gateway sees the
+// Content-Transfer-Encoding header and decides itself.
+//
+// Field names that mean the same to a parser that rewrites them (PHP turns
+// "a.b" and "a b" into "a_b"; Rack reads "[a]" as "a") are not the
+// concern of this package: see [ParsedNames].
 //
 // # Limits and memory
 //

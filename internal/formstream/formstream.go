@@ -134,9 +134,9 @@ func Boundary(contentType string) (string, error) {
 
 // Rewrite reads the form from body, calls store for every file part in
 // order and, when out is not nil, writes the rewritten form to out: every
-// plain part copied unchanged (same name, same part headers, same bytes, same
-// order), every file part replaced by the fields store returned, at the same
-// position. It does not close out. It returns the plain fields it saw and the
+// plain part re-emitted in canonical form (its name as parsed, its decoded
+// value, in the same order), every file part replaced by the fields store
+// returned, at the same position. It does not close out. It returns the plain fields it saw and the
 // number of files stored; on error, what was done before the error.
 //
 // The context is checked between parts and handed to store. store must not
@@ -266,9 +266,11 @@ func (rw *rewriter) field(p *multipart.Part, d disposition, qp bool) error {
 	if rw.out == nil {
 		return nil
 	}
-	w, err := rw.out.CreatePart(p.Header)
+	// Re-emitted in canonical form: the name as parsed here, the decoded
+	// value, no other header, so that no parser can read it differently.
+	w, err := rw.out.CreateFormField(d.name)
 	if err == nil {
-		_, err = w.Write(raw)
+		_, err = w.Write(value)
 	}
 	if err != nil {
 		return fmt.Errorf("formstream: writing rewritten form: %w", err)

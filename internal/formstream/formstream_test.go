@@ -245,10 +245,10 @@ func TestRewrite(t *testing.T) {
 			wantOut:   []string{"a.stored=x.txt"},
 		},
 		{
-			name:       "quoted-printable field decoded in Result, forwarded as sent",
+			name:       "quoted-printable field decoded in Result and forwarded decoded",
 			body:       form("Content-Disposition: form-data; name=\"q\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9=\r\n!"),
 			wantFields: []string{"q=café!"},
-			wantOut:    []string{"q=caf=C3=A9=\r\n!"},
+			wantOut:    []string{"q=café!"},
 		},
 		{
 			name:      "quoted-printable-looking file stored as sent",
@@ -283,6 +283,22 @@ func TestRewrite(t *testing.T) {
 			wantCalls:  []string{"0|f|x|text/plain|big file body", "1|g|y|text/plain|z"},
 			wantFields: []string{"a=12345", "b=123"},
 			wantOut:    []string{"a=12345", "b=123", "f.stored=x", "g.stored=y"},
+		},
+
+		// Parts another parser would read differently.
+		{name: "name* next to name", body: form("Content-Disposition: form-data; name=\"avatar.key\"; name*=UTF-8''x\r\n\r\nv"), wantErr: formstream.ErrMalformed},
+		{name: "name* alone", body: form("Content-Disposition: form-data; name*=UTF-8''avatar.key\r\n\r\nv"), wantErr: formstream.ErrMalformed},
+		{name: "name continuation", body: form("Content-Disposition: form-data; name*0=\"avatar\"; name*1=\".key\"\r\n\r\nv"), wantErr: formstream.ErrMalformed},
+		{name: "other extended parameter", body: form("Content-Disposition: form-data; name=\"a\"; x*=UTF-8''y\r\n\r\nv"), wantErr: formstream.ErrMalformed},
+		{name: "name* on a file", body: form("Content-Disposition: form-data; name=\"f\"; name*=UTF-8''g; filename=\"a.txt\"\r\n\r\nv"), wantErr: formstream.ErrMalformed},
+		{name: "NUL in a name", body: form("Content-Disposition: form-data; name=\"avatar.key\x00x\"\r\n\r\nv"), wantErr: formstream.ErrMalformed},
+		{name: "quote in a name", body: form("Content-Disposition: form-data; name=\"a\\\"b\"\r\n\r\nv"), wantErr: formstream.ErrMalformed},
+		{name: "backslash in a name", body: form("Content-Disposition: form-data; name=\"a\\\\b\"\r\n\r\nv"), wantErr: formstream.ErrMalformed},
+		{
+			name:       "star inside a quoted value is fine",
+			body:       form("Content-Disposition: form-data; name=\"a*b\"; x=\"y; z*=1\"\r\n\r\nv"),
+			wantFields: []string{"a*b=v"},
+			wantOut:    []string{"a*b=v"},
 		},
 
 		// Malformed forms.
@@ -796,5 +812,45 @@ func BenchmarkRewrite(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A plain part reaches the upstream with one header, in canonical form,
+// whatever the client sent around it: parsers that read Content-Type,
+// Content-Transfer-Encoding or extra parameters differently see nothing to
+// disagree on.
+func TestRewriteCanonicalParts(t *testing.T) {
+	body := form(
+		"Content-Disposition: form-data;name=title; lang=en\r\nContent-Type: text/plain; charset=latin1\r\nX-Extra: 1\r\n\r\nhello",
+		"Content-Disposition: form-data; name=\"q\"\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-Type: application/json\r\n\r\ncaf=C3=A9",
+	)
+	var rec recorder
+	var out bytes.Buffer
+	mw := multipart.NewWriter(&out)
+	if _, err := formstream.Rewrite(context.Background(), strings.NewReader(body), bnd, formstream.Limits{}, rec.store, mw); err != nil {
+		t.Fatal(err)
+	}
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ disposition, value string }{
+		{`form-data; name="title"`, "hello"},
+		{`form-data; name="q"`, "café"},
+	}
+	mr := multipart.NewReader(&out, mw.Boundary())
+	for i, w := range want {
+		p, err := mr.NextRawPart()
+		if err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+		if len(p.Header) != 1 || p.Header.Get("Content-Disposition") != w.disposition {
+			t.Errorf("part %d headers = %q, want only Content-Disposition: %s", i, p.Header, w.disposition)
+		}
+		if v, _ := io.ReadAll(p); string(v) != w.value {
+			t.Errorf("part %d value = %q, want %q", i, v, w.value)
+		}
+	}
+	if _, err := mr.NextRawPart(); err != io.EOF {
+		t.Errorf("after the last part: %v, want EOF", err)
 	}
 }

@@ -34,9 +34,21 @@ func parseDisposition(h textproto.MIMEHeader) (disposition, error) {
 	if typ != "form-data" {
 		return disposition{}, fmt.Errorf("Content-Disposition is %q, not form-data", typ)
 	}
+	// Parsers disagree on extended parameters: Go decodes name* and lets
+	// it win over name, PHP ignores it. Only filename* is accepted: it is
+	// decoded into filename and makes the part a file, which is never
+	// forwarded.
+	for _, p := range paramNames(v[0]) {
+		if strings.Contains(p, "*") && p != "filename*" {
+			return disposition{}, fmt.Errorf("Content-Disposition %q has the extended parameter %s", v[0], p)
+		}
+	}
 	d := disposition{name: params["name"]}
 	if d.name == "" {
 		return disposition{}, fmt.Errorf("Content-Disposition %q has no name", v[0])
+	}
+	if err := checkName(d.name); err != nil {
+		return disposition{}, err
 	}
 	// ParseMediaType decodes filename* into filename, and drops it silently
 	// when it cannot decode the charset. A parser that can would see a file
@@ -47,6 +59,47 @@ func parseDisposition(h textproto.MIMEHeader) (disposition, error) {
 		return disposition{}, fmt.Errorf("field %q: cannot decode filename* in %q (only UTF-8 and US-ASCII are supported)", d.name, v[0])
 	}
 	return d, nil
+}
+
+// checkName refuses field names that parsers read differently: with a
+// control character (PHP cuts a name at NUL), or with a quote or backslash
+// (quoting rules differ; browsers send them as %22 and %5C).
+func checkName(name string) error {
+	if i := strings.IndexFunc(name, func(r rune) bool {
+		return r < 0x20 || r == 0x7f || r == '"' || r == '\\'
+	}); i >= 0 {
+		return fmt.Errorf("field name %q has the character %q", name, name[i])
+	}
+	return nil
+}
+
+// paramNames returns the lower-cased parameter names of a header value
+// that [mime.ParseMediaType] accepted ("form-data; name=x; filename*=…"),
+// in order, as written: "name*" and "name*0" are reported as such.
+func paramNames(v string) []string {
+	var names []string
+	_, rest, ok := strings.Cut(v, ";")
+	for ok {
+		rest = strings.TrimLeft(rest, " \t")
+		eq := strings.IndexByte(rest, '=')
+		if eq < 0 {
+			break
+		}
+		names = append(names, strings.ToLower(strings.TrimSpace(rest[:eq])))
+		rest = strings.TrimLeft(rest[eq+1:], " \t")
+		if strings.HasPrefix(rest, `"`) {
+			// Skip the quoted string, escapes included.
+			i := 1
+			for ; i < len(rest) && rest[i] != '"'; i++ {
+				if rest[i] == '\\' {
+					i++
+				}
+			}
+			rest = rest[min(i+1, len(rest)):]
+		}
+		_, rest, ok = strings.Cut(rest, ";")
+	}
+	return names
 }
 
 // quotedPrintable reports whether a part's body is quoted-printable. It

@@ -10,8 +10,9 @@
 //
 //  1. Every client value that becomes part of a key goes through
 //     [SanitizeFilename] (a whole segment) or [Ext] (an extension) before it
-//     is substituted. Their output never contains "/" or "\", so one value can
-//     never add a path level or climb one.
+//     is substituted, and every identity value (a user id or name) through
+//     [EscapeSegment]. Their output never contains "/" or "\", so one value
+//     can never add a path level or climb one.
 //  2. The expanded key goes through [Clean], which rejects what the first
 //     layer cannot see: a ".." produced by the template itself, a key outside
 //     the prefix, a key longer than S3 allows.
@@ -157,6 +158,40 @@ func SanitizeFilename(name string) string {
 		name = fallbackName + ext
 	}
 	return name
+}
+
+// EscapeSegment turns an identity value (a user id, a user name, an email)
+// into exactly one key segment, keeping distinct values distinct: unlike
+// [SanitizeFilename], which keeps only the last path element ("victim/x"
+// becomes "x"), it percent-encodes (%XX per byte) "%", "/", "\", control
+// and format characters and invalid UTF-8, and every character of a value
+// made only of dots and spaces ("..", ". ."). So "a/../b" becomes
+// "a%2F..%2Fb" and ".." becomes "%2E%2E". Anything else, letters of every
+// script included, is kept as is; the empty string stays empty. A result
+// longer than [MaxSegmentLen] is left for [Clean] to refuse.
+func EscapeSegment(v string) string {
+	const hex = "0123456789ABCDEF"
+	all := strings.Trim(v, ". ") == "" // "..", ". ": Clean would refuse them
+	var b strings.Builder
+	b.Grow(len(v))
+	escape := func(bs string) {
+		for i := 0; i < len(bs); i++ {
+			b.WriteByte('%')
+			b.WriteByte(hex[bs[i]>>4])
+			b.WriteByte(hex[bs[i]&0xf])
+		}
+	}
+	for i := 0; i < len(v); {
+		r, size := utf8.DecodeRuneInString(v[i:])
+		switch {
+		case all, r == '%', r == '/', r == '\\', r == utf8.RuneError && size == 1, isControl(r):
+			escape(v[i : i+size])
+		default:
+			b.WriteString(v[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // allowedRune reports whether r is kept as is in a file name.

@@ -355,3 +355,39 @@ func FuzzClean(f *testing.F) {
 		checkKey(t, prefix, key, got)
 	})
 }
+
+func TestEscapeSegment(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"alice", "alice"},
+		{"zoë 中文", "zoë 中文"},
+		{"victim/x", "victim%2Fx"},
+		{"a/../b", "a%2F..%2Fb"},
+		{`a\b`, "a%5Cb"},
+		{"..", "%2E%2E"},
+		{".", "%2E"},
+		{". .", "%2E%20%2E"},
+		{"...x", "...x"},
+		{"50%", "50%25"},
+		{"a\x00b\r\n", "a%00b%0D%0A"},
+		{"a\u202eb", "a%E2%80%AEb"},
+		{"\xff", "%FF"},
+	}
+	seen := map[string]string{}
+	for _, tt := range tests {
+		got := EscapeSegment(tt.in)
+		if got != tt.want {
+			t.Errorf("EscapeSegment(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if prev, dup := seen[got]; dup {
+			t.Errorf("EscapeSegment(%q) = EscapeSegment(%q)", tt.in, prev)
+		}
+		seen[got] = tt.in
+		if tt.in == "" {
+			continue
+		}
+		if k, err := Clean("p", "p/"+got+"/f"); err != nil || k != "p/"+got+"/f" {
+			t.Errorf("Clean(p/%s/f) = %q, %v: not one segment", got, k, err)
+		}
+	}
+}

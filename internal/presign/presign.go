@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // Expiry bounds.
@@ -35,12 +36,12 @@ const (
 const (
 	// MaxObjectSize is the largest body of a single PUT or POST, and the
 	// largest part of a multipart upload: 5 GiB.
-	MaxObjectSize = 5 << 30
+	MaxObjectSize = s3limits.MaxPutObjectSize
 	// MaxPartNumber is the highest part number of a multipart upload.
-	MaxPartNumber = 10000
+	MaxPartNumber = s3limits.MaxParts
 	// MaxMetadataSize is S3's limit on user metadata: the names and values
 	// of all x-amz-meta-* headers, in bytes.
-	MaxMetadataSize = 2048
+	MaxMetadataSize = s3limits.MaxMetadataSize
 )
 
 // Server-side encryption modes, for [Encryption.Mode].

@@ -61,14 +61,16 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // S3 limits.
 const (
-	MinPartSize   int64 = 5 << 20
-	MaxPartSize   int64 = 5 << 30
-	MaxParts            = 10000
-	MaxObjectSize int64 = 5 << 40
+	MinPartSize   = s3limits.MinPartSize
+	MaxPartSize   = s3limits.MaxPartSize
+	MaxParts      = s3limits.MaxParts
+	MaxObjectSize = s3limits.MaxObjectSize
 )
 
 // Defaults for zero Options fields.

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 const defaultSniffLen = 3072
@@ -470,10 +471,10 @@ func (u *Uploader) abort(ctx context.Context, bucket, key, uploadID, writeID str
 // WriteIDMetadata is the user-metadata name under which the uploader
 // stores a random id per write, to recognise its own objects when cleaning
 // up after an ambiguous failure.
-const WriteIDMetadata = "gateway-write-id"
+const WriteIDMetadata = s3limits.MetaWriteID
 
 func newWriteID() string {
-	var b [12]byte
+	var b [s3limits.WriteIDLen / 2]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }

@@ -416,7 +416,7 @@ func must(b []byte, err error) []byte {
 func TestLocalIdentityProviderKeyRotation(t *testing.T) {
 	prefix := testPrefix(t)
 	dir := t.TempDir()
-	hash, _ := bcrypt.GenerateFromPassword([]byte("edge-password"), bcrypt.MinCost)
+	hash, _ := bcrypt.GenerateFromPassword([]byte("edge-password"), localidp.MinHashCost)
 	users := fmt.Sprintf(`{"users":[{"email":"edge@example.com","password_hash":%q,"groups":["uploader"]}]}`, hash)
 	usersFile := filepath.Join(dir, "users.json")
 	if err := os.WriteFile(usersFile, []byte(users), 0o600); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -82,10 +83,16 @@ type Identity struct {
 // signed by the gateway with ES256 keys kept in a directory.
 type LocalIdentity struct {
 	// The users file: `{"users":[{"email":…,"password_hash":…,"groups":[…]}]}`.
+	// Hashes must be bcrypt with cost 10 to 14. A user's optional
+	// `"token_generation"` number, when raised, ends all of their sessions
+	// (refresh tokens). Refused if group or others may write to it.
 	UsersFile string `json:"users_file,omitempty"`
 
-	// The directory of signing keys, created if missing. Instances sharing
-	// it share keys; a rotated key is picked up without restart.
+	// The directory of signing keys, created with mode 0700 if missing.
+	// Instances sharing it share keys; a rotated key is picked up without
+	// restart. Its subdirectory `revoked` records used refresh tokens and
+	// revoked sessions. Refused if group or others may write to it, or
+	// read a key file in it.
 	KeysDir string `json:"keys_dir,omitempty"`
 
 	// The `iss` of issued tokens. Default `upload-gateway-local`.
@@ -103,9 +110,10 @@ type LocalIdentity struct {
 
 // localProvider is the provisioned local identity provider.
 type localProvider struct {
-	users  *localidp.Users
-	keys   *localidp.KeyStore
-	issuer *localidp.Issuer
+	users       *localidp.Users
+	keys        *localidp.KeyStore
+	revocations *localidp.Revocations
+	issuer      *localidp.Issuer
 
 	mu         sync.Mutex
 	lastReload time.Time
@@ -122,10 +130,12 @@ func (l *localProvider) Keys(ctx context.Context) (jwk.Set, error) {
 			l.mu.Unlock()
 			return nil, err
 		}
-		// Drop keys past their retention now and then.
+		// Drop keys past their retention, and records of expired refresh
+		// tokens, now and then.
 		if time.Since(l.lastPrune) > time.Hour {
 			l.lastPrune = time.Now()
 			_, _ = l.keys.Prune()
+			_, _ = l.revocations.Prune()
 		}
 	}
 	l.mu.Unlock()
@@ -228,15 +238,21 @@ func (l *LocalIdentity) provision(repl *caddy.Replacer) (*localProvider, error) 
 	if err != nil {
 		return nil, fmt.Errorf("opening keys: %v", err)
 	}
+	revocations, err := localidp.OpenRevocations(filepath.Join(l.KeysDir, "revoked"))
+	if err != nil {
+		return nil, fmt.Errorf("opening the revocation directory: %v", err)
+	}
 	return &localProvider{
-		users: users,
-		keys:  keys,
+		users:       users,
+		keys:        keys,
+		revocations: revocations,
 		issuer: &localidp.Issuer{
-			Issuer:     l.Issuer,
-			ClientID:   l.ClientID,
-			TokenTTL:   time.Duration(l.TokenTTL),
-			RefreshTTL: time.Duration(l.RefreshTTL),
-			Keys:       keys,
+			Issuer:      l.Issuer,
+			ClientID:    l.ClientID,
+			TokenTTL:    time.Duration(l.TokenTTL),
+			RefreshTTL:  time.Duration(l.RefreshTTL),
+			Keys:        keys,
+			Revocations: revocations,
 		},
 	}, nil
 }
@@ -291,6 +307,18 @@ func (id *Identity) authenticate(r *http.Request) (*principal, error) {
 		Groups:   groups,
 		TokenUse: claims.TokenUse,
 	}, nil
+}
+
+// isCORSPreflight reports whether r is a CORS preflight, which carries no
+// credentials and so passes without a token: an OPTIONS request with the
+// Origin and Access-Control-Request-Method headers and no body. Any other
+// OPTIONS request needs a token like every request, since the handlers
+// after this one (a reverse proxy, say) may act on it.
+func isCORSPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions &&
+		r.Header.Get("Origin") != "" &&
+		r.Header.Get("Access-Control-Request-Method") != "" &&
+		r.ContentLength == 0 && len(r.TransferEncoding) == 0
 }
 
 // bearerToken extracts an RFC 6750 bearer token from the Authorization

@@ -361,19 +361,22 @@ func (a *Auth) readLogin(w http.ResponseWriter, r *http.Request) (*loginRequest,
 	return &req, true
 }
 
-// limited applies the login rate limits; it answers 429 when one is hit.
-// The limits are taken in order, per client, per account and client, then
-// per account, and a refused attempt takes nothing from the later ones: an
-// attacker's attempts from one client use up only that client's
-// allowances.
+// limited applies a login rate limit and answers 429 when it is hit: with
+// account "", the client's; otherwise the account's from this client, then
+// the account's from all clients. A refused attempt takes nothing from the
+// later limits, so an attacker's attempts from one client use up only that
+// client's allowances.
 func (a *Auth) limited(w http.ResponseWriter, r *http.Request, account string) bool {
 	client := ratelimit.ClientKey(clientIP(r))
-	ok, retry := a.ipLimit.Allow(client)
-	if ok && account != "" {
+	var ok bool
+	var retry time.Duration
+	if account == "" {
+		ok, retry = a.ipLimit.Allow(client)
+	} else {
 		ok, retry = a.pairLimit.Allow(account + "\x00" + client)
-	}
-	if ok && account != "" {
-		ok, retry = a.accountLimit.Allow(account)
+		if ok {
+			ok, retry = a.accountLimit.Allow(account)
+		}
 	}
 	if ok {
 		return false
@@ -400,11 +403,24 @@ func (a *Auth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return nil
 	}
-	if a.limited(w, r, req.Email) {
+	if a.limited(w, r, "") {
 		return nil
 	}
 	if req.Email == "" || req.Password == "" {
 		return envelope.WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "email and password are required")
+	}
+	if a.local != nil {
+		// Take a password check slot before charging the account, so that
+		// an attempt refused as busy costs the user only their address's
+		// allowance.
+		release, err := a.bcrypt.Enter(r.Context())
+		if err != nil {
+			return a.loginFailed(w, r, req.Email, err)
+		}
+		defer release()
+	}
+	if a.limited(w, r, req.Email) {
+		return nil
 	}
 	var tokens *loginResponse
 	var err error
@@ -478,12 +494,7 @@ func (a *Auth) serveRevoke(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *Auth) localLogin(r *http.Request, req *loginRequest) (*loginResponse, error) {
-	release, err := a.bcrypt.Enter(r.Context())
-	if err != nil {
-		return nil, err
-	}
 	u, err := a.local.users.Authenticate(req.Email, req.Password)
-	release()
 	if err != nil {
 		return nil, err
 	}

@@ -140,10 +140,11 @@ type Auth struct {
 	LoginPerAccountTotal int `json:"login_per_account_total,omitempty"`
 
 	// How many password checks of the local identity provider (bcrypt,
-	// about 0.1–1 s of CPU each) may run at once. A login that finds them
-	// all busy waits up to a second behind at most as many others, or
-	// gets 503 `LOGIN_BUSY` with `Retry-After`. Default: the number of CPUs
-	// Go uses (GOMAXPROCS).
+	// about 0.05–1 s of CPU each) this handler runs at once. A login that
+	// finds them all busy waits up to a second behind at most as many
+	// others, or gets 503 `LOGIN_BUSY` with `Retry-After: 1`; it is charged
+	// to the client's login_per_ip allowance but not to the account's.
+	// Default: the number of CPUs Go uses (GOMAXPROCS).
 	LoginConcurrency int `json:"login_concurrency,omitempty"`
 
 	login        *cognito.Client

@@ -33,7 +33,7 @@
 // made-up user names) pushes older buckets out and gets their keys a fresh
 // burst. Choose maxKeys well above the number of legitimate clients active
 // within that time, and for logins limit by client address and by account
-// name with two limiters, so that neither alone can be dodged.
+// name with separate limiters, so that neither alone can be dodged.
 //
 // The state lives in process memory only: several gateway instances each
 // allow the full rate, and a restart forgets everything.

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/caddy-upload-gateway/upload-gateway/integration/harness"
@@ -458,6 +459,35 @@ func TestOptionsNeedATokenUnlessCORSPreflight(t *testing.T) {
 			}
 			if got := reached.Load() > before; got != tt.wantBackend {
 				t.Errorf("reached the backend: %v, want %v", got, tt.wantBackend)
+			}
+		})
+	}
+
+	// Browsers often speak HTTP/3 to Caddy, where a preflight has no
+	// Content-Length; it still passes, and a body still does not.
+	h3 := &http.Client{Transport: &http3.Transport{TLSClientConfig: gw.Client.Transport.(*http.Transport).TLSClientConfig}}
+	defer h3.Transport.(*http3.Transport).Close()
+	for _, tt := range []struct {
+		name string
+		body io.Reader
+		want int
+	}{
+		{"CORS preflight over HTTP/3 passes", nil, http.StatusNoContent},
+		{"preflight headers with a body over HTTP/3 are refused", strings.NewReader("smuggled"), http.StatusUnauthorized},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodOptions, gw.URL+"/api/things", tt.body)
+			req.ContentLength = -1 // send no Content-Length
+			for k, v := range preflight {
+				req.Header.Set(k, v)
+			}
+			resp, err := h3.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.ProtoMajor != 3 || resp.StatusCode != tt.want {
+				t.Errorf("%s: status %d, want %d", resp.Proto, resp.StatusCode, tt.want)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -190,16 +191,20 @@ func TestLoginHidesRoleARN(t *testing.T) {
 
 func TestOptionsNeedsTokenUnlessPreflight(t *testing.T) {
 	a := newLocalAuth(t, nil)
+	preflight := map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT"}
 	tests := []struct {
-		name   string
-		header map[string]string
-		body   string
-		want   int
+		name          string
+		header        map[string]string
+		body          string
+		unknownLength bool // as HTTP/3 without Content-Length
+		want          int
 	}{
-		{"CORS preflight", map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT"}, "", http.StatusNoContent},
-		{"bare OPTIONS", nil, "", http.StatusUnauthorized},
-		{"OPTIONS with a body", map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT"}, "smuggled", http.StatusUnauthorized},
-		{"OPTIONS with Origin only", map[string]string{"Origin": "https://app.example.com"}, "", http.StatusUnauthorized},
+		{"CORS preflight", preflight, "", false, http.StatusNoContent},
+		{"CORS preflight of unknown length, ended", preflight, "", true, http.StatusNoContent},
+		{"bare OPTIONS", nil, "", false, http.StatusUnauthorized},
+		{"OPTIONS with a body", preflight, "smuggled", false, http.StatusUnauthorized},
+		{"OPTIONS with a body of unknown length", preflight, "smuggled", true, http.StatusUnauthorized},
+		{"OPTIONS with Origin only", map[string]string{"Origin": "https://app.example.com"}, "", false, http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,6 +214,10 @@ func TestOptionsNeedsTokenUnlessPreflight(t *testing.T) {
 			} else {
 				r = httptest.NewRequest(http.MethodOptions, "/files/x", nil)
 			}
+			if tt.unknownLength {
+				r.ContentLength = -1
+				r.Body = io.NopCloser(strings.NewReader(tt.body))
+			}
 			for k, v := range tt.header {
 				r.Header.Set(k, v)
 			}
@@ -217,5 +226,37 @@ func TestOptionsNeedsTokenUnlessPreflight(t *testing.T) {
 				t.Errorf("status %d, want %d", w.Code, tt.want)
 			}
 		})
+	}
+}
+
+// An OPTIONS request of unknown length with a body and a valid token
+// reaches the next handler with its body whole.
+func TestOptionsBodyIsKeptForNextHandler(t *testing.T) {
+	a := newLocalAuth(t, nil)
+	w := serve(t, a, loginRequestFrom("a@example.com", "pw", "192.0.2.60"))
+	var env struct {
+		Data struct{ Token string } `json:"data"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil || env.Data.Token == "" {
+		t.Fatalf("login: %d %s", w.Code, w.Body)
+	}
+	r := httptest.NewRequest(http.MethodOptions, "/files/x", nil)
+	r.ContentLength = -1
+	r.Body = io.NopCloser(strings.NewReader("the whole body"))
+	r.Header.Set("Origin", "https://app.example.com")
+	r.Header.Set("Access-Control-Request-Method", "PUT")
+	r.Header.Set("Authorization", "Bearer "+env.Data.Token)
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	var got string
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		b, _ := io.ReadAll(r.Body)
+		got = string(b)
+		return nil
+	})
+	if err := a.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
+		t.Fatal(err)
+	}
+	if got != "the whole body" {
+		t.Errorf("next handler read %q", got)
 	}
 }

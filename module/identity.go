@@ -1,9 +1,11 @@
 package module
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -315,10 +317,42 @@ func (id *Identity) authenticate(r *http.Request) (*principal, error) {
 // OPTIONS request needs a token like every request, since the handlers
 // after this one (a reverse proxy, say) may act on it.
 func isCORSPreflight(r *http.Request) bool {
-	return r.Method == http.MethodOptions &&
-		r.Header.Get("Origin") != "" &&
-		r.Header.Get("Access-Control-Request-Method") != "" &&
-		r.ContentLength == 0 && len(r.TransferEncoding) == 0
+	if r.Method != http.MethodOptions ||
+		r.Header.Get("Origin") == "" ||
+		r.Header.Get("Access-Control-Request-Method") == "" ||
+		len(r.TransferEncoding) > 0 || r.ContentLength > 0 {
+		return false
+	}
+	if r.ContentLength == 0 {
+		return true
+	}
+	// The length is unknown: HTTP/2 and HTTP/3 need no Content-Length, and
+	// Go's HTTP/3 server leaves it unknown even when the stream ended with
+	// the headers, as a browser's preflight does. Such a body reads EOF at
+	// once; a body with data is put back for the handlers after this one.
+	return bodyIsEmpty(r)
+}
+
+// bodyIsEmpty reads one byte of r's body to see whether there is one. If
+// there is, the byte is put back in front of the rest.
+func bodyIsEmpty(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	var b [1]byte
+	n, err := io.ReadFull(r.Body, b[:])
+	if n == 0 && errors.Is(err, io.EOF) {
+		r.Body = http.NoBody
+		return true
+	}
+	r.Body = peekedBody{Reader: io.MultiReader(bytes.NewReader(b[:n]), r.Body), Closer: r.Body}
+	return false
+}
+
+// peekedBody is a request body with bytes read ahead put back.
+type peekedBody struct {
+	io.Reader
+	io.Closer
 }
 
 // bearerToken extracts an RFC 6750 bearer token from the Authorization

@@ -140,7 +140,8 @@ type Auth struct {
 	LoginPerAccountTotal int `json:"login_per_account_total,omitempty"`
 
 	// How many password checks of the local identity provider (bcrypt,
-	// about 0.05–1 s of CPU each) this handler runs at once. A login that
+	// about 0.05–1 s of CPU each) run at once, in all upload_auth handlers
+	// of the process with the same setting together. A login that
 	// finds them all busy waits up to a second behind at most as many
 	// others, or gets 503 `LOGIN_BUSY` with `Retry-After: 1`; it is charged
 	// to the client's login_per_ip allowance but not to the account's.
@@ -152,6 +153,7 @@ type Auth struct {
 	pairLimit    *ratelimit.Limiter // by account and client
 	accountLimit *ratelimit.Limiter
 	bcrypt       *ratelimit.Gate
+	gateKey      string
 	metrics      *metrics.Metrics
 	cw           *MetricsApp
 	logger       *zap.Logger
@@ -214,7 +216,14 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	a.ipLimit = perMinute(a.LoginPerIP)
 	a.pairLimit = perMinute(a.LoginPerAccount)
 	a.accountLimit = perMinute(a.LoginPerAccountTotal)
-	a.bcrypt = ratelimit.NewGate(a.LoginConcurrency, a.LoginConcurrency, loginWait)
+	a.gateKey = fmt.Sprintf("login_concurrency/%d", a.LoginConcurrency)
+	gate, _, err := loginGates.LoadOrNew(a.gateKey, func() (caddy.Destructor, error) {
+		return loginGate{ratelimit.NewGate(a.LoginConcurrency, a.LoginConcurrency, loginWait)}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("setting up the login gate: %v", err)
+	}
+	a.bcrypt = gate.(loginGate).Gate
 
 	if a.Local == nil && len(a.ClientIDs) > 0 {
 		repl := caddy.NewReplacer()
@@ -262,6 +271,27 @@ func (a *Auth) Validate() error {
 	}
 	return nil
 }
+
+// Cleanup releases the handler's share of its login gate.
+func (a *Auth) Cleanup() error {
+	if a.gateKey != "" {
+		_, err := loginGates.Delete(a.gateKey)
+		return err
+	}
+	return nil
+}
+
+// loginGates holds the password check gates of all upload_auth handlers,
+// one per login_concurrency value, so that the bound holds for the whole
+// process (password checks compete for the same CPUs) and across config
+// reloads, when old and new handlers run side by side.
+var loginGates = caddy.NewUsagePool()
+
+// loginGate is a Gate in the usage pool.
+type loginGate struct{ *ratelimit.Gate }
+
+// Destruct implements caddy.Destructor; a gate holds nothing to release.
+func (loginGate) Destruct() error { return nil }
 
 // loginWait is how long a login waits for a free password check slot.
 const loginWait = time.Second
@@ -615,5 +645,6 @@ func (a *Auth) serveJWKS(w http.ResponseWriter) error {
 var (
 	_ caddy.Provisioner           = (*Auth)(nil)
 	_ caddy.Validator             = (*Auth)(nil)
+	_ caddy.CleanerUpper          = (*Auth)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Auth)(nil)
 )

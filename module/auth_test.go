@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -40,10 +41,27 @@ func newLocalAuth(t *testing.T, edit func(*Auth)) *Auth {
 	if err := a.Provision(ctx); err != nil {
 		t.Fatalf("Provision: %v", err)
 	}
+	t.Cleanup(func() { _ = a.Cleanup() })
 	if err := a.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
 	return a
+}
+
+// Password checks are bounded for the process, not per handler: two sites
+// (or the old and new config during a reload) share one gate.
+func TestLoginGateIsSharedByHandlers(t *testing.T) {
+	a := newLocalAuth(t, func(a *Auth) { a.LoginConcurrency = 3 })
+	b := newLocalAuth(t, func(a *Auth) { a.LoginConcurrency = 3 })
+	if a.bcrypt != b.bcrypt {
+		t.Fatal("two handlers with login_concurrency 3 have separate gates")
+	}
+	if c := newLocalAuth(t, func(a *Auth) { a.LoginConcurrency = 1 }); c.bcrypt == a.bcrypt {
+		t.Error("login_concurrency 1 shares the gate of 3")
+	}
+	if got := runtime.GOMAXPROCS(0); newLocalAuth(t, nil).bcrypt.Size() != got {
+		t.Errorf("default gate size is not GOMAXPROCS (%d)", got)
+	}
 }
 
 // serve sends r through a and returns the response.

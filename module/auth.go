@@ -1,6 +1,7 @@
 package module
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -44,14 +46,39 @@ func init() {
 //   - `POST <login_path>` `{"email":…,"password":…}` signs in (Cognito
 //     InitiateAuth USER_PASSWORD_AUTH, or the local provider) and answers
 //     `{"success":true,"data":{"token":…,"accessToken":…,"refreshToken":…,
-//     "expiresIn":…,"user":{"id":…,"email":…,"groups":[…],"role":{"role":…,"roleArn":…}}}}`;
+//     "expiresIn":…,"user":{"id":…,"email":…,"groups":[…],"role":{"role":…}}}}`
+//     (with `"roleArn"` in `role` when `expose_role_arn` is set);
 //   - `POST <refresh_path>` `{"refreshToken":…,"email":…}` renews the tokens;
+//     the local provider rotates the refresh token: the response holds a
+//     new one and the one sent stops working;
+//   - `POST <revoke_path>` `{"refreshToken":…}` (local provider only) ends
+//     the session the refresh token belongs to: it and every refresh token
+//     rotated from it stop working;
 //   - `GET <jwks_path>` serves the local provider's public keys.
 //
 // Every other request needs a valid `Authorization: Bearer` token, except
-// CORS preflight (OPTIONS) requests, which pass. Failures get a 401 JSON
-// error with `WWW-Authenticate: Bearer error="invalid_token"`, and no detail
-// that would help an attacker; the reason is logged.
+// CORS preflights: OPTIONS requests with `Origin` and
+// `Access-Control-Request-Method` headers and no body pass without one.
+// Failures get a 401 JSON error with `WWW-Authenticate: Bearer
+// error="invalid_token"`, and no detail that would help an attacker; the
+// reason is logged.
+//
+// # Login abuse
+//
+// Logins are limited per client address (IPv6: per /64), per account and
+// client, and per account across all clients, so that an attacker hammering
+// a known account from one address exhausts only their own allowance, not
+// the user's. Emails longer than 254 bytes are refused before any limiter
+// sees them. The local provider's password checks (bcrypt) run at most
+// `login_concurrency` at once; excess attempts get a fast 503 with
+// `Retry-After`.
+//
+// The client address is Caddy's `{http.vars.client_ip}`: the connection's
+// peer, or, for requests from a proxy listed in the server's
+// `trusted_proxies`, the address from `X-Forwarded-For`. Behind a proxy,
+// configure `trusted_proxies` (with `trusted_proxies_strict` when the proxy
+// appends to the header), or every client shares the proxy's limits; never
+// trust ranges clients can send from, or they choose their own address.
 //
 // These placeholders are set for later handlers (the upload_gateway handler
 // uses them for keys and metadata):
@@ -74,9 +101,13 @@ type Auth struct {
 	// The app client secret, if the app client has one.
 	ClientSecret string `json:"client_secret,omitempty"`
 
-	// The IAM role ARN of each role, returned at login (`roleArn`) and used
-	// to sign presigned URLs.
+	// The IAM role ARN of each role, returned at login (`roleArn`) when
+	// expose_role_arn is set.
 	RoleARNs map[string]string `json:"role_arns,omitempty"`
+
+	// Include the role's ARN (`roleArn`) in login and refresh responses.
+	// Default false: account ids and role names are not shown to clients.
+	ExposeRoleARN bool `json:"expose_role_arn,omitempty"`
 
 	// Path of the login endpoint. Default `/auth/login`; `off` disables it.
 	LoginPath string `json:"login_path,omitempty"`
@@ -85,23 +116,48 @@ type Auth struct {
 	// disables it.
 	RefreshPath string `json:"refresh_path,omitempty"`
 
+	// Path of the local identity provider's sign-out endpoint, which
+	// revokes a refresh token's session. Default `/auth/revoke`; `off`
+	// disables it.
+	RevokePath string `json:"revoke_path,omitempty"`
+
 	// Path where the local identity provider publishes its keys. Default
 	// `/.well-known/jwks.json`; `off` disables it.
 	JWKSPath string `json:"jwks_path,omitempty"`
 
-	// Login attempts allowed per minute per client IP. Default 20.
+	// Login attempts allowed per minute per client address; IPv6 clients
+	// are counted by /64. Default 20.
 	LoginPerIP int `json:"login_per_ip,omitempty"`
 
-	// Login attempts allowed per minute per account. Default 5.
+	// Login attempts allowed per minute for one account from one client
+	// address (IPv6: /64). Default 5.
 	LoginPerAccount int `json:"login_per_account,omitempty"`
 
-	login     *cognito.Client
-	ipLimit   *ratelimit.Limiter
-	userLimit *ratelimit.Limiter
-	metrics   *metrics.Metrics
-	cw        *MetricsApp
-	logger    *zap.Logger
-	audit     *zap.Logger
+	// Login attempts allowed per minute for one account from all clients
+	// together: the bound on guessing one password from many addresses.
+	// Attempts refused by the per-client limits do not count, so one
+	// client cannot use it up for the others. Default 30.
+	LoginPerAccountTotal int `json:"login_per_account_total,omitempty"`
+
+	// How many password checks of the local identity provider (bcrypt,
+	// about 0.05–1 s of CPU each) run at once, in all upload_auth handlers
+	// of the process with the same setting together. A login that
+	// finds them all busy waits up to a second behind at most as many
+	// others, or gets 503 `LOGIN_BUSY` with `Retry-After: 1`; it is charged
+	// to the client's login_per_ip allowance but not to the account's.
+	// Default: the number of CPUs Go uses (GOMAXPROCS).
+	LoginConcurrency int `json:"login_concurrency,omitempty"`
+
+	login        *cognito.Client
+	ipLimit      *ratelimit.Limiter
+	pairLimit    *ratelimit.Limiter // by account and client
+	accountLimit *ratelimit.Limiter
+	bcrypt       *ratelimit.Gate
+	gateKey      string
+	metrics      *metrics.Metrics
+	cw           *MetricsApp
+	logger       *zap.Logger
+	audit        *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -136,14 +192,38 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	if a.JWKSPath == "" {
 		a.JWKSPath = "/.well-known/jwks.json"
 	}
+	if a.RevokePath == "" {
+		a.RevokePath = "/auth/revoke"
+	}
 	if a.LoginPerIP == 0 {
 		a.LoginPerIP = 20
 	}
 	if a.LoginPerAccount == 0 {
 		a.LoginPerAccount = 5
 	}
-	a.ipLimit = ratelimit.New(rate.Limit(float64(a.LoginPerIP)/60), a.LoginPerIP, 100_000)
-	a.userLimit = ratelimit.New(rate.Limit(float64(a.LoginPerAccount)/60), a.LoginPerAccount, 100_000)
+	if a.LoginPerAccountTotal == 0 {
+		a.LoginPerAccountTotal = 30
+	}
+	if a.LoginConcurrency == 0 {
+		a.LoginConcurrency = runtime.GOMAXPROCS(0)
+	}
+	if a.LoginPerIP < 0 || a.LoginPerAccount < 0 || a.LoginPerAccountTotal < 0 || a.LoginConcurrency < 0 {
+		return fmt.Errorf("login limits must not be negative")
+	}
+	perMinute := func(n int) *ratelimit.Limiter {
+		return ratelimit.New(rate.Limit(float64(n)/60), n, 100_000)
+	}
+	a.ipLimit = perMinute(a.LoginPerIP)
+	a.pairLimit = perMinute(a.LoginPerAccount)
+	a.accountLimit = perMinute(a.LoginPerAccountTotal)
+	a.gateKey = fmt.Sprintf("login_concurrency/%d", a.LoginConcurrency)
+	gate, _, err := loginGates.LoadOrNew(a.gateKey, func() (caddy.Destructor, error) {
+		return loginGate{ratelimit.NewGate(a.LoginConcurrency, a.LoginConcurrency, loginWait)}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("setting up the login gate: %v", err)
+	}
+	a.bcrypt = gate.(loginGate).Gate
 
 	if a.Local == nil && len(a.ClientIDs) > 0 {
 		repl := caddy.NewReplacer()
@@ -186,11 +266,39 @@ func (a *Auth) Validate() error {
 			return fmt.Errorf("role_arns: %v", err)
 		}
 	}
-	if a.LoginPerIP < 0 || a.LoginPerAccount < 0 {
+	if a.LoginPerIP < 0 || a.LoginPerAccount < 0 || a.LoginPerAccountTotal < 0 || a.LoginConcurrency < 0 {
 		return fmt.Errorf("login limits must not be negative")
 	}
 	return nil
 }
+
+// Cleanup releases the handler's share of its login gate.
+func (a *Auth) Cleanup() error {
+	if a.gateKey != "" {
+		_, err := loginGates.Delete(a.gateKey)
+		return err
+	}
+	return nil
+}
+
+// loginGates holds the password check gates of all upload_auth handlers,
+// one per login_concurrency value, so that the bound holds for the whole
+// process (password checks compete for the same CPUs) and across config
+// reloads, when old and new handlers run side by side.
+var loginGates = caddy.NewUsagePool()
+
+// loginGate is a Gate in the usage pool.
+type loginGate struct{ *ratelimit.Gate }
+
+// Destruct implements caddy.Destructor; a gate holds nothing to release.
+func (loginGate) Destruct() error { return nil }
+
+// loginWait is how long a login waits for a free password check slot.
+const loginWait = time.Second
+
+// maxEmailLength is the longest email address accepted at login (RFC 5321
+// limits a forward path to 256 octets including the angle brackets).
+const maxEmailLength = 254
 
 // ServeHTTP serves the login API or authenticates the request.
 func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
@@ -199,10 +307,12 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		return a.serveLogin(w, r)
 	case r.Method == http.MethodPost && a.RefreshPath != "off" && r.URL.Path == a.RefreshPath:
 		return a.serveRefresh(w, r)
+	case r.Method == http.MethodPost && a.local != nil && a.RevokePath != "off" && r.URL.Path == a.RevokePath:
+		return a.serveRevoke(w, r)
 	case r.Method == http.MethodGet && a.local != nil && a.JWKSPath != "off" && r.URL.Path == a.JWKSPath:
 		return a.serveJWKS(w)
-	case r.Method == http.MethodOptions:
-		return next.ServeHTTP(w, r) // CORS preflight carries no credentials
+	case isCORSPreflight(r):
+		return next.ServeHTTP(w, r) // CORS preflights carry no credentials
 	}
 	p, err := a.authenticate(r)
 	if err != nil {
@@ -251,7 +361,7 @@ type loginUser struct {
 
 type loginRole struct {
 	Role    string `json:"role"`
-	RoleARN string `json:"roleArn"`
+	RoleARN string `json:"roleArn,omitempty"`
 }
 
 type loginResponse struct {
@@ -275,14 +385,29 @@ func (a *Auth) readLogin(w http.ResponseWriter, r *http.Request) (*loginRequest,
 		return nil, false
 	}
 	req.Email = strings.ToLower(strings.TrimSpace(req.Email))
+	if len(req.Email) > maxEmailLength {
+		_ = envelope.WriteError(w, http.StatusBadRequest, "BAD_REQUEST", fmt.Sprintf("the email is longer than %d bytes", maxEmailLength))
+		return nil, false
+	}
 	return &req, true
 }
 
-// limited applies the login rate limits; it answers 429 when one is hit.
+// limited applies a login rate limit and answers 429 when it is hit: with
+// account "", the client's; otherwise the account's from this client, then
+// the account's from all clients. A refused attempt takes nothing from the
+// later limits, so an attacker's attempts from one client use up only that
+// client's allowances.
 func (a *Auth) limited(w http.ResponseWriter, r *http.Request, account string) bool {
-	ok, retry := a.ipLimit.Allow(clientIP(r))
-	if ok && account != "" {
-		ok, retry = a.userLimit.Allow(account)
+	client := ratelimit.ClientKey(clientIP(r))
+	var ok bool
+	var retry time.Duration
+	if account == "" {
+		ok, retry = a.ipLimit.Allow(client)
+	} else {
+		ok, retry = a.pairLimit.Allow(account + "\x00" + client)
+		if ok {
+			ok, retry = a.accountLimit.Allow(account)
+		}
 	}
 	if ok {
 		return false
@@ -309,11 +434,24 @@ func (a *Auth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return nil
 	}
-	if a.limited(w, r, req.Email) {
+	if a.limited(w, r, "") {
 		return nil
 	}
 	if req.Email == "" || req.Password == "" {
 		return envelope.WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "email and password are required")
+	}
+	if a.local != nil {
+		// Take a password check slot before charging the account, so that
+		// an attempt refused as busy costs the user only their address's
+		// allowance.
+		release, err := a.bcrypt.Enter(r.Context())
+		if err != nil {
+			return a.loginFailed(w, r, req.Email, err)
+		}
+		defer release()
+	}
+	if a.limited(w, r, req.Email) {
+		return nil
 	}
 	var tokens *loginResponse
 	var err error
@@ -362,6 +500,28 @@ func (a *Auth) serveRefresh(w http.ResponseWriter, r *http.Request) error {
 		return a.loginFailed(w, r, req.Email, err)
 	}
 	return envelope.WriteData(w, http.StatusOK, tokens)
+}
+
+// serveRevoke ends the session of a local provider's refresh token.
+func (a *Auth) serveRevoke(w http.ResponseWriter, r *http.Request) error {
+	req, ok := a.readLogin(w, r)
+	if !ok {
+		return nil
+	}
+	if a.limited(w, r, "") {
+		return nil
+	}
+	if req.RefreshToken == "" {
+		return envelope.WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "refreshToken is required")
+	}
+	if _, err := a.local.Keys(r.Context()); err != nil {
+		return a.loginFailed(w, r, "", err)
+	}
+	if err := a.local.issuer.Revoke(req.RefreshToken); err != nil {
+		return a.loginFailed(w, r, "", err)
+	}
+	audit(a.audit, r, auditEvent{Action: "revoke", Result: "ok", Status: http.StatusOK})
+	return envelope.WriteData(w, http.StatusOK, map[string]bool{"revoked": true})
 }
 
 func (a *Auth) localLogin(r *http.Request, req *loginRequest) (*loginResponse, error) {
@@ -417,9 +577,19 @@ func (a *Auth) describeToken(idToken, accessToken, refreshToken string, expiresI
 			ID:     claims.Subject,
 			Email:  claims.Email,
 			Groups: groups,
-			Role:   loginRole{Role: string(role), RoleARN: a.RoleARNs[string(role)]},
+			Role:   a.describeRole(role),
 		},
 	}, nil
+}
+
+// describeRole returns the role as shown to the user: the ARN only when
+// the configuration asks for it.
+func (a *Auth) describeRole(role roles.Role) loginRole {
+	lr := loginRole{Role: string(role)}
+	if a.ExposeRoleARN {
+		lr.RoleARN = a.RoleARNs[string(role)]
+	}
+	return lr
 }
 
 // loginFailed maps login errors to responses; this is the one place where
@@ -442,6 +612,13 @@ func (a *Auth) loginFailed(w http.ResponseWriter, r *http.Request, account strin
 		status, code, msg = http.StatusTooManyRequests, "TOO_MANY_ATTEMPTS", "too many attempts; try again later"
 	case errors.Is(err, cognito.ErrUnavailable):
 		status, code, msg = http.StatusBadGateway, "IDENTITY_PROVIDER_UNAVAILABLE", "the identity provider is unavailable"
+	case errors.Is(err, ratelimit.ErrBusy):
+		// Expected under a flood; not worth an error line per attempt.
+		w.Header().Set("Retry-After", "1")
+		audit(a.audit, r, auditEvent{Action: "login", Result: "busy", Account: account, Status: http.StatusServiceUnavailable, Reason: "LOGIN_BUSY"})
+		return envelope.WriteError(w, http.StatusServiceUnavailable, "LOGIN_BUSY", "too many sign-ins at once; try again shortly")
+	case errors.Is(err, context.Canceled):
+		status, code, msg = StatusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"
 	}
 	if status >= 500 {
 		a.logger.Error("login failed", zap.String("code", code), zap.Error(err))
@@ -468,5 +645,6 @@ func (a *Auth) serveJWKS(w http.ResponseWriter) error {
 var (
 	_ caddy.Provisioner           = (*Auth)(nil)
 	_ caddy.Validator             = (*Auth)(nil)
+	_ caddy.CleanerUpper          = (*Auth)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Auth)(nil)
 )

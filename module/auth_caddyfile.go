@@ -28,6 +28,7 @@ func init() {
 //		role_map     <group> admin|uploader|viewer
 //		default_role admin|uploader|viewer
 //		role_arn     admin|uploader|viewer <arn>
+//		expose_role_arn
 //
 //		local {
 //			users_file  <path>
@@ -40,9 +41,12 @@ func init() {
 //
 //		login_path        <path>|off
 //		refresh_path      <path>|off
+//		revoke_path       <path>|off
 //		jwks_path         <path>|off
-//		login_per_ip      <per-minute>
-//		login_per_account <per-minute>
+//		login_per_ip            <per-minute>
+//		login_per_account       <per-minute>
+//		login_per_account_total <per-minute>
+//		login_concurrency       <n>
 //	}
 func (a *Auth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -56,12 +60,23 @@ func (a *Auth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneString(d, &a.LoginPath)
 		case "refresh_path":
 			err = oneString(d, &a.RefreshPath)
+		case "revoke_path":
+			err = oneString(d, &a.RevokePath)
 		case "jwks_path":
 			err = oneString(d, &a.JWKSPath)
 		case "login_per_ip":
 			err = integer(d, &a.LoginPerIP)
 		case "login_per_account":
 			err = integer(d, &a.LoginPerAccount)
+		case "login_per_account_total":
+			err = integer(d, &a.LoginPerAccountTotal)
+		case "login_concurrency":
+			err = integer(d, &a.LoginConcurrency)
+		case "expose_role_arn":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.ExposeRoleARN = true
 		case "client_secret":
 			err = oneString(d, &a.ClientSecret)
 		case "cognito_endpoint":

@@ -21,7 +21,9 @@ func init() {
 //	{"handler": "authentication", "providers": {"upload_auth": {"region": …, "user_pool_id": …, "client_ids": […]}}}
 //
 // The user's id is `{http.auth.user.id}`; email, username, role, groups and
-// token_use are set as `{http.auth.user.<name>}`. A rejected request gets
+// token_use are set as `{http.auth.user.<name>}`. CORS preflights (OPTIONS
+// with `Origin` and `Access-Control-Request-Method`, no body) pass without
+// a token; other OPTIONS requests need one. A rejected request gets
 // `WWW-Authenticate: Bearer error="invalid_token"` and the handler's 401.
 // Use the `upload_auth` handler for JSON errors and the login API.
 type Provider struct {
@@ -49,8 +51,8 @@ func (p *Provider) Validate() error { return p.Identity.validate() }
 
 // Authenticate verifies the request's bearer token.
 func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
-	if r.Method == http.MethodOptions {
-		return caddyauth.User{}, true, nil // CORS preflight carries no credentials
+	if isCORSPreflight(r) {
+		return caddyauth.User{}, true, nil // CORS preflights carry no credentials
 	}
 	pr, err := p.authenticate(r)
 	if err != nil {

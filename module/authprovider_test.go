@@ -3,6 +3,7 @@ package module
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -20,7 +21,7 @@ import (
 func newLocalProvider(t *testing.T) (*Provider, *localidp.Issuer, *localidp.Users) {
 	t.Helper()
 	dir := t.TempDir()
-	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), localidp.MinHashCost)
 	users := fmt.Sprintf(`{"users":[{"email":"a@example.com","password_hash":%q,"groups":["uploader"]}]}`, hash)
 	usersFile := filepath.Join(dir, "users.json")
 	if err := os.WriteFile(usersFile, []byte(users), 0o600); err != nil {
@@ -57,6 +58,7 @@ func TestProviderAuthenticate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	preflight := map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT"}
 	tests := []struct {
 		name       string
 		method     string
@@ -64,19 +66,38 @@ func TestProviderAuthenticate(t *testing.T) {
 		wantOK     bool
 		wantRole   string
 		wantHeader string
+		header     map[string]string
+		body       string
+		chunked    bool
 	}{
-		{"valid id token", "GET", "Bearer " + tokens.IDToken, true, "uploader", ""},
-		{"lowercase scheme", "GET", "bearer " + tokens.IDToken, true, "uploader", ""},
-		{"access token where id is required", "GET", "Bearer " + tokens.AccessToken, false, "", `error="invalid_token"`},
-		{"refresh token used as a bearer token", "GET", "Bearer " + tokens.RefreshToken, false, "", `error="invalid_token"`},
-		{"tampered", "GET", "Bearer " + tokens.IDToken[:len(tokens.IDToken)-4] + "AAAA", false, "", `error="invalid_token"`},
-		{"basic auth", "GET", "Basic YTpi", false, "", `Bearer realm=`},
-		{"no header", "GET", "", false, "", `Bearer realm=`},
-		{"CORS preflight", "OPTIONS", "", true, "", ""},
+		{"valid id token", "GET", "Bearer " + tokens.IDToken, true, "uploader", "", nil, "", false},
+		{"lowercase scheme", "GET", "bearer " + tokens.IDToken, true, "uploader", "", nil, "", false},
+		{"access token where id is required", "GET", "Bearer " + tokens.AccessToken, false, "", `error="invalid_token"`, nil, "", false},
+		{"refresh token used as a bearer token", "GET", "Bearer " + tokens.RefreshToken, false, "", `error="invalid_token"`, nil, "", false},
+		{"tampered", "GET", "Bearer " + tokens.IDToken[:len(tokens.IDToken)-4] + "AAAA", false, "", `error="invalid_token"`, nil, "", false},
+		{"basic auth", "GET", "Basic YTpi", false, "", `Bearer realm=`, nil, "", false},
+		{"no header", "GET", "", false, "", `Bearer realm=`, nil, "", false},
+		{"CORS preflight", "OPTIONS", "", true, "", "", preflight, "", false},
+		{"OPTIONS without preflight headers", "OPTIONS", "", false, "", `Bearer realm=`, nil, "", false},
+		{"OPTIONS with Origin only", "OPTIONS", "", false, "", `Bearer realm=`, map[string]string{"Origin": "https://app.example.com"}, "", false},
+		{"preflight headers with a body", "OPTIONS", "", false, "", `Bearer realm=`, preflight, "payload", false},
+		{"preflight headers with a chunked body", "OPTIONS", "", false, "", `Bearer realm=`, preflight, "", true},
+		{"OPTIONS with a valid token", "OPTIONS", "Bearer " + tokens.IDToken, true, "uploader", "", nil, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest(tt.method, "/x", nil)
+			var body io.Reader
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+			}
+			r := httptest.NewRequest(tt.method, "/x", body)
+			if tt.chunked {
+				r.ContentLength = -1
+				r.TransferEncoding = []string{"chunked"}
+			}
+			for k, v := range tt.header {
+				r.Header.Set(k, v)
+			}
 			if tt.auth != "" {
 				r.Header.Set("Authorization", tt.auth)
 			}
@@ -88,7 +109,7 @@ func TestProviderAuthenticate(t *testing.T) {
 			if ok != tt.wantOK || u.Metadata["role"] != tt.wantRole {
 				t.Errorf("ok=%v role=%q, want ok=%v role=%q", ok, u.Metadata["role"], tt.wantOK, tt.wantRole)
 			}
-			if ok && tt.method != "OPTIONS" && (u.ID != user.Sub || u.Metadata["email"] != "a@example.com") {
+			if ok && tt.auth != "" && (u.ID != user.Sub || u.Metadata["email"] != "a@example.com") {
 				t.Errorf("user = %+v, want id %s", u, user.Sub)
 			}
 			if got := w.Header().Get("WWW-Authenticate"); !strings.Contains(got, tt.wantHeader) {

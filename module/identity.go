@@ -1,10 +1,13 @@
 package module
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -82,10 +85,16 @@ type Identity struct {
 // signed by the gateway with ES256 keys kept in a directory.
 type LocalIdentity struct {
 	// The users file: `{"users":[{"email":…,"password_hash":…,"groups":[…]}]}`.
+	// Hashes must be bcrypt with cost 10 to 14. A user's optional
+	// `"token_generation"` number, when raised, ends all of their sessions
+	// (refresh tokens). Refused if group or others may write to it.
 	UsersFile string `json:"users_file,omitempty"`
 
-	// The directory of signing keys, created if missing. Instances sharing
-	// it share keys; a rotated key is picked up without restart.
+	// The directory of signing keys, created with mode 0700 if missing.
+	// Instances sharing it share keys; a rotated key is picked up without
+	// restart. Its subdirectory `revoked` records used refresh tokens and
+	// revoked sessions. Refused if group or others may write to it, or
+	// read a key file in it.
 	KeysDir string `json:"keys_dir,omitempty"`
 
 	// The `iss` of issued tokens. Default `upload-gateway-local`.
@@ -103,9 +112,10 @@ type LocalIdentity struct {
 
 // localProvider is the provisioned local identity provider.
 type localProvider struct {
-	users  *localidp.Users
-	keys   *localidp.KeyStore
-	issuer *localidp.Issuer
+	users       *localidp.Users
+	keys        *localidp.KeyStore
+	revocations *localidp.Revocations
+	issuer      *localidp.Issuer
 
 	mu         sync.Mutex
 	lastReload time.Time
@@ -122,10 +132,12 @@ func (l *localProvider) Keys(ctx context.Context) (jwk.Set, error) {
 			l.mu.Unlock()
 			return nil, err
 		}
-		// Drop keys past their retention now and then.
+		// Drop keys past their retention, and records of expired refresh
+		// tokens, now and then.
 		if time.Since(l.lastPrune) > time.Hour {
 			l.lastPrune = time.Now()
 			_, _ = l.keys.Prune()
+			_, _ = l.revocations.Prune()
 		}
 	}
 	l.mu.Unlock()
@@ -228,15 +240,21 @@ func (l *LocalIdentity) provision(repl *caddy.Replacer) (*localProvider, error) 
 	if err != nil {
 		return nil, fmt.Errorf("opening keys: %v", err)
 	}
+	revocations, err := localidp.OpenRevocations(filepath.Join(l.KeysDir, "revoked"))
+	if err != nil {
+		return nil, fmt.Errorf("opening the revocation directory: %v", err)
+	}
 	return &localProvider{
-		users: users,
-		keys:  keys,
+		users:       users,
+		keys:        keys,
+		revocations: revocations,
 		issuer: &localidp.Issuer{
-			Issuer:     l.Issuer,
-			ClientID:   l.ClientID,
-			TokenTTL:   time.Duration(l.TokenTTL),
-			RefreshTTL: time.Duration(l.RefreshTTL),
-			Keys:       keys,
+			Issuer:      l.Issuer,
+			ClientID:    l.ClientID,
+			TokenTTL:    time.Duration(l.TokenTTL),
+			RefreshTTL:  time.Duration(l.RefreshTTL),
+			Keys:        keys,
+			Revocations: revocations,
 		},
 	}, nil
 }
@@ -291,6 +309,50 @@ func (id *Identity) authenticate(r *http.Request) (*principal, error) {
 		Groups:   groups,
 		TokenUse: claims.TokenUse,
 	}, nil
+}
+
+// isCORSPreflight reports whether r is a CORS preflight, which carries no
+// credentials and so passes without a token: an OPTIONS request with the
+// Origin and Access-Control-Request-Method headers and no body. Any other
+// OPTIONS request needs a token like every request, since the handlers
+// after this one (a reverse proxy, say) may act on it.
+func isCORSPreflight(r *http.Request) bool {
+	if r.Method != http.MethodOptions ||
+		r.Header.Get("Origin") == "" ||
+		r.Header.Get("Access-Control-Request-Method") == "" ||
+		len(r.TransferEncoding) > 0 || r.ContentLength > 0 {
+		return false
+	}
+	if r.ContentLength == 0 {
+		return true
+	}
+	// The length is unknown: HTTP/2 and HTTP/3 need no Content-Length, and
+	// Go's HTTP/3 server leaves it unknown even when the stream ended with
+	// the headers, as a browser's preflight does. Such a body reads EOF at
+	// once; a body with data is put back for the handlers after this one.
+	return bodyIsEmpty(r)
+}
+
+// bodyIsEmpty reads one byte of r's body to see whether there is one. If
+// there is, the byte is put back in front of the rest.
+func bodyIsEmpty(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	var b [1]byte
+	n, err := io.ReadFull(r.Body, b[:])
+	if n == 0 && errors.Is(err, io.EOF) {
+		r.Body = http.NoBody
+		return true
+	}
+	r.Body = peekedBody{Reader: io.MultiReader(bytes.NewReader(b[:n]), r.Body), Closer: r.Body}
+	return false
+}
+
+// peekedBody is a request body with bytes read ahead put back.
+type peekedBody struct {
+	io.Reader
+	io.Closer
 }
 
 // bearerToken extracts an RFC 6750 bearer token from the Authorization

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/caddy-upload-gateway/upload-gateway/integration/harness"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
 )
 
 // presignResult is one row of the presign table.
@@ -35,7 +36,7 @@ func benchPresign(env *harness.Env, d time.Duration, conc int) ([]presignResult,
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	hash, _ := bcrypt.GenerateFromPassword([]byte("bench-password"), bcrypt.MinCost)
+	hash, _ := bcrypt.GenerateFromPassword([]byte("bench-password"), localidp.MinHashCost)
 	users := fmt.Sprintf(`{"users":[{"email":"bench@example.com","password_hash":%q,"groups":["uploader"]}]}`, hash)
 	if err := os.WriteFile(filepath.Join(dir, "users.json"), []byte(users), 0o600); err != nil {
 		return nil, err

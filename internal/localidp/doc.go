@@ -18,12 +18,21 @@
 //
 // password_hash is a bcrypt hash, as printed by "caddy hash-password" (the
 // default algorithm; argon2id hashes are refused) or returned by
-// [HashPassword]. The base64 form older Caddy versions printed is accepted
+// [HashPassword], with a cost from [MinHashCost] (10) to [MaxHashCost]
+// (14): cheaper hashes are cheap to crack, dearer ones let sign-in attempts
+// eat the CPU. The base64 form older Caddy versions printed is accepted
 // too. Emails are compared without regard to case and must be unique.
 // groups, which may be omitted, become the cognito:groups claim. sub is the
 // stable user id put in tokens; without it, it is [DefaultSub] of the
 // email, so it changes if the email does. Subs must be unique. Unknown
 // fields are errors, which catches typos such as "passwordHash".
+// token_generation, a number that may be omitted (0), ends the user's
+// sessions when raised: refresh tokens carry the value they were issued
+// with and are refused once it differs.
+//
+// The file must not be writable by its group or others (the error wraps
+// [ErrInsecurePermissions]): whoever can change it can add an admin. Mode
+// 0600 or 0640 is right; it holds password hashes.
 //
 // [LoadUsers] refuses an invalid file with an error that wraps
 // [ErrInvalidUsersFile] and names the user (numbered from 1) at fault.
@@ -47,7 +56,10 @@
 //
 // Tokens are signed with ES256 (ECDSA P-256). The keys live in one
 // directory, created with mode 0700, one private JWK per file named
-// "<kid>.jwk.json" with mode 0600. The kid is the key's RFC 7638 thumbprint
+// "<kid>.jwk.json" with mode 0600. As OpenSSH does with its keys, a
+// directory its group or others may write to, and a key file they may read
+// or write, are refused (the errors wrap [ErrInsecurePermissions]): at
+// [OpenKeyStore], and at a Reload, which then keeps the keys held before. The kid is the key's RFC 7638 thumbprint
 // and the member "created_at" its creation time (RFC 3339). The key created
 // last is the current signing key; all keys in the directory are published
 // in the JWKS. Files whose names start with "." or do not end in
@@ -102,11 +114,28 @@
 // same keys, with token_use "refresh", sub, client_id, auth_time, iat, exp
 // (default 30 days), jti and a fingerprint of the user's password hash.
 // [Issuer.Refresh] accepts it only while it is unexpired, the user still
-// exists and the password has not changed, so removing a user or changing
-// a password ends their sessions within one token lifetime. Like Cognito,
-// Refresh does not extend the refresh token; it returns the same one,
-// except that one signed by a replaced key comes back signed by the current
-// key, with the same expiry, so that a session in use outlives a rotation.
+// exists, the password has not changed and the user's token_generation is
+// the one it carries, so removing a user, changing a password or raising
+// token_generation ends their sessions within one token lifetime.
+//
+// # Rotation and revocation of refresh tokens
+//
+// With [Issuer.Revocations] set (see [OpenRevocations]; the gateway keeps
+// it in the "revoked" subdirectory of the key directory), refresh tokens
+// are single-use. Each carries a session id (sid) fixed at sign-in and its
+// own jti. Refresh records the jti as used, by creating a file exclusively,
+// and returns a new refresh token of the same session with the same expiry:
+// a session still ends when the sign-in's refresh lifetime does. A refresh
+// token used a second time, by whoever, revokes its session, since a copy
+// is then in two hands. [Issuer.Revoke] revokes a session on request
+// (sign-out). Instances sharing the directory agree on all of it. The
+// records are empty files named after the expiry, which
+// [Revocations.Prune] deletes once it has passed.
+//
+// Without Revocations, like Cognito, Refresh does not extend the refresh
+// token; it returns the same one, except that one signed by a replaced key
+// comes back signed by the current key, with the same expiry, so that a
+// session in use outlives a rotation.
 //
 // # Considerations
 //
@@ -120,8 +149,11 @@
 // new sign-in. Set Retention to the refresh token lifetime to avoid that,
 // at the cost of publishing old keys for that long.
 //
-// Nothing is revocable before it expires except by removing the user,
-// changing the password or deleting the signing key.
+// ID and access tokens cannot be revoked before they expire (one token
+// lifetime) except by deleting the signing key; revocation ends the
+// session's refresh tokens. Two clients that share a refresh token and
+// refresh at the same time end their own session; each should hold its
+// own sign-in.
 //
 // # Errors
 //
@@ -151,4 +183,9 @@ var (
 	// ErrNoKeys is wrapped by the error Reload returns when the key
 	// directory holds no key.
 	ErrNoKeys = errors.New("localidp: no keys")
+
+	// ErrInsecurePermissions is wrapped by the errors about a users file,
+	// key directory or key file that people other than its owner may
+	// change, or, for a key, read.
+	ErrInsecurePermissions = errors.New("localidp: insecure file permissions")
 )

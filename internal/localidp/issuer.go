@@ -46,6 +46,11 @@ type Issuer struct {
 	RefreshTTL time.Duration
 	// Keys holds the signing keys. Required.
 	Keys *KeyStore
+	// Revocations, when set, makes refresh tokens single-use: Refresh
+	// returns a new refresh token and records the one it was given as
+	// used, and [Issuer.Revoke] ends sessions. Without it, Refresh returns
+	// the refresh token it was given, which stays valid until it expires.
+	Revocations *Revocations
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
 }
@@ -77,7 +82,7 @@ func (i *Issuer) Issue(u *User) (*Tokens, error) {
 	if err != nil {
 		return nil, err
 	}
-	tokens.RefreshToken, err = i.refreshToken(key, u, now, now.Add(i.refreshTTL()), now)
+	tokens.RefreshToken, err = i.refreshToken(key, u, uuid.NewString(), now, now.Add(i.refreshTTL()), now)
 	if err != nil {
 		return nil, err
 	}
@@ -92,10 +97,21 @@ func (i *Issuer) Issue(u *User) (*Tokens, error) {
 // with the same password. Otherwise the error wraps
 // [ErrInvalidRefreshToken] and says why.
 //
-// Like Cognito, Refresh does not extend the refresh token: the result
-// holds the same one, unless it was signed by a key other than the current
-// one. Then the result holds a copy signed by the current key, with the
-// same expiry, so that the session outlives the old key's retention.
+// Its token_generation claim must equal the user's token_generation in the
+// users file, which an operator raises to end all of the user's sessions.
+//
+// With [Issuer.Revocations] set, the refresh token is used up: the result
+// holds a new one for the same session, with the same expiry, and the one
+// given stops working. Presenting a used refresh token again means two
+// parties hold it, so it ends the whole session (every refresh token
+// descended from the same sign-in) as the OAuth 2.0 security best current
+// practice asks. A refresh token of a revoked session is refused.
+//
+// Without Revocations, like Cognito, Refresh does not extend the refresh
+// token: the result holds the same one, unless it was signed by a key
+// other than the current one. Then the result holds a copy signed by the
+// current key, with the same expiry, so that the session outlives the old
+// key's retention.
 func (i *Issuer) Refresh(refreshToken string, users *Users) (*Tokens, error) {
 	if err := i.check(); err != nil {
 		return nil, err
@@ -103,39 +119,12 @@ func (i *Issuer) Refresh(refreshToken string, users *Users) (*Tokens, error) {
 	if users == nil {
 		return nil, errors.New("localidp: refreshing tokens: no users")
 	}
+	tok, kid, now, err := i.parseRefresh(refreshToken)
+	if err != nil {
+		return nil, err
+	}
 	invalid := func(reason string) error {
 		return fmt.Errorf("%w: %s", ErrInvalidRefreshToken, reason)
-	}
-
-	msg, err := jws.Parse([]byte(refreshToken))
-	if err != nil || len(msg.Signatures()) != 1 {
-		return nil, invalid("malformed")
-	}
-	kid := msg.Signatures()[0].ProtectedHeaders().KeyID()
-	i.Keys.reloadForKid(kid)
-
-	now := i.now()
-	tok, err := jwt.Parse([]byte(refreshToken),
-		jwt.WithKeySet(i.Keys.PublicSet()),
-		jwt.WithClock(jwt.ClockFunc(func() time.Time { return now })),
-		jwt.WithAcceptableSkew(refreshSkew),
-		jwt.WithIssuer(i.Issuer),
-		jwt.WithRequiredClaim(jwt.ExpirationKey),
-		jwt.WithRequiredClaim(jwt.SubjectKey),
-	)
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired()):
-		return nil, invalid("expired")
-	case jwt.IsValidationError(err):
-		return nil, invalid(err.Error()) // names the claim
-	case err != nil:
-		return nil, invalid("signature not verified by a published key")
-	}
-	if use := stringClaim(tok, "token_use"); use != "refresh" {
-		return nil, invalid("not a refresh token")
-	}
-	if cid := stringClaim(tok, "client_id"); cid != i.ClientID {
-		return nil, invalid("issued to another client")
 	}
 	authTime, ok := numericClaim(tok, "auth_time")
 	if !ok {
@@ -149,15 +138,38 @@ func (i *Issuer) Refresh(refreshToken string, users *Users) (*Tokens, error) {
 	if cred := stringClaim(tok, "cred"); cred != u.credential() {
 		return nil, invalid("password changed since sign-in")
 	}
+	if gen, _ := numericClaim(tok, "token_generation"); gen != u.Generation {
+		return nil, invalid("the user's sessions were revoked (token_generation changed)")
+	}
 
 	key := i.Keys.Current()
+	sid := sessionID(tok)
+	if r := i.Revocations; r != nil {
+		revoked, err := r.revoked(sid, tok.Expiration())
+		if err != nil {
+			return nil, err
+		}
+		if revoked {
+			return nil, invalid("the session was revoked")
+		}
+		first, err := r.use(tok.JwtID(), tok.Expiration())
+		if err != nil {
+			return nil, err
+		}
+		if !first {
+			if err := r.revoke(sid, tok.Expiration()); err != nil {
+				return nil, err
+			}
+			return nil, invalid("used before; the session is revoked")
+		}
+	}
 	tokens, err := i.issue(key, u, time.Unix(authTime, 0), now)
 	if err != nil {
 		return nil, err
 	}
 	tokens.RefreshToken = refreshToken
-	if kid != key.KeyID() {
-		tokens.RefreshToken, err = i.refreshToken(key, u, time.Unix(authTime, 0), tok.Expiration(), now)
+	if kid != key.KeyID() || i.Revocations != nil {
+		tokens.RefreshToken, err = i.refreshToken(key, u, sid, time.Unix(authTime, 0), tok.Expiration(), now)
 		if err != nil {
 			return nil, err
 		}
@@ -165,18 +177,96 @@ func (i *Issuer) Refresh(refreshToken string, users *Users) (*Tokens, error) {
 	return tokens, nil
 }
 
-// refreshToken returns a refresh token for u, signed with key.
-func (i *Issuer) refreshToken(key jwk.Key, u *User, authTime, exp, now time.Time) (string, error) {
+// Revoke ends the session of refreshToken: it and every refresh token
+// issued from the same sign-in stop working. A refresh token that is
+// expired needs no revoking and is accepted. Other refresh tokens this
+// Issuer would not accept give an error wrapping [ErrInvalidRefreshToken].
+// It needs [Issuer.Revocations].
+func (i *Issuer) Revoke(refreshToken string) error {
+	if err := i.check(); err != nil {
+		return err
+	}
+	if i.Revocations == nil {
+		return errors.New("localidp: revoking a session: no revocation directory")
+	}
+	tok, _, _, err := i.parseRefresh(refreshToken)
+	if errors.Is(err, errRefreshExpired) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return i.Revocations.revoke(sessionID(tok), tok.Expiration())
+}
+
+// sessionID returns the session a refresh token belongs to: its sid
+// claim, or, for a token issued before sessions had ids, its jti.
+func sessionID(tok jwt.Token) string {
+	if sid := stringClaim(tok, "sid"); sid != "" {
+		return sid
+	}
+	return tok.JwtID()
+}
+
+// errRefreshExpired is wrapped by the error parseRefresh returns for an
+// expired refresh token.
+var errRefreshExpired = errors.New("expired")
+
+// parseRefresh verifies refreshToken's signature and its standard claims,
+// and returns it with its kid and the time it was checked at.
+func (i *Issuer) parseRefresh(refreshToken string) (tok jwt.Token, kid string, now time.Time, err error) {
+	invalid := func(reason string) error {
+		return fmt.Errorf("%w: %s", ErrInvalidRefreshToken, reason)
+	}
+	msg, err := jws.Parse([]byte(refreshToken))
+	if err != nil || len(msg.Signatures()) != 1 {
+		return nil, "", now, invalid("malformed")
+	}
+	kid = msg.Signatures()[0].ProtectedHeaders().KeyID()
+	i.Keys.reloadForKid(kid)
+
+	now = i.now()
+	tok, err = jwt.Parse([]byte(refreshToken),
+		jwt.WithKeySet(i.Keys.PublicSet()),
+		jwt.WithClock(jwt.ClockFunc(func() time.Time { return now })),
+		jwt.WithAcceptableSkew(refreshSkew),
+		jwt.WithIssuer(i.Issuer),
+		jwt.WithRequiredClaim(jwt.ExpirationKey),
+		jwt.WithRequiredClaim(jwt.SubjectKey),
+		jwt.WithRequiredClaim(jwt.JwtIDKey),
+	)
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired()):
+		return nil, kid, now, fmt.Errorf("%w: %w", ErrInvalidRefreshToken, errRefreshExpired)
+	case jwt.IsValidationError(err):
+		return nil, kid, now, invalid(err.Error()) // names the claim
+	case err != nil:
+		return nil, kid, now, invalid("signature not verified by a published key")
+	}
+	if use := stringClaim(tok, "token_use"); use != "refresh" {
+		return nil, kid, now, invalid("not a refresh token")
+	}
+	if cid := stringClaim(tok, "client_id"); cid != i.ClientID {
+		return nil, kid, now, invalid("issued to another client")
+	}
+	return tok, kid, now, nil
+}
+
+// refreshToken returns a refresh token for u in session sid, signed with
+// key.
+func (i *Issuer) refreshToken(key jwk.Key, u *User, sid string, authTime, exp, now time.Time) (string, error) {
 	return sign(key, map[string]any{
-		"iss":       i.Issuer,
-		"sub":       u.Sub,
-		"client_id": i.ClientID,
-		"token_use": "refresh",
-		"auth_time": authTime.Unix(),
-		"iat":       now.Unix(),
-		"exp":       exp.Unix(),
-		"jti":       uuid.NewString(),
-		"cred":      u.credential(),
+		"iss":              i.Issuer,
+		"sub":              u.Sub,
+		"client_id":        i.ClientID,
+		"token_use":        "refresh",
+		"auth_time":        authTime.Unix(),
+		"iat":              now.Unix(),
+		"exp":              exp.Unix(),
+		"jti":              uuid.NewString(),
+		"sid":              sid,
+		"cred":             u.credential(),
+		"token_generation": u.Generation,
 	})
 }
 

@@ -183,15 +183,17 @@ func TestIssue(t *testing.T) {
 
 	refresh := f.verify(t, tokens.RefreshToken)
 	checkClaims(t, "refresh token", refresh, map[string]any{
-		"iss":       testIssuer,
-		"sub":       "ops-0001",
-		"client_id": testClientID,
-		"token_use": "refresh",
-		"auth_time": now,
-		"iat":       now,
-		"exp":       now + int64(DefaultRefreshTTL/time.Second),
-		"jti":       anyString,
-		"cred":      anyString,
+		"iss":              testIssuer,
+		"sub":              "ops-0001",
+		"client_id":        testClientID,
+		"token_use":        "refresh",
+		"auth_time":        now,
+		"iat":              now,
+		"exp":              now + int64(DefaultRefreshTTL/time.Second),
+		"jti":              anyString,
+		"sid":              anyString,
+		"cred":             anyString,
+		"token_generation": int64(0),
 	})
 
 	if id["jti"] == access["jti"] || access["jti"] == refresh["jti"] {
@@ -261,7 +263,7 @@ func TestRefreshSeesNewGroups(t *testing.T) {
 	tokens := f.signIn(t, "demo@example.com", "correct horse")
 
 	replaceFile(t, f.usersPath, `{"users":[{"email":"demo@example.com","groups":["viewer"],
-		"password_hash":"$2a$04$2lENMgATNshIo1HnYPY5jeLkBUxeLmV17Q3KSFOaXcKrjs6siRXui"}]}`, time.Now().Add(time.Hour))
+		"password_hash":"$2a$10$BiqbFUZ6klYRzlrxGGdrjeVLbADUaXhdlaDtPDSKyHI8Qr2BX1Eky"}]}`, time.Now().Add(time.Hour))
 	f.clock.Advance(2 * time.Second)
 
 	got, err := f.issuer.Refresh(tokens.RefreshToken, f.users)
@@ -423,7 +425,7 @@ func TestRefreshRejects(t *testing.T) {
 			token: func(t *testing.T, f *idpFixture, tokens *Tokens) string {
 				// Same user, the hash of "s3cret" instead.
 				replaceFile(t, f.usersPath, `{"users":[{"email":"demo@example.com",
-					"password_hash":"$2a$04$zkB3gbhEnJM0UaAS5QQxLuz/MLdO8kStbUMvAJw2LP1U.dI3eqBVi"}]}`, time.Now().Add(time.Hour))
+					"password_hash":"$2a$10$x/3zjh9SHU7GoXPQxJmraOAfO2b3TGLxXnfZ7MlSMmtpdewNlCOWK"}]}`, time.Now().Add(time.Hour))
 				f.clock.Advance(2 * time.Second)
 				return tokens.RefreshToken
 			},

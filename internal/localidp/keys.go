@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -173,6 +174,13 @@ func (ks *KeyStore) reloadForKid(kid string) {
 }
 
 func (ks *KeyStore) reload() error {
+	dirInfo, err := os.Stat(ks.dir)
+	if err != nil {
+		return fmt.Errorf("localidp: reading key directory: %w", err)
+	}
+	if err := checkPerm(ks.dir, dirInfo, dirForbidden, "key directory", "anyone who can write to it can add a signing key"); err != nil {
+		return err
+	}
 	entries, err := os.ReadDir(ks.dir)
 	if err != nil {
 		return fmt.Errorf("localidp: reading key directory: %w", err)
@@ -192,7 +200,7 @@ func (ks *KeyStore) reload() error {
 			return fmt.Errorf("localidp: reading key directory: %w", err)
 		}
 		names = append(names, name)
-		fmt.Fprintf(&listing, "%s\x00%d\x00%d\x00", name, info.ModTime().UnixNano(), info.Size())
+		fmt.Fprintf(&listing, "%s\x00%d\x00%d\x00%o\x00", name, info.ModTime().UnixNano(), info.Size(), info.Mode())
 	}
 	ks.mu.RLock()
 	unchanged := listing.Len() > 0 && listing.String() == ks.listing
@@ -412,11 +420,23 @@ func (ks *KeyStore) writeKey(k *storedKey) error {
 // filled in with the thumbprint, a missing created_at with the file's
 // modification time.
 func readKeyFile(path string) (*storedKey, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
+		return nil, fmt.Errorf("localidp: reading key file: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("localidp: reading key file: %w", err)
+	}
+	if err := checkPerm(path, info, keyFileForbidden, "private key file", "others must not read a signing key"); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
 		return nil, fmt.Errorf("localidp: reading key file: %w", err)
 	}
 	name := filepath.Base(path)
@@ -456,10 +476,6 @@ func readKeyFile(path string) (*storedKey, error) {
 			return nil, bad("%s %q is not an RFC 3339 time", createdParam, fmt.Sprint(v))
 		}
 	} else {
-		info, err := os.Stat(path)
-		if err != nil {
-			return nil, fmt.Errorf("localidp: reading key file: %w", err)
-		}
 		created = info.ModTime()
 	}
 	return completeKey(priv, kid, created, name)

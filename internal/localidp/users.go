@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/mail"
 	"os"
 	"strings"
@@ -21,6 +22,15 @@ import (
 
 // HashCost is the bcrypt cost [HashPassword] uses.
 const HashCost = 12
+
+// The bcrypt costs accepted in the users file. A lower cost makes stolen
+// hashes cheap to crack; a higher one makes each sign-in cost seconds of
+// CPU, which turns the login endpoint into a lever for overloading the
+// gateway. "caddy hash-password" uses 14.
+const (
+	MinHashCost = 10
+	MaxHashCost = 14
+)
 
 // usersCheckInterval is how often Authenticate and Refresh look at the
 // users file's modification time.
@@ -40,6 +50,9 @@ type User struct {
 	Sub string
 	// Groups become the cognito:groups claim.
 	Groups []string
+	// Generation is the user's token_generation: refresh tokens issued
+	// while it had another value are refused.
+	Generation int64
 
 	hash []byte // bcrypt
 }
@@ -81,10 +94,11 @@ type Users struct {
 type fileStamp struct {
 	modTime time.Time
 	size    int64
+	mode    fs.FileMode // a chmod changes it without changing the content
 }
 
 func (s fileStamp) equal(o fileStamp) bool {
-	return s.modTime.Equal(o.modTime) && s.size == o.size
+	return s.modTime.Equal(o.modTime) && s.size == o.size && s.mode == o.mode
 }
 
 // LoadUsers reads the users file at path. Errors about the file's content
@@ -214,6 +228,8 @@ type userEntry struct {
 	PasswordHash string   `json:"password_hash"`
 	Groups       []string `json:"groups"`
 	Sub          string   `json:"sub"`
+	// TokenGeneration is raised by an operator to end the user's sessions.
+	TokenGeneration int64 `json:"token_generation"`
 }
 
 // readUsersFile reads and checks the users file at path, unless its stamp
@@ -229,9 +245,12 @@ func readUsersFile(path string, last fileStamp) (byEmail, bySub map[string]*User
 	if err != nil {
 		return nil, nil, nil, stamp, fmt.Errorf("localidp: reading users file: %w", err)
 	}
-	stamp = fileStamp{modTime: st.ModTime(), size: st.Size()}
+	stamp = fileStamp{modTime: st.ModTime(), size: st.Size(), mode: st.Mode()}
 	if stamp.equal(last) {
 		return nil, nil, nil, stamp, errUnchanged
+	}
+	if err := checkPerm(path, st, usersFileForbidden, "users file", "anyone who can change it can add an admin"); err != nil {
+		return nil, nil, nil, stamp, err
 	}
 	data, err := io.ReadAll(f)
 	if err != nil {
@@ -302,7 +321,11 @@ func parseUsers(data []byte) (byEmail, bySub map[string]*User, dummy []byte, err
 			}
 		}
 
-		user := &User{Email: email, Sub: sub, Groups: e.Groups, hash: hash}
+		if e.TokenGeneration < 0 {
+			return nil, nil, nil, fmt.Errorf("user %d (%s): token_generation is negative", n, email)
+		}
+
+		user := &User{Email: email, Sub: sub, Groups: e.Groups, Generation: e.TokenGeneration, hash: hash}
 		byEmail[key] = user
 		bySub[sub] = user
 	}
@@ -328,6 +351,9 @@ func parseHash(s string) (hash []byte, cost int, err error) {
 	cost, err = bcrypt.Cost(hash)
 	if err != nil || len(hash) != 60 {
 		return nil, 0, errors.New("password_hash is not a bcrypt hash (make one with caddy hash-password --algorithm bcrypt)")
+	}
+	if cost < MinHashCost || cost > MaxHashCost {
+		return nil, 0, fmt.Errorf("password_hash has bcrypt cost %d; accepted costs are %d to %d", cost, MinHashCost, MaxHashCost)
 	}
 	return hash, cost, nil
 }

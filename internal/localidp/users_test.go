@@ -104,6 +104,9 @@ func TestLoadUsers(t *testing.T) {
 		{"argon2.json", 0, "argon2 hash; only bcrypt is supported"},
 		{"bad-sub.json", 0, `sub "has space" contains spaces`},
 		{"empty-group.json", 0, "empty group name"},
+		{"cost-too-low.json", 0, "user 1 (demo@example.com): password_hash has bcrypt cost 4; accepted costs are 10 to 14"},
+		{"cost-too-high.json", 0, "user 1 (demo@example.com): password_hash has bcrypt cost 15; accepted costs are 10 to 14"},
+		{"negative-generation.json", 0, "token_generation is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -210,8 +213,8 @@ func TestAuthenticate(t *testing.T) {
 			if len(compared) != 1 {
 				t.Fatalf("%d bcrypt comparisons, want 1 (unknown users must cost the same)", len(compared))
 			}
-			if cost, err := bcrypt.Cost(compared[0]); err != nil || cost != 4 {
-				t.Errorf("compared against a hash of cost %d (%v), want 4 like the users' hashes", cost, err)
+			if cost, err := bcrypt.Cost(compared[0]); err != nil || cost != 10 {
+				t.Errorf("compared against a hash of cost %d (%v), want 10 like the users' hashes", cost, err)
 			}
 			if tt.wantSub == "" {
 				if !errors.Is(err, ErrInvalidCredentials) || user != nil {
@@ -272,7 +275,7 @@ func TestUsersReload(t *testing.T) {
 	u, path := loadTestUsers(t, "valid.json", clock)
 	mtime := time.Now().Add(time.Hour) // differs from the copy's
 
-	newUser := `{"users":[{"email":"new@example.com","password_hash":"$2a$04$zkB3gbhEnJM0UaAS5QQxLuz/MLdO8kStbUMvAJw2LP1U.dI3eqBVi"}]}`
+	newUser := `{"users":[{"email":"new@example.com","password_hash":"$2a$10$x/3zjh9SHU7GoXPQxJmraOAfO2b3TGLxXnfZ7MlSMmtpdewNlCOWK"}]}`
 	replaceFile(t, path, newUser, mtime)
 
 	// Within a second of the last check the file is not looked at.

@@ -33,10 +33,24 @@
 // made-up user names) pushes older buckets out and gets their keys a fresh
 // burst. Choose maxKeys well above the number of legitimate clients active
 // within that time, and for logins limit by client address and by account
-// name with two limiters, so that neither alone can be dodged.
+// name with separate limiters, so that neither alone can be dodged.
 //
 // The state lives in process memory only: several gateway instances each
 // allow the full rate, and a restart forgets everything.
+//
+// # Client addresses
+//
+// Key clients by [ClientKey] of their address: IPv6 clients by their /64,
+// which one host can fill with addresses at will. The address must be one
+// the client cannot choose: behind a proxy, the one the proxy saw, taken
+// from a forwarding header only when the request comes from the proxy.
+//
+// # Concurrent work
+//
+// A rate per key does not bound the total: many keys (many source
+// addresses) at their own rates can still overload the process. [Gate]
+// bounds how many callers do some expensive work at once and refuses the
+// excess quickly.
 package ratelimit
 
 import (

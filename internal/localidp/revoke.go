@@ -1,0 +1,143 @@
+package localidp
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Revocations records, as empty files in one directory, the refresh tokens
+// that have been used and the sessions that have been revoked. Gateway
+// instances that share the directory (as they share the key directory)
+// agree on both without talking to each other: a refresh token is used up
+// by creating its file exclusively, which only one instance can do.
+//
+// Every file name carries the expiry of its token or session, so
+// [Revocations.Prune] can delete the files that no longer matter. Open it
+// with [OpenRevocations]; it is safe for concurrent use.
+type Revocations struct {
+	// Now returns the current time; it defaults to time.Now. Set it before
+	// use and do not change it afterwards.
+	Now func() time.Time
+
+	dir string
+}
+
+const (
+	usedPrefix    = "used."
+	revokedPrefix = "session."
+)
+
+// OpenRevocations opens the directory dir, creating it with mode 0700 if it
+// does not exist. It refuses a directory others may write to (the error
+// wraps [ErrInsecurePermissions]).
+func OpenRevocations(dir string) (*Revocations, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("localidp: creating revocation directory: %w", err)
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("localidp: opening revocation directory: %w", err)
+	}
+	if err := checkPerm(dir, info, dirForbidden, "revocation directory", "anyone who can write to it can revive a revoked session"); err != nil {
+		return nil, err
+	}
+	return &Revocations{dir: dir, Now: time.Now}, nil
+}
+
+// name returns the file name for id (a UUID) of the given kind and expiry.
+func (r *Revocations) name(prefix, id string, exp time.Time) (string, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return "", fmt.Errorf("%q is not a UUID", id)
+	}
+	return filepath.Join(r.dir, prefix+strconv.FormatInt(exp.Unix(), 10)+"."+id), nil
+}
+
+// use marks the refresh token jti, which expires at exp, as used. It
+// reports false if it was used before.
+func (r *Revocations) use(jti string, exp time.Time) (first bool, err error) {
+	path, err := r.name(usedPrefix, jti, exp)
+	if err != nil {
+		return false, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("localidp: recording a used refresh token: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return false, fmt.Errorf("localidp: recording a used refresh token: %w", err)
+	}
+	return true, nil
+}
+
+// revoke marks the session sid, which expires at exp, as revoked.
+func (r *Revocations) revoke(sid string, exp time.Time) error {
+	path, err := r.name(revokedPrefix, sid, exp)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("localidp: revoking a session: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("localidp: revoking a session: %w", err)
+	}
+	return nil
+}
+
+// revoked reports whether the session sid, which expires at exp, was
+// revoked.
+func (r *Revocations) revoked(sid string, exp time.Time) (bool, error) {
+	path, err := r.name(revokedPrefix, sid, exp)
+	if err != nil {
+		return false, err
+	}
+	_, err = os.Lstat(path)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("localidp: checking a session: %w", err)
+}
+
+// Prune deletes the records of tokens and sessions that expired more than
+// a minute ago, when they no longer verify anyway. It returns how many it
+// deleted. Call it now and then (hourly is plenty).
+func (r *Revocations) Prune() (int, error) {
+	entries, err := os.ReadDir(r.dir)
+	if err != nil {
+		return 0, fmt.Errorf("localidp: reading revocation directory: %w", err)
+	}
+	now := r.Now()
+	removed := 0
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), usedPrefix)
+		if !ok {
+			if rest, ok = strings.CutPrefix(e.Name(), revokedPrefix); !ok {
+				continue
+			}
+		}
+		expStr, _, _ := strings.Cut(rest, ".")
+		exp, err := strconv.ParseInt(expStr, 10, 64)
+		if err != nil || now.Sub(time.Unix(exp, 0)) <= refreshSkew {
+			continue
+		}
+		if err := os.Remove(filepath.Join(r.dir, e.Name())); err == nil {
+			removed++
+		}
+	}
+	return removed, nil
+}

@@ -87,9 +87,15 @@ type API struct {
 	STSDuration caddy.Duration `json:"sts_duration,omitempty"`
 
 	// Secret (at least 32 bytes) that signs multipart upload tokens; every
-	// instance must share it. Default: random per process, which is only
-	// right for a single instance.
+	// instance must share it. Required: an empty or short secret (say, a
+	// `{env.…}` placeholder whose variable is unset) refuses to provision,
+	// unless insecure_random_secret is set.
 	Secret string `json:"secret,omitempty"`
+
+	// Sign multipart upload tokens with a random key made at start-up
+	// when no secret is set. Uploads then fail after a restart and on any
+	// other instance: for a single development instance only.
+	InsecureRandomSecret bool `json:"insecure_random_secret,omitempty"`
 
 	// Previous secrets, still accepted for verification after a rotation.
 	OldSecrets []string `json:"old_secrets,omitempty"`
@@ -162,21 +168,11 @@ func (a *API) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	a.policy = policy.Default(a.Prefix)
-	if len(a.Policy) > 0 {
-		rules, err := policy.ParseRules(a.Policy)
-		if err != nil {
-			return fmt.Errorf("parsing policy: %v", err)
-		}
-		for role, r := range rules {
-			if a.policy.Roles[role] == nil {
-				a.policy.Roles[role] = policy.Rules{}
-			}
-			for action, scope := range r {
-				a.policy.Roles[role][action] = scope
-			}
-		}
+	rules, err := policy.ParseRules(a.Policy)
+	if err != nil {
+		return fmt.Errorf("parsing policy: %v", err)
 	}
+	a.policy = policy.Default(a.Prefix).Override(rules)
 
 	// One configuration, so S3 calls, STS calls and the gateway-signed URLs
 	// share one credential cache.
@@ -201,15 +197,20 @@ func (a *API) Provision(ctx caddy.Context) error {
 		a.sts = stscreds.New(stsClient, stscreds.Options{Duration: time.Duration(a.STSDuration)})
 	}
 
-	secret := []byte(caddy.NewReplacer().ReplaceAll(a.Secret, ""))
-	if len(secret) == 0 {
-		secret = make([]byte, 32)
-		_, _ = rand.Read(secret)
-		a.logger.Warn("no secret configured: multipart upload tokens are signed with a random per-process key, so only this instance can complete uploads it started")
+	secret, err := a.tokenSecret()
+	if err != nil {
+		return err
 	}
 	var old [][]byte
-	for _, s := range a.OldSecrets {
-		old = append(old, []byte(caddy.NewReplacer().ReplaceAll(s, "")))
+	for i, s := range a.OldSecrets {
+		v := caddy.NewReplacer().ReplaceAll(s, "")
+		switch {
+		case v == "":
+			continue // an unset {env.…}: no rotation in progress
+		case len(v) < fileapi.MinSecretLen:
+			return fmt.Errorf("old_secret %d is %d bytes long, it must be at least %d", i+1, len(v), fileapi.MinSecretLen)
+		}
+		old = append(old, []byte(v))
 	}
 	allow, err := contenttype.NewAllowlist(a.AllowedTypes)
 	if err != nil {
@@ -257,6 +258,29 @@ func (a *API) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// tokenSecret expands the secret that signs upload tokens. An empty or
+// short secret is an error: a random one would make instances reject each
+// other's uploads, so it is only made with InsecureRandomSecret.
+func (a *API) tokenSecret() ([]byte, error) {
+	secret := caddy.NewReplacer().ReplaceAll(a.Secret, "")
+	switch {
+	case secret == "" && a.InsecureRandomSecret:
+		b := make([]byte, fileapi.MinSecretLen)
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("making a random secret: %v", err)
+		}
+		a.logger.Warn("insecure_random_secret: multipart upload tokens are signed with a random per-process key, so only this instance can complete uploads it started, and not after a restart")
+		return b, nil
+	case secret == "" && a.Secret != "":
+		return nil, fmt.Errorf("secret %q expands to nothing: set the variable to a random value of at least %d bytes, the same on every instance", a.Secret, fileapi.MinSecretLen)
+	case secret == "":
+		return nil, fmt.Errorf("secret is required: a random value of at least %d bytes, the same on every instance (or insecure_random_secret for a single development instance)", fileapi.MinSecretLen)
+	case len(secret) < fileapi.MinSecretLen:
+		return nil, fmt.Errorf("secret is %d bytes long, it must be at least %d", len(secret), fileapi.MinSecretLen)
+	}
+	return []byte(secret), nil
+}
+
 // Validate checks the configuration.
 func (a *API) Validate() error {
 	if err := a.S3Config.validate(); err != nil {
@@ -265,8 +289,11 @@ func (a *API) Validate() error {
 	if err := a.policy.Validate(); err != nil {
 		return err
 	}
-	if a.Secret != "" && !strings.HasPrefix(a.Secret, "{") && len(a.Secret) < 32 {
-		return fmt.Errorf("secret must be at least 32 bytes")
+	if a.Secret != "" && !strings.HasPrefix(a.Secret, "{") && len(a.Secret) < fileapi.MinSecretLen {
+		return fmt.Errorf("secret must be at least %d bytes", fileapi.MinSecretLen)
+	}
+	if a.Secret != "" && a.InsecureRandomSecret {
+		return fmt.Errorf("secret and insecure_random_secret exclude each other")
 	}
 	if j := a.Janitor; j != nil {
 		ttl, maxAge := time.Duration(a.UploadTTL), time.Duration(j.MaxAge)

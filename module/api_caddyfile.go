@@ -26,6 +26,7 @@ func init() {
 //		post_policy_credentials session|gateway
 //		sts_duration <duration>
 //		secret       <secret>
+//		insecure_random_secret
 //		old_secret   <secret>
 //		url_expiry   <duration>
 //		upload_ttl   <duration>
@@ -80,6 +81,11 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = duration(d, &a.STSDuration)
 		case "secret":
 			err = oneString(d, &a.Secret)
+		case "insecure_random_secret":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.InsecureRandomSecret = true
 		case "old_secret":
 			var s string
 			if err = oneString(d, &s); err == nil {

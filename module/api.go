@@ -3,7 +3,6 @@ package module
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"slices"
@@ -359,6 +358,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		email, _ := repl.GetString("http.auth.user.email")
 		ctx = fileapi.WithSubject(ctx, fileapi.Subject{ID: id, Email: email, Role: roles.Role(role)})
 	}
+	res := new(fileapi.Resolved)
+	ctx = fileapi.WithResolved(ctx, res)
 	r2 := r.WithContext(ctx)
 	u := *r.URL
 	u.Path = path
@@ -371,7 +372,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	endpoint := apiEndpoint(r.Method, path)
 	a.metrics.ObserveRequest(a.Prefix, endpoint, status, time.Since(start))
 	a.cw.apiObserved(a.Prefix, endpoint, status, time.Since(start))
-	a.auditRequest(r, path, status, time.Since(start))
+	a.auditRequest(r, path, res, status, time.Since(start))
 	return nil
 }
 
@@ -406,8 +407,9 @@ func apiEndpoint(method, path string) string {
 }
 
 // auditRequest writes the audit line of an API call: presigning,
-// downloads, deletes and denials.
-func (a *API) auditRequest(r *http.Request, path string, status int, d time.Duration) {
+// downloads, deletes and denials. The key and upload id are those the API
+// resolved (res), never read from the request itself.
+func (a *API) auditRequest(r *http.Request, path string, res *fileapi.Resolved, status int, d time.Duration) {
 	endpoint := apiEndpoint(r.Method, path)
 	action := map[string]string{
 		"POST /files/upload-url":           "upload_url",
@@ -433,13 +435,7 @@ func (a *API) auditRequest(r *http.Request, path string, status int, d time.Dura
 	case status >= 400:
 		result = "rejected"
 	}
-	e := auditEvent{Action: action, Result: result, Status: status, Duration: d}
-	if parts := strings.Split(strings.Trim(path, "/"), "/"); len(parts) >= 2 && parts[1] != "multipart" {
-		if key, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
-			e.Key = string(key)
-		}
-	}
-	audit(a.audit, r, e)
+	audit(a.audit, r, auditEvent{Action: action, Result: result, Key: res.Key, UploadID: res.UploadID, Status: status, Duration: d})
 }
 
 // policyAdapter lets the file API ask the route's policy.

@@ -5,10 +5,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -67,13 +72,24 @@ func provisionAPI(t *testing.T, lines ...string) (*API, error) {
 	return a, a.Validate()
 }
 
-// serveAPI sends one request to the API as the given user.
-func serveAPI(t *testing.T, a *API, method, target, userID string, role roles.Role) *httptest.ResponseRecorder {
+// serveAPI sends one request to the API as the given user; placeholders
+// are extra user placeholders ("email" for {http.auth.user.email}).
+func serveAPI(t *testing.T, a *API, method, target, userID string, role roles.Role, body string, placeholders ...string) *httptest.ResponseRecorder {
 	t.Helper()
-	r := httptest.NewRequest(method, target, nil)
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	r := httptest.NewRequest(method, target, rd)
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
 	repl := caddy.NewReplacer()
 	repl.Set("http.auth.user.id", userID)
 	repl.Set("http.auth.user.role", string(role))
+	for i := 0; i+1 < len(placeholders); i += 2 {
+		repl.Set("http.auth.user."+placeholders[i], placeholders[i+1])
+	}
 	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
 	w := httptest.NewRecorder()
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
@@ -134,11 +150,11 @@ func TestAPIPolicyNoneRemovesTheAction(t *testing.T) {
 
 	// The API refuses before it asks S3 anything.
 	id := base64.RawURLEncoding.EncodeToString([]byte("files/users/someone/0000/report.pdf"))
-	if w := serveAPI(t, a, "GET", "/files/"+id+"/download-url", "viewer-1", roles.Viewer); w.Code != http.StatusForbidden {
+	if w := serveAPI(t, a, "GET", "/files/"+id+"/download-url", "viewer-1", roles.Viewer, ""); w.Code != http.StatusForbidden {
 		t.Errorf("viewer download-url: %d %s", w.Code, w.Body)
 	}
 	own := base64.RawURLEncoding.EncodeToString([]byte(a.policy.OwnerPrefix("uploader-1") + "0000/report.pdf"))
-	if w := serveAPI(t, a, "DELETE", "/files/"+own, "uploader-1", roles.Uploader); w.Code != http.StatusForbidden {
+	if w := serveAPI(t, a, "DELETE", "/files/"+own, "uploader-1", roles.Uploader, ""); w.Code != http.StatusForbidden {
 		t.Errorf("uploader delete of an own file: %d %s", w.Code, w.Body)
 	}
 }
@@ -173,5 +189,83 @@ func TestAPISecretIsRequired(t *testing.T) {
 				t.Fatalf("provisioning: %v, want an error containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// Audit lines name the key the API resolved: the new file's key for an
+// upload URL, the file asked for on a denial, and nothing for a request the
+// API could not resolve. An email is only logged as such once verified.
+func TestAPIAuditLinesNameTheResolvedKey(t *testing.T) {
+	a, err := provisionAPI(t, "secret 0123456789abcdef0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	a.audit = zap.New(core)
+	other := base64.RawURLEncoding.EncodeToString([]byte(a.policy.OwnerPrefix("bob") + "0000/payroll.pdf"))
+
+	w := serveAPI(t, a, "POST", "/files/upload-url", "alice", roles.Uploader,
+		`{"fileName":"report.pdf","fileSize":3,"contentType":"application/pdf"}`,
+		"email", "alice@example.com", "email_verified", "true")
+	if w.Code != http.StatusOK {
+		t.Fatalf("upload-url: %d %s", w.Code, w.Body)
+	}
+	var out struct {
+		Data struct {
+			S3Key string `json:"s3Key"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Data.S3Key == "" {
+		t.Fatalf("upload-url answer %s: %v", w.Body, err)
+	}
+	serveAPI(t, a, "GET", "/files/"+other+"/download-url", "alice", roles.Uploader, "",
+		"email", "bob@example.com", "email_verified", "false")
+	serveAPI(t, a, "DELETE", "/files/not-a-file-id!", "alice", roles.Uploader, "")
+
+	entries := logs.All()
+	if len(entries) != 3 {
+		t.Fatalf("%d audit lines, want 3: %v", len(entries), entries)
+	}
+	tests := []struct {
+		name   string
+		want   map[string]string
+		absent []string
+	}{
+		{"upload-url", map[string]string{"action": "upload_url", "result": "ok", "key": out.Data.S3Key, "email": "alice@example.com"}, []string{"unverified_email"}},
+		{"denied download", map[string]string{"action": "download_url", "result": "denied", "key": a.policy.OwnerPrefix("bob") + "0000/payroll.pdf", "unverified_email": "bob@example.com"}, []string{"email"}},
+		{"bad fileId", map[string]string{"result": "rejected"}, []string{"key", "email", "unverified_email"}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := entries[i].ContextMap()
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("%s = %v, want %q (line %v)", k, got[k], v, got)
+				}
+			}
+			for _, k := range tt.absent {
+				if _, ok := got[k]; ok {
+					t.Errorf("line has %s: %v", k, got)
+				}
+			}
+		})
+	}
+}
+
+func TestEmailVerifiedClaim(t *testing.T) {
+	tests := []struct {
+		claim any
+		want  bool
+	}{
+		{true, true}, {"true", true}, {false, false}, {"false", false}, {nil, false}, {1, false}, {"yes", false},
+	}
+	for _, tt := range tests {
+		claims := map[string]any{}
+		if tt.claim != nil {
+			claims["email_verified"] = tt.claim
+		}
+		if got := emailVerified(claims); got != tt.want {
+			t.Errorf("email_verified %#v: %v, want %v", tt.claim, got, tt.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -140,6 +141,10 @@ type principal struct {
 	Role     roles.Role
 	Groups   []string
 	TokenUse string
+
+	// EmailVerified is the token's email_verified claim: whether the
+	// identity provider checked that the user owns Email.
+	EmailVerified bool
 }
 
 // provision sets up verification. It reads local files but makes no network
@@ -290,7 +295,21 @@ func (id *Identity) authenticate(r *http.Request) (*principal, error) {
 		Role:     role,
 		Groups:   groups,
 		TokenUse: claims.TokenUse,
+
+		EmailVerified: emailVerified(claims.All),
 	}, nil
+}
+
+// emailVerified reads the email_verified claim: true, or "true" as some
+// identity providers write it.
+func emailVerified(claims map[string]any) bool {
+	switch v := claims["email_verified"].(type) {
+	case bool:
+		return v
+	case string:
+		return v == "true"
+	}
+	return false
 }
 
 // bearerToken extracts an RFC 6750 bearer token from the Authorization
@@ -311,6 +330,7 @@ func setUserPlaceholders(repl *caddy.Replacer, p *principal) {
 	repl.Set("http.auth.user.id", p.ID)
 	repl.Set("http.auth.user.username", p.Username)
 	repl.Set("http.auth.user.email", p.Email)
+	repl.Set("http.auth.user.email_verified", strconv.FormatBool(p.EmailVerified))
 	repl.Set("http.auth.user.role", string(p.Role))
 	repl.Set("http.auth.user.groups", strings.Join(p.Groups, ","))
 	repl.Set("http.auth.user.token_use", p.TokenUse)

@@ -362,6 +362,7 @@ type env struct {
 	denied    []string
 	presigns  []string
 	errors    []int
+	resolved  Resolved // what the last request resolved
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
@@ -446,6 +447,8 @@ func (e *env) do(t *testing.T, user *Subject, method, target string, body any) r
 	if user != nil {
 		r = r.WithContext(WithSubject(r.Context(), *user))
 	}
+	e.resolved = Resolved{}
+	r = r.WithContext(WithResolved(r.Context(), &e.resolved))
 	w := httptest.NewRecorder()
 	e.svc.ServeHTTP(w, r)
 	res := result{status: w.Code, header: w.Header()}

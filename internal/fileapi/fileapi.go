@@ -79,6 +79,38 @@ func SubjectFrom(ctx context.Context) (Subject, bool) {
 	return s, ok
 }
 
+// Resolved is what a request acted on, for audit logs: the object key the
+// API resolved (decoded from a valid fileId, or chosen for a new file) and
+// the multipart upload id. Both stay empty until the request gets that
+// far, so a malformed or out-of-prefix fileId leaves no key. Put one in
+// the request context with [WithResolved]; the Service fills it in.
+type Resolved struct {
+	Key      string
+	UploadID string
+}
+
+type resolvedKey struct{}
+
+// WithResolved returns a copy of ctx in which the Service records what
+// the request acted on into res.
+func WithResolved(ctx context.Context, res *Resolved) context.Context {
+	return context.WithValue(ctx, resolvedKey{}, res)
+}
+
+// resolved records the key (and upload id, when not "") of a request.
+func resolved(ctx context.Context, key, uploadID string) {
+	res, _ := ctx.Value(resolvedKey{}).(*Resolved)
+	if res == nil {
+		return
+	}
+	if key != "" {
+		res.Key = key
+	}
+	if uploadID != "" {
+		res.UploadID = uploadID
+	}
+}
+
 // Authorizer decides what a user may do. An adapter over internal/policy
 // satisfies it. It does no I/O: every error it returns is a denial (403).
 type Authorizer interface {

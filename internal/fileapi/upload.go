@@ -49,6 +49,7 @@ func (s *Service) uploadURL(w http.ResponseWriter, r *http.Request, user Subject
 	if err != nil {
 		return nil, err
 	}
+	resolved(r.Context(), key, "")
 	if err := s.authorize(user, ActionUpload, key); err != nil {
 		return nil, err
 	}
@@ -130,6 +131,7 @@ func (s *Service) uploadPost(w http.ResponseWriter, r *http.Request, user Subjec
 	if err != nil {
 		return nil, err
 	}
+	resolved(r.Context(), key, "")
 	if err := s.authorize(user, ActionUpload, key); err != nil {
 		return nil, err
 	}

@@ -117,6 +117,10 @@ type API struct {
 	// How many part URLs the initiate call returns. Default 20.
 	PartBatch int `json:"part_batch,omitempty"`
 
+	// How many multipart uploads one user may be starting at the same
+	// time; more answer 429 with Retry-After. Default 4; -1: no limit.
+	MaxConcurrentInitiates int `json:"max_concurrent_initiates,omitempty"`
+
 	// Content types accepted (declared by the client). Default: all.
 	AllowedTypes []string `json:"allowed_types,omitempty"`
 
@@ -220,21 +224,22 @@ func (a *API) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("configuring encryption: %v", err)
 	}
 	a.svc, err = fileapi.New(fileapi.Config{
-		Bucket:          a.Bucket,
-		Prefix:          a.Prefix,
-		Store:           client,
-		Presigner:       &presignAdapter{signer: presign.New(client), api: a, enc: enc.Mode, keyID: enc.KMSKeyID, bucketKey: enc.BucketKey, encCtx: enc.Context},
-		Authorizer:      policyAdapter{a.policy},
-		Types:           allow,
-		Secret:          secret,
-		OldSecrets:      old,
-		MaxSingleSize:   a.MaxSingleSize,
-		MaxFileSize:     a.MaxFileSize,
-		DefaultPartSize: a.PartSize,
-		PartBatch:       a.PartBatch,
-		URLExpiry:       time.Duration(a.URLExpiry),
-		UploadTTL:       time.Duration(a.UploadTTL),
-		Encryption:      fileapi.Encryption(enc),
+		Bucket:                 a.Bucket,
+		Prefix:                 a.Prefix,
+		Store:                  client,
+		Presigner:              &presignAdapter{signer: presign.New(client), api: a, enc: enc.Mode, keyID: enc.KMSKeyID, bucketKey: enc.BucketKey, encCtx: enc.Context},
+		Authorizer:             policyAdapter{a.policy},
+		Types:                  allow,
+		Secret:                 secret,
+		OldSecrets:             old,
+		MaxSingleSize:          a.MaxSingleSize,
+		MaxFileSize:            a.MaxFileSize,
+		DefaultPartSize:        a.PartSize,
+		PartBatch:              a.PartBatch,
+		MaxConcurrentInitiates: a.MaxConcurrentInitiates,
+		URLExpiry:              time.Duration(a.URLExpiry),
+		UploadTTL:              time.Duration(a.UploadTTL),
+		Encryption:             fileapi.Encryption(enc),
 		OnDenied: func(action string) {
 			m.AccessDenied(action)
 			a.cw.observe(cwexport.MetricAccessDeniedCount, cwtypes.StandardUnitCount, 1, cwexport.Dim(cwexport.DimRoute, a.Prefix))

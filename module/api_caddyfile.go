@@ -34,6 +34,7 @@ func init() {
 //		max_file_size   <size>
 //		part_size       <size>
 //		part_batch      <n>
+//		max_concurrent_initiates <n>
 //		allowed_types   <type...>
 //		policy <role> <action> own|all|none
 //		janitor {
@@ -103,6 +104,8 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = size(d, &a.PartSize)
 		case "part_batch":
 			err = integer(d, &a.PartBatch)
+		case "max_concurrent_initiates":
+			err = integer(d, &a.MaxConcurrentInitiates)
 		case "allowed_types":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

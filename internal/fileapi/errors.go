@@ -37,6 +37,7 @@ var (
 	errUploadNotFound   = errors.New("multipart upload not found")
 	errStorage          = errors.New("storage request failed")
 	errStorageTimeout   = errors.New("storage request timed out")
+	errTooManyRequests  = errors.New("too many requests")
 )
 
 // classify maps an error to the status, code and message the client gets.
@@ -52,6 +53,8 @@ func classify(err error) (status int, code, message string) {
 		return http.StatusUnauthorized, "UNAUTHENTICATED", "authentication required"
 	case errors.Is(err, context.Canceled):
 		return statusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"
+	case errors.Is(err, errTooManyRequests):
+		return http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "too many multipart uploads are being started at once; try again shortly"
 	case errors.Is(err, errDenied):
 		return http.StatusForbidden, "FORBIDDEN", "access denied"
 	case errors.Is(err, errTokenExpired):
@@ -96,6 +99,9 @@ func (s *Service) fail(w http.ResponseWriter, err error) {
 	status, code, message := classify(err)
 	if s.cfg.OnError != nil {
 		s.cfg.OnError(status, err)
+	}
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
 	}
 	if status == statusClientClosedRequest {
 		// Nobody is there to read a body; the status is for the access log.

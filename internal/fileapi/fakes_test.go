@@ -113,6 +113,8 @@ type fakeStore struct {
 	aborted   []string // upload ids
 	listed    []*s3.ListObjectsV2Input
 	listParts int // ListParts calls
+
+	beforeCreate func() // when set, CreateMultipartUpload calls it first
 }
 
 func newFakeStore() *fakeStore {
@@ -125,6 +127,9 @@ func (f *fakeStore) call(op, key string) error {
 }
 
 func (f *fakeStore) CreateMultipartUpload(_ context.Context, in *s3.CreateMultipartUploadInput, _ ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
+	if f.beforeCreate != nil {
+		f.beforeCreate()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("CreateMultipartUpload", *in.Key); err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -37,6 +38,9 @@ const (
 	DefaultURLExpiry           = 15 * time.Minute
 	DefaultUploadTTL           = 24 * time.Hour
 	DefaultCallTimeout         = 2 * time.Minute
+	// DefaultMaxConcurrentInitiates is how many multipart uploads one
+	// user may be starting at the same time.
+	DefaultMaxConcurrentInitiates = 4
 )
 
 // MinSecretLen is the shortest Config.Secret accepted, in bytes.
@@ -270,6 +274,11 @@ type Config struct {
 	// minutes.
 	CallTimeout time.Duration
 
+	// MaxConcurrentInitiates bounds how many multipart uploads one user
+	// may be starting at the same time (CreateMultipartUpload and the
+	// first part URLs); more answer 429. Default 4; negative: no limit.
+	MaxConcurrentInitiates int
+
 	// Encryption is set on CreateMultipartUpload.
 	Encryption Encryption
 
@@ -289,6 +298,9 @@ type Service struct {
 	cfg     Config
 	prefix  string // cleaned Config.Prefix
 	secrets [][]byte
+
+	mu         sync.Mutex
+	initiating map[string]int // user id → initiate calls in flight
 
 	now   func() time.Time
 	newID func() string
@@ -342,6 +354,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.CallTimeout == 0 {
 		cfg.CallTimeout = DefaultCallTimeout
 	}
+	if cfg.MaxConcurrentInitiates == 0 {
+		cfg.MaxConcurrentInitiates = DefaultMaxConcurrentInitiates
+	}
 	switch {
 	case cfg.MaxSingleSize < 0 || cfg.MaxSingleSize > MaxPutObjectSize:
 		return nil, fmt.Errorf("fileapi: max single size must be within 1 and %d bytes", MaxPutObjectSize)
@@ -357,11 +372,35 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("fileapi: negative duration")
 	}
 	return &Service{
-		cfg:     cfg,
-		prefix:  prefix,
-		secrets: append([][]byte{cfg.Secret}, cfg.OldSecrets...),
-		now:     time.Now,
-		newID:   uuid.NewString,
+		cfg:        cfg,
+		prefix:     prefix,
+		secrets:    append([][]byte{cfg.Secret}, cfg.OldSecrets...),
+		initiating: map[string]int{},
+		now:        time.Now,
+		newID:      uuid.NewString,
+	}, nil
+}
+
+// startInitiate counts an initiate call of the user, or refuses it with
+// errTooManyRequests when the user already has MaxConcurrentInitiates in
+// flight. Call the returned function when the call is done.
+func (s *Service) startInitiate(userID string) (done func(), err error) {
+	limit := s.cfg.MaxConcurrentInitiates
+	if limit < 0 {
+		return func() {}, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.initiating[userID] >= limit {
+		return nil, fmt.Errorf("%w: %d multipart uploads are being started for this user", errTooManyRequests, limit)
+	}
+	s.initiating[userID]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.initiating[userID]--; s.initiating[userID] <= 0 {
+			delete(s.initiating, userID)
+		}
 	}, nil
 }
 

@@ -102,6 +102,12 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user Subject,
 		return nil, err
 	}
 
+	done, err := s.startInitiate(user.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+
 	in := &s3.CreateMultipartUploadInput{
 		Bucket:             aws.String(s.cfg.Bucket),
 		Key:                aws.String(key),

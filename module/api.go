@@ -11,20 +11,24 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/google/uuid"
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/cwexport"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/fileapi"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/stscreds"
 )
 
@@ -120,6 +124,16 @@ type API struct {
 	// How many multipart uploads one user may be starting at the same
 	// time; more answer 429 with Retry-After. Default 4; -1: no limit.
 	MaxConcurrentInitiates int `json:"max_concurrent_initiates,omitempty"`
+
+	// Whether presigned upload URLs and multipart completions are
+	// create-only: `If-None-Match: *` is signed into PUT URLs (a header
+	// the client must send, listed in requiredHeaders) and sent with
+	// CompleteMultipartUpload, so a replayed URL gets 412 instead of
+	// overwriting the file. `auto` (default) finds out on first use
+	// whether the S3 server honours the header, by writing and deleting a
+	// probe object under `<prefix>.upload-gateway/`, and logs the answer;
+	// `on` always (AWS S3 honours it); `off` never.
+	CreateOnly string `json:"create_only,omitempty"`
 
 	// Content types accepted (declared by the client). Default: all.
 	AllowedTypes []string `json:"allowed_types,omitempty"`
@@ -240,6 +254,7 @@ func (a *API) Provision(ctx caddy.Context) error {
 		URLExpiry:              time.Duration(a.URLExpiry),
 		UploadTTL:              time.Duration(a.UploadTTL),
 		Encryption:             fileapi.Encryption(enc),
+		CreateOnly:             a.createOnlyCheck(client, enc),
 		OnDenied: func(action string) {
 			m.AccessDenied(action)
 			a.cw.observe(cwexport.MetricAccessDeniedCount, cwtypes.StandardUnitCount, 1, cwexport.Dim(cwexport.DimRoute, a.Prefix))
@@ -285,6 +300,55 @@ func (a *API) tokenSecret() ([]byte, error) {
 	return []byte(secret), nil
 }
 
+// createOnlyCheck returns what tells the file API whether writes are
+// create-only (see CreateOnly): nil for off, and for auto a detector that
+// probes S3 on first use, never here.
+func (a *API) createOnlyCheck(client *s3.Client, enc s3stream.Encryption) func(context.Context) bool {
+	switch a.CreateOnly {
+	case "on":
+		return func(context.Context) bool { return true }
+	case "off":
+		return nil
+	}
+	base := strings.TrimSuffix(a.Prefix, "/")
+	if base != "" {
+		base += "/"
+	}
+	probe := s3.PutObjectInput{Bucket: aws.String(a.Bucket), ContentType: aws.String("text/plain")}
+	if enc.Mode != "" {
+		probe.ServerSideEncryption = enc.Mode
+		if enc.Mode == types.ServerSideEncryptionAwsKms {
+			if enc.KMSKeyID != "" {
+				probe.SSEKMSKeyId = aws.String(enc.KMSKeyID)
+			}
+			if enc.Context != "" {
+				probe.SSEKMSEncryptionContext = aws.String(enc.Context)
+			}
+			if enc.BucketKey {
+				probe.BucketKeyEnabled = aws.Bool(true)
+			}
+		}
+	}
+	d := &createonly.Detector{
+		Probe: func(ctx context.Context) (createonly.Support, error) {
+			in := probe
+			in.Key = aws.String(base + ".upload-gateway/create-only-probe-" + uuid.NewString())
+			return createonly.Probe(ctx, client, in)
+		},
+		Report: func(s createonly.Support, err error) {
+			switch s {
+			case createonly.Supported:
+				a.logger.Info("S3 honours If-None-Match: presigned upload URLs and multipart completions are create-only")
+			case createonly.Unsupported:
+				a.logger.Warn("S3 does not honour If-None-Match: a presigned upload URL can be replayed to overwrite its file until it expires; keep url_expiry short", zap.Error(err))
+			default:
+				a.logger.Warn("could not find out whether S3 honours If-None-Match: upload URLs are not create-only until a later probe succeeds", zap.Error(err))
+			}
+		},
+	}
+	return d.Supported
+}
+
 // Validate checks the configuration.
 func (a *API) Validate() error {
 	if err := a.S3Config.validate(); err != nil {
@@ -310,6 +374,11 @@ func (a *API) Validate() error {
 		if maxAge <= ttl {
 			return fmt.Errorf("janitor max_age %s must exceed upload_ttl %s, or it aborts uploads clients may still finish", maxAge, ttl)
 		}
+	}
+	switch a.CreateOnly {
+	case "", "auto", "on", "off":
+	default:
+		return fmt.Errorf("create_only must be auto, on or off")
 	}
 	switch a.PostPolicyCredentials {
 	case "", "session", "gateway":
@@ -475,7 +544,7 @@ func (p *presignAdapter) PutObject(ctx context.Context, user fileapi.Subject, in
 	out, err := p.signer.PutObject(ctx, p.api.credentials(user), presign.PutRequest{
 		Bucket: in.Bucket, Key: in.Key, ContentType: in.ContentType, ContentLength: in.ContentLength,
 		ChecksumSHA256: in.ChecksumSHA256, Metadata: in.Metadata, ContentDisposition: in.ContentDisposition,
-		Encryption: p.encryption(), Expires: in.Expires,
+		CreateOnly: in.CreateOnly, Encryption: p.encryption(), Expires: in.Expires,
 	})
 	return presigned(out, err)
 }

@@ -35,6 +35,7 @@ func init() {
 //		part_size       <size>
 //		part_batch      <n>
 //		max_concurrent_initiates <n>
+//		create_only  auto|on|off
 //		allowed_types   <type...>
 //		policy <role> <action> own|all|none
 //		janitor {
@@ -106,6 +107,8 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = integer(d, &a.PartBatch)
 		case "max_concurrent_initiates":
 			err = integer(d, &a.MaxConcurrentInitiates)
+		case "create_only":
+			err = oneString(d, &a.CreateOnly)
 		case "allowed_types":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

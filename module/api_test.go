@@ -196,7 +196,7 @@ func TestAPISecretIsRequired(t *testing.T) {
 // upload URL, the file asked for on a denial, and nothing for a request the
 // API could not resolve. An email is only logged as such once verified.
 func TestAPIAuditLinesNameTheResolvedKey(t *testing.T) {
-	a, err := provisionAPI(t, "secret 0123456789abcdef0123456789abcdef")
+	a, err := provisionAPI(t, "secret 0123456789abcdef0123456789abcdef", "create_only off")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,5 +267,41 @@ func TestEmailVerifiedClaim(t *testing.T) {
 		if got := emailVerified(claims); got != tt.want {
 			t.Errorf("email_verified %#v: %v, want %v", tt.claim, got, tt.want)
 		}
+	}
+}
+
+// create_only on signs If-None-Match: * into upload URLs, as a header the
+// client must send; off does not; anything else is a configuration error.
+func TestAPICreateOnlyModes(t *testing.T) {
+	for _, tt := range []struct {
+		mode string
+		want string
+	}{{"on", "*"}, {"off", ""}} {
+		t.Run(tt.mode, func(t *testing.T) {
+			a, err := provisionAPI(t, "secret 0123456789abcdef0123456789abcdef", "create_only "+tt.mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := serveAPI(t, a, "POST", "/files/upload-url", "alice", roles.Uploader,
+				`{"fileName":"report.pdf","fileSize":3,"contentType":"application/pdf"}`)
+			var out struct {
+				Data struct {
+					UploadURL       string            `json:"uploadUrl"`
+					RequiredHeaders map[string]string `json:"requiredHeaders"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || w.Code != http.StatusOK {
+				t.Fatalf("upload-url: %d %s", w.Code, w.Body)
+			}
+			if got := out.Data.RequiredHeaders["If-None-Match"]; got != tt.want {
+				t.Errorf("If-None-Match %q, want %q (headers %v)", got, tt.want, out.Data.RequiredHeaders)
+			}
+			if signed := strings.Contains(out.Data.UploadURL, "if-none-match"); signed != (tt.want != "") {
+				t.Errorf("URL %s: if-none-match signed %v", out.Data.UploadURL, signed)
+			}
+		})
+	}
+	if _, err := provisionAPI(t, "secret 0123456789abcdef0123456789abcdef", "create_only maybe"); err == nil || !strings.Contains(err.Error(), "create_only") {
+		t.Errorf("create_only maybe: %v", err)
 	}
 }

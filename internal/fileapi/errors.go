@@ -38,6 +38,7 @@ var (
 	errStorage          = errors.New("storage request failed")
 	errStorageTimeout   = errors.New("storage request timed out")
 	errTooManyRequests  = errors.New("too many requests")
+	errExists           = errors.New("the file already exists")
 )
 
 // classify maps an error to the status, code and message the client gets.
@@ -63,6 +64,8 @@ func classify(err error) (status int, code, message string) {
 		return http.StatusForbidden, "INVALID_UPLOAD_TOKEN", err.Error()
 	case errors.Is(err, errNotFound):
 		return http.StatusNotFound, "FILE_NOT_FOUND", "file not found"
+	case errors.Is(err, errExists):
+		return http.StatusConflict, "FILE_EXISTS", "the file already exists"
 	case errors.Is(err, errUploadNotFound):
 		return http.StatusNotFound, "UPLOAD_NOT_FOUND", "multipart upload not found"
 	case errors.As(err, &maxBytes):

@@ -196,6 +196,9 @@ func (f *fakeStore) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMu
 	if u == nil || u.key != *in.Key {
 		return nil, &types.NoSuchUpload{}
 	}
+	if _, exists := f.objects[*in.Key]; exists && aws.ToString(in.IfNoneMatch) == "*" {
+		return nil, &smithy.GenericAPIError{Code: "PreconditionFailed", Message: "At least one of the pre-conditions you specified did not hold"}
+	}
 	f.completed = append(f.completed, in)
 	var size int64
 	for _, p := range u.parts {

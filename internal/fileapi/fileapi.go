@@ -150,7 +150,11 @@ type PutInput struct {
 	ChecksumSHA256     string // base64 of the 32-byte digest, or ""
 	Metadata           map[string]string
 	ContentDisposition string
-	Expires            time.Duration
+	// CreateOnly asks for If-None-Match: * to be signed: S3 then stores the
+	// body only if the key holds no object yet, so the URL cannot be
+	// replayed to overwrite the file.
+	CreateOnly bool
+	Expires    time.Duration
 }
 
 // PartInput describes a presigned UploadPart of exactly ContentLength bytes.
@@ -281,6 +285,13 @@ type Config struct {
 
 	// Encryption is set on CreateMultipartUpload.
 	Encryption Encryption
+
+	// CreateOnly, when set, says whether the S3 server honours
+	// If-None-Match: * (it may find out on first use and wait for the
+	// answer until ctx ends). When it does, upload URLs are signed with it
+	// (PutInput.CreateOnly) and multipart uploads are completed with it, so
+	// neither can replace an object that exists. nil: never.
+	CreateOnly func(ctx context.Context) bool
 
 	// OnDenied, when set, is called with the action whenever the
 	// Authorizer denies a request (metrics).
@@ -501,6 +512,11 @@ func (s *Service) denied(action string, err error) error {
 		s.cfg.OnDenied(action)
 	}
 	return fmt.Errorf("%w: %s: %v", errDenied, action, err)
+}
+
+// createOnly reports whether writes are to be create-only.
+func (s *Service) createOnly(ctx context.Context) bool {
+	return s.cfg.CreateOnly != nil && s.cfg.CreateOnly(ctx)
 }
 
 func (s *Service) presigned(kind string) {

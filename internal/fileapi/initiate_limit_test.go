@@ -3,9 +3,9 @@ package fileapi
 import (
 	"bytes"
 	"fmt"
-	"sync/atomic"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 )
 

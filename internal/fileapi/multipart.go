@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 )
 
@@ -428,14 +429,27 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request, user Subject,
 			ChecksumXXHASH64:  p.ChecksumXXHASH64,
 		}
 	}
-	ctx, cancel := s.callCtx(r.Context())
-	out, err := s.cfg.Store.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	in := &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(s.cfg.Bucket),
 		Key:             aws.String(c.Key),
 		UploadId:        aws.String(c.UploadID),
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
-	})
+	}
+	createOnly := s.createOnly(r.Context())
+	if createOnly {
+		in.IfNoneMatch = aws.String("*")
+	}
+	ctx, cancel := s.callCtx(r.Context())
+	out, err := s.cfg.Store.CompleteMultipartUpload(ctx, in)
 	cancel()
+	if createOnly && createonly.PreconditionFailed(err) {
+		// Something else already stored the key: this upload can never
+		// complete, so its parts go.
+		if abortErr := s.abortDetached(r.Context(), c.Key, c.UploadID); abortErr != nil {
+			s.reportAbortFailure(abortErr)
+		}
+		return nil, fmt.Errorf("%w: %s", errExists, c.Key)
+	}
 	var api smithy.APIError
 	if errors.As(err, &api) && slices.Contains([]string{"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}, api.ErrorCode()) {
 		// A part was replaced between listing and completing: the upload

@@ -73,6 +73,7 @@ func (s *Service) uploadURL(w http.ResponseWriter, r *http.Request, user Subject
 		ChecksumSHA256:     sumB64,
 		Metadata:           meta,
 		ContentDisposition: objectkey.ContentDisposition(req.FileName),
+		CreateOnly:         s.createOnly(r.Context()),
 		Expires:            s.cfg.URLExpiry,
 	})
 	if err != nil {

@@ -260,6 +260,9 @@ func TestPresignedUploadsAreCreateOnly(t *testing.T) {
 	if !strings.Contains(gw.Logs(), "S3 honours If-None-Match") {
 		t.Errorf("the gateway did not log what it found out about If-None-Match")
 	}
+	if _, objects, err := env.Leftovers(context.Background(), prefix+"users/_/"); err != nil || len(objects) != 0 {
+		t.Errorf("the support probe left objects behind: %v %v", objects, err)
+	}
 
 	t.Run("completing a multipart upload onto an existing object is refused", func(t *testing.T) {
 		var up initiated

@@ -131,8 +131,8 @@ type API struct {
 	// CompleteMultipartUpload, so a replayed URL gets 412 instead of
 	// overwriting the file. `auto` (default) finds out on first use
 	// whether the S3 server honours the header, by writing and deleting a
-	// probe object under `<prefix>.upload-gateway/`, and logs the answer;
-	// `on` always (AWS S3 honours it); `off` never.
+	// probe object under `<prefix>users/_/` (a folder no user owns), and
+	// logs the answer; `on` always (AWS S3 honours it); `off` never.
 	CreateOnly string `json:"create_only,omitempty"`
 
 	// Content types accepted (declared by the client). Default: all.
@@ -310,10 +310,10 @@ func (a *API) createOnlyCheck(client *s3.Client, enc s3stream.Encryption) func(c
 	case "off":
 		return nil
 	}
-	base := strings.TrimSuffix(a.Prefix, "/")
-	if base != "" {
-		base += "/"
-	}
+	// The probe goes where new files go, in the one owner folder no user
+	// owns (the empty id's), so gateway credentials limited to the users'
+	// folders may write it.
+	base := a.policy.OwnerPrefix("")
 	probe := s3.PutObjectInput{Bucket: aws.String(a.Bucket), ContentType: aws.String("text/plain")}
 	if enc.Mode != "" {
 		probe.ServerSideEncryption = enc.Mode
@@ -332,7 +332,7 @@ func (a *API) createOnlyCheck(client *s3.Client, enc s3stream.Encryption) func(c
 	d := &createonly.Detector{
 		Probe: func(ctx context.Context) (createonly.Support, error) {
 			in := probe
-			in.Key = aws.String(base + ".upload-gateway/create-only-probe-" + uuid.NewString())
+			in.Key = aws.String(base + "create-only-probe-" + uuid.NewString())
 			return createonly.Probe(ctx, client, in)
 		},
 		Report: func(s createonly.Support, err error) {

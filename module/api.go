@@ -3,7 +3,6 @@ package module
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"slices"
@@ -12,20 +11,24 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/google/uuid"
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/cwexport"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/fileapi"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/stscreds"
 )
 
@@ -87,9 +90,15 @@ type API struct {
 	STSDuration caddy.Duration `json:"sts_duration,omitempty"`
 
 	// Secret (at least 32 bytes) that signs multipart upload tokens; every
-	// instance must share it. Default: random per process, which is only
-	// right for a single instance.
+	// instance must share it. Required: an empty or short secret (say, a
+	// `{env.…}` placeholder whose variable is unset) refuses to provision,
+	// unless insecure_random_secret is set.
 	Secret string `json:"secret,omitempty"`
+
+	// Sign multipart upload tokens with a random key made at start-up
+	// when no secret is set. Uploads then fail after a restart and on any
+	// other instance: for a single development instance only.
+	InsecureRandomSecret bool `json:"insecure_random_secret,omitempty"`
 
 	// Previous secrets, still accepted for verification after a rotation.
 	OldSecrets []string `json:"old_secrets,omitempty"`
@@ -111,6 +120,20 @@ type API struct {
 
 	// How many part URLs the initiate call returns. Default 20.
 	PartBatch int `json:"part_batch,omitempty"`
+
+	// How many multipart uploads one user may be starting at the same
+	// time; more answer 429 with Retry-After. Default 4; -1: no limit.
+	MaxConcurrentInitiates int `json:"max_concurrent_initiates,omitempty"`
+
+	// Whether presigned upload URLs and multipart completions are
+	// create-only: `If-None-Match: *` is signed into PUT URLs (a header
+	// the client must send, listed in requiredHeaders) and sent with
+	// CompleteMultipartUpload, so a replayed URL gets 412 instead of
+	// overwriting the file. `auto` (default) finds out on first use
+	// whether the S3 server honours the header, by writing and deleting a
+	// probe object under `<prefix>users/_/` (a folder no user owns), and
+	// logs the answer; `on` always (AWS S3 honours it); `off` never.
+	CreateOnly string `json:"create_only,omitempty"`
 
 	// Content types accepted (declared by the client). Default: all.
 	AllowedTypes []string `json:"allowed_types,omitempty"`
@@ -162,21 +185,11 @@ func (a *API) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	a.policy = policy.Default(a.Prefix)
-	if len(a.Policy) > 0 {
-		rules, err := policy.ParseRules(a.Policy)
-		if err != nil {
-			return fmt.Errorf("parsing policy: %v", err)
-		}
-		for role, r := range rules {
-			if a.policy.Roles[role] == nil {
-				a.policy.Roles[role] = policy.Rules{}
-			}
-			for action, scope := range r {
-				a.policy.Roles[role][action] = scope
-			}
-		}
+	rules, err := policy.ParseRules(a.Policy)
+	if err != nil {
+		return fmt.Errorf("parsing policy: %v", err)
 	}
+	a.policy = policy.Default(a.Prefix).Override(rules)
 
 	// One configuration, so S3 calls, STS calls and the gateway-signed URLs
 	// share one credential cache.
@@ -201,15 +214,20 @@ func (a *API) Provision(ctx caddy.Context) error {
 		a.sts = stscreds.New(stsClient, stscreds.Options{Duration: time.Duration(a.STSDuration)})
 	}
 
-	secret := []byte(caddy.NewReplacer().ReplaceAll(a.Secret, ""))
-	if len(secret) == 0 {
-		secret = make([]byte, 32)
-		_, _ = rand.Read(secret)
-		a.logger.Warn("no secret configured: multipart upload tokens are signed with a random per-process key, so only this instance can complete uploads it started")
+	secret, err := a.tokenSecret()
+	if err != nil {
+		return err
 	}
 	var old [][]byte
-	for _, s := range a.OldSecrets {
-		old = append(old, []byte(caddy.NewReplacer().ReplaceAll(s, "")))
+	for i, s := range a.OldSecrets {
+		v := caddy.NewReplacer().ReplaceAll(s, "")
+		switch {
+		case v == "":
+			continue // an unset {env.…}: no rotation in progress
+		case len(v) < fileapi.MinSecretLen:
+			return fmt.Errorf("old_secret %d is %d bytes long, it must be at least %d", i+1, len(v), fileapi.MinSecretLen)
+		}
+		old = append(old, []byte(v))
 	}
 	allow, err := contenttype.NewAllowlist(a.AllowedTypes)
 	if err != nil {
@@ -220,21 +238,23 @@ func (a *API) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("configuring encryption: %v", err)
 	}
 	a.svc, err = fileapi.New(fileapi.Config{
-		Bucket:          a.Bucket,
-		Prefix:          a.Prefix,
-		Store:           client,
-		Presigner:       &presignAdapter{signer: presign.New(client), api: a, enc: enc.Mode, keyID: enc.KMSKeyID, bucketKey: enc.BucketKey, encCtx: enc.Context},
-		Authorizer:      policyAdapter{a.policy},
-		Types:           allow,
-		Secret:          secret,
-		OldSecrets:      old,
-		MaxSingleSize:   a.MaxSingleSize,
-		MaxFileSize:     a.MaxFileSize,
-		DefaultPartSize: a.PartSize,
-		PartBatch:       a.PartBatch,
-		URLExpiry:       time.Duration(a.URLExpiry),
-		UploadTTL:       time.Duration(a.UploadTTL),
-		Encryption:      fileapi.Encryption(enc),
+		Bucket:                 a.Bucket,
+		Prefix:                 a.Prefix,
+		Store:                  client,
+		Presigner:              &presignAdapter{signer: presign.New(client), api: a, enc: enc.Mode, keyID: enc.KMSKeyID, bucketKey: enc.BucketKey, encCtx: enc.Context},
+		Authorizer:             policyAdapter{a.policy},
+		Types:                  allow,
+		Secret:                 secret,
+		OldSecrets:             old,
+		MaxSingleSize:          a.MaxSingleSize,
+		MaxFileSize:            a.MaxFileSize,
+		DefaultPartSize:        a.PartSize,
+		PartBatch:              a.PartBatch,
+		MaxConcurrentInitiates: a.MaxConcurrentInitiates,
+		URLExpiry:              time.Duration(a.URLExpiry),
+		UploadTTL:              time.Duration(a.UploadTTL),
+		Encryption:             fileapi.Encryption(enc),
+		CreateOnly:             a.createOnlyCheck(client, enc),
 		OnDenied: func(action string) {
 			m.AccessDenied(action)
 			a.cw.observe(cwexport.MetricAccessDeniedCount, cwtypes.StandardUnitCount, 1, cwexport.Dim(cwexport.DimRoute, a.Prefix))
@@ -257,6 +277,78 @@ func (a *API) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// tokenSecret expands the secret that signs upload tokens. An empty or
+// short secret is an error: a random one would make instances reject each
+// other's uploads, so it is only made with InsecureRandomSecret.
+func (a *API) tokenSecret() ([]byte, error) {
+	secret := caddy.NewReplacer().ReplaceAll(a.Secret, "")
+	switch {
+	case secret == "" && a.InsecureRandomSecret:
+		b := make([]byte, fileapi.MinSecretLen)
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("making a random secret: %v", err)
+		}
+		a.logger.Warn("insecure_random_secret: multipart upload tokens are signed with a random per-process key, so only this instance can complete uploads it started, and not after a restart")
+		return b, nil
+	case secret == "" && a.Secret != "":
+		return nil, fmt.Errorf("secret %q expands to nothing: set the variable to a random value of at least %d bytes, the same on every instance", a.Secret, fileapi.MinSecretLen)
+	case secret == "":
+		return nil, fmt.Errorf("secret is required: a random value of at least %d bytes, the same on every instance (or insecure_random_secret for a single development instance)", fileapi.MinSecretLen)
+	case len(secret) < fileapi.MinSecretLen:
+		return nil, fmt.Errorf("secret is %d bytes long, it must be at least %d", len(secret), fileapi.MinSecretLen)
+	}
+	return []byte(secret), nil
+}
+
+// createOnlyCheck returns what tells the file API whether writes are
+// create-only (see CreateOnly): nil for off, and for auto a detector that
+// probes S3 on first use, never here.
+func (a *API) createOnlyCheck(client *s3.Client, enc s3stream.Encryption) func(context.Context) bool {
+	switch a.CreateOnly {
+	case "on":
+		return func(context.Context) bool { return true }
+	case "off":
+		return nil
+	}
+	// The probe goes where new files go, in the one owner folder no user
+	// owns (the empty id's), so gateway credentials limited to the users'
+	// folders may write it.
+	base := a.policy.OwnerPrefix("")
+	probe := s3.PutObjectInput{Bucket: aws.String(a.Bucket), ContentType: aws.String("text/plain")}
+	if enc.Mode != "" {
+		probe.ServerSideEncryption = enc.Mode
+		if enc.Mode == types.ServerSideEncryptionAwsKms {
+			if enc.KMSKeyID != "" {
+				probe.SSEKMSKeyId = aws.String(enc.KMSKeyID)
+			}
+			if enc.Context != "" {
+				probe.SSEKMSEncryptionContext = aws.String(enc.Context)
+			}
+			if enc.BucketKey {
+				probe.BucketKeyEnabled = aws.Bool(true)
+			}
+		}
+	}
+	d := &createonly.Detector{
+		Probe: func(ctx context.Context) (createonly.Support, error) {
+			in := probe
+			in.Key = aws.String(base + "create-only-probe-" + uuid.NewString())
+			return createonly.Probe(ctx, client, in)
+		},
+		Report: func(s createonly.Support, err error) {
+			switch s {
+			case createonly.Supported:
+				a.logger.Info("S3 honours If-None-Match: presigned upload URLs and multipart completions are create-only")
+			case createonly.Unsupported:
+				a.logger.Warn("S3 does not honour If-None-Match: a presigned upload URL can be replayed to overwrite its file until it expires; keep url_expiry short", zap.Error(err))
+			default:
+				a.logger.Warn("could not find out whether S3 honours If-None-Match: upload URLs are not create-only until a later probe succeeds", zap.Error(err))
+			}
+		},
+	}
+	return d.Supported
+}
+
 // Validate checks the configuration.
 func (a *API) Validate() error {
 	if err := a.S3Config.validate(); err != nil {
@@ -265,8 +357,11 @@ func (a *API) Validate() error {
 	if err := a.policy.Validate(); err != nil {
 		return err
 	}
-	if a.Secret != "" && !strings.HasPrefix(a.Secret, "{") && len(a.Secret) < 32 {
-		return fmt.Errorf("secret must be at least 32 bytes")
+	if a.Secret != "" && !strings.HasPrefix(a.Secret, "{") && len(a.Secret) < fileapi.MinSecretLen {
+		return fmt.Errorf("secret must be at least %d bytes", fileapi.MinSecretLen)
+	}
+	if a.Secret != "" && a.InsecureRandomSecret {
+		return fmt.Errorf("secret and insecure_random_secret exclude each other")
 	}
 	if j := a.Janitor; j != nil {
 		ttl, maxAge := time.Duration(a.UploadTTL), time.Duration(j.MaxAge)
@@ -279,6 +374,11 @@ func (a *API) Validate() error {
 		if maxAge <= ttl {
 			return fmt.Errorf("janitor max_age %s must exceed upload_ttl %s, or it aborts uploads clients may still finish", maxAge, ttl)
 		}
+	}
+	switch a.CreateOnly {
+	case "", "auto", "on", "off":
+	default:
+		return fmt.Errorf("create_only must be auto, on or off")
 	}
 	switch a.PostPolicyCredentials {
 	case "", "session", "gateway":
@@ -332,6 +432,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		email, _ := repl.GetString("http.auth.user.email")
 		ctx = fileapi.WithSubject(ctx, fileapi.Subject{ID: id, Email: email, Role: roles.Role(role)})
 	}
+	res := new(fileapi.Resolved)
+	ctx = fileapi.WithResolved(ctx, res)
 	r2 := r.WithContext(ctx)
 	u := *r.URL
 	u.Path = path
@@ -344,7 +446,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	endpoint := apiEndpoint(r.Method, path)
 	a.metrics.ObserveRequest(a.Prefix, endpoint, status, time.Since(start))
 	a.cw.apiObserved(a.Prefix, endpoint, status, time.Since(start))
-	a.auditRequest(r, path, status, time.Since(start))
+	a.auditRequest(r, path, res, status, time.Since(start))
 	return nil
 }
 
@@ -379,8 +481,9 @@ func apiEndpoint(method, path string) string {
 }
 
 // auditRequest writes the audit line of an API call: presigning,
-// downloads, deletes and denials.
-func (a *API) auditRequest(r *http.Request, path string, status int, d time.Duration) {
+// downloads, deletes and denials. The key and upload id are those the API
+// resolved (res), never read from the request itself.
+func (a *API) auditRequest(r *http.Request, path string, res *fileapi.Resolved, status int, d time.Duration) {
 	endpoint := apiEndpoint(r.Method, path)
 	action := map[string]string{
 		"POST /files/upload-url":           "upload_url",
@@ -406,13 +509,7 @@ func (a *API) auditRequest(r *http.Request, path string, status int, d time.Dura
 	case status >= 400:
 		result = "rejected"
 	}
-	e := auditEvent{Action: action, Result: result, Status: status, Duration: d}
-	if parts := strings.Split(strings.Trim(path, "/"), "/"); len(parts) >= 2 && parts[1] != "multipart" {
-		if key, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
-			e.Key = string(key)
-		}
-	}
-	audit(a.audit, r, e)
+	audit(a.audit, r, auditEvent{Action: action, Result: result, Key: res.Key, UploadID: res.UploadID, Status: status, Duration: d})
 }
 
 // policyAdapter lets the file API ask the route's policy.
@@ -447,7 +544,7 @@ func (p *presignAdapter) PutObject(ctx context.Context, user fileapi.Subject, in
 	out, err := p.signer.PutObject(ctx, p.api.credentials(user), presign.PutRequest{
 		Bucket: in.Bucket, Key: in.Key, ContentType: in.ContentType, ContentLength: in.ContentLength,
 		ChecksumSHA256: in.ChecksumSHA256, Metadata: in.Metadata, ContentDisposition: in.ContentDisposition,
-		Encryption: p.encryption(), Expires: in.Expires,
+		CreateOnly: in.CreateOnly, Encryption: p.encryption(), Expires: in.Expires,
 	})
 	return presigned(out, err)
 }

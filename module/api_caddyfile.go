@@ -26,6 +26,7 @@ func init() {
 //		post_policy_credentials session|gateway
 //		sts_duration <duration>
 //		secret       <secret>
+//		insecure_random_secret
 //		old_secret   <secret>
 //		url_expiry   <duration>
 //		upload_ttl   <duration>
@@ -33,6 +34,8 @@ func init() {
 //		max_file_size   <size>
 //		part_size       <size>
 //		part_batch      <n>
+//		max_concurrent_initiates <n>
+//		create_only  auto|on|off
 //		allowed_types   <type...>
 //		policy <role> <action> own|all|none
 //		janitor {
@@ -80,6 +83,11 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = duration(d, &a.STSDuration)
 		case "secret":
 			err = oneString(d, &a.Secret)
+		case "insecure_random_secret":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.InsecureRandomSecret = true
 		case "old_secret":
 			var s string
 			if err = oneString(d, &s); err == nil {
@@ -97,6 +105,10 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = size(d, &a.PartSize)
 		case "part_batch":
 			err = integer(d, &a.PartBatch)
+		case "max_concurrent_initiates":
+			err = integer(d, &a.MaxConcurrentInitiates)
+		case "create_only":
+			err = oneString(d, &a.CreateOnly)
 		case "allowed_types":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

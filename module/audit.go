@@ -15,6 +15,7 @@ type auditEvent struct {
 	Action   string // upload, download_url, delete, login, deny, …
 	Result   string // ok, rejected, failed, denied, …
 	Key      string
+	UploadID string // a multipart upload's id
 	Account  string // the account a login was for
 	Size     int64
 	Files    int
@@ -41,14 +42,26 @@ func audit(logger *zap.Logger, r *http.Request, e auditEvent) {
 	fields := []zap.Field{
 		zap.String("request_id", get("http.request.uuid")),
 		zap.String("user", get("http.auth.user.id")),
-		zap.String("email", get("http.auth.user.email")),
 		zap.String("role", get("http.auth.user.role")),
 		zap.String("client_ip", clientIP(r)),
 		zap.String("action", e.Action),
 		zap.String("result", e.Result),
 	}
+	// Anyone can sign up with someone else's address: an email the
+	// identity provider has not verified is logged as such, never as
+	// "email".
+	if email := get("http.auth.user.email"); email != "" {
+		if get("http.auth.user.email_verified") == "true" {
+			fields = append(fields, zap.String("email", email))
+		} else {
+			fields = append(fields, zap.String("unverified_email", email))
+		}
+	}
 	if e.Key != "" {
 		fields = append(fields, zap.String("key", e.Key))
+	}
+	if e.UploadID != "" {
+		fields = append(fields, zap.String("upload_id", e.UploadID))
 	}
 	if e.Account != "" {
 		fields = append(fields, zap.String("account", e.Account))

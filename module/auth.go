@@ -88,6 +88,7 @@ func init() {
 // `{http.auth.user.id}` | The user's id (`sub`)
 // `{http.auth.user.username}` | The user name
 // `{http.auth.user.email}` | The user's email
+// `{http.auth.user.email_verified}` | `true` when the token says the email is verified, else `false`
 // `{http.auth.user.role}` | `admin`, `uploader`, `viewer` or empty
 // `{http.auth.user.groups}` | Comma-separated groups
 // `{http.auth.user.token_use}` | `id` or `access`

@@ -3,6 +3,7 @@ package module
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
@@ -20,10 +21,11 @@ func init() {
 //
 //	{"handler": "authentication", "providers": {"upload_auth": {"region": …, "user_pool_id": …, "client_ids": […]}}}
 //
-// The user's id is `{http.auth.user.id}`; email, username, role, groups and
-// token_use are set as `{http.auth.user.<name>}`. CORS preflights (OPTIONS
-// with `Origin` and `Access-Control-Request-Method`, no body) pass without
-// a token; other OPTIONS requests need one. A rejected request gets
+// The user's id is `{http.auth.user.id}`; email, email_verified ("true" or
+// "false"), username, role, groups and token_use are set as
+// `{http.auth.user.<name>}`. CORS preflights (OPTIONS with `Origin` and
+// `Access-Control-Request-Method`, no body) pass without a token; other
+// OPTIONS requests need one. A rejected request gets
 // `WWW-Authenticate: Bearer error="invalid_token"` and the handler's 401.
 // Use the `upload_auth` handler for JSON errors and the login API.
 type Provider struct {
@@ -67,11 +69,12 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 	return caddyauth.User{
 		ID: pr.ID,
 		Metadata: map[string]string{
-			"username":  pr.Username,
-			"email":     pr.Email,
-			"role":      string(pr.Role),
-			"groups":    strings.Join(pr.Groups, ","),
-			"token_use": pr.TokenUse,
+			"username":       pr.Username,
+			"email":          pr.Email,
+			"email_verified": strconv.FormatBool(pr.EmailVerified),
+			"role":           string(pr.Role),
+			"groups":         strings.Join(pr.Groups, ","),
+			"token_use":      pr.TokenUse,
 		},
 	}, true, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -152,6 +153,10 @@ type principal struct {
 	Role     roles.Role
 	Groups   []string
 	TokenUse string
+
+	// EmailVerified is the token's email_verified claim: whether the
+	// identity provider checked that the user owns Email.
+	EmailVerified bool
 }
 
 // provision sets up verification. It reads local files but makes no network
@@ -308,6 +313,8 @@ func (id *Identity) authenticate(r *http.Request) (*principal, error) {
 		Role:     role,
 		Groups:   groups,
 		TokenUse: claims.TokenUse,
+
+		EmailVerified: emailVerified(claims.All),
 	}, nil
 }
 
@@ -355,6 +362,18 @@ type peekedBody struct {
 	io.Closer
 }
 
+// emailVerified reads the email_verified claim: true, or "true" as some
+// identity providers write it.
+func emailVerified(claims map[string]any) bool {
+	switch v := claims["email_verified"].(type) {
+	case bool:
+		return v
+	case string:
+		return v == "true"
+	}
+	return false
+}
+
 // bearerToken extracts an RFC 6750 bearer token from the Authorization
 // header.
 func bearerToken(r *http.Request) (string, bool) {
@@ -373,6 +392,7 @@ func setUserPlaceholders(repl *caddy.Replacer, p *principal) {
 	repl.Set("http.auth.user.id", p.ID)
 	repl.Set("http.auth.user.username", p.Username)
 	repl.Set("http.auth.user.email", p.Email)
+	repl.Set("http.auth.user.email_verified", strconv.FormatBool(p.EmailVerified))
 	repl.Set("http.auth.user.role", string(p.Role))
 	repl.Set("http.auth.user.groups", strings.Join(p.Groups, ","))
 	repl.Set("http.auth.user.token_use", p.TokenUse)

@@ -6,7 +6,7 @@
 // [Service] is an [net/http.Handler] for these routes, relative to a base
 // path the caller strips (it sees "/files/upload-url"):
 //
-//	POST   /files/upload-url              presigned PUT (up to MaxSingleSize)
+//	POST   /files/upload-url              presigned PUT (1 byte up to MaxSingleSize)
 //	POST   /files/upload-post             presigned POST form (up to MaxSingleSize)
 //	POST   /files/multipart/initiate      start a multipart upload, first part URLs
 //	POST   /files/multipart/sign-parts    more part URLs (at most 100 per call)
@@ -45,6 +45,20 @@
 //   - Secret signs multipart upload tokens. Every gateway instance behind
 //     the same load balancer needs the same secret; to rotate it, move the
 //     old one to OldSecrets for at least UploadTTL.
+//   - CreateOnly says whether S3 honours If-None-Match: * (package
+//     createonly finds out). When it does, upload-url signs the header into
+//     the URL, so it is listed in requiredHeaders and the client must send
+//     it, and complete sends it: a replayed URL gets 412 from S3 instead of
+//     overwriting the file, and completing onto a key that exists answers
+//     409 FILE_EXISTS and aborts the upload.
+//   - MaxConcurrentInitiates bounds the initiate calls one user may have
+//     in flight (default 4); more answer 429 TOO_MANY_REQUESTS with
+//     Retry-After: 1, before any S3 call.
+//
+// The caller may also put a [Resolved] in the context ([WithResolved]):
+// the Service records in it the key it resolved (a new file's key, or a
+// fileId it accepted) and the upload id S3 knows, for audit logs. Nothing
+// of the request itself ends up there unchecked.
 //
 // # Implementation
 //
@@ -100,8 +114,9 @@
 // upload token that is forged, expired or for another upload; 404 unknown
 // route, missing object or multipart upload; 405 wrong method; 413 body over
 // 64 KiB, file over the limit; 415 body not JSON, content type not allowed;
-// 499 the client went away; 502 S3 or the presigner failed; 504 S3 timed
-// out. They are decided in one function, classify.
+// 409 a multipart upload completed onto a key that exists (create-only);
+// 429 too many initiate calls of the user at once; 499 the client went
+// away; 502 S3 or the presigner failed; 504 S3 timed out. They are decided in one function, classify.
 //
 // # Considerations
 //
@@ -116,5 +131,11 @@
 // sanitised name), while GET /files/{fileId} decodes the original name.
 //
 // Presigned URLs are bearer credentials until they expire (URLExpiry);
-// anyone holding one can use it. Keep URLExpiry short.
+// anyone holding one can use it. Keep URLExpiry short. Without CreateOnly
+// (an S3 server that ignores If-None-Match) a PUT URL can be replayed
+// until then, overwriting the file with bytes of the same size and type
+// (the same bytes when a checksum was declared). Browser POST forms cannot
+// carry the condition: a POST policy stays replayable until it expires.
+// An empty file cannot get a PUT URL (fileSize 0 is 400); upload-post
+// accepts fileSize 0.
 package fileapi

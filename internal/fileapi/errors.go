@@ -37,6 +37,8 @@ var (
 	errUploadNotFound   = errors.New("multipart upload not found")
 	errStorage          = errors.New("storage request failed")
 	errStorageTimeout   = errors.New("storage request timed out")
+	errTooManyRequests  = errors.New("too many requests")
+	errExists           = errors.New("the file already exists")
 )
 
 // classify maps an error to the status, code and message the client gets.
@@ -52,6 +54,8 @@ func classify(err error) (status int, code, message string) {
 		return http.StatusUnauthorized, "UNAUTHENTICATED", "authentication required"
 	case errors.Is(err, context.Canceled):
 		return statusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"
+	case errors.Is(err, errTooManyRequests):
+		return http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "too many multipart uploads are being started at once; try again shortly"
 	case errors.Is(err, errDenied):
 		return http.StatusForbidden, "FORBIDDEN", "access denied"
 	case errors.Is(err, errTokenExpired):
@@ -60,6 +64,8 @@ func classify(err error) (status int, code, message string) {
 		return http.StatusForbidden, "INVALID_UPLOAD_TOKEN", err.Error()
 	case errors.Is(err, errNotFound):
 		return http.StatusNotFound, "FILE_NOT_FOUND", "file not found"
+	case errors.Is(err, errExists):
+		return http.StatusConflict, "FILE_EXISTS", "the file already exists"
 	case errors.Is(err, errUploadNotFound):
 		return http.StatusNotFound, "UPLOAD_NOT_FOUND", "multipart upload not found"
 	case errors.As(err, &maxBytes):
@@ -96,6 +102,9 @@ func (s *Service) fail(w http.ResponseWriter, err error) {
 	status, code, message := classify(err)
 	if s.cfg.OnError != nil {
 		s.cfg.OnError(status, err)
+	}
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
 	}
 	if status == statusClientClosedRequest {
 		// Nobody is there to read a body; the status is for the access log.

@@ -113,6 +113,8 @@ type fakeStore struct {
 	aborted   []string // upload ids
 	listed    []*s3.ListObjectsV2Input
 	listParts int // ListParts calls
+
+	beforeCreate func() // when set, CreateMultipartUpload calls it first
 }
 
 func newFakeStore() *fakeStore {
@@ -125,6 +127,9 @@ func (f *fakeStore) call(op, key string) error {
 }
 
 func (f *fakeStore) CreateMultipartUpload(_ context.Context, in *s3.CreateMultipartUploadInput, _ ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
+	if f.beforeCreate != nil {
+		f.beforeCreate()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("CreateMultipartUpload", *in.Key); err != nil {
@@ -190,6 +195,9 @@ func (f *fakeStore) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMu
 	u := f.uploads[aws.ToString(in.UploadId)]
 	if u == nil || u.key != *in.Key {
 		return nil, &types.NoSuchUpload{}
+	}
+	if _, exists := f.objects[*in.Key]; exists && aws.ToString(in.IfNoneMatch) == "*" {
+		return nil, &smithy.GenericAPIError{Code: "PreconditionFailed", Message: "At least one of the pre-conditions you specified did not hold"}
 	}
 	f.completed = append(f.completed, in)
 	var size int64
@@ -362,6 +370,7 @@ type env struct {
 	denied    []string
 	presigns  []string
 	errors    []int
+	resolved  Resolved // what the last request resolved
 }
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
@@ -446,6 +455,8 @@ func (e *env) do(t *testing.T, user *Subject, method, target string, body any) r
 	if user != nil {
 		r = r.WithContext(WithSubject(r.Context(), *user))
 	}
+	e.resolved = Resolved{}
+	r = r.WithContext(WithResolved(r.Context(), &e.resolved))
 	w := httptest.NewRecorder()
 	e.svc.ServeHTTP(w, r)
 	res := result{status: w.Code, header: w.Header()}

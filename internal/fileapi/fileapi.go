@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -38,6 +39,9 @@ const (
 	DefaultURLExpiry           = 15 * time.Minute
 	DefaultUploadTTL           = 24 * time.Hour
 	DefaultCallTimeout         = 2 * time.Minute
+	// DefaultMaxConcurrentInitiates is how many multipart uploads one
+	// user may be starting at the same time.
+	DefaultMaxConcurrentInitiates = 4
 )
 
 // MinSecretLen is the shortest Config.Secret accepted, in bytes.
@@ -80,6 +84,38 @@ func SubjectFrom(ctx context.Context) (Subject, bool) {
 	return s, ok
 }
 
+// Resolved is what a request acted on, for audit logs: the object key the
+// API resolved (decoded from a valid fileId, or chosen for a new file) and
+// the multipart upload id. Both stay empty until the request gets that
+// far, so a malformed or out-of-prefix fileId leaves no key. Put one in
+// the request context with [WithResolved]; the Service fills it in.
+type Resolved struct {
+	Key      string
+	UploadID string
+}
+
+type resolvedKey struct{}
+
+// WithResolved returns a copy of ctx in which the Service records what
+// the request acted on into res.
+func WithResolved(ctx context.Context, res *Resolved) context.Context {
+	return context.WithValue(ctx, resolvedKey{}, res)
+}
+
+// resolved records the key (and upload id, when not "") of a request.
+func resolved(ctx context.Context, key, uploadID string) {
+	res, _ := ctx.Value(resolvedKey{}).(*Resolved)
+	if res == nil {
+		return
+	}
+	if key != "" {
+		res.Key = key
+	}
+	if uploadID != "" {
+		res.UploadID = uploadID
+	}
+}
+
 // Authorizer decides what a user may do. An adapter over internal/policy
 // satisfies it. It does no I/O: every error it returns is a denial (403).
 type Authorizer interface {
@@ -115,7 +151,11 @@ type PutInput struct {
 	ChecksumSHA256     string // base64 of the 32-byte digest, or ""
 	Metadata           map[string]string
 	ContentDisposition string
-	Expires            time.Duration
+	// CreateOnly asks for If-None-Match: * to be signed: S3 then stores the
+	// body only if the key holds no object yet, so the URL cannot be
+	// replayed to overwrite the file.
+	CreateOnly bool
+	Expires    time.Duration
 }
 
 // PartInput describes a presigned UploadPart of exactly ContentLength bytes.
@@ -239,8 +279,20 @@ type Config struct {
 	// minutes.
 	CallTimeout time.Duration
 
+	// MaxConcurrentInitiates bounds how many multipart uploads one user
+	// may be starting at the same time (CreateMultipartUpload and the
+	// first part URLs); more answer 429. Default 4; negative: no limit.
+	MaxConcurrentInitiates int
+
 	// Encryption is set on CreateMultipartUpload.
 	Encryption Encryption
+
+	// CreateOnly, when set, says whether the S3 server honours
+	// If-None-Match: * (it may find out on first use and wait for the
+	// answer until ctx ends). When it does, upload URLs are signed with it
+	// (PutInput.CreateOnly) and multipart uploads are completed with it, so
+	// neither can replace an object that exists. nil: never.
+	CreateOnly func(ctx context.Context) bool
 
 	// OnDenied, when set, is called with the action whenever the
 	// Authorizer denies a request (metrics).
@@ -258,6 +310,9 @@ type Service struct {
 	cfg     Config
 	prefix  string // cleaned Config.Prefix
 	secrets [][]byte
+
+	mu         sync.Mutex
+	initiating map[string]int // user id → initiate calls in flight
 
 	now   func() time.Time
 	newID func() string
@@ -311,6 +366,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.CallTimeout == 0 {
 		cfg.CallTimeout = DefaultCallTimeout
 	}
+	if cfg.MaxConcurrentInitiates == 0 {
+		cfg.MaxConcurrentInitiates = DefaultMaxConcurrentInitiates
+	}
 	switch {
 	case cfg.MaxSingleSize < 0 || cfg.MaxSingleSize > MaxPutObjectSize:
 		return nil, fmt.Errorf("fileapi: max single size must be within 1 and %d bytes", MaxPutObjectSize)
@@ -326,11 +384,35 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("fileapi: negative duration")
 	}
 	return &Service{
-		cfg:     cfg,
-		prefix:  prefix,
-		secrets: append([][]byte{cfg.Secret}, cfg.OldSecrets...),
-		now:     time.Now,
-		newID:   uuid.NewString,
+		cfg:        cfg,
+		prefix:     prefix,
+		secrets:    append([][]byte{cfg.Secret}, cfg.OldSecrets...),
+		initiating: map[string]int{},
+		now:        time.Now,
+		newID:      uuid.NewString,
+	}, nil
+}
+
+// startInitiate counts an initiate call of the user, or refuses it with
+// errTooManyRequests when the user already has MaxConcurrentInitiates in
+// flight. Call the returned function when the call is done.
+func (s *Service) startInitiate(userID string) (done func(), err error) {
+	limit := s.cfg.MaxConcurrentInitiates
+	if limit < 0 {
+		return func() {}, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.initiating[userID] >= limit {
+		return nil, fmt.Errorf("%w: %d multipart uploads are being started for this user", errTooManyRequests, limit)
+	}
+	s.initiating[userID]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.initiating[userID]--; s.initiating[userID] <= 0 {
+			delete(s.initiating, userID)
+		}
 	}, nil
 }
 
@@ -431,6 +513,11 @@ func (s *Service) denied(action string, err error) error {
 		s.cfg.OnDenied(action)
 	}
 	return fmt.Errorf("%w: %s: %v", errDenied, action, err)
+}
+
+// createOnly reports whether writes are to be create-only.
+func (s *Service) createOnly(ctx context.Context) bool {
+	return s.cfg.CreateOnly != nil && s.cfg.CreateOnly(ctx)
 }
 
 func (s *Service) presigned(kind string) {

@@ -191,9 +191,9 @@ func TestUploadURL(t *testing.T) {
 			},
 		},
 		{
-			name:   "base64 checksum, empty file",
+			name:   "base64 checksum",
 			user:   alice,
-			body:   map[string]any{"fileName": "a.txt", "fileSize": 0, "contentType": "text/plain; charset=UTF-8", "checksumSHA256": sumB64},
+			body:   map[string]any{"fileName": "a.txt", "fileSize": 1, "contentType": "text/plain; charset=UTF-8", "checksumSHA256": sumB64},
 			status: 200,
 			check: func(t *testing.T, e *env, res result) {
 				in := e.presigner.puts[0]
@@ -266,6 +266,19 @@ func TestUploadURL(t *testing.T) {
 			user:   alice,
 			body:   map[string]any{"fileName": "a.png", "contentType": "image/png"},
 			status: 400, code: "BAD_REQUEST",
+		},
+		{
+			// S3 servers disagree on a presigned PUT of 0 bytes: refused
+			// before anything is signed, never a 502.
+			name:   "empty file",
+			user:   alice,
+			body:   map[string]any{"fileName": "a.txt", "fileSize": 0, "contentType": "text/plain"},
+			status: 400, code: "BAD_REQUEST",
+			check: func(t *testing.T, e *env, _ result) {
+				if len(e.presigner.puts) != 0 {
+					t.Errorf("presigned %d URLs", len(e.presigner.puts))
+				}
+			},
 		},
 		{
 			name:   "negative file size",

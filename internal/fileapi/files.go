@@ -120,6 +120,7 @@ func (s *Service) stat(r *http.Request, user Subject, id, action string) (fileDe
 	if err != nil {
 		return fileDetails{}, err
 	}
+	resolved(r.Context(), key, "")
 	if err := s.authorize(user, action, key); err != nil {
 		return fileDetails{}, err
 	}
@@ -209,6 +210,7 @@ func (s *Service) delete(_ http.ResponseWriter, r *http.Request, user Subject, i
 	if err != nil {
 		return nil, err
 	}
+	resolved(r.Context(), key, "")
 	if err := s.authorize(user, ActionDelete, key); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 )
 
@@ -82,6 +83,7 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user Subject,
 	if err != nil {
 		return nil, err
 	}
+	resolved(r.Context(), key, "")
 	if err := s.authorize(user, ActionUpload, key); err != nil {
 		return nil, err
 	}
@@ -100,6 +102,12 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user Subject,
 	if err != nil {
 		return nil, err
 	}
+
+	done, err := s.startInitiate(user.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 
 	in := &s3.CreateMultipartUploadInput{
 		Bucket:             aws.String(s.cfg.Bucket),
@@ -132,6 +140,7 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user Subject,
 	if uploadID == "" {
 		return nil, fmt.Errorf("%w: CreateMultipartUpload returned no upload id", errStorage)
 	}
+	resolved(r.Context(), key, uploadID)
 
 	c := uploadClaims{
 		Key:         key,
@@ -206,11 +215,12 @@ type signPartsResponse struct {
 
 // upload resolves the fileId, uploadId and token of a request about a
 // multipart upload and authorises it.
-func (s *Service) upload(user Subject, id, uploadID, token string) (uploadClaims, error) {
+func (s *Service) upload(ctx context.Context, user Subject, id, uploadID, token string) (uploadClaims, error) {
 	key, err := s.keyOf(id)
 	if err != nil {
 		return uploadClaims{}, err
 	}
+	resolved(ctx, key, "")
 	if uploadID == "" {
 		return uploadClaims{}, badRequest("uploadId is required")
 	}
@@ -220,7 +230,12 @@ func (s *Service) upload(user Subject, id, uploadID, token string) (uploadClaims
 	if err := s.authorize(user, ActionUpload, key); err != nil {
 		return uploadClaims{}, err
 	}
-	return s.verifyToken(token, key, uploadID)
+	c, err := s.verifyToken(token, key, uploadID)
+	if err != nil {
+		return uploadClaims{}, err
+	}
+	resolved(ctx, key, c.UploadID)
+	return c, nil
 }
 
 // signParts serves POST /files/multipart/sign-parts: URLs for up to 100
@@ -230,7 +245,7 @@ func (s *Service) signParts(w http.ResponseWriter, r *http.Request, user Subject
 	if err := decodeJSON(w, r, &req); err != nil {
 		return nil, err
 	}
-	c, err := s.upload(user, req.FileID, req.UploadID, req.UploadToken)
+	c, err := s.upload(r.Context(), user, req.FileID, req.UploadID, req.UploadToken)
 	if err != nil {
 		return nil, err
 	}
@@ -278,6 +293,7 @@ func (s *Service) listParts(_ http.ResponseWriter, r *http.Request, user Subject
 	if err != nil {
 		return nil, err
 	}
+	resolved(r.Context(), key, "")
 	if err := s.authorize(user, ActionUpload, key); err != nil {
 		return nil, err
 	}
@@ -285,6 +301,7 @@ func (s *Service) listParts(_ http.ResponseWriter, r *http.Request, user Subject
 	if err != nil {
 		return nil, err
 	}
+	resolved(r.Context(), "", uploadID) // S3 knows it: not just any client string
 	resp := listPartsResponse{UploadID: uploadID, FileID: id, Parts: make([]partInfo, 0, len(parts))}
 	for _, p := range parts {
 		resp.Parts = append(resp.Parts, partInfo{
@@ -380,7 +397,7 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request, user Subject,
 	if err := decodeJSON(w, r, &req); err != nil {
 		return nil, err
 	}
-	c, err := s.upload(user, req.FileID, req.UploadID, req.UploadToken)
+	c, err := s.upload(r.Context(), user, req.FileID, req.UploadID, req.UploadToken)
 	if err != nil {
 		return nil, err
 	}
@@ -412,14 +429,27 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request, user Subject,
 			ChecksumXXHASH64:  p.ChecksumXXHASH64,
 		}
 	}
-	ctx, cancel := s.callCtx(r.Context())
-	out, err := s.cfg.Store.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	in := &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(s.cfg.Bucket),
 		Key:             aws.String(c.Key),
 		UploadId:        aws.String(c.UploadID),
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
-	})
+	}
+	createOnly := s.createOnly(r.Context())
+	if createOnly {
+		in.IfNoneMatch = aws.String("*")
+	}
+	ctx, cancel := s.callCtx(r.Context())
+	out, err := s.cfg.Store.CompleteMultipartUpload(ctx, in)
 	cancel()
+	if createOnly && createonly.PreconditionFailed(err) {
+		// Something else already stored the key: this upload can never
+		// complete, so its parts go.
+		if abortErr := s.abortDetached(r.Context(), c.Key, c.UploadID); abortErr != nil {
+			s.reportAbortFailure(abortErr)
+		}
+		return nil, fmt.Errorf("%w: %s", errExists, c.Key)
+	}
 	var api smithy.APIError
 	if errors.As(err, &api) && slices.Contains([]string{"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}, api.ErrorCode()) {
 		// A part was replaced between listing and completing: the upload
@@ -460,6 +490,7 @@ func (s *Service) abort(w http.ResponseWriter, r *http.Request, user Subject, _ 
 	if req.UploadID == "" {
 		return nil, badRequest("uploadId is required")
 	}
+	resolved(r.Context(), key, "")
 	if err := s.cfg.Authorizer.Authorize(user, ActionUpload, key); err != nil {
 		if s.cfg.Authorizer.Authorize(user, ActionDelete, key) != nil {
 			return nil, s.denied(ActionUpload, err)
@@ -475,6 +506,7 @@ func (s *Service) abort(w http.ResponseWriter, r *http.Request, user Subject, _ 
 	if err != nil {
 		return nil, storageError(r.Context(), "AbortMultipartUpload", errUploadNotFound, err)
 	}
+	resolved(r.Context(), "", req.UploadID) // S3 knew it: not just any client string
 	return abortResponse{Aborted: true}, nil
 }
 

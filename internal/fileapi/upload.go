@@ -33,8 +33,10 @@ func (s *Service) uploadURL(w http.ResponseWriter, r *http.Request, user Subject
 	if err := checkFileName(req.FileName); err != nil {
 		return nil, err
 	}
-	if req.FileSize == nil || *req.FileSize < 0 {
-		return nil, badRequest("fileSize is required and may not be negative")
+	if req.FileSize == nil || *req.FileSize < 1 {
+		// A signed Content-Length of 0 is not a PUT S3 servers agree on;
+		// empty files go through upload-post (fileSize 0).
+		return nil, badRequest("fileSize is required and must be at least 1 (upload an empty file with upload-post)")
 	}
 	var sumB64, sumHex string
 	if req.ChecksumSHA256 != "" {
@@ -47,6 +49,7 @@ func (s *Service) uploadURL(w http.ResponseWriter, r *http.Request, user Subject
 	if err != nil {
 		return nil, err
 	}
+	resolved(r.Context(), key, "")
 	if err := s.authorize(user, ActionUpload, key); err != nil {
 		return nil, err
 	}
@@ -70,6 +73,7 @@ func (s *Service) uploadURL(w http.ResponseWriter, r *http.Request, user Subject
 		ChecksumSHA256:     sumB64,
 		Metadata:           meta,
 		ContentDisposition: objectkey.ContentDisposition(req.FileName),
+		CreateOnly:         s.createOnly(r.Context()),
 		Expires:            s.cfg.URLExpiry,
 	})
 	if err != nil {
@@ -128,6 +132,7 @@ func (s *Service) uploadPost(w http.ResponseWriter, r *http.Request, user Subjec
 	if err != nil {
 		return nil, err
 	}
+	resolved(r.Context(), key, "")
 	if err := s.authorize(user, ActionUpload, key); err != nil {
 		return nil, err
 	}

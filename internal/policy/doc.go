@@ -26,8 +26,10 @@
 //	none       -       -         -     -       -
 //
 // "manage" covers housekeeping of a user's uploads (aborting multipart
-// uploads, listing their parts, tagging). The rules can be replaced in
-// configuration; [ParseRules] reads the JSON form:
+// uploads, listing their parts, tagging). The rules can be changed in
+// configuration; [ParseRules] reads the JSON form and [Policy.Override]
+// applies it over the defaults, action by action (scope none takes an
+// action away):
 //
 //	{"uploader": {"upload": "own", "download": "own", "list": "own"},
 //	 "viewer":   {"download": "all", "list": "all"}}

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode"
@@ -95,6 +96,23 @@ func Default(prefix string) Policy {
 			roles.None:     {},
 		},
 	}
+}
+
+// Override returns a copy of p in which every action named in rules has
+// the scope given there, None included (the action is taken away); actions
+// and roles rules does not name keep their scope in p. p is not changed.
+func (p Policy) Override(rules map[roles.Role]Rules) Policy {
+	out := Policy{Prefix: p.Prefix, Roles: make(map[roles.Role]Rules, len(p.Roles)+len(rules))}
+	for r, rs := range p.Roles {
+		out.Roles[r] = maps.Clone(rs)
+	}
+	for r, rs := range rules {
+		if out.Roles[r] == nil {
+			out.Roles[r] = Rules{}
+		}
+		maps.Copy(out.Roles[r], rs)
+	}
+	return out
 }
 
 // normPrefix makes a non-empty prefix end in "/".
@@ -237,7 +255,8 @@ func (p Policy) Validate() error {
 // actions are upload, download, list, delete, manage; scopes own, all,
 // none (or ""). Any other name is an error (an unknown role wraps
 // roles.ErrUnknownRole). The result holds only the roles in spec, each
-// with only the actions whose scope is not none.
+// with every action spec names, none included: an explicit None is what
+// lets [Policy.Override] take an action away from a default.
 func ParseRules(spec map[string]map[string]string) (map[roles.Role]Rules, error) {
 	out := make(map[roles.Role]Rules, len(spec))
 	names := make([]string, 0, len(spec))
@@ -270,6 +289,7 @@ func ParseRules(spec map[string]map[string]string) (map[roles.Role]Rules, error)
 			case "all":
 				rules[a] = All
 			case "none", "":
+				rules[a] = None
 			default:
 				return nil, fmt.Errorf("policy: role %s: action %s: unknown scope %q (want own, all or none)", r, a, sn)
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -398,8 +399,8 @@ func TestParseRules(t *testing.T) {
 				"none":     {},
 			},
 			want: map[roles.Role]policy.Rules{
-				roles.Uploader: {policy.Upload: policy.Own, policy.Delete: policy.Own},
-				roles.Viewer:   {policy.Download: policy.All},
+				roles.Uploader: {policy.Upload: policy.Own, policy.Delete: policy.Own, policy.List: policy.None},
+				roles.Viewer:   {policy.Download: policy.All, policy.List: policy.None},
 				roles.None:     {},
 			},
 		},
@@ -428,6 +429,65 @@ func TestParseRules(t *testing.T) {
 }
 
 var errAny = errors.New("any error")
+
+// A scope of none in configuration takes the action away from the default
+// policy, in Authorize, ListPrefix and Grants (the STS session policy).
+func TestOverrideWithNoneRemovesTheAction(t *testing.T) {
+	rules, err := policy.ParseRules(map[string]map[string]string{
+		"viewer":   {"download": "none"},
+		"uploader": {"delete": "none", "list": "all"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := policy.Default("files/")
+	p := def.Override(rules)
+	viewer := policy.Subject{ID: "v", Role: roles.Viewer}
+	uploader := policy.Subject{ID: "u", Role: roles.Uploader}
+
+	tests := []struct {
+		name    string
+		s       policy.Subject
+		a       policy.Action
+		key     string
+		wantErr bool
+	}{
+		{"viewer download removed", viewer, policy.Download, "files/users/u/x/a.txt", true},
+		{"uploader delete removed", uploader, policy.Delete, "files/users/u/x/a.txt", true},
+		{"uploader keeps upload", uploader, policy.Upload, "files/users/u/x/a.txt", false},
+		{"uploader keeps download", uploader, policy.Download, "files/users/u/x/a.txt", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := p.Authorize(tt.s, tt.a, tt.key)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("Authorize = %v, want error %v", err, tt.wantErr)
+			}
+		})
+	}
+	if _, err := p.ListPrefix(viewer, true); err != nil {
+		t.Errorf("viewer list all: %v", err)
+	}
+	if _, err := p.ListPrefix(uploader, true); err != nil {
+		t.Errorf("uploader list all (widened): %v", err)
+	}
+	for _, g := range p.Grants(viewer) {
+		if slices.Contains(g.Actions, policy.Download) {
+			t.Errorf("viewer grants %+v still hold download", p.Grants(viewer))
+		}
+	}
+	for _, g := range p.Grants(uploader) {
+		if slices.Contains(g.Actions, policy.Delete) {
+			t.Errorf("uploader grants %+v still hold delete", p.Grants(uploader))
+		}
+	}
+	if err := p.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	if def.ScopeOf(roles.Viewer, policy.Download) != policy.All {
+		t.Errorf("Override changed the policy it was called on")
+	}
+}
 
 func TestValidate(t *testing.T) {
 	tests := []struct {

@@ -35,6 +35,7 @@
 //	content-length                                   PutObject; UploadPart when a length is given
 //	content-type                                     PutObject
 //	content-disposition                              PutObject, when given
+//	if-none-match: *                                 PutObject, when CreateOnly (replays get 412)
 //	x-amz-checksum-sha256                            PutObject, when declared
 //	x-amz-meta-*                                     PutObject
 //	x-amz-server-side-encryption                     PutObject, unless no encryption is asked for

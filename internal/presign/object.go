@@ -37,6 +37,11 @@ type PutRequest struct {
 	// ContentDisposition is the Content-Disposition header value stored
 	// with the object, if any (see [objectkey.ContentDisposition]), signed.
 	ContentDisposition string
+	// CreateOnly signs If-None-Match: *, so S3 (where it supports
+	// conditional writes) stores the body only if the key holds no object
+	// yet: a replay of the URL gets 412 Precondition Failed instead of
+	// overwriting the object.
+	CreateOnly bool
 	// Expires is how long the URL lasts: DefaultExpires when 0, at most
 	// MaxExpires, and never past the credentials' own expiry.
 	Expires time.Duration
@@ -109,6 +114,10 @@ func (r PutRequest) input() (*s3.PutObjectInput, http.Header, error) {
 	if r.ContentDisposition != "" {
 		in.ContentDisposition = aws.String(r.ContentDisposition)
 		bound.Set("Content-Disposition", r.ContentDisposition)
+	}
+	if r.CreateOnly {
+		in.IfNoneMatch = aws.String("*")
+		bound.Set("If-None-Match", "*")
 	}
 	if len(meta) > 0 {
 		in.Metadata = meta

@@ -192,6 +192,38 @@ func TestPutObjectMinimal(t *testing.T) {
 	checkQuery(t, p, "PutObject", nil)
 }
 
+// A create-only PUT signs If-None-Match: * as a header the client must
+// send; without it the signature does not match.
+func TestPutObjectCreateOnly(t *testing.T) {
+	p, err := pathStyleSigner().PutObject(context.Background(), staticCreds(), presign.PutRequest{
+		Bucket: "b", Key: "k", ContentType: "text/plain", ContentLength: 5, CreateOnly: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustParse(t, p.URL).Query().Get("X-Amz-SignedHeaders"); got != "content-length;content-type;host;if-none-match" {
+		t.Errorf("X-Amz-SignedHeaders = %s", got)
+	}
+	want := http.Header{"Content-Length": {"5"}, "Content-Type": {"text/plain"}, "If-None-Match": {"*"}}
+	if !reflect.DeepEqual(p.Headers, want) {
+		t.Errorf("Headers = %v, want %v", p.Headers, want)
+	}
+	checkQuery(t, p, "PutObject", nil)
+	if !signatureValid(t, p.Method, p.URL, sentHeaders(p)) {
+		t.Fatal("the signature does not match the request it was made for")
+	}
+	for _, edit := range []func(http.Header){
+		func(h http.Header) { h.Del("If-None-Match") },
+		func(h http.Header) { h.Set("If-None-Match", `"etag"`) },
+	} {
+		h := sentHeaders(p)
+		edit(h)
+		if signatureValid(t, p.Method, p.URL, h) {
+			t.Errorf("the signature matches a request with If-None-Match %q", h.Get("If-None-Match"))
+		}
+	}
+}
+
 // Without path style, the bucket is in the host name.
 func TestPutObjectVirtualHost(t *testing.T) {
 	s := presign.New(s3.New(s3.Options{Region: testRegion}))

@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"go.uber.org/zap"
@@ -230,22 +228,15 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 		repl := caddy.NewReplacer()
 		a.ClientSecret = repl.ReplaceAll(a.ClientSecret, "")
 		a.CognitoEndpoint = repl.ReplaceAll(a.CognitoEndpoint, "")
-		opts := []func(*config.LoadOptions) error{}
-		if a.Region != "" {
-			opts = append(opts, config.WithRegion(a.Region))
-		}
-		if a.CognitoEndpoint != "" {
+		cfg, err := loadAWSConfig(ctx, awsSettings{
+			Region: a.Region,
 			// InitiateAuth is unauthenticated; an emulator still wants a
-			// signature, so give it dummy credentials when none are set.
-			opts = append(opts, config.WithCredentialsProvider(aws.NewCredentialsCache(
-				credentials.NewStaticCredentialsProvider("local", "local", ""))))
-		}
-		cfg, err := config.LoadDefaultConfig(ctx, opts...)
+			// signature, so give it dummy credentials.
+			DummyCredentials: a.CognitoEndpoint != "",
+			DefaultRegion:    "us-east-1",
+		})
 		if err != nil {
 			return fmt.Errorf("loading AWS configuration: %v", err)
-		}
-		if cfg.Region == "" {
-			cfg.Region = "us-east-1"
 		}
 		client := cognitoidentityprovider.NewFromConfig(cfg, func(o *cognitoidentityprovider.Options) {
 			if a.CognitoEndpoint != "" {

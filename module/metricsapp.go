@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"go.uber.org/zap"
@@ -113,15 +111,11 @@ func (a *MetricsApp) Provision(ctx caddy.Context) error {
 		repl := caddy.NewReplacer()
 		c.Endpoint = repl.ReplaceAll(c.Endpoint, "")
 		c.Region = repl.ReplaceAll(c.Region, "")
-		opts := []func(*config.LoadOptions) error{}
-		if c.Region != "" {
-			opts = append(opts, config.WithRegion(c.Region))
-		}
-		if ak := repl.ReplaceAll(c.AccessKeyID, ""); ak != "" {
-			opts = append(opts, config.WithCredentialsProvider(
-				credentials.NewStaticCredentialsProvider(ak, repl.ReplaceAll(c.SecretAccessKey, ""), "")))
-		}
-		cfg, err := config.LoadDefaultConfig(ctx, opts...)
+		cfg, err := loadAWSConfig(ctx, awsSettings{
+			Region:          c.Region,
+			AccessKeyID:     repl.ReplaceAll(c.AccessKeyID, ""),
+			SecretAccessKey: repl.ReplaceAll(c.SecretAccessKey, ""),
+		})
 		if err != nil {
 			return fmt.Errorf("loading AWS configuration: %v", err)
 		}

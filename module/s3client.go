@@ -12,8 +12,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -180,29 +178,20 @@ func (c *S3Config) unmarshalSubdirective(d *caddyfile.Dispenser) (ok bool, err e
 // awsConfig loads the AWS configuration: the environment and shared files
 // only; credentials are resolved lazily.
 func (c *S3Config) awsConfig(ctx caddy.Context, conns int) (aws.Config, error) {
-	var opts []func(*config.LoadOptions) error
-	if c.Region != "" {
-		opts = append(opts, config.WithRegion(c.Region))
-	}
-	if c.AccessKeyID != "" || c.SecretAccessKey != "" {
-		opts = append(opts, config.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken)))
-	}
-	// Parts are many MiB: large transport buffers save thousands of write
-	// syscalls per part over the default 4 KiB.
-	opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-		tr.WriteBufferSize = 256 << 10
-		tr.ReadBufferSize = 64 << 10
-		tr.MaxIdleConnsPerHost = 4 * max(conns, 1)
-	})))
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return cfg, err
-	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
-	}
-	return cfg, nil
+	return loadAWSConfig(ctx, awsSettings{
+		Region:          c.Region,
+		AccessKeyID:     c.AccessKeyID,
+		SecretAccessKey: c.SecretAccessKey,
+		SessionToken:    c.SessionToken,
+		DefaultRegion:   "us-east-1",
+		// Parts are many MiB: large transport buffers save thousands of
+		// write syscalls per part over the default 4 KiB.
+		HTTPClient: awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			tr.WriteBufferSize = 256 << 10
+			tr.ReadBufferSize = 64 << 10
+			tr.MaxIdleConnsPerHost = 4 * max(conns, 1)
+		}),
+	})
 }
 
 // newS3Client builds the S3 client from a configuration made by awsConfig;

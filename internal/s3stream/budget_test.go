@@ -235,7 +235,9 @@ func TestUploadWaitingForMemory(t *testing.T) {
 		},
 		{
 			name: "client gone while waiting", maxWait: time.Minute,
-			body:    func() io.Reader { return io.MultiReader(bytes.NewReader([]byte("abc")), &errReader{syscall.ECONNRESET}) },
+			body: func() io.Reader {
+				return io.MultiReader(bytes.NewReader([]byte("abc")), &errReader{syscall.ECONNRESET})
+			},
 			wantErr: ErrRead, within: 5 * time.Second,
 		},
 	}

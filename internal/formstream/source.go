@@ -30,8 +30,8 @@ type source struct {
 	boundary   string
 	err        error // first error of r other than io.EOF: a failure of the body itself
 	headerLeft int64 // while >= 0, the bytes it may still return (reading a header block)
-	tail     [tailSize]byte
-	ntail    int
+	tail       [tailSize]byte
+	ntail      int
 }
 
 func newSource(r io.Reader, boundary string) *source {

@@ -61,6 +61,7 @@ type request struct {
 	r     *http.Request
 	repl  *caddy.Replacer
 	files []*fileInfo
+	acct  *s3stream.Account // the request's share of memory_limit
 
 	form       *bytes.Buffer // the rewritten form, in pass mode
 	formType   string
@@ -150,18 +151,22 @@ func (q *request) storeForm(contentType string) error {
 		mw = multipart.NewWriter(q.form)
 	}
 	lim := formstream.Limits{MaxFiles: q.g.MaxFiles, MaxFields: q.g.MaxFields, MaxFieldBytes: q.g.MaxFieldSize, MaxFormBytes: q.g.MaxFormSize}
-	res, err := formstream.Rewrite(q.r.Context(), q.r.Body, boundary, lim, q.storeFile, mw)
-	if err != nil {
-		return err
+	if q.acct != nil {
+		lim.Reserve = q.acct.Acquire
 	}
 	if q.g.Output == OutputPass {
 		// The app trusts the fields the gateway writes; a client must not
-		// be able to send fields that look like them.
-		for _, f := range res.Fields {
-			if q.g.reservedField(f.Name) {
-				return fmt.Errorf("%w: %q", errReservedField, f.Name)
+		// be able to send fields that look like them. Checked as each field
+		// arrives, so that no later file is stored.
+		lim.CheckName = func(name string) error {
+			if q.g.reservedField(name) {
+				return fmt.Errorf("%w: %q", errReservedField, name)
 			}
+			return nil
 		}
+	}
+	if _, err := formstream.Rewrite(q.r.Context(), q.r.Body, boundary, lim, q.storeFile, mw); err != nil {
+		return err
 	}
 	if mw != nil {
 		if err := mw.Close(); err != nil {
@@ -236,6 +241,7 @@ func (q *request) upload(ctx context.Context, field, name, declared string, size
 		Metadata:           meta,
 		Size:               size,
 		MaxSize:            q.g.MaxFileSize,
+		Account:            q.acct,
 		SniffLen:           contenttype.SniffLen,
 		Inspect: func(head []byte) (string, error) {
 			return q.g.allowlist.Check(declared, head)
@@ -454,16 +460,27 @@ func (q *request) rollback() {
 	q.rolledBack = true
 	q.g.metrics.RolledBack(len(q.files))
 	ctx := detached(q.r.Context())
-	// Concurrently: each delete is retried for up to abort_timeout while S3
-	// is unreachable, and a form may hold many files.
+	// A few workers: each delete is retried for up to abort_timeout while S3
+	// is unreachable, and a form may hold many files, but never one
+	// goroutine (and S3 request) per file at once.
+	files := make(chan *fileInfo)
 	var wg sync.WaitGroup
-	for _, f := range q.files {
+	for range min(rollbackWorkers, len(q.files)) {
 		wg.Go(func() {
-			if err := q.g.uploader.Delete(ctx, f.Bucket, f.S3Key, f.VersionID); err != nil {
-				q.g.logger.Error("rolled-back object could not be deleted",
-					zap.String("bucket", f.Bucket), zap.String("key", f.S3Key), zap.Error(err))
+			for f := range files {
+				if err := q.g.uploader.Delete(ctx, f.Bucket, f.S3Key, f.VersionID); err != nil {
+					q.g.logger.Error("rolled-back object could not be deleted",
+						zap.String("bucket", f.Bucket), zap.String("key", f.S3Key), zap.Error(err))
+				}
 			}
 		})
 	}
+	for _, f := range q.files {
+		files <- f
+	}
+	close(files)
 	wg.Wait()
 }
+
+// rollbackWorkers is how many deletes one rollback runs at once.
+const rollbackWorkers = 8

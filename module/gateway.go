@@ -137,8 +137,8 @@ type Gateway struct {
 	// How long reading the request body may stall. The allowance is used up
 	// only while the gateway waits for body bytes, and every byte received
 	// earns 1/min_rate seconds back (up to read_timeout again). A client
-	// that runs out gets 408 and its upload is aborted. It replaces the
-	// server's read timeout for the body. Default 30s.
+	// that runs out gets 408 and its upload is aborted. The server's own
+	// timeouts (`servers { timeouts { … } }`) still apply. Default 30s.
 	ReadTimeout caddy.Duration `json:"read_timeout,omitempty"`
 
 	// The slowest sustained body transfer rate accepted, in bytes per

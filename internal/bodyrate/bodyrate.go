@@ -12,11 +12,11 @@
 // MinRate is cut after about 2 × Timeout. Time the caller spends not reading
 // (sending parts to S3, waiting for memory) does not count.
 //
-// The allowance is enforced with a read deadline on the connection (set
-// before each Read and cleared after it, so it replaces the server's own
-// read timeout for the body), which interrupts a Read blocked on a silent
-// client. Where the connection has no deadlines (HTTP/3, tests), the allowance
-// is checked only when Read returns.
+// When the allowance runs out while Read is blocked on a silent client, a
+// timer sets the connection's read deadline to now, which interrupts the
+// Read. Otherwise the connection's deadline is left alone, so the server's
+// own read timeouts still apply. Where the connection has no deadlines
+// (HTTP/3, tests), the allowance is checked only when Read returns.
 package bodyrate
 
 import (
@@ -39,31 +39,34 @@ type Reader struct {
 	setDeadline func(time.Time) error // nil when unsupported
 	left        time.Duration
 	now         func() time.Time
+	timer       *time.Timer
+	fired       bool // the timer set the deadline: the connection is done
 }
 
 // New returns a Reader of r with the given allowance and minimum rate
 // (bytes per second; 0 means only stalls longer than timeout are cut).
-// setDeadline sets the connection's read deadline (the zero time clears it),
-// typically http.NewResponseController(w).SetReadDeadline; nil or one that
-// fails means no deadline.
+// setDeadline sets the connection's read deadline, typically
+// http.NewResponseController(w).SetReadDeadline; nil means none.
 func New(r io.Reader, timeout time.Duration, minRate int64, setDeadline func(time.Time) error) *Reader {
 	return &Reader{r: r, timeout: timeout, minRate: minRate, setDeadline: setDeadline, left: timeout, now: time.Now}
 }
 
 // Read reads from the underlying reader within the allowance.
 func (g *Reader) Read(p []byte) (int, error) {
-	if g.left <= 0 {
+	if g.left <= 0 || g.fired {
 		return 0, ErrTooSlow
 	}
 	start := g.now()
 	if g.setDeadline != nil {
-		if err := g.setDeadline(start.Add(g.left)); err != nil {
-			g.setDeadline = nil
+		if g.timer == nil {
+			g.timer = time.AfterFunc(g.left, g.interrupt)
+		} else {
+			g.timer.Reset(g.left)
 		}
 	}
 	n, err := g.r.Read(p)
-	if g.setDeadline != nil {
-		_ = g.setDeadline(time.Time{})
+	if g.timer != nil && !g.timer.Stop() {
+		g.fired = true
 	}
 	g.left -= g.now().Sub(start)
 	switch {
@@ -73,8 +76,13 @@ func (g *Reader) Read(p []byte) (int, error) {
 		g.left = g.timeout
 	}
 	g.left = min(g.left, g.timeout)
-	if err == nil && g.left <= 0 {
+	if err == nil && (g.left <= 0 || g.fired) {
 		err = ErrTooSlow
 	}
 	return n, err
+}
+
+// interrupt ends a Read blocked past the allowance.
+func (g *Reader) interrupt() {
+	_ = g.setDeadline(time.Now())
 }

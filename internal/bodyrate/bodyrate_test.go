@@ -69,18 +69,38 @@ func repeat(n int, s step) []step {
 	return out
 }
 
-// The connection's deadline is set to the allowance before each read and
-// cleared after it.
-func TestReaderSetsDeadlines(t *testing.T) {
-	clock := time.Unix(0, 0)
-	var got []time.Time
-	r := New(&script{steps: []step{{2 * time.Second, 0}}, clock: &clock}, 5*time.Second, 0, func(d time.Time) error {
-		got = append(got, d)
+// A Read blocked on a silent client is interrupted through the
+// connection's deadline once the allowance is used up; a client that keeps
+// sending never sees the deadline touched.
+func TestReaderInterruptsBlockedRead(t *testing.T) {
+	pr, pw := io.Pipe()
+	var set []time.Time
+	r := New(pr, 200*time.Millisecond, 0, func(d time.Time) error {
+		set = append(set, d)
+		pw.CloseWithError(&os.PathError{Op: "read", Path: "conn", Err: os.ErrDeadlineExceeded})
 		return nil
 	})
-	r.now = func() time.Time { return clock }
-	_, _ = r.Read(make([]byte, 1))
-	if len(got) != 2 || !got[0].Equal(time.Unix(5, 0)) || !got[1].IsZero() {
-		t.Errorf("deadlines %v, want [5s zero]", got)
+	go func() {
+		for range 5 {
+			pw.Write([]byte("x"))
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	buf := make([]byte, 1)
+	for range 5 {
+		if _, err := r.Read(buf); err != nil {
+			t.Fatalf("a client sending every 50 ms was cut: %v", err)
+		}
+	}
+	if len(set) != 0 {
+		t.Fatalf("deadline touched while the client was sending: %v", set)
+	}
+	_, err := r.Read(buf) // the client has gone silent
+	if !errors.Is(err, os.ErrDeadlineExceeded) || len(set) != 1 {
+		t.Fatalf("Read = %v after %v with deadlines %v, want a deadline error", err, time.Since(start), set)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("interrupted after %v", d)
 	}
 }

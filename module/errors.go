@@ -113,12 +113,16 @@ func (g *Gateway) classify(err, bodyErr error) apiError {
 type bodyReader struct {
 	io.ReadCloser
 	err error
+	eof bool // read to the end
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF && b.err == nil {
 		b.err = err
+	}
+	if err == io.EOF {
+		b.eof = true
 	}
 	return n, err
 }

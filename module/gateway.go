@@ -495,6 +495,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	body := &bodyReader{ReadCloser: r.Body}
 	r.Body = body
+	req.body = body
 
 	if err := req.store(); err != nil {
 		req.rollback()

@@ -62,6 +62,7 @@ type request struct {
 	repl  *caddy.Replacer
 	files []*fileInfo
 	acct  *s3stream.Account // the request's share of memory_limit
+	body  *bodyReader       // nil until the body is wrapped
 
 	form       *bytes.Buffer // the rewritten form, in pass mode
 	formType   string
@@ -100,6 +101,12 @@ func (q *request) fail(w http.ResponseWriter, start time.Time, err, bodyErr erro
 	q.g.metrics.ObserveRequest(q.g.Route, "upload", e.status, time.Since(start))
 	q.g.cw.uploadObserved(q.g.Route, q.role(), result, e.status, time.Since(start), 0, 0, 0)
 	audit(q.g.audit, q.r, auditEvent{Action: "upload", Result: auditResult, Status: e.status, Reason: e.code, Duration: time.Since(start)})
+	if q.r.ContentLength != 0 && (q.body == nil || !q.body.eof) {
+		// Close the connection rather than let the server read what is
+		// left of the body (up to 256 KiB) first: a slow client would
+		// hold the answer back for as long as it likes.
+		w.Header().Set("Connection", "close")
+	}
 	return q.g.fail(w, q.repl, err, bodyErr)
 }
 

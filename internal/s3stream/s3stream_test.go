@@ -463,7 +463,7 @@ func TestSharedBudgetNeverDeadlocks(t *testing.T) {
 			done <- err
 		}()
 	}
-	timeout := time.After(20 * time.Second)
+	timeout := time.After(60 * time.Second)
 	for range 4 {
 		select {
 		case err := <-done:

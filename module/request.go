@@ -102,10 +102,11 @@ func (q *request) fail(w http.ResponseWriter, start time.Time, err, bodyErr erro
 	q.g.cw.uploadObserved(q.g.Route, q.role(), result, e.status, time.Since(start), 0, 0, 0)
 	audit(q.g.audit, q.r, auditEvent{Action: "upload", Result: auditResult, Status: e.status, Reason: e.code, Duration: time.Since(start)})
 	if q.r.ContentLength != 0 && (q.body == nil || !q.body.eof) {
-		// Close the connection rather than let the server read what is
-		// left of the body (up to 256 KiB) first: a slow client would
-		// hold the answer back for as long as it likes.
-		w.Header().Set("Connection", "close")
+		// After the answer the server reads what is left of the body (up
+		// to 256 KiB) before it lets go of the connection; a slow client
+		// would hold the answer back as long as it likes. A second is
+		// plenty for a client that is really sending.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(drainTimeout))
 	}
 	return q.g.fail(w, q.repl, err, bodyErr)
 }
@@ -488,6 +489,10 @@ func (q *request) rollback() {
 	close(files)
 	wg.Wait()
 }
+
+// drainTimeout bounds how long the server reads the rest of a refused
+// request's body before answering.
+const drainTimeout = time.Second
 
 // rollbackWorkers is how many deletes one rollback runs at once.
 const rollbackWorkers = 8

@@ -34,7 +34,8 @@ func benchConcurrent(env *harness.Env, clients int, size, partSize int64, concur
 	prefix := fmt.Sprintf("bench-concurrent/%d/", time.Now().UnixNano())
 	defer env.DeletePrefix(context.Background(), prefix)
 	gw, err := env.StartGateway(harness.GatewayConfig{
-		Site: gatewayBlock(prefix, partSize, concurrency, fmt.Sprintf("memory_limit %d", memoryLimit)),
+		// All clients share one IP here: no per-client cap.
+		Site: gatewayBlock(prefix, partSize, concurrency, fmt.Sprintf("memory_limit %d", memoryLimit), "max_uploads_per_client off"),
 	})
 	if err != nil {
 		return concurrentResult{}, err

@@ -266,3 +266,29 @@ func TestUploadWaitingForMemory(t *testing.T) {
 		})
 	}
 }
+
+func TestPartReader(t *testing.T) {
+	for _, n := range []int{0, 1, ChunkSize - 1, ChunkSize, ChunkSize + 1, 3*ChunkSize + 17} {
+		data := randomBytes(n)
+		var p partBuf
+		for p.n < n {
+			if len(p.space()) == 0 {
+				p.grow()
+			}
+			p.n += copy(p.space(), data[p.n:])
+		}
+		got, err := io.ReadAll(p.reader())
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("n=%d: Read gave %d bytes, err %v", n, len(got), err)
+		}
+		r := p.reader()
+		var buf bytes.Buffer
+		if _, err := r.Seek(int64(n/2), io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.WriteTo(&buf); err != nil || !bytes.Equal(buf.Bytes(), data[n/2:]) {
+			t.Errorf("n=%d: WriteTo after Seek gave %d bytes, err %v", n, buf.Len(), err)
+		}
+		p.free()
+	}
+}

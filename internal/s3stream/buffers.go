@@ -311,6 +311,24 @@ func (r *partReader) Seek(offset int64, whence int) (int64, error) {
 	return abs, nil
 }
 
+// WriteTo writes the unread bytes to w chunk by chunk, sparing io.Copy its
+// intermediate buffer.
+func (r *partReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for r.off < int64(r.p.n) {
+		c := r.p.chunks[r.off/ChunkSize]
+		start := int(r.off % ChunkSize)
+		end := min(ChunkSize, int(int64(r.p.n)-r.off)+start)
+		k, err := w.Write(c[start:end])
+		r.off += int64(k)
+		total += int64(k)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
 // Len returns the number of unread bytes.
 func (r *partReader) Len() int { return max(0, r.p.n-int(r.off)) }
 

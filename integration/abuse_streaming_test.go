@@ -136,7 +136,9 @@ func formHead(path string, length int64) (string, []byte) {
 // putTimed uploads n bytes with a normal client and reports how long it took.
 func putTimed(t *testing.T, gw *harness.Gateway, path string, n int64) (*http.Response, time.Duration) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, gw.URL+path, io.LimitReader(harness.NewRandomReader(uint64(n), n), n))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, gw.URL+path, io.LimitReader(harness.NewRandomReader(uint64(n), n), n))
 	if err != nil {
 		t.Fatal(err)
 	}

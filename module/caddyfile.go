@@ -40,7 +40,12 @@ func init() {
 //		s3_timeout    <duration>
 //		abort_timeout <duration>
 //		memory_limit  <size>
+//		memory_wait   <duration>
 //		disable_tags
+//
+//		read_timeout           <duration>
+//		min_rate               <size>[/s]|off
+//		max_uploads_per_client <n>|off
 //
 //		prefix <prefix>
 //		key    <template>
@@ -101,6 +106,34 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = duration(d, &g.AbortTimeout)
 		case "memory_limit":
 			err = size(d, &g.MemoryLimit)
+		case "memory_wait":
+			err = duration(d, &g.MemoryWait)
+		case "read_timeout":
+			err = duration(d, &g.ReadTimeout)
+		case "min_rate":
+			var v string
+			if err = oneString(d, &v); err != nil {
+				return err
+			}
+			if v == "off" {
+				g.MinRate = -1
+				break
+			}
+			n, perr := humanize.ParseBytes(strings.TrimSuffix(v, "/s"))
+			if perr != nil {
+				return d.Errf("invalid rate '%s': %v", v, perr)
+			}
+			g.MinRate = int64(n)
+		case "max_uploads_per_client":
+			if d.NextArg() && d.Val() == "off" {
+				g.MaxUploadsPerClient = -1
+				if d.NextArg() {
+					return d.ArgErr()
+				}
+				break
+			}
+			d.Prev()
+			err = integer(d, &g.MaxUploadsPerClient)
 		case "disable_tags":
 			err = boolFlag(d, &g.DisableTags)
 		case "prefix":

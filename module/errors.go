@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -32,6 +34,7 @@ var (
 	errUnauthenticated  = errors.New("authentication required")
 	errForbidden        = errors.New("access denied")
 	errReservedField    = errors.New("form field name is reserved for the gateway")
+	errTooManyUploads   = errors.New("too many uploads in progress for this client")
 )
 
 // apiError is what the client is told about a failure.
@@ -51,18 +54,26 @@ func (g *Gateway) classify(err, bodyErr error) apiError {
 		return apiError{http.StatusUnauthorized, "UNAUTHENTICATED", "authentication required"}
 	case errors.Is(err, errForbidden):
 		return apiError{http.StatusForbidden, "FORBIDDEN", "your role may not upload here"}
+	case errors.Is(err, errTooManyUploads):
+		return apiError{http.StatusTooManyRequests, "TOO_MANY_UPLOADS",
+			fmt.Sprintf("you have %d uploads in progress already; retry when one has finished", g.MaxUploadsPerClient)}
 	case errors.As(err, &maxBytes) || errors.As(bodyErr, &maxBytes):
 		return apiError{http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE",
 			fmt.Sprintf("the request body exceeds the limit of %d bytes", maxBytes.Limit)}
 	case readTimedOut(bodyErr):
-		return apiError{http.StatusRequestTimeout, "REQUEST_TIMEOUT", "the request body did not arrive in time"}
+		return apiError{http.StatusRequestTimeout, "REQUEST_TIMEOUT",
+			fmt.Sprintf("the request body arrived too slowly (stalled for %v, or slower than %d bytes/s)", time.Duration(g.ReadTimeout), g.MinRate)}
 	case errors.Is(err, context.Canceled) || connectionLost(bodyErr):
 		return apiError{StatusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"}
 	case bodyErr != nil:
 		return apiError{http.StatusBadRequest, "BODY_READ_ERROR", "the request body could not be read"}
+	case errors.Is(err, s3stream.ErrMemoryWait):
+		return apiError{http.StatusServiceUnavailable, "SERVER_BUSY", "the gateway is out of upload memory; retry later"}
 	case errors.Is(err, s3stream.ErrTooLarge):
 		limit := g.MaxFileSize
-		if limit == 0 {
+		if g.uploader != nil {
+			limit = g.uploader.MaxObjectSize(g.MaxFileSize)
+		} else if limit == 0 {
 			limit = s3stream.MaxObjectSize
 		}
 		return apiError{http.StatusRequestEntityTooLarge, "FILE_TOO_LARGE",
@@ -102,12 +113,16 @@ func (g *Gateway) classify(err, bodyErr error) apiError {
 type bodyReader struct {
 	io.ReadCloser
 	err error
+	eof bool // read to the end
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF && b.err == nil {
 		b.err = err
+	}
+	if err == io.EOF {
+		b.eof = true
 	}
 	return n, err
 }
@@ -132,6 +147,9 @@ func (g *Gateway) fail(w http.ResponseWriter, repl *caddy.Replacer, err, bodyErr
 	e := g.classify(err, bodyErr)
 	repl.Set("http.upload_gateway.error", e.message)
 	repl.Set("http.upload_gateway.error_code", e.code)
+	if secs := g.retryAfter(e.status); secs > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
 	if g.HandleErrors {
 		return caddyhttp.Error(e.status, err)
 	}
@@ -151,4 +169,16 @@ func (g *Gateway) fail(w http.ResponseWriter, repl *caddy.Replacer, err, bodyErr
 		return nil
 	}
 	return envelope.WriteError(w, e.status, e.code, e.message)
+}
+
+// retryAfter is the Retry-After (seconds) sent with a status, 0 for none:
+// a busy gateway (503) or a client over its upload cap (429) may retry.
+func (g *Gateway) retryAfter(status int) int {
+	switch status {
+	case http.StatusServiceUnavailable:
+		return max(1, int(time.Duration(g.MemoryWait).Seconds()))
+	case http.StatusTooManyRequests:
+		return 5
+	}
+	return 0
 }

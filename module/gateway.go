@@ -6,6 +6,8 @@ package module
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -17,8 +19,11 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/bodyrate"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/inflight"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 )
@@ -103,8 +108,9 @@ type Gateway struct {
 	// objects fit in 10,000 parts. Default 16 MiB, at least 5 MiB.
 	PartSize int64 `json:"part_size,omitempty"`
 
-	// How many parts of one file are sent at once. Default 4. Memory per
-	// upload is bounded by part_size × (concurrency + 1).
+	// How many parts of one file are sent at once. Default 4. A part is
+	// never larger than memory_limit / (concurrency + 1), so one upload holds
+	// at most memory_limit.
 	Concurrency int `json:"concurrency,omitempty"`
 
 	// The checksum every part carries for S3 to verify: `CRC32C` (default),
@@ -118,9 +124,33 @@ type Gateway struct {
 	// rolled-back object) is retried while S3 is unreachable. Default 2m.
 	AbortTimeout caddy.Duration `json:"abort_timeout,omitempty"`
 
-	// Bound on the part buffers of all uploads of this handler together, in
-	// bytes; uploads wait for memory beyond it. Default 1 GiB.
+	// Bound on the memory of all uploads of this handler together, in bytes:
+	// part buffers, plain form fields and part headers, taken in small steps
+	// as bytes arrive. Uploads wait for memory beyond it (see memory_wait).
+	// It also caps the part size at memory_limit / (concurrency + 1), and so
+	// the largest file at 10,000 such parts. Default 1 GiB.
 	MemoryLimit int64 `json:"memory_limit,omitempty"`
+
+	// How long an upload may wait for memory when memory_limit is
+	// exhausted; after that it fails with 503 and Retry-After. Default 30s.
+	MemoryWait caddy.Duration `json:"memory_wait,omitempty"`
+
+	// How long reading the request body may stall. The allowance is used up
+	// only while the gateway waits for body bytes, and every byte received
+	// earns 1/min_rate seconds back (up to read_timeout again). A client
+	// that runs out gets 408 and its upload is aborted. The server's own
+	// timeouts (`servers { timeouts { … } }`) still apply. Default 30s.
+	ReadTimeout caddy.Duration `json:"read_timeout,omitempty"`
+
+	// The slowest sustained body transfer rate accepted, in bytes per
+	// second (see read_timeout). Default 8 KiB/s; -1 checks stalls only.
+	MinRate int64 `json:"min_rate,omitempty"`
+
+	// Most uploads one client may have in progress at once on this handler:
+	// per user (`{http.auth.user.id}`) or, for anonymous requests, per client
+	// IP (IPv6 per /64; behind a proxy set the server's `trusted_proxies`).
+	// More get 429 with Retry-After. Default 10; -1 for no cap.
+	MaxUploadsPerClient int `json:"max_uploads_per_client,omitempty"`
 
 	// Do not store `sha256` and `size` as object tags.
 	DisableTags bool `json:"disable_tags,omitempty"`
@@ -139,7 +169,8 @@ type Gateway struct {
 	// max_file_size per file.
 	MaxRequestSize int64 `json:"max_request_size,omitempty"`
 
-	// Most files in one form. Default: no limit.
+	// Most files in one form; more are refused (413) before the first file
+	// beyond the limit is stored. Default 100.
 	MaxFiles int `json:"max_files,omitempty"`
 
 	// Most plain fields in one form. Default 1000.
@@ -215,6 +246,8 @@ type Gateway struct {
 
 	uploader  *s3stream.Uploader
 	passKey   []byte // PassSignature.Secret, expanded
+	budget    *s3stream.BufferBudget
+	perClient *inflight.Limiter
 	allowlist *contenttype.Allowlist
 	metrics   *metrics.Metrics
 	cw        *MetricsApp // nil unless upload_gateway_metrics is configured
@@ -290,6 +323,8 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("configuring encryption: %v", err)
 	}
+	g.budget = s3stream.NewBufferBudget(g.MemoryLimit, time.Duration(g.MemoryWait))
+	g.perClient = inflight.New(g.MaxUploadsPerClient)
 	g.uploader = s3stream.New(client, s3stream.Options{
 		PartSize:     g.PartSize,
 		Concurrency:  g.Concurrency,
@@ -298,7 +333,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		Tags:         !g.DisableTags,
 		CallTimeout:  time.Duration(g.S3Timeout),
 		AbortTimeout: time.Duration(g.AbortTimeout),
-		Budget:       s3stream.NewBufferBudget(g.MemoryLimit),
+		Budget:       g.budget,
 		OnAbortFailure: func(bucket, key, uploadID string, err error) {
 			g.logger.Error("multipart upload could not be aborted; it is left for the bucket's lifecycle rule or janitor",
 				zap.String("bucket", bucket), zap.String("key", key), zap.String("upload_id", uploadID), zap.Error(err))
@@ -328,6 +363,21 @@ func (g *Gateway) applyDefaults() {
 	}
 	if g.MemoryLimit == 0 {
 		g.MemoryLimit = 1 << 30
+	}
+	if g.MemoryWait == 0 {
+		g.MemoryWait = caddy.Duration(DefaultMemoryWait)
+	}
+	if g.ReadTimeout == 0 {
+		g.ReadTimeout = caddy.Duration(DefaultReadTimeout)
+	}
+	if g.MinRate == 0 {
+		g.MinRate = DefaultMinRate
+	}
+	if g.MaxUploadsPerClient == 0 {
+		g.MaxUploadsPerClient = DefaultMaxUploadsPerClient
+	}
+	if g.MaxFiles == 0 {
+		g.MaxFiles = DefaultMaxFiles
 	}
 	if g.Prefix == "" {
 		g.Prefix = "uploads/"
@@ -389,11 +439,23 @@ func (g *Gateway) Validate() error {
 	if g.MaxFileSize < 0 || g.MaxFileSize > s3stream.MaxObjectSize {
 		return fmt.Errorf("max_file_size %d is outside 0 to 5 TiB", g.MaxFileSize)
 	}
-	if ps := s3stream.FirstPartSize(g.PartSize, -1, g.MaxFileSize); g.MemoryLimit < ps {
-		return fmt.Errorf("memory_limit %d cannot hold one part of %d bytes (the part size grows so that max_file_size fits in 10,000 parts)", g.MemoryLimit, ps)
+	partCap := s3stream.PartCap(g.MemoryLimit, g.Concurrency)
+	if partCap < g.PartSize {
+		return fmt.Errorf("memory_limit %d holds concurrency+1 = %d parts of at most %d bytes, less than part_size %d: raise memory_limit or lower concurrency",
+			g.MemoryLimit, g.Concurrency+1, partCap, g.PartSize)
+	}
+	if g.MaxFileSize > 0 {
+		parts := s3stream.New(nil, s3stream.Options{PartSize: g.PartSize, Concurrency: g.Concurrency, MaxPartSize: partCap})
+		if most := parts.MaxObjectSize(g.MaxFileSize); most < g.MaxFileSize {
+			return fmt.Errorf("max_file_size %d does not fit in 10,000 parts of at most memory_limit/(concurrency+1) = %d bytes (at most %d bytes do): raise memory_limit or lower concurrency",
+				g.MaxFileSize, partCap, most)
+		}
 	}
 	if g.MaxRequestSize < 0 || g.MaxFiles < 0 || g.MaxFields < 0 || g.MaxFieldSize < 0 {
 		return fmt.Errorf("limits must not be negative")
+	}
+	if g.MemoryWait < 0 || g.ReadTimeout < 0 {
+		return fmt.Errorf("memory_wait and read_timeout must not be negative")
 	}
 	switch g.Output {
 	case OutputRespond, OutputPass:
@@ -451,6 +513,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err := g.authorize(repl); err != nil {
 		return req.fail(w, start, err, nil)
 	}
+	release, ok := g.perClient.Acquire(g.clientKey(r, repl))
+	if !ok {
+		return req.fail(w, start, errTooManyUploads, nil)
+	}
+	defer release()
+	// Everything this request keeps in memory is charged to one account.
+	req.acct = g.budget.Open()
+	defer req.acct.Close()
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{bodyrate.New(r.Body, time.Duration(g.ReadTimeout), max(g.MinRate, 0), http.NewResponseController(w).SetReadDeadline), r.Body}
 
 	if g.MaxRequestSize > 0 {
 		if r.ContentLength > g.MaxRequestSize {
@@ -460,6 +534,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	body := &bodyReader{ReadCloser: r.Body}
 	r.Body = body
+	req.body = body
 
 	if err := req.store(); err != nil {
 		req.rollback()
@@ -500,6 +575,28 @@ func (g *Gateway) authorize(repl *caddy.Replacer) error {
 	}
 	return nil
 }
+
+// clientKey names the client for max_uploads_per_client: the user, or the
+// client IP (Caddy's, which honours trusted_proxies) when anonymous.
+func (g *Gateway) clientKey(r *http.Request, repl *caddy.Replacer) string {
+	if id, _ := repl.GetString("http.auth.user.id"); id != "" {
+		return "user:" + id
+	}
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	if ip == "" {
+		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
+	}
+	return "ip:" + ratelimit.ClientKey(ip) // IPv6: the /64
+}
+
+// Defaults of the limits against hostile or broken clients.
+const (
+	DefaultMemoryWait          = 30 * time.Second
+	DefaultReadTimeout         = 30 * time.Second
+	DefaultMinRate             = 8 << 10
+	DefaultMaxUploadsPerClient = 10
+	DefaultMaxFiles            = 100
+)
 
 // Interface guards
 var (

@@ -57,6 +57,8 @@ type request struct {
 	r     *http.Request
 	repl  *caddy.Replacer
 	files []*fileInfo
+	acct  *s3stream.Account // the request's share of memory_limit
+	body  *bodyReader       // nil until the body is wrapped
 
 	form       *bytes.Buffer // the rewritten form, in pass mode
 	written    []string      // names of the fields written for stored files, in pass mode
@@ -96,6 +98,13 @@ func (q *request) fail(w http.ResponseWriter, start time.Time, err, bodyErr erro
 	q.g.metrics.ObserveRequest(q.g.Route, "upload", e.status, time.Since(start))
 	q.g.cw.uploadObserved(q.g.Route, q.role(), result, e.status, time.Since(start), 0, 0, 0)
 	audit(q.g.audit, q.r, auditEvent{Action: "upload", Result: auditResult, Status: e.status, Reason: e.code, Duration: time.Since(start)})
+	if q.r.ContentLength != 0 && (q.body == nil || !q.body.eof) {
+		// After the answer the server reads what is left of the body (up
+		// to 256 KiB) before it lets go of the connection; a slow client
+		// would hold the answer back as long as it likes. A second is
+		// plenty for a client that is really sending.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(drainTimeout))
+	}
 	return q.g.fail(w, q.repl, err, bodyErr)
 }
 
@@ -147,13 +156,26 @@ func (q *request) storeForm(contentType string) error {
 		mw = multipart.NewWriter(q.form)
 	}
 	lim := formstream.Limits{MaxFiles: q.g.MaxFiles, MaxFields: q.g.MaxFields, MaxFieldBytes: q.g.MaxFieldSize, MaxFormBytes: q.g.MaxFormSize}
+	if q.acct != nil {
+		lim.Reserve = q.acct.Acquire
+	}
+	if q.g.Output == OutputPass {
+		// The app trusts the fields the gateway writes; a client must not
+		// be able to send fields that look like them. Checked as each field
+		// arrives, so that no later file is stored, and once more at the end
+		// against the fields written for files that came after it.
+		lim.CheckName = func(name string) error {
+			if q.g.reservedField(name, q.written) {
+				return fmt.Errorf("%w: %q", errReservedField, name)
+			}
+			return nil
+		}
+	}
 	res, err := formstream.Rewrite(q.r.Context(), q.r.Body, boundary, lim, q.storeFile, mw)
 	if err != nil {
 		return err
 	}
 	if q.g.Output == OutputPass {
-		// The app trusts the fields the gateway writes; a client must not
-		// be able to send fields that look like them.
 		for _, f := range res.Fields {
 			if q.g.reservedField(f.Name, q.written) {
 				return fmt.Errorf("%w: %q", errReservedField, f.Name)
@@ -274,6 +296,7 @@ func (q *request) upload(ctx context.Context, field, name, declared string, size
 		Metadata:           meta,
 		Size:               size,
 		MaxSize:            q.g.MaxFileSize,
+		Account:            q.acct,
 		SniffLen:           contenttype.SniffLen,
 		Inspect: func(head []byte) (string, error) {
 			return q.g.allowlist.Check(declared, head)
@@ -504,16 +527,31 @@ func (q *request) rollback() {
 	q.rolledBack = true
 	q.g.metrics.RolledBack(len(q.files))
 	ctx := detached(q.r.Context())
-	// Concurrently: each delete is retried for up to abort_timeout while S3
-	// is unreachable, and a form may hold many files.
+	// A few workers: each delete is retried for up to abort_timeout while S3
+	// is unreachable, and a form may hold many files, but never one
+	// goroutine (and S3 request) per file at once.
+	files := make(chan *fileInfo)
 	var wg sync.WaitGroup
-	for _, f := range q.files {
+	for range min(rollbackWorkers, len(q.files)) {
 		wg.Go(func() {
-			if err := q.g.uploader.Delete(ctx, f.Bucket, f.S3Key, f.VersionID); err != nil {
-				q.g.logger.Error("rolled-back object could not be deleted",
-					zap.String("bucket", f.Bucket), zap.String("key", f.S3Key), zap.Error(err))
+			for f := range files {
+				if err := q.g.uploader.Delete(ctx, f.Bucket, f.S3Key, f.VersionID); err != nil {
+					q.g.logger.Error("rolled-back object could not be deleted",
+						zap.String("bucket", f.Bucket), zap.String("key", f.S3Key), zap.Error(err))
+				}
 			}
 		})
 	}
+	for _, f := range q.files {
+		files <- f
+	}
+	close(files)
 	wg.Wait()
 }
+
+// drainTimeout bounds how long the server reads the rest of a refused
+// request's body before answering.
+const drainTimeout = time.Second
+
+// rollbackWorkers is how many deletes one rollback runs at once.
+const rollbackWorkers = 8

@@ -9,7 +9,10 @@
 //     front of S3 (-sizes, -proxy), with peak RSS;
 //   - peak RSS of single large uploads, a fresh gateway per size (-rss-sizes);
 //   - many concurrent uploads at once: throughput, errors, p50/p99, peak RSS
-//     against the configured memory_limit (-concurrent, -concurrent-size).
+//     against the configured memory_limit (-concurrent, -concurrent-size);
+//   - under attack: throughput and p50/p99 of normal uploads while 0, 2 and
+//     50 slow-trickle clients are connected, with peak RSS (-attack,
+//     -attack-for, -attack-clients, -attack-size).
 //
 // It needs the test servers (integration/testenv/up.sh) and their env file;
 // ./scripts/bench starts them and runs it. An empty -sizes or -rss-sizes, or
@@ -55,6 +58,10 @@ func main() {
 	concClients := flag.Int("concurrent", 200, "clients uploading one body each at the same time through HTTPS (0 skips)")
 	concSize := flag.String("concurrent-size", "8MiB", "body size of each concurrent upload")
 	memLimit := flag.String("memory-limit", "1GiB", "the gateway's memory_limit in the concurrent test")
+	attack := flag.String("attack", "0,2,50", "comma-separated counts of slow-trickle clients for the under-attack table (empty skips it)")
+	attackFor := flag.Duration("attack-for", 15*time.Second, "how long normal uploads run in each under-attack row")
+	attackClients := flag.Int("attack-clients", 4, "normal clients uploading one body after another in the under-attack table")
+	attackSize := flag.String("attack-size", "8MiB", "body size of the normal uploads in the under-attack table")
 	jwtOn := flag.Bool("jwt", true, "benchmark JWT validation in-process (jwtauth.Verifier, RS256)")
 	jwtCount := flag.Int("jwt-count", 3, "runs of each JWT benchmark")
 	flag.Parse()
@@ -68,7 +75,7 @@ func main() {
 	if *jwtOn {
 		printJWT(benchJWT(*jwtCount), *jwtCount)
 	}
-	needEnv := *presignFor > 0 || *sizes != "" || !skipList(*rssSizes) || *concClients > 0
+	needEnv := *presignFor > 0 || *sizes != "" || !skipList(*rssSizes) || *concClients > 0 || *attack != ""
 	if !needEnv {
 		return
 	}
@@ -113,6 +120,25 @@ func main() {
 			fail("concurrent", err)
 		}
 		printConcurrent(r)
+	}
+	if *attack != "" {
+		var counts []int
+		for _, f := range strings.Split(*attack, ",") {
+			var n int
+			if _, err := fmt.Sscan(strings.TrimSpace(f), &n); err != nil {
+				fail("-attack", err)
+			}
+			counts = append(counts, n)
+		}
+		as, err := humanize.ParseBytes(*attackSize)
+		if err != nil {
+			fail("-attack-size", err)
+		}
+		rows, err := benchAttack(env, counts, *attackClients, int64(as), int64(ps), *concurrency, *attackFor)
+		if err != nil {
+			fail("attack", err)
+		}
+		printAttack(rows, *attackClients, int64(as), *attackFor)
 	}
 }
 

@@ -83,9 +83,14 @@
 // 10 MiB); a field is read up to one byte past its limit and no further.
 // Limits.MaxFields (default 1000) bounds the plain parts, skipped empty file
 // inputs included, and Limits.MaxFiles (default unlimited) the files, counted
-// before store is called. Part headers are bounded by the standard library:
-// 10 MiB and 10,000 header lines per part. The request body as a whole is
-// not bounded here: wrap it in [net/http.MaxBytesReader].
+// before store is called. A part's header block is bounded by
+// Limits.MaxHeaderBytes (default 16 KiB) before the parser buffers it. With
+// Limits.Reserve, every byte the form keeps (part headers, field values read
+// in 32 KiB steps and counted twice, replacement fields) is reserved before it
+// is read, so a shared memory budget can bound forms too. Limits.CheckName
+// sees each plain field's name as soon as its headers are read, so a field the
+// caller refuses stops the form before any later file is stored. The request
+// body as a whole is not bounded here: wrap it in [net/http.MaxBytesReader].
 //
 // # Errors
 //

@@ -40,7 +40,7 @@ var (
 	ErrFieldTooLarge = errors.New("formstream: field too large")
 	// ErrFormTooLarge means the plain field values and replacement fields
 	// together are longer than Limits.MaxFormBytes, or that a part's header
-	// is over the standard library's limit.
+	// is longer than Limits.MaxHeaderBytes.
 	ErrFormTooLarge = errors.New("formstream: form too large")
 )
 
@@ -49,7 +49,13 @@ const (
 	DefaultMaxFields     = 1000
 	DefaultMaxFieldBytes = 1 << 20
 	DefaultMaxFormBytes  = 10 << 20
+	// DefaultMaxHeaderBytes bounds one part's header block.
+	DefaultMaxHeaderBytes = 16 << 10
 )
+
+// fieldStep is how much of a field value is read (and reserved with
+// Limits.Reserve) at a time.
+const fieldStep = 32 << 10
 
 // Field is a plain form field.
 type Field struct {
@@ -98,6 +104,21 @@ type Limits struct {
 	// headers and values) and the replacement field values; 0 means
 	// DefaultMaxFormBytes. It bounds the memory of the rewritten form.
 	MaxFormBytes int64
+	// MaxHeaderBytes is the maximum length of one part's header block, file
+	// parts included; 0 means DefaultMaxHeaderBytes. The headers of plain
+	// parts also count towards MaxFormBytes.
+	MaxHeaderBytes int64
+
+	// Reserve, when set, is called before the form keeps n more bytes in
+	// memory (part headers, field values in steps of at most 64 KiB, twice:
+	// the parsed value and the rewritten form, and replacement fields). An
+	// error stops Rewrite and is returned wrapped. What was reserved is the
+	// caller's to release when the form is no longer needed.
+	Reserve func(ctx context.Context, n int64) error
+	// CheckName, when set, is called with the name of every plain field as
+	// soon as its headers are read, before its value is kept and before any
+	// later file is stored. An error stops Rewrite and is returned wrapped.
+	CheckName func(name string) error
 }
 
 // Result is what [Rewrite] saw.
@@ -170,7 +191,20 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxFormBytes <= 0 {
 		l.MaxFormBytes = DefaultMaxFormBytes
 	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
 	return l
+}
+
+func (rw *rewriter) reserve(n int64) error {
+	if rw.lim.Reserve == nil || n <= 0 {
+		return nil
+	}
+	if err := rw.lim.Reserve(rw.ctx, n); err != nil {
+		return fmt.Errorf("formstream: part %d: %w", rw.part, err)
+	}
+	return nil
 }
 
 // rewriter holds the state of one Rewrite call.
@@ -197,7 +231,11 @@ func (rw *rewriter) run() error {
 			}
 			return fmt.Errorf("formstream: %w", contextError(rw.ctx))
 		}
+		// The header block is read now: bound it before the parser buffers
+		// it (plus the parser's read-ahead of at most 4 KiB).
+		rw.src.headerLeft = rw.lim.MaxHeaderBytes + 4<<10
 		p, err := mr.NextRawPart()
+		rw.src.headerLeft = -1
 		if err == io.EOF {
 			return nil
 		}
@@ -212,6 +250,13 @@ func (rw *rewriter) run() error {
 		d, err := parseDisposition(p.Header)
 		if err != nil {
 			return fmt.Errorf("%w: part %d: %w", ErrMalformed, rw.part, err)
+		}
+		h := headerBytes(p.Header)
+		if h > rw.lim.MaxHeaderBytes {
+			return fmt.Errorf("%w: part %d: headers longer than %d bytes", ErrFormTooLarge, rw.part, rw.lim.MaxHeaderBytes)
+		}
+		if err := rw.reserve(h); err != nil {
+			return err
 		}
 		qp, err := quotedPrintable(p.Header)
 		if err != nil {
@@ -233,6 +278,11 @@ func (rw *rewriter) field(p *multipart.Part, d disposition, qp bool) error {
 	if err := rw.countField(); err != nil {
 		return err
 	}
+	if rw.lim.CheckName != nil {
+		if err := rw.lim.CheckName(d.name); err != nil {
+			return fmt.Errorf("formstream: part %d: %w", rw.part, err)
+		}
+	}
 	if isMultipart(p.Header.Get("Content-Type")) {
 		return fmt.Errorf("%w: field %q is a nested multipart body", ErrMalformed, d.name)
 	}
@@ -244,9 +294,22 @@ func (rw *rewriter) field(p *multipart.Part, d disposition, qp bool) error {
 	}
 	limit := min(rw.lim.MaxFieldBytes, rw.formLeft, math.MaxInt64-1)
 	rw.buf.Reset()
-	n, err := rw.buf.ReadFrom(io.LimitReader(p, limit+1))
-	if err != nil {
-		return rw.readError(err)
+	var n int64
+	for {
+		// Read a step at a time, each reserved first (twice: the value kept
+		// and its copy in the rewritten form).
+		step := min(fieldStep, limit+1-n)
+		if err := rw.reserve(2 * step); err != nil {
+			return err
+		}
+		m, err := rw.buf.ReadFrom(io.LimitReader(p, step))
+		n += m
+		if err != nil {
+			return rw.readError(err)
+		}
+		if m < step || n > limit {
+			break
+		}
 	}
 	switch {
 	case n > rw.lim.MaxFieldBytes:
@@ -258,6 +321,7 @@ func (rw *rewriter) field(p *multipart.Part, d disposition, qp bool) error {
 	raw := rw.buf.Bytes()
 	value := raw
 	if qp {
+		var err error
 		if value, err = io.ReadAll(quotedprintable.NewReader(bytes.NewReader(raw))); err != nil {
 			return fmt.Errorf("%w: field %q: %w", ErrMalformed, d.name, err)
 		}
@@ -341,6 +405,9 @@ func (rw *rewriter) file(p *multipart.Part, d disposition, qp bool) error {
 			return fmt.Errorf("%w: the form is longer than %d bytes at the fields replacing file %d (field %q)", ErrFormTooLarge, rw.lim.MaxFormBytes, f.Index, f.Field)
 		}
 		rw.formLeft -= n
+		if err := rw.reserve(n + int64(len(fl.Name))); err != nil {
+			return err
+		}
 		if rw.out == nil {
 			continue
 		}
@@ -364,7 +431,7 @@ func (rw *rewriter) readError(err error) error {
 		}
 		return fmt.Errorf("%w: %w", ErrRead, rw.src.err)
 	}
-	if errors.Is(err, multipart.ErrMessageTooLarge) {
+	if errors.Is(err, multipart.ErrMessageTooLarge) || errors.Is(err, errHeaderTooLarge) {
 		return fmt.Errorf("%w: part %d: %w", ErrFormTooLarge, rw.part, err)
 	}
 	if errors.Is(err, errBodyEnd) {

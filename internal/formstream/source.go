@@ -20,21 +20,35 @@ var errBodyEnd = fmt.Errorf("body ends before the closing boundary: %w", io.ErrU
 // closing boundary line ("--" + 70 + "--") and some trailing white space.
 const tailSize = 256
 
+// errHeaderTooLarge is what [source] returns when a part's header block
+// runs past source.headerLeft.
+var errHeaderTooLarge = fmt.Errorf("part header too large")
+
 // source wraps the request body for the multipart reader.
 type source struct {
-	r        io.Reader
-	boundary string
-	err      error // first error of r other than io.EOF: a failure of the body itself
-	tail     [tailSize]byte
-	ntail    int
+	r          io.Reader
+	boundary   string
+	err        error // first error of r other than io.EOF: a failure of the body itself
+	headerLeft int64 // while >= 0, the bytes it may still return (reading a header block)
+	tail       [tailSize]byte
+	ntail      int
 }
 
 func newSource(r io.Reader, boundary string) *source {
-	return &source{r: r, boundary: boundary}
+	return &source{r: r, boundary: boundary, headerLeft: -1}
 }
 
 func (s *source) Read(p []byte) (int, error) {
+	if s.headerLeft == 0 {
+		return 0, errHeaderTooLarge
+	}
+	if s.headerLeft > 0 && int64(len(p)) > s.headerLeft {
+		p = p[:s.headerLeft]
+	}
 	n, err := s.r.Read(p)
+	if s.headerLeft > 0 {
+		s.headerLeft -= int64(n)
+	}
 	s.keepTail(p[:n])
 	switch {
 	case err == io.EOF:

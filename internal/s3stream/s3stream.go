@@ -23,13 +23,16 @@
 // body ends within that part, the object is written with one PutObject. Otherwise
 // a multipart upload is created and every part is read into a buffer taken from
 // a pool of Concurrency+1 buffers, so that memory per upload is bounded by
-// PartSize × (Concurrency+1) however large the body is. A [BufferBudget] shared by
-// all uploads of one gateway bounds the total.
+// the largest part × (Concurrency+1) however large the body is. Buffers grow
+// in chunks of [ChunkSize] as bytes arrive; a [BufferBudget] shared by all
+// uploads of one gateway bounds the total, and an upload that waits for it
+// longer than its MaxWait fails with [ErrMemoryWait].
 //
-// The part size grows with the body: when the size is known (Object.Size or
-// Object.MaxSize), it is chosen so that the object fits in 10,000 parts; when it
-// is not, the part size doubles every 1,000 parts, which reaches S3's 5 TiB
-// object limit within 10,000 parts.
+// The part size never depends on the size a client declares. With
+// Object.MaxSize, it is chosen so that MaxSize fits in 10,000 parts;
+// without, it doubles every 1,000 parts. Either way it is capped at
+// Options.MaxPartSize (by default the budget / (Concurrency+1)), which also
+// caps the largest object: see [Uploader.MaxObjectSize].
 //
 // The full-object SHA-256 is computed while reading. Every part carries an S3
 // checksum (CRC32C by default) that S3 verifies on arrival. When the SHA-256 is
@@ -54,7 +57,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -139,6 +141,10 @@ type Options struct {
 	AbortTimeout time.Duration
 	// Budget, when set, bounds the part buffers of all uploads together.
 	Budget *BufferBudget
+	// MaxPartSize caps the part size. Default: Budget.Limit() /
+	// (Concurrency+1) rounded down to whole MiB when a budget is set, else
+	// S3's 5 GiB; never below PartSize.
+	MaxPartSize int64
 	// OnAbortFailure, when set, is called when a multipart upload could not
 	// be aborted within AbortTimeout.
 	OnAbortFailure func(bucket, key, uploadID string, err error)
@@ -154,7 +160,8 @@ type Object struct {
 	// Metadata is stored as user metadata (x-amz-meta-*). The uploader adds
 	// "sha256" when it is known before the object is created.
 	Metadata map[string]string
-	// Size is the body's length if known, else -1.
+	// Size is the body's length if known, else -1. It is only checked
+	// against the limit up front; it does not choose the part size.
 	Size int64
 	// MaxSize is the largest body accepted; 0 means S3's limit.
 	MaxSize int64
@@ -165,6 +172,10 @@ type Object struct {
 	Inspect func(head []byte) (contentType string, err error)
 	// SniffLen is how many bytes Inspect wants; default 3072.
 	SniffLen int
+	// Account, when set, is the budget account the upload's buffers are
+	// charged to (the caller's, shared with other memory of the same
+	// request); otherwise the upload opens its own.
+	Account *Account
 }
 
 // Result describes a stored object.
@@ -208,48 +219,76 @@ func New(api API, opts Options) *Uploader {
 	if opts.AbortTimeout <= 0 {
 		opts.AbortTimeout = DefaultAbortTimeout
 	}
+	if opts.MaxPartSize <= 0 {
+		opts.MaxPartSize = MaxPartSize
+		if opts.Budget != nil {
+			opts.MaxPartSize = PartCap(opts.Budget.Limit(), opts.Concurrency)
+		}
+	}
+	opts.MaxPartSize = min(max(opts.MaxPartSize, opts.PartSize), MaxPartSize)
+	if opts.Budget != nil {
+		opts.Budget.keepReserve(opts.MaxPartSize)
+	}
 	return &Uploader{api: api, opts: opts}
+}
+
+// PartCap is the largest part that a budget of memoryLimit bytes shared
+// with concurrency parts in flight allows: memoryLimit / (concurrency+1),
+// rounded down to whole MiB.
+func PartCap(memoryLimit int64, concurrency int) int64 {
+	if concurrency <= 0 {
+		concurrency = DefaultConcurrency
+	}
+	return (memoryLimit / int64(concurrency+1)) &^ (1<<20 - 1)
+}
+
+// PartSizeFor is the part size that makes maxSize fit in 10,000 parts of at
+// least partSize bytes, in whole MiB (before any cap).
+func PartSizeFor(partSize, maxSize int64) int64 {
+	need := (maxSize + MaxParts - 1) / MaxParts
+	need = (need + 1<<20 - 1) &^ (1<<20 - 1) // whole MiB
+	return max(partSize, need)
 }
 
 // Wait blocks until background abort retries have finished.
 func (u *Uploader) Wait() { u.wg.Wait() }
 
-// MemoryBound is the most part-buffer memory one upload of a body of the
-// given size (-1 unknown) and limit (0 none) can hold.
-func (u *Uploader) MemoryBound(size, maxSize int64) int64 {
-	return u.PartSize(size, maxSize) * int64(u.opts.Concurrency+1)
+// MemoryBound is the most part-buffer memory one upload can hold.
+func (u *Uploader) MemoryBound() int64 {
+	return u.opts.MaxPartSize * int64(u.opts.Concurrency+1)
 }
 
-// PartSize is the part size an upload of a body of the given size (-1
-// unknown) and limit (0 none) starts with.
-func (u *Uploader) PartSize(size, maxSize int64) int64 {
-	return u.partSize(size, maxSize, 1)
-}
+// MaxPartSize is the largest part this uploader sends.
+func (u *Uploader) MaxPartSize() int64 { return u.opts.MaxPartSize }
 
-// FirstPartSize is PartSize for an uploader whose configured part size is
-// partSize, for checking configurations before an Uploader exists.
-func FirstPartSize(partSize, size, maxSize int64) int64 {
-	return New(nil, Options{PartSize: partSize}).PartSize(size, maxSize)
-}
-
-// partSize returns the size of part n (1-based).
-func (u *Uploader) partSize(size, maxSize int64, n int) int64 {
-	ps := u.opts.PartSize
-	limit := size
-	if limit < 0 {
-		limit = maxSize
+// MaxObjectSize is the largest object an upload with the given limit (0:
+// none) accepts: the limit, S3's 5 TiB, or what 10,000 parts of at most
+// MaxPartSize hold, whichever is smallest.
+func (u *Uploader) MaxObjectSize(maxSize int64) int64 {
+	if maxSize > 0 && maxSize < MaxObjectSize {
+		return min(u.partSize(maxSize, 1)*MaxParts, maxSize)
 	}
-	if limit > 0 {
-		need := (limit + MaxParts - 1) / MaxParts
-		need = (need + 1<<20 - 1) &^ (1<<20 - 1) // whole MiB
-		return min(max(ps, need), MaxPartSize)
+	var total int64
+	for tier := range MaxParts / 1000 {
+		total += 1000 * u.partSize(0, tier*1000+1)
+	}
+	return min(total, MaxObjectSize)
+}
+
+// partSize returns the size of part n (1-based) of an upload whose limit is
+// maxSize (0: none). The size the client declares plays no part: a client
+// cannot make the gateway set aside larger buffers by announcing a huge body.
+func (u *Uploader) partSize(maxSize int64, n int) int64 {
+	ps := u.opts.PartSize
+	if maxSize > 0 {
+		return min(PartSizeFor(ps, maxSize), u.opts.MaxPartSize)
 	}
 	// Unknown size: double every 1,000 parts.
 	shift := (n - 1) / 1000
-	for ; shift > 0 && ps < MaxPartSize; shift-- {
+	for ; shift > 0 && ps < u.opts.MaxPartSize; shift-- {
 		ps *= 2
 	}
-	return min(ps, MaxPartSize)
+	return min(ps, u.opts.MaxPartSize)
 }
 
 // Delete removes an object written by this uploader (a rollback). It retries
@@ -307,17 +346,4 @@ func readError(ctx context.Context, err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrRead, err)
-}
-
-// readFull reads into buf until it is full or the body ends; eof reports the
-// latter.
-func readFull(r io.Reader, buf []byte) (n int, eof bool, err error) {
-	n, err = io.ReadFull(r, buf)
-	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		return n, true, nil
-	case err != nil:
-		return n, false, err
-	}
-	return n, false, nil
 }

@@ -391,7 +391,7 @@ func TestCancelledContext(t *testing.T) {
 func TestConcurrencyIsBounded(t *testing.T) {
 	fake := newFake()
 	fake.partDelay = 20 * time.Millisecond
-	budget := NewBufferBudget(3 * MinPartSize)
+	budget := NewBufferBudget(3*MinPartSize, 0)
 	u := New(fake, Options{PartSize: MinPartSize, Concurrency: 2, Budget: budget})
 	body := randomBytes(40 * mib)
 	if _, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(body)); err != nil {
@@ -404,47 +404,47 @@ func TestConcurrencyIsBounded(t *testing.T) {
 		t.Errorf("stored bytes differ")
 	}
 	// The whole budget is free again.
-	if !budget.sem.TryAcquire(budget.Limit()) {
-		t.Errorf("buffers were not returned to the budget")
+	if used := budget.Used(); used != 0 {
+		t.Errorf("%d bytes were not returned to the budget", used)
 	}
 }
 
 func TestPartSize(t *testing.T) {
 	u := New(newFake(), Options{PartSize: 16 * mib})
+	capped := New(newFake(), Options{PartSize: 16 * mib, Concurrency: 4, Budget: NewBufferBudget(1<<30, 0)})
 	tests := []struct {
-		name          string
-		size, maxSize int64
-		part          int
-		want          int64
+		name    string
+		u       *Uploader
+		maxSize int64
+		part    int
+		want    int64
 	}{
-		{"small known", 100, 0, 1, 16 * mib},
-		{"100 GiB known fits default", 100 << 30, 0, 1, 16 * mib},
-		{"1 TiB known grows", 1 << 40, 0, 1, 105 * mib},
-		{"limit decides when size unknown", -1, 1 << 40, 1, 105 * mib},
-		{"5 TiB", MaxObjectSize, 0, 1, 525 * mib},
-		{"unknown: first tier", -1, 0, 1000, 16 * mib},
-		{"unknown: second tier", -1, 0, 1001, 32 * mib},
-		{"unknown: last tier", -1, 0, 10000, 8192 * mib},
+		{"no limit starts at part_size", u, 0, 1, 16 * mib},
+		{"100 GiB limit fits default", u, 100 << 30, 1, 16 * mib},
+		{"1 TiB limit grows", u, 1 << 40, 1, 105 * mib},
+		{"5 TiB limit", u, MaxObjectSize - 1, 1, 525 * mib},
+		{"unknown: first tier", u, 0, 1000, 16 * mib},
+		{"unknown: second tier", u, 0, 1001, 32 * mib},
+		{"unknown: last tier", u, 0, 10000, 8192 * mib},
+		{"budget caps a 5 TiB limit", capped, MaxObjectSize - 1, 1, 204 * mib},
+		{"budget caps growing parts", capped, 0, 10000, 204 * mib},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := u.partSize(tt.size, tt.maxSize, tt.part)
+			got := tt.u.partSize(tt.maxSize, tt.part)
 			want := min(tt.want, MaxPartSize)
 			if got != want {
-				t.Errorf("partSize(%d, %d, %d) = %d MiB, want %d MiB", tt.size, tt.maxSize, tt.part, got/mib, want/mib)
-			}
-			if tt.size > 0 && got*MaxParts < tt.size {
-				t.Errorf("%d parts of %d do not hold %d", MaxParts, got, tt.size)
+				t.Errorf("partSize(%d, %d) = %d MiB, want %d MiB", tt.maxSize, tt.part, got/mib, want/mib)
 			}
 		})
 	}
 	// Growing parts for an unknown size must reach the S3 object limit.
-	var total int64
-	for n := 1; n <= MaxParts; n++ {
-		total += u.partSize(-1, 0, n)
+	if got := u.MaxObjectSize(0); got != MaxObjectSize {
+		t.Errorf("10,000 growing parts hold %d bytes, less than %d", got, MaxObjectSize)
 	}
-	if total < MaxObjectSize {
-		t.Errorf("10,000 growing parts hold %d bytes, less than %d", total, MaxObjectSize)
+	// With a budget, the largest object is what 10,000 capped parts hold.
+	if got, want := capped.MaxObjectSize(0), int64(1000*(16+32+64+128)+6000*204)*mib; got != want {
+		t.Errorf("capped MaxObjectSize = %d, want %d", got, want)
 	}
 }
 
@@ -453,7 +453,7 @@ func TestPartSize(t *testing.T) {
 func TestSharedBudgetNeverDeadlocks(t *testing.T) {
 	fake := newFake()
 	fake.partDelay = 5 * time.Millisecond
-	budget := NewBufferBudget(MinPartSize) // room for a single part at a time
+	budget := NewBufferBudget(MinPartSize, 0) // room for a single part at a time
 	u := New(fake, Options{PartSize: MinPartSize, Concurrency: 2, Budget: budget})
 	done := make(chan error, 4)
 	for i := range 4 {
@@ -463,7 +463,7 @@ func TestSharedBudgetNeverDeadlocks(t *testing.T) {
 			done <- err
 		}()
 	}
-	timeout := time.After(20 * time.Second)
+	timeout := time.After(60 * time.Second)
 	for range 4 {
 		select {
 		case err := <-done:

@@ -1,7 +1,6 @@
 package s3stream
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -32,19 +31,23 @@ const defaultSniffLen = 3072
 // chunk is one part read from the body.
 type chunk struct {
 	num int
-	buf *[]byte
+	buf *partBuf
 	n   int
 	eof bool
 }
 
-func (c chunk) data() []byte { return (*c.buf)[:c.n] }
+// probeMax is how many body bytes an upload waiting for memory reads ahead
+// (outside the budget) to notice a client that has gone.
+const probeMax = 4 << 10
 
 // upload is the state of one Upload call.
 type upload struct {
 	u       *Uploader
 	obj     Object
 	pool    *bufferPool
+	acct    *Account // nil without a budget
 	body    io.Reader
+	eof     bool // body has returned io.EOF
 	sum     hash.Hash
 	read    int64
 	limit   int64  // the most bytes accepted
@@ -59,21 +62,26 @@ type upload struct {
 // Upload writes body to obj.Bucket/obj.Key. See the package documentation
 // for how it streams and what it does on failure.
 func (u *Uploader) Upload(ctx context.Context, obj Object, body io.Reader) (*Result, error) {
-	limit := obj.MaxSize
-	if limit <= 0 || limit > MaxObjectSize {
-		limit = MaxObjectSize
+	if obj.MaxSize <= 0 || obj.MaxSize >= MaxObjectSize {
 		obj.MaxSize = 0
 	}
+	limit := u.MaxObjectSize(obj.MaxSize)
 	if obj.Size > limit {
 		return nil, fmt.Errorf("%w: %d bytes declared, limit %d", ErrTooLarge, obj.Size, limit)
 	}
 	if obj.SniffLen <= 0 {
 		obj.SniffLen = defaultSniffLen
 	}
+	acct := obj.Account
+	if acct == nil && u.opts.Budget != nil {
+		acct = u.opts.Budget.Open()
+		defer acct.Close()
+	}
 	up := &upload{
 		u:    u,
 		obj:  obj,
-		pool: newBufferPool(u.opts.Concurrency+1, u.opts.Budget),
+		acct: acct,
+		pool: newBufferPool(u.opts.Concurrency + 1),
 		// Read one byte past the limit to tell "exactly at" from "over".
 		body:    io.LimitReader(body, limit+1),
 		limit:   limit,
@@ -89,9 +97,9 @@ func (up *upload) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	if up.obj.Inspect != nil {
-		ct, err := up.obj.Inspect(first.data()[:min(first.n, up.obj.SniffLen)])
+		ct, err := up.obj.Inspect(first.buf.head(up.obj.SniffLen))
 		if err != nil {
-			up.pool.put(first.buf)
+			up.pool.put(first.buf, up.acct)
 			return nil, err
 		}
 		up.obj.ContentType = ct
@@ -102,13 +110,19 @@ func (up *upload) run(ctx context.Context) (*Result, error) {
 	// Peek one byte rather than a whole second part: a body that ends
 	// exactly at the part boundary is still a single PutObject, and no upload
 	// ever holds two buffers before the first is on its way.
+	if len(up.pending) > 0 {
+		return up.multipart(ctx, first)
+	}
+	if up.eof {
+		return up.single(ctx, first)
+	}
 	var peek [1]byte
 	n, err := io.ReadFull(up.body, peek[:])
 	switch {
 	case n == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF):
 		return up.single(ctx, first)
 	case n == 0:
-		up.pool.put(first.buf)
+		up.pool.put(first.buf, up.acct)
 		return nil, readError(ctx, err)
 	}
 	up.pending = peek[:1]
@@ -117,25 +131,95 @@ func (up *upload) run(ctx context.Context) (*Result, error) {
 
 // next reads part num into a pooled buffer.
 func (up *upload) next(ctx context.Context, num int) (chunk, error) {
-	size := up.u.partSize(up.obj.Size, up.obj.MaxSize, num)
-	buf, err := up.pool.get(ctx, size)
+	size := up.u.partSize(up.obj.MaxSize, num)
+	buf, err := up.pool.get(ctx)
 	if err != nil {
 		return chunk{}, readError(ctx, err)
 	}
-	k := copy(*buf, up.pending)
-	up.pending = nil
-	n, eof, err := readFull(up.body, (*buf)[k:])
-	n += k
-	up.read += int64(n)
+	eof, err := up.fill(ctx, buf, size)
+	up.read += int64(buf.n)
 	if err == nil && up.read > up.limit {
 		err = fmt.Errorf("%w: more than %d bytes", ErrTooLarge, up.limit)
 	}
 	if err != nil {
-		up.pool.put(buf)
+		up.pool.put(buf, up.acct)
+		if errors.Is(err, ErrMemoryWait) {
+			return chunk{}, err
+		}
 		return chunk{}, readError(ctx, err)
 	}
-	up.sum.Write((*buf)[:n])
-	return chunk{num: num, buf: buf, n: n, eof: eof}, nil
+	return chunk{num: num, buf: buf, n: buf.n, eof: eof}, nil
+}
+
+// fill reads the body into buf until it holds size bytes or the body ends
+// (eof). Memory is taken from the upload's account one chunk at a time,
+// just before bytes are read into it.
+func (up *upload) fill(ctx context.Context, buf *partBuf, size int64) (eof bool, err error) {
+	for int64(buf.n) < size {
+		space := buf.space()
+		if len(space) == 0 {
+			if err := up.reserve(ctx, ChunkSize); err != nil {
+				return false, err
+			}
+			buf.grow()
+			space = buf.space()
+		}
+		space = space[:min(int64(len(space)), size-int64(buf.n))]
+		var k int
+		switch {
+		case len(up.pending) > 0:
+			k = copy(space, up.pending)
+			up.pending = up.pending[k:]
+		case up.eof:
+			return true, nil
+		default:
+			k, err = up.body.Read(space)
+		}
+		up.sum.Write(space[:k])
+		buf.n += k
+		switch {
+		case err == io.EOF:
+			up.eof = true
+			return true, nil
+		case err != nil:
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// reserve takes n bytes from the upload's account. While it waits, it
+// reads a little of the body ahead (at most probeMax bytes, outside the
+// budget): a client that has gone is noticed then, and the wait ends with
+// its read error instead of holding a place in the queue.
+func (up *upload) reserve(ctx context.Context, n int64) error {
+	if up.acct == nil || up.acct.TryAcquire(n) {
+		return nil
+	}
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() { got <- up.acct.Acquire(waitCtx, n) }()
+	var p [512]byte
+	for !up.eof && len(up.pending) < probeMax {
+		select {
+		case err := <-got:
+			return err
+		default:
+		}
+		k, err := up.body.Read(p[:min(len(p), probeMax-len(up.pending))])
+		up.pending = append(up.pending, p[:k]...)
+		if err == io.EOF {
+			up.eof = true
+		} else if err != nil {
+			cancel()
+			if <-got == nil {
+				up.acct.Release(n)
+			}
+			return err
+		}
+	}
+	return <-got
 }
 
 func (up *upload) sha256() string { return hex.EncodeToString(up.sum.Sum(nil)) }
@@ -173,7 +257,7 @@ func (up *upload) tagging() string {
 }
 
 func (up *upload) single(ctx context.Context, c chunk) (*Result, error) {
-	defer up.pool.put(c.buf)
+	defer up.pool.put(c.buf, up.acct)
 	meta := maps.Clone(up.obj.Metadata)
 	if meta == nil {
 		meta = map[string]string{}
@@ -186,7 +270,7 @@ func (up *upload) single(ctx context.Context, c chunk) (*Result, error) {
 	in := &s3.PutObjectInput{
 		Bucket:                  &up.obj.Bucket,
 		Key:                     &up.obj.Key,
-		Body:                    bytes.NewReader(c.data()),
+		Body:                    c.buf.reader(),
 		ContentLength:           aws.Int64(int64(c.n)),
 		Metadata:                meta,
 		ChecksumAlgorithm:       up.u.opts.Checksum,
@@ -274,7 +358,7 @@ func (up *upload) multipart(ctx context.Context, first chunk) (*Result, error) {
 	created, err := up.u.api.CreateMultipartUpload(callCtx, in)
 	cancel()
 	if err != nil {
-		up.pool.put(first.buf)
+		up.pool.put(first.buf, up.acct)
 		return nil, storageError(ctx, "CreateMultipartUpload", err)
 	}
 	uploadID := aws.ToString(created.UploadId)
@@ -307,7 +391,7 @@ func (up *upload) sendParts(ctx context.Context, uploadID string, first chunk) (
 						cancelParts()
 					}
 				}
-				up.pool.put(c.buf)
+				up.pool.put(c.buf, up.acct)
 			}
 		})
 	}
@@ -327,11 +411,11 @@ func (up *upload) sendParts(ctx context.Context, uploadID string, first chunk) (
 			break
 		}
 		if c.n == 0 {
-			up.pool.put(c.buf)
+			up.pool.put(c.buf, up.acct)
 			break
 		}
 		if num > MaxParts {
-			up.pool.put(c.buf)
+			up.pool.put(c.buf, up.acct)
 			up.fail(fmt.Errorf("%w: more than %d parts", ErrTooLarge, MaxParts))
 			break
 		}
@@ -391,7 +475,7 @@ func (up *upload) sendPart(ctx, reqCtx context.Context, uploadID string, c chunk
 		Key:               &up.obj.Key,
 		UploadId:          &uploadID,
 		PartNumber:        &num,
-		Body:              bytes.NewReader(c.data()),
+		Body:              c.buf.reader(),
 		ContentLength:     aws.Int64(int64(c.n)),
 		ChecksumAlgorithm: up.u.opts.Checksum,
 	})

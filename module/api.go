@@ -315,20 +315,7 @@ func (a *API) createOnlyCheck(client *s3.Client, enc s3stream.Encryption) func(c
 	// folders may write it.
 	base := a.policy.OwnerPrefix("")
 	probe := s3.PutObjectInput{Bucket: aws.String(a.Bucket), ContentType: aws.String("text/plain")}
-	if enc.Mode != "" {
-		probe.ServerSideEncryption = enc.Mode
-		if enc.Mode == types.ServerSideEncryptionAwsKms {
-			if enc.KMSKeyID != "" {
-				probe.SSEKMSKeyId = aws.String(enc.KMSKeyID)
-			}
-			if enc.Context != "" {
-				probe.SSEKMSEncryptionContext = aws.String(enc.Context)
-			}
-			if enc.BucketKey {
-				probe.BucketKeyEnabled = aws.Bool(true)
-			}
-		}
-	}
+	probe.ServerSideEncryption, probe.SSEKMSKeyId, probe.BucketKeyEnabled, probe.SSEKMSEncryptionContext = enc.RequestFields()
 	d := &createonly.Detector{
 		Probe: func(ctx context.Context) (createonly.Support, error) {
 			in := probe

@@ -459,16 +459,23 @@ func (a *Auth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	return envelope.WriteData(w, http.StatusOK, tokens)
 }
 
-func (a *Auth) serveRefresh(w http.ResponseWriter, r *http.Request) error {
-	req, ok := a.readLogin(w, r)
-	if !ok {
-		return nil
-	}
-	if a.limited(w, r, "") {
-		return nil
+// readRefreshToken reads a request that carries a refresh token, within the
+// per-client limit; when ok is false the answer has been written.
+func (a *Auth) readRefreshToken(w http.ResponseWriter, r *http.Request) (req *loginRequest, ok bool) {
+	if req, ok = a.readLogin(w, r); !ok || a.limited(w, r, "") {
+		return nil, false
 	}
 	if req.RefreshToken == "" {
-		return envelope.WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "refreshToken is required")
+		_ = envelope.WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "refreshToken is required")
+		return nil, false
+	}
+	return req, true
+}
+
+func (a *Auth) serveRefresh(w http.ResponseWriter, r *http.Request) error {
+	req, ok := a.readRefreshToken(w, r)
+	if !ok {
+		return nil
 	}
 	var tokens *loginResponse
 	var err error
@@ -496,15 +503,9 @@ func (a *Auth) serveRefresh(w http.ResponseWriter, r *http.Request) error {
 
 // serveRevoke ends the session of a local provider's refresh token.
 func (a *Auth) serveRevoke(w http.ResponseWriter, r *http.Request) error {
-	req, ok := a.readLogin(w, r)
+	req, ok := a.readRefreshToken(w, r)
 	if !ok {
 		return nil
-	}
-	if a.limited(w, r, "") {
-		return nil
-	}
-	if req.RefreshToken == "" {
-		return envelope.WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "refreshToken is required")
 	}
 	if _, err := a.local.Keys(r.Context()); err != nil {
 		return a.loginFailed(w, r, "", err)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/google/uuid"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
@@ -219,20 +218,8 @@ type ObjectStore interface {
 	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 }
 
-// Encryption is the server-side encryption of multipart uploads the API
-// creates. It has the fields of s3stream.Encryption, in the same order, so
-// one converts to the other.
-type Encryption struct {
-	// Mode is types.ServerSideEncryptionAwsKms, types.ServerSideEncryptionAes256
-	// or "" for none (the bucket default).
-	Mode types.ServerSideEncryption
-	// KMSKeyID is the key id, ARN or alias for aws:kms.
-	KMSKeyID string
-	// BucketKey enables an S3 Bucket Key for aws:kms.
-	BucketKey bool
-	// Context is the base64-encoded JSON KMS encryption context, or "".
-	Context string
-}
+// Encryption is the server-side encryption of new objects.
+type Encryption = s3limits.Encryption
 
 // Config configures a [Service]. Zero values mean the defaults.
 type Config struct {

@@ -116,20 +116,7 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user Subject,
 		ContentDisposition: aws.String(objectkey.ContentDisposition(req.FileName)),
 		Metadata:           meta,
 	}
-	if e := s.cfg.Encryption; e.Mode != "" {
-		in.ServerSideEncryption = e.Mode
-		if e.Mode == types.ServerSideEncryptionAwsKms || e.Mode == types.ServerSideEncryptionAwsKmsDsse {
-			if e.KMSKeyID != "" {
-				in.SSEKMSKeyId = aws.String(e.KMSKeyID)
-			}
-			if e.Context != "" {
-				in.SSEKMSEncryptionContext = aws.String(e.Context)
-			}
-			if e.BucketKey {
-				in.BucketKeyEnabled = aws.Bool(true)
-			}
-		}
-	}
+	in.ServerSideEncryption, in.SSEKMSKeyId, in.BucketKeyEnabled, in.SSEKMSEncryptionContext = s.cfg.Encryption.RequestFields()
 	ctx, cancel := s.callCtx(r.Context())
 	out, err := s.cfg.Store.CreateMultipartUpload(ctx, in)
 	cancel()

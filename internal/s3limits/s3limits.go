@@ -1,7 +1,9 @@
-// Package s3limits is the one home of S3's object limits and of the user
-// metadata names the gateway reserves for itself. Every path that stores an
-// object (the streaming gateway, the file API, presigned URLs and forms)
-// checks against these values, so a limit is never counted two ways.
+// Package s3limits is the one home of the rules for the objects the gateway
+// writes: S3's object limits, the user metadata names the gateway reserves
+// for itself, and how the configured server-side encryption becomes request
+// fields ([Encryption]). Every path that stores an object (the streaming
+// gateway, the file API, presigned URLs and forms) uses these, so a limit is
+// never counted two ways.
 //
 // # User metadata
 //

@@ -107,18 +107,8 @@ type API interface {
 	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 }
 
-// Encryption selects server-side encryption for every object written.
-type Encryption struct {
-	// Mode is types.ServerSideEncryptionAwsKms, types.ServerSideEncryptionAes256
-	// or "" for none.
-	Mode types.ServerSideEncryption
-	// KMSKeyID is the key id, ARN or alias for aws:kms.
-	KMSKeyID string
-	// BucketKey enables an S3 Bucket Key for aws:kms.
-	BucketKey bool
-	// Context is the base64-encoded JSON KMS encryption context, or "".
-	Context string
-}
+// Encryption is the server-side encryption of new objects.
+type Encryption = s3limits.Encryption
 
 // Options tune an [Uploader]. Zero values mean the defaults.
 type Options struct {

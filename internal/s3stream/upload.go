@@ -225,24 +225,7 @@ func (up *upload) reserve(ctx context.Context, n int64) error {
 func (up *upload) sha256() string { return hex.EncodeToString(up.sum.Sum(nil)) }
 
 func (up *upload) encryption() (types.ServerSideEncryption, *string, *bool, *string) {
-	e := up.u.opts.Encryption
-	if e.Mode == "" {
-		return "", nil, nil, nil
-	}
-	var key, encCtx *string
-	var bucketKey *bool
-	if e.Mode == types.ServerSideEncryptionAwsKms {
-		if e.KMSKeyID != "" {
-			key = aws.String(e.KMSKeyID)
-		}
-		if e.BucketKey {
-			bucketKey = aws.Bool(true)
-		}
-		if e.Context != "" {
-			encCtx = aws.String(e.Context)
-		}
-	}
-	return e.Mode, key, bucketKey, encCtx
+	return up.u.opts.Encryption.RequestFields()
 }
 
 func (up *upload) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -214,15 +214,17 @@ func TestOptionsNeedsTokenUnlessPreflight(t *testing.T) {
 		name          string
 		header        map[string]string
 		body          string
-		unknownLength bool // as HTTP/3 without Content-Length
+		unknownLength bool // without Content-Length
+		proto         int  // ProtoMajor; 0 means 1
 		want          int
 	}{
-		{"CORS preflight", preflight, "", false, http.StatusNoContent},
-		{"CORS preflight of unknown length, ended", preflight, "", true, http.StatusNoContent},
-		{"bare OPTIONS", nil, "", false, http.StatusUnauthorized},
-		{"OPTIONS with a body", preflight, "smuggled", false, http.StatusUnauthorized},
-		{"OPTIONS with a body of unknown length", preflight, "smuggled", true, http.StatusUnauthorized},
-		{"OPTIONS with Origin only", map[string]string{"Origin": "https://app.example.com"}, "", false, http.StatusUnauthorized},
+		{"CORS preflight", preflight, "", false, 0, http.StatusNoContent},
+		{"HTTP/3 CORS preflight of unknown length, ended", preflight, "", true, 3, http.StatusNoContent},
+		{"HTTP/2 OPTIONS of unknown length (stream left open)", preflight, "", true, 2, http.StatusUnauthorized},
+		{"bare OPTIONS", nil, "", false, 0, http.StatusUnauthorized},
+		{"OPTIONS with a body", preflight, "smuggled", false, 0, http.StatusUnauthorized},
+		{"HTTP/3 OPTIONS with a body of unknown length", preflight, "smuggled", true, 3, http.StatusUnauthorized},
+		{"OPTIONS with Origin only", map[string]string{"Origin": "https://app.example.com"}, "", false, 0, http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -235,6 +237,13 @@ func TestOptionsNeedsTokenUnlessPreflight(t *testing.T) {
 			if tt.unknownLength {
 				r.ContentLength = -1
 				r.Body = io.NopCloser(strings.NewReader(tt.body))
+				if tt.proto != 3 {
+					// A body that never ends: the check must not read it.
+					r.Body = io.NopCloser(blockingReader{})
+				}
+			}
+			if tt.proto != 0 {
+				r.ProtoMajor = tt.proto
 			}
 			for k, v := range tt.header {
 				r.Header.Set(k, v)
@@ -246,6 +255,11 @@ func TestOptionsNeedsTokenUnlessPreflight(t *testing.T) {
 		})
 	}
 }
+
+// blockingReader is a request body whose client never sends anything.
+type blockingReader struct{}
+
+func (blockingReader) Read([]byte) (int, error) { select {} }
 
 // An OPTIONS request of unknown length with a body and a valid token
 // reaches the next handler with its body whole.
@@ -259,6 +273,7 @@ func TestOptionsBodyIsKeptForNextHandler(t *testing.T) {
 		t.Fatalf("login: %d %s", w.Code, w.Body)
 	}
 	r := httptest.NewRequest(http.MethodOptions, "/files/x", nil)
+	r.ProtoMajor = 3
 	r.ContentLength = -1
 	r.Body = io.NopCloser(strings.NewReader("the whole body"))
 	r.Header.Set("Origin", "https://app.example.com")

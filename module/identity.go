@@ -333,10 +333,16 @@ func isCORSPreflight(r *http.Request) bool {
 	if r.ContentLength == 0 {
 		return true
 	}
-	// The length is unknown: HTTP/2 and HTTP/3 need no Content-Length, and
-	// Go's HTTP/3 server leaves it unknown even when the stream ended with
-	// the headers, as a browser's preflight does. Such a body reads EOF at
-	// once; a body with data is put back for the handlers after this one.
+	// The length is unknown. Over HTTP/1.1 (chunked, refused above) and
+	// HTTP/2 (a preflight ends its stream with the headers, so Go sets 0)
+	// that means a body may follow: not a preflight. Go's HTTP/3 server
+	// leaves the length unknown even when the stream ended with the headers,
+	// as a browser's preflight does; such a body reads EOF at once, and a
+	// body with data is put back for the handlers after this one. Peeking
+	// only there means a client holding a stream open cannot stall here.
+	if r.ProtoMajor != 3 {
+		return false
+	}
 	return bodyIsEmpty(r)
 }
 

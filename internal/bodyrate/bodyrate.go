@@ -15,8 +15,9 @@
 // When the allowance runs out while Read is blocked on a silent client, a
 // timer sets the connection's read deadline to now, which interrupts the
 // Read. Otherwise the connection's deadline is left alone, so the server's
-// own read timeouts still apply. Where the connection has no deadlines
-// (HTTP/3, tests), the allowance is checked only when Read returns.
+// own read timeouts still apply. Where the response writer offers no read
+// deadline (a test's recorder, say), the allowance is checked only when
+// Read returns.
 package bodyrate
 
 import (

@@ -73,19 +73,27 @@ var probeBody = []byte("upload gateway: conditional write probe\n")
 // on PutObject (see the package documentation). in names the bucket and
 // the probe's key, which must be unused, and carries whatever else the
 // bucket requires of a write (its encryption, say); Probe sets the body and
-// If-None-Match. The probe object is deleted again, even when ctx ends. The
+// If-None-Match. The probe object is deleted again, every version it wrote
+// in a versioned bucket, even when ctx ends. The
 // error says why the answer is Unknown (or, with Unsupported, which error
 // refused the header).
 func Probe(ctx context.Context, api API, in s3.PutObjectInput) (Support, error) {
 	if aws.ToString(in.Bucket) == "" || aws.ToString(in.Key) == "" {
 		return Unknown, errors.New("createonly: the probe needs a bucket and a key")
 	}
+	// In a versioned bucket every write is a version of its own, and a
+	// delete without a version id only adds a delete marker: remember the
+	// versions written, to delete exactly those.
+	var versions []*string
 	put := func() error {
 		req := in
 		req.Body = bytes.NewReader(probeBody)
 		req.ContentLength = aws.Int64(int64(len(probeBody)))
 		req.IfNoneMatch = aws.String("*")
-		_, err := api.PutObject(ctx, &req)
+		out, err := api.PutObject(ctx, &req)
+		if err == nil {
+			versions = append(versions, out.VersionId)
+		}
 		return err
 	}
 	err := put()
@@ -100,7 +108,9 @@ func Probe(ctx context.Context, api API, in s3.PutObjectInput) (Support, error) 
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		_, _ = api.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: in.Bucket, Key: in.Key})
+		for _, v := range versions {
+			_, _ = api.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: in.Bucket, Key: in.Key, VersionId: v})
+		}
 	}()
 	err = put()
 	switch {

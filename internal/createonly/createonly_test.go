@@ -3,6 +3,9 @@ package createonly
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,9 +19,10 @@ import (
 // fakeS3 answers the probe's writes with puts[i] (nil: stored) and records
 // the calls.
 type fakeS3 struct {
-	puts    []error
-	calls   []string
-	ifMatch []string
+	puts      []error
+	versioned bool // answer each stored write with a version id v<call>
+	calls     []string
+	ifMatch   []string
 }
 
 func (f *fakeS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
@@ -27,11 +31,18 @@ func (f *fakeS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*
 	if i := len(f.calls) - 1; i < len(f.puts) && f.puts[i] != nil {
 		return nil, f.puts[i]
 	}
+	if f.versioned {
+		return &s3.PutObjectOutput{VersionId: aws.String(fmt.Sprintf("v%d", len(f.calls)))}, nil
+	}
 	return &s3.PutObjectOutput{}, nil
 }
 
 func (f *fakeS3) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
-	f.calls = append(f.calls, "delete "+aws.ToString(in.Key))
+	call := "delete " + aws.ToString(in.Key)
+	if in.VersionId != nil {
+		call += "?versionId=" + *in.VersionId
+	}
+	f.calls = append(f.calls, call)
 	return &s3.DeleteObjectOutput{}, nil
 }
 
@@ -73,6 +84,35 @@ func TestProbe(t *testing.T) {
 	}
 	if _, err := Probe(context.Background(), &fakeS3{}, s3.PutObjectInput{}); err == nil {
 		t.Error("a probe without bucket and key")
+	}
+}
+
+// In a versioned bucket the probe deletes the versions it wrote, not just
+// the key (which would only add a delete marker).
+func TestProbeDeletesItsVersions(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		puts []error
+		want []string
+	}{
+		{"honoured", []error{nil, apiErr("PreconditionFailed")}, []string{"delete k?versionId=v1"}},
+		{"ignored", []error{nil, nil}, []string{"delete k?versionId=v1", "delete k?versionId=v2"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeS3{puts: tt.puts, versioned: true}
+			if _, err := Probe(context.Background(), f, s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("k")}); err != nil {
+				t.Fatal(err)
+			}
+			var deletes []string
+			for _, c := range f.calls {
+				if strings.HasPrefix(c, "delete") {
+					deletes = append(deletes, c)
+				}
+			}
+			if !slices.Equal(deletes, tt.want) {
+				t.Errorf("deletes %q, want %q", deletes, tt.want)
+			}
+		})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -361,6 +362,61 @@ func TestAbuseMemoryExhaustedGets503(t *testing.T) {
 	}
 	if r := decodeResponse(t, last); last.StatusCode != http.StatusCreated {
 		t.Errorf("after the stalled clients left: %d %+v", last.StatusCode, r)
+	}
+	env.DeletePrefix(context.Background(), prefix)
+	assertNothingLeft(t, prefix)
+}
+
+// One client opens seven uploads, sends 15 MiB of each (just below the
+// 16 MiB part boundary) and then trickles, to hold as much of memory_limit as
+// it can for as long as it can. Before max_memory_per_client it held 111 of
+// 120 MiB and another client's upload got 503 after memory_wait. Now the
+// first client's uploads together stop at its share: its further uploads
+// wait and get 503, and the other client's 40 MiB upload goes through.
+func TestAbuseOneClientCannotStarveAnother(t *testing.T) {
+	prefix := testPrefix(t)
+	// concurrency 4: parts of at most 120/5 = 24 MiB; max_memory_per_client
+	// is then two parts, 48 MiB.
+	gw := startGateway(t, gatewayOpts{prefix: prefix, lines: []string{
+		"part_size 16MiB", "concurrency 4", "memory_limit 120MiB", "memory_wait 3s",
+		"read_timeout 60s", "min_rate off",
+	}}.block())
+
+	var hogs []*trickler
+	for i := range 7 {
+		hogs = append(hogs, startTrickler(t, gw, rawHead(fmt.Sprintf("/hog-%d.bin", i), 64*mib), make([]byte, 15*mib), 500*time.Millisecond))
+	}
+	time.Sleep(2 * time.Second) // the bursts have arrived
+
+	// The other client connects from another loopback address.
+	other := *gw.Client
+	tr := gw.Client.Transport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext
+	other.Transport = tr
+	otherGW := *gw
+	otherGW.Client = &other
+	resp, took := putTimed(t, &otherGW, "/other.bin", 40*mib)
+	if r := decodeResponse(t, resp); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("the other client's upload got %d %+v next to one client holding several partial parts", resp.StatusCode, r)
+	}
+	t.Logf("the other client's 40 MiB upload took %v", took)
+
+	// The uploads beyond the first client's share are refused once they
+	// have waited memory_wait.
+	busy := 0
+	for deadline := time.Now().Add(10 * time.Second); busy == 0 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		for _, h := range hogs {
+			if h.answered() && h.status == http.StatusServiceUnavailable && h.code == "SERVER_BUSY" {
+				busy++
+			}
+		}
+	}
+	t.Logf("%d of the first client's 7 uploads were refused", busy)
+	if busy == 0 {
+		t.Errorf("none of the first client's uploads was refused: it holds more than its share")
+	}
+	for _, h := range hogs {
+		h.close()
 	}
 	env.DeletePrefix(context.Background(), prefix)
 	assertNothingLeft(t, prefix)

@@ -46,6 +46,7 @@ func init() {
 //		read_timeout           <duration>
 //		min_rate               <size>[/s]|off
 //		max_uploads_per_client <n>|off
+//		max_memory_per_client  <size>|off
 //
 //		prefix <prefix>
 //		key    <template>
@@ -124,6 +125,16 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("invalid rate '%s': %v", v, perr)
 			}
 			g.MinRate = int64(n)
+		case "max_memory_per_client":
+			if d.NextArg() && d.Val() == "off" {
+				g.MaxMemoryPerClient = -1
+				if d.NextArg() {
+					return d.ArgErr()
+				}
+				break
+			}
+			d.Prev()
+			err = size(d, &g.MaxMemoryPerClient)
 		case "max_uploads_per_client":
 			if d.NextArg() && d.Val() == "off" {
 				g.MaxUploadsPerClient = -1

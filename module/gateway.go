@@ -152,6 +152,14 @@ type Gateway struct {
 	// More get 429 with Retry-After. Default 10; -1 for no cap.
 	MaxUploadsPerClient int `json:"max_uploads_per_client,omitempty"`
 
+	// Bound on the memory the uploads of one client (counted as for
+	// max_uploads_per_client) hold together, in bytes: part buffers, form
+	// fields and part headers. Beyond it that client's uploads wait (see
+	// memory_wait) while other clients proceed. At least two parts of
+	// memory_limit / (concurrency + 1). Default memory_limit / 4, or those
+	// two parts when larger; -1 for no bound.
+	MaxMemoryPerClient int64 `json:"max_memory_per_client,omitempty"`
+
 	// Do not store `sha256` and `size` as object tags.
 	DisableTags bool `json:"disable_tags,omitempty"`
 
@@ -324,6 +332,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("configuring encryption: %v", err)
 	}
 	g.budget = s3stream.NewBufferBudget(g.MemoryLimit, time.Duration(g.MemoryWait))
+	g.budget.SetClientLimit(g.memoryPerClient())
 	g.perClient = inflight.New(g.MaxUploadsPerClient)
 	g.uploader = s3stream.New(client, s3stream.Options{
 		PartSize:     g.PartSize,
@@ -454,6 +463,10 @@ func (g *Gateway) Validate() error {
 	if g.MaxRequestSize < 0 || g.MaxFiles < 0 || g.MaxFields < 0 || g.MaxFieldSize < 0 {
 		return fmt.Errorf("limits must not be negative")
 	}
+	if g.MaxMemoryPerClient != -1 && g.MaxMemoryPerClient != 0 && g.MaxMemoryPerClient < 2*partCap {
+		return fmt.Errorf("max_memory_per_client %d is below two parts of memory_limit/(concurrency+1) = %d bytes: raise it (or -1 for no bound), or raise concurrency",
+			g.MaxMemoryPerClient, partCap)
+	}
 	if g.MemoryWait < 0 || g.ReadTimeout < 0 {
 		return fmt.Errorf("memory_wait and read_timeout must not be negative")
 	}
@@ -513,13 +526,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err := g.authorize(repl); err != nil {
 		return req.fail(w, start, err, nil)
 	}
-	release, ok := g.perClient.Acquire(g.clientKey(r, repl))
+	client := g.clientKey(r, repl)
+	release, ok := g.perClient.Acquire(client)
 	if !ok {
 		return req.fail(w, start, errTooManyUploads, nil)
 	}
 	defer release()
-	// Everything this request keeps in memory is charged to one account.
-	req.acct = g.budget.Open()
+	// Everything this request keeps in memory is charged to one account,
+	// which shares max_memory_per_client with the client's other requests.
+	req.acct = g.budget.OpenClient(client)
 	defer req.acct.Close()
 	r.Body = struct {
 		io.Reader
@@ -576,7 +591,20 @@ func (g *Gateway) authorize(repl *caddy.Replacer) error {
 	return nil
 }
 
-// clientKey names the client for max_uploads_per_client: the user, or the
+// memoryPerClient is max_memory_per_client with its default applied; 0 for
+// no bound.
+func (g *Gateway) memoryPerClient() int64 {
+	switch g.MaxMemoryPerClient {
+	case -1:
+		return 0
+	case 0:
+		return min(g.MemoryLimit, max(g.MemoryLimit/4, 2*s3stream.PartCap(g.MemoryLimit, g.Concurrency)))
+	}
+	return g.MaxMemoryPerClient
+}
+
+// clientKey names the client for max_uploads_per_client and
+// max_memory_per_client: the user, or the
 // client IP (Caddy's, which honours trusted_proxies) when anonymous.
 func (g *Gateway) clientKey(r *http.Request, repl *caddy.Replacer) string {
 	if id, _ := repl.GetString("http.auth.user.id"); id != "" {

@@ -90,6 +90,10 @@ func TestValidate(t *testing.T) {
 		{"1 TiB files need 5 parts of 105 MiB", func(g *Gateway) { g.MaxFileSize = 1 << 40; g.MemoryLimit = 500 << 20 }, "memory_limit"},
 		{"1 TiB files with room for 5 parts", func(g *Gateway) { g.MaxFileSize = 1 << 40; g.MemoryLimit = 525 << 20 }, ""},
 		{"part size above memory/(concurrency+1)", func(g *Gateway) { g.PartSize = 64 << 20; g.MemoryLimit = 256 << 20 }, "memory_limit"},
+		{"client memory below two parts", func(g *Gateway) { g.MaxMemoryPerClient = 400 << 20 }, "max_memory_per_client"},
+		{"client memory of two parts", func(g *Gateway) { g.MaxMemoryPerClient = 408 << 20 }, ""},
+		{"client memory unbounded", func(g *Gateway) { g.MaxMemoryPerClient = -1 }, ""},
+		{"client memory negative", func(g *Gateway) { g.MaxMemoryPerClient = -2 }, "max_memory_per_client"},
 		{"negative memory_wait", func(g *Gateway) { g.MemoryWait = -1 }, "memory_wait"},
 		{"unknown output", func(g *Gateway) { g.Output = "store" }, "unknown output"},
 		{"bad rollback status", func(g *Gateway) { g.RollbackOn = []int{42} }, "rollback_on"},
@@ -210,5 +214,29 @@ func TestAPIEndpointIsBounded(t *testing.T) {
 func TestStripControl(t *testing.T) {
 	if got := stripControl("a\r\nContent-Disposition: x\x00\x7fé"); got != "aContent-Disposition: xé" {
 		t.Errorf("stripControl = %q", got)
+	}
+}
+
+func TestMemoryPerClient(t *testing.T) {
+	tests := []struct {
+		name        string
+		memoryLimit int64
+		concurrency int
+		set         int64
+		want        int64
+	}{
+		{"default: two parts when above a quarter", 1 << 30, 4, 0, 2 * (204 << 20)},
+		{"default: a quarter when above two parts", 8 << 30, 15, 0, 2 << 30},
+		{"default: at most memory_limit", 1 << 30, 1, 0, 1 << 30},
+		{"set", 1 << 30, 4, 600 << 20, 600 << 20},
+		{"off", 1 << 30, 4, -1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &Gateway{MemoryLimit: tt.memoryLimit, Concurrency: tt.concurrency, MaxMemoryPerClient: tt.set}
+			if got := g.memoryPerClient(); got != tt.want {
+				t.Errorf("memoryPerClient = %d, want %d", got, tt.want)
+			}
+		})
 	}
 }

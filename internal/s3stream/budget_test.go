@@ -45,19 +45,21 @@ func TestBudget(t *testing.T) {
 			oldest, other := b.Open(), b.Open()
 			defer oldest.Close()
 			defer other.Close()
-			mustAcquire(t, other, 6*ChunkSize)
-			if other.TryAcquire(ChunkSize) {
+			mustAcquirePart(t, oldest, ChunkSize)
+			mustAcquirePart(t, other, 6*ChunkSize)
+			if other.tryAcquire(ChunkSize, true) || other.TryAcquire(ChunkSize) {
 				t.Fatal("a younger account took the oldest one's reserve")
 			}
-			mustAcquire(t, oldest, 4*ChunkSize)
+			mustAcquirePart(t, oldest, 3*ChunkSize)
 		}},
 		{"the reserve passes to the next oldest", func(t *testing.T, b *BufferBudget) {
 			b.keepReserve(4 * ChunkSize)
 			first, second := b.Open(), b.Open()
 			defer second.Close()
-			mustAcquire(t, first, 2*ChunkSize)
+			mustAcquirePart(t, first, 2*ChunkSize)
+			mustAcquirePart(t, second, ChunkSize)
 			first.Close()
-			mustAcquire(t, second, limit)
+			mustAcquirePart(t, second, limit-ChunkSize)
 		}},
 		{"a wait longer than MaxWait fails with ErrMemoryWait", func(t *testing.T, b *BufferBudget) {
 			hog, a := b.Open(), b.Open()
@@ -93,6 +95,72 @@ func TestBudget(t *testing.T) {
 				t.Errorf("Used = %d after everything was given back", b.Used())
 			}
 		}},
+		{"form memory of the first filling account does not eat the reserve", func(t *testing.T, b *BufferBudget) {
+			b.keepReserve(4 * ChunkSize)
+			oldest, other := b.Open(), b.Open()
+			defer oldest.Close()
+			defer other.Close()
+			mustAcquirePart(t, oldest, ChunkSize)
+			mustAcquire(t, oldest, 3*ChunkSize) // form fields, held until the request ends
+			for other.tryAcquire(ChunkSize, true) {
+			}
+			// The oldest account must still be able to finish a part of
+			// reserve size: 3 more chunks.
+			if !oldest.tryAcquire(3*ChunkSize, true) {
+				t.Fatalf("used %d of %d: the oldest account's form memory ate its reserve", b.Used(), limit)
+			}
+		}},
+		{"an account that fills no part does not sit on the reserve", func(t *testing.T, b *BufferBudget) {
+			b.keepReserve(4 * ChunkSize)
+			idle, filler := b.Open(), b.Open()
+			defer idle.Close()
+			defer filler.Close()
+			mustAcquire(t, idle, 2*ChunkSize) // e.g. pass mode, waiting for the upstream
+			mustAcquirePart(t, filler, limit-2*ChunkSize)
+		}},
+		{"form memory leaves the reserve to part buffers", func(t *testing.T, b *BufferBudget) {
+			b.keepReserve(4 * ChunkSize)
+			a, filler := b.Open(), b.Open()
+			defer a.Close()
+			defer filler.Close()
+			if a.TryAcquire(7 * ChunkSize) {
+				t.Fatal("form memory took the reserve")
+			}
+			mustAcquire(t, a, 6*ChunkSize)
+			mustAcquirePart(t, filler, 4*ChunkSize)
+		}},
+		{"Release after Close gives nothing back twice", func(t *testing.T, b *BufferBudget) {
+			a, other := b.Open(), b.Open()
+			defer other.Close()
+			mustAcquire(t, other, 2*ChunkSize)
+			mustAcquire(t, a, 3*ChunkSize)
+			a.Close()
+			a.Release(3 * ChunkSize)
+			a.release(ChunkSize, true)
+			if used := b.Used(); used != 2*ChunkSize {
+				t.Errorf("Used = %d, want %d", used, 2*ChunkSize)
+			}
+		}},
+		{"a late grant after Close is not given back twice", func(t *testing.T, b *BufferBudget) {
+			hog, a := b.Open(), b.Open()
+			defer hog.Close()
+			mustAcquire(t, hog, limit-ChunkSize)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- a.Acquire(ctx, 2*ChunkSize) }()
+			waitFor(t, func() bool { return b.Waiting() == 1 })
+			b.mu.Lock()
+			cancel() // the waiter gives up and queues for b.mu ...
+			time.Sleep(50 * time.Millisecond)
+			hog.give(ChunkSize, false) // ... while its step is granted
+			b.grant()
+			a.closeLocked() // and its request ends
+			b.mu.Unlock()
+			<-done
+			if used := b.Used(); used != limit-2*ChunkSize {
+				t.Errorf("Used = %d, want %d", used, limit-2*ChunkSize)
+			}
+		}},
 		{"Close gives everything back", func(t *testing.T, b *BufferBudget) {
 			a := b.Open()
 			mustAcquire(t, a, 3*ChunkSize)
@@ -109,12 +177,123 @@ func TestBudget(t *testing.T) {
 	}
 }
 
+// The accounts of one client hold at most the client limit together; the
+// other clients proceed, and the client's own first filling account keeps a
+// part of it.
+func TestBudgetPerClient(t *testing.T) {
+	const (
+		limit       = 16 * ChunkSize
+		clientLimit = 6 * ChunkSize
+		reserve     = 3 * ChunkSize
+	)
+	type step struct {
+		acct    string // "x1": account 1 of client x; "n1": account without a client
+		n       int64  // chunks; negative: release
+		part    bool
+		wantOK  bool
+		comment string
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"one client's uploads together stop at the client limit", []step{
+			{"x1", 3, true, true, ""},
+			{"x2", 2, true, true, ""},
+			{"x3", 1, true, true, ""},
+			{"x4", 1, true, false, "client limit reached"},
+			{"x1", 1, false, false, "form memory too"},
+			{"y1", 5, true, true, "another client proceeds"},
+			{"n1", 5, true, true, "and a request without a client"},
+		}},
+		{"a client's memory comes back as its parts are sent", []step{
+			{"x1", 3, true, true, ""},
+			{"x2", 3, true, true, ""},
+			{"x3", 1, true, false, ""},
+			{"x2", -2, true, true, ""},
+			{"x3", 1, true, true, ""},
+		}},
+		{"the client's first filling account keeps a part of the client limit", []step{
+			{"x1", 1, true, true, ""},
+			{"x2", 3, true, true, ""},
+			{"x3", 1, true, false, "would eat x1's part"},
+			{"x2", 1, false, false, "form memory too"},
+			{"x1", 2, true, true, "x1 fills its part"},
+		}},
+		{"the client's reserve passes on when its first account is between files", []step{
+			{"x1", 1, true, true, ""},
+			{"x2", 3, true, true, ""},
+			{"x1", -1, true, true, ""},
+			{"x2", 3, true, true, "x2 is the first filling account now"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := NewBufferBudget(limit, 0)
+			b.keepReserve(reserve)
+			b.SetClientLimit(clientLimit)
+			accts := map[string]*Account{}
+			defer func() {
+				for _, a := range accts {
+					a.Close()
+				}
+				if b.Used() != 0 || len(b.clients) != 0 {
+					t.Errorf("after Close: used %d, clients %d", b.Used(), len(b.clients))
+				}
+			}()
+			for i, s := range tt.steps {
+				a := accts[s.acct]
+				if a == nil {
+					key := s.acct[:1]
+					if key == "n" {
+						key = ""
+					}
+					a = b.OpenClient(key)
+					accts[s.acct] = a
+				}
+				if s.n < 0 {
+					a.release(-s.n*ChunkSize, s.part)
+					continue
+				}
+				if got := a.tryAcquire(s.n*ChunkSize, s.part); got != s.wantOK {
+					t.Fatalf("step %d (%s takes %d chunks, part %v; %s) = %v, want %v; client x holds %d",
+						i, s.acct, s.n, s.part, s.comment, got, s.wantOK, b.ClientUsed("x")/ChunkSize)
+				}
+			}
+		})
+	}
+	t.Run("a waiting client is served when its own memory comes back", func(t *testing.T) {
+		b := NewBufferBudget(limit, 0)
+		b.keepReserve(reserve)
+		b.SetClientLimit(clientLimit)
+		x1, x2 := b.OpenClient("x"), b.OpenClient("x")
+		defer x2.Close()
+		mustAcquirePart(t, x1, clientLimit)
+		done := make(chan error, 1)
+		go func() { done <- x2.acquire(context.Background(), ChunkSize, true) }()
+		waitFor(t, func() bool { return b.Waiting() == 1 })
+		x1.Close()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 func mustAcquire(t *testing.T, a *Account, n int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := a.Acquire(ctx, n); err != nil {
 		t.Fatalf("Acquire(%d): %v", n, err)
+	}
+}
+
+func mustAcquirePart(t *testing.T, a *Account, n int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := a.acquire(ctx, n, true); err != nil {
+		t.Fatalf("acquire part memory (%d): %v", n, err)
 	}
 }
 

@@ -24,26 +24,60 @@ var ErrMemoryWait = errors.New("memory budget exhausted")
 // and given back when a part has been sent or the request ends.
 //
 // Waiting requests are served in arrival order, but a request whose step does
-// not fit yet does not hold back the ones behind it whose steps do. One part
-// (the reserve) is always kept for the oldest open account, so that it can
-// finish its part and free memory whatever the others hold: uploads sharing
-// a budget never deadlock, even when the budget holds a single part.
+// not fit yet does not hold back the ones behind it whose steps do.
+//
+// An account holds two kinds of memory: part memory (the buffers of parts
+// being filled or sent, taken and given back by the uploader) and other
+// memory (form fields and part headers, taken with [Account.Acquire] and
+// mostly held until the request ends). One part (the reserve) is always kept
+// for the part memory of the filling account that started filling first:
+// other accounts, and the other memory of that account itself, leave it
+// alone. That account can therefore finish its part and free memory whatever
+// the others hold, so uploads sharing a budget never deadlock, even when the
+// budget holds a single part. An account that fills no part (between files,
+// or idle in pass mode while the upstream answers) is no candidate, so it
+// cannot sit on the reserve and its form memory cannot eat it.
+//
+// With a per-client limit ([BufferBudget.SetClientLimit]), the accounts of one
+// client ([BufferBudget.OpenClient]) together hold at most that much; beyond
+// it, that client's requests wait while other clients proceed. Inside that
+// limit the same rule keeps one part for the client's own first filling
+// account, so one client's uploads do not deadlock each other either.
 type BufferBudget struct {
 	limit   int64
 	maxWait time.Duration
 
-	mu       sync.Mutex
-	reserve  int64
-	used     int64
-	accounts list.List // *Account, oldest first
-	waiters  list.List // *waiter, oldest first
+	mu          sync.Mutex
+	reserve     int64
+	used        int64
+	clientLimit int64 // 0: none
+	clients     map[string]*client
+	fillers     list.List // *Account filling a part, in the order they started
+	waiters     list.List // *waiter, oldest first
+}
+
+// client is the memory of all accounts of one client.
+type client struct {
+	key     string
+	used    int64
+	open    int       // open accounts
+	fillers list.List // *Account of this client filling a part, in order
 }
 
 // NewBufferBudget returns a budget of limit bytes. A request that waits
 // longer than maxWait for memory gets [ErrMemoryWait]; 0 means it waits as
 // long as its context allows.
 func NewBufferBudget(limit int64, maxWait time.Duration) *BufferBudget {
-	return &BufferBudget{limit: limit, maxWait: maxWait}
+	return &BufferBudget{limit: limit, maxWait: maxWait, clients: map[string]*client{}}
+}
+
+// SetClientLimit bounds the memory the accounts of one client (see
+// [BufferBudget.OpenClient]) hold together; 0 means no bound. It is never
+// below the reserve: a client can always fill one part.
+func (b *BufferBudget) SetClientLimit(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.clientLimit = max(n, 0)
 }
 
 // Limit returns the budget in bytes.
@@ -59,6 +93,16 @@ func (b *BufferBudget) Used() int64 {
 	return b.used
 }
 
+// ClientUsed returns the bytes the accounts of client key hold.
+func (b *BufferBudget) ClientUsed(key string) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c := b.clients[key]; c != nil {
+		return c.used
+	}
+	return 0
+}
+
 // Waiting returns how many requests wait for memory.
 func (b *BufferBudget) Waiting() int {
 	b.mu.Lock()
@@ -66,73 +110,167 @@ func (b *BufferBudget) Waiting() int {
 	return b.waiters.Len()
 }
 
-// keepReserve makes sure at least n bytes stay available to the oldest
-// account (at most the whole budget).
+// keepReserve makes sure at least n bytes stay available to the first
+// filling account (at most the whole budget).
 func (b *BufferBudget) keepReserve(n int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.reserve = min(max(b.reserve, n), b.limit)
 }
 
-// Open starts an account for one request. Close it when the request ends.
-func (b *BufferBudget) Open() *Account {
+// Open starts an account for one request that belongs to no client. Close
+// it when the request ends.
+func (b *BufferBudget) Open() *Account { return b.OpenClient("") }
+
+// OpenClient starts an account for one request of client key ("" for
+// none); the accounts of one client share the client limit. Close it when
+// the request ends.
+func (b *BufferBudget) OpenClient(key string) *Account {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	a := &Account{b: b}
-	a.elem = b.accounts.PushBack(a)
+	if key != "" {
+		c := b.clients[key]
+		if c == nil {
+			c = &client{key: key}
+			b.clients[key] = c
+		}
+		c.open++
+		a.c = c
+	}
 	return a
 }
 
 // Account is the memory one request holds of a [BufferBudget]. It is safe
 // for concurrent use.
 type Account struct {
-	b      *BufferBudget
-	elem   *list.Element
-	held   int64
-	closed bool
+	b         *BufferBudget
+	c         *client // nil: no client
+	held      int64   // all memory, part memory included
+	part      int64   // part memory
+	partWaits int     // part-memory steps waiting
+	fill      *list.Element
+	cfill     *list.Element
+	closed    bool
 }
 
 type waiter struct {
 	a     *Account
 	n     int64
+	part  bool
 	ready chan struct{} // closed when granted
 }
 
-// fits reports whether a may take n more bytes. b.mu is held.
-func (b *BufferBudget) fits(a *Account, n int64) bool {
-	if b.used+n > b.limit {
-		return false
+// startFilling queues a as a filling account. b.mu is held.
+func (a *Account) startFilling() {
+	if a.fill != nil {
+		return
 	}
-	oldest := b.accounts.Front().Value.(*Account)
-	if oldest == a {
-		return true
+	a.fill = a.b.fillers.PushBack(a)
+	if a.c != nil {
+		a.cfill = a.c.fillers.PushBack(a)
 	}
-	// The others together leave the reserve to the oldest.
-	return b.used-oldest.held+n <= b.limit-b.reserve
 }
 
-// TryAcquire takes n bytes if they are available now.
-func (a *Account) TryAcquire(n int64) bool {
+// stopFilling takes a off the filling queue once it holds and waits for no
+// part memory. b.mu is held.
+func (a *Account) stopFilling() {
+	if a.fill == nil || a.part > 0 || a.partWaits > 0 {
+		return
+	}
+	a.b.fillers.Remove(a.fill)
+	a.fill = nil
+	if a.cfill != nil {
+		a.c.fillers.Remove(a.cfill)
+		a.cfill = nil
+	}
+}
+
+// fits reports whether a may take n more bytes, of part memory or not.
+// b.mu is held.
+func (b *BufferBudget) fits(a *Account, n int64, part bool) bool {
+	if !leavesReserve(b.used, b.limit, b.reserve, &b.fillers, a, n, part) {
+		return false
+	}
+	if a.c == nil || b.clientLimit == 0 {
+		return true
+	}
+	return leavesReserve(a.c.used, max(b.clientLimit, b.reserve), b.reserve, &a.c.fillers, a, n, part)
+}
+
+// leavesReserve reports whether n more bytes for a keep used within limit
+// and leave reserve to the part memory of the first of fillers.
+func leavesReserve(used, limit, reserve int64, fillers *list.List, a *Account, n int64, part bool) bool {
+	if used+n > limit {
+		return false
+	}
+	var first *Account
+	if e := fillers.Front(); e != nil {
+		first = e.Value.(*Account)
+	}
+	if part && first == a {
+		return true
+	}
+	var firstPart int64
+	if first != nil {
+		firstPart = first.part
+	}
+	return used-firstPart+n <= limit-reserve
+}
+
+// TryAcquire takes n bytes of other memory if they are available now.
+func (a *Account) TryAcquire(n int64) bool { return a.tryAcquire(n, false) }
+
+func (a *Account) tryAcquire(n int64, part bool) bool {
 	b := a.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	// A waiter that fits has been served already: taking the step now jumps
-	// no queue.
-	if a.closed || !b.fits(a, n) {
+	if a.closed {
 		return false
 	}
-	a.take(n)
+	if part {
+		a.startFilling()
+	}
+	// A waiter that fits has been served already: taking the step now jumps
+	// no queue.
+	if !b.fits(a, n, part) {
+		a.stopFilling()
+		return false
+	}
+	a.take(n, part)
 	return true
 }
 
-func (a *Account) take(n int64) {
+func (a *Account) take(n int64, part bool) {
 	a.held += n
 	a.b.used += n
+	if a.c != nil {
+		a.c.used += n
+	}
+	if part {
+		a.part += n
+	}
 }
 
-// Acquire takes n bytes, waiting until they are available, ctx is done or
-// the budget's MaxWait has passed ([ErrMemoryWait]).
-func (a *Account) Acquire(ctx context.Context, n int64) error {
+// give gives back n bytes. b.mu is held.
+func (a *Account) give(n int64, part bool) {
+	a.held -= n
+	a.b.used -= n
+	if a.c != nil {
+		a.c.used -= n
+	}
+	if part {
+		a.part -= n
+		a.stopFilling()
+	}
+}
+
+// Acquire takes n bytes of other memory (not part buffers), waiting until
+// they are available, ctx is done or the budget's MaxWait has passed
+// ([ErrMemoryWait]).
+func (a *Account) Acquire(ctx context.Context, n int64) error { return a.acquire(ctx, n, false) }
+
+func (a *Account) acquire(ctx context.Context, n int64, part bool) error {
 	b := a.b
 	if n > b.limit {
 		return fmt.Errorf("%w: %d bytes asked, the budget is %d", ErrMemoryWait, n, b.limit)
@@ -142,13 +280,19 @@ func (a *Account) Acquire(ctx context.Context, n int64) error {
 		b.mu.Unlock()
 		return errors.New("s3stream: account closed")
 	}
-	if b.fits(a, n) {
-		a.take(n)
+	if part {
+		a.startFilling()
+	}
+	if b.fits(a, n, part) {
+		a.take(n, part)
 		b.mu.Unlock()
 		return nil
 	}
-	w := &waiter{a: a, n: n, ready: make(chan struct{})}
+	w := &waiter{a: a, n: n, part: part, ready: make(chan struct{})}
 	elem := b.waiters.PushBack(w)
+	if part {
+		a.partWaits++
+	}
 	b.mu.Unlock()
 
 	var timeout <-chan time.Time
@@ -170,42 +314,63 @@ func (a *Account) Acquire(ctx context.Context, n int64) error {
 	defer b.mu.Unlock()
 	select {
 	case <-w.ready:
-		// Granted meanwhile: give it back.
-		a.held -= n
-		b.used -= n
-		b.grant()
+		// Granted meanwhile: give it back, unless Close already did.
+		if !a.closed {
+			a.give(n, part)
+		}
 	default:
 		b.waiters.Remove(elem)
+		if part {
+			a.partWaits--
+			a.stopFilling()
+		}
 	}
+	// Either way memory or the first place may have become free.
+	b.grant()
 	return err
 }
 
-// Release gives back n bytes.
-func (a *Account) Release(n int64) {
+// Release gives back n bytes of other memory. It does nothing after Close.
+func (a *Account) Release(n int64) { a.release(n, false) }
+
+func (a *Account) release(n int64, part bool) {
 	if n <= 0 {
 		return
 	}
 	b := a.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	a.held -= n
-	b.used -= n
+	if a.closed {
+		return // Close gave everything back
+	}
+	a.give(n, part)
 	b.grant()
 }
 
 // Close gives back everything the account holds and removes it. Acquire
 // fails after Close.
 func (a *Account) Close() {
+	a.b.mu.Lock()
+	defer a.b.mu.Unlock()
+	a.closeLocked()
+}
+
+// closeLocked is Close with b.mu held.
+func (a *Account) closeLocked() {
 	b := a.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if a.closed {
 		return
 	}
 	a.closed = true
-	b.used -= a.held
-	a.held = 0
-	b.accounts.Remove(a.elem)
+	a.give(a.held-a.part, false)
+	a.give(a.part, true)
+	a.partWaits = 0 // its waiters are dropped by grant or give up themselves
+	a.stopFilling()
+	if c := a.c; c != nil {
+		if c.open--; c.open == 0 {
+			delete(b.clients, c.key)
+		}
+	}
 	b.grant()
 }
 
@@ -215,8 +380,11 @@ func (b *BufferBudget) grant() {
 	for e := b.waiters.Front(); e != nil; {
 		next := e.Next()
 		w := e.Value.(*waiter)
-		if !w.a.closed && b.fits(w.a, w.n) {
-			w.a.take(w.n)
+		if !w.a.closed && b.fits(w.a, w.n, w.part) {
+			w.a.take(w.n, w.part)
+			if w.part {
+				w.a.partWaits--
+			}
 			b.waiters.Remove(e)
 			close(w.ready)
 		}
@@ -359,7 +527,7 @@ func (p *bufferPool) get(ctx context.Context) (*partBuf, error) {
 // put frees a buffer obtained from get and gives its memory back to acct.
 func (p *bufferPool) put(b *partBuf, acct *Account) {
 	if acct != nil {
-		acct.Release(b.reserved())
+		acct.release(b.reserved(), true)
 	}
 	b.free()
 	<-p.slots

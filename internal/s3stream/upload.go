@@ -193,13 +193,13 @@ func (up *upload) fill(ctx context.Context, buf *partBuf, size int64) (eof bool,
 // budget): a client that has gone is noticed then, and the wait ends with
 // its read error instead of holding a place in the queue.
 func (up *upload) reserve(ctx context.Context, n int64) error {
-	if up.acct == nil || up.acct.TryAcquire(n) {
+	if up.acct == nil || up.acct.tryAcquire(n, true) {
 		return nil
 	}
 	waitCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	got := make(chan error, 1)
-	go func() { got <- up.acct.Acquire(waitCtx, n) }()
+	go func() { got <- up.acct.acquire(waitCtx, n, true) }()
 	var p [512]byte
 	for !up.eof && len(up.pending) < probeMax {
 		select {
@@ -214,7 +214,7 @@ func (up *upload) reserve(ctx context.Context, n int64) error {
 		} else if err != nil {
 			cancel()
 			if <-got == nil {
-				up.acct.Release(n)
+				up.acct.release(n, true)
 			}
 			return err
 		}

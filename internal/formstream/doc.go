@@ -85,9 +85,11 @@
 // inputs included, and Limits.MaxFiles (default unlimited) the files, counted
 // before store is called. A part's header block is bounded by
 // Limits.MaxHeaderBytes (default 16 KiB) before the parser buffers it. With
-// Limits.Reserve, every byte the form keeps (part headers, field values read
-// in 32 KiB steps and counted twice, replacement fields) is reserved before it
-// is read, so a shared memory budget can bound forms too. Limits.CheckName
+// Limits.Reserve, every byte the form keeps (part headers, field values
+// counted twice, replacement fields) is reserved before it is kept, and only
+// what actually arrived: field values are read through one 4 KiB buffer per
+// form (reserved once), so a shared memory budget can bound forms too, and a
+// form of many tiny fields costs about twice its size. Limits.CheckName
 // sees each plain field's name as soon as its headers are read, so a field the
 // caller refuses stops the form before any later file is stored. The request
 // body as a whole is not bounded here: wrap it in [net/http.MaxBytesReader].

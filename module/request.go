@@ -60,8 +60,8 @@ type request struct {
 	acct  *s3stream.Account // the request's share of memory_limit
 	body  *bodyReader       // nil until the body is wrapped
 
-	form       *bytes.Buffer // the rewritten form, in pass mode
-	written    []string      // names of the fields written for stored files, in pass mode
+	form       *bytes.Buffer        // the rewritten form, in pass mode
+	reserved   *formstream.Reserved // in pass mode: names a client's field may not take (see reservedNames)
 	formType   string
 	rolledBack bool
 	start      time.Time
@@ -164,8 +164,9 @@ func (q *request) storeForm(contentType string) error {
 		// be able to send fields that look like them. Checked as each field
 		// arrives, so that no later file is stored, and once more at the end
 		// against the fields written for files that came after it.
+		q.reserved = q.g.reservedNames()
 		lim.CheckName = func(name string) error {
-			if q.g.reservedField(name, q.written) {
+			if q.reserved.Match(name) {
 				return fmt.Errorf("%w: %q", errReservedField, name)
 			}
 			return nil
@@ -177,7 +178,7 @@ func (q *request) storeForm(contentType string) error {
 	}
 	if q.g.Output == OutputPass {
 		for _, f := range res.Fields {
-			if q.g.reservedField(f.Name, q.written) {
+			if q.reserved.Match(f.Name) {
 				return fmt.Errorf("%w: %q", errReservedField, f.Name)
 			}
 		}
@@ -213,7 +214,7 @@ func (q *request) storeFile(ctx context.Context, f *formstream.File) ([]formstre
 		})
 	}
 	for _, fl := range fields {
-		q.written = append(q.written, fl.Name)
+		q.reserved.AddName(fl.Name)
 	}
 	return fields, nil
 }
@@ -241,20 +242,17 @@ func stripControl(s string) string {
 	}, s)
 }
 
-// reservedField reports whether a client's plain field name could be read
-// as one the gateway writes in pass mode, by Go's parser, PHP's or Rack's
-// (which turn "a.b" into "a_b", "[a]" into "a", …; see
-// [formstream.SameField]): it is, or nests in, one of the fields written
-// for this request's files; it ends like the fixed text after the last
-// placeholder of a pass_field name or of the pass_signature field
-// (".key", ".sha256", … and so, for PHP, "_key", "_sha256", …); or it is a
-// name without placeholders.
-func (g *Gateway) reservedField(name string, written []string) bool {
-	for _, w := range written {
-		if formstream.SameField(name, w) {
-			return true
-		}
-	}
+// reservedNames returns the set of names a client's plain field may not
+// take in pass mode, as read by Go's parser, PHP's or Rack's (which turn
+// "a.b" into "a_b", "[a]" into "a", …; see [formstream.Reserved]): a name
+// that ends like the fixed text after the last placeholder of a pass_field
+// name or of the pass_signature field (".key", ".sha256", … and so, for
+// PHP, "_key", "_sha256", …), or is or nests in a name without
+// placeholders. The fields written for each stored file are added to it as
+// they are written. Each name is read once when added, so checking a field
+// costs the same however many files the form holds.
+func (g *Gateway) reservedNames() *formstream.Reserved {
+	r := new(formstream.Reserved)
 	templates := make([]string, 0, len(g.PassFields)+1)
 	for _, pf := range g.PassFields {
 		templates = append(templates, pf.Name)
@@ -263,18 +261,13 @@ func (g *Gateway) reservedField(name string, written []string) bool {
 		templates = append(templates, g.PassSignature.Field)
 	}
 	for _, t := range templates {
-		i := strings.LastIndex(t, "}")
-		if i < 0 {
-			if formstream.SameField(name, t) {
-				return true
-			}
-			continue
-		}
-		if formstream.EndsLike(name, t[i+1:]) {
-			return true
+		if i := strings.LastIndex(t, "}"); i >= 0 {
+			r.AddEnding(t[i+1:])
+		} else {
+			r.AddName(t)
 		}
 	}
-	return false
+	return r
 }
 
 // upload streams one file to S3.

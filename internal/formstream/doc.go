@@ -60,7 +60,9 @@
 // headers; an extended (RFC 2231) parameter other than "filename*", such as
 // name* (Go decodes it and lets it win over name, PHP ignores it); a name
 // with a control character (PHP cuts it at NUL), a quote or a backslash
-// (quoting rules differ; browsers send them as %22 and %5C); a "filename*"
+// (quoting rules differ; browsers send them as %22 and %5C); a name longer
+// than [MaxNameBytes] (1 KiB; names are compared under several parsers'
+// rules, and a bound keeps that cheap); a "filename*"
 // in a charset Go cannot decode (only UTF-8 and US-ASCII are supported); a
 // plain field whose Content-Type is multipart/* (the RFC 2388 nested
 // multipart/mixed form); and a Content-Transfer-Encoding other than 7bit,
@@ -72,7 +74,7 @@
 //
 // Field names that mean the same to a parser that rewrites them (PHP turns
 // "a.b" and "a b" into "a_b"; Rack reads "[a]" as "a") are not the
-// concern of this package: see [ParsedNames].
+// concern of [Rewrite]: see [Reserved].
 //
 // # Limits and memory
 //

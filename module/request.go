@@ -157,7 +157,7 @@ func (q *request) storeForm(contentType string) error {
 	}
 	lim := formstream.Limits{MaxFiles: q.g.MaxFiles, MaxFields: q.g.MaxFields, MaxFieldBytes: q.g.MaxFieldSize, MaxFormBytes: q.g.MaxFormSize}
 	if q.acct != nil {
-		lim.Reserve = q.acct.Acquire
+		lim.Reserve = q.reserveForm
 	}
 	if q.g.Output == OutputPass {
 		// The app trusts the fields the gateway writes; a client must not
@@ -191,6 +191,44 @@ func (q *request) storeForm(contentType string) error {
 	}
 	return nil
 }
+
+// reserveForm takes n bytes of memory_limit for the form. While it waits,
+// it reads a little of the body ahead (at most formProbeMax bytes, outside
+// the budget), as the uploader does: a client that has gone is noticed then
+// (an HTTP/1.1 request's context is not cancelled while its body is being
+// read), and the wait ends with its read error instead of holding a place
+// in the queue until memory_wait.
+func (q *request) reserveForm(ctx context.Context, n int64) error {
+	if q.acct.TryAcquire(n) {
+		return nil
+	}
+	if q.body == nil {
+		return q.acct.Acquire(ctx, n)
+	}
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() { got <- q.acct.Acquire(waitCtx, n) }()
+	for {
+		select {
+		case err := <-got:
+			return err
+		default:
+		}
+		more, err := q.body.readAhead(formProbeMax)
+		if err != nil {
+			cancel()
+			<-got // what it took, if anything, goes back when the request ends
+			return fmt.Errorf("%w: %w", formstream.ErrRead, err)
+		}
+		if !more {
+			return <-got
+		}
+	}
+}
+
+// formProbeMax is how many body bytes a form waiting for memory reads ahead.
+const formProbeMax = 4 << 10
 
 // storeFile stores one file part and returns the fields replacing it.
 func (q *request) storeFile(ctx context.Context, f *formstream.File) ([]formstream.Field, error) {

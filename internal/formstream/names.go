@@ -22,7 +22,7 @@ import (
 //
 // [SameField] and [EndsLike] compare names under each of these rules, so
 // that a client cannot send a field that one of them reads as a field the
-// gateway writes.
+// gateway writes; [Reserved] checks a name against many at once.
 
 // parsers read a field name as the path of keys of the value it sets
 // ($_POST['a']['b'] is ["a", "b"]); nil when the field is dropped.

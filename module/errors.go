@@ -112,11 +112,29 @@ func (g *Gateway) classify(err, bodyErr error) apiError {
 // truncated (the body ends cleanly, the form does not).
 type bodyReader struct {
 	io.ReadCloser
-	err error
-	eof bool // read to the end
+	err      error
+	eof      bool   // read to the end
+	pending  []byte // read ahead by readAhead, returned first
+	aheadErr error  // the error readAhead met, returned after pending
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	if len(b.pending) > 0 {
+		n := copy(p, b.pending)
+		b.pending = b.pending[n:]
+		return n, nil
+	}
+	switch {
+	case b.aheadErr != nil:
+		return 0, b.aheadErr
+	case b.eof:
+		return 0, io.EOF
+	}
+	return b.readBody(p)
+}
+
+// readBody reads from the body itself, noting its end and first error.
+func (b *bodyReader) readBody(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF && b.err == nil {
 		b.err = err
@@ -125,6 +143,28 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		b.eof = true
 	}
 	return n, err
+}
+
+// readAhead reads a little of the body ahead (up to 512 bytes, and no more
+// once limit bytes are pending); Read returns them first. It reports whether
+// reading ahead can go on: not once the body has ended or limit bytes are
+// pending. A read error is returned, and returned again by Read after what
+// is pending.
+func (b *bodyReader) readAhead(limit int) (more bool, err error) {
+	if b.eof || b.aheadErr != nil || len(b.pending) >= limit {
+		return false, b.aheadErr
+	}
+	var p [512]byte
+	n, err := b.readBody(p[:min(len(p), limit-len(b.pending))])
+	b.pending = append(b.pending, p[:n]...)
+	switch {
+	case err == io.EOF:
+		return false, nil
+	case err != nil:
+		b.aheadErr = err
+		return false, err
+	}
+	return len(b.pending) < limit, nil
 }
 
 // readTimedOut reports whether reading the body hit the server's read

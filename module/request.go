@@ -60,8 +60,8 @@ type request struct {
 	acct  *s3stream.Account // the request's share of memory_limit
 	body  *bodyReader       // nil until the body is wrapped
 
-	form       *bytes.Buffer // the rewritten form, in pass mode
-	written    []string      // names of the fields written for stored files, in pass mode
+	form       *bytes.Buffer        // the rewritten form, in pass mode
+	reserved   *formstream.Reserved // in pass mode: names a client's field may not take (see reservedNames)
 	formType   string
 	rolledBack bool
 	start      time.Time
@@ -157,15 +157,16 @@ func (q *request) storeForm(contentType string) error {
 	}
 	lim := formstream.Limits{MaxFiles: q.g.MaxFiles, MaxFields: q.g.MaxFields, MaxFieldBytes: q.g.MaxFieldSize, MaxFormBytes: q.g.MaxFormSize}
 	if q.acct != nil {
-		lim.Reserve = q.acct.Acquire
+		lim.Reserve = q.reserveForm
 	}
 	if q.g.Output == OutputPass {
 		// The app trusts the fields the gateway writes; a client must not
 		// be able to send fields that look like them. Checked as each field
 		// arrives, so that no later file is stored, and once more at the end
 		// against the fields written for files that came after it.
+		q.reserved = q.g.reservedNames()
 		lim.CheckName = func(name string) error {
-			if q.g.reservedField(name, q.written) {
+			if q.reserved.Match(name) {
 				return fmt.Errorf("%w: %q", errReservedField, name)
 			}
 			return nil
@@ -177,7 +178,7 @@ func (q *request) storeForm(contentType string) error {
 	}
 	if q.g.Output == OutputPass {
 		for _, f := range res.Fields {
-			if q.g.reservedField(f.Name, q.written) {
+			if q.reserved.Match(f.Name) {
 				return fmt.Errorf("%w: %q", errReservedField, f.Name)
 			}
 		}
@@ -190,6 +191,44 @@ func (q *request) storeForm(contentType string) error {
 	}
 	return nil
 }
+
+// reserveForm takes n bytes of memory_limit for the form. While it waits,
+// it reads a little of the body ahead (at most formProbeMax bytes, outside
+// the budget), as the uploader does: a client that has gone is noticed then
+// (an HTTP/1.1 request's context is not cancelled while its body is being
+// read), and the wait ends with its read error instead of holding a place
+// in the queue until memory_wait.
+func (q *request) reserveForm(ctx context.Context, n int64) error {
+	if q.acct.TryAcquire(n) {
+		return nil
+	}
+	if q.body == nil {
+		return q.acct.Acquire(ctx, n)
+	}
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() { got <- q.acct.Acquire(waitCtx, n) }()
+	for {
+		select {
+		case err := <-got:
+			return err
+		default:
+		}
+		more, err := q.body.readAhead(formProbeMax)
+		if err != nil {
+			cancel()
+			<-got // what it took, if anything, goes back when the request ends
+			return fmt.Errorf("%w: %w", formstream.ErrRead, err)
+		}
+		if !more {
+			return <-got
+		}
+	}
+}
+
+// formProbeMax is how many body bytes a form waiting for memory reads ahead.
+const formProbeMax = 4 << 10
 
 // storeFile stores one file part and returns the fields replacing it.
 func (q *request) storeFile(ctx context.Context, f *formstream.File) ([]formstream.Field, error) {
@@ -213,7 +252,7 @@ func (q *request) storeFile(ctx context.Context, f *formstream.File) ([]formstre
 		})
 	}
 	for _, fl := range fields {
-		q.written = append(q.written, fl.Name)
+		q.reserved.AddName(fl.Name)
 	}
 	return fields, nil
 }
@@ -241,20 +280,17 @@ func stripControl(s string) string {
 	}, s)
 }
 
-// reservedField reports whether a client's plain field name could be read
-// as one the gateway writes in pass mode, by Go's parser, PHP's or Rack's
-// (which turn "a.b" into "a_b", "[a]" into "a", …; see
-// [formstream.SameField]): it is, or nests in, one of the fields written
-// for this request's files; it ends like the fixed text after the last
-// placeholder of a pass_field name or of the pass_signature field
-// (".key", ".sha256", … and so, for PHP, "_key", "_sha256", …); or it is a
-// name without placeholders.
-func (g *Gateway) reservedField(name string, written []string) bool {
-	for _, w := range written {
-		if formstream.SameField(name, w) {
-			return true
-		}
-	}
+// reservedNames returns the set of names a client's plain field may not
+// take in pass mode, as read by Go's parser, PHP's or Rack's (which turn
+// "a.b" into "a_b", "[a]" into "a", …; see [formstream.Reserved]): a name
+// that ends like the fixed text after the last placeholder of a pass_field
+// name or of the pass_signature field (".key", ".sha256", … and so, for
+// PHP, "_key", "_sha256", …), or is or nests in a name without
+// placeholders. The fields written for each stored file are added to it as
+// they are written. Each name is read once when added, so checking a field
+// costs the same however many files the form holds.
+func (g *Gateway) reservedNames() *formstream.Reserved {
+	r := new(formstream.Reserved)
 	templates := make([]string, 0, len(g.PassFields)+1)
 	for _, pf := range g.PassFields {
 		templates = append(templates, pf.Name)
@@ -263,18 +299,13 @@ func (g *Gateway) reservedField(name string, written []string) bool {
 		templates = append(templates, g.PassSignature.Field)
 	}
 	for _, t := range templates {
-		i := strings.LastIndex(t, "}")
-		if i < 0 {
-			if formstream.SameField(name, t) {
-				return true
-			}
-			continue
-		}
-		if formstream.EndsLike(name, t[i+1:]) {
-			return true
+		if i := strings.LastIndex(t, "}"); i >= 0 {
+			r.AddEnding(t[i+1:])
+		} else {
+			r.AddName(t)
 		}
 	}
-	return false
+	return r
 }
 
 // upload streams one file to S3.

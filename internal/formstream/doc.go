@@ -60,7 +60,9 @@
 // headers; an extended (RFC 2231) parameter other than "filename*", such as
 // name* (Go decodes it and lets it win over name, PHP ignores it); a name
 // with a control character (PHP cuts it at NUL), a quote or a backslash
-// (quoting rules differ; browsers send them as %22 and %5C); a "filename*"
+// (quoting rules differ; browsers send them as %22 and %5C); a name longer
+// than [MaxNameBytes] (1 KiB; names are compared under several parsers'
+// rules, and a bound keeps that cheap); a "filename*"
 // in a charset Go cannot decode (only UTF-8 and US-ASCII are supported); a
 // plain field whose Content-Type is multipart/* (the RFC 2388 nested
 // multipart/mixed form); and a Content-Transfer-Encoding other than 7bit,
@@ -72,7 +74,7 @@
 //
 // Field names that mean the same to a parser that rewrites them (PHP turns
 // "a.b" and "a b" into "a_b"; Rack reads "[a]" as "a") are not the
-// concern of this package: see [ParsedNames].
+// concern of [Rewrite]: see [Reserved].
 //
 // # Limits and memory
 //
@@ -85,9 +87,11 @@
 // inputs included, and Limits.MaxFiles (default unlimited) the files, counted
 // before store is called. A part's header block is bounded by
 // Limits.MaxHeaderBytes (default 16 KiB) before the parser buffers it. With
-// Limits.Reserve, every byte the form keeps (part headers, field values read
-// in 32 KiB steps and counted twice, replacement fields) is reserved before it
-// is read, so a shared memory budget can bound forms too. Limits.CheckName
+// Limits.Reserve, every byte the form keeps (part headers, field values
+// counted twice, replacement fields) is reserved before it is kept, and only
+// what actually arrived: field values are read through one 4 KiB buffer per
+// form (reserved once), so a shared memory budget can bound forms too, and a
+// form of many tiny fields costs about twice its size. Limits.CheckName
 // sees each plain field's name as soon as its headers are read, so a field the
 // caller refuses stops the form before any later file is stored. The request
 // body as a whole is not bounded here: wrap it in [net/http.MaxBytesReader].

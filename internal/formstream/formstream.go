@@ -53,9 +53,10 @@ const (
 	DefaultMaxHeaderBytes = 16 << 10
 )
 
-// fieldStep is how much of a field value is read (and reserved with
-// Limits.Reserve) at a time.
-const fieldStep = 32 << 10
+// readStep is the size of the buffer field values are read through, at most
+// what one read returns. It is reserved with Limits.Reserve once per form;
+// the bytes read are reserved as they arrive.
+const readStep = 4 << 10
 
 // Field is a plain form field.
 type Field struct {
@@ -110,9 +111,10 @@ type Limits struct {
 	MaxHeaderBytes int64
 
 	// Reserve, when set, is called before the form keeps n more bytes in
-	// memory (part headers, field values in steps of at most 64 KiB, twice:
-	// the parsed value and the rewritten form, and replacement fields). An
-	// error stops Rewrite and is returned wrapped. What was reserved is the
+	// memory: part headers, a 4 KiB read buffer once per form, field values
+	// as their bytes arrive (twice: the parsed value and the rewritten form;
+	// no more than was read), and replacement fields. It may be called once
+	// per read of the body. An error stops Rewrite and is returned wrapped. What was reserved is the
 	// caller's to release when the form is no longer needed.
 	Reserve func(ctx context.Context, n int64) error
 	// CheckName, when set, is called with the name of every plain field as
@@ -220,6 +222,7 @@ type rewriter struct {
 	fields   int   // plain parts seen, skipped empty file inputs included
 	formLeft int64 // what is left of MaxFormBytes
 	buf      bytes.Buffer
+	scratch  []byte // the read buffer of field values, once reserved
 }
 
 func (rw *rewriter) run() error {
@@ -293,22 +296,32 @@ func (rw *rewriter) field(p *multipart.Part, d disposition, qp bool) error {
 		rw.formLeft -= h
 	}
 	limit := min(rw.lim.MaxFieldBytes, rw.formLeft, math.MaxInt64-1)
-	rw.buf.Reset()
-	var n int64
-	for {
-		// Read a step at a time, each reserved first (twice: the value kept
-		// and its copy in the rewritten form).
-		step := min(fieldStep, limit+1-n)
-		if err := rw.reserve(2 * step); err != nil {
+	if rw.scratch == nil {
+		// One read buffer for every field of the form, reserved once.
+		if err := rw.reserve(readStep); err != nil {
 			return err
 		}
-		m, err := rw.buf.ReadFrom(io.LimitReader(p, step))
-		n += m
+		rw.scratch = make([]byte, readStep)
+	}
+	rw.buf.Reset()
+	var n int64
+	for n <= limit {
+		// Only what arrived is reserved, twice (the value kept and its copy
+		// in the rewritten form), before it is kept: a 1-byte field costs
+		// 2 bytes of the budget, not a whole step.
+		m, err := p.Read(rw.scratch[:min(readStep, limit+1-n)])
+		if m > 0 {
+			if err := rw.reserve(2 * int64(m)); err != nil {
+				return err
+			}
+			rw.buf.Write(rw.scratch[:m])
+			n += int64(m)
+		}
+		if err == io.EOF {
+			break
+		}
 		if err != nil {
 			return rw.readError(err)
-		}
-		if m < step || n > limit {
-			break
 		}
 	}
 	switch {

@@ -294,6 +294,14 @@ func TestRewrite(t *testing.T) {
 		{name: "NUL in a name", body: form("Content-Disposition: form-data; name=\"avatar.key\x00x\"\r\n\r\nv"), wantErr: formstream.ErrMalformed},
 		{name: "quote in a name", body: form("Content-Disposition: form-data; name=\"a\\\"b\"\r\n\r\nv"), wantErr: formstream.ErrMalformed},
 		{name: "backslash in a name", body: form("Content-Disposition: form-data; name=\"a\\\\b\"\r\n\r\nv"), wantErr: formstream.ErrMalformed},
+		{name: "a field name longer than 1 KiB", body: form(field("a"+strings.Repeat("[b]", 400), "v")), wantErr: formstream.ErrMalformed},
+		{name: "a file field name longer than 1 KiB", body: form(file(strings.Repeat("f", formstream.MaxNameBytes+1), "a.txt", "1")), wantErr: formstream.ErrMalformed},
+		{
+			name:       "a field name of exactly 1 KiB is fine",
+			body:       form(field(strings.Repeat("n", formstream.MaxNameBytes), "v")),
+			wantFields: []string{strings.Repeat("n", formstream.MaxNameBytes) + "=v"},
+			wantOut:    []string{strings.Repeat("n", formstream.MaxNameBytes) + "=v"},
+		},
 		{
 			name:       "star inside a quoted value is fine",
 			body:       form("Content-Disposition: form-data; name=\"a*b\"; x=\"y; z*=1\"\r\n\r\nv"),

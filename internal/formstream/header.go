@@ -61,10 +61,19 @@ func parseDisposition(h textproto.MIMEHeader) (disposition, error) {
 	return d, nil
 }
 
+// MaxNameBytes is the longest field name accepted, file parts included.
+// Names are compared under several parsers' rules (see [Reserved]); a bound
+// keeps that cheap whatever a client sends.
+const MaxNameBytes = 1 << 10
+
 // checkName refuses field names that parsers read differently: with a
 // control character (PHP cuts a name at NUL), or with a quote or backslash
-// (quoting rules differ; browsers send them as %22 and %5C).
+// (quoting rules differ; browsers send them as %22 and %5C). It also refuses
+// names longer than MaxNameBytes.
 func checkName(name string) error {
+	if len(name) > MaxNameBytes {
+		return fmt.Errorf("field name %.32q… is longer than %d bytes", name, MaxNameBytes)
+	}
 	if i := strings.IndexFunc(name, func(r rune) bool {
 		return r < 0x20 || r == 0x7f || r == '"' || r == '\\'
 	}); i >= 0 {

@@ -3,6 +3,7 @@ package formstream_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"strings"
@@ -80,6 +81,52 @@ func TestRewriteHooks(t *testing.T) {
 			}
 			if reserved < tt.wantMin {
 				t.Errorf("reserved %d bytes, want at least %d", reserved, tt.wantMin)
+			}
+		})
+	}
+}
+
+// A form is charged for what it keeps, not for whole read steps: many tiny
+// fields must not take a step of the memory budget each.
+func TestRewriteReservesOnlyWhatArrives(t *testing.T) {
+	tests := []struct {
+		name   string
+		fields int
+		size   int
+	}{
+		{"one 1-byte field", 1, 1},
+		{"1000 1-byte fields", 1000, 1},
+		{"1000 empty fields", 1000, 0},
+		{"100 fields of 100 bytes", 100, 100},
+		{"10 fields just over a read step", 10, 4<<10 + 1},
+		{"3 fields of 100 KiB", 3, 100 << 10},
+		{"one field at the 1 MiB limit", 1, 1 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var parts []string
+			var values, headers int64
+			for i := range tt.fields {
+				name := fmt.Sprintf("f%d", i)
+				parts = append(parts, field(name, strings.Repeat("v", tt.size)))
+				values += int64(tt.size)
+				headers += int64(len(`Content-Disposition: form-data; name=""`) + len(name) + 4)
+			}
+			var reserved int64
+			lim := formstream.Limits{Reserve: func(_ context.Context, n int64) error { reserved += n; return nil }}
+			res, err := formstream.Rewrite(context.Background(), strings.NewReader(form(parts...)), bnd, lim, (&recorder{}).store, multipart.NewWriter(io.Discard))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Fields) != tt.fields {
+				t.Fatalf("%d fields, want %d", len(res.Fields), tt.fields)
+			}
+			const slack = 8 << 10 // the read buffer, once per form
+			if most := 2*values + headers + slack; reserved > most {
+				t.Errorf("reserved %d bytes for %d bytes of values and %d of headers, want at most %d", reserved, values, headers, most)
+			}
+			if least := 2*values + headers; reserved < least {
+				t.Errorf("reserved %d bytes, want at least %d", reserved, least)
 			}
 		})
 	}

@@ -1,8 +1,7 @@
 package formstream
 
 import (
-	"regexp"
-	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -23,7 +22,7 @@ import (
 //
 // [SameField] and [EndsLike] compare names under each of these rules, so
 // that a client cannot send a field that one of them reads as a field the
-// gateway writes.
+// gateway writes; [Reserved] checks a name against many at once.
 
 // parsers read a field name as the path of keys of the value it sets
 // ($_POST['a']['b'] is ["a", "b"]); nil when the field is dropped.
@@ -38,17 +37,9 @@ var parsers = []func(string) []string{
 // one as a value nested in the other ("a_b" and "a.b" for PHP; "a" and
 // "a[b]" for PHP and Rack).
 func SameField(a, b string) bool {
-	for _, parse := range parsers {
-		pa, pb := parse(a), parse(b)
-		if len(pa) == 0 || len(pb) == 0 {
-			continue
-		}
-		n := min(len(pa), len(pb))
-		if slices.Equal(pa[:n], pb[:n]) {
-			return true
-		}
-	}
-	return false
+	var r Reserved
+	r.AddName(b)
+	return r.Match(a)
 }
 
 // EndsLike reports whether some parser reads name as something that ends
@@ -56,20 +47,116 @@ func SameField(a, b string) bool {
 // ".key" for PHP, which reads "api.key" as "api_key". It is how a name is
 // checked against a template such as "{upload.field}.key".
 func EndsLike(name, suffix string) bool {
-	if suffix == "" {
-		return false
-	}
-	for _, parse := range parsers {
-		pn, ps := parse(name), parse("x"+suffix)
-		if len(pn) == 0 || len(ps) == 0 {
+	var r Reserved
+	r.AddEnding(suffix)
+	return r.Match(name)
+}
+
+// Reserved is a set of field names and name endings, each read once by
+// every parser when it is added, so that checking a name against all of
+// them costs one reading of the name per parser and a few map look-ups,
+// however many names the set holds. Its zero value is an empty set; it is
+// not safe for concurrent use.
+type Reserved struct {
+	sets    [4]pathSet // one per parser, in the order of parsers
+	endings [4][]string
+}
+
+// pathSet holds paths as one parser reads them.
+type pathSet struct {
+	full     map[string]bool // every path, encoded
+	prefixes map[string]bool // every prefix of every path (whole ones too), encoded
+	depth    int             // the longest path
+}
+
+// AddName reserves name: [Reserved.Match] then reports the names
+// [SameField] would report for it.
+func (r *Reserved) AddName(name string) {
+	for i, parse := range parsers {
+		p := parse(name)
+		if len(p) == 0 {
 			continue
 		}
-		s, ok := strings.CutPrefix(joinPath(ps), "x")
-		if ok && s != "" && strings.HasSuffix(joinPath(pn), s) {
-			return true
+		s := &r.sets[i]
+		if s.full == nil {
+			s.full, s.prefixes = map[string]bool{}, map[string]bool{}
+		}
+		enc, ends := encodePath(p, len(p))
+		s.full[enc] = true
+		for _, e := range ends {
+			s.prefixes[enc[:e]] = true
+		}
+		s.depth = max(s.depth, len(p))
+	}
+}
+
+// AddEnding reserves the names that end like suffix: [Reserved.Match] then
+// reports the names [EndsLike] would report for it.
+func (r *Reserved) AddEnding(suffix string) {
+	if suffix == "" {
+		return
+	}
+	for i, parse := range parsers {
+		ps := parse("x" + suffix)
+		if len(ps) == 0 {
+			continue
+		}
+		if s, ok := strings.CutPrefix(joinPath(ps), "x"); ok && s != "" {
+			r.endings[i] = append(r.endings[i], s)
+		}
+	}
+}
+
+// Match reports whether some parser reads name as a reserved name, as a
+// value nested in one or holding one, or as a name with a reserved ending.
+func (r *Reserved) Match(name string) bool {
+	for i, parse := range parsers {
+		s, endings := &r.sets[i], r.endings[i]
+		if s.depth == 0 && len(endings) == 0 {
+			continue
+		}
+		p := parse(name)
+		if len(p) == 0 {
+			continue
+		}
+		if s.depth > 0 {
+			// Only prefixes as deep as the longest reserved path can match.
+			enc, ends := encodePath(p, s.depth)
+			if len(p) <= s.depth && s.prefixes[enc] {
+				return true // name's path is, or holds, a reserved one
+			}
+			for _, e := range ends {
+				if s.full[enc[:e]] {
+					return true // a reserved path holds name's
+				}
+			}
+		}
+		if len(endings) > 0 {
+			joined := joinPath(p)
+			for _, e := range endings {
+				if strings.HasSuffix(joined, e) {
+					return true
+				}
+			}
 		}
 	}
 	return false
+}
+
+// encodePath writes the first n keys of a path as one string, each key as
+// "<length>:<key>", so that different paths never share an encoding and the
+// encoding of a prefix is a prefix of the encoding. ends are the offsets at
+// which each of those keys ends.
+func encodePath(p []string, n int) (enc string, ends []int) {
+	var b strings.Builder
+	ends = make([]int, 0, min(n, len(p)))
+	for _, k := range p[:min(n, len(p))] {
+		b.WriteString(strconv.Itoa(len(k)))
+		b.WriteByte(':')
+		b.WriteString(k)
+		ends = append(ends, b.Len())
+	}
+	return b.String(), ends
 }
 
 // joinPath writes a path back as a name: "a[b][c]".
@@ -77,7 +164,9 @@ func joinPath(p []string) string {
 	var b strings.Builder
 	b.WriteString(p[0])
 	for _, k := range p[1:] {
-		b.WriteString("[" + k + "]")
+		b.WriteByte('[')
+		b.WriteString(k)
+		b.WriteByte(']')
 	}
 	return b.String()
 }
@@ -124,17 +213,27 @@ func phpPath(name string) []string {
 	return path
 }
 
-var rack2Key = regexp.MustCompile(`\A[\[\]]*([^\[\]]+)\]*`)
-
-// rack2Path reads a name as Rack 2's normalize_params does.
+// rack2Path reads a name as Rack 2's normalize_params does: each step takes
+// the key matched by /\A[\[\]]*([^\[\]]+)\]*/ and goes on after the match.
 func rack2Path(name string) []string {
 	var path []string
 	for name != "" {
-		m := rack2Key.FindStringSubmatchIndex(name)
-		if m == nil {
-			break
+		i := 0
+		for i < len(name) && (name[i] == '[' || name[i] == ']') {
+			i++
 		}
-		k, after := name[m[2]:m[3]], name[m[1]:]
+		j := i
+		for j < len(name) && name[j] != '[' && name[j] != ']' {
+			j++
+		}
+		if j == i {
+			break // no key left
+		}
+		e := j
+		for e < len(name) && name[e] == ']' {
+			e++
+		}
+		k, after := name[i:j], name[e:]
 		switch {
 		case after == "":
 			return append(path, k)

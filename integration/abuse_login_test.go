@@ -110,23 +110,6 @@ func (idp localIdP) site(authLines []string, rest string) string {
 	%s`, idp.usersFile, idp.keysDir, strings.Join(authLines, "\n\t\t"), rest)
 }
 
-// startGatewayWith starts a gateway with a full configuration and stops it
-// when the test ends.
-func startGatewayWith(t *testing.T, cfg harness.GatewayConfig) *harness.Gateway {
-	t.Helper()
-	gw, err := env.StartGateway(cfg)
-	if err != nil {
-		t.Fatalf("starting the gateway: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gateway logs:\n%s", gw.Logs())
-		}
-		gw.Stop()
-	})
-	return gw
-}
-
 // attempt is the outcome of one request made from a goroutine, where
 // t.Fatal may not be called.
 type attempt struct {

@@ -50,23 +50,6 @@ func faultSeed(t *testing.T) uint64 {
 	return seed
 }
 
-// faultGateway is startGateway with a whole GatewayConfig (global
-// options, environment).
-func faultGateway(t *testing.T, cfg harness.GatewayConfig) *harness.Gateway {
-	t.Helper()
-	gw, err := env.StartGateway(cfg)
-	if err != nil {
-		t.Fatalf("starting the gateway: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gateway logs:\n%s", gw.Logs())
-		}
-		gw.Stop()
-	})
-	return gw
-}
-
 // faultDial opens a raw TLS connection to the gateway and returns it with
 // its TCP connection (to reset it).
 func faultDial(t *testing.T, gw *harness.Gateway) (*tls.Conn, *net.TCPConn) {
@@ -257,7 +240,7 @@ func TestSlowClientTimesOut(t *testing.T) {
 	for _, option := range []string{"read_body", "read_body_idle"} {
 		t.Run(option, func(t *testing.T) {
 			prefix := testPrefix(t)
-			gw := faultGateway(t, harness.GatewayConfig{
+			gw := startGatewayWith(t, harness.GatewayConfig{
 				Site:    gatewayOpts{prefix: prefix, lines: []string{"part_size 5MiB"}}.block(),
 				Globals: fmt.Sprintf("servers {\n\t\ttimeouts {\n\t\t\t%s %s\n\t\t}\n\t}", option, timeout),
 			})

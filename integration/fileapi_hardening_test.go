@@ -36,17 +36,7 @@ func apiSiteWith(prefix string, lines ...string) string {
 // environment variables (which override those of the test servers).
 func startAPIGateway(t *testing.T, prefix string, environ []string, lines ...string) *harness.Gateway {
 	t.Helper()
-	gw, err := env.StartGateway(harness.GatewayConfig{Site: apiSiteWith(prefix, lines...), Env: environ})
-	if err != nil {
-		t.Fatalf("starting the gateway: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gateway logs:\n%s", gw.Logs())
-		}
-		gw.Stop()
-	})
-	return gw
+	return startGatewayWith(t, harness.GatewayConfig{Site: apiSiteWith(prefix, lines...), Env: environ})
 }
 
 // assumedRole is one AssumeRole call the STS recorder saw.

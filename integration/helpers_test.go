@@ -88,7 +88,14 @@ func testPrefix(t *testing.T) string {
 // startGateway starts a gateway serving site and stops it when the test ends.
 func startGateway(t *testing.T, site string) *harness.Gateway {
 	t.Helper()
-	gw, err := env.StartGateway(harness.GatewayConfig{Site: site})
+	return startGatewayWith(t, harness.GatewayConfig{Site: site})
+}
+
+// startGatewayWith starts a gateway with a whole configuration (global
+// options, environment) and stops it when the test ends.
+func startGatewayWith(t *testing.T, cfg harness.GatewayConfig) *harness.Gateway {
+	t.Helper()
+	gw, err := env.StartGateway(cfg)
 	if err != nil {
 		t.Fatalf("starting the gateway: %v", err)
 	}

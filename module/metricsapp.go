@@ -20,6 +20,8 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/cwexport"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 func init() {
@@ -111,7 +113,7 @@ func (a *MetricsApp) Provision(ctx caddy.Context) error {
 		repl := caddy.NewReplacer()
 		c.Endpoint = repl.ReplaceAll(c.Endpoint, "")
 		c.Region = repl.ReplaceAll(c.Region, "")
-		cfg, err := loadAWSConfig(ctx, awsSettings{
+		cfg, err := shared.LoadAWSConfig(ctx, shared.AWSSettings{
 			Region:          c.Region,
 			AccessKeyID:     repl.ReplaceAll(c.AccessKeyID, ""),
 			SecretAccessKey: repl.ReplaceAll(c.SecretAccessKey, ""),
@@ -217,7 +219,7 @@ func parseMetricsApp(d *caddyfile.Dispenser, _ any) (any, error) {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "emf_file":
-			if err := oneString(d, &app.EMFFile); err != nil {
+			if err := shared.OneString(d, &app.EMFFile); err != nil {
 				return nil, err
 			}
 		case "cloudwatch":
@@ -226,19 +228,19 @@ func parseMetricsApp(d *caddyfile.Dispenser, _ any) (any, error) {
 				var err error
 				switch d.Val() {
 				case "namespace":
-					err = oneString(d, &c.Namespace)
+					err = shared.OneString(d, &c.Namespace)
 				case "region":
-					err = oneString(d, &c.Region)
+					err = shared.OneString(d, &c.Region)
 				case "endpoint":
-					err = oneString(d, &c.Endpoint)
+					err = shared.OneString(d, &c.Endpoint)
 				case "interval":
-					err = duration(d, &c.Interval)
+					err = shared.Duration(d, &c.Interval)
 				case "queue_size":
-					err = integer(d, &c.QueueSize)
+					err = shared.Integer(d, &c.QueueSize)
 				case "access_key_id":
-					err = oneString(d, &c.AccessKeyID)
+					err = shared.OneString(d, &c.AccessKeyID)
 				case "secret_access_key":
-					err = oneString(d, &c.SecretAccessKey)
+					err = shared.OneString(d, &c.SecretAccessKey)
 				default:
 					return nil, d.Errf("unrecognized cloudwatch option %s", d.Val())
 				}

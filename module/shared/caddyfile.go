@@ -52,7 +52,7 @@ func Size(d *caddyfile.Dispenser, dst *int64) error {
 	}
 	n, err := humanize.ParseBytes(s)
 	if err != nil {
-		return d.Errf("invalid byte Size '%s': %v", s, err)
+		return d.Errf("invalid byte size '%s': %v", s, err)
 	}
 	*dst = int64(n)
 	return nil
@@ -80,7 +80,7 @@ func Duration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	}
 	dur, err := caddy.ParseDuration(s)
 	if err != nil {
-		return d.Errf("invalid Duration '%s': %v", s, err)
+		return d.Errf("invalid duration '%s': %v", s, err)
 	}
 	*dst = caddy.Duration(dur)
 	return nil

@@ -1,0 +1,591 @@
+// Package files is the presigned file API, `http.handlers.upload_api`
+// (Caddyfile directive `upload_api`): a REST API that hands out S3 URLs
+// signed for the caller (single PUT, multipart parts, browser POST,
+// download), lists and deletes files, and checks every action against the
+// role policy. The REST logic lives in internal/fileapi; this package owns
+// its Caddy configuration, the S3/STS clients and the adapters to
+// internal/policy and internal/presign.
+package files
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/fileapi"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/stscreds"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
+)
+
+func init() {
+	caddy.RegisterModule(API{})
+}
+
+// API serves the REST file API for clients that upload and download
+// directly to and from S3 with presigned URLs, under `<base_path>/files`:
+//
+//	POST   /files/upload-url            presigned PUT (binds size, type, SSE-KMS, checksum)
+//	POST   /files/upload-post           presigned POST policy for browser forms
+//	POST   /files/multipart/initiate    multipart upload + first part URLs
+//	POST   /files/multipart/sign-parts  more part URLs
+//	GET    /files/multipart/{id}/parts  uploaded parts (resume)
+//	POST   /files/multipart/complete    server-checked completion
+//	POST   /files/multipart/abort
+//	GET    /files                       own (or all) files, paginated
+//	GET    /files/{fileId}              metadata
+//	GET    /files/{fileId}/download-url presigned GET
+//	DELETE /files/{fileId}
+//
+// The user comes from `upload_auth` (`{http.auth.user.id}`, `.role`,
+// `.email`); what each role may do on which keys is the route's policy
+// (default: admin everything on all files; uploader uploads, reads, lists
+// and deletes own files; viewer reads and lists all files). URLs are
+// signed with temporary credentials from STS AssumeRole of the role's ARN,
+// with an inline session policy limited to the user's prefix and allowed
+// actions, cached per (role, user) until shortly before they expire; without
+// a role ARN the gateway's own credentials sign.
+type API struct {
+	// Where files are stored: bucket, region, endpoint, credentials and
+	// server-side encryption.
+	shared.S3Config
+
+	// The prefix all files are under. Each user's files are under
+	// `<prefix>users/<user id>/`. Default `files/`.
+	Prefix string `json:"prefix,omitempty"`
+
+	// A path prefix before `/files`, e.g. `/api`. Default: none.
+	BasePath string `json:"base_path,omitempty"`
+
+	// The IAM role assumed to sign each role's URLs: role → ARN; the key
+	// `*` applies to every role without its own. Default: none, so the
+	// gateway's own credentials sign.
+	RoleARNs map[string]string `json:"role_arns,omitempty"`
+
+	// The STS endpoint, for S3-compatible servers with STS.
+	STSEndpoint string `json:"sts_endpoint,omitempty"`
+
+	// Which credentials sign POST policies: `session` (default: the user's
+	// STS session, like the URLs) or `gateway` (the gateway's own). Use
+	// `gateway` with S3-compatible servers that reject temporary
+	// credentials in POST policies (SeaweedFS does); the policy pins the
+	// key, content type, size range and encryption either way.
+	PostPolicyCredentials string `json:"post_policy_credentials,omitempty"`
+
+	// Lifetime of the assumed-role sessions. Default 1h.
+	STSDuration caddy.Duration `json:"sts_duration,omitempty"`
+
+	// Secret (at least 32 bytes) that signs multipart upload tokens; every
+	// instance must share it. Required: an empty or short secret (say, a
+	// `{env.…}` placeholder whose variable is unset) refuses to provision,
+	// unless insecure_random_secret is set.
+	Secret string `json:"secret,omitempty"`
+
+	// Sign multipart upload tokens with a random key made at start-up
+	// when no secret is set. Uploads then fail after a restart and on any
+	// other instance: for a single development instance only.
+	InsecureRandomSecret bool `json:"insecure_random_secret,omitempty"`
+
+	// Previous secrets, still accepted for verification after a rotation.
+	OldSecrets []string `json:"old_secrets,omitempty"`
+
+	// Lifetime of presigned URLs. Default 15m.
+	URLExpiry caddy.Duration `json:"url_expiry,omitempty"`
+
+	// Lifetime of a multipart upload token. Default 24h.
+	UploadTTL caddy.Duration `json:"upload_ttl,omitempty"`
+
+	// Largest single PUT/POST upload, in bytes. Default 100 MiB.
+	MaxSingleSize int64 `json:"max_single_size,omitempty"`
+
+	// Largest multipart upload, in bytes. Default 5 TiB.
+	MaxFileSize int64 `json:"max_file_size,omitempty"`
+
+	// The part size when the client does not ask for one. Default 16 MiB.
+	PartSize int64 `json:"part_size,omitempty"`
+
+	// How many part URLs the initiate call returns. Default 20.
+	PartBatch int `json:"part_batch,omitempty"`
+
+	// How many multipart uploads one user may be starting at the same
+	// time; more answer 429 with Retry-After. Default 4; -1: no limit.
+	MaxConcurrentInitiates int `json:"max_concurrent_initiates,omitempty"`
+
+	// Whether presigned upload URLs and multipart completions are
+	// create-only: `If-None-Match: *` is signed into PUT URLs (a header
+	// the client must send, listed in requiredHeaders) and sent with
+	// CompleteMultipartUpload, so a replayed URL gets 412 instead of
+	// overwriting the file. `auto` (default) finds out on first use
+	// whether the S3 server honours the header, by writing and deleting a
+	// probe object under `<prefix>users/_/` (a folder no user owns), and
+	// logs the answer; `on` always (AWS S3 honours it); `off` never.
+	CreateOnly string `json:"create_only,omitempty"`
+
+	// Content types accepted (declared by the client). Default: all.
+	AllowedTypes []string `json:"allowed_types,omitempty"`
+
+	// Abort multipart uploads under the prefix that clients started and
+	// never completed. Default: off. Its max_age must exceed upload_ttl.
+	Janitor *shared.JanitorConfig `json:"janitor,omitempty"`
+
+	// Policy overrides: role → action → scope, e.g.
+	// `{"uploader": {"delete": "none"}}`. Actions: upload, download, list,
+	// delete, manage. Scopes: own, all, none.
+	Policy map[string]map[string]string `json:"policy,omitempty"`
+
+	svc     *fileapi.Service
+	policy  policy.Policy
+	sts     *stscreds.Provider
+	gwCreds aws.CredentialsProvider
+	metrics *metrics.Metrics
+	cw      *metricsapp.App
+	logger  *zap.Logger
+	audit   *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (API) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.upload_api",
+		New: func() caddy.Module { return new(API) },
+	}
+}
+
+// Provision sets up the API without network calls.
+func (a *API) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	a.audit = a.logger.Named("audit")
+	a.S3Config.ApplyDefaults()
+	a.S3Config.Expand()
+	if a.Prefix == "" {
+		a.Prefix = "files/"
+	}
+	a.BasePath = strings.TrimRight(a.BasePath, "/")
+
+	m, err := metrics.New(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+	a.metrics = m
+	if a.cw, err = metricsapp.Sink(ctx); err != nil {
+		return err
+	}
+
+	rules, err := policy.ParseRules(a.Policy)
+	if err != nil {
+		return fmt.Errorf("parsing policy: %v", err)
+	}
+	a.policy = policy.Default(a.Prefix).Override(rules)
+
+	// One configuration, so S3 calls, STS calls and the gateway-signed URLs
+	// share one credential cache.
+	cfg, err := a.AWSConfig(ctx, 16)
+	if err != nil {
+		return fmt.Errorf("loading AWS configuration: %v", err)
+	}
+	client := a.NewS3Client(cfg, shared.S3Observer(m))
+	a.gwCreds = cfg.Credentials
+	if len(a.RoleARNs) > 0 {
+		repl := caddy.NewReplacer()
+		a.STSEndpoint = repl.ReplaceAll(a.STSEndpoint, "")
+		for k, v := range a.RoleARNs {
+			a.RoleARNs[k] = repl.ReplaceAll(v, "")
+		}
+		stsClient := sts.NewFromConfig(cfg, func(o *sts.Options) {
+			if a.STSEndpoint != "" {
+				o.BaseEndpoint = aws.String(a.STSEndpoint)
+			}
+			o.APIOptions = append(o.APIOptions, shared.SDKMetrics(func(_, result string, d time.Duration) { m.STSRequest(result, d) }))
+		})
+		a.sts = stscreds.New(stsClient, stscreds.Options{Duration: time.Duration(a.STSDuration)})
+	}
+
+	secret, err := a.tokenSecret()
+	if err != nil {
+		return err
+	}
+	var old [][]byte
+	for i, s := range a.OldSecrets {
+		v := caddy.NewReplacer().ReplaceAll(s, "")
+		switch {
+		case v == "":
+			continue // an unset {env.…}: no rotation in progress
+		case len(v) < fileapi.MinSecretLen:
+			return fmt.Errorf("old_secret %d is %d bytes long, it must be at least %d", i+1, len(v), fileapi.MinSecretLen)
+		}
+		old = append(old, []byte(v))
+	}
+	allow, err := contenttype.NewAllowlist(a.AllowedTypes)
+	if err != nil {
+		return fmt.Errorf("parsing allowed_types: %v", err)
+	}
+	enc, err := a.ObjectEncryption()
+	if err != nil {
+		return fmt.Errorf("configuring encryption: %v", err)
+	}
+	a.svc, err = fileapi.New(fileapi.Config{
+		Bucket:                 a.Bucket,
+		Prefix:                 a.Prefix,
+		Store:                  client,
+		Presigner:              &presignAdapter{signer: presign.New(client), api: a, enc: enc.Mode, keyID: enc.KMSKeyID, bucketKey: enc.BucketKey, encCtx: enc.Context},
+		Authorizer:             policyAdapter{a.policy},
+		Types:                  allow,
+		Secret:                 secret,
+		OldSecrets:             old,
+		MaxSingleSize:          a.MaxSingleSize,
+		MaxFileSize:            a.MaxFileSize,
+		DefaultPartSize:        a.PartSize,
+		PartBatch:              a.PartBatch,
+		MaxConcurrentInitiates: a.MaxConcurrentInitiates,
+		URLExpiry:              time.Duration(a.URLExpiry),
+		UploadTTL:              time.Duration(a.UploadTTL),
+		Encryption:             fileapi.Encryption(enc),
+		CreateOnly:             a.createOnlyCheck(client, enc),
+		OnDenied: func(action string) {
+			m.AccessDenied(action)
+			a.cw.AccessDenied(a.Prefix)
+		},
+		OnPresign: m.Presign,
+		OnError: func(status int, err error) {
+			if status >= 500 && status != shared.StatusClientClosedRequest {
+				a.logger.Error("file API request failed", zap.Int("status", status), zap.Error(err))
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("configuring the file API: %v", err)
+	}
+	if a.Janitor != nil {
+		if err := a.Janitor.Start(ctx, client, a.Bucket, a.Prefix, m, a.logger); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tokenSecret expands the secret that signs upload tokens. An empty or
+// short secret is an error: a random one would make instances reject each
+// other's uploads, so it is only made with InsecureRandomSecret.
+func (a *API) tokenSecret() ([]byte, error) {
+	secret := caddy.NewReplacer().ReplaceAll(a.Secret, "")
+	switch {
+	case secret == "" && a.InsecureRandomSecret:
+		b := make([]byte, fileapi.MinSecretLen)
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("making a random secret: %v", err)
+		}
+		a.logger.Warn("insecure_random_secret: multipart upload tokens are signed with a random per-process key, so only this instance can complete uploads it started, and not after a restart")
+		return b, nil
+	case secret == "" && a.Secret != "":
+		return nil, fmt.Errorf("secret %q expands to nothing: set the variable to a random value of at least %d bytes, the same on every instance", a.Secret, fileapi.MinSecretLen)
+	case secret == "":
+		return nil, fmt.Errorf("secret is required: a random value of at least %d bytes, the same on every instance (or insecure_random_secret for a single development instance)", fileapi.MinSecretLen)
+	case len(secret) < fileapi.MinSecretLen:
+		return nil, fmt.Errorf("secret is %d bytes long, it must be at least %d", len(secret), fileapi.MinSecretLen)
+	}
+	return []byte(secret), nil
+}
+
+// createOnlyCheck returns what tells the file API whether writes are
+// create-only (see CreateOnly): nil for off, and for auto a detector that
+// probes S3 on first use, never here.
+func (a *API) createOnlyCheck(client *s3.Client, enc s3stream.Encryption) func(context.Context) bool {
+	switch a.CreateOnly {
+	case "on":
+		return func(context.Context) bool { return true }
+	case "off":
+		return nil
+	}
+	// The probe goes where new files go, in the one owner folder no user
+	// owns (the empty id's), so gateway credentials limited to the users'
+	// folders may write it.
+	base := a.policy.OwnerPrefix("")
+	probe := s3.PutObjectInput{Bucket: aws.String(a.Bucket), ContentType: aws.String("text/plain")}
+	probe.ServerSideEncryption, probe.SSEKMSKeyId, probe.BucketKeyEnabled, probe.SSEKMSEncryptionContext = enc.RequestFields()
+	d := &createonly.Detector{
+		Probe: func(ctx context.Context) (createonly.Support, error) {
+			in := probe
+			in.Key = aws.String(base + "create-only-probe-" + uuid.NewString())
+			return createonly.Probe(ctx, client, in)
+		},
+		Report: func(s createonly.Support, err error) {
+			switch s {
+			case createonly.Supported:
+				a.logger.Info("S3 honours If-None-Match: presigned upload URLs and multipart completions are create-only")
+			case createonly.Unsupported:
+				a.logger.Warn("S3 does not honour If-None-Match: a presigned upload URL can be replayed to overwrite its file until it expires; keep url_expiry short", zap.Error(err))
+			default:
+				a.logger.Warn("could not find out whether S3 honours If-None-Match: upload URLs are not create-only until a later probe succeeds", zap.Error(err))
+			}
+		},
+	}
+	return d.Supported
+}
+
+// Validate checks the configuration.
+func (a *API) Validate() error {
+	if err := a.S3Config.Validate(); err != nil {
+		return err
+	}
+	if err := a.policy.Validate(); err != nil {
+		return err
+	}
+	if a.Secret != "" && !strings.HasPrefix(a.Secret, "{") && len(a.Secret) < fileapi.MinSecretLen {
+		return fmt.Errorf("secret must be at least %d bytes", fileapi.MinSecretLen)
+	}
+	if a.Secret != "" && a.InsecureRandomSecret {
+		return fmt.Errorf("secret and insecure_random_secret exclude each other")
+	}
+	if j := a.Janitor; j != nil {
+		ttl, maxAge := time.Duration(a.UploadTTL), time.Duration(j.MaxAge)
+		if ttl == 0 {
+			ttl = 24 * time.Hour
+		}
+		if maxAge == 0 {
+			maxAge = shared.DefaultJanitorMaxAge
+		}
+		if maxAge <= ttl {
+			return fmt.Errorf("janitor max_age %s must exceed upload_ttl %s, or it aborts uploads clients may still finish", maxAge, ttl)
+		}
+	}
+	switch a.CreateOnly {
+	case "", "auto", "on", "off":
+	default:
+		return fmt.Errorf("create_only must be auto, on or off")
+	}
+	switch a.PostPolicyCredentials {
+	case "", "session", "gateway":
+	default:
+		return fmt.Errorf("post_policy_credentials must be session or gateway")
+	}
+	for role := range a.RoleARNs {
+		if role == "*" {
+			continue
+		}
+		if _, err := roles.Parse(role); err != nil {
+			return fmt.Errorf("role_arns: %v", err)
+		}
+	}
+	return nil
+}
+
+// roleARN returns the IAM role to assume for a user's role, or "".
+func (a *API) roleARN(r roles.Role) string {
+	if arn, ok := a.RoleARNs[string(r)]; ok {
+		return arn
+	}
+	return a.RoleARNs["*"]
+}
+
+// credentials returns the credentials that sign a user's URLs.
+func (a *API) credentials(user fileapi.Subject) aws.CredentialsProvider {
+	arn := a.roleARN(user.Role)
+	if arn == "" || a.sts == nil {
+		return a.gwCreds
+	}
+	subject := policy.Subject{ID: user.ID, Role: user.Role}
+	session := stscreds.Session{RoleARN: arn, UserID: user.ID, Bucket: a.Bucket, Grants: a.policy.Grants(subject)}
+	if strings.HasPrefix(a.KMSKeyID, "arn:") {
+		session.KMSKeyARN = a.KMSKeyID
+	}
+	return a.sts.CredentialsFor(session)
+}
+
+// ServeHTTP serves the file API and passes other requests on.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	path, ok := strings.CutPrefix(r.URL.Path, a.BasePath)
+	if !ok || (path != "/files" && !strings.HasPrefix(path, "/files/")) || r.Method == http.MethodOptions {
+		return next.ServeHTTP(w, r) // CORS preflights are for other handlers
+	}
+	start := time.Now()
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	ctx := r.Context()
+	if id, _ := repl.GetString("http.auth.user.id"); id != "" {
+		role, _ := repl.GetString("http.auth.user.role")
+		email, _ := repl.GetString("http.auth.user.email")
+		ctx = fileapi.WithSubject(ctx, fileapi.Subject{ID: id, Email: email, Role: roles.Role(role)})
+	}
+	res := new(fileapi.Resolved)
+	ctx = fileapi.WithResolved(ctx, res)
+	r2 := r.WithContext(ctx)
+	u := *r.URL
+	u.Path = path
+	u.RawPath = ""
+	r2.URL = &u
+
+	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
+	a.svc.ServeHTTP(rec, r2)
+	status := rec.Status()
+	endpoint := apiEndpoint(r.Method, path)
+	a.metrics.ObserveRequest(a.Prefix, endpoint, status, time.Since(start))
+	a.cw.APIObserved(a.Prefix, endpoint, status, time.Since(start))
+	a.auditRequest(r, path, res, status, time.Since(start))
+	return nil
+}
+
+// apiEndpoint names a route for metrics and audit lines: a fixed set of
+// names, so clients cannot create label values at will.
+func apiEndpoint(method, path string) string {
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPut, http.MethodHead:
+	default:
+		return "other"
+	}
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	shape := "other"
+	switch {
+	case len(parts) == 1:
+		shape = "/files"
+	case len(parts) == 2 && (parts[1] == "upload-url" || parts[1] == "upload-post"):
+		shape = "/files/" + parts[1]
+	case len(parts) == 3 && parts[1] == "multipart" && slices.Contains([]string{"initiate", "sign-parts", "complete", "abort"}, parts[2]):
+		shape = "/files/multipart/" + parts[2]
+	case len(parts) == 4 && parts[1] == "multipart" && parts[3] == "parts":
+		shape = "/files/multipart/{uploadId}/parts"
+	case len(parts) == 2 && parts[1] != "multipart":
+		shape = "/files/{fileId}"
+	case len(parts) == 3 && parts[2] == "download-url":
+		shape = "/files/{fileId}/download-url"
+	}
+	if shape == "other" {
+		return "other"
+	}
+	return method + " " + shape
+}
+
+// auditRequest writes the audit line of an API call: presigning,
+// downloads, deletes and denials. The key and upload id are those the API
+// resolved (res), never read from the request itself.
+func (a *API) auditRequest(r *http.Request, path string, res *fileapi.Resolved, status int, d time.Duration) {
+	endpoint := apiEndpoint(r.Method, path)
+	action := map[string]string{
+		"POST /files/upload-url":           "upload_url",
+		"POST /files/upload-post":          "upload_post",
+		"POST /files/multipart/initiate":   "multipart_initiate",
+		"POST /files/multipart/complete":   "multipart_complete",
+		"POST /files/multipart/abort":      "multipart_abort",
+		"GET /files/{fileId}/download-url": "download_url",
+		"DELETE /files/{fileId}":           "delete",
+	}[endpoint]
+	if action == "" && status < 400 {
+		return // reads and part signing are not audited
+	}
+	if action == "" {
+		action = endpoint
+	}
+	result := "ok"
+	switch {
+	case status == http.StatusForbidden || status == http.StatusUnauthorized:
+		result = "denied"
+	case status >= 500:
+		result = "failed"
+	case status >= 400:
+		result = "rejected"
+	}
+	shared.Audit(a.audit, r, shared.AuditEvent{Action: action, Result: result, Key: res.Key, UploadID: res.UploadID, Status: status, Duration: d})
+}
+
+// policyAdapter lets the file API ask the route's policy.
+type policyAdapter struct{ p policy.Policy }
+
+func (pa policyAdapter) Authorize(user fileapi.Subject, action, key string) error {
+	return pa.p.Authorize(policy.Subject{ID: user.ID, Role: user.Role}, policy.Action(action), key)
+}
+
+func (pa policyAdapter) OwnerPrefix(userID string) string { return pa.p.OwnerPrefix(userID) }
+
+func (pa policyAdapter) ListPrefix(user fileapi.Subject, wantAll bool) (string, error) {
+	return pa.p.ListPrefix(policy.Subject{ID: user.ID, Role: user.Role}, wantAll)
+}
+
+// presignAdapter signs the file API's URLs with the user's credentials
+// and the bucket's encryption settings.
+type presignAdapter struct {
+	signer    *presign.Signer
+	api       *API
+	enc       types.ServerSideEncryption
+	keyID     string
+	bucketKey bool
+	encCtx    string
+}
+
+func (p *presignAdapter) encryption() presign.Encryption {
+	return presign.Encryption{Mode: string(p.enc), KMSKeyID: p.keyID, BucketKey: p.bucketKey, Context: p.encCtx}
+}
+
+func (p *presignAdapter) PutObject(ctx context.Context, user fileapi.Subject, in fileapi.PutInput) (*fileapi.Presigned, error) {
+	out, err := p.signer.PutObject(ctx, p.api.credentials(user), presign.PutRequest{
+		Bucket: in.Bucket, Key: in.Key, ContentType: in.ContentType, ContentLength: in.ContentLength,
+		ChecksumSHA256: in.ChecksumSHA256, Metadata: in.Metadata, ContentDisposition: in.ContentDisposition,
+		CreateOnly: in.CreateOnly, Encryption: p.encryption(), Expires: in.Expires,
+	})
+	return presigned(out, err)
+}
+
+func (p *presignAdapter) UploadPart(ctx context.Context, user fileapi.Subject, in fileapi.PartInput) (*fileapi.Presigned, error) {
+	out, err := p.signer.UploadPart(ctx, p.api.credentials(user), presign.PartRequest{
+		Bucket: in.Bucket, Key: in.Key, UploadID: in.UploadID, PartNumber: in.PartNumber,
+		ContentLength: in.ContentLength, Expires: in.Expires,
+	})
+	return presigned(out, err)
+}
+
+func (p *presignAdapter) GetObject(ctx context.Context, user fileapi.Subject, in fileapi.GetInput) (*fileapi.Presigned, error) {
+	out, err := p.signer.GetObject(ctx, p.api.credentials(user), presign.GetRequest{
+		Bucket: in.Bucket, Key: in.Key, FileName: in.FileName, Expires: in.Expires,
+	})
+	return presigned(out, err)
+}
+
+func (p *presignAdapter) PostObject(ctx context.Context, user fileapi.Subject, in fileapi.PostInput) (*fileapi.PresignedPost, error) {
+	creds := p.api.credentials(user)
+	if p.api.PostPolicyCredentials == "gateway" {
+		creds = p.api.gwCreds
+	}
+	out, err := p.signer.PostObject(ctx, creds, presign.PostRequest{
+		Bucket: in.Bucket, Key: in.Key, ContentType: in.ContentType, MinSize: in.MinSize, MaxSize: in.MaxSize,
+		Metadata: in.Metadata, Encryption: p.encryption(), Expires: in.Expires,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &fileapi.PresignedPost{URL: out.URL, Fields: out.Fields, Expires: out.Expires}, nil
+}
+
+func presigned(out *presign.Presigned, err error) (*fileapi.Presigned, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &fileapi.Presigned{Method: out.Method, URL: out.URL, Headers: out.Headers, Expires: out.Expires}, nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*API)(nil)
+	_ caddy.Validator             = (*API)(nil)
+	_ caddyhttp.MiddlewareHandler = (*API)(nil)
+	_ fileapi.Authorizer          = policyAdapter{}
+	_ fileapi.Presigner           = (*presignAdapter)(nil)
+)

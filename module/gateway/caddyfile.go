@@ -1,0 +1,235 @@
+package gateway
+
+import (
+	"strings"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("upload_gateway", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("upload_gateway", httpcaddyfile.Before, "respond")
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	upload_gateway [<matcher>] {
+//		bucket            <name>
+//		region            <region>
+//		endpoint          <url>
+//		path_style
+//		access_key_id     <id>
+//		secret_access_key <secret>
+//		session_token     <token>
+//
+//		encryption         aws:kms|AES256|none
+//		kms_key            <id|arn|alias>
+//		bucket_key
+//		encryption_context <name> <value>
+//		payload_signing    auto|signed|unsigned
+//
+//		part_size     <size>
+//		concurrency   <n>
+//		checksum      CRC32C|CRC32|CRC64NVME|SHA1|SHA256
+//		s3_timeout    <duration>
+//		abort_timeout <duration>
+//		memory_limit  <size>
+//		memory_wait   <duration>
+//		disable_tags
+//
+//		read_timeout           <duration>
+//		min_rate               <size>[/s]|off
+//		max_uploads_per_client <n>|off
+//		max_memory_per_client  <size>|off
+//
+//		prefix <prefix>
+//		key    <template>
+//
+//		max_file_size    <size>
+//		max_request_size <size>
+//		max_files        <n>
+//		max_fields       <n>
+//		max_field_size   <size>
+//		max_form_size    <size>
+//		allowed_types    <type...>
+//
+//		filename_header <header>
+//		metadata        <name> <template>
+//		client_metadata
+//
+//		output        respond|pass
+//		pass_field    <name-template> <value-template>
+//		pass_signature <name-template> <secret>
+//		rollback_on   <status...>
+//		allowed_roles admin|uploader|viewer...
+//		allow_anonymous
+//		route         <name for metrics>
+//		janitor {
+//			max_age  <duration>
+//			interval <duration>
+//			dry_run
+//		}
+//		handle_errors
+//	}
+//
+// Sizes take units (`16MiB`, `1GB`); statuses take classes (`4xx`, `5xx`).
+// `pass_field` may be repeated; the first one replaces the default fields.
+func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		name := d.Val()
+		if ok, err := g.S3Config.UnmarshalSubdirective(d); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		var err error
+		switch name {
+		case "part_size":
+			err = shared.Size(d, &g.PartSize)
+		case "concurrency":
+			err = shared.Integer(d, &g.Concurrency)
+		case "checksum":
+			err = shared.OneString(d, &g.Checksum)
+		case "s3_timeout":
+			err = shared.Duration(d, &g.S3Timeout)
+		case "abort_timeout":
+			err = shared.Duration(d, &g.AbortTimeout)
+		case "memory_limit":
+			err = shared.Size(d, &g.MemoryLimit)
+		case "memory_wait":
+			err = shared.Duration(d, &g.MemoryWait)
+		case "read_timeout":
+			err = shared.Duration(d, &g.ReadTimeout)
+		case "min_rate":
+			var v string
+			if err = shared.OneString(d, &v); err != nil {
+				return err
+			}
+			if v == "off" {
+				g.MinRate = -1
+				break
+			}
+			n, perr := humanize.ParseBytes(strings.TrimSuffix(v, "/s"))
+			if perr != nil {
+				return d.Errf("invalid rate '%s': %v", v, perr)
+			}
+			g.MinRate = int64(n)
+		case "max_memory_per_client":
+			if d.NextArg() && d.Val() == "off" {
+				g.MaxMemoryPerClient = -1
+				if d.NextArg() {
+					return d.ArgErr()
+				}
+				break
+			}
+			d.Prev()
+			err = shared.Size(d, &g.MaxMemoryPerClient)
+		case "max_uploads_per_client":
+			if d.NextArg() && d.Val() == "off" {
+				g.MaxUploadsPerClient = -1
+				if d.NextArg() {
+					return d.ArgErr()
+				}
+				break
+			}
+			d.Prev()
+			err = shared.Integer(d, &g.MaxUploadsPerClient)
+		case "disable_tags":
+			err = shared.BoolFlag(d, &g.DisableTags)
+		case "prefix":
+			err = shared.OneString(d, &g.Prefix)
+		case "key":
+			err = shared.OneString(d, &g.Key)
+		case "max_file_size":
+			err = shared.Size(d, &g.MaxFileSize)
+		case "max_request_size":
+			err = shared.Size(d, &g.MaxRequestSize)
+		case "max_files":
+			err = shared.Integer(d, &g.MaxFiles)
+		case "max_fields":
+			err = shared.Integer(d, &g.MaxFields)
+		case "max_form_size":
+			err = shared.Size(d, &g.MaxFormSize)
+		case "max_field_size":
+			err = shared.Size(d, &g.MaxFieldSize)
+		case "allowed_types":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			g.AllowedTypes = append(g.AllowedTypes, args...)
+		case "filename_header":
+			err = shared.OneString(d, &g.FilenameHeader)
+		case "metadata":
+			err = shared.Pair(d, &g.Metadata)
+		case "client_metadata":
+			err = shared.BoolFlag(d, &g.ClientMetadata)
+		case "output":
+			err = shared.OneString(d, &g.Output)
+		case "pass_field":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.ArgErr()
+			}
+			g.PassFields = append(g.PassFields, PassField{Name: args[0], Value: args[1]})
+		case "pass_signature":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.ArgErr()
+			}
+			g.PassSignature = &PassSignature{Field: args[0], Secret: args[1]}
+		case "rollback_on":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			for _, a := range args {
+				code, err := shared.StatusCode(a)
+				if err != nil {
+					return d.Errf("rollback_on: %v", err)
+				}
+				g.RollbackOn = append(g.RollbackOn, code)
+			}
+		case "janitor":
+			g.Janitor, err = shared.UnmarshalJanitor(d)
+		case "route":
+			err = shared.OneString(d, &g.Route)
+		case "allowed_roles":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			g.AllowedRoles = append(g.AllowedRoles, args...)
+		case "allow_anonymous":
+			err = shared.BoolFlag(d, &g.AllowAnonymous)
+		case "handle_errors":
+			err = shared.BoolFlag(d, &g.HandleErrors)
+		default:
+			return d.Errf("unrecognized subdirective %s", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	g := new(Gateway)
+	err := g.UnmarshalCaddyfile(h.Dispenser)
+	return g, err
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Gateway)(nil)

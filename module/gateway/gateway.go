@@ -1,0 +1,640 @@
+// Package gateway is the streaming upload handler,
+// `http.handlers.upload_gateway` (Caddyfile directive `upload_gateway`): it
+// reads multipart forms and raw bodies as they arrive and streams every file
+// to S3 (internal/formstream, internal/s3stream), under per-request and
+// per-client limits, then answers with JSON or passes the request on with
+// the files replaced by fields. It owns the handler's configuration
+// (gateway.go, caddyfile.go), one request's flow (request.go) and the
+// mapping of failures to HTTP answers (errors.go).
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/bodyrate"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/inflight"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
+)
+
+func init() {
+	caddy.RegisterModule(Gateway{})
+}
+
+// Output modes.
+const (
+	// OutputRespond answers the client with JSON describing the stored files.
+	OutputRespond = "respond"
+	// OutputPass forwards the request to the next handler with every file
+	// replaced by fields describing the stored object (the
+	// nginx-upload-module model).
+	OutputPass = "pass"
+)
+
+// Gateway is an HTTP handler that streams request bodies into S3 objects
+// encrypted with SSE-KMS. It accepts `multipart/form-data` forms, where every
+// file part becomes its own object and plain fields are kept, and raw bodies
+// (PUT or POST of any other type), which become one object.
+//
+// With `output respond` (the default) the client gets a JSON description of the
+// stored files. With `output pass`, the request continues to the next handler
+// (typically `reverse_proxy` to a legacy application) with each file part
+// replaced by fields describing the stored object; when that handler fails or
+// answers with a status listed in `rollback_on`, the objects are deleted again.
+//
+// Only POST and PUT requests are handled; other methods go to the next handler.
+//
+// Key templates and metadata values may use any Caddy placeholder plus these,
+// which are set for each file before its key is built:
+//
+// Placeholder | Description
+// ------------|-------------
+// `{upload.uuid}` | A random UUID for this file
+// `{upload.filename}` | The client's file name, sanitised to one safe key segment
+// `{upload.ext}` | The lowercased extension of the file name with its dot, or empty
+// `{upload.field}` | The form field name (empty for raw bodies)
+// `{upload.year}`, `{upload.month}`, `{upload.day}` | Today's date in UTC
+// `{upload.date}` | `{upload.year}/{upload.month}/{upload.day}`
+//
+// `pass_field` values may also use, per stored file:
+//
+// Placeholder | Description
+// ------------|-------------
+// `{upload.key}` | The object key
+// `{upload.bucket}` | The bucket
+// `{upload.size}` | The object size in bytes
+// `{upload.content_type}` | The stored content type
+// `{upload.sha256}` | Hex SHA-256 of the object
+// `{upload.etag}` | The object's ETag
+// `{upload.version_id}` | The object's version id, if the bucket is versioned
+// `{upload.name}` | The client's original file name, unsanitised
+//
+// After the request body has been stored, these are set for later handlers:
+//
+// Placeholder | Description
+// ------------|-------------
+// `{http.upload_gateway.files}` | Number of files stored
+// `{http.upload_gateway.key}` | Key of the first file stored
+// `{http.upload_gateway.keys}` | Comma-separated keys of all files stored
+// `{http.upload_gateway.bucket}` | The bucket
+// `{http.upload_gateway.bytes}` | Total bytes stored
+// `{http.upload_gateway.upload_id}` | Multipart upload id of the first file, if any
+// `{http.upload_gateway.error}` | The error message, when the upload failed
+// `{http.upload_gateway.error_code}` | The error code, when the upload failed
+type Gateway struct {
+	// Where and how objects are stored: bucket, region, endpoint,
+	// credentials and server-side encryption.
+	shared.S3Config
+
+	// The smallest multipart part size in bytes; grown automatically so
+	// objects fit in 10,000 parts. Default 16 MiB, at least 5 MiB.
+	PartSize int64 `json:"part_size,omitempty"`
+
+	// How many parts of one file are sent at once. Default 4. A part is
+	// never larger than memory_limit / (concurrency + 1), so one upload holds
+	// at most memory_limit.
+	Concurrency int `json:"concurrency,omitempty"`
+
+	// The checksum every part carries for S3 to verify: `CRC32C` (default),
+	// `CRC32`, `CRC64NVME`, `SHA1` or `SHA256`.
+	Checksum string `json:"checksum,omitempty"`
+
+	// Bound on every S3 request. Default 2m.
+	S3Timeout caddy.Duration `json:"s3_timeout,omitempty"`
+
+	// How long the abort of a failed multipart upload (and the deletion of a
+	// rolled-back object) is retried while S3 is unreachable. Default 2m.
+	AbortTimeout caddy.Duration `json:"abort_timeout,omitempty"`
+
+	// Bound on the memory of all uploads of this handler together, in bytes:
+	// part buffers, plain form fields and part headers, taken in small steps
+	// as bytes arrive. Uploads wait for memory beyond it (see memory_wait).
+	// It also caps the part size at memory_limit / (concurrency + 1), and so
+	// the largest file at 10,000 such parts. Default 1 GiB.
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
+
+	// How long an upload may wait for memory when memory_limit is
+	// exhausted; after that it fails with 503 and Retry-After. Default 30s.
+	MemoryWait caddy.Duration `json:"memory_wait,omitempty"`
+
+	// How long reading the request body may stall. The allowance is used up
+	// only while the gateway waits for body bytes, and every byte received
+	// earns 1/min_rate seconds back (up to read_timeout again). A client
+	// that runs out gets 408 and its upload is aborted. The server's own
+	// timeouts (`servers { timeouts { … } }`) still apply. Default 30s.
+	ReadTimeout caddy.Duration `json:"read_timeout,omitempty"`
+
+	// The slowest sustained body transfer rate accepted, in bytes per
+	// second (see read_timeout). Default 8 KiB/s; -1 checks stalls only.
+	MinRate int64 `json:"min_rate,omitempty"`
+
+	// Most uploads one client may have in progress at once on this handler:
+	// per user (`{http.auth.user.id}`) or, for anonymous requests, per client
+	// IP (IPv6 per /64; behind a proxy set the server's `trusted_proxies`).
+	// More get 429 with Retry-After. Default 10; -1 for no cap.
+	MaxUploadsPerClient int `json:"max_uploads_per_client,omitempty"`
+
+	// Bound on the memory the uploads of one client (counted as for
+	// max_uploads_per_client) hold together, in bytes: part buffers, form
+	// fields and part headers. Beyond it that client's uploads wait (see
+	// memory_wait) while other clients proceed. At least two parts of
+	// memory_limit / (concurrency + 1). Default memory_limit / 4, or those
+	// two parts when larger; -1 for no bound.
+	MaxMemoryPerClient int64 `json:"max_memory_per_client,omitempty"`
+
+	// Do not store `sha256` and `size` as object tags.
+	DisableTags bool `json:"disable_tags,omitempty"`
+
+	// The key prefix no object key may escape. Default `uploads/`.
+	Prefix string `json:"prefix,omitempty"`
+
+	// The object key template, below the prefix. Default
+	// `{upload.uuid}{upload.ext}`.
+	Key string `json:"key,omitempty"`
+
+	// Largest file accepted, in bytes. Default: S3's 5 TiB limit.
+	MaxFileSize int64 `json:"max_file_size,omitempty"`
+
+	// Largest request body accepted, in bytes. Default: no limit beyond
+	// max_file_size per file.
+	MaxRequestSize int64 `json:"max_request_size,omitempty"`
+
+	// Most files in one form; more are refused (413) before the first file
+	// beyond the limit is stored. Default 100.
+	MaxFiles int `json:"max_files,omitempty"`
+
+	// Most plain fields in one form. Default 1000.
+	MaxFields int `json:"max_fields,omitempty"`
+
+	// Largest plain field value, in bytes. Default 1 MiB.
+	MaxFieldSize int64 `json:"max_field_size,omitempty"`
+
+	// Largest total of all plain fields (headers and values) and the
+	// fields written in pass mode, in bytes. Default 10 MiB.
+	MaxFormSize int64 `json:"max_form_size,omitempty"`
+
+	// Content types accepted, checked against the first bytes of each file
+	// as well as the declared type: `image/*`, `application/pdf`, ….
+	// Default: everything.
+	AllowedTypes []string `json:"allowed_types,omitempty"`
+
+	// The request header naming the file of a raw body. Default
+	// `X-File-Name`. Without it, the file name is taken from the
+	// Content-Disposition header, else the last path segment.
+	FilenameHeader string `json:"filename_header,omitempty"`
+
+	// Extra user metadata stored with every object: name → template. The
+	// gateway's own fields (original-name, sha256, uploaded-by, user-role,
+	// field, gateway-write-id) cannot be overridden. All user metadata
+	// together must fit S3's 2 KiB, with room for sha256 and
+	// gateway-write-id, else 400.
+	Metadata map[string]string `json:"metadata,omitempty"`
+
+	// Accept client metadata from `X-Upload-Meta-<name>` request headers.
+	// The gateway's own fields always win.
+	ClientMetadata bool `json:"client_metadata,omitempty"`
+
+	// `respond` (default) or `pass`.
+	Output string `json:"output,omitempty"`
+
+	// In pass mode, the fields that replace each file part, in order. Names
+	// and values are templates. Default: `{upload.field}.name`, `.key`,
+	// `.bucket`, `.size`, `.content_type`, `.sha256`, `.etag`.
+	PassFields []PassField `json:"pass_fields,omitempty"`
+
+	// In pass mode, also write a signature field for each file: the
+	// HMAC-SHA256 of the file's form field name and the values of its
+	// pass_fields, so that the application can tell the gateway's fields
+	// from fields a client sent. Default: none.
+	PassSignature *PassSignature `json:"pass_signature,omitempty"`
+
+	// In pass mode, the upstream statuses that roll back (delete) the stored
+	// objects. 4 and 5 stand for all 4xx and 5xx. Default [4, 5].
+	RollbackOn []int `json:"rollback_on,omitempty"`
+
+	// Roles that may upload: `admin`, `uploader`, `viewer`. The role comes
+	// from `{http.auth.user.role}` (set by `upload_auth`); a user with
+	// another role, or none, gets 403. Default: `admin` and `uploader`.
+	AllowedRoles []string `json:"allowed_roles,omitempty"`
+
+	// Accept uploads from requests without an identity (no
+	// `{http.auth.user.id}`, e.g. no `upload_auth` in front). Without it
+	// they get 401. Requests with an identity are still checked against
+	// allowed_roles. Default: off.
+	AllowAnonymous bool `json:"allow_anonymous,omitempty"`
+
+	// The name of this upload route in metrics. Default: the prefix.
+	Route string `json:"route,omitempty"`
+
+	// Abort multipart uploads under the prefix left behind by crashed
+	// instances. Default: off.
+	Janitor *shared.JanitorConfig `json:"janitor,omitempty"`
+
+	// Return errors to Caddy (for `handle_errors` routes) instead of writing
+	// the JSON error body.
+	HandleErrors bool `json:"handle_errors,omitempty"`
+
+	uploader  *s3stream.Uploader
+	passKey   []byte // PassSignature.Secret, expanded
+	budget    *s3stream.BufferBudget
+	perClient *inflight.Limiter
+	allowlist *contenttype.Allowlist
+	metrics   *metrics.Metrics
+	cw        *metricsapp.App // nil unless upload_gateway_metrics is configured
+	logger    *zap.Logger
+	audit     *zap.Logger
+}
+
+// PassSignature is the signature field written for each file in pass mode.
+// Its value is the lower-case hex HMAC-SHA256, keyed with Secret, of the
+// file's form field name followed by the values of the file's pass_fields
+// in their configured order, each written as its length in bytes, ":", the
+// value and "\n".
+type PassSignature struct {
+	// The field name template, e.g. `{upload.field}.signature`.
+	Field string `json:"field"`
+	// The HMAC key: at least 32 bytes after placeholders such as
+	// `{env.PASS_SECRET}` are expanded.
+	Secret string `json:"secret"`
+}
+
+// PassField is one field written in place of a file part in pass mode.
+type PassField struct {
+	// The field name template, e.g. `{upload.field}.key`.
+	Name string `json:"name"`
+	// The value template, e.g. `{upload.key}`.
+	Value string `json:"value"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Gateway) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.upload_gateway",
+		New: func() caddy.Module { return new(Gateway) },
+	}
+}
+
+// Provision sets up the handler. It makes no network calls.
+func (g *Gateway) Provision(ctx caddy.Context) error {
+	g.logger = ctx.Logger()
+	g.audit = g.logger.Named("audit")
+	g.ApplyDefaults()
+
+	g.S3Config.Expand()
+	if g.PassSignature != nil {
+		// Checked here, not in Validate: only the expanded secret counts.
+		g.passKey = []byte(caddy.NewReplacer().ReplaceAll(g.PassSignature.Secret, ""))
+		if len(g.passKey) < minPassSecretLen {
+			return fmt.Errorf("pass_signature: the secret is %d bytes, want at least %d", len(g.passKey), minPassSecretLen)
+		}
+	}
+
+	allow, err := contenttype.NewAllowlist(g.AllowedTypes)
+	if err != nil {
+		return fmt.Errorf("parsing allowed_types: %v", err)
+	}
+	g.allowlist = allow
+
+	m, err := metrics.New(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+	g.metrics = m
+	if g.cw, err = metricsapp.Sink(ctx); err != nil {
+		return err
+	}
+
+	cfg, err := g.AWSConfig(ctx, g.Concurrency)
+	if err != nil {
+		return fmt.Errorf("loading AWS configuration: %v", err)
+	}
+	client := g.NewS3Client(cfg, shared.S3Observer(m))
+	enc, err := g.ObjectEncryption()
+	if err != nil {
+		return fmt.Errorf("configuring encryption: %v", err)
+	}
+	g.budget = s3stream.NewBufferBudget(g.MemoryLimit, time.Duration(g.MemoryWait))
+	g.budget.SetClientLimit(g.memoryPerClient())
+	g.perClient = inflight.New(g.MaxUploadsPerClient)
+	g.uploader = s3stream.New(client, s3stream.Options{
+		PartSize:     g.PartSize,
+		Concurrency:  g.Concurrency,
+		Checksum:     types.ChecksumAlgorithm(strings.ToUpper(g.Checksum)),
+		Encryption:   enc,
+		Tags:         !g.DisableTags,
+		CallTimeout:  time.Duration(g.S3Timeout),
+		AbortTimeout: time.Duration(g.AbortTimeout),
+		Budget:       g.budget,
+		OnAbortFailure: func(bucket, key, uploadID string, err error) {
+			g.logger.Error("multipart upload could not be aborted; it is left for the bucket's lifecycle rule or janitor",
+				zap.String("bucket", bucket), zap.String("key", key), zap.String("upload_id", uploadID), zap.Error(err))
+		},
+	})
+	if g.Janitor != nil {
+		if err := g.Janitor.Start(ctx, client, g.Bucket, g.Prefix, m, g.logger); err != nil {
+			return err
+		}
+	}
+	if g.Encryption == shared.EncryptionNone {
+		g.logger.Warn("UNENCRYPTED: objects are written without server-side encryption")
+	}
+	return nil
+}
+
+// ApplyDefaults fills in the defaults of unset fields; Provision calls it.
+func (g *Gateway) ApplyDefaults() {
+	g.S3Config.ApplyDefaults()
+	if g.PartSize == 0 {
+		g.PartSize = s3stream.DefaultPartSize
+	}
+	if g.Concurrency == 0 {
+		g.Concurrency = s3stream.DefaultConcurrency
+	}
+	if g.Checksum == "" {
+		g.Checksum = string(types.ChecksumAlgorithmCrc32c)
+	}
+	if g.MemoryLimit == 0 {
+		g.MemoryLimit = 1 << 30
+	}
+	if g.MemoryWait == 0 {
+		g.MemoryWait = caddy.Duration(DefaultMemoryWait)
+	}
+	if g.ReadTimeout == 0 {
+		g.ReadTimeout = caddy.Duration(DefaultReadTimeout)
+	}
+	if g.MinRate == 0 {
+		g.MinRate = DefaultMinRate
+	}
+	if g.MaxUploadsPerClient == 0 {
+		g.MaxUploadsPerClient = DefaultMaxUploadsPerClient
+	}
+	if g.MaxFiles == 0 {
+		g.MaxFiles = DefaultMaxFiles
+	}
+	if g.Prefix == "" {
+		g.Prefix = "uploads/"
+	}
+	if g.Key == "" {
+		g.Key = "{upload.uuid}{upload.ext}"
+	}
+	if g.FilenameHeader == "" {
+		g.FilenameHeader = "X-File-Name"
+	}
+	if g.Output == "" {
+		g.Output = OutputRespond
+	}
+	if g.PassFields == nil {
+		g.PassFields = defaultPassFields()
+	}
+	if g.RollbackOn == nil {
+		g.RollbackOn = []int{4, 5}
+	}
+	if g.Route == "" {
+		g.Route = g.Prefix
+	}
+}
+
+func defaultPassFields() []PassField {
+	attrs := []struct{ suffix, value string }{
+		{"name", "{upload.name}"},
+		{"key", "{upload.key}"},
+		{"bucket", "{upload.bucket}"},
+		{"size", "{upload.size}"},
+		{"content_type", "{upload.content_type}"},
+		{"sha256", "{upload.sha256}"},
+		{"etag", "{upload.etag}"},
+	}
+	fields := make([]PassField, len(attrs))
+	for i, a := range attrs {
+		fields[i] = PassField{Name: "{upload.field}." + a.suffix, Value: a.value}
+	}
+	return fields
+}
+
+// Validate checks the configuration.
+func (g *Gateway) Validate() error {
+	if err := g.S3Config.Validate(); err != nil {
+		return err
+	}
+	if g.PartSize < s3stream.MinPartSize || g.PartSize > s3stream.MaxPartSize {
+		return fmt.Errorf("part_size %d is outside S3's range of 5 MiB to 5 GiB", g.PartSize)
+	}
+	if g.Concurrency < 1 || g.Concurrency > 64 {
+		return fmt.Errorf("concurrency %d is outside 1 to 64", g.Concurrency)
+	}
+	switch types.ChecksumAlgorithm(strings.ToUpper(g.Checksum)) {
+	case types.ChecksumAlgorithmCrc32, types.ChecksumAlgorithmCrc32c, types.ChecksumAlgorithmCrc64nvme,
+		types.ChecksumAlgorithmSha1, types.ChecksumAlgorithmSha256:
+	default:
+		return fmt.Errorf("unknown checksum %q", g.Checksum)
+	}
+	if g.MaxFileSize < 0 || g.MaxFileSize > s3stream.MaxObjectSize {
+		return fmt.Errorf("max_file_size %d is outside 0 to 5 TiB", g.MaxFileSize)
+	}
+	partCap := s3stream.PartCap(g.MemoryLimit, g.Concurrency)
+	if partCap < g.PartSize {
+		return fmt.Errorf("memory_limit %d holds concurrency+1 = %d parts of at most %d bytes, less than part_size %d: raise memory_limit or lower concurrency",
+			g.MemoryLimit, g.Concurrency+1, partCap, g.PartSize)
+	}
+	if g.MaxFileSize > 0 {
+		parts := s3stream.New(nil, s3stream.Options{PartSize: g.PartSize, Concurrency: g.Concurrency, MaxPartSize: partCap})
+		if most := parts.MaxObjectSize(g.MaxFileSize); most < g.MaxFileSize {
+			return fmt.Errorf("max_file_size %d does not fit in 10,000 parts of at most memory_limit/(concurrency+1) = %d bytes (at most %d bytes do): raise memory_limit or lower concurrency",
+				g.MaxFileSize, partCap, most)
+		}
+	}
+	if g.MaxRequestSize < 0 || g.MaxFiles < 0 || g.MaxFields < 0 || g.MaxFieldSize < 0 {
+		return fmt.Errorf("limits must not be negative")
+	}
+	if g.MaxMemoryPerClient != -1 && g.MaxMemoryPerClient != 0 && g.MaxMemoryPerClient < 2*partCap {
+		return fmt.Errorf("max_memory_per_client %d is below two parts of memory_limit/(concurrency+1) = %d bytes: raise it (or -1 for no bound), or raise concurrency",
+			g.MaxMemoryPerClient, partCap)
+	}
+	if g.MemoryWait < 0 || g.ReadTimeout < 0 {
+		return fmt.Errorf("memory_wait and read_timeout must not be negative")
+	}
+	switch g.Output {
+	case OutputRespond, OutputPass:
+	default:
+		return fmt.Errorf("unknown output %q (want respond or pass)", g.Output)
+	}
+	for _, code := range g.RollbackOn {
+		if code < 1 || code > 599 || (code > 5 && code < 100) {
+			return fmt.Errorf("rollback_on: invalid status %d", code)
+		}
+	}
+	for _, r := range g.AllowedRoles {
+		if _, err := roles.Parse(r); err != nil || r == "" {
+			return fmt.Errorf("allowed_roles: unknown role %q", r)
+		}
+	}
+	for _, f := range g.PassFields {
+		if f.Name == "" {
+			return fmt.Errorf("pass_fields: a field has no name")
+		}
+	}
+	if ps := g.PassSignature; ps != nil && ps.Field == "" {
+		return fmt.Errorf("pass_signature: the field has no name")
+	}
+	return nil
+}
+
+// Cleanup waits briefly for aborts still being retried; they go on in the
+// background (with their own contexts) if they take longer.
+func (g *Gateway) Cleanup() error {
+	if g.uploader == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		g.uploader.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	return nil
+}
+
+// ServeHTTP stores the request's files in S3, then responds or passes the
+// rewritten request on.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Method != http.MethodPost && r.Method != http.MethodPut {
+		return next.ServeHTTP(w, r)
+	}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	start := time.Now()
+	req := &request{g: g, r: r, repl: repl, start: start, done: g.metrics.UploadStarted(r.ContentLength)}
+	if err := g.authorize(repl); err != nil {
+		return req.fail(w, start, err, nil)
+	}
+	client := g.clientKey(r, repl)
+	release, ok := g.perClient.Acquire(client)
+	if !ok {
+		return req.fail(w, start, errTooManyUploads, nil)
+	}
+	defer release()
+	// Everything this request keeps in memory is charged to one account,
+	// which shares max_memory_per_client with the client's other requests.
+	req.acct = g.budget.OpenClient(client)
+	defer req.acct.Close()
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{bodyrate.New(r.Body, time.Duration(g.ReadTimeout), max(g.MinRate, 0), http.NewResponseController(w).SetReadDeadline), r.Body}
+
+	if g.MaxRequestSize > 0 {
+		if r.ContentLength > g.MaxRequestSize {
+			return req.fail(w, start, &http.MaxBytesError{Limit: g.MaxRequestSize}, nil)
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, g.MaxRequestSize)
+	}
+	body := &bodyReader{ReadCloser: r.Body}
+	r.Body = body
+	req.body = body
+
+	if err := req.store(); err != nil {
+		req.rollback()
+		return req.fail(w, start, err, body.err)
+	}
+	req.setPlaceholders()
+	if g.Output == OutputPass {
+		err := req.pass(w, next)
+		req.finish(start, req.status, err)
+		return err
+	}
+	req.finish(start, http.StatusCreated, nil)
+	return req.respond(w)
+}
+
+// minPassSecretLen is the shortest pass_signature secret, in bytes.
+const minPassSecretLen = 32
+
+// defaultAllowedRoles may upload when allowed_roles is not set.
+var defaultAllowedRoles = []string{string(roles.Admin), string(roles.Uploader)}
+
+// authorize lets a request upload: one without an identity only with
+// allow_anonymous, one with an identity when its role is allowed.
+func (g *Gateway) authorize(repl *caddy.Replacer) error {
+	if id, _ := repl.GetString("http.auth.user.id"); id == "" {
+		if g.AllowAnonymous {
+			return nil
+		}
+		return errUnauthenticated
+	}
+	allowed := g.AllowedRoles
+	if len(allowed) == 0 {
+		allowed = defaultAllowedRoles
+	}
+	role, _ := repl.GetString("http.auth.user.role")
+	if role == "" || !slices.Contains(allowed, role) {
+		return fmt.Errorf("%w: role %q may not upload", errForbidden, role)
+	}
+	return nil
+}
+
+// memoryPerClient is max_memory_per_client with its default applied; 0 for
+// no bound.
+func (g *Gateway) memoryPerClient() int64 {
+	switch g.MaxMemoryPerClient {
+	case -1:
+		return 0
+	case 0:
+		return min(g.MemoryLimit, max(g.MemoryLimit/4, 2*s3stream.PartCap(g.MemoryLimit, g.Concurrency)))
+	}
+	return g.MaxMemoryPerClient
+}
+
+// clientKey names the client for max_uploads_per_client and
+// max_memory_per_client: the user, or the
+// client IP (Caddy's, which honours trusted_proxies) when anonymous.
+func (g *Gateway) clientKey(r *http.Request, repl *caddy.Replacer) string {
+	if id, _ := repl.GetString("http.auth.user.id"); id != "" {
+		return "user:" + id
+	}
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	if ip == "" {
+		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
+	}
+	return "ip:" + ratelimit.ClientKey(ip) // IPv6: the /64
+}
+
+// Defaults of the limits against hostile or broken clients.
+const (
+	DefaultMemoryWait          = 30 * time.Second
+	DefaultReadTimeout         = 30 * time.Second
+	DefaultMinRate             = 8 << 10
+	DefaultMaxUploadsPerClient = 10
+	DefaultMaxFiles            = 100
+)
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Gateway)(nil)
+	_ caddy.Validator             = (*Gateway)(nil)
+	_ caddy.CleanerUpper          = (*Gateway)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Gateway)(nil)
+)
+
+// detached returns a context for cleanup work that must outlive the request.
+func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }

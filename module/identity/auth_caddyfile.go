@@ -1,0 +1,174 @@
+package identity
+
+import (
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("upload_auth", parseAuthCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("upload_auth", httpcaddyfile.After, "basic_auth")
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	upload_auth [<matcher>] {
+//		cognito          <region> <user_pool_id>
+//		issuer           <url>
+//		jwks_url         <url>
+//		client_id        <id...>
+//		client_secret    <secret>
+//		cognito_endpoint <url>
+//		token_use        id|access|any
+//		algorithms       <alg...>
+//		leeway           <duration>
+//
+//		role_claim   <claim>
+//		role_map     <group> admin|uploader|viewer
+//		default_role admin|uploader|viewer
+//		role_arn     admin|uploader|viewer <arn>
+//		expose_role_arn
+//
+//		local {
+//			users_file  <path>
+//			keys_dir    <path>
+//			issuer      <iss>
+//			client_id   <id>
+//			token_ttl   <duration>
+//			refresh_ttl <duration>
+//		}
+//
+//		login_path        <path>|off
+//		refresh_path      <path>|off
+//		revoke_path       <path>|off
+//		jwks_path         <path>|off
+//		login_per_ip            <per-minute>
+//		login_per_account       <per-minute>
+//		login_per_account_total <per-minute>
+//		login_concurrency       <n>
+//	}
+func (a *Auth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "login_path":
+			err = shared.OneString(d, &a.LoginPath)
+		case "refresh_path":
+			err = shared.OneString(d, &a.RefreshPath)
+		case "revoke_path":
+			err = shared.OneString(d, &a.RevokePath)
+		case "jwks_path":
+			err = shared.OneString(d, &a.JWKSPath)
+		case "login_per_ip":
+			err = shared.Integer(d, &a.LoginPerIP)
+		case "login_per_account":
+			err = shared.Integer(d, &a.LoginPerAccount)
+		case "login_per_account_total":
+			err = shared.Integer(d, &a.LoginPerAccountTotal)
+		case "login_concurrency":
+			err = shared.Integer(d, &a.LoginConcurrency)
+		case "expose_role_arn":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.ExposeRoleARN = true
+		case "client_secret":
+			err = shared.OneString(d, &a.ClientSecret)
+		case "cognito_endpoint":
+			err = shared.OneString(d, &a.CognitoEndpoint)
+		case "role_arn":
+			err = shared.Pair(d, &a.RoleARNs)
+		default:
+			err = a.Identity.unmarshalSubdirective(d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unmarshalSubdirective parses one identity subdirective.
+func (id *Identity) unmarshalSubdirective(d *caddyfile.Dispenser) error {
+	switch d.Val() {
+	case "cognito":
+		args := d.RemainingArgs()
+		if len(args) != 2 {
+			return d.ArgErr()
+		}
+		id.Region, id.UserPoolID = args[0], args[1]
+	case "issuer":
+		return shared.OneString(d, &id.Issuer)
+	case "jwks_url":
+		return shared.OneString(d, &id.JWKSURL)
+	case "client_id":
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.ArgErr()
+		}
+		id.ClientIDs = append(id.ClientIDs, args...)
+	case "token_use":
+		return shared.OneString(d, &id.TokenUse)
+	case "algorithms":
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.ArgErr()
+		}
+		id.Algorithms = append(id.Algorithms, args...)
+	case "leeway":
+		return shared.Duration(d, &id.Leeway)
+	case "role_claim":
+		return shared.OneString(d, &id.RoleClaim)
+	case "role_map":
+		return shared.Pair(d, &id.RoleMap)
+	case "default_role":
+		return shared.OneString(d, &id.DefaultRole)
+	case "local":
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		l := new(LocalIdentity)
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			var err error
+			switch d.Val() {
+			case "users_file":
+				err = shared.OneString(d, &l.UsersFile)
+			case "keys_dir":
+				err = shared.OneString(d, &l.KeysDir)
+			case "issuer":
+				err = shared.OneString(d, &l.Issuer)
+			case "client_id":
+				err = shared.OneString(d, &l.ClientID)
+			case "token_ttl":
+				err = shared.Duration(d, &l.TokenTTL)
+			case "refresh_ttl":
+				err = shared.Duration(d, &l.RefreshTTL)
+			default:
+				return d.Errf("unrecognized local subdirective %s", d.Val())
+			}
+			if err != nil {
+				return err
+			}
+		}
+		id.Local = l
+	default:
+		return d.Errf("unrecognized subdirective %s", d.Val())
+	}
+	return nil
+}
+
+func parseAuthCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	a := new(Auth)
+	err := a.UnmarshalCaddyfile(h.Dispenser)
+	return a, err
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Auth)(nil)

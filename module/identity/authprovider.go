@@ -1,0 +1,87 @@
+package identity
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+)
+
+func init() {
+	caddy.RegisterModule(Provider{})
+}
+
+// Provider is an authentication provider for Caddy's `authentication`
+// handler that accepts the same bearer tokens as the `upload_auth` handler:
+//
+//	{"handler": "authentication", "providers": {"upload_auth": {"region": …, "user_pool_id": …, "client_ids": […]}}}
+//
+// The user's id is `{http.auth.user.id}`; email, email_verified ("true" or
+// "false"), username, role, groups and token_use are set as
+// `{http.auth.user.<name>}`. CORS preflights (OPTIONS with `Origin` and
+// `Access-Control-Request-Method`, no body) pass without a token; other
+// OPTIONS requests need one. A rejected request gets
+// `WWW-Authenticate: Bearer error="invalid_token"` and the handler's 401.
+// Use the `upload_auth` handler for JSON errors and the login API.
+type Provider struct {
+	Identity
+
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Provider) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.authentication.providers.upload_auth",
+		New: func() caddy.Module { return new(Provider) },
+	}
+}
+
+// Provision sets up the provider without network calls.
+func (p *Provider) Provision(ctx caddy.Context) error {
+	p.logger = ctx.Logger()
+	return p.Identity.provision(ctx)
+}
+
+// Validate checks the configuration.
+func (p *Provider) Validate() error { return p.Identity.validate() }
+
+// Authenticate verifies the request's bearer token.
+func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
+	if isCORSPreflight(r) {
+		return caddyauth.User{}, true, nil // CORS preflights carry no credentials
+	}
+	pr, err := p.authenticate(r)
+	if err != nil {
+		logRejection(p.logger, r, err)
+		if errors.Is(err, errNoToken) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="upload-gateway"`)
+		} else {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="upload-gateway", error="invalid_token"`)
+		}
+		return caddyauth.User{}, false, nil
+	}
+	return caddyauth.User{
+		ID: pr.ID,
+		Metadata: map[string]string{
+			"username":       pr.Username,
+			"email":          pr.Email,
+			"email_verified": strconv.FormatBool(pr.EmailVerified),
+			"role":           string(pr.Role),
+			"groups":         strings.Join(pr.Groups, ","),
+			"token_use":      pr.TokenUse,
+		},
+	}, true, nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner       = (*Provider)(nil)
+	_ caddy.Validator         = (*Provider)(nil)
+	_ caddyauth.Authenticator = (*Provider)(nil)
+)

@@ -1,0 +1,430 @@
+// Package identity authenticates requests: the `http.handlers.upload_auth`
+// handler (Caddyfile directive `upload_auth`: bearer token check plus the
+// login, refresh, revoke and JWKS endpoints), the
+// `http.authentication.providers.upload_auth` provider for Caddy's
+// `authentication` handler, the token verification settings both share
+// ([Identity], for Cognito or the built-in local identity provider), and the
+// `upload-gateway-rotate-key` command.
+package identity
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+)
+
+// Identity holds the token verification settings shared by the
+// `upload_auth` handler and the `upload_auth` authentication provider. Tokens
+// come either from an AWS Cognito user pool (or another OIDC issuer) or from
+// the built-in local identity provider.
+type Identity struct {
+	// The AWS region of the Cognito user pool.
+	Region string `json:"region,omitempty"`
+
+	// The Cognito user pool id, e.g. `eu-west-1_AbCdEf123`. With region, it
+	// sets the issuer `https://cognito-idp.<region>.amazonaws.com/<pool>`.
+	UserPoolID string `json:"user_pool_id,omitempty"`
+
+	// The expected token issuer, for other OIDC issuers and emulators.
+	// Overrides region and user_pool_id.
+	Issuer string `json:"issuer,omitempty"`
+
+	// Where the issuer's signing keys are. Default `<issuer>/.well-known/jwks.json`.
+	JWKSURL string `json:"jwks_url,omitempty"`
+
+	// The app client ids tokens must be issued to (`aud` of id tokens,
+	// `client_id` of access tokens). The first one is used for logins.
+	ClientIDs []string `json:"client_ids,omitempty"`
+
+	// The kind of token accepted: `id` (default), `access` or `any`.
+	TokenUse string `json:"token_use,omitempty"`
+
+	// Signature algorithms accepted. Default `RS256` (`ES256` for the local
+	// provider). `none` and HMAC algorithms are never accepted.
+	Algorithms []string `json:"algorithms,omitempty"`
+
+	// Clock skew tolerated for `exp` and `nbf`. Default 30s.
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+
+	// The claim holding the user's groups. Default `cognito:groups`.
+	RoleClaim string `json:"role_claim,omitempty"`
+
+	// Group → role (`admin`, `uploader` or `viewer`). The highest role of a
+	// user's groups wins. Default: groups named admin(s), uploader(s) and
+	// viewer(s) map to those roles.
+	RoleMap map[string]string `json:"role_map,omitempty"`
+
+	// The role of users whose groups map to none. Default: no role, which
+	// handlers that require a role deny.
+	DefaultRole string `json:"default_role,omitempty"`
+
+	// The built-in identity provider, for dev and edge deployments without
+	// Cognito. When set, the Cognito settings are ignored.
+	Local *LocalIdentity `json:"local,omitempty"`
+
+	verifier *jwtauth.Verifier
+	mapper   roles.Mapper
+	local    *localProvider
+	start    *sync.Once
+	ctx      context.Context
+}
+
+// LocalIdentity configures the built-in identity provider: users in a file
+// with bcrypt password hashes (`caddy hash-password` makes them), tokens
+// signed by the gateway with ES256 keys kept in a directory.
+type LocalIdentity struct {
+	// The users file: `{"users":[{"email":…,"password_hash":…,"groups":[…]}]}`.
+	// Hashes must be bcrypt with cost 10 to 14. A user's optional
+	// `"token_generation"` number, when raised, ends all of their sessions
+	// (refresh tokens). Refused if group or others may write to it.
+	UsersFile string `json:"users_file,omitempty"`
+
+	// The directory of signing keys, created with mode 0700 if missing.
+	// Instances sharing it share keys; a rotated key is picked up without
+	// restart. Its subdirectory `revoked` records used refresh tokens and
+	// revoked sessions. Refused if group or others may write to it, or
+	// read a key file in it.
+	KeysDir string `json:"keys_dir,omitempty"`
+
+	// The `iss` of issued tokens. Default `upload-gateway-local`.
+	Issuer string `json:"issuer,omitempty"`
+
+	// The `aud`/`client_id` of issued tokens. Default `upload-gateway`.
+	ClientID string `json:"client_id,omitempty"`
+
+	// Lifetime of id and access tokens. Default 1h.
+	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
+
+	// Lifetime of refresh tokens. Default 720h.
+	RefreshTTL caddy.Duration `json:"refresh_ttl,omitempty"`
+}
+
+// localProvider is the provisioned local identity provider.
+type localProvider struct {
+	users       *localidp.Users
+	keys        *localidp.KeyStore
+	revocations *localidp.Revocations
+	issuer      *localidp.Issuer
+
+	mu         sync.Mutex
+	lastReload time.Time
+	lastPrune  time.Time
+}
+
+// Keys implements jwtauth.KeySource: the published keys, re-read from the
+// directory at most once a second.
+func (l *localProvider) Keys(ctx context.Context) (jwk.Set, error) {
+	l.mu.Lock()
+	if time.Since(l.lastReload) > time.Second {
+		l.lastReload = time.Now()
+		if err := l.keys.Reload(); err != nil {
+			l.mu.Unlock()
+			return nil, err
+		}
+		// Drop keys past their retention, and records of expired refresh
+		// tokens, now and then.
+		if time.Since(l.lastPrune) > time.Hour {
+			l.lastPrune = time.Now()
+			_, _ = l.keys.Prune()
+			_, _ = l.revocations.Prune()
+		}
+	}
+	l.mu.Unlock()
+	return l.keys.PublicSet(), nil
+}
+
+// principal is an authenticated user.
+type principal struct {
+	ID       string
+	Username string
+	Email    string
+	Role     roles.Role
+	Groups   []string
+	TokenUse string
+
+	// EmailVerified is the token's email_verified claim: whether the
+	// identity provider checked that the user owns Email.
+	EmailVerified bool
+}
+
+// provision sets up verification. It reads local files but makes no network
+// calls: keys are fetched on first use.
+func (id *Identity) provision(ctx caddy.Context) error {
+	id.ctx = ctx
+	id.start = new(sync.Once)
+	repl := caddy.NewReplacer()
+	id.Issuer = repl.ReplaceAll(id.Issuer, "")
+	id.JWKSURL = repl.ReplaceAll(id.JWKSURL, "")
+	id.UserPoolID = repl.ReplaceAll(id.UserPoolID, "")
+	id.Region = repl.ReplaceAll(id.Region, "")
+	for i, c := range id.ClientIDs {
+		id.ClientIDs[i] = repl.ReplaceAll(c, "")
+	}
+
+	mapper := roles.Mapper{Claim: id.RoleClaim}
+	if len(id.RoleMap) > 0 {
+		mapper.Groups = map[string]roles.Role{}
+		for group, name := range id.RoleMap {
+			r, err := roles.Parse(name)
+			if err != nil {
+				return fmt.Errorf("parsing role_map %q: %v", group, err)
+			}
+			mapper.Groups[group] = r
+		}
+	}
+	if id.DefaultRole != "" {
+		r, err := roles.Parse(id.DefaultRole)
+		if err != nil {
+			return fmt.Errorf("parsing default_role: %v", err)
+		}
+		mapper.Default = r
+	}
+	id.mapper = mapper
+
+	cfg := jwtauth.Config{
+		TokenUse:   id.TokenUse,
+		Algorithms: id.Algorithms,
+		Leeway:     time.Duration(id.Leeway),
+	}
+	if l := id.Local; l != nil {
+		local, err := l.provision(repl)
+		if err != nil {
+			return err
+		}
+		id.local = local
+		cfg.Issuer = l.Issuer
+		cfg.Keys = local
+		// The keys are on local disk: a rotated key may be looked up soon.
+		cfg.MinRefreshInterval = time.Second
+		cfg.Audiences = []string{l.ClientID}
+		if len(cfg.Algorithms) == 0 {
+			cfg.Algorithms = []string{"ES256"}
+		}
+	} else {
+		cfg.Issuer = id.issuer()
+		cfg.JWKSURL = id.JWKSURL
+		cfg.Audiences = id.ClientIDs
+	}
+	v, err := jwtauth.New(cfg)
+	if err != nil {
+		return fmt.Errorf("configuring token verification: %v", err)
+	}
+	id.verifier = v
+	return nil
+}
+
+func (l *LocalIdentity) provision(repl *caddy.Replacer) (*localProvider, error) {
+	l.UsersFile = repl.ReplaceAll(l.UsersFile, "")
+	l.KeysDir = repl.ReplaceAll(l.KeysDir, "")
+	if l.Issuer == "" {
+		l.Issuer = "upload-gateway-local"
+	}
+	if l.ClientID == "" {
+		l.ClientID = "upload-gateway"
+	}
+	if l.UsersFile == "" || l.KeysDir == "" {
+		return nil, fmt.Errorf("the local identity provider needs users_file and keys_dir")
+	}
+	users, err := localidp.LoadUsers(l.UsersFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading users: %v", err)
+	}
+	keys, err := localidp.OpenKeyStore(l.KeysDir)
+	if err != nil {
+		return nil, fmt.Errorf("opening keys: %v", err)
+	}
+	revocations, err := localidp.OpenRevocations(filepath.Join(l.KeysDir, "revoked"))
+	if err != nil {
+		return nil, fmt.Errorf("opening the revocation directory: %v", err)
+	}
+	return &localProvider{
+		users:       users,
+		keys:        keys,
+		revocations: revocations,
+		issuer: &localidp.Issuer{
+			Issuer:      l.Issuer,
+			ClientID:    l.ClientID,
+			TokenTTL:    time.Duration(l.TokenTTL),
+			RefreshTTL:  time.Duration(l.RefreshTTL),
+			Keys:        keys,
+			Revocations: revocations,
+		},
+	}, nil
+}
+
+// issuer returns the expected token issuer.
+func (id *Identity) issuer() string {
+	if id.Issuer != "" {
+		return strings.TrimRight(id.Issuer, "/")
+	}
+	return fmt.Sprintf("https://cognito-idp.%s.amazonaws.com/%s", id.Region, id.UserPoolID)
+}
+
+// validate checks the identity settings.
+func (id *Identity) validate() error {
+	if id.Local != nil {
+		return nil
+	}
+	if id.Issuer == "" && (id.Region == "" || id.UserPoolID == "") {
+		return fmt.Errorf("set region and user_pool_id (or issuer), or configure the local identity provider")
+	}
+	if len(id.ClientIDs) == 0 {
+		return fmt.Errorf("client_ids is required: tokens must be checked against the app client")
+	}
+	switch id.TokenUse {
+	case "", "id", "access", "any":
+	default:
+		return fmt.Errorf("token_use must be id, access or any")
+	}
+	return nil
+}
+
+// errNoToken is returned when the request carries no bearer token.
+var errNoToken = errors.New("no bearer token")
+
+// authenticate verifies the request's bearer token.
+func (id *Identity) authenticate(r *http.Request) (*principal, error) {
+	id.start.Do(func() { id.verifier.Start(id.ctx) })
+	token, ok := bearerToken(r)
+	if !ok {
+		return nil, errNoToken
+	}
+	claims, err := id.verifier.Verify(r.Context(), token)
+	if err != nil {
+		return nil, err
+	}
+	role, groups := id.mapper.Resolve(claims.All)
+	return &principal{
+		ID:       claims.Subject,
+		Username: claims.Username,
+		Email:    claims.Email,
+		Role:     role,
+		Groups:   groups,
+		TokenUse: claims.TokenUse,
+
+		EmailVerified: emailVerified(claims.All),
+	}, nil
+}
+
+// isCORSPreflight reports whether r is a CORS preflight, which carries no
+// credentials and so passes without a token: an OPTIONS request with the
+// Origin and Access-Control-Request-Method headers and no body. Any other
+// OPTIONS request needs a token like every request, since the handlers
+// after this one (a reverse proxy, say) may act on it.
+func isCORSPreflight(r *http.Request) bool {
+	if r.Method != http.MethodOptions ||
+		r.Header.Get("Origin") == "" ||
+		r.Header.Get("Access-Control-Request-Method") == "" ||
+		len(r.TransferEncoding) > 0 || r.ContentLength > 0 {
+		return false
+	}
+	if r.ContentLength == 0 {
+		return true
+	}
+	// The length is unknown. Over HTTP/1.1 (chunked, refused above) and
+	// HTTP/2 (a preflight ends its stream with the headers, so Go sets 0)
+	// that means a body may follow: not a preflight. Go's HTTP/3 server
+	// leaves the length unknown even when the stream ended with the headers,
+	// as a browser's preflight does; such a body reads EOF at once, and a
+	// body with data is put back for the handlers after this one. Peeking
+	// only there means a client holding a stream open cannot stall here.
+	if r.ProtoMajor != 3 {
+		return false
+	}
+	return bodyIsEmpty(r)
+}
+
+// bodyIsEmpty reads one byte of r's body to see whether there is one. If
+// there is, the byte is put back in front of the rest.
+func bodyIsEmpty(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	var b [1]byte
+	n, err := io.ReadFull(r.Body, b[:])
+	if n == 0 && errors.Is(err, io.EOF) {
+		r.Body = http.NoBody
+		return true
+	}
+	r.Body = peekedBody{Reader: io.MultiReader(bytes.NewReader(b[:n]), r.Body), Closer: r.Body}
+	return false
+}
+
+// peekedBody is a request body with bytes read ahead put back.
+type peekedBody struct {
+	io.Reader
+	io.Closer
+}
+
+// emailVerified reads the email_verified claim: true, or "true" as some
+// identity providers write it.
+func emailVerified(claims map[string]any) bool {
+	switch v := claims["email_verified"].(type) {
+	case bool:
+		return v
+	case string:
+		return v == "true"
+	}
+	return false
+}
+
+// bearerToken extracts an RFC 6750 bearer token from the Authorization
+// header.
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// setUserPlaceholders exposes the user to later handlers, with the names
+// Caddy's authentication handler uses.
+func setUserPlaceholders(repl *caddy.Replacer, p *principal) {
+	repl.Set("http.auth.user.id", p.ID)
+	repl.Set("http.auth.user.username", p.Username)
+	repl.Set("http.auth.user.email", p.Email)
+	repl.Set("http.auth.user.email_verified", strconv.FormatBool(p.EmailVerified))
+	repl.Set("http.auth.user.role", string(p.Role))
+	repl.Set("http.auth.user.groups", strings.Join(p.Groups, ","))
+	repl.Set("http.auth.user.token_use", p.TokenUse)
+}
+
+// logRejection logs a rejected token with its reason code: attacks at Warn,
+// ordinary failures (missing, expired) at Debug. Tokens are never logged.
+// It returns the reason code.
+func logRejection(logger *zap.Logger, r *http.Request, err error) string {
+	reason := "missing_token"
+	if !errors.Is(err, errNoToken) {
+		reason = jwtauth.Reason(err)
+	}
+	level := zapcore.DebugLevel
+	if slices.Contains([]string{"bad_signature", "bad_alg", "unknown_kid", "malformed", "too_large"}, reason) {
+		level = zapcore.WarnLevel
+	}
+	if c := logger.Check(level, "token rejected"); c != nil {
+		c.Write(zap.String("reason", reason), zap.String("remote_ip", r.RemoteAddr), zap.String("uri", r.RequestURI))
+	}
+	return reason
+}

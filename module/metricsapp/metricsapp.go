@@ -1,0 +1,327 @@
+// Package metricsapp is the `upload_gateway_metrics` Caddy app, which sends
+// the gateway's metrics to Amazon CloudWatch and/or as Embedded Metric
+// Format lines to a file, and the reporting methods the handlers call on it
+// ([App.UploadObserved], [App.APIObserved], [App.AccessDenied],
+// [App.AuthFailed]). Prometheus metrics are not here: they live in
+// internal/metrics and are always on.
+package metricsapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/cwexport"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+	httpcaddyfile.RegisterGlobalOption("upload_gateway_metrics", parseMetricsApp)
+}
+
+// metricsAppID is the app's module ID and its global option name.
+const metricsAppID = "upload_gateway_metrics"
+
+// App exports the gateway's metrics to Amazon CloudWatch and/or as
+// CloudWatch Embedded Metric Format lines to a file. Prometheus metrics
+// need no configuration: they are always in Caddy's metrics registry
+// (the admin endpoint's `/metrics` and the `metrics` handler).
+//
+// Metrics sent: `ApiRequestDuration` (Milliseconds), `ApiRequestCount`,
+// `UploadCount`, `UploadDuration` (Milliseconds), `UploadSpeed`
+// (Bytes/Second), `FileSize` (Bytes), `MultipartPartCount`,
+// `AuthFailureCount` and `AccessDeniedCount` (Count), with Route, Role,
+// Result and Reason dimensions.
+//
+// Caddyfile (global options):
+//
+//	{
+//		upload_gateway_metrics {
+//			cloudwatch {
+//				namespace  <name>
+//				region     <region>
+//				endpoint   <url>
+//				interval   <duration>
+//				queue_size <n>
+//			}
+//			emf_file <path>
+//		}
+//	}
+type App struct {
+	// Export to CloudWatch with PutMetricData.
+	CloudWatch *CloudWatchConfig `json:"cloudwatch,omitempty"`
+
+	// Append Embedded Metric Format JSON lines to this file (for the
+	// CloudWatch agent or Lambda-style log shipping).
+	EMFFile string `json:"emf_file,omitempty"`
+
+	exporter *cwexport.Exporter
+	emf      *cwexport.EMFWriter
+	emfOut   *os.File
+	stop     context.CancelFunc
+	done     chan struct{}
+	logger   *zap.Logger
+}
+
+// CloudWatchConfig configures the CloudWatch exporter.
+type CloudWatchConfig struct {
+	// The metric namespace. Default `UploadGateway`.
+	Namespace string `json:"namespace,omitempty"`
+	// The AWS region. Default: from the AWS environment.
+	Region string `json:"region,omitempty"`
+	// A custom endpoint URL.
+	Endpoint string `json:"endpoint,omitempty"`
+	// How often aggregated metrics are sent. Default 60s.
+	Interval caddy.Duration `json:"interval,omitempty"`
+	// How many observations wait for the next flush at most; beyond it they
+	// are dropped (and counted), never blocking a request. Default 10000.
+	QueueSize int `json:"queue_size,omitempty"`
+	// Static access key id; default: the AWS credential chain.
+	// Placeholders are expanded.
+	AccessKeyID string `json:"access_key_id,omitempty"`
+
+	// Static secret access key; placeholders are expanded.
+	SecretAccessKey string `json:"secret_access_key,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  metricsAppID,
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision builds the exporter without network calls.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	m, err := metrics.New(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+	if c := a.CloudWatch; c != nil {
+		repl := caddy.NewReplacer()
+		c.Endpoint = repl.ReplaceAll(c.Endpoint, "")
+		c.Region = repl.ReplaceAll(c.Region, "")
+		cfg, err := shared.LoadAWSConfig(ctx, shared.AWSSettings{
+			Region:          c.Region,
+			AccessKeyID:     repl.ReplaceAll(c.AccessKeyID, ""),
+			SecretAccessKey: repl.ReplaceAll(c.SecretAccessKey, ""),
+		})
+		if err != nil {
+			return fmt.Errorf("loading AWS configuration: %v", err)
+		}
+		client := cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
+			if c.Endpoint != "" {
+				o.BaseEndpoint = aws.String(c.Endpoint)
+			}
+		})
+		a.exporter = cwexport.New(client, cwexport.Options{
+			Namespace: c.Namespace,
+			Interval:  time.Duration(c.Interval),
+			QueueSize: c.QueueSize,
+			OnDrop:    m.CloudWatchDropped,
+			OnError: func(err error) {
+				m.CloudWatchPutError(err)
+				a.logger.Warn("sending metrics to CloudWatch failed", zap.Error(err))
+			},
+		})
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (a *App) Validate() error {
+	if a.CloudWatch == nil && a.EMFFile == "" {
+		return errors.New("upload_gateway_metrics: configure cloudwatch and/or emf_file")
+	}
+	if c := a.CloudWatch; c != nil && (c.QueueSize < 0 || c.Interval < 0) {
+		return errors.New("upload_gateway_metrics: queue_size and interval must not be negative")
+	}
+	return nil
+}
+
+// Start starts the exporter and opens the EMF file.
+func (a *App) Start() error {
+	if a.EMFFile != "" {
+		f, err := os.OpenFile(a.EMFFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("opening emf_file: %v", err)
+		}
+		namespace := cwexport.DefaultNamespace
+		if a.CloudWatch != nil && a.CloudWatch.Namespace != "" {
+			namespace = a.CloudWatch.Namespace
+		}
+		a.emfOut, a.emf = f, cwexport.NewEMFWriter(f, namespace)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stop, a.done = cancel, make(chan struct{})
+	go func() {
+		defer close(a.done)
+		if a.exporter != nil {
+			a.exporter.Run(ctx) // returns after the final flush
+		}
+	}()
+	return nil
+}
+
+// Stop flushes what is left and stops.
+func (a *App) Stop() error {
+	if a.stop != nil {
+		a.stop()
+		<-a.done
+	}
+	if a.emfOut != nil {
+		return a.emfOut.Close()
+	}
+	return nil
+}
+
+// observe sends one observation to the configured sinks. A nil app does
+// nothing; so do all the exported reporting methods below.
+func (a *App) observe(name string, unit types.StandardUnit, value float64, dims ...types.Dimension) {
+	if a == nil {
+		return
+	}
+	if a.exporter != nil {
+		a.exporter.Observe(name, unit, value, dims...)
+	}
+	if a.emf != nil {
+		a.emf.Observe(name, unit, value, dims...)
+	}
+}
+
+// Sink returns the app when it is configured, else nil.
+func Sink(ctx caddy.Context) (*App, error) {
+	app, err := ctx.AppIfConfigured(metricsAppID)
+	if errors.Is(err, caddy.ErrNotConfigured) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return app.(*App), nil
+}
+
+func parseMetricsApp(d *caddyfile.Dispenser, _ any) (any, error) {
+	d.Next() // consume option name
+	app := new(App)
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "emf_file":
+			if err := shared.OneString(d, &app.EMFFile); err != nil {
+				return nil, err
+			}
+		case "cloudwatch":
+			c := new(CloudWatchConfig)
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				var err error
+				switch d.Val() {
+				case "namespace":
+					err = shared.OneString(d, &c.Namespace)
+				case "region":
+					err = shared.OneString(d, &c.Region)
+				case "endpoint":
+					err = shared.OneString(d, &c.Endpoint)
+				case "interval":
+					err = shared.Duration(d, &c.Interval)
+				case "queue_size":
+					err = shared.Integer(d, &c.QueueSize)
+				case "access_key_id":
+					err = shared.OneString(d, &c.AccessKeyID)
+				case "secret_access_key":
+					err = shared.OneString(d, &c.SecretAccessKey)
+				default:
+					return nil, d.Errf("unrecognized cloudwatch option %s", d.Val())
+				}
+				if err != nil {
+					return nil, err
+				}
+			}
+			app.CloudWatch = c
+		default:
+			return nil, d.Errf("unrecognized upload_gateway_metrics option %s", d.Val())
+		}
+	}
+	return httpcaddyfile.App{Name: metricsAppID, Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// Interface guards
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+	_ caddy.Validator   = (*App)(nil)
+)
+
+// UploadObserved sends the CloudWatch metrics of one upload request.
+func (a *App) UploadObserved(route, role, result string, status int, d time.Duration, size int64, parts, files int) {
+	if a == nil {
+		return
+	}
+	if role == "" {
+		role = "anonymous"
+	}
+	r, ro, re := cwexport.Dim(cwexport.DimRoute, route), cwexport.Dim(cwexport.DimRole, role), cwexport.Dim(cwexport.DimResult, result)
+	ms := float64(d) / float64(time.Millisecond)
+	a.observe(cwexport.MetricAPIRequestCount, types.StandardUnitCount, 1, r, re)
+	a.observe(cwexport.MetricAPIRequestDuration, types.StandardUnitMilliseconds, ms, r, re)
+	a.observe(cwexport.MetricUploadCount, types.StandardUnitCount, 1, r, ro, re)
+	if result != metrics.ResultOK {
+		if status == 403 {
+			a.observe(cwexport.MetricAccessDeniedCount, types.StandardUnitCount, 1, r, ro)
+		}
+		return
+	}
+	a.observe(cwexport.MetricUploadDuration, types.StandardUnitMilliseconds, ms, r, ro)
+	if d > 0 && size > 0 {
+		a.observe(cwexport.MetricUploadSpeed, types.StandardUnitBytesSecond, float64(size)/d.Seconds(), r, ro)
+	}
+	if files > 0 {
+		a.observe(cwexport.MetricFileSize, types.StandardUnitBytes, float64(size)/float64(files), r, ro)
+	}
+	if parts > 0 {
+		a.observe(cwexport.MetricMultipartPartCount, types.StandardUnitCount, float64(parts), r, ro)
+	}
+}
+
+// APIObserved sends the CloudWatch metrics of one file API request.
+func (a *App) APIObserved(route, endpoint string, status int, d time.Duration) {
+	if a == nil {
+		return
+	}
+	result := "ok"
+	if status >= 400 {
+		result = strconv.Itoa(status)
+	}
+	r, re := cwexport.Dim(cwexport.DimRoute, route), cwexport.Dim(cwexport.DimResult, result)
+	e := types.Dimension{Name: aws.String("Endpoint"), Value: aws.String(endpoint)}
+	a.observe(cwexport.MetricAPIRequestCount, types.StandardUnitCount, 1, r, e, re)
+	a.observe(cwexport.MetricAPIRequestDuration, types.StandardUnitMilliseconds, float64(d)/float64(time.Millisecond), r, e, re)
+}
+
+// AccessDenied sends the CloudWatch metric of one request the file API
+// refused for the user's role.
+func (a *App) AccessDenied(route string) {
+	a.observe(cwexport.MetricAccessDeniedCount, types.StandardUnitCount, 1, cwexport.Dim(cwexport.DimRoute, route))
+}
+
+// AuthFailed sends the CloudWatch metric of one rejected token.
+func (a *App) AuthFailed(reason string) {
+	a.observe(cwexport.MetricAuthFailureCount, types.StandardUnitCount, 1, cwexport.Dim(cwexport.DimReason, reason))
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // choosePartSize returns the part size of a multipart upload of fileSize
@@ -22,17 +23,17 @@ import (
 // limits; without one the size is max(def, fileSize/10000 rounded up to a
 // MiB), so that the file fits in 10,000 parts.
 func choosePartSize(fileSize int64, requested *int64, def int64) (int64, int, error) {
-	partSize := max(def, ceilDiv(ceilDiv(fileSize, MaxParts), 1<<20)<<20)
+	partSize := max(def, ceilDiv(ceilDiv(fileSize, s3limits.MaxParts), 1<<20)<<20)
 	if requested != nil {
 		partSize = *requested
-		if partSize < MinPartSize || partSize > MaxPartSize {
-			return 0, 0, badRequest("partSize must be within %d and %d bytes", MinPartSize, MaxPartSize)
+		if partSize < s3limits.MinPartSize || partSize > s3limits.MaxPartSize {
+			return 0, 0, badRequest("partSize must be within %d and %d bytes", s3limits.MinPartSize, s3limits.MaxPartSize)
 		}
 	}
 	total := ceilDiv(fileSize, partSize)
-	if total > MaxParts {
+	if total > s3limits.MaxParts {
 		return 0, 0, badRequest("fileSize %d in parts of %d bytes needs %d parts, more than %d",
-			fileSize, partSize, total, MaxParts)
+			fileSize, partSize, total, s3limits.MaxParts)
 	}
 	return partSize, int(total), nil
 }
@@ -323,7 +324,7 @@ func (s *Service) listAllParts(ctx context.Context, key, uploadID string) ([]typ
 			return parts, nil
 		}
 		next := aws.ToString(out.NextPartNumberMarker)
-		if next == "" || next == aws.ToString(marker) || len(parts) > MaxParts {
+		if next == "" || next == aws.ToString(marker) || len(parts) > s3limits.MaxParts {
 			return nil, fmt.Errorf("%w: ListParts: the listing does not end", errStorage)
 		}
 		marker = aws.String(next)

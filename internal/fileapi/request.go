@@ -155,7 +155,7 @@ func metadata(client map[string]string, user Subject, fileName, sha256 string) (
 	}
 	// Nothing is added later: presigned writes carry exactly this.
 	if err := s3limits.CheckMetadata(meta, 0); err != nil {
-		return nil, fmt.Errorf("%w: %w", errMetadataTooLarge, err)
+		return nil, err
 	}
 	return meta, nil
 }

@@ -18,6 +18,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 func mustHex(t *testing.T, s string) []byte {
@@ -147,8 +148,8 @@ func TestMetadata(t *testing.T) {
 		{"non-ASCII name", map[string]string{"ä": "1"}, "a.txt", "", nil, errMetadata},
 		{"empty name", map[string]string{"": "1"}, "a.txt", "", nil, errMetadata},
 		{"name too long", map[string]string{strings.Repeat("a", 129): "1"}, "a.txt", "", nil, errMetadata},
-		{"over 2 KiB", map[string]string{"a": strings.Repeat("x", 1000), "b": strings.Repeat("x", 1000)}, "a.txt", "", nil, errMetadataTooLarge},
-		{"long file name counts", map[string]string{"a": strings.Repeat("x", 1000)}, strings.Repeat("é", 500), "", nil, errMetadataTooLarge},
+		{"over 2 KiB", map[string]string{"a": strings.Repeat("x", 1000), "b": strings.Repeat("x", 1000)}, "a.txt", "", nil, s3limits.ErrMetadataTooLarge},
+		{"long file name counts", map[string]string{"a": strings.Repeat("x", 1000)}, strings.Repeat("é", 500), "", nil, s3limits.ErrMetadataTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // Namespace prefixes every metric name.
@@ -33,9 +35,9 @@ var (
 	speedBuckets = prometheus.ExponentialBuckets(16<<10, 4, 10)
 	// sizeBuckets go from 1 KiB to 4 TiB in steps of 4, then 5 TiB, the
 	// largest S3 object.
-	sizeBuckets = append(prometheus.ExponentialBuckets(1<<10, 4, 16), 5<<40)
-	// partBuckets end at 10000, the S3 limit of parts per upload.
-	partBuckets = []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000}
+	sizeBuckets = append(prometheus.ExponentialBuckets(1<<10, 4, 16), float64(s3limits.MaxObjectSize))
+	// partBuckets end at the S3 limit of parts per upload.
+	partBuckets = []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, s3limits.MaxParts}
 )
 
 // Metrics holds the gateway's collectors. Build it with [New]. A nil

@@ -10,9 +10,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // PutRequest describes a single-request upload (PutObject).
@@ -21,7 +21,7 @@ type PutRequest struct {
 	// ContentType is required: it is signed, so the client cannot store
 	// the object under another type.
 	ContentType string
-	// ContentLength is required, 1 to MaxObjectSize bytes: it is signed,
+	// ContentLength is required, 1 to [s3limits.MaxPutObjectSize] bytes: it is signed,
 	// so a body of another size is rejected.
 	ContentLength int64
 	// ChecksumSHA256 is the base64 SHA-256 of the body the client
@@ -81,8 +81,8 @@ func (r PutRequest) input() (*s3.PutObjectInput, http.Header, error) {
 	if err := checkHeaderValue("content disposition", r.ContentDisposition); err != nil {
 		return nil, nil, err
 	}
-	if r.ContentLength <= 0 || r.ContentLength > MaxObjectSize {
-		return nil, nil, invalid("content length %d is not between 1 and %d", r.ContentLength, int64(MaxObjectSize))
+	if r.ContentLength <= 0 || r.ContentLength > s3limits.MaxPutObjectSize {
+		return nil, nil, invalid("content length %d is not between 1 and %d", r.ContentLength, s3limits.MaxPutObjectSize)
 	}
 	if r.ChecksumSHA256 != "" {
 		if sum, err := base64.StdEncoding.DecodeString(r.ChecksumSHA256); err != nil || len(sum) != 32 {
@@ -93,7 +93,7 @@ func (r PutRequest) input() (*s3.PutObjectInput, http.Header, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	sse, err := r.Encryption.headers()
+	sse, err := r.Encryption.settings()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -125,20 +125,9 @@ func (r PutRequest) input() (*s3.PutObjectInput, http.Header, error) {
 			bound.Set("X-Amz-Meta-"+name, v)
 		}
 	}
-	if mode := sse.Get("X-Amz-Server-Side-Encryption"); mode != "" {
-		in.ServerSideEncryption = types.ServerSideEncryption(mode)
-		if v := sse.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"); v != "" {
-			in.SSEKMSKeyId = aws.String(v)
-		}
-		if sse.Get("X-Amz-Server-Side-Encryption-Bucket-Key-Enabled") != "" {
-			in.BucketKeyEnabled = aws.Bool(true)
-		}
-		if v := sse.Get("X-Amz-Server-Side-Encryption-Context"); v != "" {
-			in.SSEKMSEncryptionContext = aws.String(v)
-		}
-		for name := range sse {
-			bound[name] = sse[name]
-		}
+	in.ServerSideEncryption, in.SSEKMSKeyId, in.BucketKeyEnabled, in.SSEKMSEncryptionContext = sse.RequestFields()
+	for name, v := range sse.Headers() {
+		bound[name] = v
 	}
 	return in, bound, nil
 }
@@ -148,7 +137,7 @@ func (r PutRequest) input() (*s3.PutObjectInput, http.Header, error) {
 // (CreateMultipartUpload); parts inherit its encryption.
 type PartRequest struct {
 	Bucket, Key, UploadID string
-	// PartNumber is 1 to MaxPartNumber.
+	// PartNumber is 1 to [s3limits.MaxParts].
 	PartNumber int32
 	// ContentLength, when not 0, is signed, so a part of another size is
 	// rejected. 0 leaves the size to the client.
@@ -167,10 +156,10 @@ func (s *Signer) UploadPart(ctx context.Context, creds aws.CredentialsProvider, 
 	switch {
 	case r.UploadID == "":
 		return nil, invalid("no upload id")
-	case r.PartNumber < 1 || r.PartNumber > MaxPartNumber:
-		return nil, invalid("part number %d is not between 1 and %d", r.PartNumber, MaxPartNumber)
-	case r.ContentLength < 0 || r.ContentLength > MaxObjectSize:
-		return nil, invalid("content length %d is not between 0 and %d", r.ContentLength, int64(MaxObjectSize))
+	case r.PartNumber < 1 || r.PartNumber > s3limits.MaxParts:
+		return nil, invalid("part number %d is not between 1 and %d", r.PartNumber, s3limits.MaxParts)
+	case r.ContentLength < 0 || r.ContentLength > s3limits.MaxPartSize:
+		return nil, invalid("content length %d is not between 0 and %d", r.ContentLength, s3limits.MaxPartSize)
 	}
 	in := &s3.UploadPartInput{
 		Bucket:     aws.String(r.Bucket),

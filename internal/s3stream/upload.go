@@ -62,7 +62,7 @@ type upload struct {
 // Upload writes body to obj.Bucket/obj.Key. See the package documentation
 // for how it streams and what it does on failure.
 func (u *Uploader) Upload(ctx context.Context, obj Object, body io.Reader) (*Result, error) {
-	if obj.MaxSize <= 0 || obj.MaxSize >= MaxObjectSize {
+	if obj.MaxSize <= 0 || obj.MaxSize >= s3limits.MaxObjectSize {
 		obj.MaxSize = 0
 	}
 	limit := u.MaxObjectSize(obj.MaxSize)
@@ -397,9 +397,9 @@ func (up *upload) sendParts(ctx context.Context, uploadID string, first chunk) (
 			up.pool.put(c.buf, up.acct)
 			break
 		}
-		if num > MaxParts {
+		if num > s3limits.MaxParts {
 			up.pool.put(c.buf, up.acct)
-			up.fail(fmt.Errorf("%w: more than %d parts", ErrTooLarge, MaxParts))
+			up.fail(fmt.Errorf("%w: more than %d parts", ErrTooLarge, s3limits.MaxParts))
 			break
 		}
 		ch <- c

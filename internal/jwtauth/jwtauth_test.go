@@ -131,7 +131,7 @@ func TestVerifyClaims(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := tt.config
-			cfg.Issuer, cfg.Now = iss, newFakeClock(baseTime).Now
+			cfg.Issuer, cfg.HTTPClient, cfg.Now = iss, srv.Client(), newFakeClock(baseTime).Now
 			v, err := jwtauth.New(cfg)
 			must(t, err)
 			kid := tt.kid

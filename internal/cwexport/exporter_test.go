@@ -63,6 +63,7 @@ func (c *counter) get() int64     { return c.n.Load() }
 func (c *counter) String() string { return fmt.Sprint(c.get()) }
 
 func TestPutMetricDataOnTheWire(t *testing.T) {
+	t.Parallel()
 	srv := newFakeCloudWatch(t, nil)
 	e := New(newClient(srv), Options{Now: fixedNow})
 
@@ -164,6 +165,7 @@ func TestPutMetricDataOnTheWire(t *testing.T) {
 }
 
 func TestRequestCompression(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		minBytes int64 // RequestMinCompressSizeBytes; 10240 is what config.LoadDefaultConfig sets
@@ -176,6 +178,7 @@ func TestRequestCompression(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			srv := newFakeCloudWatch(t, nil)
 			e := New(newClient(srv, func(o *cloudwatch.Options) {
 				o.RequestMinCompressSizeBytes = tt.minBytes
@@ -202,6 +205,7 @@ func TestRequestCompression(t *testing.T) {
 }
 
 func TestValuesOrStatisticSet(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		distinct  int // values 1..distinct
@@ -216,6 +220,7 @@ func TestValuesOrStatisticSet(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			srv := newFakeCloudWatch(t, nil)
 			e := New(newClient(srv), Options{QueueSize: tt.distinct * tt.repeat})
 			var sum float64
@@ -258,6 +263,7 @@ func TestValuesOrStatisticSet(t *testing.T) {
 }
 
 func TestBatchesOf1000Datums(t *testing.T) {
+	t.Parallel()
 	srv := newFakeCloudWatch(t, nil)
 	e := New(newClient(srv), Options{})
 	const n = 2500
@@ -284,6 +290,7 @@ func TestBatchesOf1000Datums(t *testing.T) {
 // TestBatchesUnder1MB sends 1000 metrics of 150 distinct values each,
 // about 3 MB of CBOR: the 1000-datum limit alone would make one request.
 func TestBatchesUnder1MB(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("sends about 3 MB")
 	}
@@ -383,6 +390,7 @@ func TestRetryWithBackoff(t *testing.T) {
 }
 
 func TestFailedRequests(t *testing.T) {
+	t.Parallel()
 	internal := func(w http.ResponseWriter) {
 		writeError(w, http.StatusInternalServerError, "InternalServiceFault", "InternalServiceError;Receiver")
 	}
@@ -431,6 +439,7 @@ func TestFailedRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			srv := newFakeCloudWatch(t, func(w http.ResponseWriter, r *http.Request, n int) { tt.respond(w, n) })
 			var drops, errs counter
 			e := New(newClient(srv, noSDKRetries), Options{
@@ -672,6 +681,7 @@ func TestShutdownDuringFlush(t *testing.T) {
 }
 
 func TestObserveDropsInvalid(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("x", 256)
 	dims := func(n int) []types.Dimension {
 		var ds []types.Dimension
@@ -712,6 +722,7 @@ func TestObserveDropsInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			var drops counter
 			e := New(noopAPI{}, Options{OnDrop: drops.add})
 			e.Observe(tt.mname, types.StandardUnitCount, tt.value, tt.dims...)
@@ -751,6 +762,7 @@ func TestObserveNeverBlocks(t *testing.T) {
 }
 
 func TestObserveCopiesDimensions(t *testing.T) {
+	t.Parallel()
 	srv := newFakeCloudWatch(t, nil)
 	e := New(newClient(srv), Options{})
 	dims := []types.Dimension{Dim(DimRole, "uploader")}
@@ -766,6 +778,7 @@ func TestObserveCopiesDimensions(t *testing.T) {
 }
 
 func TestNewDefaults(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		in   Options
@@ -779,6 +792,7 @@ func TestNewDefaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got := New(noopAPI{}, tt.in).opts
 			if got.Now == nil {
 				t.Error("Now not defaulted")
@@ -792,6 +806,7 @@ func TestNewDefaults(t *testing.T) {
 }
 
 func TestBackoffBoundedByInterval(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		interval time.Duration
 		attempt  int

@@ -27,6 +27,7 @@ import (
 // ago, so an unknown kid may trigger exactly one refresh; the number of
 // JWKS requests each case causes is checked too.
 func TestAttackCorpus(t *testing.T) {
+	t.Parallel()
 	issuerRSA := readKey(t, "rsa_issuer.pem")
 	rotatedRSA := readKey(t, "rsa_rotated.pem")
 	attackerRSA := readKey(t, "rsa_attacker.pem")

@@ -58,6 +58,7 @@ func newRotationFixture(t *testing.T) *rotationFixture {
 func (f *rotationFixture) fetches() int64 { return f.srv.hits.Load() - f.hitsAtStart }
 
 func TestKeyRotation(t *testing.T) {
+	t.Parallel()
 	f := newRotationFixture(t)
 	ctx := context.Background()
 
@@ -99,6 +100,7 @@ func TestKeyRotation(t *testing.T) {
 // TestUnknownKIDFlood checks that many tokens with unknown kids cause at
 // most one JWKS fetch per MinRefreshInterval, even when concurrent.
 func TestUnknownKIDFlood(t *testing.T) {
+	t.Parallel()
 	f := newRotationFixture(t)
 	f.srv.delay.Store(int64(20 * time.Millisecond)) // make callers overlap the fetch
 	attacker := readKey(t, "rsa_attacker.pem")
@@ -144,6 +146,7 @@ func TestUnknownKIDFlood(t *testing.T) {
 // TestConcurrentCallersShareFetch checks that callers who see a new kid at
 // the same time wait for one shared fetch and all succeed.
 func TestConcurrentCallersShareFetch(t *testing.T) {
+	t.Parallel()
 	f := newRotationFixture(t)
 	f.srv.delay.Store(int64(50 * time.Millisecond))
 	f.srv.serve(t, f.oldKey, f.newKey)
@@ -230,6 +233,7 @@ func TestStartRefreshesAndKeepsLastGoodSet(t *testing.T) {
 }
 
 func TestKeysUnavailable(t *testing.T) {
+	t.Parallel()
 	issuer := readKey(t, "rsa_issuer.pem")
 	good := publicJWK(t, issuer, "issuer-rsa", "RS256")
 	weak, err := rsa.GenerateKey(rand.Reader, 1024)
@@ -258,6 +262,7 @@ func TestKeysUnavailable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			srv := newJWKSServer(t, good)
 			tok := sign(t, jwa.RS256, issuer, map[string]any{"kid": "issuer-rsa"}, idClaims(srv.issuer(), baseTime))
 			clock := newFakeClock(baseTime)
@@ -282,6 +287,7 @@ func TestKeysUnavailable(t *testing.T) {
 }
 
 func TestKeysUnavailableRecovers(t *testing.T) {
+	t.Parallel()
 	issuer := readKey(t, "rsa_issuer.pem")
 	srv := newJWKSServer(t, publicJWK(t, issuer, "issuer-rsa", "RS256"))
 	tok := sign(t, jwa.RS256, issuer, map[string]any{"kid": "issuer-rsa"}, idClaims(srv.issuer(), baseTime))
@@ -326,6 +332,7 @@ func TestVerifyGivesUpWithContext(t *testing.T) {
 // TestKeySource checks Config.Keys: the same verification, keys cached,
 // private keys reduced to public ones.
 func TestKeySource(t *testing.T) {
+	t.Parallel()
 	priv := readKey(t, "ec_issuer.pem")
 	privJWK, err := jwk.FromRaw(priv)
 	must(t, err)

@@ -13,6 +13,7 @@ import (
 )
 
 func TestSanitizeFilename(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		in   string
@@ -78,6 +79,7 @@ func TestSanitizeFilename(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if got := SanitizeFilename(tt.in); got != tt.want {
 				t.Errorf("SanitizeFilename(%q) = %q, want %q", tt.in, got, tt.want)
 			}
@@ -86,6 +88,7 @@ func TestSanitizeFilename(t *testing.T) {
 }
 
 func TestExt(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want string
@@ -111,6 +114,7 @@ func TestExt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
+			t.Parallel()
 			if got := Ext(tt.in); got != tt.want {
 				t.Errorf("Ext(%q) = %q, want %q", tt.in, got, tt.want)
 			}
@@ -119,6 +123,7 @@ func TestExt(t *testing.T) {
 }
 
 func TestClean(t *testing.T) {
+	t.Parallel()
 	long := func(n int) string { return strings.Repeat("a", n) }
 	tests := []struct {
 		name    string
@@ -166,6 +171,7 @@ func TestClean(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got, err := Clean(tt.prefix, tt.key)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Clean(%q, %q) error = %v, want %v", tt.prefix, tt.key, err, tt.wantErr)
@@ -184,8 +190,10 @@ func TestClean(t *testing.T) {
 // sanitised name is a valid file name and a valid key segment, and every raw
 // value put under a prefix either fails or stays under it.
 func TestHostileNames(t *testing.T) {
+	t.Parallel()
 	for _, name := range append(readCorpus(t, "testdata/traversal.txt"), longNames()...) {
 		t.Run(strconv.Quote(name), func(t *testing.T) {
+			t.Parallel()
 			checkFilename(t, name)
 			key := "uploads/" + name
 			got, err := Clean("uploads", key)
@@ -357,6 +365,7 @@ func FuzzClean(f *testing.F) {
 }
 
 func TestEscapeSegment(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"", ""},
 		{"alice", "alice"},

@@ -10,6 +10,7 @@ import (
 )
 
 func TestEncryptionRequestFields(t *testing.T) {
+	t.Parallel()
 	kms := Encryption{Mode: types.ServerSideEncryptionAwsKms, KMSKeyID: "alias/k", BucketKey: true, Context: "e30="}
 	tests := []struct {
 		name                 string
@@ -29,6 +30,7 @@ func TestEncryptionRequestFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			mode, key, bucketKey, ctx := tt.e.RequestFields()
 			if mode != tt.mode {
 				t.Errorf("mode %q, want %q", mode, tt.mode)

@@ -80,12 +80,8 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user Subject,
 		return nil, badRequest("fileSize is required and must be at least 1")
 	}
 	fileSize := *req.FileSize
-	key, err := s.newKey(user, req.FileName)
+	key, err := s.uploadKey(r, user, req.FileName)
 	if err != nil {
-		return nil, err
-	}
-	resolved(r.Context(), key, "")
-	if err := s.authorize(user, ActionUpload, key); err != nil {
 		return nil, err
 	}
 	if fileSize > s.cfg.MaxFileSize {
@@ -95,11 +91,7 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user Subject,
 	if err != nil {
 		return nil, err
 	}
-	ct, err := s.checkType(req.ContentType)
-	if err != nil {
-		return nil, err
-	}
-	meta, err := metadata(req.Metadata, user, req.FileName, "")
+	ct, meta, err := s.typeAndMetadata(req.ContentType, req.Metadata, user, req.FileName, "")
 	if err != nil {
 		return nil, err
 	}

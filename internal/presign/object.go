@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
@@ -56,15 +57,9 @@ func (s *Signer) PutObject(ctx context.Context, creds aws.CredentialsProvider, r
 	if err != nil {
 		return nil, err
 	}
-	c, ttl, err := retrieve(ctx, creds, r.Expires)
-	if err != nil {
-		return nil, err
-	}
-	req, err := s.presignClient(c).PresignPutObject(ctx, in, s3.WithPresignExpires(ttl))
-	if err != nil {
-		return nil, fmt.Errorf("presign: presigning PutObject: %v", err)
-	}
-	return result(req, bound)
+	return s.sign(ctx, creds, r.Expires, "PutObject", bound, func(pc *s3.PresignClient, expires func(*s3.PresignOptions)) (*v4.PresignedHTTPRequest, error) {
+		return pc.PresignPutObject(ctx, in, expires)
+	})
 }
 
 // input validates r and returns the SDK input with the headers it must bind.
@@ -175,15 +170,9 @@ func (s *Signer) UploadPart(ctx context.Context, creds aws.CredentialsProvider, 
 	bound.Set("PartNumber", strconv.Itoa(int(r.PartNumber)))
 	bound.Set("UploadId", r.UploadID)
 
-	c, ttl, err := retrieve(ctx, creds, r.Expires)
-	if err != nil {
-		return nil, err
-	}
-	req, err := s.presignClient(c).PresignUploadPart(ctx, in, s3.WithPresignExpires(ttl))
-	if err != nil {
-		return nil, fmt.Errorf("presign: presigning UploadPart: %v", err)
-	}
-	return result(req, bound)
+	return s.sign(ctx, creds, r.Expires, "UploadPart", bound, func(pc *s3.PresignClient, expires func(*s3.PresignOptions)) (*v4.PresignedHTTPRequest, error) {
+		return pc.PresignUploadPart(ctx, in, expires)
+	})
 }
 
 // GetRequest describes a download (GetObject).
@@ -210,20 +199,29 @@ func (s *Signer) GetObject(ctx context.Context, creds aws.CredentialsProvider, r
 		in.ResponseContentDisposition = aws.String(cd)
 		bound.Set("Response-Content-Disposition", cd)
 	}
-	c, ttl, err := retrieve(ctx, creds, r.Expires)
-	if err != nil {
-		return nil, err
-	}
 	// A download link is opened by a browser, which sends no extra headers:
 	// do not let the SDK sign x-amz-checksum-mode into it.
-	req, err := s.presignClient(c).PresignGetObject(ctx, in, s3.WithPresignExpires(ttl),
-		func(o *s3.PresignOptions) {
+	return s.sign(ctx, creds, r.Expires, "GetObject", bound, func(pc *s3.PresignClient, expires func(*s3.PresignOptions)) (*v4.PresignedHTTPRequest, error) {
+		return pc.PresignGetObject(ctx, in, expires, func(o *s3.PresignOptions) {
 			o.ClientOptions = append(o.ClientOptions, func(o *s3.Options) {
 				o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 			})
 		})
+	})
+}
+
+// sign retrieves the signing credentials and presigns with them through
+// call, for the lifetime retrieve allows; op names the operation in errors.
+func (s *Signer) sign(ctx context.Context, creds aws.CredentialsProvider, want time.Duration, op string, bound http.Header,
+	call func(pc *s3.PresignClient, expires func(*s3.PresignOptions)) (*v4.PresignedHTTPRequest, error),
+) (*Presigned, error) {
+	c, ttl, err := retrieve(ctx, creds, want)
 	if err != nil {
-		return nil, fmt.Errorf("presign: presigning GetObject: %v", err)
+		return nil, err
+	}
+	req, err := call(s.presignClient(c), s3.WithPresignExpires(ttl))
+	if err != nil {
+		return nil, fmt.Errorf("presign: presigning %s: %v", op, err)
 	}
 	return result(req, bound)
 }

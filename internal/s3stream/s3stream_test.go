@@ -79,7 +79,7 @@ func (f *fakeS3) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...func
 	f.objects[*in.Key] = b
 	f.meta[*in.Key] = in.Metadata
 	if f.foreignWrite {
-		f.meta[*in.Key] = map[string]string{WriteIDMetadata: "someone-else"}
+		f.meta[*in.Key] = map[string]string{s3limits.MetaWriteID: "someone-else"}
 	}
 	if f.putLost {
 		return nil, &net.OpError{Op: "read", Err: errors.New("i/o timeout")}

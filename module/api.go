@@ -27,9 +27,9 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
+	stscreds "github.com/caddy-upload-gateway/upload-gateway/internal/rolecreds" // TODO(split): drop the alias
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/stscreds"
 )
 
 func init() {

@@ -19,8 +19,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
+	stscreds "github.com/caddy-upload-gateway/upload-gateway/internal/rolecreds" // TODO(split): drop the alias
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/stscreds"
 )
 
 // provisionAPI adapts a Caddyfile site holding one upload_api block with

@@ -1,6 +1,7 @@
 package fileapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -323,30 +324,14 @@ func New(cfg Config) (*Service, error) {
 		}
 		prefix = strings.TrimSuffix(k, "/x")
 	}
-	if cfg.MaxSingleSize == 0 {
-		cfg.MaxSingleSize = DefaultMaxSingleSize
-	}
-	if cfg.MaxFileSize == 0 {
-		cfg.MaxFileSize = DefaultMaxFileSize
-	}
-	if cfg.DefaultPartSize == 0 {
-		cfg.DefaultPartSize = DefaultPartSize
-	}
-	if cfg.PartBatch == 0 {
-		cfg.PartBatch = DefaultPartBatch
-	}
-	if cfg.URLExpiry == 0 {
-		cfg.URLExpiry = DefaultURLExpiry
-	}
-	if cfg.UploadTTL == 0 {
-		cfg.UploadTTL = DefaultUploadTTL
-	}
-	if cfg.CallTimeout == 0 {
-		cfg.CallTimeout = DefaultCallTimeout
-	}
-	if cfg.MaxConcurrentInitiates == 0 {
-		cfg.MaxConcurrentInitiates = DefaultMaxConcurrentInitiates
-	}
+	cfg.MaxSingleSize = cmp.Or(cfg.MaxSingleSize, DefaultMaxSingleSize)
+	cfg.MaxFileSize = cmp.Or(cfg.MaxFileSize, DefaultMaxFileSize)
+	cfg.DefaultPartSize = cmp.Or(cfg.DefaultPartSize, DefaultPartSize)
+	cfg.PartBatch = cmp.Or(cfg.PartBatch, DefaultPartBatch)
+	cfg.URLExpiry = cmp.Or(cfg.URLExpiry, DefaultURLExpiry)
+	cfg.UploadTTL = cmp.Or(cfg.UploadTTL, DefaultUploadTTL)
+	cfg.CallTimeout = cmp.Or(cfg.CallTimeout, DefaultCallTimeout)
+	cfg.MaxConcurrentInitiates = cmp.Or(cfg.MaxConcurrentInitiates, DefaultMaxConcurrentInitiates)
 	switch {
 	case cfg.MaxSingleSize < 0 || cfg.MaxSingleSize > s3limits.MaxPutObjectSize:
 		return nil, fmt.Errorf("fileapi: max single size must be within 1 and %d bytes", s3limits.MaxPutObjectSize)

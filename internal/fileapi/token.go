@@ -17,7 +17,7 @@ import (
 var b64 = base64.RawURLEncoding.Strict()
 
 // maxFileIDLen fits the longest S3 key (1024 bytes) in base64.
-const maxFileIDLen = (objectkey.MaxKeyLen*8 + 5) / 6
+const maxFileIDLen = (s3limits.MaxKeyLen*8 + 5) / 6
 
 // fileID returns the fileId of a key.
 func fileID(key string) string { return b64.EncodeToString([]byte(key)) }

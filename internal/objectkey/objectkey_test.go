@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 func TestSanitizeFilename(t *testing.T) {
@@ -298,8 +300,8 @@ func checkKey(t testing.TB, prefix, key, got string) {
 		t.Fatalf("Clean(%q, %q) = %q: not valid UTF-8", prefix, key, got)
 	case got == "" || strings.HasPrefix(got, "/"):
 		t.Fatalf("Clean(%q, %q) = %q: empty or absolute", prefix, key, got)
-	case len(got) > MaxKeyLen:
-		t.Fatalf("Clean(%q, %q) = %q: %d bytes, longer than %d", prefix, key, got, len(got), MaxKeyLen)
+	case len(got) > s3limits.MaxKeyLen:
+		t.Fatalf("Clean(%q, %q) = %q: %d bytes, longer than %d", prefix, key, got, len(got), s3limits.MaxKeyLen)
 	case strings.ContainsRune(got, '\\'):
 		t.Fatalf("Clean(%q, %q) = %q: contains a backslash", prefix, key, got)
 	case strings.IndexFunc(got, isControl) >= 0:

@@ -64,13 +64,7 @@ func (s *Signer) PutObject(ctx context.Context, creds aws.CredentialsProvider, r
 
 // input validates r and returns the SDK input with the headers it must bind.
 func (r PutRequest) input() (*s3.PutObjectInput, http.Header, error) {
-	if err := checkObject(r.Bucket, r.Key); err != nil {
-		return nil, nil, err
-	}
-	if r.ContentType == "" {
-		return nil, nil, invalid("no content type")
-	}
-	if err := checkHeaderValue("content type", r.ContentType); err != nil {
+	if err := checkUpload(r.Bucket, r.Key, r.ContentType); err != nil {
 		return nil, nil, err
 	}
 	if err := checkHeaderValue("content disposition", r.ContentDisposition); err != nil {

@@ -84,13 +84,7 @@ func (s *Signer) PostObject(ctx context.Context, creds aws.CredentialsProvider, 
 // SDK's (algorithm, bucket, credential, date, session token and key) with
 // the form fields that satisfy them.
 func (r PostRequest) conditions() ([]any, map[string]string, error) {
-	if err := checkObject(r.Bucket, r.Key); err != nil {
-		return nil, nil, err
-	}
-	if r.ContentType == "" {
-		return nil, nil, invalid("no content type")
-	}
-	if err := checkHeaderValue("content type", r.ContentType); err != nil {
+	if err := checkUpload(r.Bucket, r.Key, r.ContentType); err != nil {
 		return nil, nil, err
 	}
 	if r.MinSize < 0 || r.MaxSize < 1 || r.MinSize > r.MaxSize || r.MaxSize > s3limits.MaxPutObjectSize {

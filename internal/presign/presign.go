@@ -250,10 +250,21 @@ func checkObject(bucket, key string) error {
 		return invalid("no bucket")
 	case key == "":
 		return invalid("no key")
-	case len(key) > objectkey.MaxKeyLen:
-		return invalid("the key is %d bytes, longer than %d", len(key), objectkey.MaxKeyLen)
+	case len(key) > s3limits.MaxKeyLen:
+		return invalid("the key is %d bytes, longer than %d", len(key), s3limits.MaxKeyLen)
 	}
 	return nil
+}
+
+// checkUpload checks the object and content type of a new object.
+func checkUpload(bucket, key, contentType string) error {
+	if err := checkObject(bucket, key); err != nil {
+		return err
+	}
+	if contentType == "" {
+		return invalid("no content type")
+	}
+	return checkHeaderValue("content type", contentType)
 }
 
 // checkHeaderValue checks a value the client will send as a header.

@@ -29,7 +29,21 @@
 //
 //	Content-Disposition: form-data; name="doc"; filename="EUR.txt"; filename*=UTF-8''%E2%82%AC.txt
 //
-// gives the file name "€.txt".
+// gives the file name "€.txt". Its charset may be any the WHATWG Encoding
+// Standard names (UTF-8, ISO-8859-1, windows-1252, Shift_JIS, …); one that
+// is unknown makes the part malformed.
+//
+// # Charsets
+//
+// Names and values in UTF-8, as browsers send them, are forwarded byte for
+// byte. What other clients declare is decoded to UTF-8, because the
+// declaration itself is not forwarded: RFC 2047 encoded words in a field
+// name or a file name ("=?utf-8?B?w6k=?=", sent by .NET's
+// MultipartFormDataContent), and a plain field's Content-Type charset
+// ("text/plain; charset=iso-8859-1"). A name in an unknown charset, or
+// encoded twice (an application that decodes names would read another name
+// than the one checked), is malformed; so is a value in an unknown charset.
+// A file name that only looks encoded is kept as sent.
 //
 // An empty file input — filename="" and no bytes, which browsers send for a
 // file input the user left alone — is skipped, as nginx-upload-module does:
@@ -71,6 +85,10 @@
 // Result.Fields and for the upstream. The parts are read with
 // [multipart.Reader.NextRawPart] so that the gateway sees the
 // Content-Transfer-Encoding header and decides itself.
+//
+// Limits.Pass selects the plain fields forwarded (the others are read and
+// returned in Result.Fields, but not written to out), like nginx's
+// upload_pass_form_field.
 //
 // Field names that mean the same to a parser that rewrites them (PHP turns
 // "a.b" and "a b" into "a_b"; Rack reads "[a]" as "a") are not the

@@ -76,8 +76,8 @@
 // with a control character (PHP cuts it at NUL), a quote or a backslash
 // (quoting rules differ; browsers send them as %22 and %5C); a name longer
 // than [MaxNameBytes] (1 KiB; names are compared under several parsers'
-// rules, and a bound keeps that cheap); a "filename*"
-// in a charset Go cannot decode (only UTF-8 and US-ASCII are supported); a
+// rules, and a bound keeps that cheap); a "filename*" or an RFC 2047 name
+// that cannot be decoded (see Charsets); a
 // plain field whose Content-Type is multipart/* (the RFC 2388 nested
 // multipart/mixed form); and a Content-Transfer-Encoding other than 7bit,
 // 8bit, binary or quoted-printable. Quoted-printable (which RFC 7578

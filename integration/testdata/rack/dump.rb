@@ -5,7 +5,8 @@
 #
 #   {"params": <Rack::Request#POST, files as {"filename": …}>, "rack": "<version>"}
 #
-# and GET with a line of text (the harness's readiness probe).
+# and GET with a line of text (the harness's readiness probe). A path ending
+# in /reject answers 422 (the gateway then rolls the upload back).
 #
 #   ruby dump.rb PORT      # Debian: ruby, ruby-rack, ruby-webrick
 require 'json'
@@ -35,7 +36,8 @@ app = lambda do |env|
   rescue StandardError => e
     return [400, { 'content-type' => 'application/json' }, [JSON.generate('error' => "#{e.class}: #{e.message}")]]
   end
-  [200, { 'content-type' => 'application/json' }, [JSON.generate(body)]]
+  status = req.path_info.end_with?('/reject') ? 422 : 200
+  [status, { 'content-type' => 'application/json' }, [JSON.generate(body)]]
 end
 
 Rack::Handler::WEBrick.run(app, Host: '127.0.0.1', Port: port,

@@ -6,7 +6,8 @@ every POST with what Werkzeug made of the form:
 
 (form keeps every value of a repeated field, as request.form.getlist does;
 order is the fields in form order) and GET with a line of text (the
-harness's readiness probe).
+harness's readiness probe). A path ending in /reject answers 422 (the
+gateway then rolls the upload back).
 
     python3 dump.py PORT      # Debian: python3-werkzeug
 """
@@ -27,7 +28,8 @@ def app(request):
         "order": [k for k, _ in request.form.items(multi=True)],
         "files": list(request.files.keys()),
     }
-    return Response(json.dumps(body), mimetype="application/json")
+    status = 422 if request.path.endswith("/reject") else 200
+    return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
 if __name__ == "__main__":

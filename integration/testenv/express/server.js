@@ -5,7 +5,8 @@
 //
 //   {"body": req.body, "files": ["<field of each file part>", ...]}
 //
-// and GET with a line of text (the harness's readiness probe).
+// and GET with a line of text (the harness's readiness probe). A path ending
+// in /reject answers 422 (the gateway then rolls the upload back).
 //
 //   node server.js PORT      # NODE_PATH must hold express and multer
 //                            # (integration/testenv/apps-up.sh installs them)
@@ -27,6 +28,7 @@ const upload = multer({ storage: multer.memoryStorage(), defParamCharset: 'utf8'
 
 app.get('*splat', (req, res) => res.type('text').send('express test app\n'));
 app.post('*splat', upload.any(), (req, res) => {
+  res.status(req.path.endsWith('/reject') ? 422 : 200);
   res.json({ body: req.body, files: (req.files || []).map((f) => f.fieldname) });
 });
 app.use((err, req, res, next) => {

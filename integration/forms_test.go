@@ -259,9 +259,9 @@ func TestPassModeArrayCannotBeExtended(t *testing.T) {
 	for _, forged := range []string{"docs[5][key]", "docs[][key]", "docs[0][key]", "docs", "docs[1]"} {
 		for _, where := range []string{"before", "after"} {
 			t.Run(forged+" "+where, func(t *testing.T) {
-				parts := []string{file, rawField(forged, prefix+"victim.txt"), file}
+				parts := []string{rawField(forged, prefix+"victim.txt"), file, file}
 				if where == "after" {
-					parts = []string{file, file, rawField(forged, prefix+"victim.txt")}
+					parts = []string{file, rawField(forged, prefix+"victim.txt"), file}
 				}
 				body, ctype := rawForm(parts...)
 				resp, err := gw.Client.Do(mustRequest(t, gw.URL+"/legacy/submit", body, ctype))

@@ -275,41 +275,64 @@ func TestPassModeArrayCannotBeExtended(t *testing.T) {
 	assertNothingLeft(t, prefix)
 }
 
-// pass_field_style nested names every file's fields avatar[key], so PHP
-// reads $_POST['avatar']['key'], and plain fields such as first_name and
-// api_key (refused by the dotted default, which PHP reads as avatar_name…)
-// reach the app. A client's avatar[key] is still refused.
+// pass_field_style nested names every file's fields avatar[key], so each
+// framework reads the file as one nested value (PHP $_POST['avatar']['key'],
+// Rack params["avatar"]["key"], multer req.body.avatar.key; Werkzeug keeps
+// the flat name), and plain fields such as first_name and api_key (refused
+// by the dotted default, which PHP reads as avatar_name…) reach the app. A
+// client's avatar[key] is still refused, and nothing it sent stays in S3.
 func TestPassModeNestedStyle(t *testing.T) {
-	prefix := testPrefix(t)
-	gw := startGateway(t, legacySite(prefix, startApp(t, appPHP), "pass_field_style nested"))
+	nested := map[app]func(attr string) []string{
+		appPHP:      func(attr string) []string { return []string{"post", "avatar", attr} },
+		appRack:     func(attr string) []string { return []string{"params", "avatar", attr} },
+		appWerkzeug: func(attr string) []string { return []string{"form", "avatar[" + attr + "]", "0"} },
+		appExpress:  func(attr string) []string { return []string{"body", "avatar", attr} },
+	}
+	plain := map[app]func(name string) []string{
+		appPHP:      func(name string) []string { return []string{"post", name} },
+		appRack:     func(name string) []string { return []string{"params", name} },
+		appWerkzeug: func(name string) []string { return []string{"form", name, "0"} },
+		appExpress:  func(name string) []string { return []string{"body", name} },
+	}
+	for _, a := range []app{appPHP, appRack, appWerkzeug, appExpress} {
+		t.Run(string(a), func(t *testing.T) {
+			prefix := testPrefix(t)
+			gw := startGateway(t, legacySite(prefix, startApp(t, a), "pass_field_style nested"))
 
-	body, ctype := rawForm(
-		rawField("first_name", "Ada"),
-		rawField("api_key", "k-123"),
-		"Content-Disposition: form-data; name=\"avatar\"; filename=\"me.txt\"\r\nContent-Type: text/plain\r\n\r\nhello",
-	)
-	v := postTo(t, gw.Client, gw.URL+"/legacy/submit", body, ctype, http.StatusOK)
-	for path, want := range map[string]string{"first_name": "Ada", "api_key": "k-123", "avatar/name": "me.txt", "avatar/size": "5"} {
-		if got, _ := dig(v["post"], strings.Split(path, "/")...); got != want {
-			t.Errorf("$_POST %s = %v, want %q", path, got, want)
-		}
-	}
-	if key, _ := dig(v["post"], "avatar", "key"); !strings.HasPrefix(fmt.Sprint(key), prefix) {
-		t.Errorf("$_POST['avatar']['key'] = %v, want a key under %s", key, prefix)
-	}
+			body, ctype := rawForm(
+				rawField("first_name", "Ada"),
+				rawField("api_key", "k-123"),
+				"Content-Disposition: form-data; name=\"avatar\"; filename=\"me.txt\"\r\nContent-Type: text/plain\r\n\r\nhello",
+			)
+			v := postTo(t, gw.Client, gw.URL+"/legacy/submit", body, ctype, http.StatusOK)
+			for name, want := range map[string]string{"first_name": "Ada", "api_key": "k-123"} {
+				if got, _ := dig(v, plain[a](name)...); got != want {
+					t.Errorf("%s: %q = %v, want %q", a, plain[a](name), got, want)
+				}
+			}
+			for attr, want := range map[string]string{"name": "me.txt", "size": "5"} {
+				if got, _ := dig(v, nested[a](attr)...); got != want {
+					t.Errorf("%s: %q = %v, want %q", a, nested[a](attr), got, want)
+				}
+			}
+			if key, _ := dig(v, nested[a]("key")...); !strings.HasPrefix(fmt.Sprint(key), prefix) {
+				t.Errorf("%s: %q = %v, want a key under %s", a, nested[a]("key"), key, prefix)
+			}
 
-	for _, forged := range []string{"avatar[key]", "avatar[0][key]"} {
-		body, ctype := rawForm(
-			"Content-Disposition: form-data; name=\"avatar\"; filename=\"me.txt\"\r\nContent-Type: text/plain\r\n\r\nhello",
-			rawField(forged, prefix+"victim.txt"),
-		)
-		resp, err := gw.Client.Do(mustRequest(t, gw.URL+"/legacy/submit", body, ctype))
-		if err != nil {
-			t.Fatal(err)
-		}
-		expectError(t, resp, http.StatusBadRequest, "RESERVED_FIELD")
+			for _, forged := range []string{"avatar[key]", "avatar[0][key]"} {
+				body, ctype := rawForm(
+					"Content-Disposition: form-data; name=\"avatar\"; filename=\"me.txt\"\r\nContent-Type: text/plain\r\n\r\nhello",
+					rawField(forged, prefix+"victim.txt"),
+				)
+				resp, err := gw.Client.Do(mustRequest(t, gw.URL+"/legacy/submit", body, ctype))
+				if err != nil {
+					t.Fatal(err)
+				}
+				expectError(t, resp, http.StatusBadRequest, "RESERVED_FIELD")
+			}
+			assertNothingStoredBesides(t, prefix, 1)
+		})
 	}
-	assertNothingStoredBesides(t, prefix, 1)
 }
 
 // pass_form_fields forwards only the plain fields it selects, as nginx's

@@ -1,4 +1,4 @@
-package module
+package gateway
 
 import (
 	"bytes"
@@ -25,6 +25,7 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 // memS3 is an S3 that keeps small objects in memory: enough for single
@@ -80,9 +81,9 @@ func (*memS3) HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Optio
 // changed by mutate before it is provisioned.
 func passGateway(t *testing.T, mutate func(*Gateway)) (*Gateway, *memS3) {
 	t.Helper()
-	g := &Gateway{S3Config: S3Config{Bucket: "b", KMSKeyID: "k"}, Output: OutputPass, AllowAnonymous: true, DisableTags: true}
+	g := &Gateway{S3Config: shared.S3Config{Bucket: "b", KMSKeyID: "k"}, Output: OutputPass, AllowAnonymous: true, DisableTags: true}
 	mutate(g)
-	g.applyDefaults()
+	g.ApplyDefaults()
 	if err := g.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/passfields"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 
@@ -64,6 +65,8 @@ type request struct {
 
 	form       *bytes.Buffer        // the rewritten form, in pass mode
 	reserved   *formstream.Reserved // in pass mode: names a client's field may not take (see reservedNames)
+	indexes    passfields.Counter   // {upload.index} per form field name
+	index      int                  // {upload.index} of the file being stored
 	formType   string
 	rolledBack bool
 	start      time.Time
@@ -167,8 +170,10 @@ func (q *request) storeForm(contentType string) error {
 		// arrives, so that no later file is stored, and once more at the end
 		// against the fields written for files that came after it.
 		q.reserved = q.g.reservedNames()
+		lim.Pass = q.g.passesField
 		lim.CheckName = func(name string) error {
-			if q.reserved.Match(name) {
+			// A field that is not forwarded cannot pass for the gateway's.
+			if q.g.passesField(name) && q.reserved.Match(name) {
 				return fmt.Errorf("%w: %q", errReservedField, name)
 			}
 			return nil
@@ -180,7 +185,7 @@ func (q *request) storeForm(contentType string) error {
 	}
 	if q.g.Output == OutputPass {
 		for _, f := range res.Fields {
-			if q.reserved.Match(f.Name) {
+			if q.g.passesField(f.Name) && q.reserved.Match(f.Name) {
 				return fmt.Errorf("%w: %q", errReservedField, f.Name)
 			}
 		}
@@ -234,28 +239,37 @@ const formProbeMax = 4 << 10
 
 // storeFile stores one file part and returns the fields replacing it.
 func (q *request) storeFile(ctx context.Context, f *formstream.File) ([]formstream.Field, error) {
-	info, err := q.upload(ctx, f.Field, f.FileName, f.ContentType, -1, f.Body)
+	q.index = q.indexes.Next(f.Field)
+	var digests *passfields.Digests
+	if q.g.Output == OutputPass {
+		digests = passfields.NewDigests(q.g.passMD5, q.g.passCRC32)
+	}
+	info, err := q.upload(ctx, f.Field, f.FileName, f.ContentType, -1, digests.Reader(f.Body))
 	if err != nil || q.g.Output != OutputPass {
 		return nil, err
 	}
 	q.setFilePlaceholders(info)
+	q.repl.Set("upload.md5", digests.MD5())
+	q.repl.Set("upload.crc32", digests.CRC32())
 	fields := make([]formstream.Field, 0, len(q.g.PassFields)+1)
 	for _, pf := range q.g.PassFields {
 		fields = append(fields, formstream.Field{
 			// Names become part headers: no control characters in them.
-			Name:  stripControl(q.repl.ReplaceAll(pf.Name, "")),
+			Name:  q.passFieldName(pf.Name, f.Field, q.index),
 			Value: q.repl.ReplaceAll(pf.Value, ""),
 		})
 	}
 	if q.g.PassSignature != nil {
 		fields = append(fields, formstream.Field{
-			Name:  stripControl(q.repl.ReplaceAll(q.g.PassSignature.Field, "")),
+			Name:  q.passFieldName(q.g.PassSignature.Field, f.Field, q.index),
 			Value: passSignature(q.g.passKey, f.Field, fields),
 		})
 	}
-	for _, fl := range fields {
-		q.reserved.AddName(fl.Name)
+	names := make([]string, len(fields))
+	for i, fl := range fields {
+		names[i] = fl.Name
 	}
+	passfields.ReserveWritten(q.reserved, f.Field, names)
 	return fields, nil
 }
 
@@ -280,34 +294,6 @@ func stripControl(s string) string {
 		}
 		return r
 	}, s)
-}
-
-// reservedNames returns the set of names a client's plain field may not
-// take in pass mode, as read by Go's parser, PHP's or Rack's (which turn
-// "a.b" into "a_b", "[a]" into "a", …; see [formstream.Reserved]): a name
-// that ends like the fixed text after the last placeholder of a pass_field
-// name or of the pass_signature field (".key", ".sha256", … and so, for
-// PHP, "_key", "_sha256", …), or is or nests in a name without
-// placeholders. The fields written for each stored file are added to it as
-// they are written. Each name is read once when added, so checking a field
-// costs the same however many files the form holds.
-func (g *Gateway) reservedNames() *formstream.Reserved {
-	r := new(formstream.Reserved)
-	templates := make([]string, 0, len(g.PassFields)+1)
-	for _, pf := range g.PassFields {
-		templates = append(templates, pf.Name)
-	}
-	if g.PassSignature != nil {
-		templates = append(templates, g.PassSignature.Field)
-	}
-	for _, t := range templates {
-		if i := strings.LastIndex(t, "}"); i >= 0 {
-			r.AddEnding(t[i+1:])
-		} else {
-			r.AddName(t)
-		}
-	}
-	return r
 }
 
 // upload streams one file to S3.
@@ -362,9 +348,11 @@ func (q *request) objectKey(field, name string) (string, error) {
 	safe := objectkey.SanitizeFilename(name)
 	// Nothing of the previous file may leak into this one's key or metadata.
 	for _, p := range []string{"upload.key", "upload.bucket", "upload.size", "upload.content_type",
-		"upload.sha256", "upload.etag", "upload.version_id", "upload.name"} {
+		"upload.sha256", "upload.etag", "upload.version_id", "upload.name", "upload.md5", "upload.crc32"} {
 		q.repl.Set(p, "")
 	}
+	q.repl.Set("upload.index", q.index)
+	q.repl.Set("upload.field_base", passfields.Base(field))
 	q.repl.Set("upload.uuid", uuid.NewString())
 	q.repl.Set("upload.filename", safe)
 	q.repl.Set("upload.ext", objectkey.Ext(safe))

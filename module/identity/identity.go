@@ -30,6 +30,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/tokensource"
 )
 
 // Identity holds the token verification settings shared by the
@@ -80,6 +81,20 @@ type Identity struct {
 	// The built-in identity provider, for dev and edge deployments without
 	// Cognito. When set, the Cognito settings are ignored.
 	Local *LocalIdentity `json:"local,omitempty"`
+
+	// The name of a cookie the token may come in when the request has no
+	// Authorization header, for plain HTML forms a browser posts (an
+	// Amplify or Cognito hosted-UI id-token cookie, say). The cookie should
+	// be `SameSite=Lax` or `Strict`, or other sites can post forms with it.
+	// Default: none, only the header is read.
+	TokenCookie string `json:"token_cookie,omitempty"`
+
+	// The name of a query parameter the token may come in when there is no
+	// Authorization header and no token cookie; it is removed from the
+	// request before the handlers after this one see it. Tokens in URLs
+	// end up in browser history and logs: use it only for clients that can
+	// send neither a header nor a cookie. Default: none.
+	TokenQuery string `json:"token_query,omitempty"`
 
 	verifier *jwtauth.Verifier
 	mapper   roles.Mapper
@@ -298,13 +313,16 @@ func (id *Identity) validate() error {
 	return nil
 }
 
-// errNoToken is returned when the request carries no bearer token.
+// errNoToken is returned when the request carries no token: no bearer
+// token, and none in the token cookie or query parameter.
 var errNoToken = errors.New("no bearer token")
 
-// authenticate verifies the request's bearer token.
+// authenticate verifies the request's token: the Authorization header's
+// bearer token, else the token cookie's, else the query parameter's.
 func (id *Identity) authenticate(r *http.Request) (*principal, error) {
 	id.start.Do(func() { id.verifier.Start(id.ctx) })
-	token, ok := bearerToken(r)
+	src := tokensource.Source{Cookie: id.TokenCookie, Query: id.TokenQuery}
+	token, _, ok := src.Token(r)
 	if !ok {
 		return nil, errNoToken
 	}
@@ -312,6 +330,7 @@ func (id *Identity) authenticate(r *http.Request) (*principal, error) {
 	if err != nil {
 		return nil, err
 	}
+	src.Strip(r)
 	role, groups := id.mapper.Resolve(claims.All)
 	return &principal{
 		ID:       claims.Subject,
@@ -385,18 +404,6 @@ func emailVerified(claims map[string]any) bool {
 		return v == "true"
 	}
 	return false
-}
-
-// bearerToken extracts an RFC 6750 bearer token from the Authorization
-// header.
-func bearerToken(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimSpace(token)
-	return token, token != ""
 }
 
 // setUserPlaceholders exposes the user to later handlers, with the names

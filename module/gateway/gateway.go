@@ -113,6 +113,7 @@ const (
 // `{http.upload_gateway.upload_id}` | Multipart upload id of the first file, if any
 // `{http.upload_gateway.error}` | The error message, when the upload failed
 // `{http.upload_gateway.error_code}` | The error code, when the upload failed
+// `{http.upload_gateway.error_status}` | The HTTP status of the refusal, in on_error
 type Gateway struct {
 	// Where and how objects are stored: bucket, region, endpoint,
 	// credentials and server-side encryption.
@@ -286,6 +287,12 @@ type Gateway struct {
 	// Return errors to Caddy (for `handle_errors` routes) instead of writing
 	// the JSON error body.
 	HandleErrors bool `json:"handle_errors,omitempty"`
+
+	// What a browser gets when a form is refused (401, 403, 413, 415 by
+	// default): a 303 redirect, or the application the request with error
+	// fields instead of the form. Default: the JSON error (or Caddy's error
+	// handling with handle_errors).
+	OnError *OnError `json:"on_error,omitempty"`
 
 	uploader  *s3stream.Uploader
 	passKey   []byte         // PassSignature.Secret, expanded
@@ -529,6 +536,11 @@ func (g *Gateway) Validate() error {
 			return fmt.Errorf("rollback_on: invalid status %d", code)
 		}
 	}
+	if g.OnError != nil {
+		if err := g.OnError.validate(); err != nil {
+			return err
+		}
+	}
 	for _, r := range g.AllowedRoles {
 		if _, err := roles.Parse(r); err != nil || r == "" {
 			return fmt.Errorf("allowed_roles: unknown role %q", r)
@@ -574,7 +586,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	start := time.Now()
-	req := &request{g: g, r: r, repl: repl, start: start, done: g.metrics.UploadStarted(r.ContentLength)}
+	req := &request{g: g, r: r, repl: repl, next: next, start: start, done: g.metrics.UploadStarted(r.ContentLength)}
 	if err := g.authorize(repl); err != nil {
 		return req.fail(w, start, err, nil)
 	}

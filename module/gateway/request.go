@@ -59,6 +59,7 @@ type request struct {
 	g     *Gateway
 	r     *http.Request
 	repl  *caddy.Replacer
+	next  caddyhttp.Handler // the handler after the gateway
 	files []*fileInfo
 	acct  *s3stream.Account // the request's share of memory_limit
 	body  *bodyReader       // nil until the body is wrapped
@@ -109,6 +110,9 @@ func (q *request) fail(w http.ResponseWriter, start time.Time, err, bodyErr erro
 		// would hold the answer back as long as it likes. A second is
 		// plenty for a client that is really sending.
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(drainTimeout))
+	}
+	if handled, herr := q.refuse(w, err, bodyErr); handled {
+		return herr
 	}
 	return q.g.fail(w, q.repl, err, bodyErr)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // Users of the tests.
@@ -406,7 +407,7 @@ func newEnv(t *testing.T, mod ...func(*Config)) *env {
 		Authorizer:  e.auth,
 		Types:       types,
 		Secret:      testSecret,
-		Encryption:  Encryption{Mode: "aws:kms", KMSKeyID: "alias/uploads", BucketKey: true},
+		Encryption:  s3limits.Encryption{Mode: "aws:kms", KMSKeyID: "alias/uploads", BucketKey: true},
 		OnDenied:    func(a policy.Action) { e.denied = append(e.denied, string(a)) },
 		OnPresign:   func(k string) { e.presigns = append(e.presigns, k) },
 		OnError:     func(status int, _ error) { e.errors = append(e.errors, status) },

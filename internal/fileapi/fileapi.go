@@ -128,9 +128,6 @@ type ObjectStore interface {
 	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 }
 
-// Encryption is the server-side encryption of new objects.
-type Encryption = s3limits.Encryption
-
 // Config configures a [Service]. Zero values mean the defaults.
 type Config struct {
 	// Bucket holds every file. Required.
@@ -189,7 +186,7 @@ type Config struct {
 
 	// Encryption is set on CreateMultipartUpload and signed into upload
 	// URLs and POST forms.
-	Encryption Encryption
+	Encryption s3limits.Encryption
 
 	// CreateOnly, when set, says whether the S3 server honours
 	// If-None-Match: * (it may find out on first use and wait for the

@@ -1,8 +1,14 @@
 package fileapi
 
 import (
+	"cmp"
 	"net/http"
+	"slices"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
 )
 
 // TestRoutes checks the route table: which pattern (and so which handler)
@@ -83,5 +89,26 @@ func TestRouteWithoutSubject(t *testing.T) {
 	expect(t, res, http.StatusUnauthorized, "UNAUTHENTICATED")
 	if e.resolved.Route != "POST /files/upload-url" || e.resolved.Action != "upload_url" {
 		t.Errorf("resolved %+v", e.resolved)
+	}
+}
+
+// URLs are signed with the user's credentials and the bucket's encryption;
+// POST forms with PostCredentials when set.
+func TestSigningCredentialsAndEncryption(t *testing.T) {
+	wantSSE := presign.Encryption{Mode: "aws:kms", KMSKeyID: "alias/uploads", BucketKey: true}
+	for _, post := range []string{"", "gateway"} {
+		e := newEnv(t, func(c *Config) {
+			if post != "" {
+				c.PostCredentials = credentials.NewStaticCredentialsProvider(post, "secret", "")
+			}
+		})
+		expect(t, e.do(t, &alice, "POST", "/files/upload-url", map[string]any{"fileName": "a.txt", "fileSize": 1, "contentType": "text/plain"}), 200, "")
+		expect(t, e.do(t, &alice, "POST", "/files/upload-post", map[string]any{"fileName": "a.txt", "contentType": "text/plain"}), 200, "")
+		if want := []string{"alice", cmp.Or(post, "alice")}; !slices.Equal(e.presigner.keys, want) {
+			t.Errorf("post_policy_credentials %q: signed as %v, want %v", post, e.presigner.keys, want)
+		}
+		if e.presigner.puts[0].Encryption != wantSSE || e.presigner.posts[0].Encryption != wantSSE {
+			t.Errorf("encryption %+v and %+v, want %+v", e.presigner.puts[0].Encryption, e.presigner.posts[0].Encryption, wantSSE)
+		}
 	}
 }

@@ -158,7 +158,7 @@ func TestUploadURL(t *testing.T) {
 				in := e.presigner.puts[0]
 				if in.Bucket != "bucket" || in.Key != key || in.ContentLength != 1234 || in.ContentType != "application/pdf" ||
 					in.ChecksumSHA256 != sumB64 || in.Expires != DefaultURLExpiry {
-					t.Errorf("PutInput %+v", in)
+					t.Errorf("PutRequest %+v", in)
 				}
 				wantMeta := map[string]string{"project": "x", "original-name": "report.pdf", "uploaded-by": "alice", "user-role": "uploader", "sha256": sum}
 				if !maps.Equal(in.Metadata, wantMeta) {
@@ -203,7 +203,7 @@ func TestUploadURL(t *testing.T) {
 			check: func(t *testing.T, e *env, res result) {
 				in := e.presigner.puts[0]
 				if in.ChecksumSHA256 != sumB64 || in.Metadata["sha256"] != sum || in.ContentType != "text/plain; charset=utf-8" {
-					t.Errorf("PutInput %+v", in)
+					t.Errorf("PutRequest %+v", in)
 				}
 			},
 		},
@@ -399,7 +399,7 @@ func TestUploadPost(t *testing.T) {
 				t.Errorf("response %+v", got)
 			}
 			if in.Metadata["uploaded-by"] != "alice" || in.ContentType != tt.body["contentType"] {
-				t.Errorf("PostInput %+v", in)
+				t.Errorf("PostRequest %+v", in)
 			}
 			if !slices.Equal(e.presigns, []string{"post"}) {
 				t.Errorf("OnPresign %v", e.presigns)

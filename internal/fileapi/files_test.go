@@ -231,7 +231,7 @@ func TestDownloadURL(t *testing.T) {
 			res.data(t, &got)
 			in := e.presigner.gets[0]
 			if in.Bucket != "bucket" || in.Key != tt.key || in.FileName != tt.wantName || in.Expires != 15*time.Minute {
-				t.Errorf("GetInput %+v", in)
+				t.Errorf("GetRequest %+v", in)
 			}
 			if got.DownloadURL == "" || got.FileName != tt.wantName || got.ExpiresIn != 900 {
 				t.Errorf("response %+v", got)

@@ -20,7 +20,7 @@ func init() {
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
-//	upload_progress [<matcher>] [<report_path>] {
+//	upload_progress [<matcher>] {
 //		report_path <path>
 //		zone        <name>
 //		max_entries <n>
@@ -29,10 +29,7 @@ func init() {
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume the directive name
 	if d.NextArg() {
-		h.ReportPath = d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
-		}
+		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
 		switch d.Val() {

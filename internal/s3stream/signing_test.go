@@ -83,23 +83,29 @@ func recordingS3(t *testing.T) (*httptest.Server, func() []sentRequest) {
 }
 
 // TestPayloadSigning checks, with the real SDK over plain HTTP, which payload
-// hash each request is signed with: single PutObject bodies reuse the
-// full-object SHA-256 the uploader computed, parts carry their own SHA-256
-// unless the client was built with UnsignedPayload, and every body carries
-// the checksum S3 verifies.
+// hash each request is signed with: bodies carry their own SHA-256 unless the
+// client was built with UnsignedPayload, except that a SHA-256 the uploader
+// computed while reading (Options.SHA256 for single PutObjects, SHA256 part
+// checksums) is always used, since it costs nothing more; and every body
+// carries the checksum S3 verifies.
 func TestPayloadSigning(t *testing.T) {
 	tests := []struct {
 		name     string
 		unsigned bool
+		sha256   bool // Options.SHA256
 		checksum types.ChecksumAlgorithm
 		size     int
 		wantOps  []string
 	}{
-		{"single put, signed", false, types.ChecksumAlgorithmCrc32c, 1000, []string{"PutObject"}},
-		{"single put, unsigned client", true, types.ChecksumAlgorithmCrc32c, 1000, []string{"PutObject"}},
-		{"single put, sha256 checksum", false, types.ChecksumAlgorithmSha256, 1000, []string{"PutObject"}},
-		{"multipart, signed", false, types.ChecksumAlgorithmCrc32c, 11 * mib, []string{"CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload"}},
-		{"multipart, unsigned", true, types.ChecksumAlgorithmCrc32c, 11 * mib, []string{"CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload"}},
+		{"single put, signed", false, false, types.ChecksumAlgorithmCrc32c, 1000, []string{"PutObject"}},
+		{"single put, unsigned client", true, false, types.ChecksumAlgorithmCrc32c, 1000, []string{"PutObject"}},
+		{"single put, unsigned client, full-object sha256", true, true, types.ChecksumAlgorithmCrc32c, 1000, []string{"PutObject"}},
+		{"single put, sha256 checksum", false, false, types.ChecksumAlgorithmSha256, 1000, []string{"PutObject"}},
+		{"single put, sha256 checksum, unsigned client", true, false, types.ChecksumAlgorithmSha256, 1000, []string{"PutObject"}},
+		{"multipart, signed", false, false, types.ChecksumAlgorithmCrc32c, 11 * mib, []string{"CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload"}},
+		{"multipart, unsigned", true, false, types.ChecksumAlgorithmCrc32c, 11 * mib, []string{"CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload"}},
+		{"multipart, unsigned, full-object sha256", true, true, types.ChecksumAlgorithmCrc32c, 11 * mib, []string{"CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload"}},
+		{"multipart, sha256 checksum, unsigned client", true, false, types.ChecksumAlgorithmSha256, 11 * mib, []string{"CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,7 +121,7 @@ func TestPayloadSigning(t *testing.T) {
 					o.APIOptions = append(o.APIOptions, UnsignedPayload)
 				}
 			})
-			u := New(client, Options{PartSize: MinPartSize, Concurrency: 1, Checksum: tt.checksum})
+			u := New(client, Options{PartSize: MinPartSize, Concurrency: 1, Checksum: tt.checksum, SHA256: tt.sha256})
 			body := randomBytes(tt.size)
 			if _, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(body)); err != nil {
 				t.Fatalf("Upload: %v", err)
@@ -133,7 +139,8 @@ func TestPayloadSigning(t *testing.T) {
 					continue
 				}
 				wantHash := r.bodySHA256
-				if tt.unsigned && r.op == "UploadPart" {
+				known := tt.checksum == types.ChecksumAlgorithmSha256 || tt.sha256 && r.op == "PutObject"
+				if tt.unsigned && !known {
 					wantHash = "UNSIGNED-PAYLOAD"
 				}
 				if r.payloadHash != wantHash {

@@ -37,6 +37,7 @@ func init() {
 //		part_size     <size>
 //		concurrency   <n>
 //		checksum      CRC32C|CRC32|CRC64NVME|SHA1|SHA256
+//		hash          sha256|none
 //		s3_timeout    <duration>
 //		abort_timeout <duration>
 //		memory_limit  <size>
@@ -101,6 +102,8 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = integer(d, &g.Concurrency)
 		case "checksum":
 			err = oneString(d, &g.Checksum)
+		case "hash":
+			err = oneString(d, &g.Hash)
 		case "s3_timeout":
 			err = duration(d, &g.S3Timeout)
 		case "abort_timeout":

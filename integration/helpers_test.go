@@ -182,6 +182,9 @@ type apiResponse struct {
 			ContentType string `json:"contentType"`
 			ETag        string `json:"etag"`
 			SHA256      string `json:"sha256"`
+			// Checksum is the object's full-object CRC32C (by default).
+			Checksum          string `json:"checksum"`
+			ChecksumAlgorithm string `json:"checksumAlgorithm"`
 		} `json:"files"`
 	} `json:"data"`
 	Error struct {

@@ -259,10 +259,11 @@ func run(env *harness.Env, target *s3Target, sizeList string, runs int, partSize
 	// The default gateway, under /signed/ one that signs every part's
 	// SHA-256 as the SDK does over plain HTTP, and under /sha256/ one that
 	// also computes the full-object SHA-256 (hash sha256).
-	site := fmt.Sprintf("handle /signed/* {\n\t%s\n}\nhandle /sha256/* {\n\t%s\n}\nhandle {\n\t%s\n}",
-		gatewayBlock(prefix, partSize, concurrency, "payload_signing signed"),
-		gatewayBlock(prefix, partSize, concurrency, "hash sha256"),
-		gatewayBlock(prefix, partSize, concurrency))
+	site := fmt.Sprintf("handle /signed/* {\n\t%s\n}\nhandle {\n\t%s\n}",
+		gatewayBlock(prefix, partSize, concurrency, "payload_signing signed"), gatewayBlock(prefix, partSize, concurrency))
+	if withSHA {
+		site = fmt.Sprintf("handle /sha256/* {\n\t%s\n}\n%s", gatewayBlock(prefix, partSize, concurrency, "hash sha256"), site)
+	}
 
 	tuneUploader := func(u *manager.Uploader) {
 		u.PartSize = partSize

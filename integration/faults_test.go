@@ -112,6 +112,7 @@ func faultExpectStored(t *testing.T, resp *http.Response, src *harness.RandomRea
 	if got, size := objectSHA256(t, f.S3Key); got != src.SHA256() || size != n {
 		t.Errorf("object %s has %d bytes sha256 %s, sent %d bytes %s", f.S3Key, size, got, n, src.SHA256())
 	}
+	assertChecksum(t, f.S3Key, src.CRC32C())
 	return f.S3Key
 }
 

@@ -164,6 +164,7 @@ func TestLegacyFormPostReachesAppWithStoredFiles(t *testing.T) {
 		if tags := objectTags(t, key); tags["sha256"] != wantSum || tags["size"] != fmt.Sprint(len(file.data)) || tags["crc32c"] != harness.CRC32C(file.data) {
 			t.Errorf("object %s tags = %v", key, tags)
 		}
+		assertChecksum(t, key, harness.CRC32C(file.data))
 	}
 }
 
@@ -201,6 +202,7 @@ func TestRespondModeDescribesStoredFiles(t *testing.T) {
 		if tags := objectTags(t, f.S3Key); tags["crc32c"] != harness.CRC32C(data) || tags["size"] != fmt.Sprint(len(data)) {
 			t.Errorf("object tags = %v", tags)
 		}
+		assertChecksum(t, f.S3Key, harness.CRC32C(data))
 		if head := assertEncrypted(t, f.S3Key); head.Metadata["sha256"] != "" {
 			t.Errorf("metadata sha256 = %q without hash sha256", head.Metadata["sha256"])
 		}

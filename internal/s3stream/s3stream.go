@@ -34,14 +34,23 @@
 // Options.MaxPartSize (by default the budget / (Concurrency+1)), which also
 // caps the largest object: see [Uploader.MaxObjectSize].
 //
-// The full-object SHA-256 is computed while reading. Every part carries an S3
-// checksum (CRC32C by default) that S3 verifies on arrival. When the SHA-256 is
-// known before the object is created (single PutObject), it is stored as user
-// metadata "sha256"; with Options.Tags it is also stored, with the size, as the
-// object tags "sha256" and "size" (after completion for multipart uploads).
-// A single PutObject is signed with that SHA-256 as its SigV4 payload hash, so
-// the SDK does not hash the body a second time; parts are signed with their
-// own SHA-256 (computed by the SDK) unless the client was built with
+// Every part carries an S3 checksum (CRC32C by default) that S3 verifies on
+// arrival. The uploader computes it while reading, on bytes just received,
+// and sets it on the request, so the SDK neither hashes the part again nor
+// sends it with an aws-chunked trailer (over HTTPS the body goes as
+// UNSIGNED-PAYLOAD with the signed checksum header). With a CRC algorithm the
+// uploader also combines the parts' CRCs into the CRC of the whole object
+// (no second pass, see package crccombine) and creates multipart uploads
+// with ChecksumType FULL_OBJECT: S3 checks that value on completion and
+// stores it as the object's checksum ([Result].Checksum; with Options.Tags
+// also the tag named after the algorithm, e.g. "crc32c", next to "size").
+//
+// With Options.SHA256 the full-object SHA-256 is computed too. When it is
+// known before the object is created (single PutObject), it is stored as
+// user metadata "sha256" and used as the SigV4 payload hash, so the SDK does
+// not hash the body a second time; with Options.Tags it is also the tag
+// "sha256" (after completion for multipart uploads). Parts are signed with
+// their own SHA-256 (computed by the SDK) unless the client was built with
 // [UnsignedPayload].
 //
 // # Considerations

@@ -24,6 +24,7 @@ import (
 // sentRequest is what the recording S3 server saw of one request.
 type sentRequest struct {
 	op            string // PutObject, UploadPart, ...
+	encoding      string // Content-Encoding (aws-chunked for trailers)
 	payloadHash   string // X-Amz-Content-Sha256
 	checksumCRC   string // X-Amz-Checksum-Crc32c
 	checksumSHA   string // X-Amz-Checksum-Sha256
@@ -37,9 +38,14 @@ type sentRequest struct {
 // SDK sends.
 func recordingS3(t *testing.T) (*httptest.Server, func() []sentRequest) {
 	t.Helper()
+	return recordingS3With(t, httptest.NewServer)
+}
+
+func recordingS3With(t *testing.T, newServer func(http.Handler) *httptest.Server) (*httptest.Server, func() []sentRequest) {
+	t.Helper()
 	var mu sync.Mutex
 	var sent []sentRequest
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := newServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		q := r.URL.Query()
 		op := "other"
@@ -65,6 +71,7 @@ func recordingS3(t *testing.T) (*httptest.Server, func() []sentRequest) {
 		mu.Lock()
 		sent = append(sent, sentRequest{
 			op:            op,
+			encoding:      r.Header.Get("Content-Encoding"),
 			payloadHash:   r.Header.Get("X-Amz-Content-Sha256"),
 			checksumCRC:   r.Header.Get("X-Amz-Checksum-Crc32c"),
 			checksumSHA:   r.Header.Get("X-Amz-Checksum-Sha256"),
@@ -158,5 +165,40 @@ func TestPayloadSigning(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Over HTTPS the bodies go as UNSIGNED-PAYLOAD with the checksum the
+// uploader computed in a (signed) header: no aws-chunked trailer, and the SDK
+// hashes nothing.
+func TestHTTPSBodiesCarryTheChecksumHeader(t *testing.T) {
+	srv, sent := recordingS3With(t, httptest.NewTLSServer)
+	client := s3.New(s3.Options{
+		Region:                     "us-east-1",
+		BaseEndpoint:               aws.String(srv.URL),
+		UsePathStyle:               true,
+		Credentials:                credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		HTTPClient:                 srv.Client(),
+	})
+	u := New(client, Options{PartSize: MinPartSize, Concurrency: 2})
+	for _, size := range []int{1000, 11 * mib} {
+		if _, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(randomBytes(size))); err != nil {
+			t.Fatalf("Upload %d bytes: %v", size, err)
+		}
+	}
+	n := 0
+	for _, r := range sent() {
+		if r.op != "PutObject" && r.op != "UploadPart" {
+			continue
+		}
+		n++
+		if r.payloadHash != "UNSIGNED-PAYLOAD" || r.encoding != "" || r.checksumCRC != r.bodyCRC32C {
+			t.Errorf("%s: payload hash %q, Content-Encoding %q, checksum %q (body %q); want UNSIGNED-PAYLOAD, none, the body's",
+				r.op, r.payloadHash, r.encoding, r.checksumCRC, r.bodyCRC32C)
+		}
+	}
+	if n != 4 {
+		t.Errorf("%d bodies sent, want 4", n)
 	}
 }

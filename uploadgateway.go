@@ -3,7 +3,8 @@
 //
 //	xcaddy build --with github.com/caddy-upload-gateway/upload-gateway
 //
-// The modules live in package module; see README.md.
+// The modules live in the packages under module/, one per product; see
+// README.md.
 package uploadgateway
 
 import (

@@ -12,6 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/gateway"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -86,12 +88,12 @@ func assertHandlersValid(t *testing.T, cfg []byte) {
 			}
 			if x["handler"] == "upload_gateway" {
 				raw, _ := json.Marshal(x)
-				var g Gateway
+				var g gateway.Gateway
 				if err := json.Unmarshal(raw, &g); err != nil {
 					t.Errorf("decoding handler: %v", err)
 					return
 				}
-				g.applyDefaults()
+				g.ApplyDefaults()
 				// {env.*} placeholders are expanded at provision time.
 				if err := g.Validate(); err != nil {
 					t.Errorf("handler does not validate: %v\n%s", err, raw)

@@ -1,9 +1,11 @@
-package module
+package files
 
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 func init() {
@@ -50,7 +52,7 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
-		if ok, err := a.S3Config.unmarshalSubdirective(d); ok {
+		if ok, err := a.S3Config.UnmarshalSubdirective(d); ok {
 			if err != nil {
 				return err
 			}
@@ -59,9 +61,9 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "prefix":
-			err = oneString(d, &a.Prefix)
+			err = shared.OneString(d, &a.Prefix)
 		case "base_path":
-			err = oneString(d, &a.BasePath)
+			err = shared.OneString(d, &a.BasePath)
 		case "role_arn":
 			args := d.RemainingArgs()
 			if a.RoleARNs == nil {
@@ -76,13 +78,13 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 		case "post_policy_credentials":
-			err = oneString(d, &a.PostPolicyCredentials)
+			err = shared.OneString(d, &a.PostPolicyCredentials)
 		case "sts_endpoint":
-			err = oneString(d, &a.STSEndpoint)
+			err = shared.OneString(d, &a.STSEndpoint)
 		case "sts_duration":
-			err = duration(d, &a.STSDuration)
+			err = shared.Duration(d, &a.STSDuration)
 		case "secret":
-			err = oneString(d, &a.Secret)
+			err = shared.OneString(d, &a.Secret)
 		case "insecure_random_secret":
 			if d.NextArg() {
 				return d.ArgErr()
@@ -90,25 +92,25 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.InsecureRandomSecret = true
 		case "old_secret":
 			var s string
-			if err = oneString(d, &s); err == nil {
+			if err = shared.OneString(d, &s); err == nil {
 				a.OldSecrets = append(a.OldSecrets, s)
 			}
 		case "url_expiry":
-			err = duration(d, &a.URLExpiry)
+			err = shared.Duration(d, &a.URLExpiry)
 		case "upload_ttl":
-			err = duration(d, &a.UploadTTL)
+			err = shared.Duration(d, &a.UploadTTL)
 		case "max_single_size":
-			err = size(d, &a.MaxSingleSize)
+			err = shared.Size(d, &a.MaxSingleSize)
 		case "max_file_size":
-			err = size(d, &a.MaxFileSize)
+			err = shared.Size(d, &a.MaxFileSize)
 		case "part_size":
-			err = size(d, &a.PartSize)
+			err = shared.Size(d, &a.PartSize)
 		case "part_batch":
-			err = integer(d, &a.PartBatch)
+			err = shared.Integer(d, &a.PartBatch)
 		case "max_concurrent_initiates":
-			err = integer(d, &a.MaxConcurrentInitiates)
+			err = shared.Integer(d, &a.MaxConcurrentInitiates)
 		case "create_only":
-			err = oneString(d, &a.CreateOnly)
+			err = shared.OneString(d, &a.CreateOnly)
 		case "allowed_types":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -116,7 +118,7 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.AllowedTypes = append(a.AllowedTypes, args...)
 		case "janitor":
-			a.Janitor, err = unmarshalJanitor(d)
+			a.Janitor, err = shared.UnmarshalJanitor(d)
 		case "policy":
 			args := d.RemainingArgs()
 			if len(args) != 3 {

@@ -1,4 +1,4 @@
-package module
+package gateway
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 func TestClassify(t *testing.T) {
@@ -62,8 +64,8 @@ func TestClassify(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	valid := func() *Gateway {
-		g := &Gateway{S3Config: S3Config{Bucket: "b", KMSKeyID: "alias/k"}}
-		g.applyDefaults()
+		g := &Gateway{S3Config: shared.S3Config{Bucket: "b", KMSKeyID: "alias/k"}}
+		g.ApplyDefaults()
 		return g
 	}
 	tests := []struct {
@@ -74,8 +76,8 @@ func TestValidate(t *testing.T) {
 		{"defaults with a key", func(*Gateway) {}, ""},
 		{"no bucket", func(g *Gateway) { g.Bucket = "" }, "bucket is required"},
 		{"kms without key", func(g *Gateway) { g.KMSKeyID = "" }, "kms_key_id is required"},
-		{"explicitly unencrypted", func(g *Gateway) { g.KMSKeyID = ""; g.Encryption = EncryptionNone }, ""},
-		{"sse-s3 with a kms key", func(g *Gateway) { g.Encryption = EncryptionS3 }, "need encryption aws:kms"},
+		{"explicitly unencrypted", func(g *Gateway) { g.KMSKeyID = ""; g.Encryption = shared.EncryptionNone }, ""},
+		{"sse-s3 with a kms key", func(g *Gateway) { g.Encryption = shared.EncryptionS3 }, "need encryption aws:kms"},
 		{"unknown encryption", func(g *Gateway) { g.Encryption = "rot13" }, "unknown encryption"},
 		{"part too small", func(g *Gateway) { g.PartSize = 1 << 20 }, "part_size"},
 		{"part too large", func(g *Gateway) { g.PartSize = 6 << 30; g.MemoryLimit = 20 << 30 }, "part_size"},
@@ -100,7 +102,7 @@ func TestValidate(t *testing.T) {
 		{"unknown output", func(g *Gateway) { g.Output = "store" }, "unknown output"},
 		{"bad rollback status", func(g *Gateway) { g.RollbackOn = []int{42} }, "rollback_on"},
 		{"nameless pass field", func(g *Gateway) { g.PassFields = []PassField{{Value: "x"}} }, "no name"},
-		{"unsigned payloads", func(g *Gateway) { g.PayloadSigning = PayloadSigningUnsigned }, ""},
+		{"unsigned payloads", func(g *Gateway) { g.PayloadSigning = shared.PayloadSigningUnsigned }, ""},
 		{"unknown payload signing", func(g *Gateway) { g.PayloadSigning = "sometimes" }, "unknown payload_signing"},
 	}
 	for _, tt := range tests {
@@ -115,49 +117,6 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want an error containing %q", err, tt.wantErr)
 			}
 		})
-	}
-}
-
-func TestUnsignedPayload(t *testing.T) {
-	tests := []struct {
-		mode, endpoint string
-		want           bool
-	}{
-		{"", "", false}, // AWS over HTTPS: the SDK decides
-		{"", "https://s3.example.com", false},
-		{"", "http://s3.internal:8333", false},
-		{"", "http://10.0.0.5:9000", false},
-		{"", "http://127.0.0.1:8333", true},
-		{"", "http://127.8.9.1:8333", true},
-		{"auto", "http://[::1]:8333", true},
-		{"auto", "http://LOCALHOST:9000", true},
-		{"auto", "http://localhost.example.com:9000", false},
-		{"auto", "https://127.0.0.1:8333", false},
-		{"signed", "http://127.0.0.1:8333", false},
-		{"unsigned", "http://10.0.0.5:9000", true},
-	}
-	for _, tt := range tests {
-		c := S3Config{PayloadSigning: tt.mode, Endpoint: tt.endpoint}
-		if got := c.unsignedPayload(); got != tt.want {
-			t.Errorf("payload_signing %q, endpoint %q: unsigned = %v, want %v", tt.mode, tt.endpoint, got, tt.want)
-		}
-	}
-}
-
-func TestStatusCode(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    int
-		wantErr bool
-	}{
-		{"5xx", 5, false}, {"4XX", 4, false}, {"500", 500, false}, {"422", 422, false},
-		{"6xx", 0, true}, {"99", 0, true}, {"abc", 0, true}, {"600", 0, true},
-	}
-	for _, tt := range tests {
-		got, err := statusCode(tt.in)
-		if got != tt.want || (err != nil) != tt.wantErr {
-			t.Errorf("statusCode(%q) = %d, %v; want %d, err %v", tt.in, got, err, tt.want, tt.wantErr)
-		}
 	}
 }
 
@@ -191,28 +150,6 @@ func TestReservedField(t *testing.T) {
 	for name, want := range tests {
 		if got := reserved.Match(name); got != want {
 			t.Errorf("reserved.Match(%q) = %v, want %v", name, got, want)
-		}
-	}
-}
-
-func TestAPIEndpointIsBounded(t *testing.T) {
-	tests := []struct{ method, path, want string }{
-		{"GET", "/files", "GET /files"},
-		{"POST", "/files/upload-url", "POST /files/upload-url"},
-		{"POST", "/files/multipart/complete", "POST /files/multipart/complete"},
-		{"GET", "/files/multipart/abc123/parts", "GET /files/multipart/{uploadId}/parts"},
-		{"GET", "/files/ZmlsZXMv", "GET /files/{fileId}"},
-		{"GET", "/files/ZmlsZXMv/download-url", "GET /files/{fileId}/download-url"},
-		{"DELETE", "/files/ZmlsZXMv", "DELETE /files/{fileId}"},
-		{"OPTIONS", "/files/multipart/random", "other"},
-		{"BREW", "/files", "other"},
-		{"GET", "/files/x/random-suffix", "other"},
-		{"POST", "/files/multipart/random", "other"},
-		{"GET", "/files/multipart/a/b/c", "other"},
-	}
-	for _, tt := range tests {
-		if got := apiEndpoint(tt.method, tt.path); got != tt.want {
-			t.Errorf("apiEndpoint(%s %s) = %q, want %q", tt.method, tt.path, got, tt.want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package module
+package gateway
 
 import (
 	"crypto/hmac"

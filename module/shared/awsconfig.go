@@ -1,4 +1,4 @@
-package module
+package shared
 
 import (
 	"context"
@@ -8,11 +8,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
-// awsSettings are the AWS settings a config block names; every SDK client
+// AWSSettings are the AWS settings a config block names; every SDK client
 // of the module (S3, STS, Cognito, CloudWatch) is configured through
-// loadAWSConfig from them. Endpoints stay per client, since one handler may
+// LoadAWSConfig from them. Endpoints stay per client, since one handler may
 // talk to S3 and STS at different addresses.
-type awsSettings struct {
+type AWSSettings struct {
 	Region string
 	// Static credentials; empty means the SDK's default chain.
 	AccessKeyID, SecretAccessKey, SessionToken string
@@ -26,10 +26,10 @@ type awsSettings struct {
 	HTTPClient aws.HTTPClient
 }
 
-// loadAWSConfig loads the SDK configuration from the environment and the
+// LoadAWSConfig loads the SDK configuration from the environment and the
 // shared files, with s applied on top. Credentials are resolved lazily, so
 // it makes no network call.
-func loadAWSConfig(ctx context.Context, s awsSettings) (aws.Config, error) {
+func LoadAWSConfig(ctx context.Context, s AWSSettings) (aws.Config, error) {
 	var opts []func(*config.LoadOptions) error
 	if s.Region != "" {
 		opts = append(opts, config.WithRegion(s.Region))

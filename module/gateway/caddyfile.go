@@ -1,15 +1,15 @@
-package module
+package gateway
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/dustin/go-humanize"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 func init() {
@@ -88,7 +88,7 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		name := d.Val()
-		if ok, err := g.S3Config.unmarshalSubdirective(d); ok {
+		if ok, err := g.S3Config.UnmarshalSubdirective(d); ok {
 			if err != nil {
 				return err
 			}
@@ -97,26 +97,26 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch name {
 		case "part_size":
-			err = size(d, &g.PartSize)
+			err = shared.Size(d, &g.PartSize)
 		case "concurrency":
-			err = integer(d, &g.Concurrency)
+			err = shared.Integer(d, &g.Concurrency)
 		case "checksum":
-			err = oneString(d, &g.Checksum)
+			err = shared.OneString(d, &g.Checksum)
 		case "hash":
-			err = oneString(d, &g.Hash)
+			err = shared.OneString(d, &g.Hash)
 		case "s3_timeout":
-			err = duration(d, &g.S3Timeout)
+			err = shared.Duration(d, &g.S3Timeout)
 		case "abort_timeout":
-			err = duration(d, &g.AbortTimeout)
+			err = shared.Duration(d, &g.AbortTimeout)
 		case "memory_limit":
-			err = size(d, &g.MemoryLimit)
+			err = shared.Size(d, &g.MemoryLimit)
 		case "memory_wait":
-			err = duration(d, &g.MemoryWait)
+			err = shared.Duration(d, &g.MemoryWait)
 		case "read_timeout":
-			err = duration(d, &g.ReadTimeout)
+			err = shared.Duration(d, &g.ReadTimeout)
 		case "min_rate":
 			var v string
-			if err = oneString(d, &v); err != nil {
+			if err = shared.OneString(d, &v); err != nil {
 				return err
 			}
 			if v == "off" {
@@ -137,7 +137,7 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				break
 			}
 			d.Prev()
-			err = size(d, &g.MaxMemoryPerClient)
+			err = shared.Size(d, &g.MaxMemoryPerClient)
 		case "max_uploads_per_client":
 			if d.NextArg() && d.Val() == "off" {
 				g.MaxUploadsPerClient = -1
@@ -147,25 +147,25 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				break
 			}
 			d.Prev()
-			err = integer(d, &g.MaxUploadsPerClient)
+			err = shared.Integer(d, &g.MaxUploadsPerClient)
 		case "disable_tags":
-			err = boolFlag(d, &g.DisableTags)
+			err = shared.BoolFlag(d, &g.DisableTags)
 		case "prefix":
-			err = oneString(d, &g.Prefix)
+			err = shared.OneString(d, &g.Prefix)
 		case "key":
-			err = oneString(d, &g.Key)
+			err = shared.OneString(d, &g.Key)
 		case "max_file_size":
-			err = size(d, &g.MaxFileSize)
+			err = shared.Size(d, &g.MaxFileSize)
 		case "max_request_size":
-			err = size(d, &g.MaxRequestSize)
+			err = shared.Size(d, &g.MaxRequestSize)
 		case "max_files":
-			err = integer(d, &g.MaxFiles)
+			err = shared.Integer(d, &g.MaxFiles)
 		case "max_fields":
-			err = integer(d, &g.MaxFields)
+			err = shared.Integer(d, &g.MaxFields)
 		case "max_form_size":
-			err = size(d, &g.MaxFormSize)
+			err = shared.Size(d, &g.MaxFormSize)
 		case "max_field_size":
-			err = size(d, &g.MaxFieldSize)
+			err = shared.Size(d, &g.MaxFieldSize)
 		case "allowed_types":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -173,13 +173,13 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			g.AllowedTypes = append(g.AllowedTypes, args...)
 		case "filename_header":
-			err = oneString(d, &g.FilenameHeader)
+			err = shared.OneString(d, &g.FilenameHeader)
 		case "metadata":
-			err = pair(d, &g.Metadata)
+			err = shared.Pair(d, &g.Metadata)
 		case "client_metadata":
-			err = boolFlag(d, &g.ClientMetadata)
+			err = shared.BoolFlag(d, &g.ClientMetadata)
 		case "output":
-			err = oneString(d, &g.Output)
+			err = shared.OneString(d, &g.Output)
 		case "pass_field":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
@@ -198,16 +198,16 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			for _, a := range args {
-				code, err := statusCode(a)
+				code, err := shared.StatusCode(a)
 				if err != nil {
 					return d.Errf("rollback_on: %v", err)
 				}
 				g.RollbackOn = append(g.RollbackOn, code)
 			}
 		case "janitor":
-			g.Janitor, err = unmarshalJanitor(d)
+			g.Janitor, err = shared.UnmarshalJanitor(d)
 		case "route":
-			err = oneString(d, &g.Route)
+			err = shared.OneString(d, &g.Route)
 		case "allowed_roles":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -215,9 +215,9 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			g.AllowedRoles = append(g.AllowedRoles, args...)
 		case "allow_anonymous":
-			err = boolFlag(d, &g.AllowAnonymous)
+			err = shared.BoolFlag(d, &g.AllowAnonymous)
 		case "handle_errors":
-			err = boolFlag(d, &g.HandleErrors)
+			err = shared.BoolFlag(d, &g.HandleErrors)
 		default:
 			return d.Errf("unrecognized subdirective %s", name)
 		}
@@ -232,88 +232,6 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 	g := new(Gateway)
 	err := g.UnmarshalCaddyfile(h.Dispenser)
 	return g, err
-}
-
-func oneString(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.Errf("unexpected argument '%s'", d.Val())
-	}
-	return nil
-}
-
-func boolFlag(d *caddyfile.Dispenser, dst *bool) error {
-	if d.NextArg() {
-		return d.Errf("unexpected argument '%s'", d.Val())
-	}
-	*dst = true
-	return nil
-}
-
-func pair(d *caddyfile.Dispenser, dst *map[string]string) error {
-	args := d.RemainingArgs()
-	if len(args) != 2 {
-		return d.ArgErr()
-	}
-	if *dst == nil {
-		*dst = map[string]string{}
-	}
-	(*dst)[args[0]] = args[1]
-	return nil
-}
-
-func size(d *caddyfile.Dispenser, dst *int64) error {
-	var s string
-	if err := oneString(d, &s); err != nil {
-		return err
-	}
-	n, err := humanize.ParseBytes(s)
-	if err != nil {
-		return d.Errf("invalid byte size '%s': %v", s, err)
-	}
-	*dst = int64(n)
-	return nil
-}
-
-func integer(d *caddyfile.Dispenser, dst *int) error {
-	var s string
-	if err := oneString(d, &s); err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return d.Errf("invalid number '%s': %v", s, err)
-	}
-	*dst = n
-	return nil
-}
-
-func duration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	var s string
-	if err := oneString(d, &s); err != nil {
-		return err
-	}
-	dur, err := caddy.ParseDuration(s)
-	if err != nil {
-		return d.Errf("invalid duration '%s': %v", s, err)
-	}
-	*dst = caddy.Duration(dur)
-	return nil
-}
-
-// statusCode parses `500` or a class such as `5xx` (returned as 5).
-func statusCode(s string) (int, error) {
-	if len(s) == 3 && strings.HasSuffix(strings.ToLower(s), "xx") && s[0] >= '1' && s[0] <= '5' {
-		return int(s[0] - '0'), nil
-	}
-	code, err := strconv.Atoi(s)
-	if err != nil || code < 100 || code > 599 {
-		return 0, strconv.ErrSyntax
-	}
-	return code, nil
 }
 
 // Interface guard

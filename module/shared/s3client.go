@@ -1,4 +1,4 @@
-package module
+package shared
 
 import (
 	"encoding/base64"
@@ -77,6 +77,13 @@ type S3Config struct {
 	PayloadSigning string `json:"payload_signing,omitempty"`
 }
 
+// Encryption modes.
+const (
+	EncryptionKMS  = "aws:kms"
+	EncryptionS3   = "AES256"
+	EncryptionNone = "none"
+)
+
 // Payload signing modes.
 const (
 	PayloadSigningAuto     = "auto"
@@ -103,23 +110,23 @@ func (c *S3Config) unsignedPayload() bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// applyDefaults fills in defaults.
-func (c *S3Config) applyDefaults() {
+// ApplyDefaults fills in defaults.
+func (c *S3Config) ApplyDefaults() {
 	if c.Encryption == "" {
 		c.Encryption = EncryptionKMS
 	}
 }
 
-// expand replaces placeholders such as {env.AWS_ACCESS_KEY_ID}.
-func (c *S3Config) expand() {
+// Expand replaces placeholders such as {env.AWS_ACCESS_KEY_ID}.
+func (c *S3Config) Expand() {
 	repl := caddy.NewReplacer()
 	for _, f := range []*string{&c.AccessKeyID, &c.SecretAccessKey, &c.SessionToken, &c.Endpoint, &c.Bucket, &c.Region, &c.KMSKeyID} {
 		*f = repl.ReplaceAll(*f, "")
 	}
 }
 
-// validate checks the storage settings.
-func (c *S3Config) validate() error {
+// Validate checks the storage settings.
+func (c *S3Config) Validate() error {
 	if c.Bucket == "" {
 		return fmt.Errorf("bucket is required")
 	}
@@ -143,42 +150,42 @@ func (c *S3Config) validate() error {
 	return nil
 }
 
-// unmarshalSubdirective parses one storage subdirective; ok is false when
+// UnmarshalSubdirective parses one storage subdirective; ok is false when
 // the subdirective is not a storage one.
-func (c *S3Config) unmarshalSubdirective(d *caddyfile.Dispenser) (ok bool, err error) {
+func (c *S3Config) UnmarshalSubdirective(d *caddyfile.Dispenser) (ok bool, err error) {
 	switch d.Val() {
 	case "bucket":
-		return true, oneString(d, &c.Bucket)
+		return true, OneString(d, &c.Bucket)
 	case "region":
-		return true, oneString(d, &c.Region)
+		return true, OneString(d, &c.Region)
 	case "endpoint":
-		return true, oneString(d, &c.Endpoint)
+		return true, OneString(d, &c.Endpoint)
 	case "path_style":
-		return true, boolFlag(d, &c.UsePathStyle)
+		return true, BoolFlag(d, &c.UsePathStyle)
 	case "access_key_id":
-		return true, oneString(d, &c.AccessKeyID)
+		return true, OneString(d, &c.AccessKeyID)
 	case "secret_access_key":
-		return true, oneString(d, &c.SecretAccessKey)
+		return true, OneString(d, &c.SecretAccessKey)
 	case "session_token":
-		return true, oneString(d, &c.SessionToken)
+		return true, OneString(d, &c.SessionToken)
 	case "encryption":
-		return true, oneString(d, &c.Encryption)
+		return true, OneString(d, &c.Encryption)
 	case "kms_key":
-		return true, oneString(d, &c.KMSKeyID)
+		return true, OneString(d, &c.KMSKeyID)
 	case "bucket_key":
-		return true, boolFlag(d, &c.BucketKey)
+		return true, BoolFlag(d, &c.BucketKey)
 	case "encryption_context":
-		return true, pair(d, &c.EncryptionContext)
+		return true, Pair(d, &c.EncryptionContext)
 	case "payload_signing":
-		return true, oneString(d, &c.PayloadSigning)
+		return true, OneString(d, &c.PayloadSigning)
 	}
 	return false, nil
 }
 
-// awsConfig loads the AWS configuration: the environment and shared files
+// AWSConfig loads the AWS configuration: the environment and shared files
 // only; credentials are resolved lazily.
-func (c *S3Config) awsConfig(ctx caddy.Context, conns int) (aws.Config, error) {
-	return loadAWSConfig(ctx, awsSettings{
+func (c *S3Config) AWSConfig(ctx caddy.Context, conns int) (aws.Config, error) {
+	return LoadAWSConfig(ctx, AWSSettings{
 		Region:          c.Region,
 		AccessKeyID:     c.AccessKeyID,
 		SecretAccessKey: c.SecretAccessKey,
@@ -194,16 +201,16 @@ func (c *S3Config) awsConfig(ctx caddy.Context, conns int) (aws.Config, error) {
 	})
 }
 
-// newS3Client builds the S3 client from a configuration made by awsConfig;
+// NewS3Client builds the S3 client from a configuration made by AWSConfig;
 // every call is reported to observe when it is set.
-func (c *S3Config) newS3Client(cfg aws.Config, observe func(op, result string, d time.Duration)) *s3.Client {
+func (c *S3Config) NewS3Client(cfg aws.Config, observe func(op, result string, d time.Duration)) *s3.Client {
 	return s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if c.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.Endpoint)
 		}
 		o.UsePathStyle = c.UsePathStyle
 		if observe != nil {
-			o.APIOptions = append(o.APIOptions, sdkMetrics(observe))
+			o.APIOptions = append(o.APIOptions, SDKMetrics(observe))
 		}
 		// Checksums are chosen per request by the uploader.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
@@ -213,8 +220,8 @@ func (c *S3Config) newS3Client(cfg aws.Config, observe func(op, result string, d
 	})
 }
 
-// encryption translates the encryption settings.
-func (c *S3Config) encryption() (s3stream.Encryption, error) {
+// ObjectEncryption translates the encryption settings.
+func (c *S3Config) ObjectEncryption() (s3stream.Encryption, error) {
 	switch c.Encryption {
 	case EncryptionNone:
 		return s3stream.Encryption{}, nil

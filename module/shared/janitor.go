@@ -1,4 +1,4 @@
-package module
+package shared
 
 import (
 	"fmt"
@@ -13,9 +13,9 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 )
 
-// defaultJanitorMaxAge exceeds upload_api's default upload token lifetime
+// DefaultJanitorMaxAge exceeds upload_api's default upload token lifetime
 // (24h), so the janitor never aborts an upload a client may still finish.
-const defaultJanitorMaxAge = 25 * time.Hour
+const DefaultJanitorMaxAge = 25 * time.Hour
 
 // JanitorConfig turns on the orphan janitor of a handler: a background task
 // that aborts multipart uploads under the handler's prefix that were started
@@ -35,12 +35,12 @@ type JanitorConfig struct {
 	DryRun bool `json:"dry_run,omitempty"`
 }
 
-// start runs the janitor over prefix until ctx (the module's lifetime) ends.
+// Start runs the janitor over prefix until ctx (the module's lifetime) ends.
 // It makes no network call before returning.
-func (c *JanitorConfig) start(ctx caddy.Context, api janitor.API, bucket, prefix string, m *metrics.Metrics, logger *zap.Logger) error {
+func (c *JanitorConfig) Start(ctx caddy.Context, api janitor.API, bucket, prefix string, m *metrics.Metrics, logger *zap.Logger) error {
 	maxAge := time.Duration(c.MaxAge)
 	if maxAge == 0 {
-		maxAge = defaultJanitorMaxAge
+		maxAge = DefaultJanitorMaxAge
 	}
 	j, err := janitor.New(api, janitor.Options{
 		Bucket:   bucket,
@@ -64,14 +64,14 @@ func (c *JanitorConfig) start(ctx caddy.Context, api janitor.API, bucket, prefix
 	return nil
 }
 
-// unmarshalJanitor parses
+// UnmarshalJanitor parses
 //
 //	janitor {
 //		max_age  <duration>
 //		interval <duration>
 //		dry_run
 //	}
-func unmarshalJanitor(d *caddyfile.Dispenser) (*JanitorConfig, error) {
+func UnmarshalJanitor(d *caddyfile.Dispenser) (*JanitorConfig, error) {
 	c := new(JanitorConfig)
 	if d.NextArg() {
 		return nil, d.ArgErr()
@@ -80,11 +80,11 @@ func unmarshalJanitor(d *caddyfile.Dispenser) (*JanitorConfig, error) {
 		var err error
 		switch d.Val() {
 		case "max_age":
-			err = duration(d, &c.MaxAge)
+			err = Duration(d, &c.MaxAge)
 		case "interval":
-			err = duration(d, &c.Interval)
+			err = Duration(d, &c.Interval)
 		case "dry_run":
-			err = boolFlag(d, &c.DryRun)
+			err = BoolFlag(d, &c.DryRun)
 		default:
 			return nil, d.Errf("unrecognized janitor option %s", d.Val())
 		}

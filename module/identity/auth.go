@@ -1,4 +1,4 @@
-package module
+package identity
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
@@ -24,13 +22,15 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/cognito"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/cwexport"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 func init() {
@@ -154,7 +154,7 @@ type Auth struct {
 	bcrypt       *ratelimit.Gate
 	gateKey      string
 	metrics      *metrics.Metrics
-	cw           *MetricsApp
+	cw           *metricsapp.App
 	logger       *zap.Logger
 	audit        *zap.Logger
 }
@@ -176,7 +176,7 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
 	a.metrics = m
-	if a.cw, err = metricsSink(ctx); err != nil {
+	if a.cw, err = metricsapp.Sink(ctx); err != nil {
 		return err
 	}
 	if err := a.Identity.provision(ctx); err != nil {
@@ -228,7 +228,7 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 		repl := caddy.NewReplacer()
 		a.ClientSecret = repl.ReplaceAll(a.ClientSecret, "")
 		a.CognitoEndpoint = repl.ReplaceAll(a.CognitoEndpoint, "")
-		cfg, err := loadAWSConfig(ctx, awsSettings{
+		cfg, err := shared.LoadAWSConfig(ctx, shared.AWSSettings{
 			Region: a.Region,
 			// InitiateAuth is unauthenticated; an emulator still wants a
 			// signature, so give it dummy credentials.
@@ -314,9 +314,9 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			status, result = http.StatusBadGateway, "failed"
 		} else {
 			a.metrics.AuthFailure(reason)
-			a.cw.observe(cwexport.MetricAuthFailureCount, cwtypes.StandardUnitCount, 1, cwexport.Dim(cwexport.DimReason, reason))
+			a.cw.AuthFailed(reason)
 		}
-		audit(a.audit, r, auditEvent{Action: "authenticate", Result: result, Status: status, Reason: reason})
+		shared.Audit(a.audit, r, shared.AuditEvent{Action: "authenticate", Result: result, Status: status, Reason: reason})
 		return a.unauthorized(w, err)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -390,7 +390,7 @@ func (a *Auth) readLogin(w http.ResponseWriter, r *http.Request) (*loginRequest,
 // later limits, so an attacker's attempts from one client use up only that
 // client's allowances.
 func (a *Auth) limited(w http.ResponseWriter, r *http.Request, account string) bool {
-	client := ratelimit.ClientKey(clientIP(r))
+	client := ratelimit.ClientKey(shared.ClientIP(r))
 	var ok bool
 	var retry time.Duration
 	if account == "" {
@@ -404,21 +404,10 @@ func (a *Auth) limited(w http.ResponseWriter, r *http.Request, account string) b
 	if ok {
 		return false
 	}
-	audit(a.audit, r, auditEvent{Action: "login", Result: "rate_limited", Account: account, Status: http.StatusTooManyRequests})
+	shared.Audit(a.audit, r, shared.AuditEvent{Action: "login", Result: "rate_limited", Account: account, Status: http.StatusTooManyRequests})
 	w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+1)))
 	_ = envelope.WriteError(w, http.StatusTooManyRequests, "TOO_MANY_ATTEMPTS", "too many login attempts; try again later")
 	return true
-}
-
-func clientIP(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func (a *Auth) serveLogin(w http.ResponseWriter, r *http.Request) error {
@@ -455,7 +444,7 @@ func (a *Auth) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return a.loginFailed(w, r, req.Email, err)
 	}
-	audit(a.audit, r, auditEvent{Action: "login", Result: "ok", Account: req.Email, Status: http.StatusOK})
+	shared.Audit(a.audit, r, shared.AuditEvent{Action: "login", Result: "ok", Account: req.Email, Status: http.StatusOK})
 	return envelope.WriteData(w, http.StatusOK, tokens)
 }
 
@@ -513,7 +502,7 @@ func (a *Auth) serveRevoke(w http.ResponseWriter, r *http.Request) error {
 	if err := a.local.issuer.Revoke(req.RefreshToken); err != nil {
 		return a.loginFailed(w, r, "", err)
 	}
-	audit(a.audit, r, auditEvent{Action: "revoke", Result: "ok", Status: http.StatusOK})
+	shared.Audit(a.audit, r, shared.AuditEvent{Action: "revoke", Result: "ok", Status: http.StatusOK})
 	return envelope.WriteData(w, http.StatusOK, map[string]bool{"revoked": true})
 }
 
@@ -608,15 +597,15 @@ func (a *Auth) loginFailed(w http.ResponseWriter, r *http.Request, account strin
 	case errors.Is(err, ratelimit.ErrBusy):
 		// Expected under a flood; not worth an error line per attempt.
 		w.Header().Set("Retry-After", "1")
-		audit(a.audit, r, auditEvent{Action: "login", Result: "busy", Account: account, Status: http.StatusServiceUnavailable, Reason: "LOGIN_BUSY"})
+		shared.Audit(a.audit, r, shared.AuditEvent{Action: "login", Result: "busy", Account: account, Status: http.StatusServiceUnavailable, Reason: "LOGIN_BUSY"})
 		return envelope.WriteError(w, http.StatusServiceUnavailable, "LOGIN_BUSY", "too many sign-ins at once; try again shortly")
 	case errors.Is(err, context.Canceled):
-		status, code, msg = StatusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"
+		status, code, msg = shared.StatusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"
 	}
 	if status >= 500 {
 		a.logger.Error("login failed", zap.String("code", code), zap.Error(err))
 	}
-	audit(a.audit, r, auditEvent{Action: "login", Result: "denied", Account: account, Status: status, Reason: code})
+	shared.Audit(a.audit, r, shared.AuditEvent{Action: "login", Result: "denied", Account: account, Status: status, Reason: code})
 	return envelope.WriteError(w, status, code, msg)
 }
 

@@ -1,6 +1,7 @@
-package module
+package files
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -16,12 +17,33 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/stscreds"
 )
+
+// adapt turns a Caddyfile into indented JSON, as module/adapt_test.go does.
+func adapt(t *testing.T, caddyfile []byte) ([]byte, error) {
+	t.Helper()
+	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(caddyfile, map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		t.Logf("warning: %s", w.String())
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, out, "", "\t"); err != nil {
+		return nil, err
+	}
+	buf.WriteByte('\n')
+	return buf.Bytes(), nil
+}
 
 // provisionAPI adapts a Caddyfile site holding one upload_api block with
 // the given subdirectives, then decodes, provisions and validates the
@@ -252,20 +274,24 @@ func TestAPIAuditLinesNameTheResolvedKey(t *testing.T) {
 	}
 }
 
-func TestEmailVerifiedClaim(t *testing.T) {
-	tests := []struct {
-		claim any
-		want  bool
-	}{
-		{true, true}, {"true", true}, {false, false}, {"false", false}, {nil, false}, {1, false}, {"yes", false},
+func TestAPIEndpointIsBounded(t *testing.T) {
+	tests := []struct{ method, path, want string }{
+		{"GET", "/files", "GET /files"},
+		{"POST", "/files/upload-url", "POST /files/upload-url"},
+		{"POST", "/files/multipart/complete", "POST /files/multipart/complete"},
+		{"GET", "/files/multipart/abc123/parts", "GET /files/multipart/{uploadId}/parts"},
+		{"GET", "/files/ZmlsZXMv", "GET /files/{fileId}"},
+		{"GET", "/files/ZmlsZXMv/download-url", "GET /files/{fileId}/download-url"},
+		{"DELETE", "/files/ZmlsZXMv", "DELETE /files/{fileId}"},
+		{"OPTIONS", "/files/multipart/random", "other"},
+		{"BREW", "/files", "other"},
+		{"GET", "/files/x/random-suffix", "other"},
+		{"POST", "/files/multipart/random", "other"},
+		{"GET", "/files/multipart/a/b/c", "other"},
 	}
 	for _, tt := range tests {
-		claims := map[string]any{}
-		if tt.claim != nil {
-			claims["email_verified"] = tt.claim
-		}
-		if got := emailVerified(claims); got != tt.want {
-			t.Errorf("email_verified %#v: %v, want %v", tt.claim, got, tt.want)
+		if got := apiEndpoint(tt.method, tt.path); got != tt.want {
+			t.Errorf("apiEndpoint(%s %s) = %q, want %q", tt.method, tt.path, got, tt.want)
 		}
 	}
 }

@@ -1,4 +1,10 @@
-package module
+// Package metricsapp is the `upload_gateway_metrics` Caddy app, which sends
+// the gateway's metrics to Amazon CloudWatch and/or as Embedded Metric
+// Format lines to a file, and the reporting methods the handlers call on it
+// ([App.UploadObserved], [App.APIObserved], [App.AccessDenied],
+// [App.AuthFailed]). Prometheus metrics are not here: they live in
+// internal/metrics and are always on.
+package metricsapp
 
 import (
 	"context"
@@ -20,17 +26,19 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/cwexport"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 func init() {
-	caddy.RegisterModule(MetricsApp{})
+	caddy.RegisterModule(App{})
 	httpcaddyfile.RegisterGlobalOption("upload_gateway_metrics", parseMetricsApp)
 }
 
 // metricsAppID is the app's module ID and its global option name.
 const metricsAppID = "upload_gateway_metrics"
 
-// MetricsApp exports the gateway's metrics to Amazon CloudWatch and/or as
+// App exports the gateway's metrics to Amazon CloudWatch and/or as
 // CloudWatch Embedded Metric Format lines to a file. Prometheus metrics
 // need no configuration: they are always in Caddy's metrics registry
 // (the admin endpoint's `/metrics` and the `metrics` handler).
@@ -55,7 +63,7 @@ const metricsAppID = "upload_gateway_metrics"
 //			emf_file <path>
 //		}
 //	}
-type MetricsApp struct {
+type App struct {
 	// Export to CloudWatch with PutMetricData.
 	CloudWatch *CloudWatchConfig `json:"cloudwatch,omitempty"`
 
@@ -93,15 +101,15 @@ type CloudWatchConfig struct {
 }
 
 // CaddyModule returns the Caddy module information.
-func (MetricsApp) CaddyModule() caddy.ModuleInfo {
+func (App) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
 		ID:  metricsAppID,
-		New: func() caddy.Module { return new(MetricsApp) },
+		New: func() caddy.Module { return new(App) },
 	}
 }
 
 // Provision builds the exporter without network calls.
-func (a *MetricsApp) Provision(ctx caddy.Context) error {
+func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	m, err := metrics.New(ctx.GetMetricsRegistry())
 	if err != nil {
@@ -111,7 +119,7 @@ func (a *MetricsApp) Provision(ctx caddy.Context) error {
 		repl := caddy.NewReplacer()
 		c.Endpoint = repl.ReplaceAll(c.Endpoint, "")
 		c.Region = repl.ReplaceAll(c.Region, "")
-		cfg, err := loadAWSConfig(ctx, awsSettings{
+		cfg, err := shared.LoadAWSConfig(ctx, shared.AWSSettings{
 			Region:          c.Region,
 			AccessKeyID:     repl.ReplaceAll(c.AccessKeyID, ""),
 			SecretAccessKey: repl.ReplaceAll(c.SecretAccessKey, ""),
@@ -139,7 +147,7 @@ func (a *MetricsApp) Provision(ctx caddy.Context) error {
 }
 
 // Validate checks the configuration.
-func (a *MetricsApp) Validate() error {
+func (a *App) Validate() error {
 	if a.CloudWatch == nil && a.EMFFile == "" {
 		return errors.New("upload_gateway_metrics: configure cloudwatch and/or emf_file")
 	}
@@ -150,7 +158,7 @@ func (a *MetricsApp) Validate() error {
 }
 
 // Start starts the exporter and opens the EMF file.
-func (a *MetricsApp) Start() error {
+func (a *App) Start() error {
 	if a.EMFFile != "" {
 		f, err := os.OpenFile(a.EMFFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
@@ -174,7 +182,7 @@ func (a *MetricsApp) Start() error {
 }
 
 // Stop flushes what is left and stops.
-func (a *MetricsApp) Stop() error {
+func (a *App) Stop() error {
 	if a.stop != nil {
 		a.stop()
 		<-a.done
@@ -186,8 +194,8 @@ func (a *MetricsApp) Stop() error {
 }
 
 // observe sends one observation to the configured sinks. A nil app does
-// nothing.
-func (a *MetricsApp) observe(name string, unit types.StandardUnit, value float64, dims ...types.Dimension) {
+// nothing; so do all the exported reporting methods below.
+func (a *App) observe(name string, unit types.StandardUnit, value float64, dims ...types.Dimension) {
 	if a == nil {
 		return
 	}
@@ -199,8 +207,8 @@ func (a *MetricsApp) observe(name string, unit types.StandardUnit, value float64
 	}
 }
 
-// metricsSink returns the app when it is configured, else nil.
-func metricsSink(ctx caddy.Context) (*MetricsApp, error) {
+// Sink returns the app when it is configured, else nil.
+func Sink(ctx caddy.Context) (*App, error) {
 	app, err := ctx.AppIfConfigured(metricsAppID)
 	if errors.Is(err, caddy.ErrNotConfigured) {
 		return nil, nil
@@ -208,16 +216,16 @@ func metricsSink(ctx caddy.Context) (*MetricsApp, error) {
 	if err != nil {
 		return nil, err
 	}
-	return app.(*MetricsApp), nil
+	return app.(*App), nil
 }
 
 func parseMetricsApp(d *caddyfile.Dispenser, _ any) (any, error) {
 	d.Next() // consume option name
-	app := new(MetricsApp)
+	app := new(App)
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "emf_file":
-			if err := oneString(d, &app.EMFFile); err != nil {
+			if err := shared.OneString(d, &app.EMFFile); err != nil {
 				return nil, err
 			}
 		case "cloudwatch":
@@ -226,19 +234,19 @@ func parseMetricsApp(d *caddyfile.Dispenser, _ any) (any, error) {
 				var err error
 				switch d.Val() {
 				case "namespace":
-					err = oneString(d, &c.Namespace)
+					err = shared.OneString(d, &c.Namespace)
 				case "region":
-					err = oneString(d, &c.Region)
+					err = shared.OneString(d, &c.Region)
 				case "endpoint":
-					err = oneString(d, &c.Endpoint)
+					err = shared.OneString(d, &c.Endpoint)
 				case "interval":
-					err = duration(d, &c.Interval)
+					err = shared.Duration(d, &c.Interval)
 				case "queue_size":
-					err = integer(d, &c.QueueSize)
+					err = shared.Integer(d, &c.QueueSize)
 				case "access_key_id":
-					err = oneString(d, &c.AccessKeyID)
+					err = shared.OneString(d, &c.AccessKeyID)
 				case "secret_access_key":
-					err = oneString(d, &c.SecretAccessKey)
+					err = shared.OneString(d, &c.SecretAccessKey)
 				default:
 					return nil, d.Errf("unrecognized cloudwatch option %s", d.Val())
 				}
@@ -256,13 +264,13 @@ func parseMetricsApp(d *caddyfile.Dispenser, _ any) (any, error) {
 
 // Interface guards
 var (
-	_ caddy.App         = (*MetricsApp)(nil)
-	_ caddy.Provisioner = (*MetricsApp)(nil)
-	_ caddy.Validator   = (*MetricsApp)(nil)
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+	_ caddy.Validator   = (*App)(nil)
 )
 
-// uploadObserved sends the CloudWatch metrics of one upload request.
-func (a *MetricsApp) uploadObserved(route, role, result string, status int, d time.Duration, size int64, parts, files int) {
+// UploadObserved sends the CloudWatch metrics of one upload request.
+func (a *App) UploadObserved(route, role, result string, status int, d time.Duration, size int64, parts, files int) {
 	if a == nil {
 		return
 	}
@@ -292,8 +300,8 @@ func (a *MetricsApp) uploadObserved(route, role, result string, status int, d ti
 	}
 }
 
-// apiObserved sends the CloudWatch metrics of one file API request.
-func (a *MetricsApp) apiObserved(route, endpoint string, status int, d time.Duration) {
+// APIObserved sends the CloudWatch metrics of one file API request.
+func (a *App) APIObserved(route, endpoint string, status int, d time.Duration) {
 	if a == nil {
 		return
 	}
@@ -305,4 +313,15 @@ func (a *MetricsApp) apiObserved(route, endpoint string, status int, d time.Dura
 	e := types.Dimension{Name: aws.String("Endpoint"), Value: aws.String(endpoint)}
 	a.observe(cwexport.MetricAPIRequestCount, types.StandardUnitCount, 1, r, e, re)
 	a.observe(cwexport.MetricAPIRequestDuration, types.StandardUnitMilliseconds, float64(d)/float64(time.Millisecond), r, e, re)
+}
+
+// AccessDenied sends the CloudWatch metric of one request the file API
+// refused for the user's role.
+func (a *App) AccessDenied(route string) {
+	a.observe(cwexport.MetricAccessDeniedCount, types.StandardUnitCount, 1, cwexport.Dim(cwexport.DimRoute, route))
+}
+
+// AuthFailed sends the CloudWatch metric of one rejected token.
+func (a *App) AuthFailed(reason string) {
+	a.observe(cwexport.MetricAuthFailureCount, types.StandardUnitCount, 1, cwexport.Dim(cwexport.DimReason, reason))
 }

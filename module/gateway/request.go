@@ -1,4 +1,4 @@
-package module
+package gateway
 
 import (
 	"bytes"
@@ -33,6 +33,8 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 // fileInfo describes a stored file to clients.
@@ -90,7 +92,7 @@ func (q *request) fail(w http.ResponseWriter, start time.Time, err, bodyErr erro
 	case e.status == http.StatusForbidden || e.status == http.StatusUnauthorized:
 		result, auditResult = metrics.ResultRejected, "denied"
 		q.g.metrics.AccessDenied("upload")
-	case e.status == StatusClientClosedRequest:
+	case e.status == shared.StatusClientClosedRequest:
 		result, auditResult = metrics.ResultAborted, "aborted"
 	case e.status < 500:
 		result, auditResult = metrics.ResultRejected, "rejected"
@@ -101,8 +103,8 @@ func (q *request) fail(w http.ResponseWriter, start time.Time, err, bodyErr erro
 	}
 	q.done(q.role(), result, 0, 0)
 	q.g.metrics.ObserveRequest(q.g.Route, "upload", e.status, time.Since(start))
-	q.g.cw.uploadObserved(q.g.Route, q.role(), result, e.status, time.Since(start), 0, 0, 0)
-	audit(q.g.audit, q.r, auditEvent{Action: "upload", Result: auditResult, Status: e.status, Reason: e.code, Duration: time.Since(start)})
+	q.g.cw.UploadObserved(q.g.Route, q.role(), result, e.status, time.Since(start), 0, 0, 0)
+	shared.Audit(q.g.audit, q.r, shared.AuditEvent{Action: "upload", Result: auditResult, Status: e.status, Reason: e.code, Duration: time.Since(start)})
 	if q.r.ContentLength != 0 && (q.body == nil || !q.body.eof) {
 		// After the answer the server reads what is left of the body (up
 		// to 256 KiB) before it lets go of the connection; a slow client
@@ -127,15 +129,15 @@ func (q *request) finish(start time.Time, status int, passErr error) {
 	}
 	q.done(q.role(), result, size, parts)
 	q.g.metrics.ObserveRequest(q.g.Route, "upload", status, time.Since(start))
-	q.g.cw.uploadObserved(q.g.Route, q.role(), result, status, time.Since(start), size, parts, len(q.files))
-	e := auditEvent{Action: "upload", Result: "ok", Files: len(q.files), Size: size, Duration: time.Since(start)}
+	q.g.cw.UploadObserved(q.g.Route, q.role(), result, status, time.Since(start), size, parts, len(q.files))
+	e := shared.AuditEvent{Action: "upload", Result: "ok", Files: len(q.files), Size: size, Duration: time.Since(start)}
 	if len(q.files) > 0 {
 		e.Key = q.files[0].S3Key
 	}
 	if q.rolledBack || passErr != nil {
 		e.Result = "rolled_back"
 	}
-	audit(q.g.audit, q.r, e)
+	shared.Audit(q.g.audit, q.r, e)
 }
 
 // store streams every file of the request to S3.

@@ -1,9 +1,11 @@
-package module
+package identity
 
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 func init() {
@@ -57,32 +59,32 @@ func (a *Auth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "login_path":
-			err = oneString(d, &a.LoginPath)
+			err = shared.OneString(d, &a.LoginPath)
 		case "refresh_path":
-			err = oneString(d, &a.RefreshPath)
+			err = shared.OneString(d, &a.RefreshPath)
 		case "revoke_path":
-			err = oneString(d, &a.RevokePath)
+			err = shared.OneString(d, &a.RevokePath)
 		case "jwks_path":
-			err = oneString(d, &a.JWKSPath)
+			err = shared.OneString(d, &a.JWKSPath)
 		case "login_per_ip":
-			err = integer(d, &a.LoginPerIP)
+			err = shared.Integer(d, &a.LoginPerIP)
 		case "login_per_account":
-			err = integer(d, &a.LoginPerAccount)
+			err = shared.Integer(d, &a.LoginPerAccount)
 		case "login_per_account_total":
-			err = integer(d, &a.LoginPerAccountTotal)
+			err = shared.Integer(d, &a.LoginPerAccountTotal)
 		case "login_concurrency":
-			err = integer(d, &a.LoginConcurrency)
+			err = shared.Integer(d, &a.LoginConcurrency)
 		case "expose_role_arn":
 			if d.NextArg() {
 				return d.ArgErr()
 			}
 			a.ExposeRoleARN = true
 		case "client_secret":
-			err = oneString(d, &a.ClientSecret)
+			err = shared.OneString(d, &a.ClientSecret)
 		case "cognito_endpoint":
-			err = oneString(d, &a.CognitoEndpoint)
+			err = shared.OneString(d, &a.CognitoEndpoint)
 		case "role_arn":
-			err = pair(d, &a.RoleARNs)
+			err = shared.Pair(d, &a.RoleARNs)
 		default:
 			err = a.Identity.unmarshalSubdirective(d)
 		}
@@ -103,9 +105,9 @@ func (id *Identity) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		}
 		id.Region, id.UserPoolID = args[0], args[1]
 	case "issuer":
-		return oneString(d, &id.Issuer)
+		return shared.OneString(d, &id.Issuer)
 	case "jwks_url":
-		return oneString(d, &id.JWKSURL)
+		return shared.OneString(d, &id.JWKSURL)
 	case "client_id":
 		args := d.RemainingArgs()
 		if len(args) == 0 {
@@ -113,7 +115,7 @@ func (id *Identity) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		}
 		id.ClientIDs = append(id.ClientIDs, args...)
 	case "token_use":
-		return oneString(d, &id.TokenUse)
+		return shared.OneString(d, &id.TokenUse)
 	case "algorithms":
 		args := d.RemainingArgs()
 		if len(args) == 0 {
@@ -121,13 +123,13 @@ func (id *Identity) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		}
 		id.Algorithms = append(id.Algorithms, args...)
 	case "leeway":
-		return duration(d, &id.Leeway)
+		return shared.Duration(d, &id.Leeway)
 	case "role_claim":
-		return oneString(d, &id.RoleClaim)
+		return shared.OneString(d, &id.RoleClaim)
 	case "role_map":
-		return pair(d, &id.RoleMap)
+		return shared.Pair(d, &id.RoleMap)
 	case "default_role":
-		return oneString(d, &id.DefaultRole)
+		return shared.OneString(d, &id.DefaultRole)
 	case "local":
 		if d.NextArg() {
 			return d.ArgErr()
@@ -137,17 +139,17 @@ func (id *Identity) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 			var err error
 			switch d.Val() {
 			case "users_file":
-				err = oneString(d, &l.UsersFile)
+				err = shared.OneString(d, &l.UsersFile)
 			case "keys_dir":
-				err = oneString(d, &l.KeysDir)
+				err = shared.OneString(d, &l.KeysDir)
 			case "issuer":
-				err = oneString(d, &l.Issuer)
+				err = shared.OneString(d, &l.Issuer)
 			case "client_id":
-				err = oneString(d, &l.ClientID)
+				err = shared.OneString(d, &l.ClientID)
 			case "token_ttl":
-				err = duration(d, &l.TokenTTL)
+				err = shared.Duration(d, &l.TokenTTL)
 			case "refresh_ttl":
-				err = duration(d, &l.RefreshTTL)
+				err = shared.Duration(d, &l.RefreshTTL)
 			default:
 				return d.Errf("unrecognized local subdirective %s", d.Val())
 			}

@@ -1,4 +1,4 @@
-package module
+package gateway
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 // A form that waits for memory notices when its client goes (an HTTP/1.1
@@ -94,8 +96,8 @@ func TestFormWaitingForMemory(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) || errors.Is(err, s3stream.ErrMemoryWait) {
 				t.Fatalf("store() = %v, want %v", err, tt.wantErr)
 			}
-			if e := q.g.classify(err, body.err); e.status != StatusClientClosedRequest {
-				t.Errorf("answered %d %s, want %d", e.status, e.code, StatusClientClosedRequest)
+			if e := q.g.classify(err, body.err); e.status != shared.StatusClientClosedRequest {
+				t.Errorf("answered %d %s, want %d", e.status, e.code, shared.StatusClientClosedRequest)
 			}
 			if budget.Waiting() != 0 {
 				t.Errorf("%d requests still wait for memory", budget.Waiting())

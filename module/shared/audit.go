@@ -1,17 +1,19 @@
-package module
+package shared
 
 import (
+	"net"
 	"net/http"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// auditEvent is one auditable action: an upload, a download URL, a delete,
+// AuditEvent is one auditable action: an upload, a download URL, a delete,
 // a login or a denial.
-type auditEvent struct {
+type AuditEvent struct {
 	Action   string // upload, download_url, delete, login, deny, …
 	Result   string // ok, rejected, failed, denied, …
 	Key      string
@@ -24,10 +26,10 @@ type auditEvent struct {
 	Reason   string
 }
 
-// audit writes one JSON line for e to the handler's "audit" logger
+// Audit writes one JSON line for e to the handler's "audit" logger
 // (`<handler logger>.audit`), which operators can route to its own file
 // with Caddy's log configuration (`log audit { include http.handlers.upload_gateway.audit … }`).
-func audit(logger *zap.Logger, r *http.Request, e auditEvent) {
+func Audit(logger *zap.Logger, r *http.Request, e AuditEvent) {
 	if logger == nil {
 		return
 	}
@@ -43,7 +45,7 @@ func audit(logger *zap.Logger, r *http.Request, e auditEvent) {
 		zap.String("request_id", get("http.request.uuid")),
 		zap.String("user", get("http.auth.user.id")),
 		zap.String("role", get("http.auth.user.role")),
-		zap.String("client_ip", clientIP(r)),
+		zap.String("client_ip", ClientIP(r)),
 		zap.String("action", e.Action),
 		zap.String("result", e.Result),
 	}
@@ -85,4 +87,17 @@ func audit(logger *zap.Logger, r *http.Request, e auditEvent) {
 		fields = append(fields, zap.String("reason", e.Reason))
 	}
 	logger.Info("audit", fields...)
+}
+
+// ClientIP is the client address Caddy determined (trusted proxies
+// considered), else the connection's remote address.
+func ClientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

@@ -1,4 +1,4 @@
-package module
+package shared
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 )
 
-// sdkMetrics returns an SDK middleware that records every call's operation,
+// SDKMetrics returns an SDK middleware that records every call's operation,
 // result and duration (retries included).
-func sdkMetrics(observe func(op, result string, d time.Duration)) func(*middleware.Stack) error {
+func SDKMetrics(observe func(op, result string, d time.Duration)) func(*middleware.Stack) error {
 	return func(stack *middleware.Stack) error {
 		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("UploadGatewayMetrics",
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
@@ -40,7 +40,7 @@ func callResult(err error) string {
 	return "error"
 }
 
-// s3Observer records S3 calls in m.
-func s3Observer(m *metrics.Metrics) func(op, result string, d time.Duration) {
+// S3Observer records S3 calls in m.
+func S3Observer(m *metrics.Metrics) func(op, result string, d time.Duration) {
 	return func(op, result string, d time.Duration) { m.S3Request(op, result, d) }
 }

@@ -1,7 +1,12 @@
-// Package module plugs the upload gateway into Caddy: module registration,
-// JSON and Caddyfile configuration, provisioning, and the HTTP handler that
-// ties the internal packages together.
-package module
+// Package gateway is the streaming upload handler,
+// `http.handlers.upload_gateway` (Caddyfile directive `upload_gateway`): it
+// reads multipart forms and raw bodies as they arrive and streams every file
+// to S3 (internal/formstream, internal/s3stream), under per-request and
+// per-client limits, then answers with JSON or passes the request on with
+// the files replaced by fields. It owns the handler's configuration
+// (gateway.go, caddyfile.go), one request's flow (request.go) and the
+// mapping of failures to HTTP answers (errors.go).
+package gateway
 
 import (
 	"context"
@@ -26,6 +31,9 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 func init() {
@@ -40,13 +48,6 @@ const (
 	// replaced by fields describing the stored object (the
 	// nginx-upload-module model).
 	OutputPass = "pass"
-)
-
-// Encryption modes.
-const (
-	EncryptionKMS  = "aws:kms"
-	EncryptionS3   = "AES256"
-	EncryptionNone = "none"
 )
 
 // Gateway is an HTTP handler that streams request bodies into S3 objects
@@ -104,7 +105,7 @@ const (
 type Gateway struct {
 	// Where and how objects are stored: bucket, region, endpoint,
 	// credentials and server-side encryption.
-	S3Config
+	shared.S3Config
 
 	// The smallest multipart part size in bytes; grown automatically so
 	// objects fit in 10,000 parts. Default 16 MiB, at least 5 MiB.
@@ -265,7 +266,7 @@ type Gateway struct {
 
 	// Abort multipart uploads under the prefix left behind by crashed
 	// instances. Default: off.
-	Janitor *JanitorConfig `json:"janitor,omitempty"`
+	Janitor *shared.JanitorConfig `json:"janitor,omitempty"`
 
 	// Return errors to Caddy (for `handle_errors` routes) instead of writing
 	// the JSON error body.
@@ -277,7 +278,7 @@ type Gateway struct {
 	perClient *inflight.Limiter
 	allowlist *contenttype.Allowlist
 	metrics   *metrics.Metrics
-	cw        *MetricsApp // nil unless upload_gateway_metrics is configured
+	cw        *metricsapp.App // nil unless upload_gateway_metrics is configured
 	logger    *zap.Logger
 	audit     *zap.Logger
 }
@@ -315,9 +316,9 @@ func (Gateway) CaddyModule() caddy.ModuleInfo {
 func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
 	g.audit = g.logger.Named("audit")
-	g.applyDefaults()
+	g.ApplyDefaults()
 
-	g.S3Config.expand()
+	g.S3Config.Expand()
 	if g.PassSignature != nil {
 		// Checked here, not in Validate: only the expanded secret counts.
 		g.passKey = []byte(caddy.NewReplacer().ReplaceAll(g.PassSignature.Secret, ""))
@@ -337,16 +338,16 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
 	g.metrics = m
-	if g.cw, err = metricsSink(ctx); err != nil {
+	if g.cw, err = metricsapp.Sink(ctx); err != nil {
 		return err
 	}
 
-	cfg, err := g.awsConfig(ctx, g.Concurrency)
+	cfg, err := g.AWSConfig(ctx, g.Concurrency)
 	if err != nil {
 		return fmt.Errorf("loading AWS configuration: %v", err)
 	}
-	client := g.newS3Client(cfg, s3Observer(m))
-	enc, err := g.encryption()
+	client := g.NewS3Client(cfg, shared.S3Observer(m))
+	enc, err := g.ObjectEncryption()
 	if err != nil {
 		return fmt.Errorf("configuring encryption: %v", err)
 	}
@@ -369,18 +370,19 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		},
 	})
 	if g.Janitor != nil {
-		if err := g.Janitor.start(ctx, client, g.Bucket, g.Prefix, m, g.logger); err != nil {
+		if err := g.Janitor.Start(ctx, client, g.Bucket, g.Prefix, m, g.logger); err != nil {
 			return err
 		}
 	}
-	if g.Encryption == EncryptionNone {
+	if g.Encryption == shared.EncryptionNone {
 		g.logger.Warn("UNENCRYPTED: objects are written without server-side encryption")
 	}
 	return nil
 }
 
-func (g *Gateway) applyDefaults() {
-	g.S3Config.applyDefaults()
+// ApplyDefaults fills in the defaults of unset fields; Provision calls it.
+func (g *Gateway) ApplyDefaults() {
+	g.S3Config.ApplyDefaults()
 	if g.PartSize == 0 {
 		g.PartSize = s3stream.DefaultPartSize
 	}
@@ -462,7 +464,7 @@ func defaultPassFields() []PassField {
 
 // Validate checks the configuration.
 func (g *Gateway) Validate() error {
-	if err := g.S3Config.validate(); err != nil {
+	if err := g.S3Config.Validate(); err != nil {
 		return err
 	}
 	if g.PartSize < s3stream.MinPartSize || g.PartSize > s3stream.MaxPartSize {

@@ -1,4 +1,11 @@
-package module
+// Package files is the presigned file API, `http.handlers.upload_api`
+// (Caddyfile directive `upload_api`): a REST API that hands out S3 URLs
+// signed for the caller (single PUT, multipart parts, browser POST,
+// download), lists and deletes files, and checks every action against the
+// role policy. The REST logic lives in internal/fileapi; this package owns
+// its Caddy configuration, the S3/STS clients and the adapters to
+// internal/policy and internal/presign.
+package files
 
 import (
 	"context"
@@ -10,7 +17,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -22,7 +28,6 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/cwexport"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/fileapi"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
@@ -30,6 +35,9 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/stscreds"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 func init() {
@@ -62,7 +70,7 @@ func init() {
 type API struct {
 	// Where files are stored: bucket, region, endpoint, credentials and
 	// server-side encryption.
-	S3Config
+	shared.S3Config
 
 	// The prefix all files are under. Each user's files are under
 	// `<prefix>users/<user id>/`. Default `files/`.
@@ -140,7 +148,7 @@ type API struct {
 
 	// Abort multipart uploads under the prefix that clients started and
 	// never completed. Default: off. Its max_age must exceed upload_ttl.
-	Janitor *JanitorConfig `json:"janitor,omitempty"`
+	Janitor *shared.JanitorConfig `json:"janitor,omitempty"`
 
 	// Policy overrides: role → action → scope, e.g.
 	// `{"uploader": {"delete": "none"}}`. Actions: upload, download, list,
@@ -152,7 +160,7 @@ type API struct {
 	sts     *stscreds.Provider
 	gwCreds aws.CredentialsProvider
 	metrics *metrics.Metrics
-	cw      *MetricsApp
+	cw      *metricsapp.App
 	logger  *zap.Logger
 	audit   *zap.Logger
 }
@@ -169,8 +177,8 @@ func (API) CaddyModule() caddy.ModuleInfo {
 func (a *API) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.audit = a.logger.Named("audit")
-	a.S3Config.applyDefaults()
-	a.S3Config.expand()
+	a.S3Config.ApplyDefaults()
+	a.S3Config.Expand()
 	if a.Prefix == "" {
 		a.Prefix = "files/"
 	}
@@ -181,7 +189,7 @@ func (a *API) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
 	a.metrics = m
-	if a.cw, err = metricsSink(ctx); err != nil {
+	if a.cw, err = metricsapp.Sink(ctx); err != nil {
 		return err
 	}
 
@@ -193,11 +201,11 @@ func (a *API) Provision(ctx caddy.Context) error {
 
 	// One configuration, so S3 calls, STS calls and the gateway-signed URLs
 	// share one credential cache.
-	cfg, err := a.awsConfig(ctx, 16)
+	cfg, err := a.AWSConfig(ctx, 16)
 	if err != nil {
 		return fmt.Errorf("loading AWS configuration: %v", err)
 	}
-	client := a.newS3Client(cfg, s3Observer(m))
+	client := a.NewS3Client(cfg, shared.S3Observer(m))
 	a.gwCreds = cfg.Credentials
 	if len(a.RoleARNs) > 0 {
 		repl := caddy.NewReplacer()
@@ -209,7 +217,7 @@ func (a *API) Provision(ctx caddy.Context) error {
 			if a.STSEndpoint != "" {
 				o.BaseEndpoint = aws.String(a.STSEndpoint)
 			}
-			o.APIOptions = append(o.APIOptions, sdkMetrics(func(_, result string, d time.Duration) { m.STSRequest(result, d) }))
+			o.APIOptions = append(o.APIOptions, shared.SDKMetrics(func(_, result string, d time.Duration) { m.STSRequest(result, d) }))
 		})
 		a.sts = stscreds.New(stsClient, stscreds.Options{Duration: time.Duration(a.STSDuration)})
 	}
@@ -233,7 +241,7 @@ func (a *API) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("parsing allowed_types: %v", err)
 	}
-	enc, err := a.encryption()
+	enc, err := a.ObjectEncryption()
 	if err != nil {
 		return fmt.Errorf("configuring encryption: %v", err)
 	}
@@ -257,11 +265,11 @@ func (a *API) Provision(ctx caddy.Context) error {
 		CreateOnly:             a.createOnlyCheck(client, enc),
 		OnDenied: func(action string) {
 			m.AccessDenied(action)
-			a.cw.observe(cwexport.MetricAccessDeniedCount, cwtypes.StandardUnitCount, 1, cwexport.Dim(cwexport.DimRoute, a.Prefix))
+			a.cw.AccessDenied(a.Prefix)
 		},
 		OnPresign: m.Presign,
 		OnError: func(status int, err error) {
-			if status >= 500 && status != StatusClientClosedRequest {
+			if status >= 500 && status != shared.StatusClientClosedRequest {
 				a.logger.Error("file API request failed", zap.Int("status", status), zap.Error(err))
 			}
 		},
@@ -270,7 +278,7 @@ func (a *API) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("configuring the file API: %v", err)
 	}
 	if a.Janitor != nil {
-		if err := a.Janitor.start(ctx, client, a.Bucket, a.Prefix, m, a.logger); err != nil {
+		if err := a.Janitor.Start(ctx, client, a.Bucket, a.Prefix, m, a.logger); err != nil {
 			return err
 		}
 	}
@@ -338,7 +346,7 @@ func (a *API) createOnlyCheck(client *s3.Client, enc s3stream.Encryption) func(c
 
 // Validate checks the configuration.
 func (a *API) Validate() error {
-	if err := a.S3Config.validate(); err != nil {
+	if err := a.S3Config.Validate(); err != nil {
 		return err
 	}
 	if err := a.policy.Validate(); err != nil {
@@ -356,7 +364,7 @@ func (a *API) Validate() error {
 			ttl = 24 * time.Hour
 		}
 		if maxAge == 0 {
-			maxAge = defaultJanitorMaxAge
+			maxAge = shared.DefaultJanitorMaxAge
 		}
 		if maxAge <= ttl {
 			return fmt.Errorf("janitor max_age %s must exceed upload_ttl %s, or it aborts uploads clients may still finish", maxAge, ttl)
@@ -432,7 +440,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	status := rec.Status()
 	endpoint := apiEndpoint(r.Method, path)
 	a.metrics.ObserveRequest(a.Prefix, endpoint, status, time.Since(start))
-	a.cw.apiObserved(a.Prefix, endpoint, status, time.Since(start))
+	a.cw.APIObserved(a.Prefix, endpoint, status, time.Since(start))
 	a.auditRequest(r, path, res, status, time.Since(start))
 	return nil
 }
@@ -496,7 +504,7 @@ func (a *API) auditRequest(r *http.Request, path string, res *fileapi.Resolved, 
 	case status >= 400:
 		result = "rejected"
 	}
-	audit(a.audit, r, auditEvent{Action: action, Result: result, Key: res.Key, UploadID: res.UploadID, Status: status, Duration: d})
+	shared.Audit(a.audit, r, shared.AuditEvent{Action: action, Result: result, Key: res.Key, UploadID: res.UploadID, Status: status, Duration: d})
 }
 
 // policyAdapter lets the file API ask the route's policy.

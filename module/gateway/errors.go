@@ -1,4 +1,4 @@
-package module
+package gateway
 
 import (
 	"context"
@@ -24,10 +24,9 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
-)
 
-// StatusClientClosedRequest is the status logged when the client went away.
-const StatusClientClosedRequest = 499
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
+)
 
 var (
 	errMetadataTooLarge = errors.New("metadata exceeds 2 KiB")
@@ -64,7 +63,7 @@ func (g *Gateway) classify(err, bodyErr error) apiError {
 		return apiError{http.StatusRequestTimeout, "REQUEST_TIMEOUT",
 			fmt.Sprintf("the request body arrived too slowly (stalled for %v, or slower than %d bytes/s)", time.Duration(g.ReadTimeout), g.MinRate)}
 	case errors.Is(err, context.Canceled) || connectionLost(bodyErr):
-		return apiError{StatusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"}
+		return apiError{shared.StatusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"}
 	case bodyErr != nil:
 		return apiError{http.StatusBadRequest, "BODY_READ_ERROR", "the request body could not be read"}
 	case errors.Is(err, s3stream.ErrMemoryWait):
@@ -203,7 +202,7 @@ func (g *Gateway) fail(w http.ResponseWriter, repl *caddy.Replacer, err, bodyErr
 	if e.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="upload-gateway"`)
 	}
-	if e.status == StatusClientClosedRequest {
+	if e.status == shared.StatusClientClosedRequest {
 		// Nobody is there to read a body; the status is for the access log.
 		w.WriteHeader(e.status)
 		return nil

@@ -1,0 +1,27 @@
+// Package module plugs the upload gateway into Caddy when imported. It only
+// imports the four products, each a package of Caddy glue (module
+// registration, JSON and Caddyfile configuration, provisioning, handlers)
+// over the Caddy-free packages in internal/:
+//
+//   - module/gateway: the streaming upload handler
+//     (`http.handlers.upload_gateway`, directive `upload_gateway`).
+//   - module/files: the presigned file API (`http.handlers.upload_api`,
+//     directive `upload_api`).
+//   - module/identity: authentication (`http.handlers.upload_auth`, the
+//     `http.authentication.providers.upload_auth` provider, directive
+//     `upload_auth`) and the `upload-gateway-rotate-key` command.
+//   - module/metricsapp: the `upload_gateway_metrics` app exporting to
+//     CloudWatch and EMF files.
+//
+// module/shared holds what they have in common: S3 and AWS configuration,
+// SDK call metrics, the janitor's settings, the audit log and Caddyfile
+// helpers.
+package module
+
+import (
+	// Each registers its Caddy modules, Caddyfile directives and commands.
+	_ "github.com/caddy-upload-gateway/upload-gateway/module/files"
+	_ "github.com/caddy-upload-gateway/upload-gateway/module/gateway"
+	_ "github.com/caddy-upload-gateway/upload-gateway/module/identity"
+	_ "github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
+)

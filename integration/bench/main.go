@@ -32,6 +32,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -52,7 +53,7 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per measurement (the median is reported)")
 	partSize := flag.String("part-size", "16MiB", "part size for both the gateway and the SDK")
 	concurrency := flag.Int("concurrency", 4, "parts in flight for both")
-	flag.StringVar(&pprofPath, "pprof", "", "write a CPU profile of the gateway during the first HTTPS upload to this file")
+	flag.StringVar(&pprofPath, "pprof", "", "write CPU profiles (5 s) of the gateway during the first default HTTPS and plain-HTTP uploads of the first size to this file, the target (seaweedfs, sink) and path (https, http) inserted before the extension")
 	presignFor := flag.Duration("presign", 10*time.Second, "how long to load the presign endpoint (0 skips it)")
 	presignConc := flag.Int("presign-clients", 4, "concurrent clients for the presign load")
 	withProxy := flag.Bool("proxy", true, "add the SDK upload through Caddy's plain reverse_proxy to S3 to the streaming table")
@@ -207,22 +208,25 @@ func gatewayBlock(prefix string, partSize int64, concurrency int, extra ...strin
 
 var pprofPath string
 
-// profile captures a CPU profile of the gateway through its admin endpoint.
-func profile(adminURL string, seconds int) {
+// profile captures a CPU profile of the gateway through its admin endpoint
+// into pprofPath with name inserted before its extension.
+func profile(adminURL string, seconds int, name string) {
+	ext := filepath.Ext(pprofPath)
+	path := strings.TrimSuffix(pprofPath, ext) + "." + name + ext
 	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", adminURL, seconds))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pprof:", err)
 		return
 	}
 	defer resp.Body.Close()
-	f, err := os.Create(pprofPath)
+	f, err := os.Create(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pprof:", err)
 		return
 	}
 	defer f.Close()
 	_, _ = io.Copy(f, resp.Body)
-	fmt.Fprintln(os.Stderr, "wrote gateway CPU profile to", pprofPath)
+	fmt.Fprintln(os.Stderr, "wrote gateway CPU profile to", path)
 }
 
 // result is one row of the streaming table.
@@ -344,8 +348,8 @@ func run(env *harness.Env, target *s3Target, sizeList string, runs int, partSize
 			// (onto a fresher server) or last.
 			for j := range paths {
 				p := paths[(i+j)%len(paths)]
-				if pprofPath != "" && p.name == "https" && i == 0 {
-					go profile(gw.AdminURL, 5)
+				if pprofPath != "" && (p.name == "https" || p.name == "http") && i == 0 && size == sizes[0] {
+					go profile(gw.AdminURL, 5, target.name+"-"+p.name)
 				}
 				meter := cpuMeter{s3: target.pids}
 				if p.proc != nil {

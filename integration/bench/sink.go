@@ -16,6 +16,7 @@ import (
 
 // s3Target is the S3 server a streaming table writes to.
 type s3Target struct {
+	name     string // seaweedfs or sink
 	title    string // for the table heading
 	endpoint string
 	pids     []int               // processes whose CPU is the S3 column
@@ -25,6 +26,7 @@ type s3Target struct {
 
 func seaweedTarget(env *harness.Env) *s3Target {
 	return &s3Target{
+		name:     "seaweedfs",
 		title:    "SeaweedFS with SSE-KMS",
 		endpoint: env.S3Endpoint,
 		pids:     s3PIDs(),
@@ -66,6 +68,7 @@ func startSink() (*sinkServer, error) {
 
 func (s *sinkServer) target() *s3Target {
 	return &s3Target{
+		name:     "sink",
 		title:    "s3sink (a minimal in-memory S3 of this repository, NOT SeaweedFS or S3: it checks every checksum and signed payload hash, stores no bytes; SSE-KMS headers ignored)",
 		endpoint: s.url,
 		pids:     []int{s.cmd.Process.Pid},

@@ -55,25 +55,15 @@ type gatewayOpts struct {
 }
 
 func (o gatewayOpts) block() string {
-	endpoint := o.endpoint
-	if endpoint == "" {
-		endpoint = "{env.UGW_S3_ENDPOINT}"
-	}
 	lines := o.lines
 	if !o.auth {
 		lines = append([]string{"allow_anonymous"}, lines...)
 	}
 	return fmt.Sprintf(`upload_gateway {
-		bucket {env.UGW_S3_BUCKET}
-		region {env.UGW_S3_REGION}
-		endpoint %s
-		path_style
-		access_key_id {env.UGW_GATEWAY_ACCESS_KEY}
-		secret_access_key {env.UGW_GATEWAY_SECRET_KEY}
-		kms_key {env.UGW_KMS_KEY_ID}
+		%s
 		prefix %s
 		%s
-	}`, endpoint, o.prefix, strings.Join(lines, "\n\t\t"))
+	}`, harness.S3Settings(o.endpoint), o.prefix, strings.Join(lines, "\n\t\t"))
 }
 
 // testPrefix returns a key prefix unique to this test run, and removes

@@ -191,19 +191,13 @@ func parseSizes(list string) ([]int64, error) {
 // gatewayBlock is the upload_gateway block every benchmark gateway uses.
 func gatewayBlock(prefix string, partSize int64, concurrency int, extra ...string) string {
 	return fmt.Sprintf(`upload_gateway {
-		bucket {env.UGW_S3_BUCKET}
-		region {env.UGW_S3_REGION}
-		endpoint {env.UGW_S3_ENDPOINT}
-		path_style
-		access_key_id {env.UGW_GATEWAY_ACCESS_KEY}
-		secret_access_key {env.UGW_GATEWAY_SECRET_KEY}
-		kms_key {env.UGW_KMS_KEY_ID}
+		%s
 		allow_anonymous
 		prefix %s
 		part_size %d
 		concurrency %d
 		%s
-	}`, prefix, partSize, concurrency, strings.Join(extra, "\n\t\t"))
+	}`, harness.S3Settings(""), prefix, partSize, concurrency, strings.Join(extra, "\n\t\t"))
 }
 
 var pprofPath string

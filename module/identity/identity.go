@@ -9,19 +9,16 @@ package identity
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwk"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -83,9 +80,11 @@ type Identity struct {
 
 	verifier *jwtauth.Verifier
 	mapper   roles.Mapper
-	local    *localProvider
-	start    *sync.Once
-	ctx      context.Context
+	local    *localidp.Provider
+	// startRefresh starts refreshing the keys in the background, for as
+	// long as the module's context lives; it runs once, on the first
+	// request, so that provisioning makes no network calls.
+	startRefresh func()
 }
 
 // LocalIdentity configures the built-in identity provider: users in a file
@@ -118,40 +117,6 @@ type LocalIdentity struct {
 	RefreshTTL caddy.Duration `json:"refresh_ttl,omitempty"`
 }
 
-// localProvider is the provisioned local identity provider.
-type localProvider struct {
-	users       *localidp.Users
-	keys        *localidp.KeyStore
-	revocations *localidp.Revocations
-	issuer      *localidp.Issuer
-
-	mu         sync.Mutex
-	lastReload time.Time
-	lastPrune  time.Time
-}
-
-// Keys implements jwtauth.KeySource: the published keys, re-read from the
-// directory at most once a second.
-func (l *localProvider) Keys(ctx context.Context) (jwk.Set, error) {
-	l.mu.Lock()
-	if time.Since(l.lastReload) > time.Second {
-		l.lastReload = time.Now()
-		if err := l.keys.Reload(); err != nil {
-			l.mu.Unlock()
-			return nil, err
-		}
-		// Drop keys past their retention, and records of expired refresh
-		// tokens, now and then.
-		if time.Since(l.lastPrune) > time.Hour {
-			l.lastPrune = time.Now()
-			_, _ = l.keys.Prune()
-			_, _ = l.revocations.Prune()
-		}
-	}
-	l.mu.Unlock()
-	return l.keys.PublicSet(), nil
-}
-
 // principal is an authenticated user.
 type principal struct {
 	ID       string
@@ -169,8 +134,6 @@ type principal struct {
 // provision sets up verification. It reads local files but makes no network
 // calls: keys are fetched on first use.
 func (id *Identity) provision(ctx caddy.Context) error {
-	id.ctx = ctx
-	id.start = new(sync.Once)
 	repl := caddy.NewReplacer()
 	id.Issuer = repl.ReplaceAll(id.Issuer, "")
 	id.JWKSURL = repl.ReplaceAll(id.JWKSURL, "")
@@ -229,10 +192,11 @@ func (id *Identity) provision(ctx caddy.Context) error {
 		return fmt.Errorf("configuring token verification: %v", err)
 	}
 	id.verifier = v
+	id.startRefresh = sync.OnceFunc(func() { v.Start(ctx) })
 	return nil
 }
 
-func (l *LocalIdentity) provision(repl *caddy.Replacer) (*localProvider, error) {
+func (l *LocalIdentity) provision(repl *caddy.Replacer) (*localidp.Provider, error) {
 	l.UsersFile = repl.ReplaceAll(l.UsersFile, "")
 	l.KeysDir = repl.ReplaceAll(l.KeysDir, "")
 	if l.Issuer == "" {
@@ -244,31 +208,14 @@ func (l *LocalIdentity) provision(repl *caddy.Replacer) (*localProvider, error) 
 	if l.UsersFile == "" || l.KeysDir == "" {
 		return nil, fmt.Errorf("the local identity provider needs users_file and keys_dir")
 	}
-	users, err := localidp.LoadUsers(l.UsersFile)
-	if err != nil {
-		return nil, fmt.Errorf("loading users: %v", err)
-	}
-	keys, err := localidp.OpenKeyStore(l.KeysDir)
-	if err != nil {
-		return nil, fmt.Errorf("opening keys: %v", err)
-	}
-	revocations, err := localidp.OpenRevocations(filepath.Join(l.KeysDir, "revoked"))
-	if err != nil {
-		return nil, fmt.Errorf("opening the revocation directory: %v", err)
-	}
-	return &localProvider{
-		users:       users,
-		keys:        keys,
-		revocations: revocations,
-		issuer: &localidp.Issuer{
-			Issuer:      l.Issuer,
-			ClientID:    l.ClientID,
-			TokenTTL:    time.Duration(l.TokenTTL),
-			RefreshTTL:  time.Duration(l.RefreshTTL),
-			Keys:        keys,
-			Revocations: revocations,
-		},
-	}, nil
+	return localidp.Open(localidp.Config{
+		UsersFile:  l.UsersFile,
+		KeysDir:    l.KeysDir,
+		Issuer:     l.Issuer,
+		ClientID:   l.ClientID,
+		TokenTTL:   time.Duration(l.TokenTTL),
+		RefreshTTL: time.Duration(l.RefreshTTL),
+	})
 }
 
 // issuer returns the expected token issuer.
@@ -303,7 +250,7 @@ var errNoToken = errors.New("no bearer token")
 
 // authenticate verifies the request's bearer token.
 func (id *Identity) authenticate(r *http.Request) (*principal, error) {
-	id.start.Do(func() { id.verifier.Start(id.ctx) })
+	id.startRefresh()
 	token, ok := bearerToken(r)
 	if !ok {
 		return nil, errNoToken

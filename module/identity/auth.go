@@ -1,7 +1,7 @@
 package identity
 
 import (
-	"errors"
+	"cmp"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -17,8 +17,6 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/authservice"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/cognito"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
@@ -173,30 +171,14 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	if err := a.Identity.provision(ctx); err != nil {
 		return err
 	}
-	if a.LoginPath == "" {
-		a.LoginPath = "/auth/login"
-	}
-	if a.RefreshPath == "" {
-		a.RefreshPath = "/auth/refresh"
-	}
-	if a.JWKSPath == "" {
-		a.JWKSPath = "/.well-known/jwks.json"
-	}
-	if a.RevokePath == "" {
-		a.RevokePath = "/auth/revoke"
-	}
-	if a.LoginPerIP == 0 {
-		a.LoginPerIP = 20
-	}
-	if a.LoginPerAccount == 0 {
-		a.LoginPerAccount = 5
-	}
-	if a.LoginPerAccountTotal == 0 {
-		a.LoginPerAccountTotal = 30
-	}
-	if a.LoginConcurrency == 0 {
-		a.LoginConcurrency = runtime.GOMAXPROCS(0)
-	}
+	a.LoginPath = cmp.Or(a.LoginPath, "/auth/login")
+	a.RefreshPath = cmp.Or(a.RefreshPath, "/auth/refresh")
+	a.RevokePath = cmp.Or(a.RevokePath, "/auth/revoke")
+	a.JWKSPath = cmp.Or(a.JWKSPath, "/.well-known/jwks.json")
+	a.LoginPerIP = cmp.Or(a.LoginPerIP, 20)
+	a.LoginPerAccount = cmp.Or(a.LoginPerAccount, 5)
+	a.LoginPerAccountTotal = cmp.Or(a.LoginPerAccountTotal, 30)
+	a.LoginConcurrency = cmp.Or(a.LoginConcurrency, runtime.GOMAXPROCS(0))
 	if a.LoginPerIP < 0 || a.LoginPerAccount < 0 || a.LoginPerAccountTotal < 0 || a.LoginConcurrency < 0 {
 		return fmt.Errorf("login limits must not be negative")
 	}
@@ -276,9 +258,8 @@ func enabled(path string) string {
 	return path
 }
 
-// report records the outcome of a login API request: an audit line for
-// each but JWKS fetches, an error line when the provider or the keys
-// failed.
+// report records a login API request: an audit line (not for JWKS), and
+// an error line when the provider or the keys failed.
 func (a *Auth) report(r *http.Request, o authservice.Outcome) {
 	if o.Err != nil {
 		a.logger.Error("login API request failed", zap.String("action", o.Action), zap.String("code", o.Code), zap.Error(o.Err))
@@ -297,9 +278,6 @@ func (a *Auth) Validate() error {
 		if _, err := roles.Parse(role); err != nil {
 			return fmt.Errorf("role_arns: %v", err)
 		}
-	}
-	if a.LoginPerIP < 0 || a.LoginPerAccount < 0 || a.LoginPerAccountTotal < 0 || a.LoginConcurrency < 0 {
-		return fmt.Errorf("login limits must not be negative")
 	}
 	return nil
 }
@@ -334,37 +312,25 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	case a.service.Handles(r):
 		a.service.ServeHTTP(w, r)
 		return nil
-	case isCORSPreflight(r):
+	case authservice.IsCORSPreflight(r):
 		return next.ServeHTTP(w, r) // CORS preflights carry no credentials
 	}
 	p, err := a.authenticate(r)
 	if err != nil {
 		reason := logRejection(a.logger, r, err)
-		status, result := http.StatusUnauthorized, "denied"
-		if errors.Is(err, jwtauth.ErrKeysUnavailable) {
-			status, result = http.StatusBadGateway, "failed"
+		status, result := authservice.Refuse(w, err), "denied"
+		if status >= 500 {
+			result = "failed"
 		} else {
 			a.metrics.AuthFailure(reason)
 			a.cw.AuthFailed(reason)
 		}
 		shared.Audit(a.audit, r, shared.AuditEvent{Action: "authenticate", Result: result, Status: status, Reason: reason})
-		return a.unauthorized(w, err)
+		return nil
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	setUserPlaceholders(repl, p)
 	return next.ServeHTTP(w, r)
-}
-
-func (a *Auth) unauthorized(w http.ResponseWriter, err error) error {
-	if errors.Is(err, jwtauth.ErrKeysUnavailable) {
-		return envelope.WriteError(w, http.StatusBadGateway, "IDENTITY_PROVIDER_UNAVAILABLE", "the identity provider's keys could not be loaded")
-	}
-	if errors.Is(err, errNoToken) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="upload-gateway"`)
-		return envelope.WriteError(w, http.StatusUnauthorized, "UNAUTHENTICATED", "authentication required")
-	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="upload-gateway", error="invalid_token"`)
-	return envelope.WriteError(w, http.StatusUnauthorized, "INVALID_TOKEN", "the token is invalid or expired")
 }
 
 // Interface guards

@@ -1,10 +1,9 @@
 // Package identity authenticates requests: the `http.handlers.upload_auth`
-// handler (Caddyfile directive `upload_auth`: bearer token check plus the
-// login, refresh, revoke and JWKS endpoints), the
-// `http.authentication.providers.upload_auth` provider for Caddy's
-// `authentication` handler, the token verification settings both share
-// ([Identity], for Cognito or the built-in local identity provider), and the
-// `upload-gateway-rotate-key` command.
+// handler (Caddyfile `upload_auth`: bearer token check, and the login API of
+// internal/authservice), the `http.authentication.providers.upload_auth`
+// provider for Caddy's `authentication` handler, the token verification
+// settings both share ([Identity], for Cognito or the built-in local
+// identity provider), and the `upload-gateway-rotate-key` command.
 package identity
 
 import (

@@ -207,18 +207,7 @@ func (s *Service) serve(r *http.Request, action string, req *request) (any, erro
 		if req.RefreshToken == "" {
 			return nil, badRequest("refreshToken is required")
 		}
-		if s.cfg.Local != nil {
-			t, err := s.cfg.Local.Refresh(ctx, req.RefreshToken)
-			if err != nil {
-				return nil, err
-			}
-			return s.describe(ctx, t.IDToken, t.AccessToken, t.RefreshToken, t.ExpiresIn)
-		}
-		t, err := s.cfg.Cognito.Refresh(ctx, req.RefreshToken, req.Email)
-		if err != nil {
-			return nil, err
-		}
-		return s.describe(ctx, t.IDToken, t.AccessToken, req.RefreshToken, int(t.ExpiresIn))
+		return s.issue(ctx, true, req)
 	default: // ActionRevoke
 		if req.RefreshToken == "" {
 			return nil, badRequest("refreshToken is required")
@@ -250,18 +239,37 @@ func (s *Service) login(ctx context.Context, client string, req *request) (any, 
 	if err := allow(s.cfg.PerAccount, req.Email); err != nil {
 		return nil, err
 	}
-	if s.cfg.Local != nil {
-		t, err := s.cfg.Local.Login(ctx, req.Email, req.Password)
-		if err != nil {
-			return nil, err
+	return s.issue(ctx, false, req)
+}
+
+// issue asks the provider for tokens, by password or, with refresh, for
+// req.RefreshToken, and describes them.
+func (s *Service) issue(ctx context.Context, refresh bool, req *request) (*Response, error) {
+	var t *localidp.Tokens
+	var err error
+	switch {
+	case s.cfg.Local != nil && refresh:
+		t, err = s.cfg.Local.Refresh(ctx, req.RefreshToken)
+	case s.cfg.Local != nil:
+		t, err = s.cfg.Local.Login(ctx, req.Email, req.Password)
+	default:
+		var c *cognito.Tokens
+		if refresh {
+			c, err = s.cfg.Cognito.Refresh(ctx, req.RefreshToken, req.Email)
+		} else {
+			c, err = s.cfg.Cognito.Login(ctx, req.Email, req.Password)
 		}
-		return s.describe(ctx, t.IDToken, t.AccessToken, t.RefreshToken, t.ExpiresIn)
+		if err == nil {
+			t = &localidp.Tokens{IDToken: c.IDToken, AccessToken: c.AccessToken, RefreshToken: c.RefreshToken, ExpiresIn: int(c.ExpiresIn)}
+			if refresh { // Cognito keeps the refresh token
+				t.RefreshToken = req.RefreshToken
+			}
+		}
 	}
-	t, err := s.cfg.Cognito.Login(ctx, req.Email, req.Password)
 	if err != nil {
 		return nil, err
 	}
-	return s.describe(ctx, t.IDToken, t.AccessToken, t.RefreshToken, int(t.ExpiresIn))
+	return s.describe(ctx, t)
 }
 
 // allow takes one attempt from l's allowance for key.
@@ -328,8 +336,8 @@ type Response struct {
 
 // describe builds the response, reading the user from the freshly issued
 // id token through the verifier requests go through.
-func (s *Service) describe(ctx context.Context, idToken, accessToken, refreshToken string, expiresIn int) (*Response, error) {
-	claims, err := s.cfg.Verifier.VerifyTokenUse(ctx, idToken, jwtauth.TokenUseID)
+func (s *Service) describe(ctx context.Context, t *localidp.Tokens) (*Response, error) {
+	claims, err := s.cfg.Verifier.VerifyTokenUse(ctx, t.IDToken, jwtauth.TokenUseID)
 	if err != nil {
 		return nil, fmt.Errorf("verifying the issued id token: %w", err)
 	}
@@ -337,16 +345,16 @@ func (s *Service) describe(ctx context.Context, idToken, accessToken, refreshTok
 	if groups == nil {
 		groups = []string{}
 	}
-	token := idToken
+	token := t.IDToken
 	if s.cfg.AccessToken {
-		token = accessToken
+		token = t.AccessToken
 	}
 	return &Response{
 		Token:        token,
-		AccessToken:  accessToken,
-		RefreshToken: refreshToken,
-		ExpiresIn:    expiresIn,
-		ExpiresAt:    s.now().Add(time.Duration(expiresIn) * time.Second).UTC().Format(time.RFC3339),
+		AccessToken:  t.AccessToken,
+		RefreshToken: t.RefreshToken,
+		ExpiresIn:    t.ExpiresIn,
+		ExpiresAt:    s.now().Add(time.Duration(t.ExpiresIn) * time.Second).UTC().Format(time.RFC3339),
 		TokenType:    "Bearer",
 		User: User{
 			ID:     claims.Subject,

@@ -1,37 +1,14 @@
-// Package authservice is the login API clients use to get bearer tokens:
-// sign-in, refresh and sign-out against AWS Cognito or the built-in local
-// identity provider (package localidp), and the local provider's public
-// keys. It knows nothing of Caddy: [Service] is a [net/http.Handler] for
-// these routes, with the paths from [Config]:
+// Package authservice is the gateway's login API and bearer-token check,
+// without Caddy. [Service] is a [net/http.Handler] for sign-in, refresh and
+// sign-out against AWS Cognito or the built-in provider of package
+// localidp, and for that provider's JWKS, at the paths of [Config]; its
+// responses use package envelope, and the user is read from the issued id
+// token through the verifier requests go through. Attempts are limited per
+// client, per account and client, and per account, each refusal costing
+// nothing from the later limits; local password checks pass a [Gate]
+// before the account is charged. classify is the one place errors become
+// statuses, and each request ends in one [Outcome] for [Config.Report].
 //
-//	POST <LoginPath>    {"email":…,"password":…}
-//	POST <RefreshPath>  {"refreshToken":…,"email":…}
-//	POST <RevokePath>   {"refreshToken":…}          (local provider only)
-//	GET  <JWKSPath>     the local provider's JWKS   (local provider only)
-//
-// Sign-in and refresh answer, in the JSON envelope of package envelope,
-// {"token":…,"accessToken":…,"refreshToken":…,"expiresIn":…,"expiresAt":…,
-// "tokenType":"Bearer","user":{"id":…,"email":…,"groups":[…],"role":{"role":…}}},
-// reading the user from the issued id token through the same verifier
-// requests go through. The local provider rotates refresh tokens: the
-// response holds a new one and the one sent stops working.
-//
-// # Login abuse
-//
-// Attempts are limited per client address, then per account from that
-// client, then per account from all clients ([Config.PerClient],
-// [Config.PerAccountClient], [Config.PerAccount]); an attempt refused by
-// one limit takes nothing from the later ones, so an attacker hammering a
-// known account from one address uses up only their own allowance. Emails
-// longer than 254 bytes are refused before any limiter sees them. With the
-// local provider, password checks pass through [Config.Gate] before the
-// account limits are charged: a check refused as busy (503 LOGIN_BUSY,
-// Retry-After: 1) costs only the client's allowance.
-//
-// # Errors
-//
-// Every failure is answered by one function, classify, which maps the
-// errors of the providers, the limiters and the request to a status and a
-// code, and every request ends in one [Outcome] given to [Config.Report]
-// (audit, metrics, logs).
+// [Authenticate], [Refuse] and [IsCORSPreflight] are the per-request check
+// shared by the upload_auth handler and authentication provider.
 package authservice

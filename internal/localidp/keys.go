@@ -65,7 +65,7 @@ type KeyStore struct {
 	jwks       []byte       // the public keys as a JWK set
 	listing    string       // of the directory when last read
 	lastReload time.Time
-	lastPrune  time.Time
+	lastPrune  time.Time // guarded by writeMu
 }
 
 // storedKey is one key file.
@@ -123,50 +123,31 @@ func (ks *KeyStore) Keys(context.Context) (jwk.Set, error) {
 }
 
 // upkeep creates the directory and a first key if the store holds none,
-// re-reads the directory if it was last read ReloadInterval ago or more,
-// and prunes it (see [KeyStore.Prune]) once per PruneInterval. A failed
-// prune is retried at the next interval.
+// re-reads the directory once per ReloadInterval, and prunes it once per
+// PruneInterval (a failed prune waits for the next one).
 func (ks *KeyStore) upkeep() error {
-	now := ks.Now()
-	ks.mu.RLock()
-	empty := len(ks.keys) == 0
-	reload := now.Sub(ks.lastReload) >= ReloadInterval
-	prune := now.Sub(ks.lastPrune) >= PruneInterval
-	ks.mu.RUnlock()
-	if !empty && !reload && !prune {
-		return nil
-	}
-	ks.writeMu.Lock()
+	ks.writeMu.Lock() // every writer of keys and of the times holds it
 	defer ks.writeMu.Unlock()
-	if empty || reload {
+	now := ks.Now()
+	if len(ks.keys) == 0 || now.Sub(ks.lastReload) >= ReloadInterval {
 		ks.mu.Lock()
 		ks.lastReload = now
 		ks.mu.Unlock()
 		err := ks.reload()
-		if (errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNoKeys)) && ks.len() == 0 {
-			if err = os.MkdirAll(ks.dir, 0o700); err != nil {
-				return fmt.Errorf("localidp: creating key directory: %w", err)
+		if (errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNoKeys)) && len(ks.keys) == 0 {
+			if err = os.MkdirAll(ks.dir, 0o700); err == nil {
+				_, err = ks.rotate()
 			}
-			_, err = ks.rotate()
 		}
 		if err != nil {
 			return err
 		}
 	}
-	if prune {
-		ks.mu.Lock()
+	if now.Sub(ks.lastPrune) >= PruneInterval {
 		ks.lastPrune = now
-		ks.mu.Unlock()
 		_, _ = ks.prune()
 	}
 	return nil
-}
-
-// len returns the number of keys held.
-func (ks *KeyStore) len() int {
-	ks.mu.RLock()
-	defer ks.mu.RUnlock()
-	return len(ks.keys)
 }
 
 // retention returns Retention or its default.

@@ -5,102 +5,69 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
-// Config configures a [Provider]. Zero durations mean the defaults of
-// [Issuer].
-type Config struct {
-	UsersFile  string // the users file; required
-	KeysDir    string // the key directory; required
-	Issuer     string // the iss claim; required
-	ClientID   string // the aud / client_id claim; required
-	TokenTTL   time.Duration
-	RefreshTTL time.Duration
-}
-
 // Provider is the local identity provider as a gateway runs it: the users
 // file, the key directory and, in its "revoked" subdirectory, the records
-// that make refresh tokens single-use. [Open] reads the files and checks
-// their permissions but writes nothing; the directories and the first key
-// are created on first use. It is safe for concurrent use.
+// that make refresh tokens single-use. [Open] only reads; the directories
+// and the first key are made on first use. It is safe for concurrent use.
 type Provider struct {
 	users  *Users
-	keys   *KeyStore
 	issuer *Issuer
 }
 
-// Open loads the users file and opens the key and revocation directories
-// of cfg.
-func Open(cfg Config) (*Provider, error) {
-	if cfg.UsersFile == "" || cfg.KeysDir == "" {
-		return nil, errors.New("localidp: the users file and the key directory are required")
+// Open loads usersFile and opens keysDir for iss, which has every field
+// set but Keys and Revocations.
+func Open(usersFile, keysDir string, iss Issuer) (*Provider, error) {
+	if usersFile == "" || keysDir == "" {
+		return nil, errors.New("localidp: a users file and a key directory are required")
 	}
-	users, err := LoadUsers(cfg.UsersFile)
+	users, err := LoadUsers(usersFile)
 	if err != nil {
 		return nil, fmt.Errorf("loading users: %w", err)
 	}
-	keys, err := OpenKeyStore(cfg.KeysDir)
-	if err != nil {
+	if iss.Keys, err = OpenKeyStore(keysDir); err != nil {
 		return nil, fmt.Errorf("opening keys: %w", err)
 	}
-	revocations, err := OpenRevocations(filepath.Join(cfg.KeysDir, "revoked"))
-	if err != nil {
+	if iss.Revocations, err = OpenRevocations(filepath.Join(keysDir, "revoked")); err != nil {
 		return nil, fmt.Errorf("opening the revocation directory: %w", err)
 	}
-	issuer := &Issuer{
-		Issuer:      cfg.Issuer,
-		ClientID:    cfg.ClientID,
-		TokenTTL:    cfg.TokenTTL,
-		RefreshTTL:  cfg.RefreshTTL,
-		Keys:        keys,
-		Revocations: revocations,
-	}
-	if err := issuer.check(); err != nil {
+	if err := iss.check(); err != nil {
 		return nil, err
 	}
-	return &Provider{users: users, keys: keys, issuer: issuer}, nil
+	return &Provider{users: users, issuer: &iss}, nil
 }
 
-// Keys implements the key source of package jwtauth; see [KeyStore.Keys].
-func (p *Provider) Keys(ctx context.Context) (jwk.Set, error) { return p.keys.Keys(ctx) }
+// Keys is the key source for package jwtauth; see [KeyStore.Keys].
+func (p *Provider) Keys(ctx context.Context) (jwk.Set, error) { return p.issuer.Keys.Keys(ctx) }
 
-// JWKS returns the public keys as the document to serve at
-// /.well-known/jwks.json, creating the first key if there is none.
+// JWKS returns the document to serve at /.well-known/jwks.json.
 func (p *Provider) JWKS(ctx context.Context) ([]byte, error) {
-	if _, err := p.keys.Keys(ctx); err != nil {
+	if _, err := p.Keys(ctx); err != nil {
 		return nil, err
 	}
-	return p.keys.JWKS()
+	return p.issuer.Keys.JWKS()
 }
 
-// Login checks the user's password and issues tokens signed with the
-// current key. A wrong email or password gives [ErrInvalidCredentials].
-func (p *Provider) Login(ctx context.Context, email, password string) (*Tokens, error) {
+// Login checks the password ([ErrInvalidCredentials]) and issues tokens.
+func (p *Provider) Login(_ context.Context, email, password string) (*Tokens, error) {
 	u, err := p.users.Authenticate(email, password)
 	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	return p.issuer.Issue(u)
 }
 
-// Refresh renews the tokens of refreshToken's session; see
-// [Issuer.Refresh].
-func (p *Provider) Refresh(ctx context.Context, refreshToken string) (*Tokens, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+// Refresh renews a session's tokens; see [Issuer.Refresh].
+func (p *Provider) Refresh(_ context.Context, refreshToken string) (*Tokens, error) {
 	return p.issuer.Refresh(refreshToken, p.users)
 }
 
-// Revoke ends refreshToken's session; see [Issuer.Revoke].
+// Revoke ends a session; see [Issuer.Revoke].
 func (p *Provider) Revoke(ctx context.Context, refreshToken string) error {
-	if _, err := p.keys.Keys(ctx); err != nil {
+	if _, err := p.Keys(ctx); err != nil {
 		return err
 	}
 	return p.issuer.Revoke(refreshToken)

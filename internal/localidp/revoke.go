@@ -57,19 +57,17 @@ func OpenRevocations(dir string) (*Revocations, error) {
 	return &Revocations{dir: dir, Now: time.Now}, nil
 }
 
-// create opens path exclusively (excl) or not, creating the directory if
-// it is missing, and closes it.
+// create creates the file path, exclusively if excl is set, and the
+// directory if it is missing.
 func (r *Revocations) create(path string, excl bool) error {
 	flags := os.O_WRONLY | os.O_CREATE
 	if excl {
 		flags |= os.O_EXCL
 	}
-	f, err := os.OpenFile(path, flags, 0o600)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(r.dir, 0o700); err == nil {
-			f, err = os.OpenFile(path, flags, 0o600)
-		}
+	if err := os.MkdirAll(r.dir, 0o700); err != nil {
+		return err
 	}
+	f, err := os.OpenFile(path, flags, 0o600)
 	if err != nil {
 		return err
 	}

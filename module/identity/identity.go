@@ -184,9 +184,7 @@ func (l *LocalIdentity) provision(repl *caddy.Replacer) (*localidp.Provider, err
 	l.KeysDir = repl.ReplaceAll(l.KeysDir, "")
 	l.Issuer = cmp.Or(l.Issuer, "upload-gateway-local")
 	l.ClientID = cmp.Or(l.ClientID, "upload-gateway")
-	return localidp.Open(localidp.Config{
-		UsersFile:  l.UsersFile,
-		KeysDir:    l.KeysDir,
+	return localidp.Open(l.UsersFile, l.KeysDir, localidp.Issuer{
 		Issuer:     l.Issuer,
 		ClientID:   l.ClientID,
 		TokenTTL:   time.Duration(l.TokenTTL),

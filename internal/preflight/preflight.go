@@ -233,7 +233,7 @@ func (r *run) canary() {
 			r.add(CheckTags, Pass, "", "")
 		}
 	} else {
-		r.add(CheckTags, Skip, "", "tags disabled")
+		r.add(CheckTags, Skip, "", "the handler does not tag objects")
 	}
 
 	if _, err := r.s3.DeleteObject(r.ctx, &s3.DeleteObjectInput{Bucket: &r.t.Bucket, Key: &key}); err != nil {

@@ -73,7 +73,8 @@ func runCheck(w io.Writer, configFile, adapter string, timeout time.Duration) (i
 	cctx, cancelCaddy := caddy.NewContext(caddy.Context{Context: ctx})
 	defer cancelCaddy()
 	var results []preflight.Result
-	for _, h := range handlers {
+	for i := range handlers {
+		h := &handlers[i]
 		res, err := h.check(cctx)
 		if err != nil {
 			return 1, fmt.Errorf("%s: %v", h.Name, err)
@@ -152,8 +153,8 @@ func FindHandlers(cfgJSON []byte) ([]HandlerConfig, error) {
 }
 
 // Target is what the preflight checks of h, with the defaults the handler
-// applies at provision time.
-func (h HandlerConfig) Target() (preflight.Target, error) {
+// applies at provision time. It expands h's placeholders in place.
+func (h *HandlerConfig) Target() (preflight.Target, error) {
 	h.S3Config.ApplyDefaults()
 	h.S3Config.Expand()
 	if err := h.S3Config.Validate(); err != nil {
@@ -186,7 +187,7 @@ func (h HandlerConfig) Target() (preflight.Target, error) {
 	return t, nil
 }
 
-func (h HandlerConfig) check(ctx caddy.Context) ([]preflight.Result, error) {
+func (h *HandlerConfig) check(ctx caddy.Context) ([]preflight.Result, error) {
 	t, err := h.Target()
 	if err != nil {
 		return nil, err

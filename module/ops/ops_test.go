@@ -69,7 +69,8 @@ func TestFindHandlers(t *testing.T) {
 	for _, h := range hs {
 		byName[h.Handler] = h
 	}
-	gw, err := byName[handlerGateway].Target()
+	gwCfg, apiCfg := byName[handlerGateway], byName[handlerAPI]
+	gw, err := gwCfg.Target()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func TestFindHandlers(t *testing.T) {
 		gw.Encryption.Mode != types.ServerSideEncryptionAwsKms || gw.Encryption.KMSKeyID != "alias/upload-gateway" {
 		t.Errorf("gateway target = %+v", gw)
 	}
-	api, err := byName[handlerAPI].Target()
+	api, err := apiCfg.Target()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,8 @@ func TestFindHandlers(t *testing.T) {
 
 func TestTargetRejectsInvalidStorage(t *testing.T) {
 	t.Parallel()
-	_, err := HandlerConfig{Handler: handlerGateway}.Target()
+	h := HandlerConfig{Handler: handlerGateway}
+	_, err := h.Target()
 	if err == nil || !strings.Contains(err.Error(), "bucket is required") {
 		t.Fatalf("Target = %v, want bucket is required", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"time"
@@ -23,7 +24,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "upload-gateway",
-		Short: "Upload gateway tools (check)",
+		Short: "Upload gateway tools (check, probe)",
 		Long: `
 Tools for operating the upload gateway. Subcommands:
 
@@ -36,7 +37,12 @@ Tools for operating the upload gateway. Subcommands:
       ETag when the file API is used; and that a lifecycle rule aborts
       incomplete multipart uploads (a warning only). Prints a table of
       checks naming the IAM action a refused call needs, and exits with
-      status 1 when a check failed.`,
+      status 1 when a check failed.
+
+  probe <url>
+      GETs url (an upload_health endpoint) and exits with status 0 on a
+      2xx answer, 1 otherwise: a container health check for images
+      without curl.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			check := &cobra.Command{
 				Use:   "check --config <file> [--adapter <name>]",
@@ -49,6 +55,18 @@ Tools for operating the upload gateway. Subcommands:
 				return runCheck(os.Stdout, fl.String("config"), fl.String("adapter"), fl.Duration("timeout"))
 			})
 			cmd.AddCommand(check)
+
+			probe := &cobra.Command{
+				Use:   "probe <url>",
+				Short: "Exits 0 when a GET of url answers 2xx",
+				Args:  cobra.ExactArgs(1),
+			}
+			probe.Flags().Duration("timeout", 5*time.Second, "Time limit")
+			probe.RunE = func(c *cobra.Command, args []string) error {
+				timeout, _ := c.Flags().GetDuration("timeout")
+				return runProbe(c.Context(), args[0], timeout)
+			}
+			cmd.AddCommand(probe)
 		},
 	})
 }
@@ -88,6 +106,29 @@ func runCheck(w io.Writer, configFile, adapter string, timeout time.Duration) (i
 		return 1, fmt.Errorf("preflight failed")
 	}
 	return 0, nil
+}
+
+// runProbe GETs url and fails unless the answer is 2xx.
+func runProbe(ctx context.Context, url string, timeout time.Duration) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s answered %s", url, resp.Status)
+	}
+	return nil
 }
 
 // HandlerConfig is what the check reads of an upload_gateway or upload_api

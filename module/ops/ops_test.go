@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -220,5 +221,22 @@ func TestHealthValidate(t *testing.T) {
 				t.Errorf("Validate = %v, want %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestRunProbe(t *testing.T) {
+	t.Parallel()
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }))
+	defer srv.Close()
+	if err := runProbe(t.Context(), srv.URL, time.Second); err != nil {
+		t.Errorf("200: %v", err)
+	}
+	status = http.StatusServiceUnavailable
+	if err := runProbe(t.Context(), srv.URL, time.Second); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("503: %v", err)
+	}
+	if err := runProbe(t.Context(), "http://127.0.0.1:1/", time.Second); err == nil {
+		t.Error("closed port: no error")
 	}
 }

@@ -152,10 +152,10 @@ func (r *run) add(check string, st Status, action, detail string) {
 // fail records a failed call, naming action when the service refused it.
 func (r *run) fail(check, action string, err error) {
 	if denied(err) {
-		r.add(check, Fail, action, "access denied: "+errText(err))
+		r.add(check, Fail, action, "access denied: "+err.Error())
 		return
 	}
-	r.add(check, Fail, "", errText(err))
+	r.add(check, Fail, "", err.Error())
 }
 
 func (r *run) skipRest(checks ...string) {
@@ -187,7 +187,7 @@ func (r *run) canaryKey(kind string) string {
 // reports a KMS refusal with a KMS.* code or a message naming KMS.
 func (r *run) kmsAction(err error, s3Action, kmsAction string) string {
 	if r.t.Encryption.Mode == types.ServerSideEncryptionAwsKms || r.t.Encryption.Mode == types.ServerSideEncryptionAwsKmsDsse {
-		if strings.HasPrefix(awserr.Code(err), "KMS.") || strings.Contains(strings.ToLower(errText(err)), "kms") {
+		if strings.HasPrefix(awserr.Code(err), "KMS.") || strings.Contains(strings.ToLower(err.Error()), "kms") {
 			return kmsAction
 		}
 	}
@@ -298,7 +298,7 @@ func (r *run) cors() {
 		r.add(CheckCORS, Warn, "s3:GetBucketCORS", "cannot read the CORS rules; check by hand that they expose ETag")
 		return
 	case err != nil:
-		r.add(CheckCORS, Warn, "", "reading CORS rules: "+errText(err))
+		r.add(CheckCORS, Warn, "", "reading CORS rules: "+err.Error())
 		return
 	}
 	for _, rule := range out.CORSRules {
@@ -322,7 +322,7 @@ func (r *run) lifecycle() {
 		r.add(CheckLifecycle, Warn, "s3:GetLifecycleConfiguration", "cannot read the lifecycle rules; check by hand")
 		return
 	case err != nil:
-		r.add(CheckLifecycle, Warn, "", "reading lifecycle rules: "+errText(err))
+		r.add(CheckLifecycle, Warn, "", "reading lifecycle rules: "+err.Error())
 		return
 	}
 	for _, rule := range out.Rules {
@@ -334,7 +334,7 @@ func (r *run) lifecycle() {
 			return
 		}
 	}
-	r.add(CheckLifecycle, Warn, "", "no enabled rule with AbortIncompleteMultipartUpload covers prefix "+quoted(r.t.Prefix))
+	r.add(CheckLifecycle, Warn, "", "no enabled rule with AbortIncompleteMultipartUpload covers prefix "+shownPrefix(r.t.Prefix))
 }
 
 // ruleFilterPrefix is the key prefix a rule applies to ("" for all).
@@ -382,12 +382,8 @@ func denied(err error) bool {
 	return awserr.Status(err) == 403
 }
 
-// errText is the service's message, or the error.
-func errText(err error) string {
-	return err.Error()
-}
-
-func quoted(s string) string {
+// shownPrefix shows the empty prefix visibly.
+func shownPrefix(s string) string {
 	if s == "" {
 		return `""`
 	}

@@ -48,7 +48,12 @@ type fileInfo struct {
 	ContentType string `json:"contentType"`
 	ETag        string `json:"etag"`
 	VersionID   string `json:"versionId,omitempty"`
-	SHA256      string `json:"sha256"`
+	// Checksum is the object's checksum as S3 stores it (base64), of
+	// the algorithm ChecksumAlgorithm.
+	Checksum          string `json:"checksum,omitempty"`
+	ChecksumAlgorithm string `json:"checksumAlgorithm,omitempty"`
+	// SHA256 is set with hash sha256 only.
+	SHA256 string `json:"sha256,omitempty"`
 
 	uploadID string
 	parts    int
@@ -342,6 +347,7 @@ func (q *request) upload(ctx context.Context, field, name, declared string, size
 		uploadID:    res.UploadID,
 		parts:       res.Parts,
 	}
+	info.Checksum, info.ChecksumAlgorithm = res.Checksum.Value, res.Checksum.Algorithm
 	q.files = append(q.files, info)
 	return info, nil
 }
@@ -352,7 +358,7 @@ func (q *request) objectKey(field, name string) (string, error) {
 	safe := objectkey.SanitizeFilename(name)
 	// Nothing of the previous file may leak into this one's key or metadata.
 	for _, p := range []string{"upload.key", "upload.bucket", "upload.size", "upload.content_type",
-		"upload.sha256", "upload.etag", "upload.version_id", "upload.name", "upload.md5", "upload.crc32"} {
+		"upload.sha256", "upload.checksum", "upload.checksum_algorithm", "upload.etag", "upload.version_id", "upload.name", "upload.md5", "upload.crc32"} {
 		q.repl.Set(p, "")
 	}
 	q.repl.Set("upload.index", q.index)
@@ -454,6 +460,8 @@ func (q *request) setFilePlaceholders(f *fileInfo) {
 	q.repl.Set("upload.size", strconv.FormatInt(f.Size, 10))
 	q.repl.Set("upload.content_type", f.ContentType)
 	q.repl.Set("upload.sha256", f.SHA256)
+	q.repl.Set("upload.checksum", f.Checksum)
+	q.repl.Set("upload.checksum_algorithm", f.ChecksumAlgorithm)
 	q.repl.Set("upload.etag", f.ETag)
 	q.repl.Set("upload.version_id", f.VersionID)
 	q.repl.Set("upload.name", f.FileName)

@@ -23,6 +23,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/inflight"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 
+	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
@@ -124,7 +125,8 @@ func (f *fakeS3) state() (objects, open int, calls string) {
 func testGateway(t *testing.T, api s3stream.API, mutate func(*Gateway)) *Gateway {
 	t.Helper()
 	g := &Gateway{S3Config: shared.S3Config{Bucket: "b", Encryption: shared.EncryptionNone}, AllowAnonymous: true,
-		MemoryLimit: 64 << 20, PartSize: s3stream.MinPartSize, Concurrency: 1, logger: zap.NewNop(), audit: zap.NewNop()}
+		MemoryLimit: 64 << 20, PartSize: s3stream.MinPartSize, Concurrency: 1, logger: zap.NewNop(),
+		rec: &metricsapp.Recorder{Audit: zap.NewNop()}}
 	if mutate != nil {
 		mutate(g)
 	}
@@ -132,20 +134,27 @@ func testGateway(t *testing.T, api s3stream.API, mutate func(*Gateway)) *Gateway
 	if err := g.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	g.passKey = []byte(strings.Repeat("k", minPassSecretLen))
 	var err error
-	if g.allowlist, err = contenttype.NewAllowlist(g.AllowedTypes); err != nil {
+	g.flow = g.flowConfig()
+	g.flow.SignatureKey = []byte(strings.Repeat("k", minPassSecretLen))
+	if g.flow.Allowlist, err = contenttype.NewAllowlist(g.AllowedTypes); err != nil {
 		t.Fatal(err)
 	}
 	g.budget = s3stream.NewBufferBudget(g.MemoryLimit, 0)
 	g.perClient = inflight.New(g.MaxUploadsPerClient)
 	g.uploader = s3stream.New(api, s3stream.Options{PartSize: g.PartSize, Concurrency: g.Concurrency, Budget: g.budget})
+	g.flow.Uploader = g.uploader
 	return g
 }
 
-// serve runs one request through g.ServeHTTP with a Caddy replacer.
-func serve(g *Gateway, r *http.Request, next caddyhttp.Handler) (*httptest.ResponseRecorder, error) {
-	ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer())
+// serve runs one request through g.ServeHTTP with a Caddy replacer, after
+// the set funcs have set placeholders.
+func serve(g *Gateway, r *http.Request, next caddyhttp.Handler, set ...func(*caddy.Replacer)) (*httptest.ResponseRecorder, error) {
+	repl := caddy.NewReplacer()
+	for _, f := range set {
+		f(repl)
+	}
+	ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)
 	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{})
 	w := httptest.NewRecorder()
 	err := g.ServeHTTP(w, r.WithContext(ctx), next)

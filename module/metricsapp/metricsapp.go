@@ -1,8 +1,9 @@
 // Package metricsapp is the `upload_gateway_metrics` Caddy app, which sends
 // the gateway's metrics to Amazon CloudWatch and/or as Embedded Metric
-// Format lines to a file, and the reporting methods the handlers call on it
+// Format lines to a file, the reporting methods the handlers call on it
 // ([App.UploadObserved], [App.APIObserved], [App.AccessDenied],
-// [App.AuthFailed]). Prometheus metrics are not here: they live in
+// [App.AuthFailed]), and the [Recorder] that records each request's
+// outcome in all sinks at once. Prometheus metrics are not here: they live in
 // internal/metrics and are always on.
 package metricsapp
 
@@ -10,8 +11,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -324,4 +327,51 @@ func (a *App) AccessDenied(route string) {
 // AuthFailed sends the CloudWatch metric of one rejected token.
 func (a *App) AuthFailed(reason string) {
 	a.observe(cwexport.MetricAuthFailureCount, types.StandardUnitCount, 1, cwexport.Dim(cwexport.DimReason, reason))
+}
+
+// Recorder records each request's outcome once, from one value: in
+// Prometheus (internal/metrics), in CloudWatch/EMF (the app, when
+// configured) and, for audited actions, in the audit log.
+type Recorder struct {
+	Metrics *metrics.Metrics
+	CW      *App        // nil unless upload_gateway_metrics is configured
+	Audit   *zap.Logger // the handler's "audit" logger
+}
+
+// Upload counts an upload in flight (of bytesHint announced bytes) and
+// returns the func that records its outcome; calls after the first are
+// ignored.
+func (rc *Recorder) Upload(bytesHint int64) func(r *http.Request, o metrics.Outcome) {
+	done := rc.Metrics.UploadStarted(bytesHint)
+	var once sync.Once
+	return func(r *http.Request, o metrics.Outcome) {
+		once.Do(func() {
+			done(o.Role, o.MetricResult(), o.Bytes, o.Parts)
+			rc.Record(r, o)
+		})
+	}
+}
+
+// Record records the outcome of one request. An upload's (endpoint
+// "upload") also counts its denial, its aborted multipart upload and its
+// rolled-back objects.
+func (rc *Recorder) Record(r *http.Request, o metrics.Outcome) {
+	rc.Metrics.ObserveRequest(o.Route, o.Endpoint, o.Status, o.Duration)
+	if o.Endpoint == "upload" {
+		if o.Result == metrics.AuditDenied {
+			rc.Metrics.AccessDenied(o.Action)
+		}
+		if o.Aborted {
+			rc.Metrics.Aborted(o.Reason)
+		}
+		if o.RolledBack > 0 {
+			rc.Metrics.RolledBack(o.RolledBack)
+		}
+		rc.CW.UploadObserved(o.Route, o.Role, o.MetricResult(), o.Status, o.Duration, o.Bytes, o.Parts, o.Files)
+	} else {
+		rc.CW.APIObserved(o.Route, o.Endpoint, o.Status, o.Duration)
+	}
+	if o.Action != "" {
+		shared.Audit(rc.Audit, r, o)
+	}
 }

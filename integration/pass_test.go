@@ -3,19 +3,14 @@
 package integration_test
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -25,51 +20,11 @@ import (
 // passSecret keys the pass_signature of these tests.
 const passSecret = "pass-signature-secret-for-the-integration-tests"
 
-// phpApp starts PHP's built-in server on a free loopback port with
-// testdata/php/dump.php, which answers with what PHP's multipart parser
-// made of the form, and stops it by its PID when the test ends. php must be
-// installed: scripts/test installs it (integration/testenv/php-up.sh).
+// phpApp starts PHP's built-in server with testdata/php/dump.php, which
+// answers with what PHP's multipart parser made of the form (see startApp).
 func phpApp(t *testing.T) string {
 	t.Helper()
-	php, err := exec.LookPath("php")
-	if err != nil {
-		t.Fatalf("php is not installed (integration/testenv/php-up.sh installs Debian's php-cli): %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	script, err := filepath.Abs("testdata/php/dump.php")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(php, "-n", "-S", addr, script)
-	cmd.Env = append(os.Environ(), "UGW_PASS_SECRET="+passSecret)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting php -S: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("php -S logs:\n%s", logs.String())
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("php -S did not listen on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return startApp(t, appPHP)
 }
 
 // phpView is what the PHP app saw.

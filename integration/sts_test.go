@@ -23,8 +23,8 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/rolecreds"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/stscreds"
 )
 
 // stsTestEnv returns the STS endpoint and the role the gateway may assume.
@@ -198,8 +198,8 @@ func TestSTSSessionPolicyLimitsUserToOwnPrefix(t *testing.T) {
 	if err := stsPut(env.S3(), keyB); err != nil {
 		t.Fatalf("admin PutObject %s: %v", keyB, err)
 	}
-	prov := stscreds.New(stsClient(endpoint, env.GatewayAccess, env.GatewaySecret), stscreds.Options{})
-	sessA := stscreds.Session{
+	prov := rolecreds.New(stsClient(endpoint, env.GatewayAccess, env.GatewaySecret), rolecreds.Options{})
+	sessA := rolecreds.Session{
 		RoleARN:   roleARN,
 		UserID:    userA,
 		Bucket:    env.Bucket,
@@ -266,7 +266,7 @@ func TestSTSSessionPolicyLimitsUserToOwnPrefix(t *testing.T) {
 	}
 
 	// An admin session reads everybody's files.
-	adm := s3With(prov.CredentialsFor(stscreds.Session{
+	adm := s3With(prov.CredentialsFor(rolecreds.Session{
 		RoleARN:   roleARN,
 		UserID:    "admin-1",
 		Bucket:    env.Bucket,
@@ -288,11 +288,11 @@ func TestSTSSessionPolicyLimitsUserToOwnPrefix(t *testing.T) {
 
 // TestSTSUntrustedIdentityIsDenied checks that STS's refusal to assume the
 // role, for an identity the role's trust policy does not name, arrives as
-// stscreds.ErrDenied, and that a wrong duration is a plain error.
+// rolecreds.ErrDenied, and that a wrong duration is a plain error.
 func TestSTSUntrustedIdentityIsDenied(t *testing.T) {
 	ctx := context.Background()
 	endpoint, roleARN := stsTestEnv(t)
-	sess := stscreds.Session{
+	sess := rolecreds.Session{
 		RoleARN: roleARN,
 		UserID:  "user-a",
 		Bucket:  env.Bucket,
@@ -300,14 +300,14 @@ func TestSTSUntrustedIdentityIsDenied(t *testing.T) {
 	}
 
 	// The admin identity may do anything in S3 but is not trusted by the role.
-	untrusted := stscreds.New(stsClient(endpoint, env.AccessKey, env.SecretKey), stscreds.Options{})
-	if _, err := untrusted.Retrieve(ctx, sess); !errors.Is(err, stscreds.ErrDenied) {
+	untrusted := rolecreds.New(stsClient(endpoint, env.AccessKey, env.SecretKey), rolecreds.Options{})
+	if _, err := untrusted.Retrieve(ctx, sess); !errors.Is(err, rolecreds.ErrDenied) {
 		t.Errorf("untrusted identity: %v, want ErrDenied", err)
 	}
 
-	tooShort := stscreds.New(stsClient(endpoint, env.GatewayAccess, env.GatewaySecret), stscreds.Options{Duration: time.Minute})
+	tooShort := rolecreds.New(stsClient(endpoint, env.GatewayAccess, env.GatewaySecret), rolecreds.Options{Duration: time.Minute})
 	_, err := tooShort.Retrieve(ctx, sess)
-	if err == nil || errors.Is(err, stscreds.ErrDenied) || errors.Is(err, stscreds.ErrUnavailable) {
+	if err == nil || errors.Is(err, rolecreds.ErrDenied) || errors.Is(err, rolecreds.ErrUnavailable) {
 		t.Errorf("1m session: %v, want a configuration error (STS allows 15m or more)", err)
 	}
 }

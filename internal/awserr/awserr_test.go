@@ -19,6 +19,7 @@ func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
 
 func TestReadsSDKErrors(t *testing.T) {
+	t.Parallel()
 	apiErr := &smithy.GenericAPIError{Code: "AccessDenied", Message: "no"}
 	respErr := &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 503}}, Err: apiErr}
 	tests := []struct {
@@ -37,6 +38,7 @@ func TestReadsSDKErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if got := Code(tt.err); got != tt.wantCode {
 				t.Errorf("Code = %q, want %q", got, tt.wantCode)
 			}

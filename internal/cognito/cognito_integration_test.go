@@ -85,6 +85,7 @@ func ctx(t *testing.T) context.Context {
 }
 
 func TestLoginAndRefresh(t *testing.T) {
+	t.Parallel()
 	e := testEnv(t)
 	c := newClient(e.endpoint, e.clientID)
 	email, pw := mustEnv(t, "UGW_COGNITO_UPLOADER_EMAIL"), mustEnv(t, "UGW_COGNITO_UPLOADER_PASSWORD")
@@ -123,6 +124,7 @@ func TestLoginAndRefresh(t *testing.T) {
 }
 
 func TestLoginFailures(t *testing.T) {
+	t.Parallel()
 	e := testEnv(t)
 	c := newClient(e.endpoint, e.clientID)
 	uploader := mustEnv(t, "UGW_COGNITO_UPLOADER_EMAIL")
@@ -137,6 +139,7 @@ func TestLoginFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			_, err := c.Login(ctx(t), tt.email, tt.password)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Login(%s) error = %v, want errors.Is %v", tt.email, err, tt.want)
@@ -145,6 +148,7 @@ func TestLoginFailures(t *testing.T) {
 	}
 
 	t.Run("challenge details", func(t *testing.T) {
+		t.Parallel()
 		_, err := c.Login(ctx(t), mustEnv(t, "UGW_COGNITO_NEWPW_EMAIL"), mustEnv(t, "UGW_COGNITO_NEWPW_PASSWORD"))
 		var ce *cognito.ChallengeError
 		if !errors.As(err, &ce) {
@@ -156,6 +160,7 @@ func TestLoginFailures(t *testing.T) {
 	})
 
 	t.Run("invalid refresh token", func(t *testing.T) {
+		t.Parallel()
 		_, err := c.Refresh(ctx(t), "not-a-refresh-token", "")
 		if !errors.Is(err, cognito.ErrInvalidCredentials) {
 			t.Fatalf("Refresh error = %v, want ErrInvalidCredentials", err)
@@ -163,6 +168,7 @@ func TestLoginFailures(t *testing.T) {
 	})
 
 	t.Run("unknown client id", func(t *testing.T) {
+		t.Parallel()
 		_, err := newClient(e.endpoint, "no-such-client").Login(ctx(t), uploader, mustEnv(t, "UGW_COGNITO_UPLOADER_PASSWORD"))
 		if err == nil {
 			t.Fatal("Login with an unknown client id succeeded")
@@ -175,6 +181,7 @@ func TestLoginFailures(t *testing.T) {
 	})
 
 	t.Run("unreachable", func(t *testing.T) {
+		t.Parallel()
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)

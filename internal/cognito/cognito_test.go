@@ -53,6 +53,7 @@ const (
 )
 
 func TestLogin(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		secret     string
@@ -127,6 +128,7 @@ func TestLogin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			api := &fakeAPI{out: tt.out, err: tt.err}
 			got, err := New(api, testClientID, tt.secret).Login(context.Background(), tt.email, tt.pw)
 
@@ -157,6 +159,7 @@ func TestLogin(t *testing.T) {
 }
 
 func TestRefresh(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		secret     string
@@ -209,6 +212,7 @@ func TestRefresh(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			api := &fakeAPI{out: tt.out, err: tt.err}
 			got, err := New(api, testClientID, tt.secret).Refresh(context.Background(), tt.token, tt.username)
 
@@ -284,6 +288,7 @@ func (timeoutError) Temporary() bool { return true }
 
 // TestTranslate checks the translation of errors as the SDK wraps them.
 func TestTranslate(t *testing.T) {
+	t.Parallel()
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
 	tests := []struct {
 		name        string
@@ -312,6 +317,7 @@ func TestTranslate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got := translate("login", tt.err)
 			if s := sentinel(got); s != tt.want {
 				t.Errorf("translate(%v) = %v, matches %v, want %v", tt.err, got, s, tt.want)
@@ -327,6 +333,7 @@ func TestTranslate(t *testing.T) {
 }
 
 func TestInvalidCredentialsDoNotEnumerateUsers(t *testing.T) {
+	t.Parallel()
 	var texts []string
 	for _, e := range []error{&types.NotAuthorizedException{Message: aws.String("Incorrect username or password.")},
 		&types.UserNotFoundException{Message: aws.String("User does not exist.")}} {
@@ -341,6 +348,7 @@ func TestInvalidCredentialsDoNotEnumerateUsers(t *testing.T) {
 // TestRealSDK runs the translation on errors as the real SDK client builds them from an HTTP
 // answer (JSON __type), through a local HTTP server.
 func TestRealSDK(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		status int

@@ -77,6 +77,7 @@ func writeZip(w *bytes.Buffer, method uint16, nameContent ...string) error {
 func head(b []byte) []byte { return b[:min(len(b), SniffLen)] }
 
 func TestDetect(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		fixture string
 		want    string
@@ -101,6 +102,7 @@ func TestDetect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
+			t.Parallel()
 			if got := Detect(head(fixture(t, tt.fixture))); got != tt.want {
 				t.Errorf("Detect(%s) = %q, want %q", tt.fixture, got, tt.want)
 			}
@@ -111,7 +113,9 @@ func TestDetect(t *testing.T) {
 // TestSniffLen pins SniffLen to mimetype's read limit and shows why callers
 // must pass that many bytes.
 func TestSniffLen(t *testing.T) {
+	t.Parallel()
 	t.Run("bytes past SniffLen are not read", func(t *testing.T) {
+		t.Parallel()
 		text := bytes.Repeat([]byte("a"), SniffLen+1)
 		text[SniffLen] = 0 // a binary byte just past the limit
 		if got := Detect(text); got != "text/plain" {
@@ -123,6 +127,7 @@ func TestSniffLen(t *testing.T) {
 		}
 	})
 	t.Run("a shorter head loses wide CSV", func(t *testing.T) {
+		t.Parallel()
 		// mimetype accepts CSV after 10 rows of equal width; before that a
 		// row cut short by the end of the input is forgiven only when the
 		// input is as long as its limit. Rows of 400 bytes: 3072 bytes hold
@@ -140,6 +145,7 @@ func TestSniffLen(t *testing.T) {
 }
 
 func TestNewAllowlist(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		patterns []string
 		wantErr  bool
@@ -165,6 +171,7 @@ func TestNewAllowlist(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.patterns, ","), func(t *testing.T) {
+			t.Parallel()
 			a, err := NewAllowlist(tt.patterns)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("NewAllowlist(%q) error = %v, want error %v", tt.patterns, err, tt.wantErr)
@@ -177,6 +184,7 @@ func TestNewAllowlist(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	var (
 		images  = []string{"image/*", "application/pdf"}
 		text    = []string{"text/plain"}
@@ -275,6 +283,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			a, err := NewAllowlist(tt.patterns)
 			if err != nil {
 				t.Fatal(err)
@@ -292,6 +301,7 @@ func TestCheck(t *testing.T) {
 
 // TestCheckErrorNamesTypes checks that a refusal says what was found.
 func TestCheckErrorNamesTypes(t *testing.T) {
+	t.Parallel()
 	a, err := NewAllowlist([]string{"image/*"})
 	if err != nil {
 		t.Fatal(err)
@@ -307,6 +317,7 @@ func TestCheckErrorNamesTypes(t *testing.T) {
 }
 
 func TestNilAllowlist(t *testing.T) {
+	t.Parallel()
 	var a *Allowlist
 	if !a.AllowsAll() {
 		t.Error("nil Allowlist: AllowsAll() = false, want true")

@@ -49,6 +49,7 @@ func (f *fakeS3) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...
 func apiErr(code string) error { return &smithy.GenericAPIError{Code: code, Message: code} }
 
 func TestProbe(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		puts       []error
@@ -66,6 +67,7 @@ func TestProbe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			f := &fakeS3{puts: tt.puts}
 			got, err := Probe(context.Background(), f, s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("files/.probe/1")})
 			if got != tt.want || (err != nil) != tt.wantErr {
@@ -90,6 +92,7 @@ func TestProbe(t *testing.T) {
 // In a versioned bucket the probe deletes the versions it wrote, not just
 // the key (which would only add a delete marker).
 func TestProbeDeletesItsVersions(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name string
 		puts []error
@@ -99,6 +102,7 @@ func TestProbeDeletesItsVersions(t *testing.T) {
 		{"ignored", []error{nil, nil}, []string{"delete k?versionId=v1", "delete k?versionId=v2"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			f := &fakeS3{puts: tt.puts, versioned: true}
 			if _, err := Probe(context.Background(), f, s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("k")}); err != nil {
 				t.Fatal(err)
@@ -119,6 +123,7 @@ func TestProbeDeletesItsVersions(t *testing.T) {
 // The detector probes once, on first use, and shares the answer with every
 // caller; concurrent first callers wait for the one probe.
 func TestDetectorProbesOnceOnFirstUse(t *testing.T) {
+	t.Parallel()
 	var probes atomic.Int32
 	release := make(chan struct{})
 	var reported []Support
@@ -154,6 +159,7 @@ func TestDetectorProbesOnceOnFirstUse(t *testing.T) {
 // An undecided probe answers false and is retried after RetryAfter; a
 // caller whose context ends stops waiting.
 func TestDetectorRetriesUndecided(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	answer := Unknown
 	var probes int

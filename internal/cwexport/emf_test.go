@@ -51,6 +51,7 @@ func parseEMF(t *testing.T, out []byte) (lines []emfLine, members []map[string]a
 }
 
 func TestEMFWriter(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		metric     string
@@ -98,6 +99,7 @@ func TestEMFWriter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			var buf bytes.Buffer
 			w := NewEMFWriter(&buf, "")
 			w.now = fixedNow
@@ -134,6 +136,7 @@ func TestEMFWriter(t *testing.T) {
 }
 
 func TestEMFWriterNamespace(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	w := NewEMFWriter(&buf, "Custom/NS")
 	w.Observe(MetricUploadCount, types.StandardUnitCount, 1)
@@ -144,6 +147,7 @@ func TestEMFWriterNamespace(t *testing.T) {
 }
 
 func TestEMFWriterDrops(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		metric string
@@ -159,6 +163,7 @@ func TestEMFWriterDrops(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			var buf bytes.Buffer
 			w := NewEMFWriter(&buf, "")
 			w.Observe(tt.metric, types.StandardUnitCount, tt.value, tt.dims...)
@@ -174,6 +179,7 @@ type failingWriter struct{}
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
 
 func TestEMFWriterWriteError(t *testing.T) {
+	t.Parallel()
 	w := NewEMFWriter(failingWriter{}, "")
 	w.Observe(MetricUploadCount, types.StandardUnitCount, 1)
 	if w.Dropped() != 1 {
@@ -195,6 +201,7 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 }
 
 func TestEMFWriterConcurrentWholeLines(t *testing.T) {
+	t.Parallel()
 	var lw lineWriter
 	w := NewEMFWriter(&lw, "")
 	var wg sync.WaitGroup

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
@@ -62,8 +63,9 @@ func (c *counter) get() int64     { return c.n.Load() }
 func (c *counter) String() string { return fmt.Sprint(c.get()) }
 
 func TestPutMetricDataOnTheWire(t *testing.T) {
+	t.Parallel()
 	srv := newFakeCloudWatch(t, nil)
-	e := New(newClient(srv.URL), Options{Now: fixedNow})
+	e := New(newClient(srv), Options{Now: fixedNow})
 
 	ms := types.StandardUnitMilliseconds
 	e.Observe(MetricUploadDuration, ms, 250, Dim(DimRole, "uploader"), Dim(DimResult, "ok"))
@@ -163,6 +165,7 @@ func TestPutMetricDataOnTheWire(t *testing.T) {
 }
 
 func TestRequestCompression(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		minBytes int64 // RequestMinCompressSizeBytes; 10240 is what config.LoadDefaultConfig sets
@@ -175,8 +178,9 @@ func TestRequestCompression(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			srv := newFakeCloudWatch(t, nil)
-			e := New(newClient(srv.URL, func(o *cloudwatch.Options) {
+			e := New(newClient(srv, func(o *cloudwatch.Options) {
 				o.RequestMinCompressSizeBytes = tt.minBytes
 			}), Options{})
 			for i := range tt.metrics {
@@ -201,6 +205,7 @@ func TestRequestCompression(t *testing.T) {
 }
 
 func TestValuesOrStatisticSet(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		distinct  int // values 1..distinct
@@ -215,8 +220,9 @@ func TestValuesOrStatisticSet(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			srv := newFakeCloudWatch(t, nil)
-			e := New(newClient(srv.URL), Options{QueueSize: tt.distinct * tt.repeat})
+			e := New(newClient(srv), Options{QueueSize: tt.distinct * tt.repeat})
 			var sum float64
 			for r := 0; r < tt.repeat; r++ {
 				for v := 1; v <= tt.distinct; v++ {
@@ -257,8 +263,9 @@ func TestValuesOrStatisticSet(t *testing.T) {
 }
 
 func TestBatchesOf1000Datums(t *testing.T) {
+	t.Parallel()
 	srv := newFakeCloudWatch(t, nil)
-	e := New(newClient(srv.URL), Options{})
+	e := New(newClient(srv), Options{})
 	const n = 2500
 	for i := range n {
 		e.Observe(MetricAPIRequestDuration, types.StandardUnitMilliseconds, float64(i%7),
@@ -283,12 +290,13 @@ func TestBatchesOf1000Datums(t *testing.T) {
 // TestBatchesUnder1MB sends 1000 metrics of 150 distinct values each,
 // about 3 MB of CBOR: the 1000-datum limit alone would make one request.
 func TestBatchesUnder1MB(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("sends about 3 MB")
 	}
 	srv := newFakeCloudWatch(t, nil)
 	const metrics, values = 1000, maxDistinctValues
-	e := New(newClient(srv.URL), Options{QueueSize: metrics * values})
+	e := New(newClient(srv), Options{QueueSize: metrics * values})
 	for m := range metrics {
 		dims := []types.Dimension{
 			Dim(DimRoute, fmt.Sprintf("route-%04d", m)),
@@ -343,42 +351,46 @@ func TestBatchesUnder1MB(t *testing.T) {
 }
 
 func TestRetryWithBackoff(t *testing.T) {
-	srv := newFakeCloudWatch(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		if n < 2 {
-			writeError(w, http.StatusInternalServerError, "InternalServiceFault", "InternalServiceError;Receiver")
-			return
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		srv := newFakeCloudWatch(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			if n < 2 {
+				writeError(w, http.StatusInternalServerError, "InternalServiceFault", "InternalServiceError;Receiver")
+				return
+			}
+			writeOK(w)
+		})
+		var drops, errs counter
+		e := New(newClient(srv, noSDKRetries), Options{
+			Interval: time.Second, // backoff base 50ms: waits of 25-50ms, then 50-100ms
+			OnDrop:   drops.add, OnError: errs.inc,
+		})
+		e.Observe(MetricUploadCount, types.StandardUnitCount, 1, Dim(DimRole, "uploader"), Dim(DimResult, "ok"))
+		if err := flush(t, e); err != nil {
+			t.Fatalf("Flush: %v", err)
 		}
-		writeOK(w)
+		reqs := srv.requests()
+		if len(reqs) != 3 {
+			t.Fatalf("got %d attempts, want 3", len(reqs))
+		}
+		for i, minGap := range []time.Duration{25 * time.Millisecond, 50 * time.Millisecond} {
+			if gap := reqs[i+1].At.Sub(reqs[i].At); gap < minGap {
+				t.Errorf("wait before retry %d = %v, want at least %v", i+1, gap, minGap)
+			}
+		}
+		for i, r := range reqs {
+			if !reflect.DeepEqual(r.Input, reqs[0].Input) {
+				t.Errorf("attempt %d sent %+v, want the same as attempt 0: %+v", i, r.Input, reqs[0].Input)
+			}
+		}
+		if errs.get() != 2 || drops.get() != 0 || e.Dropped() != 0 {
+			t.Errorf("OnError calls = %v, dropped = %v (Dropped() %d); want 2 and 0", &errs, &drops, e.Dropped())
+		}
 	})
-	var drops, errs counter
-	e := New(newClient(srv.URL, noSDKRetries), Options{
-		Interval: time.Second, // backoff base 50ms: waits of 25-50ms, then 50-100ms
-		OnDrop:   drops.add, OnError: errs.inc,
-	})
-	e.Observe(MetricUploadCount, types.StandardUnitCount, 1, Dim(DimRole, "uploader"), Dim(DimResult, "ok"))
-	if err := flush(t, e); err != nil {
-		t.Fatalf("Flush: %v", err)
-	}
-	reqs := srv.requests()
-	if len(reqs) != 3 {
-		t.Fatalf("got %d attempts, want 3", len(reqs))
-	}
-	for i, minGap := range []time.Duration{25 * time.Millisecond, 50 * time.Millisecond} {
-		if gap := reqs[i+1].At.Sub(reqs[i].At); gap < minGap {
-			t.Errorf("wait before retry %d = %v, want at least %v", i+1, gap, minGap)
-		}
-	}
-	for i, r := range reqs {
-		if !reflect.DeepEqual(r.Input, reqs[0].Input) {
-			t.Errorf("attempt %d sent %+v, want the same as attempt 0: %+v", i, r.Input, reqs[0].Input)
-		}
-	}
-	if errs.get() != 2 || drops.get() != 0 || e.Dropped() != 0 {
-		t.Errorf("OnError calls = %v, dropped = %v (Dropped() %d); want 2 and 0", &errs, &drops, e.Dropped())
-	}
 }
 
 func TestFailedRequests(t *testing.T) {
+	t.Parallel()
 	internal := func(w http.ResponseWriter) {
 		writeError(w, http.StatusInternalServerError, "InternalServiceFault", "InternalServiceError;Receiver")
 	}
@@ -427,9 +439,10 @@ func TestFailedRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			srv := newFakeCloudWatch(t, func(w http.ResponseWriter, r *http.Request, n int) { tt.respond(w, n) })
 			var drops, errs counter
-			e := New(newClient(srv.URL, noSDKRetries), Options{
+			e := New(newClient(srv, noSDKRetries), Options{
 				Interval: 400 * time.Millisecond, MaxRetries: 2,
 				OnDrop: drops.add, OnError: errs.inc,
 			})
@@ -469,188 +482,206 @@ func TestFailedRequests(t *testing.T) {
 }
 
 func TestClosedEndpointDrops(t *testing.T) {
-	srv := newFakeCloudWatch(t, nil)
-	srv.Close()
-	var drops, errs counter
-	e := New(newClient(srv.URL, noSDKRetries), Options{
-		Interval: 200 * time.Millisecond, MaxRetries: 1, OnDrop: drops.add, OnError: errs.inc,
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		srv := newFakeCloudWatch(t, nil)
+		srv.Close()
+		var drops, errs counter
+		e := New(newClient(srv, noSDKRetries), Options{
+			Interval: 200 * time.Millisecond, MaxRetries: 1, OnDrop: drops.add, OnError: errs.inc,
+		})
+		for range 4 {
+			e.Observe(MetricAuthFailureCount, types.StandardUnitCount, 1, Dim(DimReason, "expired"))
+		}
+		e.Observe(MetricAccessDeniedCount, types.StandardUnitCount, 1, Dim(DimRole, "viewer"))
+		if err := flush(t, e); err == nil {
+			t.Fatal("Flush to a closed endpoint = nil, want an error")
+		}
+		if drops.get() != 5 || e.Dropped() != 5 {
+			t.Errorf("dropped = %v (Dropped() %d), want 5", &drops, e.Dropped())
+		}
+		if errs.get() != 2 {
+			t.Errorf("OnError calls = %v, want 2 (one try, one retry)", &errs)
+		}
 	})
-	for range 4 {
-		e.Observe(MetricAuthFailureCount, types.StandardUnitCount, 1, Dim(DimReason, "expired"))
-	}
-	e.Observe(MetricAccessDeniedCount, types.StandardUnitCount, 1, Dim(DimRole, "viewer"))
-	if err := flush(t, e); err == nil {
-		t.Fatal("Flush to a closed endpoint = nil, want an error")
-	}
-	if drops.get() != 5 || e.Dropped() != 5 {
-		t.Errorf("dropped = %v (Dropped() %d), want 5", &drops, e.Dropped())
-	}
-	if errs.get() != 2 {
-		t.Errorf("OnError calls = %v, want 2 (one try, one retry)", &errs)
-	}
 }
 
 // TestSlowEndpointFillsQueue: while a flush waits for the endpoint, Run
 // takes nothing off the queue, so it fills and Observe drops.
 func TestSlowEndpointFillsQueue(t *testing.T) {
-	release := make(chan struct{})
-	srv := newFakeCloudWatch(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		if n == 0 {
-			<-release
-		}
-		writeOK(w)
-	})
-	var drops counter
-	e := New(newClient(srv.URL, noSDKRetries), Options{
-		Interval: time.Second, QueueSize: 10, OnDrop: drops.add,
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }()
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		srv := newFakeCloudWatch(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			if n == 0 {
+				<-release
+			}
+			writeOK(w)
+		})
+		var drops counter
+		e := New(newClient(srv, noSDKRetries), Options{
+			Interval: time.Second, QueueSize: 10, OnDrop: drops.add,
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan struct{})
+		go func() { e.Run(ctx); close(done) }()
 
-	e.Observe(MetricUploadCount, types.StandardUnitCount, 1)
-	select {
-	case <-srv.arrived: // the first flush is now waiting for the endpoint
-	case <-time.After(5 * time.Second):
-		t.Fatal("no flush within 5s")
-	}
-	for range 50 {
-		e.Observe(MetricUploadCount, types.StandardUnitCount, 1) // never blocks
-	}
-	if drops.get() != 40 || e.Dropped() != 40 {
-		t.Errorf("with a queue of 10: dropped = %v (Dropped() %d), want 40", &drops, e.Dropped())
-	}
-	close(release)
-	// Run takes from the queue again once the first flush is over; only
-	// then shut down, or the first request, cancelled while its answer
-	// is on the way, would be sent again by the final flush.
-	for deadline := time.Now().Add(5 * time.Second); len(e.queue) > 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not resume taking observations within 5s")
+		e.Observe(MetricUploadCount, types.StandardUnitCount, 1)
+		select {
+		case <-srv.arrived: // the first flush is now waiting for the endpoint
+		case <-time.After(5 * time.Second):
+			t.Fatal("no flush within 5s")
 		}
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return within 10s of cancel")
-	}
+		for range 50 {
+			e.Observe(MetricUploadCount, types.StandardUnitCount, 1) // never blocks
+		}
+		if drops.get() != 40 || e.Dropped() != 40 {
+			t.Errorf("with a queue of 10: dropped = %v (Dropped() %d), want 40", &drops, e.Dropped())
+		}
+		close(release)
+		// Run takes from the queue again once the first flush is over; only
+		// then shut down, or the first request, cancelled while its answer
+		// is on the way, would be sent again by the final flush.
+		synctest.Wait()
+		if n := len(e.queue); n > 0 {
+			t.Fatalf("Run did not resume taking observations: %d queued", n)
+		}
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return within 10s of cancel")
+		}
 
-	reqs := srv.requests()
-	if len(reqs) != 2 {
-		t.Fatalf("got %d requests, want 2 (periodic and final flush)", len(reqs))
-	}
-	for i, want := range []float64{1, 10} {
-		ds := reqs[i].Input.MetricData
-		if len(ds) != 1 || !slices.Equal(ds[0].Counts, []float64{want}) {
-			t.Errorf("request %d: datums %+v, want one with Counts [%v]", i, ds, want)
+		reqs := srv.requests()
+		if len(reqs) != 2 {
+			t.Fatalf("got %d requests, want 2 (periodic and final flush)", len(reqs))
 		}
-	}
+		for i, want := range []float64{1, 10} {
+			ds := reqs[i].Input.MetricData
+			if len(ds) != 1 || !slices.Equal(ds[0].Counts, []float64{want}) {
+				t.Errorf("request %d: datums %+v, want one with Counts [%v]", i, ds, want)
+			}
+		}
+	})
 }
 
 func TestRunFlushesOnInterval(t *testing.T) {
-	srv := newFakeCloudWatch(t, nil)
-	e := New(newClient(srv.URL), Options{Interval: 50 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		srv := newFakeCloudWatch(t, nil)
+		e := New(newClient(srv), Options{Interval: 50 * time.Millisecond})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { e.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
 
-	e.Observe(MetricUploadCount, types.StandardUnitCount, 1)
-	select {
-	case <-srv.arrived:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no flush within 5s with a 50ms interval")
-	}
-	e.Observe(MetricUploadCount, types.StandardUnitCount, 2)
-	select {
-	case <-srv.arrived:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no second flush within 5s")
-	}
-	ds := srv.datums()
-	if len(ds) != 2 || ds[0].Values[0] != 1 || ds[1].Values[0] != 2 {
-		t.Errorf("got datums %+v, want value 1 then value 2 in separate flushes", ds)
-	}
+		e.Observe(MetricUploadCount, types.StandardUnitCount, 1)
+		select {
+		case <-srv.arrived:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no flush within 5s with a 50ms interval")
+		}
+		e.Observe(MetricUploadCount, types.StandardUnitCount, 2)
+		select {
+		case <-srv.arrived:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no second flush within 5s")
+		}
+		ds := srv.datums()
+		if len(ds) != 2 || ds[0].Values[0] != 1 || ds[1].Values[0] != 2 {
+			t.Errorf("got datums %+v, want value 1 then value 2 in separate flushes", ds)
+		}
+	})
 }
 
 func TestFinalFlushOnShutdown(t *testing.T) {
-	srv := newFakeCloudWatch(t, nil)
-	e := New(newClient(srv.URL), Options{Interval: time.Hour})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }()
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		srv := newFakeCloudWatch(t, nil)
+		e := New(newClient(srv), Options{Interval: time.Hour})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { e.Run(ctx); close(done) }()
 
-	for i := range 3 {
-		e.Observe(MetricMultipartPartCount, types.StandardUnitCount, float64(i+1), Dim(DimRole, "uploader"))
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return within 10s of cancel")
-	}
-	ds := srv.datums()
-	if len(ds) != 1 || !slices.Equal(ds[0].Values, []float64{1, 2, 3}) {
-		t.Errorf("final flush sent %+v, want one datum with Values [1 2 3]", ds)
-	}
+		for i := range 3 {
+			e.Observe(MetricMultipartPartCount, types.StandardUnitCount, float64(i+1), Dim(DimRole, "uploader"))
+		}
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return within 10s of cancel")
+		}
+		ds := srv.datums()
+		if len(ds) != 1 || !slices.Equal(ds[0].Values, []float64{1, 2, 3}) {
+			t.Errorf("final flush sent %+v, want one datum with Values [1 2 3]", ds)
+		}
+	})
 }
 
 func TestNothingToSend(t *testing.T) {
-	srv := newFakeCloudWatch(t, nil)
-	e := New(newClient(srv.URL), Options{Interval: 10 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	e.Run(ctx)
-	if n := len(srv.requests()); n != 0 {
-		t.Errorf("got %d requests without observations, want 0", n)
-	}
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		srv := newFakeCloudWatch(t, nil)
+		e := New(newClient(srv), Options{Interval: 10 * time.Millisecond})
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		e.Run(ctx)
+		if n := len(srv.requests()); n != 0 {
+			t.Errorf("got %d requests without observations, want 0", n)
+		}
+	})
 }
 
 // TestShutdownDuringFlush: the requests cancelled by shutdown are sent
 // again by the final flush instead of being dropped.
 func TestShutdownDuringFlush(t *testing.T) {
-	srv := newFakeCloudWatch(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		if n == 0 {
-			<-r.Context().Done() // hang until the client gives up
-			return
-		}
-		writeOK(w)
-	})
-	var drops counter
-	e := New(newClient(srv.URL, noSDKRetries), Options{Interval: 300 * time.Millisecond, OnDrop: drops.add})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }()
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		srv := newFakeCloudWatch(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			if n == 0 {
+				<-r.Context().Done() // hang until the client gives up
+				return
+			}
+			writeOK(w)
+		})
+		var drops counter
+		e := New(newClient(srv, noSDKRetries), Options{Interval: 300 * time.Millisecond, OnDrop: drops.add})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { e.Run(ctx); close(done) }()
 
-	e.Observe(MetricUploadDuration, types.StandardUnitMilliseconds, 12, Dim(DimRole, "admin"))
-	select {
-	case <-srv.arrived:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no flush within 5s")
-	}
-	e.Observe(MetricUploadDuration, types.StandardUnitMilliseconds, 12, Dim(DimRole, "admin"))
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return within 10s of cancel")
-	}
-	reqs := srv.requests()
-	if len(reqs) != 2 {
-		t.Fatalf("got %d requests, want 2", len(reqs))
-	}
-	ds := reqs[1].Input.MetricData
-	if len(ds) != 1 || !slices.Equal(ds[0].Counts, []float64{2}) {
-		t.Errorf("final flush sent %+v, want both observations: Values [12] Counts [2]", ds)
-	}
-	if drops.get() != 0 {
-		t.Errorf("dropped %v, want 0", &drops)
-	}
+		e.Observe(MetricUploadDuration, types.StandardUnitMilliseconds, 12, Dim(DimRole, "admin"))
+		select {
+		case <-srv.arrived:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no flush within 5s")
+		}
+		e.Observe(MetricUploadDuration, types.StandardUnitMilliseconds, 12, Dim(DimRole, "admin"))
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return within 10s of cancel")
+		}
+		reqs := srv.requests()
+		if len(reqs) != 2 {
+			t.Fatalf("got %d requests, want 2", len(reqs))
+		}
+		ds := reqs[1].Input.MetricData
+		if len(ds) != 1 || !slices.Equal(ds[0].Counts, []float64{2}) {
+			t.Errorf("final flush sent %+v, want both observations: Values [12] Counts [2]", ds)
+		}
+		if drops.get() != 0 {
+			t.Errorf("dropped %v, want 0", &drops)
+		}
+	})
 }
 
 func TestObserveDropsInvalid(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("x", 256)
 	dims := func(n int) []types.Dimension {
 		var ds []types.Dimension
@@ -691,6 +722,7 @@ func TestObserveDropsInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			var drops counter
 			e := New(noopAPI{}, Options{OnDrop: drops.add})
 			e.Observe(tt.mname, types.StandardUnitCount, tt.value, tt.dims...)
@@ -707,28 +739,32 @@ func TestObserveDropsInvalid(t *testing.T) {
 }
 
 func TestObserveNeverBlocks(t *testing.T) {
-	var drops counter
-	e := New(noopAPI{}, Options{QueueSize: 3, OnDrop: drops.add})
-	done := make(chan struct{})
-	go func() {
-		for range 5 {
-			e.Observe(MetricUploadCount, types.StandardUnitCount, 1)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var drops counter
+		e := New(noopAPI{}, Options{QueueSize: 3, OnDrop: drops.add})
+		done := make(chan struct{})
+		go func() {
+			for range 5 {
+				e.Observe(MetricUploadCount, types.StandardUnitCount, 1)
+			}
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Observe blocked on a full queue")
 		}
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Observe blocked on a full queue")
-	}
-	if drops.get() != 2 || e.Dropped() != 2 {
-		t.Errorf("dropped = %v (Dropped() %d), want 2", &drops, e.Dropped())
-	}
+		if drops.get() != 2 || e.Dropped() != 2 {
+			t.Errorf("dropped = %v (Dropped() %d), want 2", &drops, e.Dropped())
+		}
+	})
 }
 
 func TestObserveCopiesDimensions(t *testing.T) {
+	t.Parallel()
 	srv := newFakeCloudWatch(t, nil)
-	e := New(newClient(srv.URL), Options{})
+	e := New(newClient(srv), Options{})
 	dims := []types.Dimension{Dim(DimRole, "uploader")}
 	e.Observe(MetricUploadCount, types.StandardUnitCount, 1, dims...)
 	dims[0] = Dim(DimRole, "changed")
@@ -742,6 +778,7 @@ func TestObserveCopiesDimensions(t *testing.T) {
 }
 
 func TestNewDefaults(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		in   Options
@@ -755,6 +792,7 @@ func TestNewDefaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got := New(noopAPI{}, tt.in).opts
 			if got.Now == nil {
 				t.Error("Now not defaulted")
@@ -768,6 +806,7 @@ func TestNewDefaults(t *testing.T) {
 }
 
 func TestBackoffBoundedByInterval(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		interval time.Duration
 		attempt  int

@@ -3,11 +3,13 @@ package cwexport
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,12 +79,14 @@ type request struct {
 	Input           putInput
 }
 
-// fakeCloudWatch is an httptest server that decodes PutMetricData calls.
-// respond, when set, answers call n (from 0) and may block; by default
-// every call succeeds.
+// fakeCloudWatch is an in-process endpoint that decodes PutMetricData
+// calls: the client from newClient hands each request to its handler, with
+// no network, so tests can run in a synctest bubble. respond, when set,
+// answers call n (from 0) and may block; by default every call succeeds.
 type fakeCloudWatch struct {
-	*httptest.Server
-	t *testing.T
+	URL  string
+	t    *testing.T
+	down atomic.Bool // set by Close: requests fail as if refused
 
 	mu      sync.Mutex
 	reqs    []request
@@ -92,10 +96,23 @@ type fakeCloudWatch struct {
 
 func newFakeCloudWatch(t *testing.T, respond func(w http.ResponseWriter, r *http.Request, n int)) *fakeCloudWatch {
 	t.Helper()
-	f := &fakeCloudWatch{t: t, respond: respond, arrived: make(chan int, 1000)}
-	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.Close)
-	return f
+	return &fakeCloudWatch{URL: "http://monitoring.test", t: t, respond: respond, arrived: make(chan int, 1000)}
+}
+
+// Close makes the endpoint unreachable.
+func (f *fakeCloudWatch) Close() { f.down.Store(true) }
+
+// RoundTrip answers r with f's handler.
+func (f *fakeCloudWatch) RoundTrip(r *http.Request) (*http.Response, error) {
+	if f.down.Load() {
+		return nil, errors.New("connection refused")
+	}
+	rec := httptest.NewRecorder()
+	f.serve(rec, r)
+	if err := r.Context().Err(); err != nil {
+		return nil, err
+	}
+	return rec.Result(), nil
 }
 
 func (f *fakeCloudWatch) serve(w http.ResponseWriter, r *http.Request) {
@@ -188,11 +205,12 @@ func writeError(w http.ResponseWriter, status int, typ, queryError string) {
 }
 
 // newClient returns the real SDK client pointed at the fake, built as the
-// gateway builds it; opts adjust it.
-func newClient(url string, opts ...func(*cloudwatch.Options)) *cloudwatch.Client {
+// gateway builds it except for the in-process transport; opts adjust it.
+func newClient(f *fakeCloudWatch, opts ...func(*cloudwatch.Options)) *cloudwatch.Client {
 	return cloudwatch.New(cloudwatch.Options{
 		Region:       "us-east-1",
-		BaseEndpoint: aws.String(url),
+		BaseEndpoint: aws.String(f.URL),
+		HTTPClient:   &http.Client{Transport: f},
 		Credentials:  credentials.NewStaticCredentialsProvider("a", "b", ""),
 	}, opts...)
 }

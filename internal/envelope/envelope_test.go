@@ -6,6 +6,7 @@ import (
 )
 
 func TestWrite(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		write      func(*httptest.ResponseRecorder) error
@@ -21,6 +22,7 @@ func TestWrite(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			w := httptest.NewRecorder()
 			if err := tt.write(w); err != nil {
 				t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 // When the server honours If-None-Match, upload URLs ask for it and
 // multipart uploads are completed with it; otherwise neither does.
 func TestCreateOnlyWrites(t *testing.T) {
+	t.Parallel()
 	for _, supported := range []bool{false, true} {
 		e := newEnv(t, func(c *Config) {
 			c.CreateOnly = func(context.Context) bool { return supported }
@@ -35,6 +36,7 @@ func TestCreateOnlyWrites(t *testing.T) {
 // A multipart upload whose key is already taken is refused with 409 and
 // aborted, so its parts do not linger.
 func TestCompleteOfATakenKeyIsRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.CreateOnly = func(context.Context) bool { return true } })
 	up := e.initiate(t, alice, map[string]any{"fileName": "a.pdf", "fileSize": 20 * mib, "contentType": "application/pdf"})
 	e.store.addParts(up.UploadID, 16*mib, 4*mib)

@@ -14,6 +14,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // Errors of the API. Handlers wrap them with details; classify maps them to
@@ -30,7 +31,6 @@ var (
 	errInvalidToken     = errors.New("invalid upload token")
 	errTokenExpired     = errors.New("upload token expired")
 	errMetadata         = errors.New("invalid metadata")
-	errMetadataTooLarge = errors.New("metadata exceeds 2 KiB")
 	errPartsMismatch    = errors.New("the uploaded parts do not match the upload")
 	errTooLarge         = errors.New("file too large")
 	errNotFound         = errors.New("file not found")
@@ -81,7 +81,7 @@ func classify(err error) (status int, code, message string) {
 		return http.StatusBadRequest, "INVALID_FILE_ID", "invalid fileId"
 	case errors.Is(err, objectkey.ErrInvalidKey):
 		return http.StatusBadRequest, "INVALID_KEY", "the object key built for this file is not valid"
-	case errors.Is(err, errMetadataTooLarge):
+	case errors.Is(err, s3limits.ErrMetadataTooLarge):
 		return http.StatusBadRequest, "METADATA_TOO_LARGE", err.Error()
 	case errors.Is(err, errMetadata):
 		return http.StatusBadRequest, "INVALID_METADATA", err.Error()

@@ -1,6 +1,7 @@
 package fileapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,19 +21,10 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
-// S3 limits, from [s3limits].
-const (
-	MinPartSize      = s3limits.MinPartSize
-	MaxPartSize      = s3limits.MaxPartSize
-	MaxParts         = s3limits.MaxParts
-	MaxObjectSize    = s3limits.MaxObjectSize
-	MaxPutObjectSize = s3limits.MaxPutObjectSize
-)
-
 // Defaults for zero Config fields.
 const (
 	DefaultMaxSingleSize int64 = 100 << 20
-	DefaultMaxFileSize         = MaxObjectSize
+	DefaultMaxFileSize         = s3limits.MaxObjectSize
 	DefaultPartSize      int64 = 16 << 20
 	DefaultPartBatch           = 20
 	DefaultURLExpiry           = 15 * time.Minute
@@ -332,37 +324,21 @@ func New(cfg Config) (*Service, error) {
 		}
 		prefix = strings.TrimSuffix(k, "/x")
 	}
-	if cfg.MaxSingleSize == 0 {
-		cfg.MaxSingleSize = DefaultMaxSingleSize
-	}
-	if cfg.MaxFileSize == 0 {
-		cfg.MaxFileSize = DefaultMaxFileSize
-	}
-	if cfg.DefaultPartSize == 0 {
-		cfg.DefaultPartSize = DefaultPartSize
-	}
-	if cfg.PartBatch == 0 {
-		cfg.PartBatch = DefaultPartBatch
-	}
-	if cfg.URLExpiry == 0 {
-		cfg.URLExpiry = DefaultURLExpiry
-	}
-	if cfg.UploadTTL == 0 {
-		cfg.UploadTTL = DefaultUploadTTL
-	}
-	if cfg.CallTimeout == 0 {
-		cfg.CallTimeout = DefaultCallTimeout
-	}
-	if cfg.MaxConcurrentInitiates == 0 {
-		cfg.MaxConcurrentInitiates = DefaultMaxConcurrentInitiates
-	}
+	cfg.MaxSingleSize = cmp.Or(cfg.MaxSingleSize, DefaultMaxSingleSize)
+	cfg.MaxFileSize = cmp.Or(cfg.MaxFileSize, DefaultMaxFileSize)
+	cfg.DefaultPartSize = cmp.Or(cfg.DefaultPartSize, DefaultPartSize)
+	cfg.PartBatch = cmp.Or(cfg.PartBatch, DefaultPartBatch)
+	cfg.URLExpiry = cmp.Or(cfg.URLExpiry, DefaultURLExpiry)
+	cfg.UploadTTL = cmp.Or(cfg.UploadTTL, DefaultUploadTTL)
+	cfg.CallTimeout = cmp.Or(cfg.CallTimeout, DefaultCallTimeout)
+	cfg.MaxConcurrentInitiates = cmp.Or(cfg.MaxConcurrentInitiates, DefaultMaxConcurrentInitiates)
 	switch {
-	case cfg.MaxSingleSize < 0 || cfg.MaxSingleSize > MaxPutObjectSize:
-		return nil, fmt.Errorf("fileapi: max single size must be within 1 and %d bytes", MaxPutObjectSize)
-	case cfg.MaxFileSize < 0 || cfg.MaxFileSize > MaxObjectSize:
-		return nil, fmt.Errorf("fileapi: max file size must be within 1 and %d bytes", MaxObjectSize)
-	case cfg.DefaultPartSize < MinPartSize || cfg.DefaultPartSize > MaxPartSize:
-		return nil, fmt.Errorf("fileapi: default part size must be within %d and %d bytes", MinPartSize, MaxPartSize)
+	case cfg.MaxSingleSize < 0 || cfg.MaxSingleSize > s3limits.MaxPutObjectSize:
+		return nil, fmt.Errorf("fileapi: max single size must be within 1 and %d bytes", s3limits.MaxPutObjectSize)
+	case cfg.MaxFileSize < 0 || cfg.MaxFileSize > s3limits.MaxObjectSize:
+		return nil, fmt.Errorf("fileapi: max file size must be within 1 and %d bytes", s3limits.MaxObjectSize)
+	case cfg.DefaultPartSize < s3limits.MinPartSize || cfg.DefaultPartSize > s3limits.MaxPartSize:
+		return nil, fmt.Errorf("fileapi: default part size must be within %d and %d bytes", s3limits.MinPartSize, s3limits.MaxPartSize)
 	case cfg.PartBatch < 0 || cfg.PartBatch > maxSignParts:
 		return nil, fmt.Errorf("fileapi: part batch must be within 1 and %d", maxSignParts)
 	case cfg.URLExpiry < 0 || cfg.URLExpiry > 7*24*time.Hour:

@@ -13,6 +13,7 @@ import (
 )
 
 func TestNew(t *testing.T) {
+	t.Parallel()
 	base := func() Config {
 		return Config{Bucket: "b", Store: newFakeStore(), Presigner: &fakePresigner{}, Authorizer: &fakeAuth{}, Secret: testSecret}
 	}
@@ -54,6 +55,7 @@ func TestNew(t *testing.T) {
 }
 
 func TestRouting(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tests := []struct {
 		name      string
@@ -125,6 +127,7 @@ func TestRouting(t *testing.T) {
 }
 
 func TestUploadURL(t *testing.T) {
+	t.Parallel()
 	sum := strings.Repeat("ab", 32)
 	sumB64 := base64.StdEncoding.EncodeToString(mustHex(t, sum))
 	tests := []struct {
@@ -342,6 +345,7 @@ func TestUploadURL(t *testing.T) {
 }
 
 func TestUploadURLPresignerError(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.presigner.err = errFakeDenied
 	res := e.do(t, &alice, "POST", "/files/upload-url", map[string]any{"fileName": "a.png", "fileSize": 1, "contentType": "image/png"})
@@ -355,6 +359,7 @@ func TestUploadURLPresignerError(t *testing.T) {
 }
 
 func TestUploadPost(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name             string
 		user             Subject

@@ -30,6 +30,7 @@ func seed(e *env) {
 }
 
 func TestList(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		user       Subject
@@ -98,6 +99,7 @@ func TestList(t *testing.T) {
 // TestFileIDTampering checks every route taking a fileId against ids that
 // do not decode to a clean key under the base prefix.
 func TestFileIDTampering(t *testing.T) {
+	t.Parallel()
 	ids := []struct {
 		name   string
 		id     string
@@ -141,6 +143,7 @@ func TestFileIDTampering(t *testing.T) {
 }
 
 func TestHead(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		user   Subject
@@ -195,6 +198,7 @@ func equalDetails(a, b fileDetails) bool {
 }
 
 func TestDownloadURL(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		user     Subject
@@ -239,6 +243,7 @@ func TestDownloadURL(t *testing.T) {
 }
 
 func TestDelete(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		user       Subject
@@ -277,6 +282,7 @@ func TestDelete(t *testing.T) {
 }
 
 func TestDeleteStorageError(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.store.errs["DeleteObject"] = errors.New("SlowDown")
 	res := e.do(t, &alice, "DELETE", "/files/"+fileID("users/alice/1/a.txt"), nil)

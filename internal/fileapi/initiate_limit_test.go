@@ -13,6 +13,7 @@ import (
 // 429 with Retry-After, before any S3 call; other users are not affected,
 // and the slots come back when the calls end.
 func TestInitiateConcurrencyIsCappedPerUser(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) {
 		c.MaxConcurrentInitiates = 2
 		c.OnPresign, c.OnDenied, c.OnError = nil, nil, nil // called from several goroutines
@@ -67,6 +68,7 @@ func TestInitiateConcurrencyIsCappedPerUser(t *testing.T) {
 }
 
 func TestInitiateLimitDefaults(t *testing.T) {
+	t.Parallel()
 	if e := newEnv(t); e.svc.cfg.MaxConcurrentInitiates != DefaultMaxConcurrentInitiates {
 		t.Errorf("default limit %d", e.svc.cfg.MaxConcurrentInitiates)
 	}

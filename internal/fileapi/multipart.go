@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // choosePartSize returns the part size of a multipart upload of fileSize
@@ -22,17 +23,17 @@ import (
 // limits; without one the size is max(def, fileSize/10000 rounded up to a
 // MiB), so that the file fits in 10,000 parts.
 func choosePartSize(fileSize int64, requested *int64, def int64) (int64, int, error) {
-	partSize := max(def, ceilDiv(ceilDiv(fileSize, MaxParts), 1<<20)<<20)
+	partSize := max(def, ceilDiv(ceilDiv(fileSize, s3limits.MaxParts), 1<<20)<<20)
 	if requested != nil {
 		partSize = *requested
-		if partSize < MinPartSize || partSize > MaxPartSize {
-			return 0, 0, badRequest("partSize must be within %d and %d bytes", MinPartSize, MaxPartSize)
+		if partSize < s3limits.MinPartSize || partSize > s3limits.MaxPartSize {
+			return 0, 0, badRequest("partSize must be within %d and %d bytes", s3limits.MinPartSize, s3limits.MaxPartSize)
 		}
 	}
 	total := ceilDiv(fileSize, partSize)
-	if total > MaxParts {
+	if total > s3limits.MaxParts {
 		return 0, 0, badRequest("fileSize %d in parts of %d bytes needs %d parts, more than %d",
-			fileSize, partSize, total, MaxParts)
+			fileSize, partSize, total, s3limits.MaxParts)
 	}
 	return partSize, int(total), nil
 }
@@ -79,12 +80,8 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user Subject,
 		return nil, badRequest("fileSize is required and must be at least 1")
 	}
 	fileSize := *req.FileSize
-	key, err := s.newKey(user, req.FileName)
+	key, err := s.uploadKey(r, user, req.FileName)
 	if err != nil {
-		return nil, err
-	}
-	resolved(r.Context(), key, "")
-	if err := s.authorize(user, ActionUpload, key); err != nil {
 		return nil, err
 	}
 	if fileSize > s.cfg.MaxFileSize {
@@ -94,11 +91,7 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user Subject,
 	if err != nil {
 		return nil, err
 	}
-	ct, err := s.checkType(req.ContentType)
-	if err != nil {
-		return nil, err
-	}
-	meta, err := metadata(req.Metadata, user, req.FileName, "")
+	ct, meta, err := s.typeAndMetadata(req.ContentType, req.Metadata, user, req.FileName, "")
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +316,7 @@ func (s *Service) listAllParts(ctx context.Context, key, uploadID string) ([]typ
 			return parts, nil
 		}
 		next := aws.ToString(out.NextPartNumberMarker)
-		if next == "" || next == aws.ToString(marker) || len(parts) > MaxParts {
+		if next == "" || next == aws.ToString(marker) || len(parts) > s3limits.MaxParts {
 			return nil, fmt.Errorf("%w: ListParts: the listing does not end", errStorage)
 		}
 		marker = aws.String(next)

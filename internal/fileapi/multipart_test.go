@@ -19,6 +19,7 @@ import (
 const mib = 1 << 20
 
 func TestChoosePartSize(t *testing.T) {
+	t.Parallel()
 	p := func(n int64) *int64 { return &n }
 	tests := []struct {
 		name      string
@@ -73,6 +74,7 @@ func (e *env) initiate(t *testing.T, user Subject, body map[string]any) initiate
 }
 
 func TestInitiate(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	got := e.initiate(t, alice, map[string]any{
 		"fileName": "vidéo.mp4", "fileSize": 100 * mib, "contentType": "image/png", "metadata": map[string]string{"k": "v"},
@@ -117,6 +119,7 @@ func TestInitiate(t *testing.T) {
 }
 
 func TestInitiateBatch(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	got := e.initiate(t, alice, map[string]any{"fileName": "a.pdf", "fileSize": 1 << 30, "contentType": "application/pdf", "partSize": 5 * mib})
 	if got.TotalParts != 205 || len(got.PartURLs) != DefaultPartBatch || got.PartURLs[19].PartNumber != 20 {
@@ -125,6 +128,7 @@ func TestInitiateBatch(t *testing.T) {
 }
 
 func TestInitiateErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		user       Subject
@@ -185,6 +189,7 @@ func tamper(t *testing.T, token string, edit func(*uploadClaims)) string {
 }
 
 func TestSignParts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	up := e.initiate(t, alice, map[string]any{"fileName": "a.pdf", "fileSize": 100*mib + 1, "contentType": "application/pdf", "partSize": 5 * mib})
 	other := e.initiate(t, alice, map[string]any{"fileName": "b.pdf", "fileSize": 10 * mib, "contentType": "application/pdf"})
@@ -277,6 +282,7 @@ func TestSignParts(t *testing.T) {
 }
 
 func TestOldSecretVerifies(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	up := e.initiate(t, alice, map[string]any{"fileName": "a.pdf", "fileSize": 10, "contentType": "application/pdf"})
 	rotated := newEnv(t, func(c *Config) {
@@ -290,6 +296,7 @@ func TestOldSecretVerifies(t *testing.T) {
 }
 
 func TestComplete(t *testing.T) {
+	t.Parallel()
 	// 40 MiB in parts of 16 MiB: 16 + 16 + 8.
 	tests := []struct {
 		name      string
@@ -441,6 +448,7 @@ func TestComplete(t *testing.T) {
 }
 
 func TestCompleteCannotChangeSize(t *testing.T) {
+	t.Parallel()
 	// The client declared 40 MiB, then tries to complete 48 MiB with a
 	// token whose size it edited: the signature stops it before any call.
 	e := newEnv(t)
@@ -458,6 +466,7 @@ func TestCompleteCannotChangeSize(t *testing.T) {
 }
 
 func TestListParts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	up := e.initiate(t, alice, map[string]any{"fileName": "a.pdf", "fileSize": 40 * mib, "contentType": "application/pdf"})
 	e.store.addParts(up.UploadID, 16*mib, 16*mib)
@@ -503,6 +512,7 @@ func TestListParts(t *testing.T) {
 }
 
 func TestAbort(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		user      Subject

@@ -155,7 +155,7 @@ func metadata(client map[string]string, user Subject, fileName, sha256 string) (
 	}
 	// Nothing is added later: presigned writes carry exactly this.
 	if err := s3limits.CheckMetadata(meta, 0); err != nil {
-		return nil, fmt.Errorf("%w: %w", errMetadataTooLarge, err)
+		return nil, err
 	}
 	return meta, nil
 }
@@ -198,4 +198,40 @@ func flatten(h http.Header) map[string]string {
 		out[k] = strings.Join(v, ",")
 	}
 	return out
+}
+
+// uploadKey returns the key of a new file named fileName for user, reports
+// it as the request's resolved key (even when denied), and checks that user
+// may upload there.
+func (s *Service) uploadKey(r *http.Request, user Subject, fileName string) (string, error) {
+	key, err := s.newKey(user, fileName)
+	if err != nil {
+		return "", err
+	}
+	resolved(r.Context(), key, "")
+	if err := s.authorize(user, ActionUpload, key); err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+// tooLargeForSingle is the error for a file of size bytes, above
+// MaxSingleSize.
+func (s *Service) tooLargeForSingle(size int64) error {
+	return fmt.Errorf("%w: %d bytes, the limit for a single upload is %d; use a multipart upload",
+		errTooLarge, size, s.cfg.MaxSingleSize)
+}
+
+// typeAndMetadata checks the content type and builds the metadata of a new
+// object (see metadata).
+func (s *Service) typeAndMetadata(contentType string, client map[string]string, user Subject, fileName, sha256 string) (string, map[string]string, error) {
+	ct, err := s.checkType(contentType)
+	if err != nil {
+		return "", nil, err
+	}
+	meta, err := metadata(client, user, fileName, sha256)
+	if err != nil {
+		return "", nil, err
+	}
+	return ct, meta, nil
 }

@@ -8,6 +8,7 @@ import (
 // a multipart upload) for the audit log; a fileId the API refuses reports
 // nothing, so a client cannot write what it likes into the log.
 func TestRequestsReportTheResolvedKey(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.store.objects["users/alice/1/a.txt"] = fakeObject{size: 1, ct: "text/plain", etag: `"e1"`, modified: testNow}
 	up := e.initiate(t, alice, map[string]any{"fileName": "big.pdf", "fileSize": 6 * mib, "contentType": "application/pdf"})

@@ -11,12 +11,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 var b64 = base64.RawURLEncoding.Strict()
 
 // maxFileIDLen fits the longest S3 key (1024 bytes) in base64.
-const maxFileIDLen = (objectkey.MaxKeyLen*8 + 5) / 6
+const maxFileIDLen = (s3limits.MaxKeyLen*8 + 5) / 6
 
 // fileID returns the fileId of a key.
 func fileID(key string) string { return b64.EncodeToString([]byte(key)) }
@@ -123,7 +124,7 @@ func (s *Service) verifyToken(token, key, uploadID string) (uploadClaims, error)
 	if err != nil || json.Unmarshal(payload, &c) != nil {
 		return c, fmt.Errorf("%w: malformed payload", errInvalidToken)
 	}
-	if c.FileSize < 1 || c.PartSize < MinPartSize || c.PartSize > MaxPartSize || c.totalParts() > MaxParts {
+	if c.FileSize < 1 || c.PartSize < s3limits.MinPartSize || c.PartSize > s3limits.MaxPartSize || c.totalParts() > s3limits.MaxParts {
 		return c, fmt.Errorf("%w: impossible sizes", errInvalidToken)
 	}
 	if !s.now().Before(time.Unix(c.Expires, 0)) {

@@ -18,6 +18,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 func mustHex(t *testing.T, s string) []byte {
@@ -47,6 +48,7 @@ func (timeoutError) Temporary() bool { return true }
 var _ net.Error = timeoutError{}
 
 func TestStorageError(t *testing.T) {
+	t.Parallel()
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	tests := []struct {
@@ -84,6 +86,7 @@ func TestStorageError(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		err    error
 		status int
@@ -111,6 +114,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestClientCancelled(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx, cancel := context.WithCancel(WithSubject(context.Background(), alice))
 	cancel()
@@ -124,6 +128,7 @@ func TestClientCancelled(t *testing.T) {
 }
 
 func TestMetadata(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		client  map[string]string
@@ -147,8 +152,8 @@ func TestMetadata(t *testing.T) {
 		{"non-ASCII name", map[string]string{"ä": "1"}, "a.txt", "", nil, errMetadata},
 		{"empty name", map[string]string{"": "1"}, "a.txt", "", nil, errMetadata},
 		{"name too long", map[string]string{strings.Repeat("a", 129): "1"}, "a.txt", "", nil, errMetadata},
-		{"over 2 KiB", map[string]string{"a": strings.Repeat("x", 1000), "b": strings.Repeat("x", 1000)}, "a.txt", "", nil, errMetadataTooLarge},
-		{"long file name counts", map[string]string{"a": strings.Repeat("x", 1000)}, strings.Repeat("é", 500), "", nil, errMetadataTooLarge},
+		{"over 2 KiB", map[string]string{"a": strings.Repeat("x", 1000), "b": strings.Repeat("x", 1000)}, "a.txt", "", nil, s3limits.ErrMetadataTooLarge},
+		{"long file name counts", map[string]string{"a": strings.Repeat("x", 1000)}, strings.Repeat("é", 500), "", nil, s3limits.ErrMetadataTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,6 +169,7 @@ func TestMetadata(t *testing.T) {
 }
 
 func TestCheckType(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		patterns []string
@@ -210,6 +216,7 @@ func TestCheckType(t *testing.T) {
 }
 
 func TestKeyOf(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, key := range []string{"users/alice/1/a.txt", "users/ä/中文 (1).pdf", "users/x/" + strings.Repeat("a", 255)} {
 		got, err := e.svc.keyOf(fileID(key))
@@ -229,6 +236,7 @@ func TestKeyOf(t *testing.T) {
 }
 
 func TestParseSHA256(t *testing.T) {
+	t.Parallel()
 	const h = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 	const b = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 	for _, in := range []string{h, strings.ToUpper(h), b} {

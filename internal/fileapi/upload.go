@@ -1,7 +1,6 @@
 package fileapi
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
@@ -45,23 +44,14 @@ func (s *Service) uploadURL(w http.ResponseWriter, r *http.Request, user Subject
 			return nil, err
 		}
 	}
-	key, err := s.newKey(user, req.FileName)
+	key, err := s.uploadKey(r, user, req.FileName)
 	if err != nil {
-		return nil, err
-	}
-	resolved(r.Context(), key, "")
-	if err := s.authorize(user, ActionUpload, key); err != nil {
 		return nil, err
 	}
 	if *req.FileSize > s.cfg.MaxSingleSize {
-		return nil, fmt.Errorf("%w: %d bytes, the limit for a single upload is %d; use a multipart upload",
-			errTooLarge, *req.FileSize, s.cfg.MaxSingleSize)
+		return nil, s.tooLargeForSingle(*req.FileSize)
 	}
-	ct, err := s.checkType(req.ContentType)
-	if err != nil {
-		return nil, err
-	}
-	meta, err := metadata(req.Metadata, user, req.FileName, sumHex)
+	ct, meta, err := s.typeAndMetadata(req.ContentType, req.Metadata, user, req.FileName, sumHex)
 	if err != nil {
 		return nil, err
 	}
@@ -128,28 +118,19 @@ func (s *Service) uploadPost(w http.ResponseWriter, r *http.Request, user Subjec
 	if req.FileSize != nil && *req.FileSize < 0 {
 		return nil, badRequest("fileSize may not be negative")
 	}
-	key, err := s.newKey(user, req.FileName)
+	key, err := s.uploadKey(r, user, req.FileName)
 	if err != nil {
-		return nil, err
-	}
-	resolved(r.Context(), key, "")
-	if err := s.authorize(user, ActionUpload, key); err != nil {
 		return nil, err
 	}
 	minSize, maxSize := int64(1), s.cfg.MaxSingleSize
 	if req.FileSize != nil {
 		if *req.FileSize > s.cfg.MaxSingleSize {
-			return nil, fmt.Errorf("%w: %d bytes, the limit for a single upload is %d; use a multipart upload",
-				errTooLarge, *req.FileSize, s.cfg.MaxSingleSize)
+			return nil, s.tooLargeForSingle(*req.FileSize)
 		}
 		maxSize = *req.FileSize
 		minSize = min(minSize, maxSize)
 	}
-	ct, err := s.checkType(req.ContentType)
-	if err != nil {
-		return nil, err
-	}
-	meta, err := metadata(req.Metadata, user, req.FileName, "")
+	ct, meta, err := s.typeAndMetadata(req.ContentType, req.Metadata, user, req.FileName, "")
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,21 @@
 //
 //	Content-Disposition: form-data; name="doc"; filename="EUR.txt"; filename*=UTF-8''%E2%82%AC.txt
 //
-// gives the file name "€.txt".
+// gives the file name "€.txt". Its charset may be any the WHATWG Encoding
+// Standard names (UTF-8, ISO-8859-1, windows-1252, Shift_JIS, …); one that
+// is unknown makes the part malformed.
+//
+// # Charsets
+//
+// Names and values in UTF-8, as browsers send them, are forwarded byte for
+// byte. What other clients declare is decoded to UTF-8, because the
+// declaration itself is not forwarded: RFC 2047 encoded words in a field
+// name or a file name ("=?utf-8?B?w6k=?=", sent by .NET's
+// MultipartFormDataContent), and a plain field's Content-Type charset
+// ("text/plain; charset=iso-8859-1"). A name in an unknown charset, or
+// encoded twice (an application that decodes names would read another name
+// than the one checked), is malformed; so is a value in an unknown charset.
+// A file name that only looks encoded is kept as sent.
 //
 // An empty file input — filename="" and no bytes, which browsers send for a
 // file input the user left alone — is skipped, as nginx-upload-module does:
@@ -62,8 +76,8 @@
 // with a control character (PHP cuts it at NUL), a quote or a backslash
 // (quoting rules differ; browsers send them as %22 and %5C); a name longer
 // than [MaxNameBytes] (1 KiB; names are compared under several parsers'
-// rules, and a bound keeps that cheap); a "filename*"
-// in a charset Go cannot decode (only UTF-8 and US-ASCII are supported); a
+// rules, and a bound keeps that cheap); a "filename*" or an RFC 2047 name
+// that cannot be decoded (see Charsets); a
 // plain field whose Content-Type is multipart/* (the RFC 2388 nested
 // multipart/mixed form); and a Content-Transfer-Encoding other than 7bit,
 // 8bit, binary or quoted-printable. Quoted-printable (which RFC 7578
@@ -71,6 +85,10 @@
 // Result.Fields and for the upstream. The parts are read with
 // [multipart.Reader.NextRawPart] so that the gateway sees the
 // Content-Transfer-Encoding header and decides itself.
+//
+// Limits.Pass selects the plain fields forwarded (the others are read and
+// returned in Result.Fields, but not written to out), like nginx's
+// upload_pass_form_field.
 //
 // Field names that mean the same to a parser that rewrites them (PHP turns
 // "a.b" and "a b" into "a_b"; Rack reads "[a]" as "a") are not the

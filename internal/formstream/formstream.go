@@ -121,6 +121,11 @@ type Limits struct {
 	// soon as its headers are read, before its value is kept and before any
 	// later file is stored. An error stops Rewrite and is returned wrapped.
 	CheckName func(name string) error
+	// Pass, when set, decides which plain fields are written to out: a
+	// field it returns false for is read, counted against the limits and
+	// returned in Result.Fields as usual, but not forwarded. Nil passes
+	// every field.
+	Pass func(name string) bool
 }
 
 // Result is what [Rewrite] saw.
@@ -289,6 +294,10 @@ func (rw *rewriter) field(p *multipart.Part, d disposition, qp bool) error {
 	if isMultipart(p.Header.Get("Content-Type")) {
 		return fmt.Errorf("%w: field %q is a nested multipart body", ErrMalformed, d.name)
 	}
+	charset, err := valueCharset(p.Header.Get("Content-Type"))
+	if err != nil {
+		return fmt.Errorf("%w: field %q: %w", ErrMalformed, d.name, err)
+	}
 	// The part's headers are copied into the rewritten form too: they count.
 	if h := headerBytes(p.Header); h > rw.formLeft {
 		return fmt.Errorf("%w: the form is longer than %d bytes at the headers of field %q", ErrFormTooLarge, rw.lim.MaxFormBytes, d.name)
@@ -339,8 +348,26 @@ func (rw *rewriter) field(p *multipart.Part, d disposition, qp bool) error {
 			return fmt.Errorf("%w: field %q: %w", ErrMalformed, d.name, err)
 		}
 	}
+	if charset != "" {
+		// The Content-Type that declares the charset is not forwarded:
+		// the value is, in UTF-8.
+		s, err := toUTF8(charset, string(value))
+		if err != nil {
+			return fmt.Errorf("%w: field %q: %w", ErrMalformed, d.name, err)
+		}
+		if grown := int64(len(s) - len(value)); grown > 0 {
+			if grown > rw.formLeft {
+				return fmt.Errorf("%w: the form is longer than %d bytes at field %q", ErrFormTooLarge, rw.lim.MaxFormBytes, d.name)
+			}
+			rw.formLeft -= grown
+			if err := rw.reserve(2 * grown); err != nil {
+				return err
+			}
+		}
+		value = []byte(s)
+	}
 	rw.res.Fields = append(rw.res.Fields, Field{Name: d.name, Value: string(value)})
-	if rw.out == nil {
+	if rw.out == nil || (rw.lim.Pass != nil && !rw.lim.Pass(d.name)) {
 		return nil
 	}
 	// Re-emitted in canonical form: the name as parsed here, the decoded

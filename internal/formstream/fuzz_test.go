@@ -31,6 +31,7 @@ func FuzzRewrite(f *testing.F) {
 	f.Add(bnd, []byte(form(field("a", "1"), file("f", "", ""), file("g", "", "x"))))
 	f.Add(bnd, []byte(form("Content-Disposition: form-data; name=\"q\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9=\r\n!")))
 	f.Add(bnd, []byte(form("Content-Disposition: form-data; name*=UTF-8''%E2%82%AC; filename*=UTF-8''%E2%82%AC.txt\r\n\r\neuro")))
+	f.Add(bnd, []byte(form("Content-Disposition: form-data; name=\"=?utf-8?B?w6k=?=\"; filename*=ISO-8859-1''%A3.txt\r\n\r\nx", "Content-Disposition: form-data; name=\"=?ISO-8859-1?Q?pr=E9nom?=\"\r\nContent-Type: text/plain; charset=windows-1252\r\n\r\n\x80")))
 	f.Add(bnd, []byte("--"+bnd+"\nContent-Disposition: form-data; name=\"a\"\n\n1\n--"+bnd+"--"))
 
 	// The store's fields carry a value the input cannot predict, so they

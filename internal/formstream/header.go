@@ -38,25 +38,50 @@ func parseDisposition(h textproto.MIMEHeader) (disposition, error) {
 	// it win over name, PHP ignores it. Only filename* is accepted: it is
 	// decoded into filename and makes the part a file, which is never
 	// forwarded.
-	for _, p := range paramNames(v[0]) {
-		if strings.Contains(p, "*") && p != "filename*" {
-			return disposition{}, fmt.Errorf("Content-Disposition %q has the extended parameter %s", v[0], p)
+	var rawFilenameStar string
+	for _, p := range rawParams(v[0]) {
+		if strings.Contains(p.name, "*") && p.name != "filename*" {
+			return disposition{}, fmt.Errorf("Content-Disposition %q has the extended parameter %s", v[0], p.name)
+		}
+		if p.name == "filename*" {
+			rawFilenameStar = p.value
 		}
 	}
-	d := disposition{name: params["name"]}
+	name, err := decodeWords(params["name"])
+	if err != nil {
+		return disposition{}, fmt.Errorf("Content-Disposition %q: field name: %w", v[0], err)
+	}
+	d := disposition{name: name}
 	if d.name == "" {
 		return disposition{}, fmt.Errorf("Content-Disposition %q has no name", v[0])
 	}
 	if err := checkName(d.name); err != nil {
 		return disposition{}, err
 	}
-	// ParseMediaType decodes filename* into filename, and drops it silently
-	// when it cannot decode the charset. A parser that can would see a file
-	// where this one sees a field, so refuse. This also refuses a name that
-	// contains "filename*", a price worth paying.
+	// filename* (RFC 5987) wins over filename. ParseMediaType decodes it
+	// only in UTF-8 or US-ASCII and drops it silently otherwise, so it is
+	// decoded here, in any charset browsers know. One that cannot be
+	// decoded is refused: a parser that could would see a file where this
+	// one sees a field. (A name that contains "filename*" is refused too, a
+	// price worth paying.)
 	d.filename, d.file = params["filename"]
-	if !d.file && strings.Contains(strings.ToLower(v[0]), "filename*") {
-		return disposition{}, fmt.Errorf("field %q: cannot decode filename* in %q (only UTF-8 and US-ASCII are supported)", d.name, v[0])
+	switch {
+	case rawFilenameStar != "":
+		fn, err := decodeExtValue(rawFilenameStar)
+		if err != nil {
+			return disposition{}, fmt.Errorf("field %q: cannot decode filename* in %q: %w", d.name, v[0], err)
+		}
+		d.filename, d.file = fn, true
+	case strings.Contains(strings.ToLower(v[0]), "filename*"):
+		return disposition{}, fmt.Errorf("field %q: cannot decode filename* in %q", d.name, v[0])
+	}
+	if d.file && rawFilenameStar == "" {
+		// A plain filename may carry RFC 2047 encoded words (sent by
+		// .NET's MultipartFormDataContent, among others). One that does
+		// not decode is kept as sent: it is only ever a value.
+		if fn, err := decodeWords(d.filename); err == nil {
+			d.filename = fn
+		}
 	}
 	return d, nil
 }
@@ -80,35 +105,6 @@ func checkName(name string) error {
 		return fmt.Errorf("field name %q has the character %q", name, name[i])
 	}
 	return nil
-}
-
-// paramNames returns the lower-cased parameter names of a header value
-// that [mime.ParseMediaType] accepted ("form-data; name=x; filename*=…"),
-// in order, as written: "name*" and "name*0" are reported as such.
-func paramNames(v string) []string {
-	var names []string
-	_, rest, ok := strings.Cut(v, ";")
-	for ok {
-		rest = strings.TrimLeft(rest, " \t")
-		eq := strings.IndexByte(rest, '=')
-		if eq < 0 {
-			break
-		}
-		names = append(names, strings.ToLower(strings.TrimSpace(rest[:eq])))
-		rest = strings.TrimLeft(rest[eq+1:], " \t")
-		if strings.HasPrefix(rest, `"`) {
-			// Skip the quoted string, escapes included.
-			i := 1
-			for ; i < len(rest) && rest[i] != '"'; i++ {
-				if rest[i] == '\\' {
-					i++
-				}
-			}
-			rest = rest[min(i+1, len(rest)):]
-		}
-		_, rest, ok = strings.Cut(rest, ";")
-	}
-	return names
 }
 
 // quotedPrintable reports whether a part's body is quoted-printable. It

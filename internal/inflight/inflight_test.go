@@ -3,6 +3,7 @@ package inflight
 import "testing"
 
 func TestLimiter(t *testing.T) {
+	t.Parallel()
 	l := New(2)
 	r1, ok1 := l.Acquire("a")
 	_, ok2 := l.Acquire("a")

@@ -21,12 +21,13 @@ import (
 )
 
 // TestAttackCorpus feeds hostile and borderline tokens to a Verifier whose
-// keys come from an httptest JWKS server, and checks that each is rejected
+// keys come from an in-process JWKS server, and checks that each is rejected
 // with the expected reason (or accepted, when want is ""). Every case gets
 // a fresh Verifier whose key set was loaded more than MinRefreshInterval
 // ago, so an unknown kid may trigger exactly one refresh; the number of
 // JWKS requests each case causes is checked too.
 func TestAttackCorpus(t *testing.T) {
+	t.Parallel()
 	issuerRSA := readKey(t, "rsa_issuer.pem")
 	rotatedRSA := readKey(t, "rsa_rotated.pem")
 	attackerRSA := readKey(t, "rsa_attacker.pem")
@@ -189,6 +190,7 @@ func TestAttackCorpus(t *testing.T) {
 			clock := newFakeClock(now.Add(-jwtauth.DefaultMinRefreshInterval - time.Second))
 			v, err := jwtauth.New(jwtauth.Config{
 				Issuer:     iss,
+				HTTPClient: srv.Client(),
 				Audiences:  []string{clientID},
 				TokenUse:   tt.tokenUse,
 				Algorithms: []string{"RS256", "RS384", "ES256"},

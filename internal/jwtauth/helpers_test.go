@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -173,19 +174,23 @@ func (c *fakeClock) Set(t time.Time) {
 
 func (c *fakeClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 
-// jwksServer serves a JWKS at poolPath/.well-known/jwks.json and counts
-// requests. Its key set, status and latency can change during a test.
+// jwksServer serves a JWKS at poolPath/.well-known/jwks.json in process
+// (see Client) and counts requests. Its key set, status and latency can
+// change during a test. Having no listener, it works inside a synctest
+// bubble, where its latency runs on the bubble's clock.
 type jwksServer struct {
-	*httptest.Server
-	body   atomic.Pointer[[]byte]
-	status atomic.Int32
-	delay  atomic.Int64 // nanoseconds
-	hits   atomic.Int64
+	URL     string
+	handler http.Handler
+	body    atomic.Pointer[[]byte]
+	status  atomic.Int32
+	delay   atomic.Int64 // nanoseconds
+	hits    atomic.Int64
+	down    atomic.Bool
 }
 
 func newJWKSServer(t testing.TB, keys ...jwk.Key) *jwksServer {
 	t.Helper()
-	s := &jwksServer{}
+	s := &jwksServer{URL: "http://jwks.test"}
 	stop := make(chan struct{}) // releases delayed handlers at cleanup
 	s.status.Store(http.StatusOK)
 	s.serve(t, keys...)
@@ -205,11 +210,33 @@ func newJWKSServer(t testing.TB, keys ...jwk.Key) *jwksServer {
 		w.WriteHeader(int(s.status.Load()))
 		_, _ = w.Write(*s.body.Load())
 	})
-	s.Server = httptest.NewServer(mux)
-	t.Cleanup(s.Close)
-	t.Cleanup(func() { close(stop) }) // runs before s.Close
+	s.handler = mux
+	t.Cleanup(func() { close(stop) })
 	return s
 }
+
+// Client returns an HTTP client whose requests s's handler answers
+// directly, without a network.
+func (s *jwksServer) Client() *http.Client {
+	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if s.down.Load() {
+			return nil, errors.New("connection refused")
+		}
+		rec := httptest.NewRecorder()
+		s.handler.ServeHTTP(rec, r)
+		if err := r.Context().Err(); err != nil {
+			return nil, err
+		}
+		return rec.Result(), nil
+	})}
+}
+
+// Close makes the server unreachable.
+func (s *jwksServer) Close() { s.down.Store(true) }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // serve replaces the served key set.
 func (s *jwksServer) serve(t testing.TB, keys ...jwk.Key) {

@@ -21,6 +21,7 @@ import (
 )
 
 func TestNew(t *testing.T) {
+	t.Parallel()
 	const iss = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf"
 	base := jwtauth.Config{Issuer: iss, Audiences: []string{clientID}}
 	tests := []struct {
@@ -54,6 +55,7 @@ func TestNew(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			cfg := base
 			cfg.Audiences = append([]string(nil), base.Audiences...)
 			tt.change(&cfg)
@@ -72,6 +74,7 @@ func TestNew(t *testing.T) {
 }
 
 func TestVerifyClaims(t *testing.T) {
+	t.Parallel()
 	priv := readKey(t, "rsa_issuer.pem")
 	srv := newJWKSServer(t, publicJWK(t, priv, "issuer-rsa", "RS256"), publicJWK(t, priv, "CognitoLocal", "RS256"))
 	iss := srv.issuer()
@@ -130,8 +133,9 @@ func TestVerifyClaims(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			cfg := tt.config
-			cfg.Issuer, cfg.Now = iss, newFakeClock(baseTime).Now
+			cfg.Issuer, cfg.HTTPClient, cfg.Now = iss, srv.Client(), newFakeClock(baseTime).Now
 			v, err := jwtauth.New(cfg)
 			must(t, err)
 			kid := tt.kid
@@ -154,6 +158,7 @@ func TestVerifyClaims(t *testing.T) {
 }
 
 func TestReason(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		err  error
@@ -168,6 +173,7 @@ func TestReason(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if got := jwtauth.Reason(tt.err); got != tt.want {
 				t.Errorf("Reason(%v) = %q, want %q", tt.err, got, tt.want)
 			}
@@ -193,6 +199,7 @@ func TestReason(t *testing.T) {
 // TestAlgorithms verifies a token with every supported algorithm, with the
 // key's alg set and with it left out (inferred from the key type).
 func TestAlgorithms(t *testing.T) {
+	t.Parallel()
 	rsaKey := readKey(t, "rsa_issuer.pem")
 	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	must(t, err)
@@ -213,6 +220,7 @@ func TestAlgorithms(t *testing.T) {
 	for _, tt := range tests {
 		for _, withAlg := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/alg_in_jwk=%v", tt.alg, withAlg), func(t *testing.T) {
+				t.Parallel()
 				jwkAlg := ""
 				if withAlg {
 					jwkAlg = tt.alg.String()

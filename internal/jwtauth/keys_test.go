@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -44,7 +45,7 @@ func newRotationFixture(t *testing.T) *rotationFixture {
 	f.issuerClaims = idClaims(f.srv.issuer(), baseTime)
 	f.tokOld = sign(t, jwa.RS256, oldPriv, map[string]any{"kid": "key-2024"}, f.issuerClaims)
 	f.tokNew = sign(t, jwa.RS256, newPriv, map[string]any{"kid": "key-2025"}, f.issuerClaims)
-	v, err := jwtauth.New(jwtauth.Config{Issuer: f.srv.issuer(), Audiences: []string{clientID}, Now: f.clock.Now})
+	v, err := jwtauth.New(jwtauth.Config{Issuer: f.srv.issuer(), HTTPClient: f.srv.Client(), Audiences: []string{clientID}, Now: f.clock.Now})
 	must(t, err)
 	f.v = v
 	if _, err := v.Verify(context.Background(), f.tokOld); err != nil {
@@ -57,6 +58,7 @@ func newRotationFixture(t *testing.T) *rotationFixture {
 func (f *rotationFixture) fetches() int64 { return f.srv.hits.Load() - f.hitsAtStart }
 
 func TestKeyRotation(t *testing.T) {
+	t.Parallel()
 	f := newRotationFixture(t)
 	ctx := context.Background()
 
@@ -98,6 +100,7 @@ func TestKeyRotation(t *testing.T) {
 // TestUnknownKIDFlood checks that many tokens with unknown kids cause at
 // most one JWKS fetch per MinRefreshInterval, even when concurrent.
 func TestUnknownKIDFlood(t *testing.T) {
+	t.Parallel()
 	f := newRotationFixture(t)
 	f.srv.delay.Store(int64(20 * time.Millisecond)) // make callers overlap the fetch
 	attacker := readKey(t, "rsa_attacker.pem")
@@ -143,6 +146,7 @@ func TestUnknownKIDFlood(t *testing.T) {
 // TestConcurrentCallersShareFetch checks that callers who see a new kid at
 // the same time wait for one shared fetch and all succeed.
 func TestConcurrentCallersShareFetch(t *testing.T) {
+	t.Parallel()
 	f := newRotationFixture(t)
 	f.srv.delay.Store(int64(50 * time.Millisecond))
 	f.srv.serve(t, f.oldKey, f.newKey)
@@ -163,71 +167,73 @@ func TestConcurrentCallersShareFetch(t *testing.T) {
 }
 
 func TestStartRefreshesAndKeepsLastGoodSet(t *testing.T) {
-	oldPriv, newPriv := readKey(t, "rsa_issuer.pem"), readKey(t, "rsa_rotated.pem")
-	oldKey, newKey := publicJWK(t, oldPriv, "key-2024", "RS256"), publicJWK(t, newPriv, "key-2025", "RS256")
-	srv := newJWKSServer(t, oldKey)
-	now := time.Now()
-	claims := idClaims(srv.issuer(), now)
-	tokOld := sign(t, jwa.RS256, oldPriv, map[string]any{"kid": "key-2024"}, claims)
-	tokNew := sign(t, jwa.RS256, newPriv, map[string]any{"kid": "key-2025"}, claims)
-	v, err := jwtauth.New(jwtauth.Config{
-		Issuer:             srv.issuer(),
-		Audiences:          []string{clientID},
-		RefreshInterval:    30 * time.Millisecond,
-		MinRefreshInterval: 10 * time.Millisecond,
-	})
-	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	v.Start(ctx)
-	v.Start(ctx) // idempotent
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		oldPriv, newPriv := readKey(t, "rsa_issuer.pem"), readKey(t, "rsa_rotated.pem")
+		oldKey, newKey := publicJWK(t, oldPriv, "key-2024", "RS256"), publicJWK(t, newPriv, "key-2025", "RS256")
+		srv := newJWKSServer(t, oldKey)
+		claims := idClaims(srv.issuer(), time.Now())
+		tokOld := sign(t, jwa.RS256, oldPriv, map[string]any{"kid": "key-2024"}, claims)
+		tokNew := sign(t, jwa.RS256, newPriv, map[string]any{"kid": "key-2025"}, claims)
+		const interval = 30 * time.Second
+		v, err := jwtauth.New(jwtauth.Config{
+			Issuer:             srv.issuer(),
+			HTTPClient:         srv.Client(),
+			Audiences:          []string{clientID},
+			RefreshInterval:    interval,
+			MinRefreshInterval: 10 * time.Second,
+		})
+		must(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		v.Start(ctx)
+		v.Start(ctx) // idempotent
 
-	waitFor(t, "initial background fetch", func() bool { return srv.hits.Load() >= 1 })
-	if _, err := v.Verify(ctx, tokOld); err != nil {
-		t.Fatalf("after initial fetch: %v", err)
-	}
-
-	// The issuer fails: refreshes keep failing, the last good set stays.
-	srv.status.Store(http.StatusInternalServerError)
-	failedFrom := srv.hits.Load()
-	waitFor(t, "failed refreshes", func() bool { return srv.hits.Load() >= failedFrom+3 })
-	if _, err := v.Verify(ctx, tokOld); err != nil {
-		t.Fatalf("during outage: %v", err)
-	}
-
-	// The issuer recovers with a rotated set; the background picks it up.
-	srv.status.Store(http.StatusOK)
-	srv.serve(t, newKey)
-	waitFor(t, "old key dropped by the background refresh", func() bool {
-		_, err := v.Verify(ctx, tokOld)
-		return jwtauth.Reason(err) == jwtauth.ReasonUnknownKID
-	})
-	if _, err := v.Verify(ctx, tokNew); err != nil {
-		t.Fatalf("after recovery: %v", err)
-	}
-
-	// After cancel, the loop stops.
-	cancel()
-	time.Sleep(50 * time.Millisecond)
-	stoppedAt := srv.hits.Load()
-	time.Sleep(100 * time.Millisecond)
-	if n := srv.hits.Load() - stoppedAt; n != 0 {
-		t.Errorf("%d fetches after the context was cancelled", n)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+		synctest.Wait()
+		if n := srv.hits.Load(); n != 1 {
+			t.Fatalf("fetches after Start = %d, want 1", n)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		if _, err := v.Verify(ctx, tokOld); err != nil {
+			t.Fatalf("after initial fetch: %v", err)
+		}
+
+		// The issuer fails: refreshes keep failing (backing off from
+		// MinRefreshInterval), the last good set stays.
+		srv.status.Store(http.StatusInternalServerError)
+		time.Sleep(interval + 10*time.Second + 20*time.Second + time.Second) // one failure, then 10s and 20s of backoff
+		synctest.Wait()
+		if n := srv.hits.Load(); n != 4 {
+			t.Errorf("fetches after three failed refreshes = %d, want 4", n)
+		}
+		if _, err := v.Verify(ctx, tokOld); err != nil {
+			t.Fatalf("during outage: %v", err)
+		}
+
+		// The issuer recovers with a rotated set; the background picks it up.
+		srv.status.Store(http.StatusOK)
+		srv.serve(t, newKey)
+		time.Sleep(interval)
+		synctest.Wait()
+		if _, err := v.Verify(ctx, tokOld); jwtauth.Reason(err) != jwtauth.ReasonUnknownKID {
+			t.Errorf("old key after the background refresh: %v, want %s", err, jwtauth.ReasonUnknownKID)
+		}
+		if _, err := v.Verify(ctx, tokNew); err != nil {
+			t.Fatalf("after recovery: %v", err)
+		}
+
+		// After cancel, the loop stops.
+		cancel()
+		synctest.Wait()
+		stoppedAt := srv.hits.Load()
+		time.Sleep(10 * interval)
+		if n := srv.hits.Load() - stoppedAt; n != 0 {
+			t.Errorf("%d fetches after the context was cancelled", n)
+		}
+	})
 }
 
 func TestKeysUnavailable(t *testing.T) {
+	t.Parallel()
 	issuer := readKey(t, "rsa_issuer.pem")
 	good := publicJWK(t, issuer, "issuer-rsa", "RS256")
 	weak, err := rsa.GenerateKey(rand.Reader, 1024)
@@ -256,10 +262,11 @@ func TestKeysUnavailable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			srv := newJWKSServer(t, good)
 			tok := sign(t, jwa.RS256, issuer, map[string]any{"kid": "issuer-rsa"}, idClaims(srv.issuer(), baseTime))
 			clock := newFakeClock(baseTime)
-			v, err := jwtauth.New(jwtauth.Config{Issuer: srv.issuer(), Audiences: []string{clientID}, Now: clock.Now})
+			v, err := jwtauth.New(jwtauth.Config{Issuer: srv.issuer(), HTTPClient: srv.Client(), Audiences: []string{clientID}, Now: clock.Now})
 			must(t, err)
 			tt.setup(t, srv)
 
@@ -280,11 +287,12 @@ func TestKeysUnavailable(t *testing.T) {
 }
 
 func TestKeysUnavailableRecovers(t *testing.T) {
+	t.Parallel()
 	issuer := readKey(t, "rsa_issuer.pem")
 	srv := newJWKSServer(t, publicJWK(t, issuer, "issuer-rsa", "RS256"))
 	tok := sign(t, jwa.RS256, issuer, map[string]any{"kid": "issuer-rsa"}, idClaims(srv.issuer(), baseTime))
 	clock := newFakeClock(baseTime.Add(-time.Minute))
-	v, err := jwtauth.New(jwtauth.Config{Issuer: srv.issuer(), Audiences: []string{clientID}, Now: clock.Now})
+	v, err := jwtauth.New(jwtauth.Config{Issuer: srv.issuer(), HTTPClient: srv.Client(), Audiences: []string{clientID}, Now: clock.Now})
 	must(t, err)
 
 	srv.status.Store(http.StatusServiceUnavailable)
@@ -299,28 +307,32 @@ func TestKeysUnavailableRecovers(t *testing.T) {
 }
 
 func TestVerifyGivesUpWithContext(t *testing.T) {
-	issuer := readKey(t, "rsa_issuer.pem")
-	srv := newJWKSServer(t, publicJWK(t, issuer, "issuer-rsa", "RS256"))
-	srv.delay.Store(int64(time.Minute))
-	tok := sign(t, jwa.RS256, issuer, map[string]any{"kid": "issuer-rsa"}, idClaims(srv.issuer(), baseTime))
-	v, err := jwtauth.New(jwtauth.Config{Issuer: srv.issuer(), Audiences: []string{clientID}, Now: newFakeClock(baseTime).Now})
-	must(t, err)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		issuer := readKey(t, "rsa_issuer.pem")
+		srv := newJWKSServer(t, publicJWK(t, issuer, "issuer-rsa", "RS256"))
+		srv.delay.Store(int64(time.Minute))
+		tok := sign(t, jwa.RS256, issuer, map[string]any{"kid": "issuer-rsa"}, idClaims(srv.issuer(), baseTime))
+		v, err := jwtauth.New(jwtauth.Config{Issuer: srv.issuer(), HTTPClient: srv.Client(), Audiences: []string{clientID}, Now: newFakeClock(baseTime).Now})
+		must(t, err)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, err = v.Verify(ctx, tok)
-	if !errors.Is(err, jwtauth.ErrKeysUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v, want ErrKeysUnavailable wrapping context.DeadlineExceeded", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("Verify took %v after its context expired", d)
-	}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err = v.Verify(ctx, tok)
+		if !errors.Is(err, jwtauth.ErrKeysUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want ErrKeysUnavailable wrapping context.DeadlineExceeded", err)
+		}
+		if d := time.Since(start); d != 50*time.Millisecond {
+			t.Errorf("Verify returned %v after it started, want when its context expired (50ms)", d)
+		}
+	})
 }
 
 // TestKeySource checks Config.Keys: the same verification, keys cached,
 // private keys reduced to public ones.
 func TestKeySource(t *testing.T) {
+	t.Parallel()
 	priv := readKey(t, "ec_issuer.pem")
 	privJWK, err := jwk.FromRaw(priv)
 	must(t, err)
@@ -357,17 +369,20 @@ func TestKeySource(t *testing.T) {
 }
 
 func TestStartIsIdempotent(t *testing.T) {
-	srv := newJWKSServer(t, publicJWK(t, readKey(t, "rsa_issuer.pem"), "issuer-rsa", "RS256"))
-	v, err := jwtauth.New(jwtauth.Config{Issuer: srv.issuer(), Audiences: []string{clientID}})
-	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for range 3 {
-		v.Start(ctx)
-	}
-	waitFor(t, "initial background fetch", func() bool { return srv.hits.Load() >= 1 })
-	time.Sleep(100 * time.Millisecond)
-	if n := srv.hits.Load(); n != 1 {
-		t.Errorf("fetches after three Start calls = %d, want 1", n)
-	}
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		srv := newJWKSServer(t, publicJWK(t, readKey(t, "rsa_issuer.pem"), "issuer-rsa", "RS256"))
+		v, err := jwtauth.New(jwtauth.Config{Issuer: srv.issuer(), HTTPClient: srv.Client(), Audiences: []string{clientID}, RefreshInterval: time.Hour})
+		must(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		for range 3 {
+			v.Start(ctx)
+		}
+		time.Sleep(time.Minute) // less than the refresh interval
+		synctest.Wait()
+		if n := srv.hits.Load(); n != 1 {
+			t.Errorf("fetches after three Start calls = %d, want 1", n)
+		}
+	})
 }

@@ -14,6 +14,7 @@ import (
 // A remembered signature must never outlive the key it was checked with,
 // and claims must still be checked on every call.
 func TestSignatureCacheFollowsKeysAndExpiry(t *testing.T) {
+	t.Parallel()
 	const issuer = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Cache"
 	issuerKey := readKey(t, "rsa_issuer.pem")
 	otherKey := readKey(t, "rsa_attacker.pem")
@@ -59,6 +60,7 @@ func TestSignatureCacheFollowsKeysAndExpiry(t *testing.T) {
 
 // One verifier reads both token kinds when the caller says which it wants.
 func TestVerifyTokenUse(t *testing.T) {
+	t.Parallel()
 	const issuer = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Use"
 	key := readKey(t, "rsa_issuer.pem")
 	v, err := jwtauth.New(jwtauth.Config{

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // Namespace prefixes every metric name.
@@ -33,9 +35,9 @@ var (
 	speedBuckets = prometheus.ExponentialBuckets(16<<10, 4, 10)
 	// sizeBuckets go from 1 KiB to 4 TiB in steps of 4, then 5 TiB, the
 	// largest S3 object.
-	sizeBuckets = append(prometheus.ExponentialBuckets(1<<10, 4, 16), 5<<40)
-	// partBuckets end at 10000, the S3 limit of parts per upload.
-	partBuckets = []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000}
+	sizeBuckets = append(prometheus.ExponentialBuckets(1<<10, 4, 16), float64(s3limits.MaxObjectSize))
+	// partBuckets end at the S3 limit of parts per upload.
+	partBuckets = []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, s3limits.MaxParts}
 )
 
 // Metrics holds the gateway's collectors. Build it with [New]. A nil
@@ -81,112 +83,46 @@ type Metrics struct {
 func New(reg prometheus.Registerer) (*Metrics, error) {
 	r := registrar{reg: reg}
 	m := &Metrics{
-		requests: register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "requests_total",
-			Help: "HTTP requests answered by the upload gateway.",
-		}, []string{"route", "endpoint", "status"})),
-		requestDuration: register(&r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: Namespace, Name: "request_duration_seconds",
-			Help:    "Time to answer an HTTP request, uploads included.",
-			Buckets: requestBuckets,
-		}, []string{"route", "endpoint", "status"})),
+		requests: r.counterVec("requests_total",
+			"HTTP requests answered by the upload gateway.", "route", "endpoint", "status"),
+		requestDuration: r.histogramVec("request_duration_seconds",
+			"Time to answer an HTTP request, uploads included.", requestBuckets, "route", "endpoint", "status"),
 
-		uploadBytes: register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "upload_bytes_total",
-			Help: "Bytes of upload bodies received, whatever the result.",
-		}, []string{"role"})),
-		uploadDuration: register(&r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: Namespace, Name: "upload_duration_seconds",
-			Help:    "Time from the start of an upload to its result.",
-			Buckets: requestBuckets,
-		}, []string{"role", "result"})),
-		uploadSpeed: register(&r, prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: Namespace, Name: "upload_speed_bytes_per_second",
-			Help:    "Average speed of successful uploads.",
-			Buckets: speedBuckets,
-		})),
-		fileSize: register(&r, prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: Namespace, Name: "file_size_bytes",
-			Help:    "Size of successfully stored objects.",
-			Buckets: sizeBuckets,
-		})),
-		multipartParts: register(&r, prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: Namespace, Name: "multipart_parts",
-			Help:    "Parts per multipart upload.",
-			Buckets: partBuckets,
-		})),
-		uploads: register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "uploads_total",
-			Help: "Finished uploads by role and result (ok, rejected, failed, aborted, rolled_back).",
-		}, []string{"role", "result"})),
-		uploadsInFlight: register(&r, prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "uploads_in_flight",
-			Help: "Uploads in progress.",
-		})),
-		uploadBytesInFlight: register(&r, prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "upload_bytes_in_flight",
-			Help: "Announced size of the uploads in progress.",
-		})),
+		uploadBytes: r.counterVec("upload_bytes_total",
+			"Bytes of upload bodies received, whatever the result.", "role"),
+		uploadDuration: r.histogramVec("upload_duration_seconds",
+			"Time from the start of an upload to its result.", requestBuckets, "role", "result"),
+		uploadSpeed: r.histogram("upload_speed_bytes_per_second",
+			"Average speed of successful uploads.", speedBuckets),
+		fileSize:       r.histogram("file_size_bytes", "Size of successfully stored objects.", sizeBuckets),
+		multipartParts: r.histogram("multipart_parts", "Parts per multipart upload.", partBuckets),
+		uploads: r.counterVec("uploads_total",
+			"Finished uploads by role and result (ok, rejected, failed, aborted, rolled_back).", "role", "result"),
+		uploadsInFlight:     r.gauge("uploads_in_flight", "Uploads in progress."),
+		uploadBytesInFlight: r.gauge("upload_bytes_in_flight", "Announced size of the uploads in progress."),
 
-		authFailures: register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "auth_failures_total",
-			Help: "Requests rejected because their credentials were missing or invalid.",
-		}, []string{"reason"})),
-		accessDenied: register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "access_denied_total",
-			Help: "Authenticated requests denied by policy.",
-		}, []string{"action"})),
-		presign: register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "presign_total",
-			Help: "Presigned URLs issued.",
-		}, []string{"kind"})),
-		stsRequests: register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "sts_requests_total",
-			Help: "Calls to STS.",
-		}, []string{"result"})),
-		stsRequestDuration: register(&r, prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: Namespace, Name: "sts_request_duration_seconds",
-			Help:    "Latency of calls to STS.",
-			Buckets: backendBuckets,
-		})),
-		s3Requests: register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "s3_requests_total",
-			Help: "Calls to the S3 API.",
-		}, []string{"operation", "result"})),
-		s3RequestDuration: register(&r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: Namespace, Name: "s3_request_duration_seconds",
-			Help:    "Latency of calls to the S3 API.",
-			Buckets: backendBuckets,
-		}, []string{"operation"})),
-		abortedUploads: register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "aborted_uploads_total",
-			Help: "Multipart uploads aborted.",
-		}, []string{"reason"})),
-		rolledBackObjects: register(&r, prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "rolled_back_objects_total",
-			Help: "Stored objects deleted again because their request failed.",
-		})),
+		authFailures: r.counterVec("auth_failures_total",
+			"Requests rejected because their credentials were missing or invalid.", "reason"),
+		accessDenied:       r.counterVec("access_denied_total", "Authenticated requests denied by policy.", "action"),
+		presign:            r.counterVec("presign_total", "Presigned URLs issued.", "kind"),
+		stsRequests:        r.counterVec("sts_requests_total", "Calls to STS.", "result"),
+		stsRequestDuration: r.histogram("sts_request_duration_seconds", "Latency of calls to STS.", backendBuckets),
+		s3Requests:         r.counterVec("s3_requests_total", "Calls to the S3 API.", "operation", "result"),
+		s3RequestDuration: r.histogramVec("s3_request_duration_seconds",
+			"Latency of calls to the S3 API.", backendBuckets, "operation"),
+		abortedUploads: r.counterVec("aborted_uploads_total", "Multipart uploads aborted.", "reason"),
+		rolledBackObjects: r.counter("rolled_back_objects_total",
+			"Stored objects deleted again because their request failed."),
 
-		cloudWatchDropped: register(&r, prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "cloudwatch_dropped_total",
-			Help: "Observations that were not delivered to CloudWatch.",
-		})),
-		cloudWatchPutErrors: register(&r, prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "cloudwatch_put_errors_total",
-			Help: "Failed CloudWatch PutMetricData calls.",
-		})),
-		orphanUploads: register(&r, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "orphan_uploads",
-			Help: "Multipart uploads older than the janitor's max age found by its last sweep, by prefix.",
-		}, []string{"prefix"})),
-		orphanBytes: register(&r, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "orphan_bytes",
-			Help: "Bytes in the parts of the orphaned multipart uploads of the janitor's last sweep, by prefix.",
-		}, []string{"prefix"})),
-		orphansAborted: register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "orphans_aborted_total",
-			Help: "Orphaned multipart uploads the janitor aborted, by prefix.",
-		}, []string{"prefix"})),
+		cloudWatchDropped: r.counter("cloudwatch_dropped_total",
+			"Observations that were not delivered to CloudWatch."),
+		cloudWatchPutErrors: r.counter("cloudwatch_put_errors_total", "Failed CloudWatch PutMetricData calls."),
+		orphanUploads: r.gaugeVec("orphan_uploads",
+			"Multipart uploads older than the janitor's max age found by its last sweep, by prefix.", "prefix"),
+		orphanBytes: r.gaugeVec("orphan_bytes",
+			"Bytes in the parts of the orphaned multipart uploads of the janitor's last sweep, by prefix.", "prefix"),
+		orphansAborted: r.counterVec("orphans_aborted_total",
+			"Orphaned multipart uploads the janitor aborted, by prefix.", "prefix"),
 	}
 	if r.err != nil {
 		r.undo()
@@ -209,6 +145,32 @@ func (r *registrar) undo() {
 	for _, c := range r.added {
 		r.reg.Unregister(c)
 	}
+}
+
+// The constructors of the gateway's collectors, in Namespace.
+
+func (r *registrar) counter(name, help string) prometheus.Counter {
+	return register(r, prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help}))
+}
+
+func (r *registrar) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return register(r, prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help}, labels))
+}
+
+func (r *registrar) gauge(name, help string) prometheus.Gauge {
+	return register(r, prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}))
+}
+
+func (r *registrar) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return register(r, prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}, labels))
+}
+
+func (r *registrar) histogram(name, help string, buckets []float64) prometheus.Histogram {
+	return register(r, prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help, Buckets: buckets}))
+}
+
+func (r *registrar) histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return register(r, prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help, Buckets: buckets}, labels))
 }
 
 // register registers c and returns it, or returns the identical collector

@@ -20,6 +20,7 @@ func newMetrics(t testing.TB) (*Metrics, *prometheus.Registry) {
 }
 
 func TestNewRegistersEverySeries(t *testing.T) {
+	t.Parallel()
 	m, reg := newMetrics(t)
 	// Touch the vectors so they export a series.
 	m.ObserveRequest("r", "upload", 200, time.Millisecond)
@@ -63,6 +64,7 @@ func TestNewRegistersEverySeries(t *testing.T) {
 // TestNewTwiceSharesSeries is what happens on a Caddy config reload: the
 // new instance registers while the old one still serves.
 func TestNewTwiceSharesSeries(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	old, err := New(reg)
 	if err != nil {
@@ -101,6 +103,7 @@ upload_gateway_rolled_back_objects_total 3
 }
 
 func TestNewConflictingCollector(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	// Same name, different labels: not the same collector, cannot be reused.
 	clash := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -115,6 +118,7 @@ func TestNewConflictingCollector(t *testing.T) {
 
 	for name, r := range map[string]*prometheus.Registry{"different labels": reg, "different type": reg2} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			before := gatherAndCount(t, r)
 			m, err := New(r)
 			if err == nil {
@@ -138,6 +142,7 @@ func TestNewConflictingCollector(t *testing.T) {
 }
 
 func TestNewNilRegisterer(t *testing.T) {
+	t.Parallel()
 	m, err := New(nil)
 	if err != nil {
 		t.Fatalf("New(nil): %v", err)
@@ -149,6 +154,7 @@ func TestNewNilRegisterer(t *testing.T) {
 }
 
 func TestNilMetricsIsNoop(t *testing.T) {
+	t.Parallel()
 	var m *Metrics
 	calls := []struct {
 		name string
@@ -179,6 +185,7 @@ func TestNilMetricsIsNoop(t *testing.T) {
 }
 
 func TestObserveRequest(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		status int
 		label  string
@@ -195,6 +202,7 @@ func TestObserveRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.label, func(t *testing.T) {
+			t.Parallel()
 			m, _ := newMetrics(t)
 			m.ObserveRequest("site", "upload", tt.status, 300*time.Millisecond)
 			if got := toFloat64(t, m.requests.WithLabelValues("site", "upload", tt.label)); got != 1 {
@@ -210,6 +218,7 @@ func TestObserveRequest(t *testing.T) {
 }
 
 func TestUploadStarted(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		hint      int64
@@ -232,6 +241,7 @@ func TestUploadStarted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			m, _ := newMetrics(t)
 			done := m.UploadStarted(tt.hint)
 			if got := toFloat64(t, m.uploadsInFlight); got != 1 {
@@ -278,6 +288,7 @@ func TestUploadStarted(t *testing.T) {
 }
 
 func TestFileSizeBuckets(t *testing.T) {
+	t.Parallel()
 	if got, want := len(sizeBuckets), 17; got != want {
 		t.Fatalf("len(sizeBuckets) = %d, want %d", got, want)
 	}
@@ -314,6 +325,7 @@ func TestFileSizeBuckets(t *testing.T) {
 }
 
 func TestCounters(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		call   func(m *Metrics)
@@ -382,6 +394,7 @@ upload_gateway_presign_total{kind="put"} 1`,
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			m, reg := newMetrics(t)
 			tt.call(m)
 			mfs, err := reg.Gather()
@@ -405,6 +418,7 @@ upload_gateway_presign_total{kind="put"} 1`,
 }
 
 func TestJanitorSwept(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	m, err := New(reg)
 	if err != nil {

@@ -12,6 +12,7 @@ func bword(s string) string {
 }
 
 func TestMetadataValue(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		in   string
@@ -39,6 +40,7 @@ func TestMetadataValue(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got := MetadataValue(tt.in)
 			if got != tt.want {
 				t.Errorf("MetadataValue(%q) = %q, want %q", tt.in, got, tt.want)
@@ -51,6 +53,7 @@ func TestMetadataValue(t *testing.T) {
 // decodes back to the input without its control characters, or to the
 // longest prefix of it that fits.
 func TestMetadataValueRoundTrip(t *testing.T) {
+	t.Parallel()
 	inputs := []string{
 		"", "plain", "résumé.pdf", "中文文件.docx", "кириллица", "😀 emoji",
 		"=?", "?=", "a =?x?= b", " ", "  both  ", "e\u0301", "a\r\nb",
@@ -95,6 +98,7 @@ func TestMetadataValueRoundTrip(t *testing.T) {
 }
 
 func TestDecodeMetadataValue(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		in      string
@@ -110,6 +114,7 @@ func TestDecodeMetadataValue(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got, err := DecodeMetadataValue(tt.in)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("DecodeMetadataValue(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
@@ -122,6 +127,7 @@ func TestDecodeMetadataValue(t *testing.T) {
 }
 
 func TestPercentEncode(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want string
@@ -139,6 +145,7 @@ func TestPercentEncode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
+			t.Parallel()
 			if got := PercentEncode(tt.in); got != tt.want {
 				t.Errorf("PercentEncode(%q) = %q, want %q", tt.in, got, tt.want)
 			}
@@ -147,6 +154,7 @@ func TestPercentEncode(t *testing.T) {
 }
 
 func TestContentDisposition(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want string
@@ -162,6 +170,7 @@ func TestContentDisposition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
+			t.Parallel()
 			if got := ContentDisposition(tt.in); got != tt.want {
 				t.Errorf("ContentDisposition(%q) =\n%s\nwant\n%s", tt.in, got, tt.want)
 			}

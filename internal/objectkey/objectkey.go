@@ -75,6 +75,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // Limits applied by this package.
@@ -84,8 +86,6 @@ const (
 	// MaxExtLen is the longest extension [Ext] returns, in bytes, not
 	// counting the dot.
 	MaxExtLen = 16
-	// MaxKeyLen is S3's limit on the length of an object key, in bytes.
-	MaxKeyLen = 1024
 	// MaxSegmentLen is the longest key segment [Clean] accepts, in bytes: the
 	// file name limit of common file systems, so that a bucket can be synced
 	// to a disk.
@@ -319,8 +319,8 @@ func Clean(prefix, key string) (string, error) {
 			strings.Join(k, "/"), strings.Join(p, "/"))
 	}
 	out := strings.Join(k, "/")
-	if len(out) > MaxKeyLen {
-		return "", fmt.Errorf("%w: key is %d bytes, longer than %d", ErrInvalidKey, len(out), MaxKeyLen)
+	if len(out) > s3limits.MaxKeyLen {
+		return "", fmt.Errorf("%w: key is %d bytes, longer than %d", ErrInvalidKey, len(out), s3limits.MaxKeyLen)
 	}
 	return out, nil
 }

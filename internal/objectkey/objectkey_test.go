@@ -10,9 +10,12 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 func TestSanitizeFilename(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		in   string
@@ -78,6 +81,7 @@ func TestSanitizeFilename(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if got := SanitizeFilename(tt.in); got != tt.want {
 				t.Errorf("SanitizeFilename(%q) = %q, want %q", tt.in, got, tt.want)
 			}
@@ -86,6 +90,7 @@ func TestSanitizeFilename(t *testing.T) {
 }
 
 func TestExt(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want string
@@ -111,6 +116,7 @@ func TestExt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
+			t.Parallel()
 			if got := Ext(tt.in); got != tt.want {
 				t.Errorf("Ext(%q) = %q, want %q", tt.in, got, tt.want)
 			}
@@ -119,6 +125,7 @@ func TestExt(t *testing.T) {
 }
 
 func TestClean(t *testing.T) {
+	t.Parallel()
 	long := func(n int) string { return strings.Repeat("a", n) }
 	tests := []struct {
 		name    string
@@ -166,6 +173,7 @@ func TestClean(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got, err := Clean(tt.prefix, tt.key)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Clean(%q, %q) error = %v, want %v", tt.prefix, tt.key, err, tt.wantErr)
@@ -184,8 +192,10 @@ func TestClean(t *testing.T) {
 // sanitised name is a valid file name and a valid key segment, and every raw
 // value put under a prefix either fails or stays under it.
 func TestHostileNames(t *testing.T) {
+	t.Parallel()
 	for _, name := range append(readCorpus(t, "testdata/traversal.txt"), longNames()...) {
 		t.Run(strconv.Quote(name), func(t *testing.T) {
+			t.Parallel()
 			checkFilename(t, name)
 			key := "uploads/" + name
 			got, err := Clean("uploads", key)
@@ -290,8 +300,8 @@ func checkKey(t testing.TB, prefix, key, got string) {
 		t.Fatalf("Clean(%q, %q) = %q: not valid UTF-8", prefix, key, got)
 	case got == "" || strings.HasPrefix(got, "/"):
 		t.Fatalf("Clean(%q, %q) = %q: empty or absolute", prefix, key, got)
-	case len(got) > MaxKeyLen:
-		t.Fatalf("Clean(%q, %q) = %q: %d bytes, longer than %d", prefix, key, got, len(got), MaxKeyLen)
+	case len(got) > s3limits.MaxKeyLen:
+		t.Fatalf("Clean(%q, %q) = %q: %d bytes, longer than %d", prefix, key, got, len(got), s3limits.MaxKeyLen)
 	case strings.ContainsRune(got, '\\'):
 		t.Fatalf("Clean(%q, %q) = %q: contains a backslash", prefix, key, got)
 	case strings.IndexFunc(got, isControl) >= 0:
@@ -357,6 +367,7 @@ func FuzzClean(f *testing.F) {
 }
 
 func TestEscapeSegment(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"", ""},
 		{"alice", "alice"},

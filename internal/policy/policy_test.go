@@ -22,6 +22,7 @@ const (
 // TestAuthorizeMatrix checks every role × action of the default policy on
 // the user's own file, another user's file and a key outside the prefix.
 func TestAuthorizeMatrix(t *testing.T) {
+	t.Parallel()
 	p := policy.Default("files")
 	ownKey := "files/users/alice/report.pdf"
 	otherKey := "files/users/bob/report.pdf"
@@ -63,6 +64,7 @@ func TestAuthorizeMatrix(t *testing.T) {
 			want bool
 		}{{"own", ownKey, tt.own}, {"other", otherKey, tt.other}, {"outside", outsideKey, tt.outside}} {
 			t.Run(fmt.Sprintf("%s/%s/%s", tt.role, tt.action, c.name), func(t *testing.T) {
+				t.Parallel()
 				err := p.Authorize(policy.Subject{ID: alice, Role: tt.role}, tt.action, c.key)
 				if got := err == nil; got != c.want {
 					t.Fatalf("Authorize(%s, %s, %q) = %v, want allowed=%v", tt.role, tt.action, c.key, err, c.want)
@@ -79,6 +81,7 @@ func TestAuthorizeMatrix(t *testing.T) {
 }
 
 func TestAuthorizeDenies(t *testing.T) {
+	t.Parallel()
 	p := policy.Default("files/")
 	admin := policy.Subject{ID: alice, Role: roles.Admin}
 	uploader := policy.Subject{ID: alice, Role: roles.Uploader}
@@ -114,6 +117,7 @@ func TestAuthorizeDenies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			err := p.Authorize(tt.s, tt.action, tt.key)
 			if !errors.Is(err, policy.ErrDenied) {
 				t.Fatalf("Authorize(%+v, %s, %q) = %v, want ErrDenied", tt.s, tt.action, tt.key, err)
@@ -126,6 +130,7 @@ func TestAuthorizeDenies(t *testing.T) {
 }
 
 func TestAuthorizeAllows(t *testing.T) {
+	t.Parallel()
 	p := policy.Default("files/")
 	tests := []struct {
 		name   string
@@ -142,6 +147,7 @@ func TestAuthorizeAllows(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if err := tt.p.Authorize(tt.s, tt.action, tt.key); err != nil {
 				t.Fatalf("Authorize(%+v, %s, %q) = %v, want nil", tt.s, tt.action, tt.key, err)
 			}
@@ -150,6 +156,7 @@ func TestAuthorizeAllows(t *testing.T) {
 }
 
 func TestDefaultPrefix(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ in, want string }{
 		{"files", "files/"},
 		{"files/", "files/"},
@@ -171,6 +178,7 @@ func TestDefaultPrefix(t *testing.T) {
 }
 
 func TestDefaultIsFresh(t *testing.T) {
+	t.Parallel()
 	a := policy.Default("files/")
 	a.Roles[roles.Viewer][policy.Upload] = policy.All
 	if got := policy.Default("files/").ScopeOf(roles.Viewer, policy.Upload); got != policy.None {
@@ -179,6 +187,7 @@ func TestDefaultIsFresh(t *testing.T) {
 }
 
 func TestOwnerPrefix(t *testing.T) {
+	t.Parallel()
 	p := policy.Default("files/")
 	tests := []struct{ id, want string }{
 		{"alice", "files/users/alice/"},
@@ -199,6 +208,7 @@ func TestOwnerPrefix(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
+			t.Parallel()
 			if got := p.OwnerPrefix(tt.id); got != tt.want {
 				t.Errorf("OwnerPrefix(%q) = %q, want %q", tt.id, got, tt.want)
 			}
@@ -211,6 +221,7 @@ func TestOwnerPrefix(t *testing.T) {
 // prefix of another, even when compared without regard to case (as
 // SeaweedFS matches session policy resources).
 func TestOwnerPrefixInjective(t *testing.T) {
+	t.Parallel()
 	p := policy.Default("files/")
 	ids := []string{
 		"", "_", "__", "a", "a/b", "a_b", "a b", "a:b", "a_2Fb", "a_5Fb", "A/B",
@@ -320,6 +331,7 @@ func unescape(seg string) (string, error) {
 }
 
 func TestListPrefix(t *testing.T) {
+	t.Parallel()
 	p := policy.Default("files/")
 	tests := []struct {
 		name    string
@@ -339,6 +351,7 @@ func TestListPrefix(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got, err := p.ListPrefix(tt.s, tt.wantAll)
 			if tt.denied {
 				if !errors.Is(err, policy.ErrDenied) {
@@ -354,6 +367,7 @@ func TestListPrefix(t *testing.T) {
 }
 
 func TestGrants(t *testing.T) {
+	t.Parallel()
 	p := policy.Default("files/")
 	mixed := policy.Policy{Prefix: "files/", Roles: map[roles.Role]policy.Rules{
 		roles.Uploader: {policy.Upload: policy.Own, policy.Download: policy.All, policy.List: policy.All, policy.Delete: policy.Own},
@@ -377,6 +391,7 @@ func TestGrants(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if got := tt.p.Grants(tt.s); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Grants(%+v) = %+v, want %+v", tt.s, got, tt.want)
 			}
@@ -385,6 +400,7 @@ func TestGrants(t *testing.T) {
 }
 
 func TestParseRules(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		spec    map[string]map[string]string
@@ -414,6 +430,7 @@ func TestParseRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got, err := policy.ParseRules(tt.spec)
 			switch {
 			case tt.wantErr == nil && err != nil:
@@ -433,6 +450,7 @@ var errAny = errors.New("any error")
 // A scope of none in configuration takes the action away from the default
 // policy, in Authorize, ListPrefix and Grants (the STS session policy).
 func TestOverrideWithNoneRemovesTheAction(t *testing.T) {
+	t.Parallel()
 	rules, err := policy.ParseRules(map[string]map[string]string{
 		"viewer":   {"download": "none"},
 		"uploader": {"delete": "none", "list": "all"},
@@ -459,6 +477,7 @@ func TestOverrideWithNoneRemovesTheAction(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			err := p.Authorize(tt.s, tt.a, tt.key)
 			if (err != nil) != tt.wantErr {
 				t.Errorf("Authorize = %v, want error %v", err, tt.wantErr)
@@ -490,6 +509,7 @@ func TestOverrideWithNoneRemovesTheAction(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		p       policy.Policy
@@ -508,6 +528,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if err := tt.p.Validate(); (err != nil) != tt.wantErr {
 				t.Errorf("Validate() = %v, want error %v", err, tt.wantErr)
 			}
@@ -516,6 +537,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestScopeString(t *testing.T) {
+	t.Parallel()
 	for s, want := range map[policy.Scope]string{policy.None: "none", policy.Own: "own", policy.All: "all"} {
 		if got := s.String(); got != want {
 			t.Errorf("Scope(%q).String() = %q, want %q", string(s), got, want)

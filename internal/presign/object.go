@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // PutRequest describes a single-request upload (PutObject).
@@ -21,7 +22,7 @@ type PutRequest struct {
 	// ContentType is required: it is signed, so the client cannot store
 	// the object under another type.
 	ContentType string
-	// ContentLength is required, 1 to MaxObjectSize bytes: it is signed,
+	// ContentLength is required, 1 to [s3limits.MaxPutObjectSize] bytes: it is signed,
 	// so a body of another size is rejected.
 	ContentLength int64
 	// ChecksumSHA256 is the base64 SHA-256 of the body the client
@@ -56,33 +57,21 @@ func (s *Signer) PutObject(ctx context.Context, creds aws.CredentialsProvider, r
 	if err != nil {
 		return nil, err
 	}
-	c, ttl, err := retrieve(ctx, creds, r.Expires)
-	if err != nil {
-		return nil, err
-	}
-	req, err := s.presignClient(c).PresignPutObject(ctx, in, s3.WithPresignExpires(ttl))
-	if err != nil {
-		return nil, fmt.Errorf("presign: presigning PutObject: %v", err)
-	}
-	return result(req, bound)
+	return s.sign(ctx, creds, r.Expires, "PutObject", bound, func(pc *s3.PresignClient, expires func(*s3.PresignOptions)) (*v4.PresignedHTTPRequest, error) {
+		return pc.PresignPutObject(ctx, in, expires)
+	})
 }
 
 // input validates r and returns the SDK input with the headers it must bind.
 func (r PutRequest) input() (*s3.PutObjectInput, http.Header, error) {
-	if err := checkObject(r.Bucket, r.Key); err != nil {
-		return nil, nil, err
-	}
-	if r.ContentType == "" {
-		return nil, nil, invalid("no content type")
-	}
-	if err := checkHeaderValue("content type", r.ContentType); err != nil {
+	if err := checkUpload(r.Bucket, r.Key, r.ContentType); err != nil {
 		return nil, nil, err
 	}
 	if err := checkHeaderValue("content disposition", r.ContentDisposition); err != nil {
 		return nil, nil, err
 	}
-	if r.ContentLength <= 0 || r.ContentLength > MaxObjectSize {
-		return nil, nil, invalid("content length %d is not between 1 and %d", r.ContentLength, int64(MaxObjectSize))
+	if r.ContentLength <= 0 || r.ContentLength > s3limits.MaxPutObjectSize {
+		return nil, nil, invalid("content length %d is not between 1 and %d", r.ContentLength, s3limits.MaxPutObjectSize)
 	}
 	if r.ChecksumSHA256 != "" {
 		if sum, err := base64.StdEncoding.DecodeString(r.ChecksumSHA256); err != nil || len(sum) != 32 {
@@ -93,7 +82,7 @@ func (r PutRequest) input() (*s3.PutObjectInput, http.Header, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	sse, err := r.Encryption.headers()
+	sse, err := r.Encryption.settings()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -125,20 +114,9 @@ func (r PutRequest) input() (*s3.PutObjectInput, http.Header, error) {
 			bound.Set("X-Amz-Meta-"+name, v)
 		}
 	}
-	if mode := sse.Get("X-Amz-Server-Side-Encryption"); mode != "" {
-		in.ServerSideEncryption = types.ServerSideEncryption(mode)
-		if v := sse.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"); v != "" {
-			in.SSEKMSKeyId = aws.String(v)
-		}
-		if sse.Get("X-Amz-Server-Side-Encryption-Bucket-Key-Enabled") != "" {
-			in.BucketKeyEnabled = aws.Bool(true)
-		}
-		if v := sse.Get("X-Amz-Server-Side-Encryption-Context"); v != "" {
-			in.SSEKMSEncryptionContext = aws.String(v)
-		}
-		for name := range sse {
-			bound[name] = sse[name]
-		}
+	in.ServerSideEncryption, in.SSEKMSKeyId, in.BucketKeyEnabled, in.SSEKMSEncryptionContext = sse.RequestFields()
+	for name, v := range sse.Headers() {
+		bound[name] = v
 	}
 	return in, bound, nil
 }
@@ -148,7 +126,7 @@ func (r PutRequest) input() (*s3.PutObjectInput, http.Header, error) {
 // (CreateMultipartUpload); parts inherit its encryption.
 type PartRequest struct {
 	Bucket, Key, UploadID string
-	// PartNumber is 1 to MaxPartNumber.
+	// PartNumber is 1 to [s3limits.MaxParts].
 	PartNumber int32
 	// ContentLength, when not 0, is signed, so a part of another size is
 	// rejected. 0 leaves the size to the client.
@@ -167,10 +145,10 @@ func (s *Signer) UploadPart(ctx context.Context, creds aws.CredentialsProvider, 
 	switch {
 	case r.UploadID == "":
 		return nil, invalid("no upload id")
-	case r.PartNumber < 1 || r.PartNumber > MaxPartNumber:
-		return nil, invalid("part number %d is not between 1 and %d", r.PartNumber, MaxPartNumber)
-	case r.ContentLength < 0 || r.ContentLength > MaxObjectSize:
-		return nil, invalid("content length %d is not between 0 and %d", r.ContentLength, int64(MaxObjectSize))
+	case r.PartNumber < 1 || r.PartNumber > s3limits.MaxParts:
+		return nil, invalid("part number %d is not between 1 and %d", r.PartNumber, s3limits.MaxParts)
+	case r.ContentLength < 0 || r.ContentLength > s3limits.MaxPartSize:
+		return nil, invalid("content length %d is not between 0 and %d", r.ContentLength, s3limits.MaxPartSize)
 	}
 	in := &s3.UploadPartInput{
 		Bucket:     aws.String(r.Bucket),
@@ -186,15 +164,9 @@ func (s *Signer) UploadPart(ctx context.Context, creds aws.CredentialsProvider, 
 	bound.Set("PartNumber", strconv.Itoa(int(r.PartNumber)))
 	bound.Set("UploadId", r.UploadID)
 
-	c, ttl, err := retrieve(ctx, creds, r.Expires)
-	if err != nil {
-		return nil, err
-	}
-	req, err := s.presignClient(c).PresignUploadPart(ctx, in, s3.WithPresignExpires(ttl))
-	if err != nil {
-		return nil, fmt.Errorf("presign: presigning UploadPart: %v", err)
-	}
-	return result(req, bound)
+	return s.sign(ctx, creds, r.Expires, "UploadPart", bound, func(pc *s3.PresignClient, expires func(*s3.PresignOptions)) (*v4.PresignedHTTPRequest, error) {
+		return pc.PresignUploadPart(ctx, in, expires)
+	})
 }
 
 // GetRequest describes a download (GetObject).
@@ -221,20 +193,29 @@ func (s *Signer) GetObject(ctx context.Context, creds aws.CredentialsProvider, r
 		in.ResponseContentDisposition = aws.String(cd)
 		bound.Set("Response-Content-Disposition", cd)
 	}
-	c, ttl, err := retrieve(ctx, creds, r.Expires)
-	if err != nil {
-		return nil, err
-	}
 	// A download link is opened by a browser, which sends no extra headers:
 	// do not let the SDK sign x-amz-checksum-mode into it.
-	req, err := s.presignClient(c).PresignGetObject(ctx, in, s3.WithPresignExpires(ttl),
-		func(o *s3.PresignOptions) {
+	return s.sign(ctx, creds, r.Expires, "GetObject", bound, func(pc *s3.PresignClient, expires func(*s3.PresignOptions)) (*v4.PresignedHTTPRequest, error) {
+		return pc.PresignGetObject(ctx, in, expires, func(o *s3.PresignOptions) {
 			o.ClientOptions = append(o.ClientOptions, func(o *s3.Options) {
 				o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 			})
 		})
+	})
+}
+
+// sign retrieves the signing credentials and presigns with them through
+// call, for the lifetime retrieve allows; op names the operation in errors.
+func (s *Signer) sign(ctx context.Context, creds aws.CredentialsProvider, want time.Duration, op string, bound http.Header,
+	call func(pc *s3.PresignClient, expires func(*s3.PresignOptions)) (*v4.PresignedHTTPRequest, error),
+) (*Presigned, error) {
+	c, ttl, err := retrieve(ctx, creds, want)
 	if err != nil {
-		return nil, fmt.Errorf("presign: presigning GetObject: %v", err)
+		return nil, err
+	}
+	req, err := call(s.presignClient(c), s3.WithPresignExpires(ttl))
+	if err != nil {
+		return nil, fmt.Errorf("presign: presigning %s: %v", op, err)
 	}
 	return result(req, bound)
 }

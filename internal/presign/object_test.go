@@ -83,6 +83,7 @@ func checkQuery(t *testing.T, p *presign.Presigned, xid string, extra map[string
 // A PUT signs, as headers, every value that binds the upload, and the
 // client is told to send exactly those.
 func TestPutObjectSignsEveryBinding(t *testing.T) {
+	t.Parallel()
 	r := fullPut()
 	p, err := pathStyleSigner().PutObject(context.Background(), sessionCreds(), r)
 	if err != nil {
@@ -162,6 +163,7 @@ func TestPutObjectSignsEveryBinding(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			h := sentHeaders(p)
 			u := mustParse(t, p.URL)
 			q := u.Query()
@@ -176,6 +178,7 @@ func TestPutObjectSignsEveryBinding(t *testing.T) {
 
 // A PUT without optional bindings signs only size and type.
 func TestPutObjectMinimal(t *testing.T) {
+	t.Parallel()
 	p, err := pathStyleSigner().PutObject(context.Background(), staticCreds(), presign.PutRequest{
 		Bucket: "b", Key: "k", ContentType: "text/plain", ContentLength: 5,
 	})
@@ -195,6 +198,7 @@ func TestPutObjectMinimal(t *testing.T) {
 // A create-only PUT signs If-None-Match: * as a header the client must
 // send; without it the signature does not match.
 func TestPutObjectCreateOnly(t *testing.T) {
+	t.Parallel()
 	p, err := pathStyleSigner().PutObject(context.Background(), staticCreds(), presign.PutRequest{
 		Bucket: "b", Key: "k", ContentType: "text/plain", ContentLength: 5, CreateOnly: true,
 	})
@@ -226,6 +230,7 @@ func TestPutObjectCreateOnly(t *testing.T) {
 
 // Without path style, the bucket is in the host name.
 func TestPutObjectVirtualHost(t *testing.T) {
+	t.Parallel()
 	s := presign.New(s3.New(s3.Options{Region: testRegion}))
 	p, err := s.PutObject(context.Background(), staticCreds(), presign.PutRequest{
 		Bucket: "uploads", Key: "a/b.txt", ContentType: "text/plain", ContentLength: 5,
@@ -243,6 +248,7 @@ func TestPutObjectVirtualHost(t *testing.T) {
 }
 
 func TestPutObjectInvalid(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		edit func(*presign.PutRequest)
@@ -266,6 +272,7 @@ func TestPutObjectInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			r := fullPut()
 			tt.edit(&r)
 			p, err := pathStyleSigner().PutObject(context.Background(), sessionCreds(), r)
@@ -283,6 +290,7 @@ func TestPutObjectInvalid(t *testing.T) {
 
 // A part URL binds the upload, the part number and, when given, the size.
 func TestUploadPart(t *testing.T) {
+	t.Parallel()
 	const uploadID = "2~abc+/=def"
 	for _, tt := range []struct {
 		name        string
@@ -294,6 +302,7 @@ func TestUploadPart(t *testing.T) {
 		{"size free", 0, "host", http.Header{}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			p, err := pathStyleSigner().UploadPart(context.Background(), sessionCreds(), presign.PartRequest{
 				Bucket: "uploads", Key: "big/file.bin", UploadID: uploadID, PartNumber: 7, ContentLength: tt.length,
 			})
@@ -351,6 +360,7 @@ func TestUploadPart(t *testing.T) {
 // A GET URL needs no headers; the file name becomes a signed
 // response-content-disposition.
 func TestGetObject(t *testing.T) {
+	t.Parallel()
 	const name = "Rapport annuel é.pdf"
 	p, err := pathStyleSigner().GetObject(context.Background(), sessionCreds(), presign.GetRequest{
 		Bucket: "uploads", Key: "reports/2024.pdf", FileName: name,
@@ -394,6 +404,7 @@ func TestGetObject(t *testing.T) {
 // default, which makes the SDK sign x-amz-checksum-mode into GETs; a
 // download link must not need that header.
 func TestGetObjectNeedsNoChecksumHeader(t *testing.T) {
+	t.Parallel()
 	s := presign.New(s3.New(s3.Options{
 		Region:                     testRegion,
 		BaseEndpoint:               aws.String("http://127.0.0.1:9000"),

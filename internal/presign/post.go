@@ -12,6 +12,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // PostRequest describes a browser form upload (POST Object).
@@ -22,7 +24,7 @@ type PostRequest struct {
 	ContentType string
 	// MinSize and MaxSize bound the file's size in bytes
 	// (content-length-range): 0 <= MinSize <= MaxSize, 1 <= MaxSize <=
-	// MaxObjectSize.
+	// [s3limits.MaxPutObjectSize].
 	MinSize, MaxSize int64
 	// Metadata is the object's user metadata, posted as x-amz-meta-*
 	// fields. Names are lower-cased; values are encoded with
@@ -82,26 +84,21 @@ func (s *Signer) PostObject(ctx context.Context, creds aws.CredentialsProvider, 
 // SDK's (algorithm, bucket, credential, date, session token and key) with
 // the form fields that satisfy them.
 func (r PostRequest) conditions() ([]any, map[string]string, error) {
-	if err := checkObject(r.Bucket, r.Key); err != nil {
+	if err := checkUpload(r.Bucket, r.Key, r.ContentType); err != nil {
 		return nil, nil, err
 	}
-	if r.ContentType == "" {
-		return nil, nil, invalid("no content type")
-	}
-	if err := checkHeaderValue("content type", r.ContentType); err != nil {
-		return nil, nil, err
-	}
-	if r.MinSize < 0 || r.MaxSize < 1 || r.MinSize > r.MaxSize || r.MaxSize > MaxObjectSize {
-		return nil, nil, invalid("size range [%d, %d] is not within [0, %d] or is empty", r.MinSize, r.MaxSize, int64(MaxObjectSize))
+	if r.MinSize < 0 || r.MaxSize < 1 || r.MinSize > r.MaxSize || r.MaxSize > s3limits.MaxPutObjectSize {
+		return nil, nil, invalid("size range [%d, %d] is not within [0, %d] or is empty", r.MinSize, r.MaxSize, s3limits.MaxPutObjectSize)
 	}
 	meta, err := metadata(r.Metadata)
 	if err != nil {
 		return nil, nil, err
 	}
-	sse, err := r.Encryption.headers()
+	enc, err := r.Encryption.settings()
 	if err != nil {
 		return nil, nil, err
 	}
+	sse := enc.Headers()
 
 	conditions := []any{
 		[]any{"eq", "$Content-Type", r.ContentType},

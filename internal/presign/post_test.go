@@ -82,6 +82,7 @@ func decodePolicy(t *testing.T, pp *presign.PresignedPost) policy {
 // A form's policy binds the bucket, the key, the type, the size range, the
 // encryption and the metadata, and the form's fields satisfy it.
 func TestPostObject(t *testing.T) {
+	t.Parallel()
 	r := presign.PostRequest{
 		Bucket: "uploads", Key: "users/42/photo.png", ContentType: "image/png",
 		MinSize: 1, MaxSize: 10 << 20,
@@ -159,6 +160,7 @@ func TestPostObject(t *testing.T) {
 // Without encryption or metadata, the policy has no such conditions and
 // the form no such fields.
 func TestPostObjectMinimal(t *testing.T) {
+	t.Parallel()
 	pp, err := pathStyleSigner().PostObject(context.Background(), staticCreds(), presign.PostRequest{
 		Bucket: "b", Key: "k", ContentType: "text/plain", MaxSize: 100,
 	})
@@ -180,6 +182,7 @@ func TestPostObjectMinimal(t *testing.T) {
 }
 
 func TestPostObjectInvalid(t *testing.T) {
+	t.Parallel()
 	valid := presign.PostRequest{Bucket: "b", Key: "k", ContentType: "text/plain", MaxSize: 100}
 	tests := []struct {
 		name string
@@ -199,6 +202,7 @@ func TestPostObjectInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			r := valid
 			tt.edit(&r)
 			pp, err := pathStyleSigner().PostObject(context.Background(), sessionCreds(), r)

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
@@ -30,18 +31,6 @@ const (
 	// credentials' expiry: it covers the time between reading the clock
 	// here and the presigner reading it.
 	credentialsMargin = time.Second
-)
-
-// Size limits of S3.
-const (
-	// MaxObjectSize is the largest body of a single PUT or POST, and the
-	// largest part of a multipart upload: 5 GiB.
-	MaxObjectSize = s3limits.MaxPutObjectSize
-	// MaxPartNumber is the highest part number of a multipart upload.
-	MaxPartNumber = s3limits.MaxParts
-	// MaxMetadataSize is S3's limit on user metadata: the names and values
-	// of all x-amz-meta-* headers, in bytes.
-	MaxMetadataSize = s3limits.MaxMetadataSize
 )
 
 // Server-side encryption modes, for [Encryption.Mode].
@@ -121,46 +110,35 @@ type Encryption struct {
 	Context string
 }
 
-// headers returns the encryption headers of e, or an error wrapping
-// ErrInvalidRequest.
-func (e Encryption) headers() (http.Header, error) {
+// settings checks e and returns it as the one [s3limits.Encryption], or an
+// error wrapping ErrInvalidRequest.
+func (e Encryption) settings() (s3limits.Encryption, error) {
 	mode := e.Mode
 	if mode == "" && e.KMSKeyID != "" {
 		mode = SSEKMS
 	}
-	h := http.Header{}
 	switch mode {
 	case "":
 		if e.BucketKey || e.Context != "" {
-			return nil, invalid("a bucket key or an encryption context needs SSE-KMS")
+			return s3limits.Encryption{}, invalid("a bucket key or an encryption context needs SSE-KMS")
 		}
-		return h, nil
 	case SSEAES256:
 		if e.KMSKeyID != "" || e.BucketKey || e.Context != "" {
-			return nil, invalid("a KMS key, a bucket key or an encryption context needs SSE-KMS, not AES256")
+			return s3limits.Encryption{}, invalid("a KMS key, a bucket key or an encryption context needs SSE-KMS, not AES256")
 		}
 	case SSEKMS:
-		if e.KMSKeyID != "" {
-			if !printable(e.KMSKeyID) {
-				return nil, invalid("KMS key id %q is not printable ASCII", e.KMSKeyID)
-			}
-			h.Set("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", e.KMSKeyID)
-		}
-		if e.BucketKey {
-			h.Set("X-Amz-Server-Side-Encryption-Bucket-Key-Enabled", "true")
+		if e.KMSKeyID != "" && !printable(e.KMSKeyID) {
+			return s3limits.Encryption{}, invalid("KMS key id %q is not printable ASCII", e.KMSKeyID)
 		}
 		if e.Context != "" {
-			b, err := base64.StdEncoding.DecodeString(e.Context)
-			if err != nil || !json.Valid(b) {
-				return nil, invalid("the encryption context must be base64-encoded JSON")
+			if b, err := base64.StdEncoding.DecodeString(e.Context); err != nil || !json.Valid(b) {
+				return s3limits.Encryption{}, invalid("the encryption context must be base64-encoded JSON")
 			}
-			h.Set("X-Amz-Server-Side-Encryption-Context", e.Context)
 		}
 	default:
-		return nil, invalid("unknown encryption mode %q (want %q or %q)", mode, SSEKMS, SSEAES256)
+		return s3limits.Encryption{}, invalid("unknown encryption mode %q (want %q or %q)", mode, SSEKMS, SSEAES256)
 	}
-	h.Set("X-Amz-Server-Side-Encryption", mode)
-	return h, nil
+	return s3limits.Encryption{Mode: types.ServerSideEncryption(mode), KMSKeyID: e.KMSKeyID, BucketKey: e.BucketKey, Context: e.Context}, nil
 }
 
 // retrieve retrieves the signing credentials and returns them with the
@@ -272,10 +250,21 @@ func checkObject(bucket, key string) error {
 		return invalid("no bucket")
 	case key == "":
 		return invalid("no key")
-	case len(key) > objectkey.MaxKeyLen:
-		return invalid("the key is %d bytes, longer than %d", len(key), objectkey.MaxKeyLen)
+	case len(key) > s3limits.MaxKeyLen:
+		return invalid("the key is %d bytes, longer than %d", len(key), s3limits.MaxKeyLen)
 	}
 	return nil
+}
+
+// checkUpload checks the object and content type of a new object.
+func checkUpload(bucket, key, contentType string) error {
+	if err := checkObject(bucket, key); err != nil {
+		return err
+	}
+	if contentType == "" {
+		return invalid("no content type")
+	}
+	return checkHeaderValue("content type", contentType)
 }
 
 // checkHeaderValue checks a value the client will send as a header.
@@ -290,7 +279,6 @@ func checkHeaderValue(what, v string) error {
 // with [objectkey.MetadataValue] unless they are already printable ASCII.
 func metadata(m map[string]string) (map[string]string, error) {
 	out := make(map[string]string, len(m))
-	size := 0
 	for name, value := range m {
 		lower := strings.ToLower(name)
 		if lower == "" || strings.IndexFunc(lower, func(r rune) bool {
@@ -308,10 +296,9 @@ func metadata(m map[string]string) (map[string]string, error) {
 			v = objectkey.MetadataValue(value)
 		}
 		out[lower] = v
-		size += len(lower) + len(v)
 	}
-	if size > MaxMetadataSize {
-		return nil, invalid("the metadata is %d bytes, more than %d", size, MaxMetadataSize)
+	if err := s3limits.CheckMetadata(out, 0); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 	}
 	return out, nil
 }

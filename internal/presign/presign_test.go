@@ -158,6 +158,7 @@ func sentHeaders(p *presign.Presigned) http.Header { return p.Headers.Clone() }
 // The request lasts 15 minutes by default, at most 7 days, and never
 // longer than its credentials; Expires is X-Amz-Date + X-Amz-Expires.
 func TestExpiry(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		creds    aws.CredentialsProvider
@@ -176,6 +177,7 @@ func TestExpiry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			before := time.Now().Truncate(time.Second)
 			p, err := pathStyleSigner().PutObject(context.Background(), tt.creds, presign.PutRequest{
 				Bucket: "b", Key: "k", ContentType: "text/plain", ContentLength: 1, Expires: tt.expires,
@@ -208,6 +210,7 @@ func TestExpiry(t *testing.T) {
 
 // Every kind of request applies the same expiry rules.
 func TestExpiryAppliesToEveryKind(t *testing.T) {
+	t.Parallel()
 	s := pathStyleSigner()
 	ctx := context.Background()
 	creds := expiringCreds(5 * time.Minute)
@@ -243,6 +246,7 @@ func TestExpiryAppliesToEveryKind(t *testing.T) {
 	}
 	for name, sign := range kinds {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			for _, tt := range []struct {
 				expires  time.Duration
 				min, max time.Duration // from now
@@ -267,6 +271,7 @@ func TestExpiryAppliesToEveryKind(t *testing.T) {
 
 // Credentials that have expired, or expire within the margin, sign nothing.
 func TestExpiredCredentials(t *testing.T) {
+	t.Parallel()
 	for _, d := range []time.Duration{-time.Hour, 0, 500 * time.Millisecond, 1900 * time.Millisecond} {
 		_, err := pathStyleSigner().GetObject(context.Background(), expiringCreds(d), presign.GetRequest{Bucket: "b", Key: "k"})
 		if !errors.Is(err, presign.ErrCredentialsExpired) {
@@ -277,6 +282,7 @@ func TestExpiredCredentials(t *testing.T) {
 
 // Every call signs with the credentials it is given, never the client's.
 func TestCredentialsPerCall(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := pathStyleSigner()
 	other := credentials.NewStaticCredentialsProvider("AKIDSOMEONEELSE00001", "other", "")
@@ -302,6 +308,7 @@ func TestCredentialsPerCall(t *testing.T) {
 }
 
 func TestCredentialsErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := pathStyleSigner()
 	errBroken := errors.New("provider broken")
@@ -322,6 +329,7 @@ func TestCredentialsErrors(t *testing.T) {
 // Session credentials put X-Amz-Security-Token in every URL's query, and
 // in the POST form and its policy; long-term keys put it nowhere.
 func TestSessionToken(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := pathStyleSigner()
 	for _, tt := range []struct {
@@ -330,6 +338,7 @@ func TestSessionToken(t *testing.T) {
 		token string
 	}{{"session", sessionCreds(), testToken}, {"long-term keys", staticCreds(), ""}} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			var urls []*presign.Presigned
 			p, err := s.PutObject(ctx, tt.creds, presign.PutRequest{Bucket: "b", Key: "k", ContentType: "a/b", ContentLength: 1})
 			if err != nil {
@@ -371,6 +380,7 @@ func TestSessionToken(t *testing.T) {
 
 // Encryption settings become exactly these signed headers.
 func TestEncryption(t *testing.T) {
+	t.Parallel()
 	ctxJSON := base64.StdEncoding.EncodeToString([]byte(`{"tenant":"acme"}`))
 	tests := []struct {
 		name    string
@@ -406,6 +416,7 @@ func TestEncryption(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			p, err := pathStyleSigner().PutObject(context.Background(), sessionCreds(), presign.PutRequest{
 				Bucket: "b", Key: "k", ContentType: "a/b", ContentLength: 1, Encryption: tt.enc,
 			})
@@ -436,6 +447,7 @@ func TestEncryption(t *testing.T) {
 
 // Metadata names are lower-cased and values encoded for HTTP.
 func TestMetadata(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		meta    map[string]string
@@ -454,6 +466,7 @@ func TestMetadata(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			p, err := pathStyleSigner().PutObject(context.Background(), sessionCreds(), presign.PutRequest{
 				Bucket: "b", Key: "k", ContentType: "a/b", ContentLength: 1, Metadata: tt.meta,
 			})
@@ -490,6 +503,7 @@ func TestMetadata(t *testing.T) {
 
 // A Signer is used by concurrent requests, each with its own credentials.
 func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
 	s := pathStyleSigner()
 	errs := make(chan error, 16)
 	for i := range 16 {

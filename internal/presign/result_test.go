@@ -13,6 +13,7 @@ import (
 // neither a signed header nor a query parameter with the same value, so an
 // SDK that stopped signing something would fail loudly.
 func TestResultChecksBindings(t *testing.T) {
+	t.Parallel()
 	const query = "X-Amz-Date=20260102T030405Z&X-Amz-Expires=60&X-Amz-SignedHeaders=content-type%3Bhost&X-Amz-Meta-A=v&X-Amz-Signature=00"
 	req := &v4.PresignedHTTPRequest{
 		URL:          "http://s3.test/b/k?" + query,
@@ -32,6 +33,7 @@ func TestResultChecksBindings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			p, err := result(req, tt.bound)
 			if (err == nil) != tt.ok {
 				t.Fatalf("got %v, want ok=%v", err, tt.ok)

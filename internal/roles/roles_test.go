@@ -9,6 +9,7 @@ import (
 )
 
 func TestRank(t *testing.T) {
+	t.Parallel()
 	ordered := []roles.Role{roles.None, roles.Viewer, roles.Uploader, roles.Admin}
 	for i, r := range ordered {
 		if got := r.Rank(); got != i {
@@ -26,6 +27,7 @@ func TestRank(t *testing.T) {
 }
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		want    roles.Role
@@ -43,6 +45,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
+			t.Parallel()
 			got, err := roles.Parse(tt.in)
 			if got != tt.want || (err != nil) != tt.wantErr {
 				t.Fatalf("Parse(%q) = %q, %v; want %q, error %v", tt.in, got, err, tt.want, tt.wantErr)
@@ -55,6 +58,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestResolve(t *testing.T) {
+	t.Parallel()
 	custom := map[string]roles.Role{"gw-admins": roles.Admin, "gw-readers": roles.Viewer}
 	tests := []struct {
 		name       string
@@ -182,6 +186,7 @@ func TestResolve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got, groups := tt.mapper.Resolve(tt.claims)
 			if got != tt.want {
 				t.Errorf("role = %v, want %v", got, tt.want)
@@ -194,6 +199,7 @@ func TestResolve(t *testing.T) {
 }
 
 func TestMapperValidate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		mapper  roles.Mapper
@@ -206,6 +212,7 @@ func TestMapperValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			err := tt.mapper.Validate()
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Validate() = %v, want error %v", err, tt.wantErr)
@@ -218,6 +225,7 @@ func TestMapperValidate(t *testing.T) {
 }
 
 func TestDefaultGroupsIsACopy(t *testing.T) {
+	t.Parallel()
 	g := roles.DefaultGroups()
 	g["admins"] = roles.Viewer
 	if r, _ := (roles.Mapper{}).Resolve(map[string]any{"cognito:groups": "admins"}); r != roles.Admin {

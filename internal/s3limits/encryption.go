@@ -1,6 +1,8 @@
 package s3limits
 
 import (
+	"net/http"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
@@ -37,4 +39,27 @@ func (e Encryption) RequestFields() (mode types.ServerSideEncryption, keyID *str
 		context = aws.String(e.Context)
 	}
 	return e.Mode, keyID, bucketKey, context
+}
+
+// Headers returns e as the request headers S3 reads it from (for requests
+// signed ahead, such as presigned PUTs and POST policies): the same fields
+// as [Encryption.RequestFields], and no header at all for the bucket
+// default.
+func (e Encryption) Headers() http.Header {
+	h := http.Header{}
+	mode, keyID, bucketKey, context := e.RequestFields()
+	if mode == "" {
+		return h
+	}
+	h.Set("X-Amz-Server-Side-Encryption", string(mode))
+	if keyID != nil {
+		h.Set("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", *keyID)
+	}
+	if bucketKey != nil {
+		h.Set("X-Amz-Server-Side-Encryption-Bucket-Key-Enabled", "true")
+	}
+	if context != nil {
+		h.Set("X-Amz-Server-Side-Encryption-Context", *context)
+	}
+	return h
 }

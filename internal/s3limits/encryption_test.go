@@ -1,6 +1,8 @@
 package s3limits
 
 import (
+	"net/http"
+	"reflect"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -8,6 +10,7 @@ import (
 )
 
 func TestEncryptionRequestFields(t *testing.T) {
+	t.Parallel()
 	kms := Encryption{Mode: types.ServerSideEncryptionAwsKms, KMSKeyID: "alias/k", BucketKey: true, Context: "e30="}
 	tests := []struct {
 		name                 string
@@ -27,6 +30,7 @@ func TestEncryptionRequestFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			mode, key, bucketKey, ctx := tt.e.RequestFields()
 			if mode != tt.mode {
 				t.Errorf("mode %q, want %q", mode, tt.mode)
@@ -39,6 +43,36 @@ func TestEncryptionRequestFields(t *testing.T) {
 			}
 			if aws.ToString(key) != tt.key || aws.ToString(ctx) != tt.ctx || aws.ToBool(bucketKey) != tt.bucketKey {
 				t.Errorf("got key %q ctx %q bucketKey %v", aws.ToString(key), aws.ToString(ctx), aws.ToBool(bucketKey))
+			}
+		})
+	}
+}
+
+func TestEncryptionHeaders(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		e    Encryption
+		want http.Header
+	}{
+		{"none", Encryption{}, http.Header{}},
+		{"AES256 ignores KMS settings", Encryption{Mode: types.ServerSideEncryptionAes256, KMSKeyID: "alias/k", BucketKey: true},
+			http.Header{"X-Amz-Server-Side-Encryption": {"AES256"}}},
+		{"aws:kms", Encryption{Mode: types.ServerSideEncryptionAwsKms, KMSKeyID: "alias/k", BucketKey: true, Context: "e30="},
+			http.Header{
+				"X-Amz-Server-Side-Encryption":                    {"aws:kms"},
+				"X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id":     {"alias/k"},
+				"X-Amz-Server-Side-Encryption-Bucket-Key-Enabled": {"true"},
+				"X-Amz-Server-Side-Encryption-Context":            {"e30="},
+			}},
+		{"aws:kms with the managed key", Encryption{Mode: types.ServerSideEncryptionAwsKms},
+			http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tt.e.Headers(); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Headers() = %v, want %v", got, tt.want)
 			}
 		})
 	}

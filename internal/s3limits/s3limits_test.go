@@ -9,6 +9,7 @@ import (
 )
 
 func TestCheckMetadata(t *testing.T) {
+	t.Parallel()
 	room := s3limits.MaxMetadataSize - s3limits.UploaderMetadataSize - len("k")
 	tests := []struct {
 		name    string
@@ -24,6 +25,7 @@ func TestCheckMetadata(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			err := s3limits.CheckMetadata(map[string]string{"k": strings.Repeat("v", tt.value)}, tt.reserve)
 			if tt.wantErr != errors.Is(err, s3limits.ErrMetadataTooLarge) || (!tt.wantErr && err != nil) {
 				t.Errorf("CheckMetadata() = %v, want error %v", err, tt.wantErr)
@@ -33,6 +35,7 @@ func TestCheckMetadata(t *testing.T) {
 }
 
 func TestUploaderMetadataSize(t *testing.T) {
+	t.Parallel()
 	// sha256 + 64 hex digits, gateway-write-id + 24 hex digits.
 	if s3limits.UploaderMetadataSize != 6+64+16+24 {
 		t.Errorf("UploaderMetadataSize = %d", s3limits.UploaderMetadataSize)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 func TestBudget(t *testing.T) {
@@ -342,13 +344,13 @@ func TestUploadTakesMemoryAsBytesArrive(t *testing.T) {
 		declared int64
 	}{
 		{"declared 1 TiB", 1 << 40},
-		{"declared 5 TiB", MaxObjectSize},
+		{"declared 5 TiB", s3limits.MaxObjectSize},
 		{"unknown size", -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			budget := NewBufferBudget(8<<30, 0)
-			u := New(newFake(), Options{PartSize: 16 * mib, Budget: budget, MaxPartSize: MaxPartSize})
+			u := New(newFake(), Options{PartSize: 16 * mib, Budget: budget, MaxPartSize: s3limits.MaxPartSize})
 			body := newTrickle([]byte("hello"))
 			done := make(chan error, 1)
 			go func() {
@@ -374,7 +376,7 @@ func TestUploadTakesMemoryAsBytesArrive(t *testing.T) {
 	}
 	t.Run("parts do not grow with the declared size", func(t *testing.T) {
 		fake := newFake()
-		u := New(fake, Options{PartSize: MinPartSize, Concurrency: 1})
+		u := New(fake, Options{PartSize: s3limits.MinPartSize, Concurrency: 1})
 		body := randomBytes(11 * mib)
 		res, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: 1 << 40}, io.MultiReader(bytes.NewReader(body)))
 		if err != nil {
@@ -386,8 +388,8 @@ func TestUploadTakesMemoryAsBytesArrive(t *testing.T) {
 	})
 	t.Run("a declared size beyond what capped parts hold is refused up front", func(t *testing.T) {
 		fake := newFake()
-		u := New(fake, Options{PartSize: MinPartSize, Concurrency: 4, Budget: NewBufferBudget(1<<30, 0)})
-		_, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: MaxObjectSize}, bytes.NewReader(nil))
+		u := New(fake, Options{PartSize: s3limits.MinPartSize, Concurrency: 4, Budget: NewBufferBudget(1<<30, 0)})
+		_, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: s3limits.MaxObjectSize}, bytes.NewReader(nil))
 		if !errors.Is(err, ErrTooLarge) {
 			t.Errorf("Upload = %v, want ErrTooLarge", err)
 		}
@@ -427,7 +429,7 @@ func TestUploadWaitingForMemory(t *testing.T) {
 			defer hog.Close()
 			mustAcquire(t, hog, 64*mib)
 			fake := newFake()
-			u := New(fake, Options{PartSize: MinPartSize, Concurrency: 1, Budget: budget})
+			u := New(fake, Options{PartSize: s3limits.MinPartSize, Concurrency: 1, Budget: budget})
 			start := time.Now()
 			_, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, tt.body())
 			if !errors.Is(err, tt.wantErr) {

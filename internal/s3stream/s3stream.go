@@ -67,11 +67,12 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
-// S3 limits.
+// S3 limits, for module/ until it uses [s3limits] itself.
+//
+// Deprecated: use the s3limits constants.
 const (
 	MinPartSize   = s3limits.MinPartSize
 	MaxPartSize   = s3limits.MaxPartSize
-	MaxParts      = s3limits.MaxParts
 	MaxObjectSize = s3limits.MaxObjectSize
 )
 
@@ -196,7 +197,7 @@ func New(api API, opts Options) *Uploader {
 	if opts.PartSize <= 0 {
 		opts.PartSize = DefaultPartSize
 	}
-	opts.PartSize = max(opts.PartSize, MinPartSize)
+	opts.PartSize = max(opts.PartSize, s3limits.MinPartSize)
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
 	}
@@ -210,12 +211,12 @@ func New(api API, opts Options) *Uploader {
 		opts.AbortTimeout = DefaultAbortTimeout
 	}
 	if opts.MaxPartSize <= 0 {
-		opts.MaxPartSize = MaxPartSize
+		opts.MaxPartSize = s3limits.MaxPartSize
 		if opts.Budget != nil {
 			opts.MaxPartSize = PartCap(opts.Budget.Limit(), opts.Concurrency)
 		}
 	}
-	opts.MaxPartSize = min(max(opts.MaxPartSize, opts.PartSize), MaxPartSize)
+	opts.MaxPartSize = min(max(opts.MaxPartSize, opts.PartSize), s3limits.MaxPartSize)
 	if opts.Budget != nil {
 		opts.Budget.keepReserve(opts.MaxPartSize)
 	}
@@ -235,7 +236,7 @@ func PartCap(memoryLimit int64, concurrency int) int64 {
 // PartSizeFor is the part size that makes maxSize fit in 10,000 parts of at
 // least partSize bytes, in whole MiB (before any cap).
 func PartSizeFor(partSize, maxSize int64) int64 {
-	need := (maxSize + MaxParts - 1) / MaxParts
+	need := (maxSize + s3limits.MaxParts - 1) / s3limits.MaxParts
 	need = (need + 1<<20 - 1) &^ (1<<20 - 1) // whole MiB
 	return max(partSize, need)
 }
@@ -255,14 +256,14 @@ func (u *Uploader) MaxPartSize() int64 { return u.opts.MaxPartSize }
 // none) accepts: the limit, S3's 5 TiB, or what 10,000 parts of at most
 // MaxPartSize hold, whichever is smallest.
 func (u *Uploader) MaxObjectSize(maxSize int64) int64 {
-	if maxSize > 0 && maxSize < MaxObjectSize {
-		return min(u.partSize(maxSize, 1)*MaxParts, maxSize)
+	if maxSize > 0 && maxSize < s3limits.MaxObjectSize {
+		return min(u.partSize(maxSize, 1)*s3limits.MaxParts, maxSize)
 	}
 	var total int64
-	for tier := range MaxParts / 1000 {
+	for tier := range s3limits.MaxParts / 1000 {
 		total += 1000 * u.partSize(0, tier*1000+1)
 	}
-	return min(total, MaxObjectSize)
+	return min(total, s3limits.MaxObjectSize)
 }
 
 // partSize returns the size of part n (1-based) of an upload whose limit is

@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // fakeS3 is an in-memory API that records calls and can be told to fail.
@@ -77,7 +79,7 @@ func (f *fakeS3) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...func
 	f.objects[*in.Key] = b
 	f.meta[*in.Key] = in.Metadata
 	if f.foreignWrite {
-		f.meta[*in.Key] = map[string]string{WriteIDMetadata: "someone-else"}
+		f.meta[*in.Key] = map[string]string{s3limits.MetaWriteID: "someone-else"}
 	}
 	if f.putLost {
 		return nil, &net.OpError{Op: "read", Err: errors.New("i/o timeout")}
@@ -241,7 +243,7 @@ func TestUploadStoresBodies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := newFake()
-			u := New(fake, Options{PartSize: MinPartSize, Concurrency: 2, Tags: true,
+			u := New(fake, Options{PartSize: s3limits.MinPartSize, Concurrency: 2, Tags: true,
 				Encryption: Encryption{Mode: types.ServerSideEncryptionAwsKms, KMSKeyID: "alias/k", BucketKey: true}})
 			body := randomBytes(tt.size)
 			res, err := u.Upload(context.Background(), Object{
@@ -313,7 +315,7 @@ func TestUploadFailuresLeaveNothing(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := newFake()
 			fake.failPart = tt.failPart
-			u := New(fake, Options{PartSize: MinPartSize, Concurrency: 3})
+			u := New(fake, Options{PartSize: s3limits.MinPartSize, Concurrency: 3})
 			var body io.Reader = bytes.NewReader(randomBytes(tt.size))
 			if tt.readFailAt > 0 {
 				body = io.MultiReader(io.LimitReader(body, int64(tt.readFailAt)), &errReader{readErr})
@@ -358,7 +360,7 @@ func TestAbortIsRetriedInBackground(t *testing.T) {
 	fake := newFake()
 	fake.failPart = 3
 	fake.abortFailures = 2
-	u := New(fake, Options{PartSize: MinPartSize, Concurrency: 1, AbortTimeout: 10 * time.Second})
+	u := New(fake, Options{PartSize: s3limits.MinPartSize, Concurrency: 1, AbortTimeout: 10 * time.Second})
 	_, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(randomBytes(16*mib)))
 	if !errors.Is(err, ErrStorage) {
 		t.Fatalf("err = %v, want ErrStorage", err)
@@ -375,7 +377,7 @@ func TestAbortIsRetriedInBackground(t *testing.T) {
 func TestCancelledContext(t *testing.T) {
 	fake := newFake()
 	fake.partDelay = time.Second
-	u := New(fake, Options{PartSize: MinPartSize, Concurrency: 2})
+	u := New(fake, Options{PartSize: s3limits.MinPartSize, Concurrency: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	_, err := u.Upload(ctx, Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(randomBytes(30*mib)))
@@ -391,8 +393,8 @@ func TestCancelledContext(t *testing.T) {
 func TestConcurrencyIsBounded(t *testing.T) {
 	fake := newFake()
 	fake.partDelay = 20 * time.Millisecond
-	budget := NewBufferBudget(3*MinPartSize, 0)
-	u := New(fake, Options{PartSize: MinPartSize, Concurrency: 2, Budget: budget})
+	budget := NewBufferBudget(3*s3limits.MinPartSize, 0)
+	u := New(fake, Options{PartSize: s3limits.MinPartSize, Concurrency: 2, Budget: budget})
 	body := randomBytes(40 * mib)
 	if _, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(body)); err != nil {
 		t.Fatal(err)
@@ -422,25 +424,25 @@ func TestPartSize(t *testing.T) {
 		{"no limit starts at part_size", u, 0, 1, 16 * mib},
 		{"100 GiB limit fits default", u, 100 << 30, 1, 16 * mib},
 		{"1 TiB limit grows", u, 1 << 40, 1, 105 * mib},
-		{"5 TiB limit", u, MaxObjectSize - 1, 1, 525 * mib},
+		{"5 TiB limit", u, s3limits.MaxObjectSize - 1, 1, 525 * mib},
 		{"unknown: first tier", u, 0, 1000, 16 * mib},
 		{"unknown: second tier", u, 0, 1001, 32 * mib},
 		{"unknown: last tier", u, 0, 10000, 8192 * mib},
-		{"budget caps a 5 TiB limit", capped, MaxObjectSize - 1, 1, 204 * mib},
+		{"budget caps a 5 TiB limit", capped, s3limits.MaxObjectSize - 1, 1, 204 * mib},
 		{"budget caps growing parts", capped, 0, 10000, 204 * mib},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := tt.u.partSize(tt.maxSize, tt.part)
-			want := min(tt.want, MaxPartSize)
+			want := min(tt.want, s3limits.MaxPartSize)
 			if got != want {
 				t.Errorf("partSize(%d, %d) = %d MiB, want %d MiB", tt.maxSize, tt.part, got/mib, want/mib)
 			}
 		})
 	}
 	// Growing parts for an unknown size must reach the S3 object limit.
-	if got := u.MaxObjectSize(0); got != MaxObjectSize {
-		t.Errorf("10,000 growing parts hold %d bytes, less than %d", got, MaxObjectSize)
+	if got := u.MaxObjectSize(0); got != s3limits.MaxObjectSize {
+		t.Errorf("10,000 growing parts hold %d bytes, less than %d", got, s3limits.MaxObjectSize)
 	}
 	// With a budget, the largest object is what 10,000 capped parts hold.
 	if got, want := capped.MaxObjectSize(0), int64(1000*(16+32+64+128)+6000*204)*mib; got != want {
@@ -453,8 +455,8 @@ func TestPartSize(t *testing.T) {
 func TestSharedBudgetNeverDeadlocks(t *testing.T) {
 	fake := newFake()
 	fake.partDelay = 5 * time.Millisecond
-	budget := NewBufferBudget(MinPartSize, 0) // room for a single part at a time
-	u := New(fake, Options{PartSize: MinPartSize, Concurrency: 2, Budget: budget})
+	budget := NewBufferBudget(s3limits.MinPartSize, 0) // room for a single part at a time
+	u := New(fake, Options{PartSize: s3limits.MinPartSize, Concurrency: 2, Budget: budget})
 	done := make(chan error, 4)
 	for i := range 4 {
 		go func() {
@@ -494,7 +496,7 @@ func TestLostAnswersLeaveNothing(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := newFake()
 			tt.setup(fake)
-			u := New(fake, Options{PartSize: MinPartSize, AbortTimeout: 5 * time.Second})
+			u := New(fake, Options{PartSize: s3limits.MinPartSize, AbortTimeout: 5 * time.Second})
 			_, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(randomBytes(tt.size)))
 			if err == nil {
 				t.Fatal("Upload succeeded, want an error")

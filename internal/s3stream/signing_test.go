@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // sentRequest is what the recording S3 server saw of one request.
@@ -115,7 +117,7 @@ func TestPayloadSigning(t *testing.T) {
 					o.APIOptions = append(o.APIOptions, UnsignedPayload)
 				}
 			})
-			u := New(client, Options{PartSize: MinPartSize, Concurrency: 1, Checksum: tt.checksum})
+			u := New(client, Options{PartSize: s3limits.MinPartSize, Concurrency: 1, Checksum: tt.checksum})
 			body := randomBytes(tt.size)
 			if _, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(body)); err != nil {
 				t.Fatalf("Upload: %v", err)

@@ -62,7 +62,7 @@ type upload struct {
 // Upload writes body to obj.Bucket/obj.Key. See the package documentation
 // for how it streams and what it does on failure.
 func (u *Uploader) Upload(ctx context.Context, obj Object, body io.Reader) (*Result, error) {
-	if obj.MaxSize <= 0 || obj.MaxSize >= MaxObjectSize {
+	if obj.MaxSize <= 0 || obj.MaxSize >= s3limits.MaxObjectSize {
 		obj.MaxSize = 0
 	}
 	limit := u.MaxObjectSize(obj.MaxSize)
@@ -224,8 +224,22 @@ func (up *upload) reserve(ctx context.Context, n int64) error {
 
 func (up *upload) sha256() string { return hex.EncodeToString(up.sum.Sum(nil)) }
 
-func (up *upload) encryption() (types.ServerSideEncryption, *string, *bool, *string) {
-	return up.u.opts.Encryption.RequestFields()
+// metadata returns a copy of the object's metadata with the write id.
+func (up *upload) metadata() map[string]string {
+	meta := maps.Clone(up.obj.Metadata)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[s3limits.MetaWriteID] = up.writeID
+	return meta
+}
+
+// nonEmpty returns a pointer to s, or nil for "".
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func (up *upload) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -241,33 +255,21 @@ func (up *upload) tagging() string {
 
 func (up *upload) single(ctx context.Context, c chunk) (*Result, error) {
 	defer up.pool.put(c.buf, up.acct)
-	meta := maps.Clone(up.obj.Metadata)
-	if meta == nil {
-		meta = map[string]string{}
-	}
 	sum := up.sum.Sum(nil)
 	hexSum := hex.EncodeToString(sum)
-	meta["sha256"] = hexSum
-	meta[WriteIDMetadata] = up.writeID
-	sse, key, bucketKey, encCtx := up.encryption()
+	meta := up.metadata()
+	meta[s3limits.MetaSHA256] = hexSum
 	in := &s3.PutObjectInput{
-		Bucket:                  &up.obj.Bucket,
-		Key:                     &up.obj.Key,
-		Body:                    c.buf.reader(),
-		ContentLength:           aws.Int64(int64(c.n)),
-		Metadata:                meta,
-		ChecksumAlgorithm:       up.u.opts.Checksum,
-		ServerSideEncryption:    sse,
-		SSEKMSKeyId:             key,
-		BucketKeyEnabled:        bucketKey,
-		SSEKMSEncryptionContext: encCtx,
+		Bucket:             &up.obj.Bucket,
+		Key:                &up.obj.Key,
+		Body:               c.buf.reader(),
+		ContentLength:      aws.Int64(int64(c.n)),
+		Metadata:           meta,
+		ChecksumAlgorithm:  up.u.opts.Checksum,
+		ContentType:        nonEmpty(up.obj.ContentType),
+		ContentDisposition: nonEmpty(up.obj.ContentDisposition),
 	}
-	if up.obj.ContentType != "" {
-		in.ContentType = &up.obj.ContentType
-	}
-	if up.obj.ContentDisposition != "" {
-		in.ContentDisposition = &up.obj.ContentDisposition
-	}
+	in.ServerSideEncryption, in.SSEKMSKeyId, in.BucketKeyEnabled, in.SSEKMSEncryptionContext = up.u.opts.Encryption.RequestFields()
 	if up.u.opts.Tags {
 		in.Tagging = aws.String(up.tagging())
 	}
@@ -315,28 +317,15 @@ func (up *upload) firstErr() error {
 }
 
 func (up *upload) multipart(ctx context.Context, first chunk) (*Result, error) {
-	sse, key, bucketKey, encCtx := up.encryption()
-	meta := maps.Clone(up.obj.Metadata)
-	if meta == nil {
-		meta = map[string]string{}
-	}
-	meta[WriteIDMetadata] = up.writeID
 	in := &s3.CreateMultipartUploadInput{
-		Bucket:                  &up.obj.Bucket,
-		Key:                     &up.obj.Key,
-		Metadata:                meta,
-		ChecksumAlgorithm:       up.u.opts.Checksum,
-		ServerSideEncryption:    sse,
-		SSEKMSKeyId:             key,
-		BucketKeyEnabled:        bucketKey,
-		SSEKMSEncryptionContext: encCtx,
+		Bucket:             &up.obj.Bucket,
+		Key:                &up.obj.Key,
+		Metadata:           up.metadata(),
+		ChecksumAlgorithm:  up.u.opts.Checksum,
+		ContentType:        nonEmpty(up.obj.ContentType),
+		ContentDisposition: nonEmpty(up.obj.ContentDisposition),
 	}
-	if up.obj.ContentType != "" {
-		in.ContentType = &up.obj.ContentType
-	}
-	if up.obj.ContentDisposition != "" {
-		in.ContentDisposition = &up.obj.ContentDisposition
-	}
+	in.ServerSideEncryption, in.SSEKMSKeyId, in.BucketKeyEnabled, in.SSEKMSEncryptionContext = up.u.opts.Encryption.RequestFields()
 	callCtx, cancel := up.callCtx(ctx)
 	created, err := up.u.api.CreateMultipartUpload(callCtx, in)
 	cancel()
@@ -397,9 +386,9 @@ func (up *upload) sendParts(ctx context.Context, uploadID string, first chunk) (
 			up.pool.put(c.buf, up.acct)
 			break
 		}
-		if num > MaxParts {
+		if num > s3limits.MaxParts {
 			up.pool.put(c.buf, up.acct)
-			up.fail(fmt.Errorf("%w: more than %d parts", ErrTooLarge, MaxParts))
+			up.fail(fmt.Errorf("%w: more than %d parts", ErrTooLarge, s3limits.MaxParts))
 			break
 		}
 		ch <- c
@@ -535,11 +524,6 @@ func (u *Uploader) abort(ctx context.Context, bucket, key, uploadID, writeID str
 	})
 }
 
-// WriteIDMetadata is the user-metadata name under which the uploader
-// stores a random id per write, to recognise its own objects when cleaning
-// up after an ambiguous failure.
-const WriteIDMetadata = s3limits.MetaWriteID
-
 func newWriteID() string {
 	var b [s3limits.WriteIDLen / 2]byte
 	_, _ = rand.Read(b[:])
@@ -574,7 +558,7 @@ func (u *Uploader) removeLateWrite(ctx context.Context, bucket, key, writeID str
 			head, err := u.api.HeadObject(callCtx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
 			callCancel()
 			if err == nil {
-				if head.Metadata[WriteIDMetadata] != writeID {
+				if head.Metadata[s3limits.MetaWriteID] != writeID {
 					return // not ours: a newer write replaced it, or it never landed
 				}
 				if err := u.Delete(ctx, bucket, key, aws.ToString(head.VersionId)); err != nil && u.opts.OnAbortFailure != nil {

@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/passfields"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 )
@@ -76,7 +78,11 @@ type Config struct {
 	ClientMetadata bool              // accept X-Upload-Meta-* headers
 	Pass           bool              // pass the request on instead of answering
 	PassFields     []formstream.Field
-	SignatureField string // the pass signature's field name template; "" for none
+	PassStyle      string         // how {upload.field}.<attr> names are written (passfields.StyleDotted, …)
+	PassForm       *regexp.Regexp // the plain fields passed on; nil for all
+	PassMD5        bool           // a pass field uses {upload.md5}
+	PassCRC32      bool           // a pass field uses {upload.crc32}
+	SignatureField string         // the pass signature's field name template; "" for none
 	SignatureKey   []byte
 	RollbackOn     []int // upstream statuses (4 and 5 for classes) that roll back
 
@@ -121,6 +127,8 @@ type Request struct {
 
 	form     *bytes.Buffer        // the rewritten form, in pass mode
 	reserved *formstream.Reserved // in pass mode: names a client's field may not take (see reservedNames)
+	indexes  passfields.Counter   // {upload.index} per form field name
+	index    int                  // {upload.index} of the file being stored
 	formType string
 
 	rolledBack bool
@@ -199,8 +207,10 @@ func (q *Request) storeForm(contentType string) error {
 		// arrives, so that no later file is stored, and once more at the end
 		// against the fields written for files that came after it.
 		q.reserved = q.c.reservedNames()
+		lim.Pass = q.c.passesField
 		lim.CheckName = func(name string) error {
-			if q.reserved.Match(name) {
+			// A field that is not forwarded cannot pass for the gateway's.
+			if q.c.passesField(name) && q.reserved.Match(name) {
 				return fmt.Errorf("%w: %q", ErrReservedField, name)
 			}
 			return nil
@@ -214,7 +224,7 @@ func (q *Request) storeForm(contentType string) error {
 		return nil
 	}
 	for _, f := range res.Fields {
-		if q.reserved.Match(f.Name) {
+		if q.c.passesField(f.Name) && q.reserved.Match(f.Name) {
 			return fmt.Errorf("%w: %q", ErrReservedField, f.Name)
 		}
 	}
@@ -262,29 +272,54 @@ const formProbeMax = 4 << 10
 
 // storeFile stores one file part and returns the fields replacing it.
 func (q *Request) storeFile(ctx context.Context, f *formstream.File) ([]formstream.Field, error) {
-	info, err := q.upload(ctx, f.Field, f.FileName, f.ContentType, -1, f.Body)
+	q.index = q.indexes.Next(f.Field)
+	var digests *passfields.Digests
+	if q.c.Pass {
+		digests = passfields.NewDigests(q.c.PassMD5, q.c.PassCRC32)
+	}
+	info, err := q.upload(ctx, f.Field, f.FileName, f.ContentType, -1, digests.Reader(f.Body))
 	if err != nil || !q.c.Pass {
 		return nil, err
 	}
 	q.setFilePlaceholders(info)
+	q.ph.Set("upload.md5", digests.MD5())
+	q.ph.Set("upload.crc32", digests.CRC32())
 	fields := make([]formstream.Field, 0, len(q.c.PassFields)+1)
 	for _, pf := range q.c.PassFields {
 		fields = append(fields, formstream.Field{
-			// Names become part headers: no control characters in them.
-			Name:  stripControl(q.ph.ReplaceAll(pf.Name, "")),
+			Name:  q.passFieldName(pf.Name, f.Field),
 			Value: q.ph.ReplaceAll(pf.Value, ""),
 		})
 	}
 	if q.c.SignatureField != "" {
 		fields = append(fields, formstream.Field{
-			Name:  stripControl(q.ph.ReplaceAll(q.c.SignatureField, "")),
+			Name:  q.passFieldName(q.c.SignatureField, f.Field),
 			Value: passSignature(q.c.SignatureKey, f.Field, fields),
 		})
 	}
-	for _, fl := range fields {
-		q.reserved.AddName(fl.Name)
+	names := make([]string, len(fields))
+	for i, fl := range fields {
+		names[i] = fl.Name
 	}
+	passfields.ReserveWritten(q.reserved, f.Field, names)
 	return fields, nil
+}
+
+// passFieldName expands the name template of a pass field for the file in
+// field: "{upload.field}.<attr>" is named in pass_field_style (nested for
+// a field name with brackets), anything else is expanded as written. Names
+// become part headers: no control characters in them.
+func (q *Request) passFieldName(tmpl, field string) string {
+	if attr, ok := passfields.Attr(tmpl); ok {
+		return stripControl(passfields.Name(q.c.PassStyle, field, q.index, attr))
+	}
+	return stripControl(q.ph.ReplaceAll(tmpl, ""))
+}
+
+// passesField reports whether a plain field is forwarded in pass mode
+// (pass_form_fields).
+func (c *Config) passesField(name string) bool {
+	return c.PassForm == nil || c.PassForm.MatchString(name)
 }
 
 // passSignature is the hex HMAC-SHA256, under key, of the file's form field
@@ -312,13 +347,10 @@ func stripControl(s string) string {
 
 // reservedNames returns the set of names a client's plain field may not
 // take in pass mode, as read by Go's parser, PHP's or Rack's (which turn
-// "a.b" into "a_b", "[a]" into "a", …; see [formstream.Reserved]): a name
-// that ends like the fixed text after the last placeholder of a pass_field
-// name or of the pass_signature field (".key", ".sha256", … and so, for
-// PHP, "_key", "_sha256", …), or is or nests in a name without
-// placeholders. The fields written for each stored file are added to it as
-// they are written. Each name is read once when added, so checking a field
-// costs the same however many files the form holds.
+// "a.b" into "a_b", "[a]" into "a", …; see [formstream.Reserved] and
+// [passfields.Reserve]). The fields written for each stored file are added
+// to it as they are written. Each name is read once when added, so checking
+// a field costs the same however many files the form holds.
 func (c *Config) reservedNames() *formstream.Reserved {
 	r := new(formstream.Reserved)
 	templates := make([]string, 0, len(c.PassFields)+1)
@@ -328,13 +360,7 @@ func (c *Config) reservedNames() *formstream.Reserved {
 	if c.SignatureField != "" {
 		templates = append(templates, c.SignatureField)
 	}
-	for _, t := range templates {
-		if i := strings.LastIndex(t, "}"); i >= 0 {
-			r.AddEnding(t[i+1:])
-		} else {
-			r.AddName(t)
-		}
-	}
+	passfields.Reserve(r, c.PassStyle, templates)
 	return r
 }
 
@@ -379,9 +405,11 @@ func (q *Request) objectKey(field, name string) (string, error) {
 	safe := objectkey.SanitizeFilename(name)
 	// Nothing of the previous file may leak into this one's key or metadata.
 	for _, p := range []string{"upload.key", "upload.bucket", "upload.size", "upload.content_type",
-		"upload.sha256", "upload.etag", "upload.version_id", "upload.name"} {
+		"upload.sha256", "upload.etag", "upload.version_id", "upload.name", "upload.md5", "upload.crc32"} {
 		q.ph.Set(p, "")
 	}
+	q.ph.Set("upload.index", q.index)
+	q.ph.Set("upload.field_base", passfields.Base(field))
 	q.ph.Set("upload.uuid", uuid.NewString())
 	q.ph.Set("upload.filename", safe)
 	q.ph.Set("upload.ext", objectkey.Ext(safe))

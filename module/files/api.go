@@ -32,9 +32,9 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/rolecreds"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/stscreds"
 
 	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
@@ -157,7 +157,7 @@ type API struct {
 
 	svc     *fileapi.Service
 	policy  policy.Policy
-	sts     *stscreds.Provider
+	sts     *rolecreds.Provider
 	gwCreds aws.CredentialsProvider
 	metrics *metrics.Metrics
 	cw      *metricsapp.App
@@ -219,7 +219,7 @@ func (a *API) Provision(ctx caddy.Context) error {
 			}
 			o.APIOptions = append(o.APIOptions, shared.SDKMetrics(func(_, result string, d time.Duration) { m.STSRequest(result, d) }))
 		})
-		a.sts = stscreds.New(stsClient, stscreds.Options{Duration: time.Duration(a.STSDuration)})
+		a.sts = rolecreds.New(stsClient, rolecreds.Options{Duration: time.Duration(a.STSDuration)})
 	}
 
 	secret, err := a.tokenSecret()
@@ -406,7 +406,7 @@ func (a *API) credentials(user fileapi.Subject) aws.CredentialsProvider {
 		return a.gwCreds
 	}
 	subject := policy.Subject{ID: user.ID, Role: user.Role}
-	session := stscreds.Session{RoleARN: arn, UserID: user.ID, Bucket: a.Bucket, Grants: a.policy.Grants(subject)}
+	session := rolecreds.Session{RoleARN: arn, UserID: user.ID, Bucket: a.Bucket, Grants: a.policy.Grants(subject)}
 	if strings.HasPrefix(a.KMSKeyID, "arn:") {
 		session.KMSKeyARN = a.KMSKeyID
 	}

@@ -23,8 +23,8 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/rolecreds"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/stscreds"
 )
 
 // adapt turns a Caddyfile into indented JSON, as module/adapt_test.go does.
@@ -157,7 +157,7 @@ func TestAPIPolicyNoneRemovesTheAction(t *testing.T) {
 	sessionPolicy := func(role roles.Role) string {
 		t.Helper()
 		grants := a.policy.Grants(policy.Subject{ID: "user-1", Role: role})
-		doc, err := stscreds.SessionPolicy(a.Bucket, grants)
+		doc, err := rolecreds.SessionPolicy(a.Bucket, grants)
 		if err != nil {
 			t.Fatalf("session policy of %s: %v", role, err)
 		}

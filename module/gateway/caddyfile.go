@@ -65,7 +65,10 @@ func init() {
 //
 //		output        respond|pass
 //		pass_field    <name-template> <value-template>
+//		pass_field_style dotted|nested
+//		pass_form_fields <regexp...>
 //		pass_signature <name-template> <secret>
+//		non_multipart store|pass|reject
 //		rollback_on   <status...>
 //		allowed_roles admin|uploader|viewer...
 //		allow_anonymous
@@ -80,6 +83,8 @@ func init() {
 //
 // Sizes take units (`16MiB`, `1GB`); statuses take classes (`4xx`, `5xx`).
 // `pass_field` may be repeated; the first one replaces the default fields.
+// `pass_form_fields` may be repeated; a plain field matching any of its
+// regular expressions is forwarded.
 func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
 	if d.NextArg() {
@@ -183,6 +188,16 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			g.PassFields = append(g.PassFields, PassField{Name: args[0], Value: args[1]})
+		case "pass_field_style":
+			err = shared.OneString(d, &g.PassFieldStyle)
+		case "pass_form_fields":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			g.PassFormFields = append(g.PassFormFields, args...)
+		case "non_multipart":
+			err = shared.OneString(d, &g.NonMultipart)
 		case "pass_signature":
 			args := d.RemainingArgs()
 			if len(args) != 2 {

@@ -25,8 +25,10 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/bodyrate"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/inflight"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/passfields"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
@@ -72,6 +74,8 @@ const (
 // `{upload.filename}` | The client's file name, sanitised to one safe key segment
 // `{upload.ext}` | The lowercased extension of the file name with its dot, or empty
 // `{upload.field}` | The form field name (empty for raw bodies)
+// `{upload.field_base}` | The form field name before its first `[]` (`docs` for `docs[]`)
+// `{upload.index}` | The 0-based index of the file among the files of its form field name
 // `{upload.year}`, `{upload.month}`, `{upload.day}` | Today's date in UTC
 // `{upload.date}` | `{upload.year}/{upload.month}/{upload.day}`
 //
@@ -87,6 +91,14 @@ const (
 // `{upload.etag}` | The object's ETag
 // `{upload.version_id}` | The object's version id, if the bucket is versioned
 // `{upload.name}` | The client's original file name, unsanitised
+// `{upload.md5}` | Hex MD5 of the file, computed only when a pass field uses it
+// `{upload.crc32}` | CRC32 (IEEE) of the file as 8 hex digits, computed only when a pass field uses it
+//
+// A pass_field name of the form `{upload.field}.<attr>` (the defaults) is
+// named by pass_field_style: `avatar.key` (dotted) or `avatar[key]`
+// (nested); a field name with brackets always gets the nested form with
+// its first `[]` numbered, `docs[]` → `docs[0][key]`, `docs[1][key]`, …, so
+// that PHP, Rack, Werkzeug and Express read arrays of files as arrays.
 //
 // After the request body has been stored, these are set for later handlers:
 //
@@ -221,6 +233,27 @@ type Gateway struct {
 	// `.bucket`, `.size`, `.content_type`, `.sha256`, `.etag`.
 	PassFields []PassField `json:"pass_fields,omitempty"`
 
+	// In pass mode, how a pass field named `{upload.field}.<attr>` is named:
+	// `dotted` (default) writes `avatar.key`, `nested` writes `avatar[key]`
+	// (PHP `$_POST['avatar']['key']`, Rack `params["avatar"]["key"]`,
+	// Express `req.body.avatar.key`). Field names with brackets (`docs[]`,
+	// `user[photo]`) are always nested, their first `[]` numbered per file:
+	// `docs[0][key]`. With `nested`, plain fields such as `first_name` or
+	// `api_key` are not reserved for the gateway.
+	PassFieldStyle string `json:"pass_field_style,omitempty"`
+
+	// In pass mode, regular expressions (RE2, unanchored) selecting the
+	// plain fields forwarded to the next handler, like nginx's
+	// upload_pass_form_field: a field is forwarded when its name matches
+	// any of them. Default: every field.
+	PassFormFields []string `json:"pass_form_fields,omitempty"`
+
+	// What a matched POST or PUT whose body is not multipart/form-data
+	// does: `store` (default) stores it as one object, `pass` hands the
+	// request untouched to the next handler (nothing is stored, no role is
+	// checked here), `reject` answers 415.
+	NonMultipart string `json:"non_multipart,omitempty"`
+
 	// In pass mode, also write a signature field for each file: the
 	// HMAC-SHA256 of the file's form field name and the values of its
 	// pass_fields, so that the application can tell the gateway's fields
@@ -303,6 +336,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		if len(g.flow.SignatureKey) < minPassSecretLen {
 			return fmt.Errorf("pass_signature: the secret is %d bytes, want at least %d", len(g.flow.SignatureKey), minPassSecretLen)
 		}
+	}
+	if err := g.provisionPassForm(); err != nil {
+		return err
 	}
 	allow, err := contenttype.NewAllowlist(g.AllowedTypes)
 	if err != nil {
@@ -403,6 +439,12 @@ func (g *Gateway) ApplyDefaults() {
 	if g.PassFields == nil {
 		g.PassFields = defaultPassFields()
 	}
+	if g.PassFieldStyle == "" {
+		g.PassFieldStyle = passfields.StyleDotted
+	}
+	if g.NonMultipart == "" {
+		g.NonMultipart = NonMultipartStore
+	}
 	if g.RollbackOn == nil {
 		g.RollbackOn = []int{4, 5}
 	}
@@ -493,7 +535,7 @@ func (g *Gateway) Validate() error {
 	if ps := g.PassSignature; ps != nil && ps.Field == "" {
 		return fmt.Errorf("pass_signature: the field has no name")
 	}
-	return nil
+	return g.validatePassForm()
 }
 
 // Cleanup waits briefly for aborts still being retried; they go on in the
@@ -521,12 +563,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if r.Method != http.MethodPost && r.Method != http.MethodPut {
 		return next.ServeHTTP(w, r)
 	}
+	if g.NonMultipart == NonMultipartPass && !isMultipart(r) {
+		return next.ServeHTTP(w, r)
+	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	q := g.flow.New(r, replacer{repl})
 	record := g.rec.Upload(r.ContentLength)
 	defer func() { record(r, q.Outcome()) }()
 	if err := g.authorize(repl); err != nil {
 		return g.fail(w, repl, q, err)
+	}
+	if g.NonMultipart == NonMultipartReject && !isMultipart(r) {
+		return g.fail(w, repl, q, fmt.Errorf("%w (non_multipart reject)", formstream.ErrNotMultipart))
 	}
 	client := g.clientKey(r, repl)
 	release, ok := g.perClient.Acquire(client)

@@ -46,6 +46,13 @@ func TestValidate(t *testing.T) {
 		{"bad rollback status", func(g *Gateway) { g.RollbackOn = []int{42} }, "rollback_on"},
 		{"nameless pass field", func(g *Gateway) { g.PassFields = []PassField{{Value: "x"}} }, "no name"},
 		{"unsigned payloads", func(g *Gateway) { g.PayloadSigning = shared.PayloadSigningUnsigned }, ""},
+		{"nested pass fields", func(g *Gateway) { g.PassFieldStyle = "nested" }, ""},
+		{"unknown pass field style", func(g *Gateway) { g.PassFieldStyle = "tame" }, "pass_field_style"},
+		{"pass form fields", func(g *Gateway) { g.PassFormFields = []string{"^title$", "^tags\\["} }, ""},
+		{"bad pass form field", func(g *Gateway) { g.PassFormFields = []string{"(title"} }, "pass_form_fields"},
+		{"non-multipart passed", func(g *Gateway) { g.NonMultipart = "pass" }, ""},
+		{"non-multipart rejected", func(g *Gateway) { g.NonMultipart = "reject" }, ""},
+		{"unknown non-multipart", func(g *Gateway) { g.NonMultipart = "drop" }, "non_multipart"},
 		{"unknown payload signing", func(g *Gateway) { g.PayloadSigning = "sometimes" }, "unknown payload_signing"},
 	}
 	for _, tt := range tests {

@@ -30,6 +30,7 @@ func (g *Gateway) flowConfig() *uploadreq.Config {
 		Metadata:            g.Metadata,
 		ClientMetadata:      g.ClientMetadata,
 		Pass:                g.Output == OutputPass,
+		PassStyle:           g.PassFieldStyle,
 		RollbackOn:          g.RollbackOn,
 		AllowedTypes:        g.AllowedTypes,
 		MaxUploadsPerClient: g.MaxUploadsPerClient,

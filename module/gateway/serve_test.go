@@ -137,6 +137,9 @@ func testGateway(t *testing.T, api s3stream.API, mutate func(*Gateway)) *Gateway
 	var err error
 	g.flow = g.flowConfig()
 	g.flow.SignatureKey = []byte(strings.Repeat("k", minPassSecretLen))
+	if err := g.provisionPassForm(); err != nil {
+		t.Fatal(err)
+	}
 	if g.flow.Allowlist, err = contenttype.NewAllowlist(g.AllowedTypes); err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,8 @@
 // "verified" checks, for each file field named in the `files` query
 // parameter (comma-separated), the pass_signature field <field>_signature
 // over the default pass fields with ugw_verify below, the snippet the README
-// gives, keyed with the UGW_PASS_SECRET environment variable.
+// gives, keyed with the UGW_PASS_SECRET environment variable. A path ending in
+// /reject answers 422 (the gateway then rolls the upload back).
 
 // ugw_verify reports whether $signature is the gateway's pass_signature of
 // the file field $field and the values of its pass fields, in the order they
@@ -39,5 +40,9 @@ foreach (array_filter(explode(',', $_GET['files'] ?? '')) as $field) {
     $verified[$field] = is_string($sig) && ugw_verify($secret, $field, $values, $sig);
 }
 
+// A path ending in /reject answers 422: the gateway must roll the upload back.
+if (str_ends_with(parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH), '/reject')) {
+    http_response_code(422);
+}
 header('Content-Type: application/json');
 echo json_encode(['post' => $_POST, 'files' => $_FILES, 'verified' => (object) $verified]);

@@ -1,4 +1,4 @@
-package stscreds
+package rolecreds
 
 import (
 	"bytes"
@@ -49,26 +49,26 @@ func SessionPolicy(bucket string, grants []policy.Grant) (string, error) {
 
 func sessionPolicy(bucket, kmsKeyARN string, grants []policy.Grant) (string, error) {
 	if bucket == "" || strings.ContainsAny(bucket, "*?$/:") {
-		return "", fmt.Errorf("stscreds: invalid bucket name %q", bucket)
+		return "", fmt.Errorf("rolecreds: invalid bucket name %q", bucket)
 	}
 	if strings.ContainsAny(kmsKeyARN, "*?$") {
-		return "", fmt.Errorf("stscreds: invalid KMS key ARN %q", kmsKeyARN)
+		return "", fmt.Errorf("rolecreds: invalid KMS key ARN %q", kmsKeyARN)
 	}
 	if len(grants) == 0 {
-		return "", errors.New("stscreds: session policy without grants")
+		return "", errors.New("rolecreds: session policy without grants")
 	}
 	doc := document{Version: "2012-10-17"}
 	var upload, download bool
 	for _, g := range grants {
 		if strings.ContainsAny(g.Prefix, "*?$") {
-			return "", fmt.Errorf("stscreds: prefix %q holds an IAM wildcard or variable character ('*', '?', '$')", g.Prefix)
+			return "", fmt.Errorf("rolecreds: prefix %q holds an IAM wildcard or variable character ('*', '?', '$')", g.Prefix)
 		}
 		var acts []string
 		list := false
 		for _, a := range g.Actions {
 			s3acts, ok := objectActions[a]
 			if !ok {
-				return "", fmt.Errorf("stscreds: unknown action %q", string(a))
+				return "", fmt.Errorf("rolecreds: unknown action %q", string(a))
 			}
 			for _, s := range s3acts {
 				if !slices.Contains(acts, s) {
@@ -106,13 +106,13 @@ func sessionPolicy(bucket, kmsKeyARN string, grants []policy.Grant) (string, err
 		doc.Statement = append(doc.Statement, statement{Effect: "Allow", Action: acts, Resource: []string{kmsKeyARN}})
 	}
 	if len(doc.Statement) == 0 {
-		return "", errors.New("stscreds: session policy without actions")
+		return "", errors.New("rolecreds: session policy without actions")
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(doc); err != nil {
-		return "", fmt.Errorf("stscreds: encoding the session policy: %v", err)
+		return "", fmt.Errorf("rolecreds: encoding the session policy: %v", err)
 	}
 	s := strings.TrimSuffix(buf.String(), "\n")
 	if len(s) > MaxPolicyLen {

@@ -1,4 +1,4 @@
-package stscreds
+package rolecreds
 
 import (
 	"container/list"
@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/aws-sdk-go-v2/service/sts/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
@@ -33,12 +33,12 @@ type API interface {
 var (
 	// ErrDenied: STS refused to assume the role, or the session grants
 	// nothing.
-	ErrDenied = errors.New("stscreds: access denied")
+	ErrDenied = errors.New("rolecreds: access denied")
 	// ErrUnavailable: STS was unreachable, timed out, answered 5xx,
 	// throttled, or gave no credentials.
-	ErrUnavailable = errors.New("stscreds: sts unavailable")
+	ErrUnavailable = errors.New("rolecreds: sts unavailable")
 	// ErrPolicyTooLarge: the session policy exceeds STS's limit.
-	ErrPolicyTooLarge = errors.New("stscreds: session policy too large")
+	ErrPolicyTooLarge = errors.New("rolecreds: session policy too large")
 )
 
 // Defaults of Options.
@@ -66,9 +66,6 @@ type Options struct {
 	// MaxEntries bounds the cache; the least recently used session is
 	// dropped first. Default 10000.
 	MaxEntries int
-
-	// Now returns the current time. Default time.Now.
-	Now func() time.Time
 }
 
 // Session describes the credentials wanted for one user. Do not modify
@@ -95,21 +92,27 @@ func (s Session) Policy() (string, error) {
 
 // Provider hands out cached per-user credentials. It is safe for
 // concurrent use. It starts no goroutine of its own; see Retrieve.
+//
+// Each (role, user, session policy) has its own aws.CredentialsCache over
+// an stscreds.AssumeRoleProvider: the cache shares one AssumeRole call
+// between concurrent callers and renews the credentials when they are due.
+// Provider keeps at most MaxEntries of them, dropping the least recently
+// used.
 type Provider struct {
 	api   API
 	opts  Options
 	calls atomic.Int64
-	group singleflight.Group
 
 	mu    sync.Mutex
 	lru   *list.List // of *entry, most recently used first
 	items map[string]*list.Element
 }
 
+// entry is the cache of one (role, user, session policy).
 type entry struct {
-	key       string
-	creds     aws.Credentials
-	refreshAt time.Time
+	key   string
+	cache *aws.CredentialsCache
+	exp   *expiries
 }
 
 // New returns a Provider that assumes roles through api (usually an
@@ -121,9 +124,6 @@ func New(api API, opts Options) *Provider {
 	if opts.MaxEntries <= 0 {
 		opts.MaxEntries = DefaultMaxEntries
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	return &Provider{api: api, opts: opts, lru: list.New(), items: map[string]*list.Element{}}
 }
 
@@ -133,12 +133,13 @@ func (p *Provider) Calls() int64 { return p.calls.Load() }
 
 // Retrieve returns credentials for s, from the cache unless they are
 // missing or due for renewal. Concurrent callers for the same session share
-// one AssumeRole call; it runs in a goroutine that ends when STS answers or
-// after 30 seconds, whether or not the callers still wait. Errors are not
-// cached. See the package documentation for the errors.
+// one AssumeRole call; it runs detached from the callers' contexts and ends
+// when STS answers or after 30 seconds, whether or not the callers still
+// wait. Errors are not cached. See the package documentation for the
+// errors.
 func (p *Provider) Retrieve(ctx context.Context, s Session) (aws.Credentials, error) {
 	if s.RoleARN == "" || s.Bucket == "" {
-		return aws.Credentials{}, errors.New("stscreds: session without role ARN or bucket")
+		return aws.Credentials{}, errors.New("rolecreds: session without role ARN or bucket")
 	}
 	if len(s.Grants) == 0 {
 		return aws.Credentials{}, fmt.Errorf("%w: the session grants nothing", ErrDenied)
@@ -147,32 +148,18 @@ func (p *Provider) Retrieve(ctx context.Context, s Session) (aws.Credentials, er
 	if err != nil {
 		return aws.Credentials{}, err
 	}
-	sum := sha256.Sum256([]byte(pol))
-	key := s.RoleARN + "\x00" + s.UserID + "\x00" + hex.EncodeToString(sum[:])
-
-	if c, ok := p.cached(key); ok {
-		return c, nil
-	}
 	if err := ctx.Err(); err != nil {
 		return aws.Credentials{}, ctxError(err)
 	}
-	ch := p.group.DoChan(key, func() (any, error) {
-		// A flight that ended between our cache miss and now has stored
-		// fresh credentials.
-		if c, ok := p.cached(key); ok {
-			return c, nil
+	e := p.entry(s, pol)
+	c, err := e.cache.Retrieve(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return aws.Credentials{}, ctxError(ctx.Err())
 		}
-		return p.assume(context.WithoutCancel(ctx), key, s, pol)
-	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return aws.Credentials{}, r.Err
-		}
-		return r.Val.(aws.Credentials), nil
-	case <-ctx.Done():
-		return aws.Credentials{}, ctxError(ctx.Err())
+		return aws.Credentials{}, err
 	}
+	return e.exp.real(c), nil
 }
 
 // ctxError wraps the error of the caller's context.
@@ -180,97 +167,47 @@ func ctxError(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%w (%w): waiting for AssumeRole", ErrUnavailable, context.DeadlineExceeded)
 	}
-	return fmt.Errorf("stscreds: waiting for AssumeRole: %w", err)
+	return fmt.Errorf("rolecreds: waiting for AssumeRole: %w", err)
 }
 
 // CredentialsFor returns s's credentials as an aws.CredentialsProvider, for
 // S3 clients and presign clients. Its Retrieve is p.Retrieve(ctx, s); it
 // needs no aws.CredentialsCache around it.
 func (p *Provider) CredentialsFor(s Session) aws.CredentialsProvider {
-	return sessionCredentials{p: p, s: s}
+	return aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
+		return p.Retrieve(ctx, s)
+	})
 }
 
-type sessionCredentials struct {
-	p *Provider
-	s Session
-}
-
-func (c sessionCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
-	return c.p.Retrieve(ctx, c.s)
-}
-
-// cached returns the credentials under key unless they are due for renewal.
-func (p *Provider) cached(key string) (aws.Credentials, bool) {
+// entry returns the cache of s, whose session policy is pol, creating it
+// if needed and dropping the least recently used beyond MaxEntries.
+func (p *Provider) entry(s Session, pol string) *entry {
+	sum := sha256.Sum256([]byte(pol))
+	key := s.RoleARN + "\x00" + s.UserID + "\x00" + hex.EncodeToString(sum[:])
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	el, ok := p.items[key]
-	if !ok {
-		return aws.Credentials{}, false
-	}
-	e := el.Value.(*entry)
-	if !p.opts.Now().Before(e.refreshAt) {
-		return aws.Credentials{}, false
-	}
-	p.lru.MoveToFront(el)
-	return e.creds, true
-}
-
-// store caches e, dropping the least recently used entries beyond
-// MaxEntries.
-func (p *Provider) store(e *entry) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if el, ok := p.items[e.key]; ok {
-		el.Value = e
+	if el, ok := p.items[key]; ok {
 		p.lru.MoveToFront(el)
-		return
+		return el.Value.(*entry)
 	}
-	p.items[e.key] = p.lru.PushFront(e)
+	exp := &expiries{refreshBefore: p.refreshBefore}
+	assume := stscreds.NewAssumeRoleProvider(checked{p: p, role: s.RoleARN}, s.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+		o.RoleSessionName = SessionName(s.UserID)
+		o.Duration = p.opts.Duration
+		o.Policy = aws.String(pol)
+	})
+	e := &entry{key: key, exp: exp, cache: aws.NewCredentialsCache(renewing{assume, exp}, func(o *aws.CredentialsCacheOptions) {
+		// Any positive window makes the cache call AdjustExpiresBy,
+		// which computes the real one.
+		o.ExpiryWindow = DefaultRefreshBefore
+	})}
+	p.items[key] = p.lru.PushFront(e)
 	for p.lru.Len() > p.opts.MaxEntries {
 		old := p.lru.Back()
 		p.lru.Remove(old)
 		delete(p.items, old.Value.(*entry).key)
 	}
-}
-
-// assume calls AssumeRole and caches the result.
-func (p *Provider) assume(ctx context.Context, key string, s Session, pol string) (aws.Credentials, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	p.calls.Add(1)
-	out, err := p.api.AssumeRole(ctx, &sts.AssumeRoleInput{
-		RoleArn:         aws.String(s.RoleARN),
-		RoleSessionName: aws.String(SessionName(s.UserID)),
-		DurationSeconds: aws.Int32(int32(p.opts.Duration / time.Second)),
-		Policy:          aws.String(pol),
-	})
-	if err != nil {
-		return aws.Credentials{}, translate(s.RoleARN, err)
-	}
-	if out == nil || out.Credentials == nil || aws.ToString(out.Credentials.AccessKeyId) == "" ||
-		aws.ToString(out.Credentials.SecretAccessKey) == "" || aws.ToString(out.Credentials.SessionToken) == "" {
-		return aws.Credentials{}, fmt.Errorf("%w: AssumeRole %s answered without credentials", ErrUnavailable, s.RoleARN)
-	}
-	now := p.opts.Now()
-	exp := now.Add(p.opts.Duration)
-	if out.Credentials.Expiration != nil {
-		exp = *out.Credentials.Expiration
-	}
-	life := exp.Sub(now)
-	if life <= 0 {
-		return aws.Credentials{}, fmt.Errorf("%w: AssumeRole %s answered with credentials that expired at %s (clock skew?)",
-			ErrUnavailable, s.RoleARN, exp.Format(time.RFC3339))
-	}
-	c := aws.Credentials{
-		AccessKeyID:     aws.ToString(out.Credentials.AccessKeyId),
-		SecretAccessKey: aws.ToString(out.Credentials.SecretAccessKey),
-		SessionToken:    aws.ToString(out.Credentials.SessionToken),
-		Source:          "stscreds",
-		CanExpire:       true,
-		Expires:         exp,
-	}
-	p.store(&entry{key: key, creds: c, refreshAt: exp.Add(-p.refreshBefore(life))})
-	return c, nil
+	return e
 }
 
 // refreshBefore returns how long before expiry a session of the given
@@ -282,12 +219,90 @@ func (p *Provider) refreshBefore(life time.Duration) time.Duration {
 	return min(p.opts.RefreshBefore, life/2)
 }
 
+// renewing is the provider inside a session's aws.CredentialsCache. The
+// cache renews credentials when their Expires has passed, so AdjustExpiresBy
+// moves Expires back to the renewal time; expiries remembers the real
+// expiry, which Retrieve hands out (presigned URLs are bounded by it).
+type renewing struct {
+	*stscreds.AssumeRoleProvider
+	exp *expiries
+}
+
+// AdjustExpiresBy implements aws.AdjustExpiresByCredentialsCacheStrategy;
+// it ignores the cache's fixed window.
+func (r renewing) AdjustExpiresBy(c aws.Credentials, _ time.Duration) (aws.Credentials, error) {
+	return r.exp.renewAt(c), nil
+}
+
+// expiries remembers the real expiry of a session's latest credentials.
+type expiries struct {
+	refreshBefore func(life time.Duration) time.Duration
+
+	mu      sync.Mutex
+	key     string    // access key of the latest credentials
+	expires time.Time // their real expiry
+}
+
+// renewAt remembers c's expiry and returns c with Expires moved back to
+// when c is due for renewal.
+func (x *expiries) renewAt(c aws.Credentials) aws.Credentials {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.key, x.expires = c.AccessKeyID, c.Expires
+	c.Expires = c.Expires.Add(-x.refreshBefore(time.Until(c.Expires)))
+	return c
+}
+
+// real returns c with its real expiry. Credentials replaced since the
+// caller got them keep their renewal time, which is earlier: safe.
+func (x *expiries) real(c aws.Credentials) aws.Credentials {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if c.AccessKeyID == x.key {
+		c.Expires = x.expires
+	}
+	return c
+}
+
+// checked is the STS client of the AssumeRoleProviders: it counts the
+// calls, bounds each by callTimeout, translates errors and refuses answers
+// without usable credentials.
+type checked struct {
+	p    *Provider
+	role string
+}
+
+func (c checked) AssumeRole(ctx context.Context, in *sts.AssumeRoleInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleOutput, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	c.p.calls.Add(1)
+	out, err := c.p.api.AssumeRole(ctx, in, optFns...)
+	if err != nil {
+		return nil, translate(c.role, err)
+	}
+	if out == nil || out.Credentials == nil || aws.ToString(out.Credentials.AccessKeyId) == "" ||
+		aws.ToString(out.Credentials.SecretAccessKey) == "" || aws.ToString(out.Credentials.SessionToken) == "" {
+		return nil, fmt.Errorf("%w: AssumeRole %s answered without credentials", ErrUnavailable, c.role)
+	}
+	now := time.Now()
+	if out.Credentials.Expiration == nil {
+		creds := *out.Credentials
+		creds.Expiration = aws.Time(now.Add(c.p.opts.Duration))
+		out = &sts.AssumeRoleOutput{Credentials: &creds, AssumedRoleUser: out.AssumedRoleUser}
+	}
+	if exp := *out.Credentials.Expiration; !exp.After(now) {
+		return nil, fmt.Errorf("%w: AssumeRole %s answered with credentials that expired at %s (clock skew?)",
+			ErrUnavailable, c.role, exp.Format(time.RFC3339))
+	}
+	return out, nil
+}
+
 // translate maps an AssumeRole error to the package's errors (see the
 // package documentation).
 func translate(role string, err error) error {
 	switch code := awserr.Code(err); {
 	case errors.Is(err, context.Canceled):
-		return fmt.Errorf("stscreds: AssumeRole %s: %w", role, context.Canceled)
+		return fmt.Errorf("rolecreds: AssumeRole %s: %w", role, context.Canceled)
 	case code == "AccessDenied", code == "AccessDeniedException":
 		return fmt.Errorf("%w: AssumeRole %s: %v", ErrDenied, role, err)
 	case awserr.Is[*types.PackedPolicyTooLargeException](err), code == "PackedPolicyTooLarge":
@@ -301,5 +316,5 @@ func translate(role string, err error) error {
 		awserr.Is[*smithyhttp.RequestSendError](err), awserr.Is[net.Error](err):
 		return fmt.Errorf("%w: AssumeRole %s: %v", ErrUnavailable, role, err)
 	}
-	return fmt.Errorf("stscreds: AssumeRole %s: %v", role, err)
+	return fmt.Errorf("rolecreds: AssumeRole %s: %v", role, err)
 }

@@ -1,4 +1,4 @@
-package stscreds_test
+package rolecreds_test
 
 import (
 	"context"
@@ -12,40 +12,21 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/rolecreds"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/stscreds"
 )
 
-// clock is a fake clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 // fakeSTS answers AssumeRole with numbered credentials that live for life
-// (default 1h) from the fake clock's now, and records the inputs.
+// (default 1h) from now, and records the inputs. Tests that move the clock
+// run in a synctest bubble.
 type fakeSTS struct {
-	now  func() time.Time
 	life time.Duration
 
 	// entered, if set, receives a value as each call starts; release, if
@@ -84,7 +65,7 @@ func (f *fakeSTS) AssumeRole(ctx context.Context, in *sts.AssumeRoleInput, _ ...
 	if life == 0 {
 		life = time.Hour
 	}
-	exp := f.now().Add(life)
+	exp := time.Now().Add(life)
 	return &sts.AssumeRoleOutput{Credentials: &types.Credentials{
 		AccessKeyId:     aws.String(fmt.Sprintf("ASIAFAKE%04d", n)),
 		SecretAccessKey: aws.String(fmt.Sprintf("secret%04d", n)),
@@ -105,19 +86,17 @@ func (f *fakeSTS) lastInput() *sts.AssumeRoleInput {
 	return f.inputs[len(f.inputs)-1]
 }
 
-// newProvider returns a provider over a fake STS and a fake clock.
-func newProvider(opts stscreds.Options) (*stscreds.Provider, *fakeSTS, *clock) {
-	c := newClock()
-	f := &fakeSTS{now: c.Now}
-	opts.Now = c.Now
-	return stscreds.New(f, opts), f, c
+// newProvider returns a provider over a fake STS.
+func newProvider(opts rolecreds.Options) (*rolecreds.Provider, *fakeSTS) {
+	f := &fakeSTS{}
+	return rolecreds.New(f, opts), f
 }
 
 var pol = policy.Default("files/")
 
 // session returns an uploader's session.
-func session(user string) stscreds.Session {
-	return stscreds.Session{
+func session(user string) rolecreds.Session {
+	return rolecreds.Session{
 		RoleARN: "arn:aws:iam::123456789012:role/UploadRole",
 		UserID:  user,
 		Bucket:  "uploads",
@@ -126,41 +105,50 @@ func session(user string) stscreds.Session {
 }
 
 func TestRetrieveCaches(t *testing.T) {
-	p, f, c := newProvider(stscreds.Options{})
-	s := session("alice")
-	first, err := p.Retrieve(context.Background(), s)
-	if err != nil {
-		t.Fatalf("Retrieve: %v", err)
-	}
-	for range 99 {
-		got, err := p.Retrieve(context.Background(), s)
-		if err != nil || got != first {
-			t.Fatalf("Retrieve = %+v, %v; want the cached %+v", got, err, first)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		p, f := newProvider(rolecreds.Options{})
+		start := time.Now()
+		s := session("alice")
+		first, err := p.Retrieve(context.Background(), s)
+		if err != nil {
+			t.Fatalf("Retrieve: %v", err)
 		}
-	}
-	if got := p.Calls(); got != 1 {
-		t.Errorf("Calls() = %d after 100 Retrieves, want 1", got)
-	}
+		for range 99 {
+			got, err := p.Retrieve(context.Background(), s)
+			if err != nil || got != first {
+				t.Fatalf("Retrieve = %+v, %v; want the cached %+v", got, err, first)
+			}
+		}
+		if got := p.Calls(); got != 1 {
+			t.Errorf("Calls() = %d after 100 Retrieves, want 1", got)
+		}
 
-	want := aws.Credentials{
-		AccessKeyID: "ASIAFAKE0001", SecretAccessKey: "secret0001", SessionToken: "token0001",
-		Source: "stscreds", CanExpire: true, Expires: c.Now().Add(time.Hour),
-	}
-	if first != want {
-		t.Errorf("credentials = %+v, want %+v", first, want)
-	}
-	in := f.lastInput()
-	wantPolicy, _ := s.Policy()
-	if aws.ToString(in.RoleArn) != s.RoleARN || aws.ToString(in.RoleSessionName) != "alice" ||
-		aws.ToInt32(in.DurationSeconds) != 3600 || aws.ToString(in.Policy) != wantPolicy {
-		t.Errorf("AssumeRole input: role %q, session name %q, duration %d, policy %q; want %q, alice, 3600, %q",
-			aws.ToString(in.RoleArn), aws.ToString(in.RoleSessionName), aws.ToInt32(in.DurationSeconds),
-			aws.ToString(in.Policy), s.RoleARN, wantPolicy)
-	}
+		want := aws.Credentials{
+			AccessKeyID: "ASIAFAKE0001", SecretAccessKey: "secret0001", SessionToken: "token0001",
+			Source: stscreds.ProviderName, CanExpire: true, Expires: first.Expires,
+		}
+		if first != want {
+			t.Errorf("credentials = %+v, want %+v", first, want)
+		}
+		// The real expiry, not the renewal time the cache works with.
+		if life := first.Expires.Sub(start); life != time.Hour {
+			t.Errorf("credentials expire in %v, want 1h", life)
+		}
+		in := f.lastInput()
+		wantPolicy, _ := s.Policy()
+		if aws.ToString(in.RoleArn) != s.RoleARN || aws.ToString(in.RoleSessionName) != "alice" ||
+			aws.ToInt32(in.DurationSeconds) != 3600 || aws.ToString(in.Policy) != wantPolicy {
+			t.Errorf("AssumeRole input: role %q, session name %q, duration %d, policy %q; want %q, alice, 3600, %q",
+				aws.ToString(in.RoleArn), aws.ToString(in.RoleSessionName), aws.ToInt32(in.DurationSeconds),
+				aws.ToString(in.Policy), s.RoleARN, wantPolicy)
+		}
+	})
 }
 
 func TestRetrieveSeparatesSessions(t *testing.T) {
-	p, _, _ := newProvider(stscreds.Options{})
+	t.Parallel()
+	p, _ := newProvider(rolecreds.Options{})
 	otherRole := session("alice")
 	otherRole.RoleARN = "arn:aws:iam::123456789012:role/Other"
 	otherBucket := session("alice")
@@ -169,7 +157,7 @@ func TestRetrieveSeparatesSessions(t *testing.T) {
 	admin.Grants = pol.Grants(policy.Subject{ID: "alice", Role: roles.Admin})
 	withKMS := session("alice")
 	withKMS.KMSKeyARN = "arn:aws:kms:eu-west-1:123456789012:key/k"
-	sessions := map[string]stscreds.Session{
+	sessions := map[string]rolecreds.Session{
 		"alice": session("alice"), "bob": session("bob"), "a/b": session("a/b"), "a_b": session("a_b"),
 		"alice as admin": admin, "alice, other role": otherRole, "alice, other bucket": otherBucket,
 		"alice with KMS": withKMS,
@@ -193,57 +181,61 @@ func TestRetrieveSeparatesSessions(t *testing.T) {
 }
 
 func TestRetrieveRenewsNearExpiry(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name          string
-		opts          stscreds.Options
+		opts          rolecreds.Options
 		life          time.Duration // granted by STS
 		cachedUntil   time.Duration // last moment still served from the cache
 		renewedAt     time.Duration
 		wantDuration  int32
 		wantRenewLife time.Duration
 	}{
-		{"default", stscreds.Options{}, time.Hour, 55*time.Minute - time.Second, 55 * time.Minute, 3600, time.Hour},
-		{"short lifetime: a quarter", stscreds.Options{Duration: 16 * time.Minute}, 16 * time.Minute, 12*time.Minute - time.Second, 12 * time.Minute, 960, 16 * time.Minute},
-		{"STS grants less than asked", stscreds.Options{}, 20 * time.Minute, 15*time.Minute - time.Second, 15 * time.Minute, 3600, 20 * time.Minute},
-		{"explicit", stscreds.Options{RefreshBefore: 10 * time.Minute}, time.Hour, 50*time.Minute - time.Second, 50 * time.Minute, 3600, time.Hour},
-		{"explicit, cut to half", stscreds.Options{RefreshBefore: 45 * time.Minute}, time.Hour, 30*time.Minute - time.Second, 30 * time.Minute, 3600, time.Hour},
-		{"expired", stscreds.Options{}, time.Hour, 0, 2 * time.Hour, 3600, time.Hour},
+		{"default", rolecreds.Options{}, time.Hour, 55*time.Minute - time.Second, 55 * time.Minute, 3600, time.Hour},
+		{"short lifetime: a quarter", rolecreds.Options{Duration: 16 * time.Minute}, 16 * time.Minute, 12*time.Minute - time.Second, 12 * time.Minute, 960, 16 * time.Minute},
+		{"STS grants less than asked", rolecreds.Options{}, 20 * time.Minute, 15*time.Minute - time.Second, 15 * time.Minute, 3600, 20 * time.Minute},
+		{"explicit", rolecreds.Options{RefreshBefore: 10 * time.Minute}, time.Hour, 50*time.Minute - time.Second, 50 * time.Minute, 3600, time.Hour},
+		{"explicit, cut to half", rolecreds.Options{RefreshBefore: 45 * time.Minute}, time.Hour, 30*time.Minute - time.Second, 30 * time.Minute, 3600, time.Hour},
+		{"expired", rolecreds.Options{}, time.Hour, 0, 2 * time.Hour, 3600, time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, f, c := newProvider(tt.opts)
-			f.life = tt.life
-			t0 := c.Now()
-			s := session("alice")
-			first, err := p.Retrieve(context.Background(), s)
-			if err != nil {
-				t.Fatalf("Retrieve: %v", err)
-			}
-			if got := aws.ToInt32(f.lastInput().DurationSeconds); got != tt.wantDuration {
-				t.Errorf("DurationSeconds = %d, want %d", got, tt.wantDuration)
-			}
-			c.Set(t0.Add(tt.cachedUntil))
-			if got, err := p.Retrieve(context.Background(), s); err != nil || got != first || p.Calls() != 1 {
-				t.Fatalf("at +%v: Retrieve = %s, %v, %d calls; want the cached %s, 1 call", tt.cachedUntil, got.AccessKeyID, err, p.Calls(), first.AccessKeyID)
-			}
-			c.Set(t0.Add(tt.renewedAt))
-			renewed, err := p.Retrieve(context.Background(), s)
-			if err != nil || p.Calls() != 2 || renewed.AccessKeyID == first.AccessKeyID {
-				t.Fatalf("at +%v: Retrieve = %s, %v, %d calls; want new credentials, 2 calls", tt.renewedAt, renewed.AccessKeyID, err, p.Calls())
-			}
-			if want := c.Now().Add(tt.wantRenewLife); !renewed.Expires.Equal(want) {
-				t.Errorf("renewed credentials expire at %v, want %v", renewed.Expires, want)
-			}
-			if got, _ := p.Retrieve(context.Background(), s); got != renewed || p.Calls() != 2 {
-				t.Errorf("after renewal: Retrieve = %s, %d calls; want the renewed %s from the cache", got.AccessKeyID, p.Calls(), renewed.AccessKeyID)
-			}
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				p, f := newProvider(tt.opts)
+				f.life = tt.life
+				s := session("alice")
+				first, err := p.Retrieve(context.Background(), s)
+				if err != nil {
+					t.Fatalf("Retrieve: %v", err)
+				}
+				if got := aws.ToInt32(f.lastInput().DurationSeconds); got != tt.wantDuration {
+					t.Errorf("DurationSeconds = %d, want %d", got, tt.wantDuration)
+				}
+				time.Sleep(tt.cachedUntil)
+				if got, err := p.Retrieve(context.Background(), s); err != nil || got != first || p.Calls() != 1 {
+					t.Fatalf("at +%v: Retrieve = %s, %v, %d calls; want the cached %s, 1 call", tt.cachedUntil, got.AccessKeyID, err, p.Calls(), first.AccessKeyID)
+				}
+				time.Sleep(tt.renewedAt - tt.cachedUntil)
+				renewed, err := p.Retrieve(context.Background(), s)
+				if err != nil || p.Calls() != 2 || renewed.AccessKeyID == first.AccessKeyID {
+					t.Fatalf("at +%v: Retrieve = %s, %v, %d calls; want new credentials, 2 calls", tt.renewedAt, renewed.AccessKeyID, err, p.Calls())
+				}
+				if want := time.Now().Add(tt.wantRenewLife); !renewed.Expires.Equal(want) {
+					t.Errorf("renewed credentials expire at %v, want %v", renewed.Expires, want)
+				}
+				if got, _ := p.Retrieve(context.Background(), s); got != renewed || p.Calls() != 2 {
+					t.Errorf("after renewal: Retrieve = %s, %d calls; want the renewed %s from the cache", got.AccessKeyID, p.Calls(), renewed.AccessKeyID)
+				}
+			})
 		})
 	}
 }
 
 func TestRetrieveSharesOneCall(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		p, f, _ := newProvider(stscreds.Options{})
+		p, f := newProvider(rolecreds.Options{})
 		f.entered = make(chan struct{}, 1)
 		f.release = make(chan struct{})
 		const n = 50
@@ -271,43 +263,46 @@ func TestRetrieveSharesOneCall(t *testing.T) {
 }
 
 func TestRetrieveCallerGivesUp(t *testing.T) {
-	p, f, _ := newProvider(stscreds.Options{})
-	f.entered = make(chan struct{}, 1)
-	f.release = make(chan struct{})
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		p, f := newProvider(rolecreds.Options{})
+		f.entered = make(chan struct{}, 1)
+		f.release = make(chan struct{})
 
-	// The patient caller starts the call.
-	type result struct {
-		c   aws.Credentials
-		err error
-	}
-	patient := make(chan result, 1)
-	go func() {
-		c, err := p.Retrieve(context.Background(), session("alice"))
-		patient <- result{c, err}
-	}()
-	<-f.entered
+		// The patient caller starts the call.
+		type result struct {
+			c   aws.Credentials
+			err error
+		}
+		patient := make(chan result, 1)
+		go func() {
+			c, err := p.Retrieve(context.Background(), session("alice"))
+			patient <- result{c, err}
+		}()
+		<-f.entered
 
-	// Callers that give up get their context's error, wrapped.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := p.Retrieve(ctx, session("alice")); !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled caller: %v, want context.Canceled", err)
-	}
-	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Millisecond)
-	defer cancel()
-	if _, err := p.Retrieve(ctx, session("alice")); !errors.Is(err, stscreds.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("caller past its deadline: %v, want ErrUnavailable and DeadlineExceeded", err)
-	}
+		// Callers that give up get their context's error, wrapped.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := p.Retrieve(ctx, session("alice")); !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled caller: %v, want context.Canceled", err)
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		if _, err := p.Retrieve(ctx, session("alice")); !errors.Is(err, rolecreds.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("caller past its deadline: %v, want ErrUnavailable and DeadlineExceeded", err)
+		}
 
-	// The shared call was not cancelled with them.
-	close(f.release)
-	r := <-patient
-	if r.err != nil || r.c.AccessKeyID == "" {
-		t.Fatalf("patient caller: %+v, %v; want credentials", r.c, r.err)
-	}
-	if got := p.Calls(); got != 1 {
-		t.Errorf("Calls() = %d, want 1", got)
-	}
+		// The shared call was not cancelled with them.
+		close(f.release)
+		r := <-patient
+		if r.err != nil || r.c.AccessKeyID == "" {
+			t.Fatalf("patient caller: %+v, %v; want credentials", r.c, r.err)
+		}
+		if got := p.Calls(); got != 1 {
+			t.Errorf("Calls() = %d, want 1", got)
+		}
+	})
 }
 
 // sdkError builds an error as the SDK returns it for an HTTP answer.
@@ -329,7 +324,7 @@ func (timeoutError) Temporary() bool { return true }
 var errNone = errors.New("none of the sentinels")
 
 func sentinel(err error) error {
-	for _, s := range []error{stscreds.ErrDenied, stscreds.ErrUnavailable, stscreds.ErrPolicyTooLarge, context.Canceled} {
+	for _, s := range []error{rolecreds.ErrDenied, rolecreds.ErrUnavailable, rolecreds.ErrPolicyTooLarge, context.Canceled} {
 		if errors.Is(err, s) {
 			return s
 		}
@@ -338,6 +333,7 @@ func sentinel(err error) error {
 }
 
 func TestRetrieveTranslatesErrors(t *testing.T) {
+	t.Parallel()
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
 	tests := []struct {
 		name         string
@@ -345,15 +341,15 @@ func TestRetrieveTranslatesErrors(t *testing.T) {
 		want         error
 		wantDeadline bool
 	}{
-		{"AccessDenied", sdkError(403, &smithy.GenericAPIError{Code: "AccessDenied", Message: "not authorized to assume role"}), stscreds.ErrDenied, false},
-		{"PackedPolicyTooLarge", sdkError(400, &types.PackedPolicyTooLargeException{}), stscreds.ErrPolicyTooLarge, false},
-		{"Throttling", sdkError(400, &smithy.GenericAPIError{Code: "Throttling"}), stscreds.ErrUnavailable, false},
-		{"HTTP 429", sdkError(429, &smithy.GenericAPIError{Code: "TooManyRequests"}), stscreds.ErrUnavailable, false},
-		{"HTTP 500", sdkError(500, &smithy.GenericAPIError{Code: "InternalFailure"}), stscreds.ErrUnavailable, false},
-		{"HTTP 503", sdkError(503, &smithy.GenericAPIError{Code: "ServiceUnavailable"}), stscreds.ErrUnavailable, false},
-		{"connection refused", &smithy.OperationError{Err: &smithyhttp.RequestSendError{Err: refused}}, stscreds.ErrUnavailable, false},
-		{"network timeout", &smithy.OperationError{Err: &smithyhttp.RequestSendError{Err: timeoutError{}}}, stscreds.ErrUnavailable, true},
-		{"deadline exceeded", &smithy.OperationError{Err: &smithy.CanceledError{Err: context.DeadlineExceeded}}, stscreds.ErrUnavailable, true},
+		{"AccessDenied", sdkError(403, &smithy.GenericAPIError{Code: "AccessDenied", Message: "not authorized to assume role"}), rolecreds.ErrDenied, false},
+		{"PackedPolicyTooLarge", sdkError(400, &types.PackedPolicyTooLargeException{}), rolecreds.ErrPolicyTooLarge, false},
+		{"Throttling", sdkError(400, &smithy.GenericAPIError{Code: "Throttling"}), rolecreds.ErrUnavailable, false},
+		{"HTTP 429", sdkError(429, &smithy.GenericAPIError{Code: "TooManyRequests"}), rolecreds.ErrUnavailable, false},
+		{"HTTP 500", sdkError(500, &smithy.GenericAPIError{Code: "InternalFailure"}), rolecreds.ErrUnavailable, false},
+		{"HTTP 503", sdkError(503, &smithy.GenericAPIError{Code: "ServiceUnavailable"}), rolecreds.ErrUnavailable, false},
+		{"connection refused", &smithy.OperationError{Err: &smithyhttp.RequestSendError{Err: refused}}, rolecreds.ErrUnavailable, false},
+		{"network timeout", &smithy.OperationError{Err: &smithyhttp.RequestSendError{Err: timeoutError{}}}, rolecreds.ErrUnavailable, true},
+		{"deadline exceeded", &smithy.OperationError{Err: &smithy.CanceledError{Err: context.DeadlineExceeded}}, rolecreds.ErrUnavailable, true},
 		{"canceled", &smithy.OperationError{Err: &smithy.CanceledError{Err: context.Canceled}}, context.Canceled, false},
 		{"MalformedPolicyDocument", sdkError(400, &types.MalformedPolicyDocumentException{}), errNone, false},
 		{"InvalidClientTokenId", sdkError(403, &smithy.GenericAPIError{Code: "InvalidClientTokenId"}), errNone, false},
@@ -362,7 +358,8 @@ func TestRetrieveTranslatesErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, f, _ := newProvider(stscreds.Options{})
+			t.Parallel()
+			p, f := newProvider(rolecreds.Options{})
 			f.setErr(tt.err)
 			_, err := p.Retrieve(context.Background(), session("alice"))
 			if err == nil {
@@ -385,7 +382,8 @@ func TestRetrieveTranslatesErrors(t *testing.T) {
 }
 
 func TestRetrieveBadAnswers(t *testing.T) {
-	past := newClock().Now().Add(-time.Minute)
+	t.Parallel()
+	past := time.Now().Add(-time.Minute)
 	tests := []struct {
 		name string
 		out  *sts.AssumeRoleOutput
@@ -397,9 +395,10 @@ func TestRetrieveBadAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, f, _ := newProvider(stscreds.Options{})
+			t.Parallel()
+			p, f := newProvider(rolecreds.Options{})
 			f.out = tt.out
-			if _, err := p.Retrieve(context.Background(), session("alice")); !errors.Is(err, stscreds.ErrUnavailable) {
+			if _, err := p.Retrieve(context.Background(), session("alice")); !errors.Is(err, rolecreds.ErrUnavailable) {
 				t.Errorf("Retrieve = %v, want ErrUnavailable", err)
 			}
 		})
@@ -407,6 +406,7 @@ func TestRetrieveBadAnswers(t *testing.T) {
 }
 
 func TestRetrieveRefusesBeforeCalling(t *testing.T) {
+	t.Parallel()
 	nothing := session("alice")
 	nothing.Grants = pol.Grants(policy.Subject{ID: "alice", Role: roles.None})
 	noRole := session("alice")
@@ -415,16 +415,17 @@ func TestRetrieveRefusesBeforeCalling(t *testing.T) {
 	wildcard.Grants = []policy.Grant{{Prefix: "files/*", Actions: []policy.Action{policy.Download}}}
 	tests := []struct {
 		name string
-		s    stscreds.Session
+		s    rolecreds.Session
 		want error
 	}{
-		{"no grants", nothing, stscreds.ErrDenied},
+		{"no grants", nothing, rolecreds.ErrDenied},
 		{"no role", noRole, errNone},
 		{"wildcard in prefix", wildcard, errNone},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, _, _ := newProvider(stscreds.Options{})
+			t.Parallel()
+			p, _ := newProvider(rolecreds.Options{})
 			_, err := p.Retrieve(context.Background(), tt.s)
 			if err == nil || sentinel(err) != tt.want {
 				t.Errorf("Retrieve = %v, want an error matching %v", err, tt.want)
@@ -437,7 +438,8 @@ func TestRetrieveRefusesBeforeCalling(t *testing.T) {
 }
 
 func TestRetrieveEvictsLeastRecentlyUsed(t *testing.T) {
-	p, _, _ := newProvider(stscreds.Options{MaxEntries: 2})
+	t.Parallel()
+	p, _ := newProvider(rolecreds.Options{MaxEntries: 2})
 	get := func(user string) {
 		t.Helper()
 		if _, err := p.Retrieve(context.Background(), session(user)); err != nil {
@@ -463,7 +465,8 @@ func TestRetrieveEvictsLeastRecentlyUsed(t *testing.T) {
 }
 
 func TestCredentialsFor(t *testing.T) {
-	p, _, _ := newProvider(stscreds.Options{})
+	t.Parallel()
+	p, _ := newProvider(rolecreds.Options{})
 	var cp aws.CredentialsProvider = p.CredentialsFor(session("alice"))
 	got, err := cp.Retrieve(context.Background())
 	if err != nil {

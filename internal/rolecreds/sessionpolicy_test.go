@@ -1,4 +1,4 @@
-package stscreds_test
+package rolecreds_test
 
 import (
 	"bytes"
@@ -15,8 +15,8 @@ import (
 	"testing"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/rolecreds"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/stscreds"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.json")
@@ -24,6 +24,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.json")
 const kmsKey = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 func TestSessionPolicyGolden(t *testing.T) {
+	t.Parallel()
 	mixed := policy.Policy{Prefix: "files/", Roles: map[roles.Role]policy.Rules{
 		roles.Uploader: {policy.Upload: policy.Own, policy.Download: policy.All, policy.List: policy.All, policy.Manage: policy.Own},
 	}}
@@ -32,25 +33,26 @@ func TestSessionPolicyGolden(t *testing.T) {
 	}
 	tests := []struct {
 		golden string
-		s      stscreds.Session
+		s      rolecreds.Session
 	}{
-		{"uploader", stscreds.Session{Bucket: "uploads", Grants: grants(pol, "alice", roles.Uploader)}},
-		{"uploader-escaped-id", stscreds.Session{Bucket: "uploads", Grants: grants(pol, "Bob/Smith", roles.Uploader)}},
-		{"uploader-kms", stscreds.Session{Bucket: "uploads", KMSKeyARN: kmsKey, Grants: grants(pol, "alice", roles.Uploader)}},
-		{"viewer", stscreds.Session{Bucket: "uploads", Grants: grants(pol, "alice", roles.Viewer)}},
-		{"viewer-kms", stscreds.Session{Bucket: "uploads", KMSKeyARN: kmsKey, Grants: grants(pol, "alice", roles.Viewer)}},
-		{"admin", stscreds.Session{Bucket: "uploads", Grants: grants(pol, "alice", roles.Admin)}},
-		{"admin-whole-bucket", stscreds.Session{Bucket: "uploads", Grants: grants(policy.Default(""), "alice", roles.Admin)}},
-		{"mixed-scopes", stscreds.Session{Bucket: "uploads", Grants: grants(mixed, "alice", roles.Uploader)}},
+		{"uploader", rolecreds.Session{Bucket: "uploads", Grants: grants(pol, "alice", roles.Uploader)}},
+		{"uploader-escaped-id", rolecreds.Session{Bucket: "uploads", Grants: grants(pol, "Bob/Smith", roles.Uploader)}},
+		{"uploader-kms", rolecreds.Session{Bucket: "uploads", KMSKeyARN: kmsKey, Grants: grants(pol, "alice", roles.Uploader)}},
+		{"viewer", rolecreds.Session{Bucket: "uploads", Grants: grants(pol, "alice", roles.Viewer)}},
+		{"viewer-kms", rolecreds.Session{Bucket: "uploads", KMSKeyARN: kmsKey, Grants: grants(pol, "alice", roles.Viewer)}},
+		{"admin", rolecreds.Session{Bucket: "uploads", Grants: grants(pol, "alice", roles.Admin)}},
+		{"admin-whole-bucket", rolecreds.Session{Bucket: "uploads", Grants: grants(policy.Default(""), "alice", roles.Admin)}},
+		{"mixed-scopes", rolecreds.Session{Bucket: "uploads", Grants: grants(mixed, "alice", roles.Uploader)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
+			t.Parallel()
 			got, err := tt.s.Policy()
 			if err != nil {
 				t.Fatalf("Policy: %v", err)
 			}
 			if tt.s.KMSKeyARN == "" {
-				plain, err := stscreds.SessionPolicy(tt.s.Bucket, tt.s.Grants)
+				plain, err := rolecreds.SessionPolicy(tt.s.Bucket, tt.s.Grants)
 				if err != nil || plain != got {
 					t.Errorf("SessionPolicy = %q, %v; want Session.Policy's %q", plain, err, got)
 				}
@@ -97,6 +99,7 @@ func readGolden(t *testing.T, path string) string {
 }
 
 func TestSessionPolicyErrors(t *testing.T) {
+	t.Parallel()
 	ok := []policy.Grant{{Prefix: "files/", Actions: []policy.Action{policy.Download}}}
 	tests := []struct {
 		name    string
@@ -113,11 +116,12 @@ func TestSessionPolicyErrors(t *testing.T) {
 		{"question mark in prefix", "uploads", []policy.Grant{{Prefix: "files/?/", Actions: []policy.Action{policy.Download}}}, errAny},
 		{"policy variable in prefix", "uploads", []policy.Grant{{Prefix: "files/${aws:username}/", Actions: []policy.Action{policy.Download}}}, errAny},
 		{"unknown action", "uploads", []policy.Grant{{Prefix: "files/", Actions: []policy.Action{"rename"}}}, errAny},
-		{"too large", "uploads", []policy.Grant{{Prefix: "files/" + strings.Repeat("x", 1000) + "/", Actions: []policy.Action{policy.Upload, policy.List}}}, stscreds.ErrPolicyTooLarge},
+		{"too large", "uploads", []policy.Grant{{Prefix: "files/" + strings.Repeat("x", 1000) + "/", Actions: []policy.Action{policy.Upload, policy.List}}}, rolecreds.ErrPolicyTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := stscreds.SessionPolicy(tt.bucket, tt.grants)
+			t.Parallel()
+			got, err := rolecreds.SessionPolicy(tt.bucket, tt.grants)
 			if err == nil || (tt.wantErr != errAny && !errors.Is(err, tt.wantErr)) {
 				t.Fatalf("SessionPolicy = %q, %v; want error %v", got, err, tt.wantErr)
 			}
@@ -131,9 +135,10 @@ var errAny = errors.New("any error")
 // uploader's policy hits the limit (the package doc promises several
 // hundred bytes).
 func TestSessionPolicyFitsLongIDs(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{100, 300, 500} {
 		id := strings.Repeat("a", n)
-		s := stscreds.Session{Bucket: "uploads", KMSKeyARN: kmsKey, Grants: pol.Grants(policy.Subject{ID: id, Role: roles.Uploader})}
+		s := rolecreds.Session{Bucket: "uploads", KMSKeyARN: kmsKey, Grants: pol.Grants(policy.Subject{ID: id, Role: roles.Uploader})}
 		if got, err := s.Policy(); err != nil {
 			t.Errorf("uploader with a %d-byte id: %v", n, err)
 		} else {
@@ -143,6 +148,7 @@ func TestSessionPolicyFitsLongIDs(t *testing.T) {
 }
 
 func TestSessionName(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ id, want string }{
 		{"alice", "alice"},
 		{"user@example.com", "user@example.com"},
@@ -162,7 +168,8 @@ func TestSessionName(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
-			if got := stscreds.SessionName(tt.id); got != tt.want {
+			t.Parallel()
+			if got := rolecreds.SessionName(tt.id); got != tt.want {
 				t.Errorf("SessionName(%q) = %q, want %q", tt.id, got, tt.want)
 			}
 		})
@@ -179,6 +186,7 @@ func nameHash(id string) string {
 var sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 
 func TestSessionNameValidAndDistinct(t *testing.T) {
+	t.Parallel()
 	ids := []string{"", "a", "aa", "a/b", "a_b", "a=2Fb", "a==", "é", "=C3=A9",
 		strings.Repeat("x", 64), strings.Repeat("x", 65), strings.Repeat("x", 66),
 		strings.Repeat("x", 38) + "==", strings.Repeat("/", 22), strings.Repeat("/", 21) + "x"}
@@ -193,7 +201,7 @@ func TestSessionNameValidAndDistinct(t *testing.T) {
 	}
 	seen := map[string]string{}
 	for _, id := range ids {
-		name := stscreds.SessionName(id)
+		name := rolecreds.SessionName(id)
 		if !sessionNameRE.MatchString(name) {
 			t.Errorf("SessionName(%q) = %q: not [\\w+=,.@-]{2,64}", id, name)
 		}

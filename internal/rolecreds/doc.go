@@ -1,4 +1,4 @@
-// Package stscreds gives each user temporary S3 credentials that can do no
+// Package rolecreds gives each user temporary S3 credentials that can do no
 // more than the user may: the gateway assumes one IAM role with STS
 // AssumeRole and passes an inline session policy built from the user's
 // [policy.Grant] values. The session's permissions are the intersection of
@@ -14,8 +14,8 @@
 // on the SSE-KMS key).
 //
 //	client := sts.NewFromConfig(cfg) // the gateway's credentials
-//	p := stscreds.New(client, stscreds.Options{})
-//	sess := stscreds.Session{
+//	p := rolecreds.New(client, rolecreds.Options{})
+//	sess := rolecreds.Session{
 //		RoleARN:   "arn:aws:iam::123456789012:role/UploadRole",
 //		UserID:    claims.Subject,
 //		Bucket:    "uploads",
@@ -55,16 +55,20 @@
 //
 // # Caching
 //
-// Credentials are cached per (role ARN, user id, session policy): a user
-// whose grants change gets a new session at the next Retrieve. Concurrent
-// callers for the same key share one AssumeRole call, which runs detached
-// from the callers' contexts (a caller that gives up does not fail the
-// others) for at most 30 seconds. A cached entry is renewed RefreshBefore
-// before it expires (default 5 minutes, or a quarter of its lifetime if
-// that is shorter), so credentials handed out are valid for at least
-// RefreshBefore: presigned URLs signed with them live at most that long,
-// so keep presign lifetimes below it. The cache holds at most MaxEntries
-// sessions (about 1–2 KiB each) and drops the least recently used.
+// Each (role ARN, user id, session policy) gets the SDK's own
+// [stscreds.AssumeRoleProvider] (role session name [SessionName], the
+// session policy, Duration) inside an [aws.CredentialsCache]: a user whose
+// grants change gets a new session at the next Retrieve. The cache makes
+// concurrent callers for the same key share one AssumeRole call, which runs
+// detached from the callers' contexts (a caller that gives up does not fail
+// the others); this package bounds it to 30 seconds. A cached entry is
+// renewed RefreshBefore before it expires (default 5 minutes, or a quarter
+// of its lifetime if that is shorter), so credentials handed out are valid
+// for at least RefreshBefore: presigned URLs signed with them live at most
+// that long, so keep presign lifetimes below it. The credentials carry their
+// real expiry (the cache itself works with the renewal time). The Provider
+// holds at most MaxEntries caches (about 1–2 KiB each) and drops the least
+// recently used.
 //
 // Credentials already handed out cannot be revoked: they stay valid until
 // they expire (Duration, default 1 hour), even if the user loses a role.
@@ -89,4 +93,4 @@
 // key, a duration the role does not allow, ...) is a configuration error:
 // callers answer 500 and log it. Error texts never hold credentials or the
 // policy.
-package stscreds
+package rolecreds

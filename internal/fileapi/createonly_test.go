@@ -17,7 +17,7 @@ func TestCreateOnlyWrites(t *testing.T) {
 		})
 		expect(t, e.do(t, &alice, "POST", "/files/upload-url", map[string]any{"fileName": "a.txt", "fileSize": 3, "contentType": "text/plain"}), 200, "")
 		if got := e.presigner.puts[0].CreateOnly; got != supported {
-			t.Errorf("supported %v: PutInput.CreateOnly %v", supported, got)
+			t.Errorf("supported %v: PutRequest.CreateOnly %v", supported, got)
 		}
 		up := e.initiate(t, alice, map[string]any{"fileName": "a.pdf", "fileSize": 20 * mib, "contentType": "application/pdf"})
 		e.store.addParts(up.UploadID, 16*mib, 4*mib)

@@ -4,7 +4,11 @@
 // and hands the client presigned S3 URLs for the bytes.
 //
 // [Service] is an [net/http.Handler] for these routes, relative to a base
-// path the caller strips (it sees "/files/upload-url"):
+// path the caller strips (it sees "/files/upload-url"). They are
+// [net/http.ServeMux] patterns, registered once in Service.routes; the
+// pattern that served a request is what [Resolved].Route reports, so
+// metrics and audit lines use it as their label ("GET /files/{fileId}",
+// never the fileId itself):
 //
 //	POST   /files/upload-url              presigned PUT (1 byte up to MaxSingleSize)
 //	POST   /files/upload-post             presigned POST form (up to MaxSingleSize)
@@ -27,7 +31,8 @@
 // # Configuration
 //
 // The caller (the Caddy module) authenticates the request and stores the
-// user in its context with [WithSubject]; a request without one gets 401.
+// user (a policy.Subject) in its context with [WithSubject]; a request
+// without one gets 401.
 // [New] takes a [Config]:
 //
 //   - Store makes the S3 calls that need no presigning (multipart create,
@@ -38,10 +43,11 @@
 //     CompleteMultipartUpload), s3:ListMultipartUploadParts,
 //     s3:AbortMultipartUpload, and with SSE-KMS kms:GenerateDataKey and
 //     kms:Decrypt on the key.
-//   - Presigner signs URLs, usually with credentials scoped to the user
-//     (it receives the [Subject]); it is also responsible for server-side
-//     encryption headers in the URLs it signs.
-//   - Authorizer decides what a user may do with a key ([Authorizer]).
+//   - Presigner signs URLs (a *presign.Signer) with the credentials
+//     Credentials returns for the user, usually an STS session scoped to
+//     the user's prefix; PostCredentials may sign POST forms instead.
+//     Encryption is signed into upload URLs and forms.
+//   - Authorizer decides what a user may do with a key (a policy.Policy).
 //   - Secret signs multipart upload tokens. Every gateway instance behind
 //     the same load balancer needs the same secret; to rotate it, move the
 //     old one to OldSecrets for at least UploadTTL.
@@ -57,7 +63,8 @@
 //
 // The caller may also put a [Resolved] in the context ([WithResolved]):
 // the Service records in it the key it resolved (a new file's key, or a
-// fileId it accepted) and the upload id S3 knows, for audit logs. Nothing
+// fileId it accepted) and the upload id S3 knows, for audit logs, with the
+// route's pattern and audit action name. Nothing
 // of the request itself ends up there unchecked.
 //
 // # Implementation
@@ -112,7 +119,9 @@
 // 400 bad JSON, a missing or invalid field, an invalid fileId, parts that do
 // not match the upload; 401 no subject; 403 denied by the Authorizer, an
 // upload token that is forged, expired or for another upload; 404 unknown
-// route, missing object or multipart upload; 405 wrong method; 413 body over
+// route (a path with an empty, "." or ".." segment is one; a route name
+// such as upload-url is never a fileId), missing object or multipart
+// upload; 405 wrong method, with Allow (HEAD is not served); 413 body over
 // 64 KiB, file over the limit; 415 body not JSON, content type not allowed;
 // 409 a multipart upload completed onto a key that exists (create-only);
 // 429 too many initiate calls of the user at once; 499 the client went

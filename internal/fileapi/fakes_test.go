@@ -16,21 +16,25 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // Users of the tests.
 var (
-	alice  = Subject{ID: "alice", Email: "alice@example.com", Role: roles.Uploader}
-	bob    = Subject{ID: "bob", Email: "bob@example.com", Role: roles.Uploader}
-	vic    = Subject{ID: "vic", Email: "vic@example.com", Role: roles.Viewer}
-	ada    = Subject{ID: "ada", Email: "ada@example.com", Role: roles.Admin}
-	nobody = Subject{ID: "nobody", Role: roles.None}
+	alice  = policy.Subject{ID: "alice", Role: roles.Uploader}
+	bob    = policy.Subject{ID: "bob", Role: roles.Uploader}
+	vic    = policy.Subject{ID: "vic", Role: roles.Viewer}
+	ada    = policy.Subject{ID: "ada", Role: roles.Admin}
+	nobody = policy.Subject{ID: "nobody", Role: roles.None}
 )
 
 var testNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -53,8 +57,8 @@ func (a *fakeAuth) record(s string) {
 
 func (a *fakeAuth) OwnerPrefix(userID string) string { return "users/" + userID + "/" }
 
-func (a *fakeAuth) Authorize(u Subject, action, key string) error {
-	a.record(u.ID + " " + action + " " + key)
+func (a *fakeAuth) Authorize(u policy.Subject, action policy.Action, key string) error {
+	a.record(u.ID + " " + string(action) + " " + key)
 	own := strings.HasPrefix(key, a.OwnerPrefix(u.ID))
 	switch u.Role {
 	case roles.Admin:
@@ -62,18 +66,18 @@ func (a *fakeAuth) Authorize(u Subject, action, key string) error {
 			return nil
 		}
 	case roles.Uploader:
-		if own && slices.Contains([]string{ActionUpload, ActionDownload, ActionDelete}, action) {
+		if own && slices.Contains([]policy.Action{policy.Upload, policy.Download, policy.Delete}, action) {
 			return nil
 		}
 	case roles.Viewer:
-		if own && action == ActionDownload {
+		if own && action == policy.Download {
 			return nil
 		}
 	}
 	return fmt.Errorf("%w: %s may not %s %s", errFakeDenied, u.ID, action, key)
 }
 
-func (a *fakeAuth) ListPrefix(u Subject, all bool) (string, error) {
+func (a *fakeAuth) ListPrefix(u policy.Subject, all bool) (string, error) {
 	a.record(fmt.Sprintf("%s list all=%v", u.ID, all))
 	switch {
 	case u.Role == roles.None:
@@ -301,64 +305,76 @@ func (f *fakeStore) ops() []string {
 }
 
 // fakePresigner signs nothing: it records its inputs and returns URLs that
-// name them.
+// name them and the access key that signed.
 type fakePresigner struct {
 	mu    sync.Mutex
-	puts  []PutInput
-	parts []PartInput
-	gets  []GetInput
-	posts []PostInput
+	puts  []presign.PutRequest
+	parts []presign.PartRequest
+	gets  []presign.GetRequest
+	posts []presign.PostRequest
+	keys  []string // access key ids, in call order
 	err   error
 }
 
-func (p *fakePresigner) PutObject(_ context.Context, user Subject, in PutInput) (*Presigned, error) {
+// record appends in to list and the access key of creds, unless p fails.
+func record[T any](p *fakePresigner, creds aws.CredentialsProvider, list *[]T, in T) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err != nil {
-		return nil, p.err
+		return "", p.err
 	}
-	p.puts = append(p.puts, in)
+	c, err := creds.Retrieve(context.Background())
+	if err != nil {
+		return "", err
+	}
+	*list = append(*list, in)
+	p.keys = append(p.keys, c.AccessKeyID)
+	return c.AccessKeyID, nil
+}
+
+func (p *fakePresigner) PutObject(_ context.Context, creds aws.CredentialsProvider, in presign.PutRequest) (*presign.Presigned, error) {
+	as, err := record(p, creds, &p.puts, in)
+	if err != nil {
+		return nil, err
+	}
 	h := http.Header{}
 	h.Set("Content-Type", in.ContentType)
 	h.Set("Content-Length", strconv.FormatInt(in.ContentLength, 10))
 	for k, v := range in.Metadata {
 		h.Set("X-Amz-Meta-"+k, v)
 	}
-	return &Presigned{Method: http.MethodPut, URL: "https://s3.test/" + in.Key + "?as=" + user.ID, Headers: h, Expires: testNow.Add(in.Expires)}, nil
+	return &presign.Presigned{Method: http.MethodPut, URL: "https://s3.test/" + in.Key + "?as=" + as, Headers: h, Expires: testNow.Add(in.Expires)}, nil
 }
 
-func (p *fakePresigner) UploadPart(_ context.Context, _ Subject, in PartInput) (*Presigned, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err != nil {
-		return nil, p.err
+func (p *fakePresigner) UploadPart(_ context.Context, creds aws.CredentialsProvider, in presign.PartRequest) (*presign.Presigned, error) {
+	if _, err := record(p, creds, &p.parts, in); err != nil {
+		return nil, err
 	}
-	p.parts = append(p.parts, in)
-	return &Presigned{
+	return &presign.Presigned{
 		Method:  http.MethodPut,
 		URL:     fmt.Sprintf("https://s3.test/%s?partNumber=%d&uploadId=%s", in.Key, in.PartNumber, in.UploadID),
 		Expires: testNow.Add(in.Expires),
 	}, nil
 }
 
-func (p *fakePresigner) GetObject(_ context.Context, _ Subject, in GetInput) (*Presigned, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err != nil {
-		return nil, p.err
+func (p *fakePresigner) GetObject(_ context.Context, creds aws.CredentialsProvider, in presign.GetRequest) (*presign.Presigned, error) {
+	if _, err := record(p, creds, &p.gets, in); err != nil {
+		return nil, err
 	}
-	p.gets = append(p.gets, in)
-	return &Presigned{Method: http.MethodGet, URL: "https://s3.test/" + in.Key + "?get", Expires: testNow.Add(in.Expires)}, nil
+	return &presign.Presigned{Method: http.MethodGet, URL: "https://s3.test/" + in.Key + "?get", Expires: testNow.Add(in.Expires)}, nil
 }
 
-func (p *fakePresigner) PostObject(_ context.Context, _ Subject, in PostInput) (*PresignedPost, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err != nil {
-		return nil, p.err
+func (p *fakePresigner) PostObject(_ context.Context, creds aws.CredentialsProvider, in presign.PostRequest) (*presign.PresignedPost, error) {
+	if _, err := record(p, creds, &p.posts, in); err != nil {
+		return nil, err
 	}
-	p.posts = append(p.posts, in)
-	return &PresignedPost{URL: "https://s3.test/", Fields: map[string]string{"key": in.Key, "policy": "p"}, Expires: testNow.Add(in.Expires)}, nil
+	return &presign.PresignedPost{URL: "https://s3.test/", Fields: map[string]string{"key": in.Key, "policy": "p"}, Expires: testNow.Add(in.Expires)}, nil
+}
+
+// userCredentials stands for each user's STS session: its access key id is
+// the user's id.
+func userCredentials(user policy.Subject) aws.CredentialsProvider {
+	return credentials.NewStaticCredentialsProvider(user.ID, "secret", "")
 }
 
 // env is a test service with its fakes and the hooks it recorded.
@@ -383,17 +399,18 @@ func newEnv(t *testing.T, mod ...func(*Config)) *env {
 	}
 	e := &env{store: newFakeStore(), presigner: &fakePresigner{}, auth: &fakeAuth{}}
 	cfg := Config{
-		Bucket:     "bucket",
-		Prefix:     "users",
-		Store:      e.store,
-		Presigner:  e.presigner,
-		Authorizer: e.auth,
-		Types:      types,
-		Secret:     testSecret,
-		Encryption: Encryption{Mode: "aws:kms", KMSKeyID: "alias/uploads", BucketKey: true},
-		OnDenied:   func(a string) { e.denied = append(e.denied, a) },
-		OnPresign:  func(k string) { e.presigns = append(e.presigns, k) },
-		OnError:    func(status int, _ error) { e.errors = append(e.errors, status) },
+		Bucket:      "bucket",
+		Prefix:      "users",
+		Store:       e.store,
+		Presigner:   e.presigner,
+		Credentials: userCredentials,
+		Authorizer:  e.auth,
+		Types:       types,
+		Secret:      testSecret,
+		Encryption:  s3limits.Encryption{Mode: "aws:kms", KMSKeyID: "alias/uploads", BucketKey: true},
+		OnDenied:    func(a policy.Action) { e.denied = append(e.denied, string(a)) },
+		OnPresign:   func(k string) { e.presigns = append(e.presigns, k) },
+		OnError:     func(status int, _ error) { e.errors = append(e.errors, status) },
 	}
 	for _, m := range mod {
 		m(&cfg)
@@ -433,7 +450,7 @@ func (r result) data(t *testing.T, v any) {
 
 // do sends a request as user (nil: no subject). A body that is not a string
 // is sent as JSON.
-func (e *env) do(t *testing.T, user *Subject, method, target string, body any) result {
+func (e *env) do(t *testing.T, user *policy.Subject, method, target string, body any) result {
 	t.Helper()
 	var rd *bytes.Reader
 	switch b := body.(type) {

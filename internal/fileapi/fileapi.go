@@ -6,18 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
+	"path"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/uuid"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
@@ -47,40 +49,26 @@ const (
 	statusClientClosedRequest = 499
 )
 
-// Actions passed to [Authorizer.Authorize].
-const (
-	ActionUpload   = "upload"   // create a file, sign parts, list parts, complete, abort
-	ActionDownload = "download" // read details, presign a download
-	ActionDelete   = "delete"   // delete a file; also allows abort
-	ActionList     = "list"     // only reported to OnDenied: listing asks ListPrefix
-)
-
-// Subject is the authenticated user of a request.
-type Subject struct {
-	ID    string
-	Email string
-	Role  roles.Role
+// WithSubject returns a copy of ctx carrying the authenticated user.
+func WithSubject(ctx context.Context, s policy.Subject) context.Context {
+	return context.WithValue(ctx, subjectKey{}, s)
 }
 
 type subjectKey struct{}
 
-// WithSubject returns a copy of ctx carrying the authenticated user.
-func WithSubject(ctx context.Context, s Subject) context.Context {
-	return context.WithValue(ctx, subjectKey{}, s)
-}
-
-// SubjectFrom returns the user stored by [WithSubject].
-func SubjectFrom(ctx context.Context) (Subject, bool) {
-	s, ok := ctx.Value(subjectKey{}).(Subject)
-	return s, ok
-}
-
-// Resolved is what a request acted on, for audit logs: the object key the
-// API resolved (decoded from a valid fileId, or chosen for a new file) and
-// the multipart upload id. Both stay empty until the request gets that
-// far, so a malformed or out-of-prefix fileId leaves no key. Put one in
-// the request context with [WithResolved]; the Service fills it in.
+// Resolved is what a request acted on, for metrics and audit logs: the
+// route that served it, the object key the API resolved (decoded from a
+// valid fileId, or chosen for a new file) and the multipart upload id.
+// Key and UploadID stay empty until the request gets that far, so a
+// malformed or out-of-prefix fileId leaves no key. Put one in the request
+// context with [WithResolved]; the Service fills it in.
 type Resolved struct {
+	// Route is the ServeMux pattern of the route, e.g.
+	// "GET /files/{fileId}"; "" when no route matched (404, 405).
+	Route string
+	// Action names the route in audit lines, e.g. "upload_url"; "" for
+	// reads and part signing, which are audited only when they fail.
+	Action   string
 	Key      string
 	UploadID string
 }
@@ -107,95 +95,25 @@ func resolved(ctx context.Context, key, uploadID string) {
 	}
 }
 
-// Authorizer decides what a user may do. An adapter over internal/policy
-// satisfies it. It does no I/O: every error it returns is a denial (403).
+// Authorizer decides what a user may do; a [policy.Policy] satisfies it.
+// It does no I/O: every error it returns is a denial (403).
 type Authorizer interface {
-	// Authorize returns nil when user may perform action (one of the
-	// Action constants) on the object key.
-	Authorize(user Subject, action string, key string) error
+	Authorize(user policy.Subject, action policy.Action, key string) error
 	// OwnerPrefix is the prefix new files of the user go under, ending in
 	// "/" (one is added when missing).
 	OwnerPrefix(userID string) string
 	// ListPrefix is the prefix the user may list: their own files, or all
 	// files when wantAll (an error when the user may not).
-	ListPrefix(user Subject, wantAll bool) (string, error)
+	ListPrefix(user policy.Subject, wantAll bool) (string, error)
 }
 
-// Presigner signs URLs for the user; an adapter over internal/presign,
-// bound to the user's credentials, satisfies it. It adds the server-side
-// encryption headers the bucket needs.
+// Presigner signs URLs and POST forms with the credentials given; a
+// [*presign.Signer] satisfies it.
 type Presigner interface {
-	PutObject(ctx context.Context, user Subject, in PutInput) (*Presigned, error)
-	UploadPart(ctx context.Context, user Subject, in PartInput) (*Presigned, error)
-	GetObject(ctx context.Context, user Subject, in GetInput) (*Presigned, error)
-	PostObject(ctx context.Context, user Subject, in PostInput) (*PresignedPost, error)
-}
-
-// PutInput describes a presigned PutObject. Every field but Expires is
-// signed: the client must send ContentType, ContentLength, ChecksumSHA256
-// (base64, when set), Metadata and ContentDisposition as given.
-type PutInput struct {
-	Bucket             string
-	Key                string
-	ContentType        string
-	ContentLength      int64
-	ChecksumSHA256     string // base64 of the 32-byte digest, or ""
-	Metadata           map[string]string
-	ContentDisposition string
-	// CreateOnly asks for If-None-Match: * to be signed: S3 then stores the
-	// body only if the key holds no object yet, so the URL cannot be
-	// replayed to overwrite the file.
-	CreateOnly bool
-	Expires    time.Duration
-}
-
-// PartInput describes a presigned UploadPart of exactly ContentLength bytes.
-type PartInput struct {
-	Bucket        string
-	Key           string
-	UploadID      string
-	PartNumber    int32
-	ContentLength int64
-	Expires       time.Duration
-}
-
-// GetInput describes a presigned GetObject that downloads as an attachment
-// named FileName (the presigner sets response-content-disposition, e.g.
-// with objectkey.ContentDisposition).
-type GetInput struct {
-	Bucket   string
-	Key      string
-	FileName string
-	Expires  time.Duration
-}
-
-// PostInput describes a presigned POST policy: the content-length-range
-// [MinSize, MaxSize], the exact Content-Type and the x-amz-meta-* fields.
-type PostInput struct {
-	Bucket      string
-	Key         string
-	ContentType string
-	MinSize     int64
-	MaxSize     int64
-	Metadata    map[string]string
-	Expires     time.Duration
-}
-
-// Presigned is a signed request: the client sends Method to URL with
-// Headers.
-type Presigned struct {
-	Method  string
-	URL     string
-	Headers http.Header
-	Expires time.Time
-}
-
-// PresignedPost is a signed browser form: the client POSTs Fields and then
-// the file to URL.
-type PresignedPost struct {
-	URL     string
-	Fields  map[string]string
-	Expires time.Time
+	PutObject(ctx context.Context, creds aws.CredentialsProvider, r presign.PutRequest) (*presign.Presigned, error)
+	UploadPart(ctx context.Context, creds aws.CredentialsProvider, r presign.PartRequest) (*presign.Presigned, error)
+	GetObject(ctx context.Context, creds aws.CredentialsProvider, r presign.GetRequest) (*presign.Presigned, error)
+	PostObject(ctx context.Context, creds aws.CredentialsProvider, r presign.PostRequest) (*presign.PresignedPost, error)
 }
 
 // ObjectStore is the part of *s3.Client the API calls with the gateway's
@@ -210,9 +128,6 @@ type ObjectStore interface {
 	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 }
 
-// Encryption is the server-side encryption of new objects.
-type Encryption = s3limits.Encryption
-
 // Config configures a [Service]. Zero values mean the defaults.
 type Config struct {
 	// Bucket holds every file. Required.
@@ -223,8 +138,14 @@ type Config struct {
 
 	// Store makes the gateway-credential S3 calls. Required.
 	Store ObjectStore
-	// Presigner signs URLs for the user. Required.
+	// Presigner signs URLs. Required.
 	Presigner Presigner
+	// Credentials returns the credentials that sign a user's URLs and
+	// forms, usually scoped to the user. Required.
+	Credentials func(user policy.Subject) aws.CredentialsProvider
+	// PostCredentials, when set, sign every POST form instead, for S3
+	// servers that reject temporary credentials in POST policies.
+	PostCredentials aws.CredentialsProvider
 	// Authorizer decides what a user may do. Required.
 	Authorizer Authorizer
 	// Types is the content type allow-list; nil allows every type.
@@ -263,19 +184,20 @@ type Config struct {
 	// first part URLs); more answer 429. Default 4; negative: no limit.
 	MaxConcurrentInitiates int
 
-	// Encryption is set on CreateMultipartUpload.
-	Encryption Encryption
+	// Encryption is set on CreateMultipartUpload and signed into upload
+	// URLs and POST forms.
+	Encryption s3limits.Encryption
 
 	// CreateOnly, when set, says whether the S3 server honours
 	// If-None-Match: * (it may find out on first use and wait for the
 	// answer until ctx ends). When it does, upload URLs are signed with it
-	// (PutInput.CreateOnly) and multipart uploads are completed with it, so
+	// (presign.PutRequest.CreateOnly) and multipart uploads are completed with it, so
 	// neither can replace an object that exists. nil: never.
 	CreateOnly func(ctx context.Context) bool
 
 	// OnDenied, when set, is called with the action whenever the
 	// Authorizer denies a request (metrics).
-	OnDenied func(action string)
+	OnDenied func(action policy.Action)
 	// OnPresign, when set, is called for every URL or form signed, with
 	// "put", "post", "part" or "get" (metrics).
 	OnPresign func(kind string)
@@ -289,6 +211,10 @@ type Service struct {
 	cfg     Config
 	prefix  string // cleaned Config.Prefix
 	secrets [][]byte
+	sse     presign.Encryption // cfg.Encryption, for presign
+
+	mux      *http.ServeMux
+	literals map[string]bool // segments after /files/ that name routes: never a fileId
 
 	mu         sync.Mutex
 	initiating map[string]int // user id → initiate calls in flight
@@ -304,8 +230,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("fileapi: bucket is required")
 	case cfg.Store == nil:
 		return nil, errors.New("fileapi: object store is required")
-	case cfg.Presigner == nil:
-		return nil, errors.New("fileapi: presigner is required")
+	case cfg.Presigner == nil || cfg.Credentials == nil:
+		return nil, errors.New("fileapi: presigner and credentials are required")
 	case cfg.Authorizer == nil:
 		return nil, errors.New("fileapi: authorizer is required")
 	case len(cfg.Secret) < MinSecretLen:
@@ -346,14 +272,19 @@ func New(cfg Config) (*Service, error) {
 	case cfg.UploadTTL < 0 || cfg.CallTimeout < 0:
 		return nil, errors.New("fileapi: negative duration")
 	}
-	return &Service{
+	s := &Service{
 		cfg:        cfg,
 		prefix:     prefix,
 		secrets:    append([][]byte{cfg.Secret}, cfg.OldSecrets...),
+		sse:        presign.Encryption{Mode: string(cfg.Encryption.Mode), KMSKeyID: cfg.Encryption.KMSKeyID, BucketKey: cfg.Encryption.BucketKey, Context: cfg.Encryption.Context},
+		mux:        http.NewServeMux(),
+		literals:   map[string]bool{},
 		initiating: map[string]int{},
 		now:        time.Now,
 		newID:      uuid.NewString,
-	}, nil
+	}
+	s.routes()
+	return s, nil
 }
 
 // startInitiate counts an initiate call of the user, or refuses it with
@@ -379,103 +310,124 @@ func (s *Service) startInitiate(userID string) (done func(), err error) {
 	}, nil
 }
 
-// handler serves one route. arg is the route's path parameter (a fileId or
-// an uploadId), or "". It returns the data of a 200 response.
-type handler func(w http.ResponseWriter, r *http.Request, user Subject, arg string) (any, error)
+// routes registers every route: its pattern, the action audit lines name
+// it by ("" for reads and part signing) and its handler. The pattern is
+// what [Resolved].Route reports.
+func (s *Service) routes() {
+	s.handle("GET /files", "", s.list)
+	s.handle("GET /files/{$}", "", s.list)
+	s.handle("POST /files/upload-url", "upload_url", s.uploadURL)
+	s.handle("POST /files/upload-post", "upload_post", s.uploadPost)
+	s.handle("POST /files/multipart/initiate", "multipart_initiate", s.initiate)
+	s.handle("POST /files/multipart/sign-parts", "", s.signParts)
+	s.handle("GET /files/multipart/{uploadId}/parts", "", s.listParts)
+	s.handle("POST /files/multipart/complete", "multipart_complete", s.complete)
+	s.handle("POST /files/multipart/abort", "multipart_abort", s.abort)
+	s.handle("GET /files/{fileId}", "", s.head)
+	s.handle("GET /files/{fileId}/download-url", "download_url", s.downloadURL)
+	s.handle("DELETE /files/{fileId}", "delete", s.delete)
+}
 
-// ServeHTTP routes, authenticates and answers a request.
+// handler serves one route for an authenticated user. It returns the data
+// of a 200 response.
+type handler func(w http.ResponseWriter, r *http.Request, user policy.Subject) (any, error)
+
+// handle registers h under pattern ("METHOD /files/..."): it records the
+// route in the request's Resolved, checks that there is a user and writes
+// the envelope.
+func (s *Service) handle(pattern, action string, h handler) {
+	_, rest, _ := strings.Cut(pattern, " /files/")
+	if seg, _, _ := strings.Cut(rest, "/"); seg != "" && !strings.HasPrefix(seg, "{") {
+		s.literals[seg] = true
+	}
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if res, _ := r.Context().Value(resolvedKey{}).(*Resolved); res != nil {
+			res.Route, res.Action = r.Pattern, action
+		}
+		user, ok := r.Context().Value(subjectKey{}).(policy.Subject)
+		if !ok || user.ID == "" {
+			s.fail(w, errUnauthenticated)
+			return
+		}
+		data, err := h(w, r, user)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		_ = envelope.WriteData(w, http.StatusOK, data)
+	})
+}
+
+// ServeHTTP answers a request: a route's, or a JSON 404 or 405 (with the
+// methods the path allows).
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	methods, arg := s.route(r)
-	if methods == nil {
+	if s.match(r, r.Method) {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+		if s.match(r, m) {
+			allow = append(allow, m)
+		}
+	}
+	if allow == nil {
 		s.fail(w, errRouteNotFound)
 		return
 	}
-	h, ok := methods[r.Method]
-	if !ok {
-		allow := make([]string, 0, len(methods))
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
-			if methods[m] != nil {
-				allow = append(allow, m)
-			}
-		}
-		w.Header().Set("Allow", strings.Join(allow, ", "))
-		s.fail(w, errMethodNotAllowed)
-		return
-	}
-	user, ok := SubjectFrom(r.Context())
-	if !ok || user.ID == "" {
-		s.fail(w, errUnauthenticated)
-		return
-	}
-	data, err := h(w, r, user, arg)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	_ = envelope.WriteData(w, http.StatusOK, data)
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	s.fail(w, errMethodNotAllowed)
 }
 
-// route finds the handlers of a path, by method, and its path parameter.
-// It returns nil for an unknown path.
-func (s *Service) route(r *http.Request) (map[string]handler, string) {
-	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/files")
-	if !ok || rest != "" && rest[0] != '/' {
-		return nil, ""
+// match reports whether a route serves method on r's path. Unlike the
+// ServeMux alone, it matches no HEAD (a GET route does not answer it), no
+// path that is not clean (no redirect) and no route name as a fileId.
+func (s *Service) match(r *http.Request, method string) bool {
+	p := r.URL.EscapedPath()
+	if method == http.MethodHead || !strings.HasPrefix(p, "/") || cleanPath(p) != p {
+		return false
 	}
-	var segs []string
-	if rest = strings.TrimPrefix(rest, "/"); rest != "" {
-		segs = strings.Split(rest, "/")
-		for i, seg := range segs {
-			v, err := url.PathUnescape(seg)
-			if err != nil || v == "" {
-				return nil, ""
-			}
-			segs[i] = v
-		}
+	r2 := *r
+	r2.Method = method
+	_, pattern := s.mux.Handler(&r2)
+	if strings.Contains(pattern, "{fileId}") {
+		seg, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/files/"), "/")
+		return !s.literals[seg]
 	}
-	post := func(h handler) map[string]handler { return map[string]handler{http.MethodPost: h} }
-	switch {
-	case len(segs) == 0:
-		return map[string]handler{http.MethodGet: s.list}, ""
-	case len(segs) == 1 && segs[0] == "upload-url":
-		return post(s.uploadURL), ""
-	case len(segs) == 1 && segs[0] == "upload-post":
-		return post(s.uploadPost), ""
-	case segs[0] == "multipart":
-		switch {
-		case len(segs) == 2 && segs[1] == "initiate":
-			return post(s.initiate), ""
-		case len(segs) == 2 && segs[1] == "sign-parts":
-			return post(s.signParts), ""
-		case len(segs) == 2 && segs[1] == "complete":
-			return post(s.complete), ""
-		case len(segs) == 2 && segs[1] == "abort":
-			return post(s.abort), ""
-		case len(segs) == 3 && segs[2] == "parts":
-			return map[string]handler{http.MethodGet: s.listParts}, segs[1]
-		}
-		return nil, ""
-	case len(segs) == 1:
-		return map[string]handler{http.MethodGet: s.head, http.MethodDelete: s.delete}, segs[0]
-	case len(segs) == 2 && segs[1] == "download-url":
-		return map[string]handler{http.MethodGet: s.downloadURL}, segs[0]
+	return pattern != ""
+}
+
+// cleanPath is p without "." and ".." segments or empty ones, keeping a
+// trailing "/", as ServeMux wants paths.
+func cleanPath(p string) string {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
 	}
-	return nil, ""
+	return c
 }
 
 // authorize asks the Authorizer, reporting a denial to OnDenied.
-func (s *Service) authorize(user Subject, action, key string) error {
+func (s *Service) authorize(user policy.Subject, action policy.Action, key string) error {
 	if err := s.cfg.Authorizer.Authorize(user, action, key); err != nil {
 		return s.denied(action, err)
 	}
 	return nil
 }
 
-func (s *Service) denied(action string, err error) error {
+func (s *Service) denied(action policy.Action, err error) error {
 	if s.cfg.OnDenied != nil {
 		s.cfg.OnDenied(action)
 	}
 	return fmt.Errorf("%w: %s: %v", errDenied, action, err)
+}
+
+// postCredentials returns the credentials that sign user's POST forms.
+func (s *Service) postCredentials(user policy.Subject) aws.CredentialsProvider {
+	if s.cfg.PostCredentials != nil {
+		return s.cfg.PostCredentials
+	}
+	return s.cfg.Credentials(user)
 }
 
 // createOnly reports whether writes are to be create-only.

@@ -10,12 +10,13 @@ import (
 	"testing"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 )
 
 func TestNew(t *testing.T) {
 	t.Parallel()
 	base := func() Config {
-		return Config{Bucket: "b", Store: newFakeStore(), Presigner: &fakePresigner{}, Authorizer: &fakeAuth{}, Secret: testSecret}
+		return Config{Bucket: "b", Store: newFakeStore(), Presigner: &fakePresigner{}, Credentials: userCredentials, Authorizer: &fakeAuth{}, Secret: testSecret}
 	}
 	tests := []struct {
 		name    string
@@ -26,6 +27,7 @@ func TestNew(t *testing.T) {
 		{"no bucket", func(c *Config) { c.Bucket = "" }, true},
 		{"no store", func(c *Config) { c.Store = nil }, true},
 		{"no presigner", func(c *Config) { c.Presigner = nil }, true},
+		{"no credentials", func(c *Config) { c.Credentials = nil }, true},
 		{"no authorizer", func(c *Config) { c.Authorizer = nil }, true},
 		{"short secret", func(c *Config) { c.Secret = []byte("short") }, true},
 		{"short old secret", func(c *Config) { c.OldSecrets = [][]byte{[]byte("short")} }, true},
@@ -59,7 +61,7 @@ func TestRouting(t *testing.T) {
 	e := newEnv(t)
 	tests := []struct {
 		name      string
-		user      *Subject
+		user      *policy.Subject
 		method    string
 		target    string
 		body      any
@@ -78,7 +80,7 @@ func TestRouting(t *testing.T) {
 		{"wrong method on file", &alice, "POST", "/files/" + fileID("users/alice/x/a.txt"), "{}", "", 405, "METHOD_NOT_ALLOWED", "GET, DELETE"},
 		{"wrong method on list", &alice, "DELETE", "/files", nil, "", 405, "METHOD_NOT_ALLOWED", "GET"},
 		{"no subject", nil, "POST", "/files/upload-url", `{}`, "", 401, "UNAUTHENTICATED", ""},
-		{"subject without id", &Subject{}, "GET", "/files", nil, "", 401, "UNAUTHENTICATED", ""},
+		{"subject without id", &policy.Subject{}, "GET", "/files", nil, "", 401, "UNAUTHENTICATED", ""},
 		{"not JSON", &alice, "POST", "/files/upload-url", `fileName=a`, "application/x-www-form-urlencoded", 415, "UNSUPPORTED_MEDIA_TYPE", ""},
 		{"no content type", &alice, "POST", "/files/upload-url", `{}`, "none", 415, "UNSUPPORTED_MEDIA_TYPE", ""},
 		{"bad JSON", &alice, "POST", "/files/upload-url", `{"fileName":`, "", 400, "BAD_REQUEST", ""},
@@ -132,7 +134,7 @@ func TestUploadURL(t *testing.T) {
 	sumB64 := base64.StdEncoding.EncodeToString(mustHex(t, sum))
 	tests := []struct {
 		name   string
-		user   Subject
+		user   policy.Subject
 		body   map[string]any
 		status int
 		code   string
@@ -156,7 +158,7 @@ func TestUploadURL(t *testing.T) {
 				in := e.presigner.puts[0]
 				if in.Bucket != "bucket" || in.Key != key || in.ContentLength != 1234 || in.ContentType != "application/pdf" ||
 					in.ChecksumSHA256 != sumB64 || in.Expires != DefaultURLExpiry {
-					t.Errorf("PutInput %+v", in)
+					t.Errorf("PutRequest %+v", in)
 				}
 				wantMeta := map[string]string{"project": "x", "original-name": "report.pdf", "uploaded-by": "alice", "user-role": "uploader", "sha256": sum}
 				if !maps.Equal(in.Metadata, wantMeta) {
@@ -201,7 +203,7 @@ func TestUploadURL(t *testing.T) {
 			check: func(t *testing.T, e *env, res result) {
 				in := e.presigner.puts[0]
 				if in.ChecksumSHA256 != sumB64 || in.Metadata["sha256"] != sum || in.ContentType != "text/plain; charset=utf-8" {
-					t.Errorf("PutInput %+v", in)
+					t.Errorf("PutRequest %+v", in)
 				}
 			},
 		},
@@ -362,7 +364,7 @@ func TestUploadPost(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name             string
-		user             Subject
+		user             policy.Subject
 		body             map[string]any
 		status           int
 		code             string
@@ -397,7 +399,7 @@ func TestUploadPost(t *testing.T) {
 				t.Errorf("response %+v", got)
 			}
 			if in.Metadata["uploaded-by"] != "alice" || in.ContentType != tt.body["contentType"] {
-				t.Errorf("PostInput %+v", in)
+				t.Errorf("PostRequest %+v", in)
 			}
 			if !slices.Equal(e.presigns, []string{"post"}) {
 				t.Errorf("OnPresign %v", e.presigns)

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
@@ -36,7 +38,7 @@ const maxCursorLen = 4096
 // list serves GET /files?scope=own|all&limit=&cursor=: one page of the
 // files under the prefix the Authorizer gives. limit defaults to 100 and is
 // capped at 1000; nextCursor is null on the last page.
-func (s *Service) list(_ http.ResponseWriter, r *http.Request, user Subject, _ string) (any, error) {
+func (s *Service) list(_ http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
 	q := r.URL.Query()
 	var all bool
 	switch q.Get("scope") {
@@ -60,7 +62,7 @@ func (s *Service) list(_ http.ResponseWriter, r *http.Request, user Subject, _ s
 	}
 	prefix, err := s.cfg.Authorizer.ListPrefix(user, all)
 	if err != nil {
-		return nil, s.denied(ActionList, err)
+		return nil, s.denied(policy.List, err)
 	}
 	in := &s3.ListObjectsV2Input{
 		Bucket:  aws.String(s.cfg.Bucket),
@@ -115,7 +117,8 @@ type fileDetails struct {
 }
 
 // stat resolves a fileId, authorises action on it, and heads the object.
-func (s *Service) stat(r *http.Request, user Subject, id, action string) (fileDetails, error) {
+func (s *Service) stat(r *http.Request, user policy.Subject, action policy.Action) (fileDetails, error) {
+	id := r.PathValue("fileId")
 	key, err := s.keyOf(id)
 	if err != nil {
 		return fileDetails{}, err
@@ -164,8 +167,8 @@ func (s *Service) stat(r *http.Request, user Subject, id, action string) (fileDe
 }
 
 // head serves GET /files/{fileId}.
-func (s *Service) head(_ http.ResponseWriter, r *http.Request, user Subject, id string) (any, error) {
-	return s.stat(r, user, id, ActionDownload)
+func (s *Service) head(_ http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
+	return s.stat(r, user, policy.Download)
 }
 
 type downloadResponse struct {
@@ -176,12 +179,12 @@ type downloadResponse struct {
 
 // downloadURL serves GET /files/{fileId}/download-url: a presigned GET
 // that downloads the file as an attachment under its original name.
-func (s *Service) downloadURL(_ http.ResponseWriter, r *http.Request, user Subject, id string) (any, error) {
-	d, err := s.stat(r, user, id, ActionDownload)
+func (s *Service) downloadURL(_ http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
+	d, err := s.stat(r, user, policy.Download)
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.cfg.Presigner.GetObject(r.Context(), user, GetInput{
+	p, err := s.cfg.Presigner.GetObject(r.Context(), s.cfg.Credentials(user), presign.GetRequest{
 		Bucket:   s.cfg.Bucket,
 		Key:      d.S3Key,
 		FileName: d.FileName,
@@ -205,13 +208,14 @@ type deleteResponse struct {
 
 // delete serves DELETE /files/{fileId}. Like S3, it succeeds for a file
 // that does not exist.
-func (s *Service) delete(_ http.ResponseWriter, r *http.Request, user Subject, id string) (any, error) {
+func (s *Service) delete(_ http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
+	id := r.PathValue("fileId")
 	key, err := s.keyOf(id)
 	if err != nil {
 		return nil, err
 	}
 	resolved(r.Context(), key, "")
-	if err := s.authorize(user, ActionDelete, key); err != nil {
+	if err := s.authorize(user, policy.Delete, key); err != nil {
 		return nil, err
 	}
 	ctx, cancel := s.callCtx(r.Context())

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 )
 
 // seed stores objects: alice's a.txt and b.txt, bob's c.txt.
@@ -33,7 +34,7 @@ func TestList(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
-		user       Subject
+		user       policy.Subject
 		query      string
 		status     int
 		code       string
@@ -146,7 +147,7 @@ func TestHead(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name   string
-		user   Subject
+		user   policy.Subject
 		key    string
 		status int
 		code   string
@@ -201,7 +202,7 @@ func TestDownloadURL(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name     string
-		user     Subject
+		user     policy.Subject
 		key      string
 		status   int
 		code     string
@@ -230,7 +231,7 @@ func TestDownloadURL(t *testing.T) {
 			res.data(t, &got)
 			in := e.presigner.gets[0]
 			if in.Bucket != "bucket" || in.Key != tt.key || in.FileName != tt.wantName || in.Expires != 15*time.Minute {
-				t.Errorf("GetInput %+v", in)
+				t.Errorf("GetRequest %+v", in)
 			}
 			if got.DownloadURL == "" || got.FileName != tt.wantName || got.ExpiresIn != 900 {
 				t.Errorf("response %+v", got)
@@ -246,7 +247,7 @@ func TestDelete(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
-		user       Subject
+		user       policy.Subject
 		key        string
 		status     int
 		code       string

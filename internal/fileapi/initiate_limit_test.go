@@ -1,6 +1,8 @@
 package fileapi
 
 import (
+	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
+
 	"bytes"
 	"fmt"
 	"net/http"
@@ -26,7 +28,7 @@ func TestInitiateConcurrencyIsCappedPerUser(t *testing.T) {
 		<-release
 	}
 	body := `{"fileName":"a.pdf","fileSize":6291456,"contentType":"application/pdf"}`
-	start := func(user Subject) <-chan int {
+	start := func(user policy.Subject) <-chan int {
 		status := make(chan int, 1)
 		go func() {
 			r := httptest.NewRequest("POST", "/files/multipart/initiate", bytes.NewReader([]byte(body)))

@@ -15,6 +15,8 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
@@ -68,7 +70,7 @@ type initiateResponse struct {
 // initiate serves POST /files/multipart/initiate: it creates the multipart
 // upload (with the gateway's credentials, encryption and metadata) and
 // returns the first batch of part URLs and the upload token.
-func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user Subject, _ string) (any, error) {
+func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
 	var req initiateRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return nil, err
@@ -155,13 +157,13 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user Subject,
 
 // signPartURLs presigns the parts nums of the upload c, each for its exact
 // length, valid for URLExpiry but not beyond the token.
-func (s *Service) signPartURLs(ctx context.Context, user Subject, c uploadClaims, nums []int) ([]partURL, int64, error) {
+func (s *Service) signPartURLs(ctx context.Context, user policy.Subject, c uploadClaims, nums []int) ([]partURL, int64, error) {
 	expiry := min(s.cfg.URLExpiry, time.Unix(c.Expires, 0).Sub(s.now()).Truncate(time.Second))
 	expiry = max(expiry, time.Second)
 	urls := make([]partURL, 0, len(nums))
 	var expires time.Time
 	for _, n := range nums {
-		p, err := s.cfg.Presigner.UploadPart(ctx, user, PartInput{
+		p, err := s.cfg.Presigner.UploadPart(ctx, s.cfg.Credentials(user), presign.PartRequest{
 			Bucket:        s.cfg.Bucket,
 			Key:           c.Key,
 			UploadID:      c.UploadID,
@@ -195,7 +197,7 @@ type signPartsResponse struct {
 
 // upload resolves the fileId, uploadId and token of a request about a
 // multipart upload and authorises it.
-func (s *Service) upload(ctx context.Context, user Subject, id, uploadID, token string) (uploadClaims, error) {
+func (s *Service) upload(ctx context.Context, user policy.Subject, id, uploadID, token string) (uploadClaims, error) {
 	key, err := s.keyOf(id)
 	if err != nil {
 		return uploadClaims{}, err
@@ -207,7 +209,7 @@ func (s *Service) upload(ctx context.Context, user Subject, id, uploadID, token 
 	if token == "" {
 		return uploadClaims{}, badRequest("uploadToken is required")
 	}
-	if err := s.authorize(user, ActionUpload, key); err != nil {
+	if err := s.authorize(user, policy.Upload, key); err != nil {
 		return uploadClaims{}, err
 	}
 	c, err := s.verifyToken(token, key, uploadID)
@@ -220,7 +222,7 @@ func (s *Service) upload(ctx context.Context, user Subject, id, uploadID, token 
 
 // signParts serves POST /files/multipart/sign-parts: URLs for up to 100
 // parts of an upload the token describes.
-func (s *Service) signParts(w http.ResponseWriter, r *http.Request, user Subject, _ string) (any, error) {
+func (s *Service) signParts(w http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
 	var req signPartsRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return nil, err
@@ -264,7 +266,8 @@ type listPartsResponse struct {
 
 // listParts serves GET /files/multipart/{uploadId}/parts?fileId=...: the
 // parts S3 has, so that a client can resume after a crash.
-func (s *Service) listParts(_ http.ResponseWriter, r *http.Request, user Subject, uploadID string) (any, error) {
+func (s *Service) listParts(_ http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
+	uploadID := r.PathValue("uploadId")
 	id := r.URL.Query().Get("fileId")
 	if id == "" {
 		return nil, badRequest("fileId is required")
@@ -274,7 +277,7 @@ func (s *Service) listParts(_ http.ResponseWriter, r *http.Request, user Subject
 		return nil, err
 	}
 	resolved(r.Context(), key, "")
-	if err := s.authorize(user, ActionUpload, key); err != nil {
+	if err := s.authorize(user, policy.Upload, key); err != nil {
 		return nil, err
 	}
 	parts, err := s.listAllParts(r.Context(), key, uploadID)
@@ -372,7 +375,7 @@ type completeResponse struct {
 // complete serves POST /files/multipart/complete. The server lists the
 // parts itself and checks them against the token; on a mismatch it aborts
 // the upload.
-func (s *Service) complete(w http.ResponseWriter, r *http.Request, user Subject, _ string) (any, error) {
+func (s *Service) complete(w http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
 	var req completeRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return nil, err
@@ -458,7 +461,7 @@ type abortResponse struct {
 
 // abort serves POST /files/multipart/abort. Whoever may upload to the key,
 // or delete it, may abort; no upload token is needed.
-func (s *Service) abort(w http.ResponseWriter, r *http.Request, user Subject, _ string) (any, error) {
+func (s *Service) abort(w http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
 	var req abortRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return nil, err
@@ -471,9 +474,9 @@ func (s *Service) abort(w http.ResponseWriter, r *http.Request, user Subject, _ 
 		return nil, badRequest("uploadId is required")
 	}
 	resolved(r.Context(), key, "")
-	if err := s.cfg.Authorizer.Authorize(user, ActionUpload, key); err != nil {
-		if s.cfg.Authorizer.Authorize(user, ActionDelete, key) != nil {
-			return nil, s.denied(ActionUpload, err)
+	if err := s.cfg.Authorizer.Authorize(user, policy.Upload, key); err != nil {
+		if s.cfg.Authorizer.Authorize(user, policy.Delete, key) != nil {
+			return nil, s.denied(policy.Upload, err)
 		}
 	}
 	ctx, cancel := s.callCtx(r.Context())

@@ -1,6 +1,8 @@
 package fileapi
 
 import (
+	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -64,7 +66,7 @@ func TestChoosePartSize(t *testing.T) {
 }
 
 // initiate starts a multipart upload through the API.
-func (e *env) initiate(t *testing.T, user Subject, body map[string]any) initiateResponse {
+func (e *env) initiate(t *testing.T, user policy.Subject, body map[string]any) initiateResponse {
 	t.Helper()
 	res := e.do(t, &user, "POST", "/files/multipart/initiate", body)
 	expect(t, res, 200, "")
@@ -131,7 +133,7 @@ func TestInitiateErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
-		user       Subject
+		user       policy.Subject
 		body       map[string]any
 		mod        func(*env)
 		status     int
@@ -213,7 +215,7 @@ func TestSignParts(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		user   Subject
+		user   policy.Subject
 		body   map[string]any
 		now    time.Time
 		status int
@@ -300,7 +302,7 @@ func TestComplete(t *testing.T) {
 	// 40 MiB in parts of 16 MiB: 16 + 16 + 8.
 	tests := []struct {
 		name      string
-		user      Subject
+		user      policy.Subject
 		mod       func(*Config)
 		parts     func(e *env, uploadID string)
 		status    int
@@ -476,7 +478,7 @@ func TestListParts(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		user   Subject
+		user   policy.Subject
 		target string
 		status int
 		code   string
@@ -515,7 +517,7 @@ func TestAbort(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name      string
-		user      Subject
+		user      policy.Subject
 		body      func(up initiateResponse) map[string]any
 		status    int
 		code      string

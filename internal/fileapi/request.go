@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
@@ -83,7 +84,7 @@ func checkFileName(name string) error {
 
 // newKey chooses the key of a new file of user:
 // OwnerPrefix(user) + <uuid> + "/" + SanitizeFilename(fileName).
-func (s *Service) newKey(user Subject, fileName string) (string, error) {
+func (s *Service) newKey(user policy.Subject, fileName string) (string, error) {
 	owner := s.cfg.Authorizer.OwnerPrefix(user.ID)
 	if owner != "" && !strings.HasSuffix(owner, "/") {
 		owner += "/"
@@ -132,7 +133,7 @@ func (s *Service) checkType(declared string) (string, error) {
 
 // metadata builds the user metadata of a new file: the client's, less the
 // reserved names, then the gateway's own. sha256 is the hex digest, or "".
-func metadata(client map[string]string, user Subject, fileName, sha256 string) (map[string]string, error) {
+func metadata(client map[string]string, user policy.Subject, fileName, sha256 string) (map[string]string, error) {
 	meta := make(map[string]string, len(client)+4)
 	for k, v := range client {
 		name := strings.ToLower(k)
@@ -203,13 +204,13 @@ func flatten(h http.Header) map[string]string {
 // uploadKey returns the key of a new file named fileName for user, reports
 // it as the request's resolved key (even when denied), and checks that user
 // may upload there.
-func (s *Service) uploadKey(r *http.Request, user Subject, fileName string) (string, error) {
+func (s *Service) uploadKey(r *http.Request, user policy.Subject, fileName string) (string, error) {
 	key, err := s.newKey(user, fileName)
 	if err != nil {
 		return "", err
 	}
 	resolved(r.Context(), key, "")
-	if err := s.authorize(user, ActionUpload, key); err != nil {
+	if err := s.authorize(user, policy.Upload, key); err != nil {
 		return "", err
 	}
 	return key, nil
@@ -224,7 +225,7 @@ func (s *Service) tooLargeForSingle(size int64) error {
 
 // typeAndMetadata checks the content type and builds the metadata of a new
 // object (see metadata).
-func (s *Service) typeAndMetadata(contentType string, client map[string]string, user Subject, fileName, sha256 string) (string, map[string]string, error) {
+func (s *Service) typeAndMetadata(contentType string, client map[string]string, user policy.Subject, fileName, sha256 string) (string, map[string]string, error) {
 	ct, err := s.checkType(contentType)
 	if err != nil {
 		return "", nil, err

@@ -1,6 +1,8 @@
 package fileapi
 
 import (
+	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
+
 	"testing"
 )
 
@@ -20,7 +22,7 @@ func TestRequestsReportTheResolvedKey(t *testing.T) {
 
 	tests := []struct {
 		name         string
-		user         Subject
+		user         policy.Subject
 		method, path string
 		body         any
 		status       int

@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
 )
 
 type uploadURLRequest struct {
@@ -24,7 +26,7 @@ type uploadURLResponse struct {
 }
 
 // uploadURL serves POST /files/upload-url: a presigned PUT for one file.
-func (s *Service) uploadURL(w http.ResponseWriter, r *http.Request, user Subject, _ string) (any, error) {
+func (s *Service) uploadURL(w http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
 	var req uploadURLRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return nil, err
@@ -55,7 +57,7 @@ func (s *Service) uploadURL(w http.ResponseWriter, r *http.Request, user Subject
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.cfg.Presigner.PutObject(r.Context(), user, PutInput{
+	p, err := s.cfg.Presigner.PutObject(r.Context(), s.cfg.Credentials(user), presign.PutRequest{
 		Bucket:             s.cfg.Bucket,
 		Key:                key,
 		ContentType:        ct,
@@ -63,6 +65,7 @@ func (s *Service) uploadURL(w http.ResponseWriter, r *http.Request, user Subject
 		ChecksumSHA256:     sumB64,
 		Metadata:           meta,
 		ContentDisposition: objectkey.ContentDisposition(req.FileName),
+		Encryption:         s.sse,
 		CreateOnly:         s.createOnly(r.Context()),
 		Expires:            s.cfg.URLExpiry,
 	})
@@ -107,7 +110,7 @@ type uploadPostResponse struct {
 // uploadPost serves POST /files/upload-post: a presigned POST form for a
 // browser. Without fileSize the form admits 1 byte to MaxSingleSize; with
 // it, up to fileSize (0 to 0 for an empty file).
-func (s *Service) uploadPost(w http.ResponseWriter, r *http.Request, user Subject, _ string) (any, error) {
+func (s *Service) uploadPost(w http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
 	var req uploadPostRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return nil, err
@@ -134,13 +137,14 @@ func (s *Service) uploadPost(w http.ResponseWriter, r *http.Request, user Subjec
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.cfg.Presigner.PostObject(r.Context(), user, PostInput{
+	p, err := s.cfg.Presigner.PostObject(r.Context(), s.postCredentials(user), presign.PostRequest{
 		Bucket:      s.cfg.Bucket,
 		Key:         key,
 		ContentType: ct,
 		MinSize:     minSize,
 		MaxSize:     maxSize,
 		Metadata:    meta,
+		Encryption:  s.sse,
 		Expires:     s.cfg.URLExpiry,
 	})
 	if err != nil {

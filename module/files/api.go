@@ -3,22 +3,21 @@
 // signed for the caller (single PUT, multipart parts, browser POST,
 // download), lists and deletes files, and checks every action against the
 // role policy. The REST logic lives in internal/fileapi; this package owns
-// its Caddy configuration, the S3/STS clients and the adapters to
-// internal/policy and internal/presign.
+// its Caddy configuration, the S3/STS clients, the signing credentials and
+// the request's metrics and audit line.
 package files
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/google/uuid"
 	"go.uber.org/zap"
@@ -245,12 +244,18 @@ func (a *API) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("configuring encryption: %v", err)
 	}
+	var postCreds aws.CredentialsProvider
+	if a.PostPolicyCredentials == "gateway" {
+		postCreds = a.gwCreds
+	}
 	a.svc, err = fileapi.New(fileapi.Config{
 		Bucket:                 a.Bucket,
 		Prefix:                 a.Prefix,
 		Store:                  client,
-		Presigner:              &presignAdapter{signer: presign.New(client), api: a, enc: enc.Mode, keyID: enc.KMSKeyID, bucketKey: enc.BucketKey, encCtx: enc.Context},
-		Authorizer:             policyAdapter{a.policy},
+		Presigner:              presign.New(client),
+		Credentials:            a.credentials,
+		PostCredentials:        postCreds,
+		Authorizer:             a.policy,
 		Types:                  allow,
 		Secret:                 secret,
 		OldSecrets:             old,
@@ -261,10 +266,10 @@ func (a *API) Provision(ctx caddy.Context) error {
 		MaxConcurrentInitiates: a.MaxConcurrentInitiates,
 		URLExpiry:              time.Duration(a.URLExpiry),
 		UploadTTL:              time.Duration(a.UploadTTL),
-		Encryption:             fileapi.Encryption(enc),
+		Encryption:             enc,
 		CreateOnly:             a.createOnlyCheck(client, enc),
-		OnDenied: func(action string) {
-			m.AccessDenied(action)
+		OnDenied: func(action policy.Action) {
+			m.AccessDenied(string(action))
 			a.cw.AccessDenied(a.Prefix)
 		},
 		OnPresign: m.Presign,
@@ -400,13 +405,12 @@ func (a *API) roleARN(r roles.Role) string {
 }
 
 // credentials returns the credentials that sign a user's URLs.
-func (a *API) credentials(user fileapi.Subject) aws.CredentialsProvider {
+func (a *API) credentials(user policy.Subject) aws.CredentialsProvider {
 	arn := a.roleARN(user.Role)
 	if arn == "" || a.sts == nil {
 		return a.gwCreds
 	}
-	subject := policy.Subject{ID: user.ID, Role: user.Role}
-	session := rolecreds.Session{RoleARN: arn, UserID: user.ID, Bucket: a.Bucket, Grants: a.policy.Grants(subject)}
+	session := rolecreds.Session{RoleARN: arn, UserID: user.ID, Bucket: a.Bucket, Grants: a.policy.Grants(user)}
 	if strings.HasPrefix(a.KMSKeyID, "arn:") {
 		session.KMSKeyARN = a.KMSKeyID
 	}
@@ -424,12 +428,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	ctx := r.Context()
 	if id, _ := repl.GetString("http.auth.user.id"); id != "" {
 		role, _ := repl.GetString("http.auth.user.role")
-		email, _ := repl.GetString("http.auth.user.email")
-		ctx = fileapi.WithSubject(ctx, fileapi.Subject{ID: id, Email: email, Role: roles.Role(role)})
+		ctx = fileapi.WithSubject(ctx, policy.Subject{ID: id, Role: roles.Role(role)})
 	}
 	res := new(fileapi.Resolved)
-	ctx = fileapi.WithResolved(ctx, res)
-	r2 := r.WithContext(ctx)
+	r2 := r.WithContext(fileapi.WithResolved(ctx, res))
 	u := *r.URL
 	u.Path = path
 	u.RawPath = ""
@@ -437,63 +439,20 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 
 	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
 	a.svc.ServeHTTP(rec, r2)
-	status := rec.Status()
-	endpoint := apiEndpoint(r.Method, path)
-	a.metrics.ObserveRequest(a.Prefix, endpoint, status, time.Since(start))
-	a.cw.APIObserved(a.Prefix, endpoint, status, time.Since(start))
-	a.auditRequest(r, path, res, status, time.Since(start))
+	a.record(r, res, rec.Status(), time.Since(start))
 	return nil
 }
 
-// apiEndpoint names a route for metrics and audit lines: a fixed set of
-// names, so clients cannot create label values at will.
-func apiEndpoint(method, path string) string {
-	switch method {
-	case http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPut, http.MethodHead:
-	default:
-		return "other"
-	}
-	parts := strings.Split(strings.Trim(path, "/"), "/")
-	shape := "other"
-	switch {
-	case len(parts) == 1:
-		shape = "/files"
-	case len(parts) == 2 && (parts[1] == "upload-url" || parts[1] == "upload-post"):
-		shape = "/files/" + parts[1]
-	case len(parts) == 3 && parts[1] == "multipart" && slices.Contains([]string{"initiate", "sign-parts", "complete", "abort"}, parts[2]):
-		shape = "/files/multipart/" + parts[2]
-	case len(parts) == 4 && parts[1] == "multipart" && parts[3] == "parts":
-		shape = "/files/multipart/{uploadId}/parts"
-	case len(parts) == 2 && parts[1] != "multipart":
-		shape = "/files/{fileId}"
-	case len(parts) == 3 && parts[2] == "download-url":
-		shape = "/files/{fileId}/download-url"
-	}
-	if shape == "other" {
-		return "other"
-	}
-	return method + " " + shape
-}
-
-// auditRequest writes the audit line of an API call: presigning,
-// downloads, deletes and denials. The key and upload id are those the API
-// resolved (res), never read from the request itself.
-func (a *API) auditRequest(r *http.Request, path string, res *fileapi.Resolved, status int, d time.Duration) {
-	endpoint := apiEndpoint(r.Method, path)
-	action := map[string]string{
-		"POST /files/upload-url":           "upload_url",
-		"POST /files/upload-post":          "upload_post",
-		"POST /files/multipart/initiate":   "multipart_initiate",
-		"POST /files/multipart/complete":   "multipart_complete",
-		"POST /files/multipart/abort":      "multipart_abort",
-		"GET /files/{fileId}/download-url": "download_url",
-		"DELETE /files/{fileId}":           "delete",
-	}[endpoint]
-	if action == "" && status < 400 {
+// record reports one answered request: metrics by route pattern ("other"
+// when none matched) and, for presigning, downloads, deletes and failures,
+// an audit line with what the API resolved (res), never what the request
+// itself says.
+func (a *API) record(r *http.Request, res *fileapi.Resolved, status int, d time.Duration) {
+	route := cmp.Or(res.Route, "other")
+	a.metrics.ObserveRequest(a.Prefix, route, status, d)
+	a.cw.APIObserved(a.Prefix, route, status, d)
+	if res.Action == "" && status < 400 {
 		return // reads and part signing are not audited
-	}
-	if action == "" {
-		action = endpoint
 	}
 	result := "ok"
 	switch {
@@ -504,81 +463,7 @@ func (a *API) auditRequest(r *http.Request, path string, res *fileapi.Resolved, 
 	case status >= 400:
 		result = "rejected"
 	}
-	shared.Audit(a.audit, r, shared.AuditEvent{Action: action, Result: result, Key: res.Key, UploadID: res.UploadID, Status: status, Duration: d})
-}
-
-// policyAdapter lets the file API ask the route's policy.
-type policyAdapter struct{ p policy.Policy }
-
-func (pa policyAdapter) Authorize(user fileapi.Subject, action, key string) error {
-	return pa.p.Authorize(policy.Subject{ID: user.ID, Role: user.Role}, policy.Action(action), key)
-}
-
-func (pa policyAdapter) OwnerPrefix(userID string) string { return pa.p.OwnerPrefix(userID) }
-
-func (pa policyAdapter) ListPrefix(user fileapi.Subject, wantAll bool) (string, error) {
-	return pa.p.ListPrefix(policy.Subject{ID: user.ID, Role: user.Role}, wantAll)
-}
-
-// presignAdapter signs the file API's URLs with the user's credentials
-// and the bucket's encryption settings.
-type presignAdapter struct {
-	signer    *presign.Signer
-	api       *API
-	enc       types.ServerSideEncryption
-	keyID     string
-	bucketKey bool
-	encCtx    string
-}
-
-func (p *presignAdapter) encryption() presign.Encryption {
-	return presign.Encryption{Mode: string(p.enc), KMSKeyID: p.keyID, BucketKey: p.bucketKey, Context: p.encCtx}
-}
-
-func (p *presignAdapter) PutObject(ctx context.Context, user fileapi.Subject, in fileapi.PutInput) (*fileapi.Presigned, error) {
-	out, err := p.signer.PutObject(ctx, p.api.credentials(user), presign.PutRequest{
-		Bucket: in.Bucket, Key: in.Key, ContentType: in.ContentType, ContentLength: in.ContentLength,
-		ChecksumSHA256: in.ChecksumSHA256, Metadata: in.Metadata, ContentDisposition: in.ContentDisposition,
-		CreateOnly: in.CreateOnly, Encryption: p.encryption(), Expires: in.Expires,
-	})
-	return presigned(out, err)
-}
-
-func (p *presignAdapter) UploadPart(ctx context.Context, user fileapi.Subject, in fileapi.PartInput) (*fileapi.Presigned, error) {
-	out, err := p.signer.UploadPart(ctx, p.api.credentials(user), presign.PartRequest{
-		Bucket: in.Bucket, Key: in.Key, UploadID: in.UploadID, PartNumber: in.PartNumber,
-		ContentLength: in.ContentLength, Expires: in.Expires,
-	})
-	return presigned(out, err)
-}
-
-func (p *presignAdapter) GetObject(ctx context.Context, user fileapi.Subject, in fileapi.GetInput) (*fileapi.Presigned, error) {
-	out, err := p.signer.GetObject(ctx, p.api.credentials(user), presign.GetRequest{
-		Bucket: in.Bucket, Key: in.Key, FileName: in.FileName, Expires: in.Expires,
-	})
-	return presigned(out, err)
-}
-
-func (p *presignAdapter) PostObject(ctx context.Context, user fileapi.Subject, in fileapi.PostInput) (*fileapi.PresignedPost, error) {
-	creds := p.api.credentials(user)
-	if p.api.PostPolicyCredentials == "gateway" {
-		creds = p.api.gwCreds
-	}
-	out, err := p.signer.PostObject(ctx, creds, presign.PostRequest{
-		Bucket: in.Bucket, Key: in.Key, ContentType: in.ContentType, MinSize: in.MinSize, MaxSize: in.MaxSize,
-		Metadata: in.Metadata, Encryption: p.encryption(), Expires: in.Expires,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &fileapi.PresignedPost{URL: out.URL, Fields: out.Fields, Expires: out.Expires}, nil
-}
-
-func presigned(out *presign.Presigned, err error) (*fileapi.Presigned, error) {
-	if err != nil {
-		return nil, err
-	}
-	return &fileapi.Presigned{Method: out.Method, URL: out.URL, Headers: out.Headers, Expires: out.Expires}, nil
+	shared.Audit(a.audit, r, shared.AuditEvent{Action: cmp.Or(res.Action, route), Result: result, Key: res.Key, UploadID: res.UploadID, Status: status, Duration: d})
 }
 
 // Interface guards
@@ -586,6 +471,6 @@ var (
 	_ caddy.Provisioner           = (*API)(nil)
 	_ caddy.Validator             = (*API)(nil)
 	_ caddyhttp.MiddlewareHandler = (*API)(nil)
-	_ fileapi.Authorizer          = policyAdapter{}
-	_ fileapi.Presigner           = (*presignAdapter)(nil)
+	_ fileapi.Authorizer          = policy.Policy{}
+	_ fileapi.Presigner           = (*presign.Signer)(nil)
 )

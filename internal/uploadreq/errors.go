@@ -115,17 +115,7 @@ func (q *Request) Fail(w http.ResponseWriter, err error) Answer {
 	}
 	a := q.c.Classify(err, bodyErr)
 	q.failed = true
-	q.out.Status, q.out.Reason = a.Status, a.Code
-	switch {
-	case a.Status == http.StatusForbidden || a.Status == http.StatusUnauthorized:
-		q.out.Result = metrics.AuditDenied
-	case a.Status == StatusClientClosedRequest:
-		q.out.Result = metrics.ResultAborted
-	case a.Status < 500:
-		q.out.Result = metrics.ResultRejected
-	default:
-		q.out.Result = metrics.ResultFailed
-	}
+	q.out.Status, q.out.Reason, q.out.Result = a.Status, a.Code, metrics.ResultOf(a.Status)
 	var mf s3stream.MultipartFailure
 	if errors.As(err, &mf) {
 		q.out.Aborted, q.out.UploadID = true, mf.UploadID()

@@ -15,6 +15,7 @@ package uploadreq
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -145,10 +146,8 @@ func (c *Config) New(r *http.Request, ph Placeholders) *Request {
 func (q *Request) Outcome() metrics.Outcome {
 	o := q.out
 	o.Duration = time.Since(q.start)
-	o.Role = "anonymous"
-	if role, _ := q.ph.GetString("http.auth.user.role"); role != "" {
-		o.Role = role
-	}
+	role, _ := q.ph.GetString("http.auth.user.role")
+	o.Role = cmp.Or(role, "anonymous")
 	if q.failed {
 		return o // nothing counts as stored
 	}
@@ -158,11 +157,9 @@ func (q *Request) Outcome() metrics.Outcome {
 	}
 	o.Files = len(q.files)
 	if len(q.files) > 0 {
-		o.Key = q.files[0].S3Key
+		o.Key, o.UploadID = q.files[0].S3Key, q.files[0].uploadID
 	}
-	if o.Result == "" {
-		o.Result = metrics.ResultOK
-	}
+	o.Result = cmp.Or(o.Result, metrics.ResultOK)
 	return o
 }
 

@@ -9,6 +9,7 @@
 package gateway
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -397,59 +398,27 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 // ApplyDefaults fills in the defaults of unset fields; Provision calls it.
 func (g *Gateway) ApplyDefaults() {
 	g.S3Config.ApplyDefaults()
-	if g.PartSize == 0 {
-		g.PartSize = s3stream.DefaultPartSize
-	}
-	if g.Concurrency == 0 {
-		g.Concurrency = s3stream.DefaultConcurrency
-	}
-	if g.Checksum == "" {
-		g.Checksum = string(types.ChecksumAlgorithmCrc32c)
-	}
-	if g.MemoryLimit == 0 {
-		g.MemoryLimit = 1 << 30
-	}
-	if g.MemoryWait == 0 {
-		g.MemoryWait = caddy.Duration(DefaultMemoryWait)
-	}
-	if g.ReadTimeout == 0 {
-		g.ReadTimeout = caddy.Duration(DefaultReadTimeout)
-	}
-	if g.MinRate == 0 {
-		g.MinRate = DefaultMinRate
-	}
-	if g.MaxUploadsPerClient == 0 {
-		g.MaxUploadsPerClient = DefaultMaxUploadsPerClient
-	}
-	if g.MaxFiles == 0 {
-		g.MaxFiles = DefaultMaxFiles
-	}
-	if g.Prefix == "" {
-		g.Prefix = "uploads/"
-	}
-	if g.Key == "" {
-		g.Key = "{upload.uuid}{upload.ext}"
-	}
-	if g.FilenameHeader == "" {
-		g.FilenameHeader = "X-File-Name"
-	}
-	if g.Output == "" {
-		g.Output = OutputRespond
-	}
+	g.PartSize = cmp.Or(g.PartSize, s3stream.DefaultPartSize)
+	g.Concurrency = cmp.Or(g.Concurrency, s3stream.DefaultConcurrency)
+	g.Checksum = cmp.Or(g.Checksum, string(types.ChecksumAlgorithmCrc32c))
+	g.MemoryLimit = cmp.Or(g.MemoryLimit, 1<<30)
+	g.MemoryWait = cmp.Or(g.MemoryWait, caddy.Duration(DefaultMemoryWait))
+	g.ReadTimeout = cmp.Or(g.ReadTimeout, caddy.Duration(DefaultReadTimeout))
+	g.MinRate = cmp.Or(g.MinRate, DefaultMinRate)
+	g.MaxUploadsPerClient = cmp.Or(g.MaxUploadsPerClient, DefaultMaxUploadsPerClient)
+	g.MaxFiles = cmp.Or(g.MaxFiles, DefaultMaxFiles)
+	g.Prefix = cmp.Or(g.Prefix, "uploads/")
+	g.Key = cmp.Or(g.Key, "{upload.uuid}{upload.ext}")
+	g.FilenameHeader = cmp.Or(g.FilenameHeader, "X-File-Name")
+	g.Output = cmp.Or(g.Output, OutputRespond)
+	g.PassFieldStyle = cmp.Or(g.PassFieldStyle, passfields.StyleDotted)
+	g.NonMultipart = cmp.Or(g.NonMultipart, NonMultipartStore)
+	g.Route = cmp.Or(g.Route, g.Prefix)
 	if g.PassFields == nil {
 		g.PassFields = defaultPassFields()
 	}
-	if g.PassFieldStyle == "" {
-		g.PassFieldStyle = passfields.StyleDotted
-	}
-	if g.NonMultipart == "" {
-		g.NonMultipart = NonMultipartStore
-	}
 	if g.RollbackOn == nil {
 		g.RollbackOn = []int{4, 5}
-	}
-	if g.Route == "" {
-		g.Route = g.Prefix
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -334,16 +333,12 @@ type Recorder struct {
 }
 
 // Upload counts an upload in flight (of bytesHint announced bytes) and
-// returns the func that records its outcome; calls after the first are
-// ignored.
+// returns the func that records its outcome, to be called once.
 func (rc *Recorder) Upload(bytesHint int64) func(r *http.Request, o metrics.Outcome) {
 	done := rc.Metrics.UploadStarted(bytesHint)
-	var once sync.Once
 	return func(r *http.Request, o metrics.Outcome) {
-		once.Do(func() {
-			done(o.Role, o.MetricResult(), o.Bytes, o.Parts)
-			rc.Record(r, o)
-		})
+		done(o.Role, o.MetricResult(), o.Bytes, o.Parts)
+		rc.Record(r, o)
 	}
 }
 

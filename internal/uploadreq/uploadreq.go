@@ -66,6 +66,8 @@ type Uploader interface {
 	MaxObjectSize(maxSize int64) int64
 }
 
+var _ Uploader = (*s3stream.Uploader)(nil)
+
 // Config is the handler's configuration, with defaults applied.
 type Config struct {
 	Route          string

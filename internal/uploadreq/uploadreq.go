@@ -524,11 +524,12 @@ func (q *Request) Respond(w http.ResponseWriter) error {
 	return envelope.WriteData(w, http.StatusCreated, map[string]any{"files": q.files})
 }
 
-// Pass forwards the rewritten request to next and rolls the stored objects
-// back when next fails, answers with no status or a rollback_on one, or
-// panics (the panic goes on once the objects are deleted). It returns
-// next's error.
-func (q *Request) Pass(w http.ResponseWriter, next func(http.ResponseWriter, *http.Request) error) error {
+// Pass forwards the rewritten request to next, writing to w, and rolls the
+// stored objects back when next fails, answers with no status or a
+// rollback_on one, or panics (the panic goes on once the objects are
+// deleted). status reports the status written to w so far, 0 for none (w
+// is a recorder). Pass returns next's error.
+func (q *Request) Pass(w http.ResponseWriter, next func(http.ResponseWriter, *http.Request) error, status func() int) error {
 	r := q.r
 	var body []byte
 	if q.form != nil {
@@ -555,24 +556,23 @@ func (q *Request) Pass(w http.ResponseWriter, next func(http.ResponseWriter, *ht
 		r.Header.Del(h)
 	}
 
-	rec := &statusRecorder{ResponseWriter: w}
 	defer func() {
 		// reverse_proxy panics with http.ErrAbortHandler when copying the
 		// response fails: settle the upload, then let the panic go on.
 		if v := recover(); v != nil {
-			q.out.Status = rec.status
-			if rec.status == 0 || q.c.rollsBack(rec.status) {
+			q.out.Status = status()
+			if q.out.Status == 0 || q.c.rollsBack(q.out.Status) {
 				q.Rollback()
 			}
 			q.out.Result = metrics.ResultRolledBack
 			panic(v)
 		}
 	}()
-	err := next(rec, r)
-	q.out.Status = rec.status
-	if err != nil || rec.status == 0 || q.c.rollsBack(rec.status) {
+	err := next(w, r)
+	q.out.Status = status()
+	if err != nil || q.out.Status == 0 || q.c.rollsBack(q.out.Status) {
 		q.c.Logger.Warn("upstream rejected the upload; deleting stored objects",
-			zap.Int("status", rec.status), zap.Int("files", len(q.files)), zap.NamedError("upstream_error", err))
+			zap.Int("status", q.out.Status), zap.Int("files", len(q.files)), zap.NamedError("upstream_error", err))
 		q.Rollback()
 	}
 	if err != nil {
@@ -623,26 +623,3 @@ func (q *Request) Rollback() {
 
 // rollbackWorkers is how many deletes one rollback runs at once.
 const rollbackWorkers = 8
-
-// statusRecorder notes the status next answers with.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 && code >= 200 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the writer (flushes, deadlines).
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

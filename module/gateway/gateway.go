@@ -12,7 +12,6 @@ import (
 	"cmp"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -570,7 +569,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return g.fail(w, repl, q, err)
 	}
 	if g.Output == OutputPass {
-		return q.Pass(w, next.ServeHTTP)
+		rec := caddyhttp.NewResponseRecorder(w, nil, nil)
+		return q.Pass(rec, next.ServeHTTP, rec.Status)
 	}
 	return q.Respond(w)
 }
@@ -620,11 +620,7 @@ func (g *Gateway) clientKey(r *http.Request, repl *caddy.Replacer) string {
 	if id, _ := repl.GetString("http.auth.user.id"); id != "" {
 		return "user:" + id
 	}
-	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	if ip == "" {
-		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
-	}
-	return "ip:" + ratelimit.ClientKey(ip) // IPv6: the /64
+	return "ip:" + ratelimit.ClientKey(shared.ClientIP(r)) // IPv6: the /64
 }
 
 // Defaults of the limits against hostile or broken clients.

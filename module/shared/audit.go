@@ -51,14 +51,10 @@ func Audit(logger *zap.Logger, r *http.Request, e AuditEvent) {
 			fields = append(fields, zap.String("unverified_email", email))
 		}
 	}
-	if e.Key != "" {
-		fields = append(fields, zap.String("key", e.Key))
-	}
-	if e.UploadID != "" {
-		fields = append(fields, zap.String("upload_id", e.UploadID))
-	}
-	if e.Account != "" {
-		fields = append(fields, zap.String("account", e.Account))
+	for _, f := range [...][2]string{{"key", e.Key}, {"upload_id", e.UploadID}, {"account", e.Account}, {"reason", e.Reason}} {
+		if f[1] != "" {
+			fields = append(fields, zap.String(f[0], f[1]))
+		}
 	}
 	if e.Files > 0 {
 		fields = append(fields, zap.Int("files", e.Files))
@@ -74,9 +70,6 @@ func Audit(logger *zap.Logger, r *http.Request, e AuditEvent) {
 		if e.Bytes > 0 {
 			fields = append(fields, zap.Float64("speed_bytes_per_second", float64(e.Bytes)/e.Duration.Seconds()))
 		}
-	}
-	if e.Reason != "" {
-		fields = append(fields, zap.String("reason", e.Reason))
 	}
 	logger.Info("audit", fields...)
 }

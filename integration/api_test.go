@@ -31,13 +31,7 @@ func apiSite(prefix string) string {
 		cognito_endpoint {env.UGW_COGNITO_ENDPOINT}
 	}
 	upload_api {
-		bucket {env.UGW_S3_BUCKET}
-		region {env.UGW_S3_REGION}
-		endpoint {env.UGW_S3_ENDPOINT}
-		path_style
-		access_key_id {env.UGW_GATEWAY_ACCESS_KEY}
-		secret_access_key {env.UGW_GATEWAY_SECRET_KEY}
-		kms_key {env.UGW_KMS_KEY_ID}
+		%s
 		prefix %s
 		base_path /api
 		role_arn {env.UGW_STS_ROLE_ARN}
@@ -46,7 +40,7 @@ func apiSite(prefix string) string {
 		post_policy_credentials gateway
 		secret integration-test-secret-0123456789abcdef
 		part_size 5MiB
-	}`, prefix)
+	}`, harness.S3Settings(""), prefix)
 }
 
 // apiClient calls the file API as one user.

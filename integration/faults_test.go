@@ -105,12 +105,14 @@ func faultExpectStored(t *testing.T, resp *http.Response, src *harness.RandomRea
 		t.Fatalf("status %d, response %+v, want 201 with one file", resp.StatusCode, r)
 	}
 	f := r.Data.Files[0]
-	if f.Size != n || f.SHA256 != src.SHA256() {
-		t.Errorf("response says %d bytes sha256 %s, sent %d bytes sha256 %s", f.Size, f.SHA256, n, src.SHA256())
+	if f.Size != n || f.Checksum != src.CRC32C() || f.ChecksumAlgorithm != "CRC32C" || f.SHA256 != "" && f.SHA256 != src.SHA256() {
+		t.Errorf("response says %d bytes %s %s (sha256 %q), sent %d bytes CRC32C %s sha256 %s",
+			f.Size, f.ChecksumAlgorithm, f.Checksum, f.SHA256, n, src.CRC32C(), src.SHA256())
 	}
 	if got, size := objectSHA256(t, f.S3Key); got != src.SHA256() || size != n {
 		t.Errorf("object %s has %d bytes sha256 %s, sent %d bytes %s", f.S3Key, size, got, n, src.SHA256())
 	}
+	assertChecksum(t, f.S3Key, src.CRC32C())
 	return f.S3Key
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/caddy-upload-gateway/upload-gateway/integration/harness"
 )
@@ -54,25 +55,15 @@ type gatewayOpts struct {
 }
 
 func (o gatewayOpts) block() string {
-	endpoint := o.endpoint
-	if endpoint == "" {
-		endpoint = "{env.UGW_S3_ENDPOINT}"
-	}
 	lines := o.lines
 	if !o.auth {
 		lines = append([]string{"allow_anonymous"}, lines...)
 	}
 	return fmt.Sprintf(`upload_gateway {
-		bucket {env.UGW_S3_BUCKET}
-		region {env.UGW_S3_REGION}
-		endpoint %s
-		path_style
-		access_key_id {env.UGW_GATEWAY_ACCESS_KEY}
-		secret_access_key {env.UGW_GATEWAY_SECRET_KEY}
-		kms_key {env.UGW_KMS_KEY_ID}
+		%s
 		prefix %s
 		%s
-	}`, endpoint, o.prefix, strings.Join(lines, "\n\t\t"))
+	}`, harness.S3Settings(o.endpoint), o.prefix, strings.Join(lines, "\n\t\t"))
 }
 
 // testPrefix returns a key prefix unique to this test run, and removes
@@ -182,6 +173,9 @@ type apiResponse struct {
 			ContentType string `json:"contentType"`
 			ETag        string `json:"etag"`
 			SHA256      string `json:"sha256"`
+			// Checksum is the object's full-object CRC32C (by default).
+			Checksum          string `json:"checksum"`
+			ChecksumAlgorithm string `json:"checksumAlgorithm"`
 		} `json:"files"`
 	} `json:"data"`
 	Error struct {
@@ -217,6 +211,21 @@ func objectSHA256(t *testing.T, key string) (string, int64) {
 		t.Fatalf("reading %s: %v", key, err)
 	}
 	return sum, n
+}
+
+// assertChecksum checks with HeadObject (checksum mode enabled) that S3
+// stores key with the full-object CRC32C want (a multipart object's
+// composite value would end in "-<parts>"). SeaweedFS leaves ChecksumType
+// out for single PutObjects, where it can only be FULL_OBJECT.
+func assertChecksum(t *testing.T, key, want string) {
+	t.Helper()
+	head, err := env.S3().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &env.Bucket, Key: &key, ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil {
+		t.Fatalf("HeadObject %s: %v", key, err)
+	}
+	if got := aws.ToString(head.ChecksumCRC32C); got != want || head.ChecksumType != types.ChecksumTypeFullObject && head.ChecksumType != "" {
+		t.Errorf("object %s: S3 stores checksum CRC32C %q type %q, want %q FULL_OBJECT", key, got, head.ChecksumType, want)
+	}
 }
 
 // assertEncrypted checks with HeadObject that key is stored with SSE-KMS

@@ -21,28 +21,37 @@ var hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // parts go as UNSIGNED-PAYLOAD, since nobody can alter loopback traffic, and
 // their CRC32C checksum still lets S3 refuse a damaged part; with
 // payload_signing signed every part is signed with its SHA-256. Single
-// PutObject bodies are always signed with the full-object SHA-256 the gateway
-// computes anyway. In every mode a body tampered with on the way fails the
-// upload with 502 and leaves nothing behind.
+// PutObject bodies are signed the same way, except that with hash sha256
+// they are always signed with the full-object SHA-256 the gateway computes
+// anyway. In every mode a body tampered with on the way fails the upload
+// with 502 and leaves nothing behind.
 func TestPayloadSigning(t *testing.T) {
 	const unsigned = "UNSIGNED-PAYLOAD"
 	tests := []struct {
 		mode     string // payload_signing; "" is the default (auto)
 		partHash string // "sha256" or UNSIGNED-PAYLOAD
+		hash     bool   // hash sha256
 	}{
-		{"", unsigned},
-		{"signed", "sha256"},
-		{"unsigned", unsigned},
+		{"", unsigned, false},
+		{"signed", "sha256", false},
+		{"unsigned", unsigned, false},
+		{"unsigned", unsigned, true},
 	}
 	for _, tt := range tests {
 		name := tt.mode
 		if name == "" {
 			name = "auto"
 		}
+		if tt.hash {
+			name += ", hash sha256"
+		}
 		t.Run(name, func(t *testing.T) {
 			var lines []string
 			if tt.mode != "" {
 				lines = append(lines, "payload_signing "+tt.mode)
+			}
+			if tt.hash {
+				lines = append(lines, "hash sha256")
 			}
 			prefix := testPrefix(t)
 			gw, proxy := faultProxyGateway(t, prefix, lines...)
@@ -59,8 +68,12 @@ func TestPayloadSigning(t *testing.T) {
 						t.Errorf("UploadPart signed with payload hash %q, want %s", r.PayloadHash, tt.partHash)
 					}
 				case harness.OpPutObject:
-					if !hexSHA256.MatchString(r.PayloadHash) {
-						t.Errorf("PutObject signed with payload hash %q, want the body's SHA-256", r.PayloadHash)
+					if tt.hash || tt.partHash != unsigned {
+						if !hexSHA256.MatchString(r.PayloadHash) {
+							t.Errorf("PutObject signed with payload hash %q, want the body's SHA-256", r.PayloadHash)
+						}
+					} else if r.PayloadHash != unsigned {
+						t.Errorf("PutObject signed with payload hash %q, want %s", r.PayloadHash, unsigned)
 					}
 				}
 			}

@@ -65,7 +65,7 @@ func TestLegacyFormPostReachesAppWithStoredFiles(t *testing.T) {
 	gw := startGateway(t, fmt.Sprintf(`route /legacy/* {
 		%s
 		reverse_proxy %s
-	}`, gatewayOpts{prefix: prefix, lines: []string{"output pass"}}.block(), strings.TrimPrefix(app.URL, "http://")))
+	}`, gatewayOpts{prefix: prefix, lines: []string{"output pass", "hash sha256"}}.block(), strings.TrimPrefix(app.URL, "http://")))
 
 	report := fileBytes(t, pdfMagic, 1, 3*mib)
 	photo := fileBytes(t, pngMagic, 2, 21*mib+123) // several parts
@@ -161,9 +161,10 @@ func TestLegacyFormPostReachesAppWithStoredFiles(t *testing.T) {
 		if name, err := dec.DecodeHeader(head.Metadata["original-name"]); err != nil || name != file.name {
 			t.Errorf("object %s original-name metadata = %q (%v), want %q", key, head.Metadata["original-name"], err, file.name)
 		}
-		if tags := objectTags(t, key); tags["sha256"] != wantSum || tags["size"] != fmt.Sprint(len(file.data)) {
+		if tags := objectTags(t, key); tags["sha256"] != wantSum || tags["size"] != fmt.Sprint(len(file.data)) || tags["crc32c"] != harness.CRC32C(file.data) {
 			t.Errorf("object %s tags = %v", key, tags)
 		}
+		assertChecksum(t, key, harness.CRC32C(file.data))
 	}
 }
 
@@ -190,8 +191,20 @@ func TestRespondModeDescribesStoredFiles(t *testing.T) {
 		if f.S3Key != prefix+"naïve résumé.pdf" || f.FileName != "naïve résumé.pdf" || f.Size != int64(len(data)) || f.ContentType != "application/pdf" {
 			t.Errorf("file = %+v", f)
 		}
-		if got, _ := objectSHA256(t, f.S3Key); got != f.SHA256 {
-			t.Errorf("stored sha256 %s, response says %s", got, f.SHA256)
+		sum := sha256.Sum256(data)
+		if got, _ := objectSHA256(t, f.S3Key); got != hex.EncodeToString(sum[:]) {
+			t.Errorf("stored sha256 %s, sent %x", got, sum)
+		}
+		// By default: the full-object CRC32C, no SHA-256 (hash none).
+		if f.Checksum != harness.CRC32C(data) || f.ChecksumAlgorithm != "CRC32C" || f.SHA256 != "" {
+			t.Errorf("response checksum %s %q sha256 %q, want CRC32C %q and no sha256", f.ChecksumAlgorithm, f.Checksum, f.SHA256, harness.CRC32C(data))
+		}
+		if tags := objectTags(t, f.S3Key); tags["crc32c"] != harness.CRC32C(data) || tags["size"] != fmt.Sprint(len(data)) {
+			t.Errorf("object tags = %v", tags)
+		}
+		assertChecksum(t, f.S3Key, harness.CRC32C(data))
+		if head := assertEncrypted(t, f.S3Key); head.Metadata["sha256"] != "" {
+			t.Errorf("metadata sha256 = %q without hash sha256", head.Metadata["sha256"])
 		}
 		assertEncrypted(t, f.S3Key)
 	})
@@ -273,8 +286,8 @@ func TestOneGiBUploadStreamsWithBoundedMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := r.Data.Files[0]
-	if f.Size != size || f.SHA256 != src.SHA256() {
-		t.Errorf("stored %d bytes sha256 %s, sent %d bytes sha256 %s", f.Size, f.SHA256, size, src.SHA256())
+	if f.Size != size || f.Checksum != src.CRC32C() {
+		t.Errorf("stored %d bytes CRC32C %s, sent %d bytes CRC32C %s", f.Size, f.Checksum, size, src.CRC32C())
 	}
 	if got, n := objectSHA256(t, f.S3Key); got != src.SHA256() || n != size {
 		t.Errorf("object has %d bytes sha256 %s", n, got)

@@ -1,5 +1,5 @@
 // Package module plugs the upload gateway into Caddy when imported. It only
-// imports the four products, each a package of Caddy glue (module
+// imports the products, each a package of Caddy glue (module
 // registration, JSON and Caddyfile configuration, provisioning, handlers)
 // over the Caddy-free packages in internal/:
 //
@@ -12,6 +12,9 @@
 //     `upload_auth`) and the `upload-gateway-rotate-key` command.
 //   - module/metricsapp: the `upload_gateway_metrics` app exporting to
 //     CloudWatch and EMF files.
+//   - module/ops: the `upload_health` probe handler
+//     (`http.handlers.upload_health`) and the `upload-gateway check`
+//     preflight command.
 //
 // module/shared holds what they have in common: S3 and AWS configuration,
 // SDK call metrics, the janitor's settings, the audit log and Caddyfile
@@ -24,4 +27,5 @@ import (
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/gateway"
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/identity"
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
+	_ "github.com/caddy-upload-gateway/upload-gateway/module/ops"
 )

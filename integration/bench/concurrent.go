@@ -111,13 +111,18 @@ func benchConcurrent(env *harness.Env, clients int, size, partSize int64, concur
 func printConcurrent(r concurrentResult) {
 	fmt.Printf("\n%d concurrent uploads of %s each, raw PUT over HTTPS (one connection each, all released at once), fresh gateway, part size %s, concurrency %d\n\n",
 		r.clients, humanize.IBytes(uint64(r.size)), humanize.IBytes(uint64(r.partSize)), r.concurrency)
-	fmt.Println("| clients | body | total MB/s | wall time | ok | errors | p50 upload | p99 upload | slowest | baseline RSS | peak RSS (VmHWM) | memory_limit (part buffers) |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	fmt.Printf("| %d | %s | %.0f | %s | %d | %d | %s | %s | %s | %d MiB | %d MiB | %s |\n",
+	target := r.memoryLimit + 64<<20
+	met := "met"
+	if r.peak-r.baseline > target {
+		met = "NOT met"
+	}
+	fmt.Println("| clients | body | total MB/s | wall time | ok | errors | p50 upload | p99 upload | slowest | baseline RSS | peak RSS (VmHWM) | peak − baseline | memory_limit (part buffers) | target: memory_limit + 64 MiB |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Printf("| %d | %s | %.0f | %s | %d | %d | %s | %s | %s | %d MiB | %d MiB | %d MiB | %s | %d MiB: %s |\n",
 		r.clients, humanize.IBytes(uint64(r.size)), float64(r.bytesStored)/1e6/r.elapsed.Seconds(),
 		r.elapsed.Round(time.Millisecond), r.ok, r.errors,
 		r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.max.Round(time.Millisecond),
-		r.baseline>>20, r.peak>>20, humanize.IBytes(uint64(r.memoryLimit)))
+		r.baseline>>20, r.peak>>20, (r.peak-r.baseline)>>20, humanize.IBytes(uint64(r.memoryLimit)), target>>20, met)
 	fmt.Printf("\nBuffers grow in 64 KiB steps as bytes arrive, each upload holds at most concurrency+1 parts of at most memory_limit/(concurrency+1), "+
 		"and all uploads together at most memory_limit %s (the rest wait); peak RSS is bounded by baseline + memory_limit + Go heap headroom (peak − baseline = %d MiB here).\n",
 		humanize.IBytes(uint64(r.memoryLimit)), (r.peak-r.baseline)>>20)

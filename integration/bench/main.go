@@ -6,7 +6,10 @@
 //   - streaming throughput through the gateway (HTTPS and plain HTTP) next to
 //     a direct aws-sdk-go-v2 upload of the same bytes to the same S3 server,
 //     and next to the same SDK upload through Caddy's plain reverse_proxy in
-//     front of S3 (-sizes, -proxy), with peak RSS;
+//     front of S3 (-sizes, -proxy), with peak RSS and CPU per GiB of every
+//     process; once against SeaweedFS and once against s3sink, a minimal
+//     in-memory S3 that checks checksums and stores nothing, so that the
+//     gateway's own cost is not hidden behind the S3 server's (-targets);
 //   - peak RSS of single large uploads, a fresh gateway per size (-rss-sizes);
 //   - many concurrent uploads at once: throughput, errors, p50/p99, peak RSS
 //     against the configured memory_limit (-concurrent, -concurrent-size);
@@ -29,6 +32,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -49,7 +53,7 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per measurement (the median is reported)")
 	partSize := flag.String("part-size", "16MiB", "part size for both the gateway and the SDK")
 	concurrency := flag.Int("concurrency", 4, "parts in flight for both")
-	flag.StringVar(&pprofPath, "pprof", "", "write a CPU profile of the gateway during the first HTTPS upload to this file")
+	flag.StringVar(&pprofPath, "pprof", "", "write CPU profiles (5 s) of the gateway during the first default HTTPS and plain-HTTP uploads of the first size to this file, the target (seaweedfs, sink) and path (https, http) inserted before the extension")
 	presignFor := flag.Duration("presign", 10*time.Second, "how long to load the presign endpoint (0 skips it)")
 	presignConc := flag.Int("presign-clients", 4, "concurrent clients for the presign load")
 	withProxy := flag.Bool("proxy", true, "add the SDK upload through Caddy's plain reverse_proxy to S3 to the streaming table")
@@ -64,7 +68,14 @@ func main() {
 	attackSize := flag.String("attack-size", "8MiB", "body size of the normal uploads in the under-attack table")
 	jwtOn := flag.Bool("jwt", true, "benchmark JWT validation in-process (jwtauth.Verifier, RS256)")
 	jwtCount := flag.Int("jwt-count", 3, "runs of each JWT benchmark")
+	targets := flag.String("targets", "seaweedfs,sink", "S3 servers of the streaming table: seaweedfs (the test SeaweedFS with SSE-KMS), sink (s3sink, in its own process)")
+	withSHA := flag.Bool("sha256", true, "add gateway rows with `hash sha256` (the full-object SHA-256) to the streaming table")
+	serveSinkMode := flag.Bool("serve-sink", false, "internal: serve the s3sink on a loopback port and print its address")
 	flag.Parse()
+	if *serveSinkMode {
+		serveSink()
+		return
+	}
 	defer harness.RemoveBuild()
 
 	fail := func(what string, err error) {
@@ -95,8 +106,24 @@ func main() {
 		printPresign(rows, *presignFor)
 	}
 	if *sizes != "" {
-		if err := run(env, *sizes, *runs, int64(ps), *concurrency, *withProxy, *withSigning); err != nil {
-			fail("streaming", err)
+		for _, name := range strings.Split(*targets, ",") {
+			var t *s3Target
+			switch strings.TrimSpace(name) {
+			case "seaweedfs":
+				t = seaweedTarget(env)
+			case "sink":
+				sink, err := startSink()
+				if err != nil {
+					fail("s3sink", err)
+				}
+				defer sink.stop()
+				t = sink.target()
+			default:
+				fail("-targets", fmt.Errorf("unknown target %q", name))
+			}
+			if err := run(env, t, *sizes, *runs, int64(ps), *concurrency, *withProxy, *withSigning, *withSHA); err != nil {
+				fail("streaming", err)
+			}
 		}
 	}
 	if !skipList(*rssSizes) {
@@ -164,39 +191,36 @@ func parseSizes(list string) ([]int64, error) {
 // gatewayBlock is the upload_gateway block every benchmark gateway uses.
 func gatewayBlock(prefix string, partSize int64, concurrency int, extra ...string) string {
 	return fmt.Sprintf(`upload_gateway {
-		bucket {env.UGW_S3_BUCKET}
-		region {env.UGW_S3_REGION}
-		endpoint {env.UGW_S3_ENDPOINT}
-		path_style
-		access_key_id {env.UGW_GATEWAY_ACCESS_KEY}
-		secret_access_key {env.UGW_GATEWAY_SECRET_KEY}
-		kms_key {env.UGW_KMS_KEY_ID}
+		%s
 		allow_anonymous
 		prefix %s
 		part_size %d
 		concurrency %d
 		%s
-	}`, prefix, partSize, concurrency, strings.Join(extra, "\n\t\t"))
+	}`, harness.S3Settings(""), prefix, partSize, concurrency, strings.Join(extra, "\n\t\t"))
 }
 
 var pprofPath string
 
-// profile captures a CPU profile of the gateway through its admin endpoint.
-func profile(adminURL string, seconds int) {
+// profile captures a CPU profile of the gateway through its admin endpoint
+// into pprofPath with name inserted before its extension.
+func profile(adminURL string, seconds int, name string) {
+	ext := filepath.Ext(pprofPath)
+	path := strings.TrimSuffix(pprofPath, ext) + "." + name + ext
 	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", adminURL, seconds))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pprof:", err)
 		return
 	}
 	defer resp.Body.Close()
-	f, err := os.Create(pprofPath)
+	f, err := os.Create(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pprof:", err)
 		return
 	}
 	defer f.Close()
 	_, _ = io.Copy(f, resp.Body)
-	fmt.Fprintln(os.Stderr, "wrote gateway CPU profile to", pprofPath)
+	fmt.Fprintln(os.Stderr, "wrote gateway CPU profile to", path)
 }
 
 // result is one row of the streaming table.
@@ -221,23 +245,29 @@ type streamPath struct {
 	cpu    []cpuUse
 }
 
-func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrency int, withProxy, withSigning bool) error {
+func run(env *harness.Env, target *s3Target, sizeList string, runs int, partSize int64, concurrency int, withProxy, withSigning, withSHA bool) error {
 	sizes, err := parseSizes(sizeList)
 	if err != nil {
 		return err
 	}
 	prefix := fmt.Sprintf("bench/%d/", time.Now().UnixNano())
-	defer env.DeletePrefix(context.Background(), prefix)
-	// The default gateway, and under /signed/ one that signs every part's
-	// SHA-256 as the SDK does over plain HTTP.
+	if target.reclaim != nil {
+		defer target.reclaim(prefix)
+	}
+	// The default gateway, under /signed/ one that signs every part's
+	// SHA-256 as the SDK does over plain HTTP, and under /sha256/ one that
+	// also computes the full-object SHA-256 (hash sha256).
 	site := fmt.Sprintf("handle /signed/* {\n\t%s\n}\nhandle {\n\t%s\n}",
 		gatewayBlock(prefix, partSize, concurrency, "payload_signing signed"), gatewayBlock(prefix, partSize, concurrency))
+	if withSHA {
+		site = fmt.Sprintf("handle /sha256/* {\n\t%s\n}\n%s", gatewayBlock(prefix, partSize, concurrency, "hash sha256"), site)
+	}
 
 	tuneUploader := func(u *manager.Uploader) {
 		u.PartSize = partSize
 		u.Concurrency = concurrency
 	}
-	directClient := env.S3At(env.S3Endpoint, env.GatewayAccess, env.GatewaySecret)
+	directClient := env.S3At(target.endpoint, env.GatewayAccess, env.GatewaySecret)
 	direct := manager.NewUploader(directClient, tuneUploader)
 	directUnsigned := manager.NewUploader(s3.New(directClient.Options(), func(o *s3.Options) {
 		o.APIOptions = append(slices.Clone(o.APIOptions), s3stream.UnsignedPayload)
@@ -257,13 +287,13 @@ func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrenc
 	var results []result
 	for _, size := range sizes {
 		// A fresh gateway (and proxy) per size, so that peak RSS belongs to this size.
-		gw, err := env.StartGateway(harness.GatewayConfig{Site: site, PlainSite: site})
+		gw, err := env.StartGateway(harness.GatewayConfig{Site: site, PlainSite: site, Env: target.gwEnv})
 		if err != nil {
 			return err
 		}
 		var proxy *harness.Gateway
 		if withProxy {
-			if proxy, err = startProxy(env); err != nil {
+			if proxy, err = startProxy(env, target.endpoint); err != nil {
 				gw.Stop()
 				return err
 			}
@@ -289,6 +319,11 @@ func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrenc
 			gwPath("https", "gateway, HTTPS (tls internal)", gw.URL, "HTTPS", "unsigned"),
 			gwPath("http", "gateway, plain HTTP", gw.HTTPURL, "HTTP", "unsigned"),
 		}
+		if withSHA {
+			paths = append(paths,
+				gwPath("https-sha256", "gateway, HTTPS, hash sha256", gw.URL+"/sha256", "HTTPS", "unsigned"),
+				gwPath("http-sha256", "gateway, plain HTTP, hash sha256", gw.HTTPURL+"/sha256", "HTTP", "unsigned"))
+		}
 		if withSigning {
 			paths = append(paths,
 				sdkPath("direct-unsigned", "direct aws-sdk-go-v2, UNSIGNED-PAYLOAD", directUnsigned, nil, "direct", "", "unsigned"),
@@ -307,10 +342,10 @@ func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrenc
 			// (onto a fresher server) or last.
 			for j := range paths {
 				p := paths[(i+j)%len(paths)]
-				if pprofPath != "" && p.name == "https" && i == 0 {
-					go profile(gw.AdminURL, 5)
+				if pprofPath != "" && (p.name == "https" || p.name == "http") && i == 0 && size == sizes[0] {
+					go profile(gw.AdminURL, 5, target.name+"-"+p.name)
 				}
-				meter := cpuMeter{s3: s3PIDs()}
+				meter := cpuMeter{s3: target.pids}
 				if p.proc != nil {
 					meter.middle = p.proc.PID()
 				}
@@ -327,7 +362,9 @@ func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrenc
 				p.cpu = append(p.cpu, meter.since(before, size))
 				p.runs = append(p.runs, mbps)
 			}
-			reclaim(env, prefix)
+			if target.reclaim != nil {
+				target.reclaim(prefix)
+			}
 		}
 		for _, p := range paths {
 			r := p.result
@@ -339,7 +376,7 @@ func run(env *harness.Env, sizeList string, runs int, partSize int64, concurrenc
 		}
 		stop() // every round has reclaimed its uploads already
 	}
-	printTable(results, runs, partSize, concurrency, withProxy)
+	printTable(target, results, runs, partSize, concurrency, withProxy)
 	return nil
 }
 
@@ -394,26 +431,28 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-func printTable(results []result, runs int, partSize int64, concurrency int, withProxy bool) {
+func printTable(target *s3Target, results []result, runs int, partSize int64, concurrency int, withProxy bool) {
 	host, _ := os.Hostname()
 	paths := map[int64]int{}
 	for _, r := range results {
 		paths[r.size]++
 	}
-	fmt.Printf("\nStreaming upload to SeaweedFS with SSE-KMS, part size %s, concurrency %d, median of %d runs, order of the %d paths rotated every run\n",
-		humanize.IBytes(uint64(partSize)), concurrency, runs, paths[results[0].size])
+	fmt.Printf("\nStreaming upload to %s, part size %s, concurrency %d, median of %d runs, order of the %d paths rotated every run\n",
+		target.title, humanize.IBytes(uint64(partSize)), concurrency, runs, paths[results[0].size])
 	fmt.Printf("machine: %s, %d CPUs, %s/%s, %s; date %s\n\n", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH,
 		runtime.Version(), time.Now().UTC().Format("2006-01-02"))
-	fmt.Println("| size | path | payload to S3 | MB/s | ratio to direct (SDK defaults) | ratio to direct, same payload signing | ratio to reverse_proxy (same scheme) | peak RSS of the Caddy process | CPU s/GiB: client | Caddy | S3+KMS | total |")
-	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	direct := map[string]float64{} // size/signing -> MB/s
-	proxy := map[string]float64{}  // size/scheme -> MB/s
+	fmt.Println("| size | path | payload to S3 | MB/s | ratio to direct (SDK defaults) | ratio to direct, same payload signing | ratio to reverse_proxy (same scheme) | peak RSS of the Caddy process | CPU s/GiB: client | Caddy | S3 | total | Caddy CPU ratio to reverse_proxy (same scheme) |")
+	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	direct := map[string]float64{}   // size/signing -> MB/s
+	proxy := map[string]float64{}    // size/scheme -> MB/s
+	proxyCPU := map[string]float64{} // size/scheme -> Caddy CPU s/GiB
 	for _, r := range results {
 		switch r.group {
 		case "direct":
 			direct[fmt.Sprint(r.size, r.signing)] = r.mbps
 		case "proxy":
 			proxy[fmt.Sprint(r.size, r.scheme)] = r.mbps
+			proxyCPU[fmt.Sprint(r.size, r.scheme)] = r.cpu.middle
 		}
 	}
 	ratio := func(a, b float64) string {
@@ -423,10 +462,11 @@ func printTable(results []result, runs int, partSize int64, concurrency int, wit
 		return fmt.Sprintf("%.2f", a/b)
 	}
 	for _, r := range results {
-		same, toProxy, rss, middle := "–", "–", "–", "–"
+		same, toProxy, rss, middle, cpuRatio := "–", "–", "–", "–", "–"
 		if r.group == "gateway" {
 			same = ratio(r.mbps, direct[fmt.Sprint(r.size, r.signing)])
 			toProxy = ratio(r.mbps, proxy[fmt.Sprint(r.size, r.scheme)])
+			cpuRatio = ratio(r.cpu.middle, proxyCPU[fmt.Sprint(r.size, r.scheme)])
 		}
 		if r.peakRSS > 0 {
 			rss = fmt.Sprintf("%d MiB", r.peakRSS>>20)
@@ -434,13 +474,15 @@ func printTable(results []result, runs int, partSize int64, concurrency int, wit
 		if r.group != "direct" {
 			middle = fmt.Sprintf("%.2f", r.cpu.middle)
 		}
-		fmt.Printf("| %s | %s | %s | %.0f | %s | %s | %s | %s | %.2f | %s | %.2f | %.2f |\n", humanize.IBytes(uint64(r.size)), r.label, r.signing, r.mbps,
-			ratio(r.mbps, direct[fmt.Sprint(r.size, "signed")]), same, toProxy, rss, r.cpu.client, middle, r.cpu.s3, r.cpu.total())
+		fmt.Printf("| %s | %s | %s | %.0f | %s | %s | %s | %s | %.2f | %s | %.2f | %.2f | %s |\n", humanize.IBytes(uint64(r.size)), r.label, r.signing, r.mbps,
+			ratio(r.mbps, direct[fmt.Sprint(r.size, "signed")]), same, toProxy, rss, r.cpu.client, middle, r.cpu.s3, r.cpu.total(), cpuRatio)
 	}
 	fmt.Printf("\nmemory bound per upload: part size × (concurrency+1) = %d MiB\n", partSize*int64(concurrency+1)>>20)
 	fmt.Println("payload to S3: signed = SigV4 over each body's SHA-256 (the SDK's default over plain HTTP); unsigned = UNSIGNED-PAYLOAD, the body covered by its signed CRC32C " +
 		"checksum only (the gateway's default, payload_signing auto, for a loopback S3 endpoint as here); trailer = STREAMING-UNSIGNED-PAYLOAD-TRAILER (the SDK over HTTPS).")
-	fmt.Println("CPU s/GiB: user+system CPU seconds per GiB uploaded (median) of the load generator (which also generates and hashes the bytes), the Caddy process on the path, and SeaweedFS with local-kms, from /proc/<pid>/stat.")
+	fmt.Println("CPU s/GiB: user+system CPU seconds per GiB uploaded (median) of the load generator (which also generates and hashes the bytes), the Caddy process on the path, and the S3 server (SeaweedFS with local-kms, or the s3sink process), from /proc/<pid>/stat. " +
+		"Caddy CPU ratio: the gateway's CPU per GiB over the reverse_proxy's on the same scheme (issue 16's target: at most 1.25 with the default configuration).")
+	fmt.Println("gateway rows: default configuration (full-object CRC32C computed while reading, verified by S3 on completion, per-part CRC32C); \"hash sha256\" rows also compute the full-object SHA-256.")
 	if withProxy {
 		fmt.Println("reverse_proxy rows: the same SDK upload as \"direct\", sent to a second Caddy process whose site is only `reverse_proxy <S3 host:port>` (Host kept, so SigV4 validates); its peak RSS is that process's.")
 	}

@@ -48,18 +48,12 @@ func benchPresign(env *harness.Env, d time.Duration, conc int) ([]presignResult,
 		}
 	}
 	upload_api {
-		bucket {env.UGW_S3_BUCKET}
-		region {env.UGW_S3_REGION}
-		endpoint {env.UGW_S3_ENDPOINT}
-		path_style
-		access_key_id {env.UGW_GATEWAY_ACCESS_KEY}
-		secret_access_key {env.UGW_GATEWAY_SECRET_KEY}
-		kms_key {env.UGW_KMS_KEY_ID}
+		%s
 		prefix bench-presign/
 		role_arn {env.UGW_STS_ROLE_ARN}
 		sts_endpoint {env.UGW_S3_ENDPOINT}
 		secret bench-secret-0123456789abcdef0123456789
-	}`, filepath.Join(dir, "users.json"), filepath.Join(dir, "keys"))
+	}`, filepath.Join(dir, "users.json"), filepath.Join(dir, "keys"), harness.S3Settings(""))
 	gw, err := env.StartGateway(harness.GatewayConfig{Site: site, PlainSite: site})
 	if err != nil {
 		return nil, err

@@ -21,8 +21,8 @@ import (
 // reverse_proxy passes the client's Host header upstream unchanged, so the
 // SigV4 signature the SDK computed for the proxy's host:port validates at
 // S3; the X-Forwarded-* headers it adds are not signed headers.
-func startProxy(env *harness.Env) (*harness.Gateway, error) {
-	upstream := strings.TrimPrefix(strings.TrimPrefix(env.S3Endpoint, "http://"), "https://")
+func startProxy(env *harness.Env, endpoint string) (*harness.Gateway, error) {
+	upstream := strings.TrimPrefix(strings.TrimPrefix(endpoint, "http://"), "https://")
 	site := fmt.Sprintf("reverse_proxy %s", upstream)
 	p, err := env.StartGateway(harness.GatewayConfig{Site: site, PlainSite: site})
 	if err != nil {

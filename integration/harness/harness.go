@@ -141,6 +141,23 @@ func RemoveBuild() {
 	}
 }
 
+// S3Settings returns the Caddyfile lines that point an upload_gateway or
+// upload_api block at the test S3 server (bucket, region, endpoint, the
+// gateway's keys, the test KMS key), read from the UGW_* variables by the
+// gateway process itself. endpoint "" means the server's own endpoint.
+func S3Settings(endpoint string) string {
+	if endpoint == "" {
+		endpoint = "{env.UGW_S3_ENDPOINT}"
+	}
+	return `bucket {env.UGW_S3_BUCKET}
+		region {env.UGW_S3_REGION}
+		endpoint ` + endpoint + `
+		path_style
+		access_key_id {env.UGW_GATEWAY_ACCESS_KEY}
+		secret_access_key {env.UGW_GATEWAY_SECRET_KEY}
+		kms_key {env.UGW_KMS_KEY_ID}`
+}
+
 // FreePort returns a free loopback TCP port.
 func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -211,7 +211,7 @@ type Service struct {
 	cfg     Config
 	prefix  string // cleaned Config.Prefix
 	secrets [][]byte
-	sse     presign.Encryption // cfg.Encryption, for presign
+	sse     s3limits.Encryption // cfg.Encryption
 
 	mux      *http.ServeMux
 	literals map[string]bool // segments after /files/ that name routes: never a fileId
@@ -276,7 +276,7 @@ func New(cfg Config) (*Service, error) {
 		cfg:        cfg,
 		prefix:     prefix,
 		secrets:    append([][]byte{cfg.Secret}, cfg.OldSecrets...),
-		sse:        presign.Encryption{Mode: string(cfg.Encryption.Mode), KMSKeyID: cfg.Encryption.KMSKeyID, BucketKey: cfg.Encryption.BucketKey, Context: cfg.Encryption.Context},
+		sse:        cfg.Encryption,
 		mux:        http.NewServeMux(),
 		literals:   map[string]bool{},
 		initiating: map[string]int{},

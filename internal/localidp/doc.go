@@ -3,7 +3,9 @@
 // against a users file and issues tokens shaped like those of an Amazon
 // Cognito user pool, so the gateway verifies them with the same code, and
 // the same configuration apart from the JWKS URL and issuer, as real
-// Cognito tokens.
+// Cognito tokens. [Open] returns the [Provider] a gateway runs: users,
+// keys and refresh-token records together, read at start and written only
+// once used.
 //
 // # Users file
 //
@@ -67,7 +69,9 @@
 // too: without kid it gets its thumbprint, without created_at the file's
 // modification time.
 //
-// [OpenKeyStore] generates a first key if the directory has none.
+// [OpenKeyStore] only reads: the directory is created, and a first key
+// generated, when a key is first needed ([KeyStore.Current],
+// [KeyStore.Keys]), so that checking a configuration writes nothing.
 // [KeyStore.Rotate] (or [RotateDir], for a command run by an operator) adds
 // a key that becomes current at once. Files are written under a temporary
 // name and renamed into place, so a reader never sees half a key.
@@ -76,7 +80,9 @@
 // their clocks should agree). Each sees keys another instance or an
 // operator added, or removed, at its next [KeyStore.Reload], which re-reads
 // the directory only if the list of files, their sizes or modification
-// times changed: call it every minute or so. Verifying a refresh token
+// times changed. [KeyStore.Current] and [KeyStore.Keys] (the key source
+// for package jwtauth) reload at most once per [ReloadInterval] and prune
+// once per [PruneInterval] by themselves. Verifying a refresh token
 // signed with an unknown kid also triggers a reload, at most once per
 // second. A directory with a bad key file, or without keys, is not taken
 // over: the keys held before stay in effect and Reload reports the error.
@@ -85,7 +91,7 @@
 //
 // A replaced key stays published for [KeyStore.Retention] (default 48h)
 // after the key that replaced it was created, then [KeyStore.Prune]
-// deletes its file; call Prune now and then (daily is enough). Retention
+// deletes its file (Current and Keys call it hourly). Retention
 // must be at least twice the ID and access token lifetime, which
 // [Issuer.Issue] checks, so that every token signed by an old key expires
 // while the key is still published, with room for verifiers that cache the
@@ -120,7 +126,7 @@
 //
 // # Rotation and revocation of refresh tokens
 //
-// With [Issuer.Revocations] set (see [OpenRevocations]; the gateway keeps
+// With [Issuer.Revocations] set (see [OpenRevocations]; [Provider] keeps
 // it in the "revoked" subdirectory of the key directory), refresh tokens
 // are single-use. Each carries a session id (sid) fixed at sign-in and its
 // own jti. Refresh records the jti as used, by creating a file exclusively,

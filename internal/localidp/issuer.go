@@ -76,8 +76,11 @@ func (i *Issuer) Issue(u *User) (*Tokens, error) {
 	if u == nil {
 		return nil, errors.New("localidp: issuing tokens: no user")
 	}
+	key, err := i.Keys.Current()
+	if err != nil {
+		return nil, err
+	}
 	now := i.now()
-	key := i.Keys.Current()
 	tokens, err := i.issue(key, u, now, now)
 	if err != nil {
 		return nil, err
@@ -142,7 +145,10 @@ func (i *Issuer) Refresh(refreshToken string, users *Users) (*Tokens, error) {
 		return nil, invalid("the user's sessions were revoked (token_generation changed)")
 	}
 
-	key := i.Keys.Current()
+	key, err := i.Keys.Current()
+	if err != nil {
+		return nil, err
+	}
 	sid := sessionID(tok)
 	if r := i.Revocations; r != nil {
 		revoked, err := r.revoked(sid, tok.Expiration())

@@ -76,8 +76,8 @@ func (f *idpFixture) verify(t *testing.T, token string) map[string]any {
 		t.Fatal(err)
 	}
 	h := msg.Signatures()[0].ProtectedHeaders()
-	if h.Algorithm() != jwa.ES256 || h.KeyID() != f.keys.Current().KeyID() {
-		t.Errorf("header alg %v kid %s, want ES256 and the current kid %s", h.Algorithm(), h.KeyID(), f.keys.Current().KeyID())
+	if h.Algorithm() != jwa.ES256 || h.KeyID() != currentKid(t, f.keys) {
+		t.Errorf("header alg %v kid %s, want ES256 and the current kid %s", h.Algorithm(), h.KeyID(), currentKid(t, f.keys))
 	}
 	if got := slices.Sorted(maps.Keys(segment(t, token, 0))); !slices.Equal(got, []string{"alg", "kid"}) {
 		t.Errorf("header members %v, want only alg and kid", got)
@@ -312,7 +312,7 @@ func TestRefreshAcrossRotation(t *testing.T) {
 func TestRefreshKeyFromOtherInstance(t *testing.T) {
 	f := newIDPFixture(t)
 	// Another instance on the same directory rotates and signs a user in.
-	other, err := openKeyStore(f.keyDir, f.clock.Now, true)
+	other, err := openKeyStoreWithKey(f.keyDir, f.clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package localidp
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -34,6 +35,13 @@ const (
 	minKidReload  = time.Second  // see reloadForKid
 )
 
+// How often [KeyStore.Keys] and [KeyStore.Current] re-read the key
+// directory and prune it.
+const (
+	ReloadInterval = time.Second
+	PruneInterval  = time.Hour
+)
+
 // KeyStore holds the ES256 (P-256) signing keys kept in one directory. It
 // is safe for concurrent use. Open it with [OpenKeyStore].
 type KeyStore struct {
@@ -53,10 +61,11 @@ type KeyStore struct {
 	writeMu sync.Mutex // serialises Reload, Rotate and Prune
 
 	mu         sync.RWMutex
-	keys       []*storedKey // newest first; never empty once opened
+	keys       []*storedKey // newest first; empty until a key exists
 	jwks       []byte       // the public keys as a JWK set
 	listing    string       // of the directory when last read
 	lastReload time.Time
+	lastPrune  time.Time // guarded by writeMu
 }
 
 // storedKey is one key file.
@@ -68,40 +77,77 @@ type storedKey struct {
 	public  jwk.Key // with kid, alg and use only
 }
 
-// OpenKeyStore opens the key directory dir, creating it with mode 0700 if
-// it does not exist and generating a first key if it holds none. Errors
-// about a file in it wrap [ErrInvalidKeyFile].
+// OpenKeyStore opens the key directory dir and reads the keys in it. It
+// writes nothing: a missing directory is created, with mode 0700, and a
+// first key generated, when a key is first needed ([KeyStore.Current],
+// [KeyStore.Keys]), so that validating a configuration leaves the disk
+// alone. Errors about a file in it wrap [ErrInvalidKeyFile].
 func OpenKeyStore(dir string) (*KeyStore, error) {
-	return openKeyStore(dir, time.Now, true)
+	return openKeyStore(dir, time.Now)
 }
 
 // RotateDir adds a new signing key to the key directory dir, creating the
 // directory if needed, and returns its kid. Running gateways use it from
 // their next [KeyStore.Reload]. Nothing is pruned.
 func RotateDir(dir string) (kid string, err error) {
-	ks, err := openKeyStore(dir, time.Now, false)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("localidp: creating key directory: %w", err)
+	}
+	ks, err := openKeyStore(dir, time.Now)
 	if err != nil {
 		return "", err
 	}
 	return ks.Rotate()
 }
 
-// openKeyStore opens dir with the clock now, generating a first key if
-// there is none and generate is set.
-func openKeyStore(dir string, now func() time.Time, generate bool) (*KeyStore, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("localidp: creating key directory: %w", err)
-	}
+// openKeyStore opens dir with the clock now.
+func openKeyStore(dir string, now func() time.Time) (*KeyStore, error) {
 	ks := &KeyStore{dir: dir, Now: now}
-	if err := ks.Reload(); err != nil && !errors.Is(err, ErrNoKeys) {
+	err := ks.Reload()
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNoKeys) {
+		err = nil
+	}
+	if err != nil {
 		return nil, err
 	}
-	if generate && len(ks.keys) == 0 {
-		if _, err := ks.Rotate(); err != nil {
-			return nil, err
+	return ks, nil
+}
+
+// Keys implements the key source of package jwtauth: the public keys, as
+// [KeyStore.PublicSet], after the upkeep [KeyStore.Current] does.
+func (ks *KeyStore) Keys(context.Context) (jwk.Set, error) {
+	if err := ks.upkeep(); err != nil {
+		return nil, err
+	}
+	return ks.PublicSet(), nil
+}
+
+// upkeep creates the directory and a first key if the store holds none,
+// re-reads the directory once per ReloadInterval, and prunes it once per
+// PruneInterval (a failed prune waits for the next one).
+func (ks *KeyStore) upkeep() error {
+	ks.writeMu.Lock() // every writer of keys and of the times holds it
+	defer ks.writeMu.Unlock()
+	now := ks.Now()
+	if len(ks.keys) == 0 || now.Sub(ks.lastReload) >= ReloadInterval {
+		ks.mu.Lock()
+		ks.lastReload = now
+		ks.mu.Unlock()
+		err := ks.reload()
+		if (errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNoKeys)) && len(ks.keys) == 0 {
+			if err = os.MkdirAll(ks.dir, 0o700); err == nil {
+				_, err = ks.rotate()
+			}
+		}
+		if err != nil {
+			return err
 		}
 	}
-	return ks, nil
+	if now.Sub(ks.lastPrune) >= PruneInterval {
+		ks.lastPrune = now
+		_, _ = ks.prune()
+	}
+	return nil
 }
 
 // retention returns Retention or its default.
@@ -112,12 +158,18 @@ func (ks *KeyStore) retention() time.Duration {
 	return DefaultRetention
 }
 
-// Current returns the private key to sign with: the one created last. The
-// caller must not modify it.
-func (ks *KeyStore) Current() jwk.Key {
+// Current returns the private key to sign with: the one created last,
+// after re-reading the directory if it was last read ReloadInterval ago or
+// more (another instance or an operator may have rotated), and creating
+// the directory and a first key if there is none. It prunes the directory
+// once per PruneInterval. The caller must not modify the key.
+func (ks *KeyStore) Current() (jwk.Key, error) {
+	if err := ks.upkeep(); err != nil {
+		return nil, err
+	}
 	ks.mu.RLock()
 	defer ks.mu.RUnlock()
-	return ks.keys[0].private
+	return ks.keys[0].private, nil
 }
 
 // PublicSet returns a new set holding the public half of every key, the
@@ -263,7 +315,10 @@ func (ks *KeyStore) install(keys []*storedKey, listing string) error {
 func (ks *KeyStore) Rotate() (kid string, err error) {
 	ks.writeMu.Lock()
 	defer ks.writeMu.Unlock()
+	return ks.rotate()
+}
 
+func (ks *KeyStore) rotate() (kid string, err error) {
 	ks.mu.RLock()
 	keys := slices.Clone(ks.keys)
 	ks.mu.RUnlock()
@@ -293,12 +348,18 @@ func (ks *KeyStore) Rotate() (kid string, err error) {
 func (ks *KeyStore) Prune() (removed []string, err error) {
 	ks.writeMu.Lock()
 	defer ks.writeMu.Unlock()
+	return ks.prune()
+}
 
+func (ks *KeyStore) prune() (removed []string, err error) {
 	now := ks.Now()
 	retention := ks.retention()
 	ks.mu.RLock()
 	keys := slices.Clone(ks.keys)
 	ks.mu.RUnlock()
+	if len(keys) == 0 {
+		return nil, nil
+	}
 
 	kept := []*storedKey{keys[0]}
 	for i, k := range keys[1:] {

@@ -3,6 +3,7 @@ package localidp
 import (
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,11 +21,34 @@ import (
 func openTestKeyStore(t *testing.T, clock *fakeClock) (*KeyStore, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "keys")
-	ks, err := openKeyStore(dir, clock.Now, true)
+	ks, err := openKeyStoreWithKey(dir, clock.Now)
 	if err != nil {
 		t.Fatalf("OpenKeyStore: %v", err)
 	}
 	return ks, dir
+}
+
+// openKeyStoreWithKey opens dir with the clock now and makes sure it holds
+// a key.
+func openKeyStoreWithKey(dir string, now func() time.Time) (*KeyStore, error) {
+	ks, err := openKeyStore(dir, now)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ks.Current(); err != nil {
+		return nil, err
+	}
+	return ks, nil
+}
+
+// currentKid returns the kid of ks's current key.
+func currentKid(t *testing.T, ks *KeyStore) string {
+	t.Helper()
+	k, err := ks.Current()
+	if err != nil {
+		t.Fatalf("Current: %v", err)
+	}
+	return k.KeyID()
 }
 
 // publicKids returns the kids of ks's public set, in order.
@@ -76,7 +100,7 @@ func TestOpenKeyStoreCreates(t *testing.T) {
 		t.Errorf("directory mode %v, want 0700", perm)
 	}
 	files := keyFiles(t, dir)
-	kid := ks.Current().KeyID()
+	kid := currentKid(t, ks)
 	if want := []string{kid + ".jwk.json"}; !slices.Equal(files, want) {
 		t.Fatalf("files %v, want %v", files, want)
 	}
@@ -129,8 +153,8 @@ func TestPublicSetAndJWKS(t *testing.T) {
 			t.Errorf("key %d publishes created_at", i)
 		}
 	}
-	if k, _ := set.Key(0); k.KeyID() != ks.Current().KeyID() {
-		t.Errorf("first public key %s, want the current one %s", k.KeyID(), ks.Current().KeyID())
+	if k, _ := set.Key(0); k.KeyID() != currentKid(t, ks) {
+		t.Errorf("first public key %s, want the current one %s", k.KeyID(), currentKid(t, ks))
 	}
 
 	// Changing the returned set does not change the store.
@@ -170,7 +194,7 @@ func TestReopenKeepsKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := again.Current().KeyID(); got != newKid {
+	if got := currentKid(t, again); got != newKid {
 		t.Errorf("reopened current key %s, want %s", got, newKid)
 	}
 	if got := publicKids(t, again); !slices.Equal(got, before) {
@@ -181,7 +205,7 @@ func TestReopenKeepsKeys(t *testing.T) {
 func TestRotate(t *testing.T) {
 	clock := newFakeClock()
 	ks, dir := openTestKeyStore(t, clock)
-	first := ks.Current().KeyID()
+	first := currentKid(t, ks)
 
 	// The clock does not move: the new key must still become current.
 	second, err := ks.Rotate()
@@ -195,7 +219,7 @@ func TestRotate(t *testing.T) {
 	if second == first || third == second {
 		t.Fatalf("Rotate returned a kid already in use: %s %s %s", first, second, third)
 	}
-	if got := ks.Current().KeyID(); got != third {
+	if got := currentKid(t, ks); got != third {
 		t.Errorf("current key %s, want the newest %s", got, third)
 	}
 	if got, want := publicKids(t, ks), []string{third, second, first}; !slices.Equal(got, want) {
@@ -209,7 +233,7 @@ func TestRotate(t *testing.T) {
 func TestPrune(t *testing.T) {
 	clock := newFakeClock()
 	ks, dir := openTestKeyStore(t, clock)
-	first := ks.Current().KeyID()
+	first := currentKid(t, ks)
 
 	clock.Advance(time.Hour)
 	second, err := ks.Rotate() // replaces first now
@@ -270,7 +294,7 @@ func TestPruneRetention(t *testing.T) {
 	clock := newFakeClock()
 	ks, _ := openTestKeyStore(t, clock)
 	ks.Retention = 2 * time.Hour
-	first := ks.Current().KeyID()
+	first := currentKid(t, ks)
 	clock.Advance(time.Minute)
 	if _, err := ks.Rotate(); err != nil {
 		t.Fatal(err)
@@ -288,14 +312,14 @@ func TestPruneRetention(t *testing.T) {
 func TestReloadSharedDirectory(t *testing.T) {
 	clock := newFakeClock()
 	a, dir := openTestKeyStore(t, clock)
-	b, err := openKeyStore(dir, clock.Now, true)
+	b, err := openKeyStoreWithKey(dir, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Current().KeyID() != b.Current().KeyID() {
+	if currentKid(t, a) != currentKid(t, b) {
 		t.Fatalf("two stores on one directory have different keys")
 	}
-	first := a.Current().KeyID()
+	first := currentKid(t, a)
 
 	// An operator rotates from the command line, then instance a rotates.
 	clock.Advance(time.Minute)
@@ -306,7 +330,7 @@ func TestReloadSharedDirectory(t *testing.T) {
 	if err := a.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if got := a.Current().KeyID(); got != byOperator {
+	if got := currentKid(t, a); got != byOperator {
 		t.Errorf("a's current key %s after reload, want the operator's %s", got, byOperator)
 	}
 	clock.Advance(time.Minute)
@@ -315,14 +339,10 @@ func TestReloadSharedDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if got := b.Current().KeyID(); got != first {
-		t.Errorf("b changed keys before Reload: %s", got)
-	}
-	if err := b.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if got := b.Current().KeyID(); got != byA {
-		t.Errorf("b's current key %s after reload, want %s", got, byA)
+	// b re-reads the directory by itself: its last read is older than
+	// ReloadInterval.
+	if got := currentKid(t, b); got != byA {
+		t.Errorf("b's current key %s, want %s", got, byA)
 	}
 	if got, want := publicKids(t, b), []string{byA, byOperator, first}; !slices.Equal(got, want) {
 		t.Errorf("b's public kids %v, want %v", got, want)
@@ -375,7 +395,7 @@ func TestReloadBadFiles(t *testing.T) {
 
 func TestReloadHandmadeKey(t *testing.T) {
 	ks, dir := openTestKeyStore(t, newFakeClock())
-	generated := ks.Current().KeyID()
+	generated := currentKid(t, ks)
 
 	// A key without kid or created_at: the kid is its thumbprint, and the
 	// file's modification time, here in the past, orders it.
@@ -405,14 +425,14 @@ func TestReloadHandmadeKey(t *testing.T) {
 
 func TestReloadEmptyDirectory(t *testing.T) {
 	ks, dir := openTestKeyStore(t, newFakeClock())
-	kid := ks.Current().KeyID()
+	kid := currentKid(t, ks)
 	if err := os.Remove(filepath.Join(dir, kid+".jwk.json")); err != nil {
 		t.Fatal(err)
 	}
 	if err := ks.Reload(); !errors.Is(err, ErrNoKeys) {
 		t.Errorf("Reload of an empty directory = %v, want ErrNoKeys", err)
 	}
-	if got := ks.Current().KeyID(); got != kid {
+	if got := currentKid(t, ks); got != kid {
 		t.Errorf("current key %s, want %s kept", got, kid)
 	}
 }
@@ -431,7 +451,7 @@ func TestRotateDirCreates(t *testing.T) {
 func TestKeyStoreConcurrent(t *testing.T) {
 	clock := newFakeClock()
 	a, dir := openTestKeyStore(t, clock)
-	b, err := openKeyStore(dir, clock.Now, true)
+	b, err := openKeyStoreWithKey(dir, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +476,7 @@ func TestKeyStoreConcurrent(t *testing.T) {
 				if err := ks.Reload(); err != nil {
 					t.Error(err)
 				}
-				_ = ks.Current().KeyID()
+				_, _ = ks.Current()
 				_ = ks.PublicSet()
 				if _, err := ks.JWKS(); err != nil {
 					t.Error(err)
@@ -473,5 +493,68 @@ func TestKeyStoreConcurrent(t *testing.T) {
 	}
 	if got, want := publicKids(t, a), publicKids(t, b); !slices.Equal(got, want) || len(got) != 11 {
 		t.Errorf("after reloading, a has %v and b %v; want the same 11 keys", got, want)
+	}
+}
+
+// Opening a key store writes nothing, so that validating a configuration
+// leaves the disk alone; the directory and the first key are made when a
+// key is first needed.
+func TestOpenKeyStoreWritesNothingUntilFirstUse(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		use  func(*KeyStore) error
+	}{
+		{"Current", func(ks *KeyStore) error { _, err := ks.Current(); return err }},
+		{"Keys", func(ks *KeyStore) error { _, err := ks.Keys(t.Context()); return err }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			parent := t.TempDir()
+			missing := filepath.Join(parent, "keys")
+			empty := t.TempDir()
+			for _, dir := range []string{missing, empty} {
+				ks, err := OpenKeyStore(dir)
+				if err != nil {
+					t.Fatalf("OpenKeyStore(%s): %v", dir, err)
+				}
+				if _, err := os.Stat(missing); dir == missing && !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("OpenKeyStore created the directory: %v", err)
+				}
+				if files := keyFiles(t, empty); len(files) != 0 {
+					t.Errorf("OpenKeyStore wrote %v", files)
+				}
+				if n := ks.PublicSet().Len(); n != 0 {
+					t.Errorf("%d keys before first use", n)
+				}
+				if err := tt.use(ks); err != nil {
+					t.Fatal(err)
+				}
+				if files := keyFiles(t, dir); len(files) != 1 || publicKids(t, ks)[0]+keyFileSuffix != files[0] {
+					t.Errorf("after first use: files %v, keys %v", files, publicKids(t, ks))
+				}
+			}
+		})
+	}
+}
+
+// Current re-reads the directory at most once per ReloadInterval.
+func TestCurrentReloadsOncePerInterval(t *testing.T) {
+	clock := newFakeClock()
+	a, dir := openTestKeyStore(t, clock)
+	b, err := openKeyStoreWithKey(dir, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := currentKid(t, b)
+	clock.Advance(ReloadInterval / 2)
+	byA, err := a.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := currentKid(t, b); got != first {
+		t.Errorf("b re-read the directory within ReloadInterval: %s", got)
+	}
+	clock.Advance(ReloadInterval / 2)
+	if got := currentKid(t, b); got != byA {
+		t.Errorf("b after ReloadInterval: %s, want %s", got, byA)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestUsersFilePermissions(t *testing.T) {
@@ -76,7 +77,7 @@ func TestKeyDirectoryPermissions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "keys")
-			if _, err := OpenKeyStore(dir); err != nil {
+			if _, err := openKeyStoreWithKey(dir, time.Now); err != nil {
 				t.Fatal(err)
 			}
 			entries, _ := os.ReadDir(dir)
@@ -108,8 +109,8 @@ func TestKeyDirectoryPermissions(t *testing.T) {
 // keys held before stay.
 func TestReloadRefusesReadableKey(t *testing.T) {
 	ks, dir := openTestKeyStore(t, newFakeClock())
-	before := ks.Current().KeyID()
-	other, err := OpenKeyStore(filepath.Join(t.TempDir(), "other"))
+	before := currentKid(t, ks)
+	other, err := openKeyStoreWithKey(filepath.Join(t.TempDir(), "other"), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func TestReloadRefusesReadableKey(t *testing.T) {
 	if err := ks.Reload(); !errors.Is(err, ErrInsecurePermissions) {
 		t.Fatalf("Reload = %v, want ErrInsecurePermissions", err)
 	}
-	if ks.Current().KeyID() != before || len(publicKids(t, ks)) != 1 {
-		t.Errorf("the readable key was taken: current %s, published %v", ks.Current().KeyID(), publicKids(t, ks))
+	if currentKid(t, ks) != before || len(publicKids(t, ks)) != 1 {
+		t.Errorf("the readable key was taken: current %s, published %v", currentKid(t, ks), publicKids(t, ks))
 	}
 }

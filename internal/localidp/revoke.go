@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,14 +21,18 @@ import (
 // by creating its file exclusively, which only one instance can do.
 //
 // Every file name carries the expiry of its token or session, so
-// [Revocations.Prune] can delete the files that no longer matter. Open it
-// with [OpenRevocations]; it is safe for concurrent use.
+// [Revocations.Prune], which runs by itself once per PruneInterval as
+// refresh tokens are used, can delete the files that no longer matter.
+// Open it with [OpenRevocations]; it is safe for concurrent use.
 type Revocations struct {
 	// Now returns the current time; it defaults to time.Now. Set it before
 	// use and do not change it afterwards.
 	Now func() time.Time
 
 	dir string
+
+	mu        sync.Mutex
+	lastPrune time.Time
 }
 
 const (
@@ -35,21 +40,38 @@ const (
 	revokedPrefix = "session."
 )
 
-// OpenRevocations opens the directory dir, creating it with mode 0700 if it
-// does not exist. It refuses a directory others may write to (the error
-// wraps [ErrInsecurePermissions]).
+// OpenRevocations opens the directory dir. It writes nothing: a missing
+// directory is created, with mode 0700, when the first record is written.
+// It refuses a directory others may write to (the error wraps
+// [ErrInsecurePermissions]).
 func OpenRevocations(dir string) (*Revocations, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("localidp: creating revocation directory: %w", err)
-	}
 	info, err := os.Stat(dir)
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("localidp: opening revocation directory: %w", err)
 	}
-	if err := checkPerm(dir, info, dirForbidden, "revocation directory", "anyone who can write to it can revive a revoked session"); err != nil {
-		return nil, err
+	if err == nil {
+		if err := checkPerm(dir, info, dirForbidden, "revocation directory", "anyone who can write to it can revive a revoked session"); err != nil {
+			return nil, err
+		}
 	}
 	return &Revocations{dir: dir, Now: time.Now}, nil
+}
+
+// create creates the file path, exclusively if excl is set, and the
+// directory if it is missing.
+func (r *Revocations) create(path string, excl bool) error {
+	flags := os.O_WRONLY | os.O_CREATE
+	if excl {
+		flags |= os.O_EXCL
+	}
+	if err := os.MkdirAll(r.dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // name returns the file name for id (a UUID) of the given kind and expiry.
@@ -67,14 +89,12 @@ func (r *Revocations) use(jti string, exp time.Time) (first bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	r.prunePeriodically()
+	err = r.create(path, true)
 	if errors.Is(err, fs.ErrExist) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("localidp: recording a used refresh token: %w", err)
-	}
-	if err := f.Close(); err != nil {
 		return false, fmt.Errorf("localidp: recording a used refresh token: %w", err)
 	}
 	return true, nil
@@ -86,11 +106,7 @@ func (r *Revocations) revoke(sid string, exp time.Time) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("localidp: revoking a session: %w", err)
-	}
-	if err := f.Close(); err != nil {
+	if err := r.create(path, false); err != nil {
 		return fmt.Errorf("localidp: revoking a session: %w", err)
 	}
 	return nil
@@ -113,11 +129,28 @@ func (r *Revocations) revoked(sid string, exp time.Time) (bool, error) {
 	return false, fmt.Errorf("localidp: checking a session: %w", err)
 }
 
+// prunePeriodically runs Prune if it last ran PruneInterval ago or more.
+func (r *Revocations) prunePeriodically() {
+	r.mu.Lock()
+	now := r.Now()
+	due := now.Sub(r.lastPrune) >= PruneInterval
+	if due {
+		r.lastPrune = now
+	}
+	r.mu.Unlock()
+	if due {
+		_, _ = r.Prune()
+	}
+}
+
 // Prune deletes the records of tokens and sessions that expired more than
 // a minute ago, when they no longer verify anyway. It returns how many it
 // deleted. Call it now and then (hourly is plenty).
 func (r *Revocations) Prune() (int, error) {
 	entries, err := os.ReadDir(r.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("localidp: reading revocation directory: %w", err)
 	}

@@ -190,3 +190,31 @@ func TestOpenRevocationsRefusesWritableDir(t *testing.T) {
 		t.Errorf("OpenRevocations of a 0777 directory = %v, want ErrInsecurePermissions", err)
 	}
 }
+
+// The revocation directory is made by the first refresh, not by opening
+// it, and records are pruned as refresh tokens are used, once per
+// PruneInterval.
+func TestRevocationsCreatedOnFirstUseAndPrunedAsUsed(t *testing.T) {
+	f := newIDPFixture(t)
+	r := withRevocations(t, f)
+	if _, err := os.Stat(r.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("OpenRevocations made the directory: %v", err)
+	}
+	old := f.signIn(t, "demo@example.com", "correct horse")
+	if _, err := f.issuer.Refresh(old.RefreshToken, f.users); err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := os.ReadDir(r.dir); err != nil || len(entries) != 1 {
+		t.Fatalf("after the first refresh: %d records, %v", len(entries), err)
+	}
+	// The first record expires; the next use of a refresh token prunes it.
+	f.clock.Advance(DefaultRefreshTTL + 2*refreshSkew)
+	fresh := f.signIn(t, "demo@example.com", "correct horse")
+	if _, err := f.issuer.Refresh(fresh.RefreshToken, f.users); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(r.dir)
+	if len(entries) != 1 || !strings.Contains(entries[0].Name(), payload(t, fresh.RefreshToken)["jti"].(string)) {
+		t.Errorf("records after pruning: %v, want only the new token's", entries)
+	}
+}

@@ -82,7 +82,7 @@ func (r PutRequest) input() (*s3.PutObjectInput, http.Header, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	sse, err := r.Encryption.settings()
+	sse, err := sseSettings(r.Encryption)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -94,7 +94,7 @@ func (r PostRequest) conditions() ([]any, map[string]string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	enc, err := r.Encryption.settings()
+	enc, err := sseSettings(r.Encryption)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
@@ -95,24 +94,15 @@ type Presigned struct {
 	Expires time.Time
 }
 
-// Encryption is the server-side encryption an upload must request.
-type Encryption struct {
-	// Mode is SSEKMS ("aws:kms"), SSEAES256 ("AES256") or empty. Empty
-	// means SSEKMS when KMSKeyID is set, and otherwise no encryption
-	// header at all (the bucket's default applies).
-	Mode string
-	// KMSKeyID is the KMS key (ID, ARN or alias) of SSE-KMS. Empty with
-	// Mode SSEKMS means the account's AWS managed key for S3.
-	KMSKeyID string
-	// BucketKey enables an S3 Bucket Key for the object (SSE-KMS only).
-	BucketKey bool
-	// Context is the SSE-KMS encryption context: base64-encoded JSON.
-	Context string
-}
+// Encryption is the server-side encryption an upload must request: the
+// project's one [s3limits.Encryption]. An empty Mode means SSEKMS when
+// KMSKeyID is set, and otherwise no encryption header at all (the bucket's
+// default applies).
+type Encryption = s3limits.Encryption
 
-// settings checks e and returns it as the one [s3limits.Encryption], or an
-// error wrapping ErrInvalidRequest.
-func (e Encryption) settings() (s3limits.Encryption, error) {
+// sseSettings checks e and returns it with its mode filled in, or an error
+// wrapping ErrInvalidRequest.
+func sseSettings(e Encryption) (Encryption, error) {
 	mode := e.Mode
 	if mode == "" && e.KMSKeyID != "" {
 		mode = SSEKMS
@@ -138,7 +128,8 @@ func (e Encryption) settings() (s3limits.Encryption, error) {
 	default:
 		return s3limits.Encryption{}, invalid("unknown encryption mode %q (want %q or %q)", mode, SSEKMS, SSEAES256)
 	}
-	return s3limits.Encryption{Mode: types.ServerSideEncryption(mode), KMSKeyID: e.KMSKeyID, BucketKey: e.BucketKey, Context: e.Context}, nil
+	e.Mode = mode
+	return e, nil
 }
 
 // retrieve retrieves the signing credentials and returns them with the

@@ -393,7 +393,48 @@ func (b *BufferBudget) grant() {
 }
 
 // chunks reuses the chunks of part buffers across uploads.
-var chunks = sync.Pool{New: func() any { return new([ChunkSize]byte) }}
+var chunks = chunkCache{pool: sync.Pool{New: func() any { return new([ChunkSize]byte) }}}
+
+// idleChunksMax bounds the chunks kept for reuse whatever the garbage
+// collector does: 32 MiB, two default parts.
+const idleChunksMax = 32 << 20 / ChunkSize
+
+// chunkCache hands out part-buffer chunks. A sync.Pool alone loses its
+// contents at every second GC, so a long upload kept allocating fresh
+// chunks (about 24 MiB per 256 MiB uploaded) while the dropped ones waited
+// as garbage for the next GC: peak RSS grew with the upload's length. Up to
+// idleChunksMax free chunks are therefore kept on a list that the GC does
+// not empty (idle memory the process holds after the uploads end); the
+// pool takes the rest.
+type chunkCache struct {
+	mu   sync.Mutex
+	idle []*[ChunkSize]byte
+	pool sync.Pool
+}
+
+func (c *chunkCache) get() *[ChunkSize]byte {
+	c.mu.Lock()
+	if n := len(c.idle); n > 0 {
+		b := c.idle[n-1]
+		c.idle[n-1] = nil
+		c.idle = c.idle[:n-1]
+		c.mu.Unlock()
+		return b
+	}
+	c.mu.Unlock()
+	return c.pool.Get().(*[ChunkSize]byte)
+}
+
+// put takes back all of bs.
+func (c *chunkCache) put(bs []*[ChunkSize]byte) {
+	c.mu.Lock()
+	k := min(len(bs), idleChunksMax-len(c.idle))
+	c.idle = append(c.idle, bs[:k]...)
+	c.mu.Unlock()
+	for _, b := range bs[k:] {
+		c.pool.Put(b)
+	}
+}
 
 // partBuf is one part's bytes, in chunks taken as bytes arrive.
 type partBuf struct {
@@ -403,7 +444,7 @@ type partBuf struct {
 
 // grow adds one chunk.
 func (p *partBuf) grow() {
-	p.chunks = append(p.chunks, chunks.Get().(*[ChunkSize]byte))
+	p.chunks = append(p.chunks, chunks.get())
 }
 
 // space returns the free end of the last chunk.
@@ -427,9 +468,7 @@ func (p *partBuf) reserved() int64 { return int64(len(p.chunks)) * ChunkSize }
 
 // free returns the chunks to the pool.
 func (p *partBuf) free() {
-	for _, c := range p.chunks {
-		chunks.Put(c)
-	}
+	chunks.put(p.chunks)
 	p.chunks, p.n = nil, 0
 }
 

@@ -34,14 +34,23 @@
 // Options.MaxPartSize (by default the budget / (Concurrency+1)), which also
 // caps the largest object: see [Uploader.MaxObjectSize].
 //
-// The full-object SHA-256 is computed while reading. Every part carries an S3
-// checksum (CRC32C by default) that S3 verifies on arrival. When the SHA-256 is
-// known before the object is created (single PutObject), it is stored as user
-// metadata "sha256"; with Options.Tags it is also stored, with the size, as the
-// object tags "sha256" and "size" (after completion for multipart uploads).
-// A single PutObject is signed with that SHA-256 as its SigV4 payload hash, so
-// the SDK does not hash the body a second time; parts are signed with their
-// own SHA-256 (computed by the SDK) unless the client was built with
+// Every part carries an S3 checksum (CRC32C by default) that S3 verifies on
+// arrival. The uploader computes it while reading, on bytes just received,
+// and sets it on the request, so the SDK neither hashes the part again nor
+// sends it with an aws-chunked trailer (over HTTPS the body goes as
+// UNSIGNED-PAYLOAD with the signed checksum header). With a CRC algorithm the
+// uploader also combines the parts' CRCs into the CRC of the whole object
+// (no second pass, see package crccombine) and creates multipart uploads
+// with ChecksumType FULL_OBJECT: S3 checks that value on completion and
+// stores it as the object's checksum ([Result].Checksum; with Options.Tags
+// also the tag named after the algorithm, e.g. "crc32c", next to "size").
+//
+// With Options.SHA256 the full-object SHA-256 is computed too. When it is
+// known before the object is created (single PutObject), it is stored as
+// user metadata "sha256" and used as the SigV4 payload hash, so the SDK does
+// not hash the body a second time; with Options.Tags it is also the tag
+// "sha256" (after completion for multipart uploads). Parts are signed with
+// their own SHA-256 (computed by the SDK) unless the client was built with
 // [UnsignedPayload].
 //
 // # Considerations
@@ -123,7 +132,14 @@ type Options struct {
 	Checksum types.ChecksumAlgorithm
 	// Encryption is applied to every object.
 	Encryption Encryption
-	// Tags stores "sha256" and "size" as object tags.
+	// SHA256 computes the full-object SHA-256 while reading (Result.SHA256,
+	// user metadata "sha256" of single PutObjects, tag "sha256"). It costs
+	// about 0.5-0.8 CPU-seconds per GiB even with SHA extensions, more than
+	// the rest of the upload; S3's verification does not need it.
+	SHA256 bool
+	// Tags stores "size", the full-object checksum (tag named after the
+	// algorithm, e.g. "crc32c", base64 as S3 shows it) and, with SHA256,
+	// "sha256" as object tags.
 	Tags bool
 	// CallTimeout bounds every S3 call. Default 2 minutes.
 	CallTimeout time.Duration
@@ -177,12 +193,29 @@ type Result struct {
 	VersionID   string
 	ContentType string
 	Size        int64
-	// SHA256 is the lowercase hex SHA-256 of the whole body.
+	// SHA256 is the lowercase hex SHA-256 of the whole body; "" unless
+	// Options.SHA256.
 	SHA256 string
+	// Checksum is the object's checksum as S3 verified and stored it.
+	Checksum Checksum
 	// Parts is the number of parts; 0 for a single PutObject.
 	Parts int
 	// UploadID of the multipart upload, "" for a single PutObject.
 	UploadID string
+}
+
+// Checksum is an object's S3 checksum.
+type Checksum struct {
+	// Algorithm is Options.Checksum: CRC32C, CRC32, CRC64NVME, SHA1 or SHA256.
+	Algorithm string
+	// Type is FULL_OBJECT (the checksum of the whole body: single
+	// PutObjects, and multipart uploads with a CRC) or COMPOSITE (a checksum
+	// of the parts' checksums: multipart uploads with SHA1 or SHA256).
+	Type string
+	// Value is the checksum in base64, as S3 shows it (HeadObject with
+	// ChecksumMode ENABLED, GetObjectAttributes). A composite value is
+	// S3's, "" when S3 did not report it.
+	Value string
 }
 
 // Uploader streams bodies to S3. It is safe for concurrent use.

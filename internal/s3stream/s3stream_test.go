@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +47,10 @@ type fakeS3 struct {
 	failPart      int32 // UploadPart of this part number fails
 	abortFailures int   // how many aborts fail before one succeeds
 	partDelay     time.Duration
+	// storedChecksum, when set, is the full-object checksum
+	// CompleteMultipartUpload reports, whatever was sent.
+	storedChecksum string
+	tagging        string // of the last PutObjectTagging, URL-encoded
 }
 
 func newFake() *fakeS3 {
@@ -75,6 +83,9 @@ func (f *fakeS3) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...func
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if got, want := aws.ToString(in.ChecksumCRC32C), crc32c(b); in.ChecksumAlgorithm == types.ChecksumAlgorithmCrc32c && got != want {
+		return nil, fmt.Errorf("BadDigest: checksum %q, body has %q", got, want)
+	}
 	f.puts = append(f.puts, in)
 	f.objects[*in.Key] = b
 	f.meta[*in.Key] = in.Metadata
@@ -135,8 +146,11 @@ func (f *fakeS3) UploadPart(ctx context.Context, in *s3.UploadPartInput, _ ...fu
 	if !ok {
 		return nil, errors.New("NoSuchUpload")
 	}
+	if got, want := aws.ToString(in.ChecksumCRC32C), crc32c(b); in.ChecksumAlgorithm == types.ChecksumAlgorithmCrc32c && got != want {
+		return nil, fmt.Errorf("BadDigest: part checksum %q, part has %q", got, want)
+	}
 	up[*in.PartNumber] = b
-	return &s3.UploadPartOutput{ETag: aws.String(fmt.Sprintf(`"etag-%d"`, *in.PartNumber)), ChecksumCRC32C: aws.String("crc")}, nil
+	return &s3.UploadPartOutput{ETag: aws.String(fmt.Sprintf(`"etag-%d"`, *in.PartNumber)), ChecksumCRC32C: in.ChecksumCRC32C}, nil
 }
 
 func (f *fakeS3) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, _ ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
@@ -152,10 +166,21 @@ func (f *fakeS3) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMul
 		if int(*p.PartNumber) != i+1 {
 			return nil, fmt.Errorf("parts out of order: %d at %d", *p.PartNumber, i)
 		}
-		if aws.ToString(p.ChecksumCRC32C) != "crc" {
+		if aws.ToString(p.ChecksumCRC32C) != crc32c(up[*p.PartNumber]) {
 			return nil, errors.New("part checksum missing")
 		}
 		buf.Write(up[*p.PartNumber])
+	}
+	out := &s3.CompleteMultipartUploadOutput{ETag: aws.String(`"etag-multi"`)}
+	if in.ChecksumType == types.ChecksumTypeFullObject {
+		// S3 checks the whole object's CRC against the one sent.
+		if got, want := aws.ToString(in.ChecksumCRC32C), crc32c(buf.Bytes()); got != want {
+			return nil, fmt.Errorf("BadDigest: full-object checksum %q, object has %q", got, want)
+		}
+		out.ChecksumCRC32C, out.ChecksumType = in.ChecksumCRC32C, types.ChecksumTypeFullObject
+		if f.storedChecksum != "" {
+			out.ChecksumCRC32C = &f.storedChecksum
+		}
 	}
 	f.objects[*in.Key] = buf.Bytes()
 	f.meta[*in.Key] = f.uploadMeta[*in.UploadId]
@@ -163,7 +188,7 @@ func (f *fakeS3) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMul
 	if f.completeLost {
 		return nil, &net.OpError{Op: "read", Err: errors.New("connection reset by peer")}
 	}
-	return &s3.CompleteMultipartUploadOutput{ETag: aws.String(`"etag-multi"`)}, nil
+	return out, nil
 }
 
 func (f *fakeS3) AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, _ ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
@@ -183,6 +208,13 @@ func (f *fakeS3) AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipart
 
 func (f *fakeS3) PutObjectTagging(ctx context.Context, in *s3.PutObjectTaggingInput, _ ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error) {
 	f.record("PutObjectTagging")
+	v := url.Values{}
+	for _, t := range in.Tagging.TagSet {
+		v.Set(aws.ToString(t.Key), aws.ToString(t.Value))
+	}
+	f.mu.Lock()
+	f.tagging = v.Encode()
+	f.mu.Unlock()
 	return &s3.PutObjectTaggingOutput{}, nil
 }
 
@@ -219,6 +251,11 @@ func randomBytes(n int) []byte {
 	return b
 }
 
+// crc32c is the base64 CRC32C of b, as S3 shows it.
+func crc32c(b []byte) string {
+	return base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))))
+}
+
 func hexSum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -240,52 +277,85 @@ func TestUploadStoresBodies(t *testing.T) {
 		{"several parts", 12*mib + 17, -1, 3},
 		{"declared size", 11 * mib, 11 * mib, 3},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			fake := newFake()
-			u := New(fake, Options{PartSize: s3limits.MinPartSize, Concurrency: 2, Tags: true,
-				Encryption: Encryption{Mode: types.ServerSideEncryptionAwsKms, KMSKeyID: "alias/k", BucketKey: true}})
-			body := randomBytes(tt.size)
-			res, err := u.Upload(context.Background(), Object{
-				Bucket: "b", Key: "k", Size: tt.declared, ContentType: "application/x-test",
-				Metadata: map[string]string{"original-name": "a.bin"},
-			}, bytes.NewReader(body))
-			if err != nil {
-				t.Fatalf("Upload: %v", err)
-			}
-			if got := fake.objects["k"]; !bytes.Equal(got, body) {
-				t.Fatalf("stored %d bytes, want %d identical bytes", len(got), len(body))
-			}
-			if res.Parts != tt.wantParts {
-				t.Errorf("parts = %d, want %d", res.Parts, tt.wantParts)
-			}
-			if res.Size != int64(tt.size) || res.SHA256 != hexSum(body) {
-				t.Errorf("result size %d sha %s, want %d %s", res.Size, res.SHA256, tt.size, hexSum(body))
-			}
-			if tt.wantParts == 0 {
-				in := fake.puts[0]
-				if in.ServerSideEncryption != types.ServerSideEncryptionAwsKms || aws.ToString(in.SSEKMSKeyId) != "alias/k" || !aws.ToBool(in.BucketKeyEnabled) {
-					t.Errorf("PutObject encryption = %q %q", in.ServerSideEncryption, aws.ToString(in.SSEKMSKeyId))
+	for _, withSHA := range []bool{false, true} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/sha256=%v", tt.name, withSHA), func(t *testing.T) {
+				fake := newFake()
+				u := New(fake, Options{PartSize: s3limits.MinPartSize, Concurrency: 2, Tags: true, SHA256: withSHA,
+					Encryption: Encryption{Mode: types.ServerSideEncryptionAwsKms, KMSKeyID: "alias/k", BucketKey: true}})
+				body := randomBytes(tt.size)
+				res, err := u.Upload(context.Background(), Object{
+					Bucket: "b", Key: "k", Size: tt.declared, ContentType: "application/x-test",
+					Metadata: map[string]string{"original-name": "a.bin"},
+				}, bytes.NewReader(body))
+				if err != nil {
+					t.Fatalf("Upload: %v", err)
 				}
-				if in.Metadata["sha256"] != hexSum(body) || in.Metadata["original-name"] != "a.bin" {
-					t.Errorf("PutObject metadata = %v", in.Metadata)
+				if got := fake.objects["k"]; !bytes.Equal(got, body) {
+					t.Fatalf("stored %d bytes, want %d identical bytes", len(got), len(body))
 				}
-				if !strings.Contains(aws.ToString(in.Tagging), "sha256="+hexSum(body)) {
-					t.Errorf("PutObject tagging = %q", aws.ToString(in.Tagging))
+				if res.Parts != tt.wantParts {
+					t.Errorf("parts = %d, want %d", res.Parts, tt.wantParts)
 				}
-				if in.ChecksumAlgorithm != types.ChecksumAlgorithmCrc32c {
-					t.Errorf("checksum algorithm = %q", in.ChecksumAlgorithm)
+				wantSHA := ""
+				if withSHA {
+					wantSHA = hexSum(body)
 				}
-			} else {
-				in := fake.creates[0]
-				if in.ServerSideEncryption != types.ServerSideEncryptionAwsKms || aws.ToString(in.SSEKMSKeyId) != "alias/k" {
-					t.Errorf("CreateMultipartUpload encryption = %q %q", in.ServerSideEncryption, aws.ToString(in.SSEKMSKeyId))
+				if res.Size != int64(tt.size) || res.SHA256 != wantSHA {
+					t.Errorf("result size %d sha %q, want %d %q", res.Size, res.SHA256, tt.size, wantSHA)
 				}
-				if fake.count("PutObjectTagging") != 1 {
-					t.Errorf("multipart object was not tagged: %v", fake.calls)
+				wantSum := Checksum{Algorithm: "CRC32C", Type: "FULL_OBJECT", Value: crc32c(body)}
+				if res.Checksum != wantSum {
+					t.Errorf("result checksum %+v, want %+v", res.Checksum, wantSum)
 				}
-			}
-		})
+				var tagging string
+				if tt.wantParts == 0 {
+					in := fake.puts[0]
+					if in.ServerSideEncryption != types.ServerSideEncryptionAwsKms || aws.ToString(in.SSEKMSKeyId) != "alias/k" || !aws.ToBool(in.BucketKeyEnabled) {
+						t.Errorf("PutObject encryption = %q %q", in.ServerSideEncryption, aws.ToString(in.SSEKMSKeyId))
+					}
+					if sum, ok := in.Metadata["sha256"]; sum != wantSHA || ok != withSHA || in.Metadata["original-name"] != "a.bin" {
+						t.Errorf("PutObject metadata = %v", in.Metadata)
+					}
+					if in.ChecksumAlgorithm != types.ChecksumAlgorithmCrc32c || aws.ToString(in.ChecksumCRC32C) != crc32c(body) {
+						t.Errorf("checksum %q %q, want CRC32C %q", in.ChecksumAlgorithm, aws.ToString(in.ChecksumCRC32C), crc32c(body))
+					}
+					tagging = aws.ToString(in.Tagging)
+				} else {
+					in := fake.creates[0]
+					if in.ServerSideEncryption != types.ServerSideEncryptionAwsKms || aws.ToString(in.SSEKMSKeyId) != "alias/k" {
+						t.Errorf("CreateMultipartUpload encryption = %q %q", in.ServerSideEncryption, aws.ToString(in.SSEKMSKeyId))
+					}
+					if in.ChecksumType != types.ChecksumTypeFullObject || in.ChecksumAlgorithm != types.ChecksumAlgorithmCrc32c {
+						t.Errorf("CreateMultipartUpload checksum %q %q, want CRC32C FULL_OBJECT", in.ChecksumAlgorithm, in.ChecksumType)
+					}
+					if fake.count("PutObjectTagging") != 1 {
+						t.Errorf("multipart object was not tagged: %v", fake.calls)
+					}
+					tagging = fake.tagging
+				}
+				tags, _ := url.ParseQuery(tagging)
+				if tags.Get("crc32c") != crc32c(body) || tags.Get("size") != fmt.Sprint(tt.size) || tags.Get("sha256") != wantSHA {
+					t.Errorf("tags = %q", tagging)
+				}
+			})
+		}
+	}
+}
+
+// A server that reports a different full-object checksum than the one it
+// was sent (it should have refused it) fails the upload, and the object is
+// removed.
+func TestStoredChecksumMismatchFails(t *testing.T) {
+	fake := newFake()
+	fake.storedChecksum = "AAAAAA=="
+	u := New(fake, Options{PartSize: MinPartSize, Concurrency: 2})
+	_, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(randomBytes(11*mib)))
+	if !errors.Is(err, ErrStorage) {
+		t.Fatalf("Upload error = %v, want ErrStorage", err)
+	}
+	if _, ok := fake.objects["k"]; ok {
+		t.Errorf("the object was left behind")
 	}
 }
 

@@ -14,8 +14,8 @@ import (
 // once for the SigV4 payload hash; S3 then hashes it again to check. With
 // this option the part is protected by its checksum header (which is signed)
 // alone. Use it only where the network path cannot be tampered with, such as
-// a loopback endpoint; over HTTPS the SDK already sends payloads unsigned, with
-// the checksum in a trailer.
+// a loopback endpoint; over HTTPS the SDK already sends payloads unsigned
+// (with the checksum header the uploader sets).
 //
 // A payload hash the caller already set (see knownPayloadHash) is kept.
 func UnsignedPayload(stack *middleware.Stack) error {

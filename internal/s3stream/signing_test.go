@@ -26,6 +26,7 @@ import (
 // sentRequest is what the recording S3 server saw of one request.
 type sentRequest struct {
 	op            string // PutObject, UploadPart, ...
+	encoding      string // Content-Encoding (aws-chunked for trailers)
 	payloadHash   string // X-Amz-Content-Sha256
 	checksumCRC   string // X-Amz-Checksum-Crc32c
 	checksumSHA   string // X-Amz-Checksum-Sha256
@@ -39,9 +40,14 @@ type sentRequest struct {
 // SDK sends.
 func recordingS3(t *testing.T) (*httptest.Server, func() []sentRequest) {
 	t.Helper()
+	return recordingS3With(t, httptest.NewServer)
+}
+
+func recordingS3With(t *testing.T, newServer func(http.Handler) *httptest.Server) (*httptest.Server, func() []sentRequest) {
+	t.Helper()
 	var mu sync.Mutex
 	var sent []sentRequest
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := newServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		q := r.URL.Query()
 		op := "other"
@@ -67,6 +73,7 @@ func recordingS3(t *testing.T) (*httptest.Server, func() []sentRequest) {
 		mu.Lock()
 		sent = append(sent, sentRequest{
 			op:            op,
+			encoding:      r.Header.Get("Content-Encoding"),
 			payloadHash:   r.Header.Get("X-Amz-Content-Sha256"),
 			checksumCRC:   r.Header.Get("X-Amz-Checksum-Crc32c"),
 			checksumSHA:   r.Header.Get("X-Amz-Checksum-Sha256"),
@@ -85,23 +92,29 @@ func recordingS3(t *testing.T) (*httptest.Server, func() []sentRequest) {
 }
 
 // TestPayloadSigning checks, with the real SDK over plain HTTP, which payload
-// hash each request is signed with: single PutObject bodies reuse the
-// full-object SHA-256 the uploader computed, parts carry their own SHA-256
-// unless the client was built with UnsignedPayload, and every body carries
-// the checksum S3 verifies.
+// hash each request is signed with: bodies carry their own SHA-256 unless the
+// client was built with UnsignedPayload, except that a SHA-256 the uploader
+// computed while reading (Options.SHA256 for single PutObjects, SHA256 part
+// checksums) is always used, since it costs nothing more; and every body
+// carries the checksum S3 verifies.
 func TestPayloadSigning(t *testing.T) {
 	tests := []struct {
 		name     string
 		unsigned bool
+		sha256   bool // Options.SHA256
 		checksum types.ChecksumAlgorithm
 		size     int
 		wantOps  []string
 	}{
-		{"single put, signed", false, types.ChecksumAlgorithmCrc32c, 1000, []string{"PutObject"}},
-		{"single put, unsigned client", true, types.ChecksumAlgorithmCrc32c, 1000, []string{"PutObject"}},
-		{"single put, sha256 checksum", false, types.ChecksumAlgorithmSha256, 1000, []string{"PutObject"}},
-		{"multipart, signed", false, types.ChecksumAlgorithmCrc32c, 11 * mib, []string{"CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload"}},
-		{"multipart, unsigned", true, types.ChecksumAlgorithmCrc32c, 11 * mib, []string{"CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload"}},
+		{"single put, signed", false, false, types.ChecksumAlgorithmCrc32c, 1000, []string{"PutObject"}},
+		{"single put, unsigned client", true, false, types.ChecksumAlgorithmCrc32c, 1000, []string{"PutObject"}},
+		{"single put, unsigned client, full-object sha256", true, true, types.ChecksumAlgorithmCrc32c, 1000, []string{"PutObject"}},
+		{"single put, sha256 checksum", false, false, types.ChecksumAlgorithmSha256, 1000, []string{"PutObject"}},
+		{"single put, sha256 checksum, unsigned client", true, false, types.ChecksumAlgorithmSha256, 1000, []string{"PutObject"}},
+		{"multipart, signed", false, false, types.ChecksumAlgorithmCrc32c, 11 * mib, []string{"CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload"}},
+		{"multipart, unsigned", true, false, types.ChecksumAlgorithmCrc32c, 11 * mib, []string{"CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload"}},
+		{"multipart, unsigned, full-object sha256", true, true, types.ChecksumAlgorithmCrc32c, 11 * mib, []string{"CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload"}},
+		{"multipart, sha256 checksum, unsigned client", true, false, types.ChecksumAlgorithmSha256, 11 * mib, []string{"CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,7 +130,7 @@ func TestPayloadSigning(t *testing.T) {
 					o.APIOptions = append(o.APIOptions, UnsignedPayload)
 				}
 			})
-			u := New(client, Options{PartSize: s3limits.MinPartSize, Concurrency: 1, Checksum: tt.checksum})
+			u := New(client, Options{PartSize: s3limits.MinPartSize, Concurrency: 1, Checksum: tt.checksum, SHA256: tt.sha256})
 			body := randomBytes(tt.size)
 			if _, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(body)); err != nil {
 				t.Fatalf("Upload: %v", err)
@@ -135,7 +148,8 @@ func TestPayloadSigning(t *testing.T) {
 					continue
 				}
 				wantHash := r.bodySHA256
-				if tt.unsigned && r.op == "UploadPart" {
+				known := tt.checksum == types.ChecksumAlgorithmSha256 || tt.sha256 && r.op == "PutObject"
+				if tt.unsigned && !known {
 					wantHash = "UNSIGNED-PAYLOAD"
 				}
 				if r.payloadHash != wantHash {
@@ -153,5 +167,40 @@ func TestPayloadSigning(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Over HTTPS the bodies go as UNSIGNED-PAYLOAD with the checksum the
+// uploader computed in a (signed) header: no aws-chunked trailer, and the SDK
+// hashes nothing.
+func TestHTTPSBodiesCarryTheChecksumHeader(t *testing.T) {
+	srv, sent := recordingS3With(t, httptest.NewTLSServer)
+	client := s3.New(s3.Options{
+		Region:                     "us-east-1",
+		BaseEndpoint:               aws.String(srv.URL),
+		UsePathStyle:               true,
+		Credentials:                credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		HTTPClient:                 srv.Client(),
+	})
+	u := New(client, Options{PartSize: MinPartSize, Concurrency: 2})
+	for _, size := range []int{1000, 11 * mib} {
+		if _, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(randomBytes(size))); err != nil {
+			t.Fatalf("Upload %d bytes: %v", size, err)
+		}
+	}
+	n := 0
+	for _, r := range sent() {
+		if r.op != "PutObject" && r.op != "UploadPart" {
+			continue
+		}
+		n++
+		if r.payloadHash != "UNSIGNED-PAYLOAD" || r.encoding != "" || r.checksumCRC != r.bodyCRC32C {
+			t.Errorf("%s: payload hash %q, Content-Encoding %q, checksum %q (body %q); want UNSIGNED-PAYLOAD, none, the body's",
+				r.op, r.payloadHash, r.encoding, r.checksumCRC, r.bodyCRC32C)
+		}
+	}
+	if n != 4 {
+		t.Errorf("%d bodies sent, want 4", n)
 	}
 }

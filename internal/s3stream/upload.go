@@ -34,6 +34,7 @@ type chunk struct {
 	buf *partBuf
 	n   int
 	eof bool
+	sum []byte // the part's checksum, computed while reading
 }
 
 // probeMax is how many body bytes an upload waiting for memory reads ahead
@@ -48,7 +49,10 @@ type upload struct {
 	acct    *Account // nil without a budget
 	body    io.Reader
 	eof     bool // body has returned io.EOF
-	sum     hash.Hash
+	ck      checksum
+	part    hash.Hash // the checksum of the part being read
+	full    uint64    // CRC of the bytes read so far (CRC algorithms)
+	sum     hash.Hash // full-object SHA-256; nil unless Options.SHA256
 	read    int64
 	limit   int64  // the most bytes accepted
 	pending []byte // bytes read ahead, the start of the next part
@@ -72,6 +76,10 @@ func (u *Uploader) Upload(ctx context.Context, obj Object, body io.Reader) (*Res
 	if obj.SniffLen <= 0 {
 		obj.SniffLen = defaultSniffLen
 	}
+	ck, err := checksumFor(u.opts.Checksum)
+	if err != nil {
+		return nil, err
+	}
 	acct := obj.Account
 	if acct == nil && u.opts.Budget != nil {
 		acct = u.opts.Budget.Open()
@@ -86,7 +94,11 @@ func (u *Uploader) Upload(ctx context.Context, obj Object, body io.Reader) (*Res
 		body:    io.LimitReader(body, limit+1),
 		limit:   limit,
 		writeID: newWriteID(),
-		sum:     sha256.New(),
+		ck:      ck,
+		part:    ck.new(),
+	}
+	if u.opts.SHA256 {
+		up.sum = sha256.New()
 	}
 	return up.run(ctx)
 }
@@ -136,6 +148,7 @@ func (up *upload) next(ctx context.Context, num int) (chunk, error) {
 	if err != nil {
 		return chunk{}, readError(ctx, err)
 	}
+	up.part.Reset()
 	eof, err := up.fill(ctx, buf, size)
 	up.read += int64(buf.n)
 	if err == nil && up.read > up.limit {
@@ -148,7 +161,11 @@ func (up *upload) next(ctx context.Context, num int) (chunk, error) {
 		}
 		return chunk{}, readError(ctx, err)
 	}
-	return chunk{num: num, buf: buf, n: buf.n, eof: eof}, nil
+	sum := up.part.Sum(nil)
+	if up.ck.fullObject() {
+		up.full = up.ck.combine(up.full, up.ck.value(sum), int64(buf.n))
+	}
+	return chunk{num: num, buf: buf, n: buf.n, eof: eof, sum: sum}, nil
 }
 
 // fill reads the body into buf until it holds size bytes or the body ends
@@ -175,7 +192,13 @@ func (up *upload) fill(ctx context.Context, buf *partBuf, size int64) (eof bool,
 		default:
 			k, err = up.body.Read(space)
 		}
-		up.sum.Write(space[:k])
+		// The checksums are computed here, on bytes just read and still in
+		// cache, before they wait in a buffer: S3 then verifies that what it
+		// got is what the client sent.
+		up.part.Write(space[:k])
+		if up.sum != nil {
+			up.sum.Write(space[:k])
+		}
 		buf.n += k
 		switch {
 		case err == io.EOF:
@@ -222,7 +245,22 @@ func (up *upload) reserve(ctx context.Context, n int64) error {
 	return <-got
 }
 
-func (up *upload) sha256() string { return hex.EncodeToString(up.sum.Sum(nil)) }
+// sha256 is the hex full-object SHA-256, "" unless Options.SHA256.
+func (up *upload) sha256() string {
+	if up.sum == nil {
+		return ""
+	}
+	return hex.EncodeToString(up.sum.Sum(nil))
+}
+
+// checksum is the full-object checksum (base64) of a multipart upload, ""
+// when the algorithm has none (SHA1, SHA256: S3 keeps a composite).
+func (up *upload) checksum() string {
+	if !up.ck.fullObject() {
+		return ""
+	}
+	return up.ck.encode(up.full)
+}
 
 // metadata returns a copy of the object's metadata with the write id.
 func (up *upload) metadata() map[string]string {
@@ -248,17 +286,23 @@ func (up *upload) callCtx(ctx context.Context) (context.Context, context.CancelF
 
 func (up *upload) tagging() string {
 	v := url.Values{}
-	v.Set("sha256", up.sha256())
+	if sum := up.sha256(); sum != "" {
+		v.Set("sha256", sum)
+	}
+	if sum := up.checksum(); sum != "" {
+		v.Set(up.ck.tag(), sum)
+	}
 	v.Set("size", strconv.FormatInt(up.read, 10))
 	return v.Encode()
 }
 
 func (up *upload) single(ctx context.Context, c chunk) (*Result, error) {
 	defer up.pool.put(c.buf, up.acct)
-	sum := up.sum.Sum(nil)
-	hexSum := hex.EncodeToString(sum)
 	meta := up.metadata()
-	meta[s3limits.MetaSHA256] = hexSum
+	hexSum := up.sha256()
+	if hexSum != "" {
+		meta[s3limits.MetaSHA256] = hexSum
+	}
 	in := &s3.PutObjectInput{
 		Bucket:             &up.obj.Bucket,
 		Key:                &up.obj.Key,
@@ -273,15 +317,22 @@ func (up *upload) single(ctx context.Context, c chunk) (*Result, error) {
 	if up.u.opts.Tags {
 		in.Tagging = aws.String(up.tagging())
 	}
-	if in.ChecksumAlgorithm == types.ChecksumAlgorithmSha256 {
-		// The checksum is the full-object digest computed while reading.
-		in.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(sum))
-	}
+	// The checksum computed while reading: the SDK does not hash the body
+	// again, and S3 verifies it and keeps it as the object's checksum.
+	sum64 := base64.StdEncoding.EncodeToString(c.sum)
+	setChecksum(up.ck.alg, sum64, &in.ChecksumCRC32, &in.ChecksumCRC32C, &in.ChecksumCRC64NVME, &in.ChecksumSHA1, &in.ChecksumSHA256)
 	callCtx, cancel := up.callCtx(ctx)
 	defer cancel()
-	// The body's SHA-256 is the full-object digest computed while reading:
-	// the SDK need not hash it again for the signature.
-	out, err := up.u.api.PutObject(callCtx, in, knownPayloadHash(hexSum))
+	// A SHA-256 of the body computed while reading is its SigV4 payload
+	// hash: the SDK need not hash it again to sign it.
+	if hexSum == "" && up.ck.alg == types.ChecksumAlgorithmSha256 {
+		hexSum = hex.EncodeToString(c.sum)
+	}
+	var optFns []func(*s3.Options)
+	if hexSum != "" {
+		optFns = append(optFns, knownPayloadHash(hexSum))
+	}
+	out, err := up.u.api.PutObject(callCtx, in, optFns...)
 	if err != nil {
 		if mayHaveLanded(err) {
 			// S3 may still store the body it got (a timed-out request can
@@ -297,7 +348,12 @@ func (up *upload) single(ctx context.Context, c chunk) (*Result, error) {
 		VersionID:   aws.ToString(out.VersionId),
 		ContentType: up.obj.ContentType,
 		Size:        int64(c.n),
-		SHA256:      hexSum,
+		SHA256:      up.sha256(),
+		Checksum: Checksum{
+			Algorithm: string(up.ck.alg),
+			Type:      string(types.ChecksumTypeFullObject),
+			Value:     sum64,
+		},
 	}, nil
 }
 
@@ -324,6 +380,11 @@ func (up *upload) multipart(ctx context.Context, first chunk) (*Result, error) {
 		ChecksumAlgorithm:  up.u.opts.Checksum,
 		ContentType:        nonEmpty(up.obj.ContentType),
 		ContentDisposition: nonEmpty(up.obj.ContentDisposition),
+	}
+	if up.ck.fullObject() {
+		// S3 combines the parts' CRCs and checks the whole object's against
+		// the one computed while reading (sent on completion).
+		in.ChecksumType = types.ChecksumTypeFullObject
 	}
 	in.ServerSideEncryption, in.SSEKMSKeyId, in.BucketKeyEnabled, in.SSEKMSEncryptionContext = up.u.opts.Encryption.RequestFields()
 	callCtx, cancel := up.callCtx(ctx)
@@ -406,16 +467,37 @@ func (up *upload) sendParts(ctx context.Context, uploadID string, first chunk) (
 	slices.SortFunc(parts, func(a, b types.CompletedPart) int {
 		return int(aws.ToInt32(a.PartNumber) - aws.ToInt32(b.PartNumber))
 	})
-	callCtx, cancel := up.callCtx(ctx)
-	defer cancel()
-	out, err := up.u.api.CompleteMultipartUpload(callCtx, &s3.CompleteMultipartUploadInput{
+	in := &s3.CompleteMultipartUploadInput{
 		Bucket:          &up.obj.Bucket,
 		Key:             &up.obj.Key,
 		UploadId:        &uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-	})
+	}
+	sum := Checksum{Algorithm: string(up.ck.alg), Type: string(types.ChecksumTypeComposite)}
+	if full := up.checksum(); full != "" {
+		sum.Type, sum.Value = string(types.ChecksumTypeFullObject), full
+		in.ChecksumType = types.ChecksumTypeFullObject
+		setChecksum(up.ck.alg, full, &in.ChecksumCRC32, &in.ChecksumCRC32C, &in.ChecksumCRC64NVME, &in.ChecksumSHA1, &in.ChecksumSHA256)
+	}
+	callCtx, cancel := up.callCtx(ctx)
+	defer cancel()
+	out, err := up.u.api.CompleteMultipartUpload(callCtx, in)
 	if err != nil {
 		return nil, storageError(ctx, "CompleteMultipartUpload", err)
+	}
+	stored := aws.ToString(getChecksum(up.ck.alg, out.ChecksumCRC32, out.ChecksumCRC32C, out.ChecksumCRC64NVME, out.ChecksumSHA1, out.ChecksumSHA256))
+	switch {
+	case sum.Value != "" && out.ChecksumType == types.ChecksumTypeFullObject && stored != sum.Value:
+		// S3 verifies the value sent; this only guards against a server
+		// that stored something else without saying so.
+		_ = up.u.Delete(ctx, up.obj.Bucket, up.obj.Key, aws.ToString(out.VersionId))
+		return nil, &failure{err: fmt.Errorf("%w: CompleteMultipartUpload: S3 stored %s %s, the body read has %s",
+			ErrStorage, up.ck.alg, stored, sum.Value), uploadID: uploadID}
+	case sum.Value == "":
+		sum.Value = stored // S3's composite value ("…-N"), if it told
+	}
+	if out.ChecksumType != "" {
+		sum.Type = string(out.ChecksumType)
 	}
 	res := &Result{
 		Bucket:      up.obj.Bucket,
@@ -425,6 +507,7 @@ func (up *upload) sendParts(ctx context.Context, uploadID string, first chunk) (
 		ContentType: up.obj.ContentType,
 		Size:        up.read,
 		SHA256:      up.sha256(),
+		Checksum:    sum,
 		Parts:       len(parts),
 		UploadID:    uploadID,
 	}
@@ -442,7 +525,7 @@ func (up *upload) sendPart(ctx, reqCtx context.Context, uploadID string, c chunk
 	num := int32(c.num)
 	callCtx, cancel := up.callCtx(ctx)
 	defer cancel()
-	out, err := up.u.api.UploadPart(callCtx, &s3.UploadPartInput{
+	in := &s3.UploadPartInput{
 		Bucket:            &up.obj.Bucket,
 		Key:               &up.obj.Key,
 		UploadId:          &uploadID,
@@ -450,7 +533,16 @@ func (up *upload) sendPart(ctx, reqCtx context.Context, uploadID string, c chunk
 		Body:              c.buf.reader(),
 		ContentLength:     aws.Int64(int64(c.n)),
 		ChecksumAlgorithm: up.u.opts.Checksum,
-	})
+	}
+	// The part's checksum computed while reading: the SDK does not hash the
+	// part again, and S3 verifies it.
+	setChecksum(up.ck.alg, base64.StdEncoding.EncodeToString(c.sum),
+		&in.ChecksumCRC32, &in.ChecksumCRC32C, &in.ChecksumCRC64NVME, &in.ChecksumSHA1, &in.ChecksumSHA256)
+	var optFns []func(*s3.Options)
+	if up.ck.alg == types.ChecksumAlgorithmSha256 {
+		optFns = append(optFns, knownPayloadHash(hex.EncodeToString(c.sum)))
+	}
+	out, err := up.u.api.UploadPart(callCtx, in, optFns...)
 	if err != nil {
 		return storageError(reqCtx, fmt.Sprintf("UploadPart %d", num), err)
 	}
@@ -472,12 +564,19 @@ func (up *upload) tag(ctx context.Context, res *Result) error {
 	callCtx, cancel := up.callCtx(ctx)
 	defer cancel()
 	in := &s3.PutObjectTaggingInput{
-		Bucket: &res.Bucket,
-		Key:    &res.Key,
-		Tagging: &types.Tagging{TagSet: []types.Tag{
-			{Key: aws.String("sha256"), Value: aws.String(res.SHA256)},
-			{Key: aws.String("size"), Value: aws.String(strconv.FormatInt(res.Size, 10))},
-		}},
+		Bucket:  &res.Bucket,
+		Key:     &res.Key,
+		Tagging: &types.Tagging{},
+	}
+	add := func(k, v string) {
+		in.Tagging.TagSet = append(in.Tagging.TagSet, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
+	if res.SHA256 != "" {
+		add("sha256", res.SHA256)
+	}
+	add("size", strconv.FormatInt(res.Size, 10))
+	if res.Checksum.Type == string(types.ChecksumTypeFullObject) && res.Checksum.Value != "" {
+		add(up.ck.tag(), res.Checksum.Value)
 	}
 	if res.VersionID != "" {
 		in.VersionId = &res.VersionID

@@ -111,7 +111,12 @@ type File struct {
 	ContentType string `json:"contentType"`
 	ETag        string `json:"etag"`
 	VersionID   string `json:"versionId,omitempty"`
-	SHA256      string `json:"sha256"`
+	// Checksum is the object's checksum as S3 stores it (base64), of
+	// the algorithm ChecksumAlgorithm.
+	Checksum          string `json:"checksum,omitempty"`
+	ChecksumAlgorithm string `json:"checksumAlgorithm,omitempty"`
+	// SHA256 is set with hash sha256 only.
+	SHA256 string `json:"sha256,omitempty"`
 
 	uploadID string
 	parts    int
@@ -393,7 +398,7 @@ func (q *Request) upload(ctx context.Context, field, name, declared string, size
 	}
 	info := &File{Field: field, FileName: name, S3Key: res.Key, Bucket: res.Bucket, Size: res.Size,
 		ContentType: res.ContentType, ETag: res.ETag, VersionID: res.VersionID, SHA256: res.SHA256,
-		uploadID: res.UploadID, parts: res.Parts}
+		Checksum: res.Checksum.Value, ChecksumAlgorithm: res.Checksum.Algorithm, uploadID: res.UploadID, parts: res.Parts}
 	q.files = append(q.files, info)
 	return info, nil
 }
@@ -404,7 +409,7 @@ func (q *Request) objectKey(field, name string) (string, error) {
 	safe := objectkey.SanitizeFilename(name)
 	// Nothing of the previous file may leak into this one's key or metadata.
 	for _, p := range []string{"upload.key", "upload.bucket", "upload.size", "upload.content_type",
-		"upload.sha256", "upload.etag", "upload.version_id", "upload.name", "upload.md5", "upload.crc32"} {
+		"upload.sha256", "upload.checksum", "upload.checksum_algorithm", "upload.etag", "upload.version_id", "upload.name", "upload.md5", "upload.crc32"} {
 		q.ph.Set(p, "")
 	}
 	q.ph.Set("upload.index", q.index)
@@ -496,6 +501,8 @@ func (q *Request) setFilePlaceholders(f *File) {
 	q.ph.Set("upload.size", strconv.FormatInt(f.Size, 10))
 	q.ph.Set("upload.content_type", f.ContentType)
 	q.ph.Set("upload.sha256", f.SHA256)
+	q.ph.Set("upload.checksum", f.Checksum)
+	q.ph.Set("upload.checksum_algorithm", f.ChecksumAlgorithm)
 	q.ph.Set("upload.etag", f.ETag)
 	q.ph.Set("upload.version_id", f.VersionID)
 	q.ph.Set("upload.name", f.FileName)

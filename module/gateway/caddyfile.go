@@ -37,6 +37,7 @@ func init() {
 //		part_size     <size>
 //		concurrency   <n>
 //		checksum      CRC32C|CRC32|CRC64NVME|SHA1|SHA256
+//		hash          sha256|none
 //		s3_timeout    <duration>
 //		abort_timeout <duration>
 //		memory_limit  <size>
@@ -106,6 +107,8 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = shared.Integer(d, &g.Concurrency)
 		case "checksum":
 			err = shared.OneString(d, &g.Checksum)
+		case "hash":
+			err = shared.OneString(d, &g.Hash)
 		case "s3_timeout":
 			err = shared.Duration(d, &g.S3Timeout)
 		case "abort_timeout":

@@ -87,7 +87,9 @@ const (
 // `{upload.bucket}` | The bucket
 // `{upload.size}` | The object size in bytes
 // `{upload.content_type}` | The stored content type
-// `{upload.sha256}` | Hex SHA-256 of the object
+// `{upload.checksum}` | The object's checksum as S3 stores it (base64; for `checksum` CRC32C, CRC32 or CRC64NVME the CRC of the whole object, which S3 verified)
+// `{upload.checksum_algorithm}` | Its algorithm, e.g. `CRC32C`
+// `{upload.sha256}` | Hex SHA-256 of the object, only with `hash sha256`
 // `{upload.etag}` | The object's ETag
 // `{upload.version_id}` | The object's version id, if the bucket is versioned
 // `{upload.name}` | The client's original file name, unsanitised
@@ -127,8 +129,21 @@ type Gateway struct {
 	Concurrency int `json:"concurrency,omitempty"`
 
 	// The checksum every part carries for S3 to verify: `CRC32C` (default),
-	// `CRC32`, `CRC64NVME`, `SHA1` or `SHA256`.
+	// `CRC32`, `CRC64NVME`, `SHA1` or `SHA256`. With a CRC the gateway also
+	// sends the CRC of the whole object, computed while reading, and S3
+	// verifies it on completion and stores it with the object (checksum
+	// type FULL_OBJECT); with SHA1 or SHA256 S3 keeps a checksum of the
+	// parts' checksums (COMPOSITE). CRC32C and CRC32 cost the gateway about
+	// 0.1 CPU-seconds per GiB, CRC64NVME, SHA1 and SHA256 several times more.
 	Checksum string `json:"checksum,omitempty"`
+
+	// A full-object digest computed besides S3's checksums: `sha256` (the
+	// SHA-256 of every file, as `{upload.sha256}`, the `sha256` response and
+	// pass field, the `sha256` object tag and, for objects stored with one
+	// PutObject, metadata) or `none` (default). It costs about 0.6-0.8
+	// CPU-seconds per GiB, more than the rest of the upload; S3 does not
+	// need it to verify the object.
+	Hash string `json:"hash,omitempty"`
 
 	// Bound on every S3 request. Default 2m.
 	S3Timeout caddy.Duration `json:"s3_timeout,omitempty"`
@@ -173,7 +188,9 @@ type Gateway struct {
 	// two parts when larger; -1 for no bound.
 	MaxMemoryPerClient int64 `json:"max_memory_per_client,omitempty"`
 
-	// Do not store `sha256` and `size` as object tags.
+	// Do not store `size`, the full-object checksum (a tag named after the
+	// algorithm, e.g. `crc32c`) and, with `hash sha256`, `sha256` as object
+	// tags.
 	DisableTags bool `json:"disable_tags,omitempty"`
 
 	// The key prefix no object key may escape. Default `uploads/`.
@@ -230,7 +247,9 @@ type Gateway struct {
 
 	// In pass mode, the fields that replace each file part, in order. Names
 	// and values are templates. Default: `{upload.field}.name`, `.key`,
-	// `.bucket`, `.size`, `.content_type`, `.sha256`, `.etag`.
+	// `.bucket`, `.size`, `.content_type`, `.sha256` (empty without `hash
+	// sha256`), `.etag`. Add `{upload.checksum}` and
+	// `{upload.checksum_algorithm}` for the object's S3 checksum.
 	PassFields []PassField `json:"pass_fields,omitempty"`
 
 	// In pass mode, how a pass field named `{upload.field}.<attr>` is named:
@@ -372,6 +391,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		PartSize:     g.PartSize,
 		Concurrency:  g.Concurrency,
 		Checksum:     types.ChecksumAlgorithm(strings.ToUpper(g.Checksum)),
+		SHA256:       g.Hash == HashSHA256,
 		Encryption:   enc,
 		Tags:         !g.DisableTags,
 		CallTimeout:  time.Duration(g.S3Timeout),
@@ -400,6 +420,7 @@ func (g *Gateway) ApplyDefaults() {
 	g.PartSize = cmp.Or(g.PartSize, s3stream.DefaultPartSize)
 	g.Concurrency = cmp.Or(g.Concurrency, s3stream.DefaultConcurrency)
 	g.Checksum = cmp.Or(g.Checksum, string(types.ChecksumAlgorithmCrc32c))
+	g.Hash = cmp.Or(g.Hash, HashNone)
 	g.MemoryLimit = cmp.Or(g.MemoryLimit, 1<<30)
 	g.MemoryWait = cmp.Or(g.MemoryWait, caddy.Duration(DefaultMemoryWait))
 	g.ReadTimeout = cmp.Or(g.ReadTimeout, caddy.Duration(DefaultReadTimeout))
@@ -421,6 +442,12 @@ func (g *Gateway) ApplyDefaults() {
 	}
 }
 
+// Values of Hash.
+const (
+	HashNone   = "none"
+	HashSHA256 = "sha256"
+)
+
 func defaultPassFields() []PassField {
 	attrs := []struct{ suffix, value string }{
 		{"name", "{upload.name}"},
@@ -428,6 +455,9 @@ func defaultPassFields() []PassField {
 		{"bucket", "{upload.bucket}"},
 		{"size", "{upload.size}"},
 		{"content_type", "{upload.content_type}"},
+		// Empty without hash sha256, but still written, so that the
+		// application never gets a client's field of that name, and the
+		// pass_signature over the default fields stays what it was.
 		{"sha256", "{upload.sha256}"},
 		{"etag", "{upload.etag}"},
 	}
@@ -454,6 +484,9 @@ func (g *Gateway) Validate() error {
 		types.ChecksumAlgorithmSha1, types.ChecksumAlgorithmSha256:
 	default:
 		return fmt.Errorf("unknown checksum %q", g.Checksum)
+	}
+	if g.Hash != HashNone && g.Hash != HashSHA256 {
+		return fmt.Errorf("unknown hash %q: use sha256 or none", g.Hash)
 	}
 	if g.MaxFileSize < 0 || g.MaxFileSize > s3stream.MaxObjectSize {
 		return fmt.Errorf("max_file_size %d is outside 0 to 5 TiB", g.MaxFileSize)

@@ -29,6 +29,8 @@ func TestValidate(t *testing.T) {
 		{"concurrency zero", func(g *Gateway) { g.Concurrency = -1 }, "concurrency"},
 		{"unknown checksum", func(g *Gateway) { g.Checksum = "md5" }, "unknown checksum"},
 		{"lowercase checksum", func(g *Gateway) { g.Checksum = "sha256" }, ""},
+		{"unknown hash", func(g *Gateway) { g.Hash = "md5" }, "unknown hash"},
+		{"hash sha256", func(g *Gateway) { g.Hash = HashSHA256 }, ""},
 		{"file limit beyond s3", func(g *Gateway) { g.MaxFileSize = 6 << 40 }, "max_file_size"},
 		{"memory below one part", func(g *Gateway) { g.MemoryLimit = g.PartSize - 1 }, "memory_limit"},
 		{"memory below one grown part", func(g *Gateway) { g.MaxFileSize = 5 << 40; g.MemoryLimit = 512 << 20 }, "memory_limit"},

@@ -18,7 +18,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 )
 
 // newLocalAuth provisions an upload_auth handler with the local identity
@@ -53,13 +52,13 @@ func newLocalAuth(t *testing.T, edit func(*Auth)) *Auth {
 func TestLoginGateIsSharedByHandlers(t *testing.T) {
 	a := newLocalAuth(t, func(a *Auth) { a.LoginConcurrency = 3 })
 	b := newLocalAuth(t, func(a *Auth) { a.LoginConcurrency = 3 })
-	if a.bcrypt != b.bcrypt {
+	if a.gate != b.gate {
 		t.Fatal("two handlers with login_concurrency 3 have separate gates")
 	}
-	if c := newLocalAuth(t, func(a *Auth) { a.LoginConcurrency = 1 }); c.bcrypt == a.bcrypt {
+	if c := newLocalAuth(t, func(a *Auth) { a.LoginConcurrency = 1 }); c.gate == a.gate {
 		t.Error("login_concurrency 1 shares the gate of 3")
 	}
-	if got := runtime.GOMAXPROCS(0); newLocalAuth(t, nil).bcrypt.Size() != got {
+	if got := runtime.GOMAXPROCS(0); newLocalAuth(t, nil).gate.Size() != got {
 		t.Errorf("default gate size is not GOMAXPROCS (%d)", got)
 	}
 }
@@ -84,108 +83,6 @@ func loginRequestFrom(email, password, ip string) *http.Request {
 	r.Header.Set("Content-Type", "application/json")
 	r.RemoteAddr = ip + ":4000"
 	return r
-}
-
-func errorCode(t *testing.T, w *httptest.ResponseRecorder) string {
-	t.Helper()
-	var env struct {
-		Error struct{ Code string } `json:"error"`
-	}
-	_ = json.Unmarshal(w.Body.Bytes(), &env)
-	return env.Error.Code
-}
-
-// An email longer than any real one is refused before a limiter stores it.
-func TestLoginRefusesHugeEmailBeforeLimiting(t *testing.T) {
-	a := newLocalAuth(t, nil)
-	huge := strings.Repeat("a", 16<<10-100) + "@example.com"
-	for _, tt := range []struct {
-		name, email string
-		want        int
-	}{
-		{"255 bytes", strings.Repeat("a", 255-len("@example.com")) + "@example.com", http.StatusBadRequest},
-		{"16 KiB", huge, http.StatusBadRequest},
-		{"254 bytes is still a login attempt", strings.Repeat("a", 254-len("@example.com")) + "@example.com", http.StatusUnauthorized},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			before := a.pairLimit.Len() + a.accountLimit.Len()
-			w := serve(t, a, loginRequestFrom(tt.email, "pw", "192.0.2.10"))
-			if w.Code != tt.want {
-				t.Fatalf("status %d (%s), want %d", w.Code, w.Body, tt.want)
-			}
-			stored := a.pairLimit.Len() + a.accountLimit.Len() - before
-			if tt.want == http.StatusBadRequest && stored != 0 {
-				t.Errorf("a refused email made %d limiter entries", stored)
-			}
-		})
-	}
-}
-
-// Failing attempts from one client use up that client's allowance for the
-// account, not the account's: the user still signs in from elsewhere.
-func TestLoginLockoutIsPerClient(t *testing.T) {
-	a := newLocalAuth(t, func(a *Auth) { a.LoginPerAccount = 3; a.LoginPerAccountTotal = 10 })
-	limited := 0
-	for range 20 {
-		w := serve(t, a, loginRequestFrom("a@example.com", "wrong", "198.51.100.66"))
-		if w.Code == http.StatusTooManyRequests {
-			limited++
-		}
-	}
-	if limited != 17 {
-		t.Errorf("%d of 20 attempts from one client limited, want 17 (after 3)", limited)
-	}
-	if w := serve(t, a, loginRequestFrom("a@example.com", "pw", "192.0.2.20")); w.Code != http.StatusOK {
-		t.Fatalf("the user from another client: %d %s", w.Code, w.Body)
-	}
-}
-
-// The per-account bound still holds across many clients.
-func TestLoginPerAccountTotal(t *testing.T) {
-	a := newLocalAuth(t, func(a *Auth) { a.LoginPerAccount = 2; a.LoginPerAccountTotal = 4 })
-	codes := map[int]int{}
-	for i := range 10 {
-		w := serve(t, a, loginRequestFrom("a@example.com", "wrong", fmt.Sprintf("198.51.100.%d", i+1)))
-		codes[w.Code]++
-	}
-	if codes[http.StatusUnauthorized] != 4 || codes[http.StatusTooManyRequests] != 6 {
-		t.Errorf("10 clients, one attempt each: %v, want 4 checked and 6 limited", codes)
-	}
-}
-
-// Addresses of one IPv6 /64 share the per-client allowance.
-func TestLoginIPv6ClientsLimitedPerSlash64(t *testing.T) {
-	a := newLocalAuth(t, func(a *Auth) { a.LoginPerIP = 3 })
-	limited := 0
-	for i := range 10 {
-		w := serve(t, a, loginRequestFrom(fmt.Sprintf("u%d@example.com", i), "wrong", fmt.Sprintf("[2001:db8:5:6::%x]", i+1)))
-		if w.Code == http.StatusTooManyRequests {
-			limited++
-		}
-	}
-	if limited != 7 {
-		t.Errorf("%d of 10 attempts from one /64 limited, want 7", limited)
-	}
-}
-
-// When every password check slot is busy, a login is answered at once
-// with 503 and Retry-After.
-func TestLoginBusyAnswers503(t *testing.T) {
-	a := newLocalAuth(t, func(a *Auth) { a.LoginConcurrency = 1 })
-	if a.bcrypt.Size() != 1 {
-		t.Fatalf("login_concurrency 1 gave %d slots", a.bcrypt.Size())
-	}
-	// One slot, no room to wait: take the slot.
-	a.bcrypt = ratelimit.NewGate(1, 0, 0)
-	release, err := a.bcrypt.Enter(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer release()
-	w := serve(t, a, loginRequestFrom("a@example.com", "pw", "192.0.2.30"))
-	if w.Code != http.StatusServiceUnavailable || errorCode(t, w) != "LOGIN_BUSY" || w.Header().Get("Retry-After") == "" {
-		t.Errorf("login while busy: %d %s Retry-After %q", w.Code, w.Body, w.Header().Get("Retry-After"))
-	}
 }
 
 func TestLoginHidesRoleARN(t *testing.T) {
@@ -291,5 +188,47 @@ func TestOptionsBodyIsKeptForNextHandler(t *testing.T) {
 	}
 	if got != "the whole body" {
 		t.Errorf("next handler read %q", got)
+	}
+}
+
+// Provisioning and validating the local identity provider writes nothing,
+// so that `caddy validate` and `caddy adapt` leave the disk alone; the
+// first JWKS request or login creates the key (and the first refresh the
+// revocation directory).
+func TestLocalKeysAreCreatedOnFirstUse(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		first *http.Request
+	}{
+		{"JWKS", httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil)},
+		{"login", loginRequestFrom("a@example.com", "pw", "192.0.2.70")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var keysDir string
+			a := newLocalAuth(t, func(a *Auth) {
+				keysDir = a.Local.KeysDir
+				if err := os.Mkdir(keysDir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			})
+			p := &Provider{Identity: Identity{Local: &LocalIdentity{UsersFile: a.Local.UsersFile, KeysDir: keysDir}}}
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			if err := p.Provision(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if entries, _ := os.ReadDir(keysDir); len(entries) != 0 {
+				t.Fatalf("provisioning wrote %v", entries)
+			}
+			if w := serve(t, a, tt.first); w.Code != http.StatusOK {
+				t.Fatalf("first request: %d %s", w.Code, w.Body)
+			}
+			if files, _ := filepath.Glob(filepath.Join(keysDir, "*.jwk.json")); len(files) != 1 {
+				t.Errorf("after the first request: key files %v", files)
+			}
+		})
 	}
 }

@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/authservice"
 )
 
 func init() {
@@ -53,17 +54,13 @@ func (p *Provider) Validate() error { return p.Identity.validate() }
 
 // Authenticate verifies the request's bearer token.
 func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
-	if isCORSPreflight(r) {
+	if authservice.IsCORSPreflight(r) {
 		return caddyauth.User{}, true, nil // CORS preflights carry no credentials
 	}
 	pr, err := p.authenticate(r)
 	if err != nil {
 		logRejection(p.logger, r, err)
-		if errors.Is(err, errNoToken) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="upload-gateway"`)
-		} else {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="upload-gateway", error="invalid_token"`)
-		}
+		w.Header().Set("WWW-Authenticate", authservice.Challenge(err))
 		return caddyauth.User{}, false, nil
 	}
 	return caddyauth.User{

@@ -1,32 +1,26 @@
 // Package identity authenticates requests: the `http.handlers.upload_auth`
-// handler (Caddyfile directive `upload_auth`: bearer token check plus the
-// login, refresh, revoke and JWKS endpoints), the
-// `http.authentication.providers.upload_auth` provider for Caddy's
-// `authentication` handler, the token verification settings both share
-// ([Identity], for Cognito or the built-in local identity provider), and the
-// `upload-gateway-rotate-key` command.
+// handler (Caddyfile `upload_auth`: bearer token check, and the login API of
+// internal/authservice), the `http.authentication.providers.upload_auth`
+// provider for Caddy's `authentication` handler, the token verification
+// settings both share ([Identity], for Cognito or the built-in local
+// identity provider), and the `upload-gateway-rotate-key` command.
 package identity
 
 import (
-	"bytes"
-	"context"
-	"errors"
+	"cmp"
 	"fmt"
-	"io"
 	"net/http"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwk"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/authservice"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
@@ -83,9 +77,11 @@ type Identity struct {
 
 	verifier *jwtauth.Verifier
 	mapper   roles.Mapper
-	local    *localProvider
-	start    *sync.Once
-	ctx      context.Context
+	local    *localidp.Provider
+	// startRefresh starts refreshing the keys in the background, for as
+	// long as the module's context lives; it runs once, on the first
+	// request, so that provisioning makes no network calls.
+	startRefresh func()
 }
 
 // LocalIdentity configures the built-in identity provider: users in a file
@@ -118,59 +114,9 @@ type LocalIdentity struct {
 	RefreshTTL caddy.Duration `json:"refresh_ttl,omitempty"`
 }
 
-// localProvider is the provisioned local identity provider.
-type localProvider struct {
-	users       *localidp.Users
-	keys        *localidp.KeyStore
-	revocations *localidp.Revocations
-	issuer      *localidp.Issuer
-
-	mu         sync.Mutex
-	lastReload time.Time
-	lastPrune  time.Time
-}
-
-// Keys implements jwtauth.KeySource: the published keys, re-read from the
-// directory at most once a second.
-func (l *localProvider) Keys(ctx context.Context) (jwk.Set, error) {
-	l.mu.Lock()
-	if time.Since(l.lastReload) > time.Second {
-		l.lastReload = time.Now()
-		if err := l.keys.Reload(); err != nil {
-			l.mu.Unlock()
-			return nil, err
-		}
-		// Drop keys past their retention, and records of expired refresh
-		// tokens, now and then.
-		if time.Since(l.lastPrune) > time.Hour {
-			l.lastPrune = time.Now()
-			_, _ = l.keys.Prune()
-			_, _ = l.revocations.Prune()
-		}
-	}
-	l.mu.Unlock()
-	return l.keys.PublicSet(), nil
-}
-
-// principal is an authenticated user.
-type principal struct {
-	ID       string
-	Username string
-	Email    string
-	Role     roles.Role
-	Groups   []string
-	TokenUse string
-
-	// EmailVerified is the token's email_verified claim: whether the
-	// identity provider checked that the user owns Email.
-	EmailVerified bool
-}
-
 // provision sets up verification. It reads local files but makes no network
 // calls: keys are fetched on first use.
 func (id *Identity) provision(ctx caddy.Context) error {
-	id.ctx = ctx
-	id.start = new(sync.Once)
 	repl := caddy.NewReplacer()
 	id.Issuer = repl.ReplaceAll(id.Issuer, "")
 	id.JWKSURL = repl.ReplaceAll(id.JWKSURL, "")
@@ -229,46 +175,21 @@ func (id *Identity) provision(ctx caddy.Context) error {
 		return fmt.Errorf("configuring token verification: %v", err)
 	}
 	id.verifier = v
+	id.startRefresh = sync.OnceFunc(func() { v.Start(ctx) })
 	return nil
 }
 
-func (l *LocalIdentity) provision(repl *caddy.Replacer) (*localProvider, error) {
+func (l *LocalIdentity) provision(repl *caddy.Replacer) (*localidp.Provider, error) {
 	l.UsersFile = repl.ReplaceAll(l.UsersFile, "")
 	l.KeysDir = repl.ReplaceAll(l.KeysDir, "")
-	if l.Issuer == "" {
-		l.Issuer = "upload-gateway-local"
-	}
-	if l.ClientID == "" {
-		l.ClientID = "upload-gateway"
-	}
-	if l.UsersFile == "" || l.KeysDir == "" {
-		return nil, fmt.Errorf("the local identity provider needs users_file and keys_dir")
-	}
-	users, err := localidp.LoadUsers(l.UsersFile)
-	if err != nil {
-		return nil, fmt.Errorf("loading users: %v", err)
-	}
-	keys, err := localidp.OpenKeyStore(l.KeysDir)
-	if err != nil {
-		return nil, fmt.Errorf("opening keys: %v", err)
-	}
-	revocations, err := localidp.OpenRevocations(filepath.Join(l.KeysDir, "revoked"))
-	if err != nil {
-		return nil, fmt.Errorf("opening the revocation directory: %v", err)
-	}
-	return &localProvider{
-		users:       users,
-		keys:        keys,
-		revocations: revocations,
-		issuer: &localidp.Issuer{
-			Issuer:      l.Issuer,
-			ClientID:    l.ClientID,
-			TokenTTL:    time.Duration(l.TokenTTL),
-			RefreshTTL:  time.Duration(l.RefreshTTL),
-			Keys:        keys,
-			Revocations: revocations,
-		},
-	}, nil
+	l.Issuer = cmp.Or(l.Issuer, "upload-gateway-local")
+	l.ClientID = cmp.Or(l.ClientID, "upload-gateway")
+	return localidp.Open(l.UsersFile, l.KeysDir, localidp.Issuer{
+		Issuer:     l.Issuer,
+		ClientID:   l.ClientID,
+		TokenTTL:   time.Duration(l.TokenTTL),
+		RefreshTTL: time.Duration(l.RefreshTTL),
+	})
 }
 
 // issuer returns the expected token issuer.
@@ -298,110 +219,15 @@ func (id *Identity) validate() error {
 	return nil
 }
 
-// errNoToken is returned when the request carries no bearer token.
-var errNoToken = errors.New("no bearer token")
-
 // authenticate verifies the request's bearer token.
-func (id *Identity) authenticate(r *http.Request) (*principal, error) {
-	id.start.Do(func() { id.verifier.Start(id.ctx) })
-	token, ok := bearerToken(r)
-	if !ok {
-		return nil, errNoToken
-	}
-	claims, err := id.verifier.Verify(r.Context(), token)
-	if err != nil {
-		return nil, err
-	}
-	role, groups := id.mapper.Resolve(claims.All)
-	return &principal{
-		ID:       claims.Subject,
-		Username: claims.Username,
-		Email:    claims.Email,
-		Role:     role,
-		Groups:   groups,
-		TokenUse: claims.TokenUse,
-
-		EmailVerified: emailVerified(claims.All),
-	}, nil
-}
-
-// isCORSPreflight reports whether r is a CORS preflight, which carries no
-// credentials and so passes without a token: an OPTIONS request with the
-// Origin and Access-Control-Request-Method headers and no body. Any other
-// OPTIONS request needs a token like every request, since the handlers
-// after this one (a reverse proxy, say) may act on it.
-func isCORSPreflight(r *http.Request) bool {
-	if r.Method != http.MethodOptions ||
-		r.Header.Get("Origin") == "" ||
-		r.Header.Get("Access-Control-Request-Method") == "" ||
-		len(r.TransferEncoding) > 0 || r.ContentLength > 0 {
-		return false
-	}
-	if r.ContentLength == 0 {
-		return true
-	}
-	// The length is unknown. Over HTTP/1.1 (chunked, refused above) and
-	// HTTP/2 (a preflight ends its stream with the headers, so Go sets 0)
-	// that means a body may follow: not a preflight. Go's HTTP/3 server
-	// leaves the length unknown even when the stream ended with the headers,
-	// as a browser's preflight does; such a body reads EOF at once, and a
-	// body with data is put back for the handlers after this one. Peeking
-	// only there means a client holding a stream open cannot stall here.
-	if r.ProtoMajor != 3 {
-		return false
-	}
-	return bodyIsEmpty(r)
-}
-
-// bodyIsEmpty reads one byte of r's body to see whether there is one. If
-// there is, the byte is put back in front of the rest.
-func bodyIsEmpty(r *http.Request) bool {
-	if r.Body == nil || r.Body == http.NoBody {
-		return true
-	}
-	var b [1]byte
-	n, err := io.ReadFull(r.Body, b[:])
-	if n == 0 && errors.Is(err, io.EOF) {
-		r.Body = http.NoBody
-		return true
-	}
-	r.Body = peekedBody{Reader: io.MultiReader(bytes.NewReader(b[:n]), r.Body), Closer: r.Body}
-	return false
-}
-
-// peekedBody is a request body with bytes read ahead put back.
-type peekedBody struct {
-	io.Reader
-	io.Closer
-}
-
-// emailVerified reads the email_verified claim: true, or "true" as some
-// identity providers write it.
-func emailVerified(claims map[string]any) bool {
-	switch v := claims["email_verified"].(type) {
-	case bool:
-		return v
-	case string:
-		return v == "true"
-	}
-	return false
-}
-
-// bearerToken extracts an RFC 6750 bearer token from the Authorization
-// header.
-func bearerToken(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimSpace(token)
-	return token, token != ""
+func (id *Identity) authenticate(r *http.Request) (*authservice.Principal, error) {
+	id.startRefresh()
+	return authservice.Authenticate(r, id.verifier, id.mapper)
 }
 
 // setUserPlaceholders exposes the user to later handlers, with the names
 // Caddy's authentication handler uses.
-func setUserPlaceholders(repl *caddy.Replacer, p *principal) {
+func setUserPlaceholders(repl *caddy.Replacer, p *authservice.Principal) {
 	repl.Set("http.auth.user.id", p.ID)
 	repl.Set("http.auth.user.username", p.Username)
 	repl.Set("http.auth.user.email", p.Email)
@@ -415,12 +241,9 @@ func setUserPlaceholders(repl *caddy.Replacer, p *principal) {
 // ordinary failures (missing, expired) at Debug. Tokens are never logged.
 // It returns the reason code.
 func logRejection(logger *zap.Logger, r *http.Request, err error) string {
-	reason := "missing_token"
-	if !errors.Is(err, errNoToken) {
-		reason = jwtauth.Reason(err)
-	}
+	reason, attack := authservice.Rejection(err)
 	level := zapcore.DebugLevel
-	if slices.Contains([]string{"bad_signature", "bad_alg", "unknown_kid", "malformed", "too_large"}, reason) {
+	if attack {
 		level = zapcore.WarnLevel
 	}
 	if c := logger.Check(level, "token rejected"); c != nil {

@@ -72,8 +72,8 @@ type S3Config struct {
 	// integrity to the per-part checksum S3 verifies (use it only on a
 	// network you trust). Signing costs one SHA-256 pass over every part in
 	// the gateway and another in S3. HTTPS endpoints (AWS) are not affected:
-	// there the SDK never signs bodies, TLS protects them, and the checksum
-	// goes in a trailer.
+	// there bodies are never signed, TLS protects them, and the checksum
+	// goes in a signed header.
 	PayloadSigning string `json:"payload_signing,omitempty"`
 }
 

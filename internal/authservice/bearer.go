@@ -1,0 +1,164 @@
+package authservice
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+)
+
+// Principal is an authenticated user.
+type Principal struct {
+	ID       string
+	Username string
+	Email    string
+	Role     roles.Role
+	Groups   []string
+	TokenUse string
+
+	// EmailVerified is the token's email_verified claim: whether the
+	// identity provider checked that the user owns Email.
+	EmailVerified bool
+}
+
+// ErrNoToken is returned by [Authenticate] when the request carries no
+// bearer token.
+var ErrNoToken = errors.New("no bearer token")
+
+// TokenVerifier checks bearer tokens; usually a *jwtauth.Verifier.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (*jwtauth.Claims, error)
+}
+
+// Authenticate verifies r's RFC 6750 bearer token with v, within r's
+// context, and maps the user's groups to a role with m. Errors are
+// [ErrNoToken] or those of v.
+func Authenticate(r *http.Request, v TokenVerifier, m roles.Mapper) (*Principal, error) {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return nil, ErrNoToken
+	}
+	claims, err := v.Verify(r.Context(), token)
+	if err != nil {
+		return nil, err
+	}
+	role, groups := m.Resolve(claims.All)
+	return &Principal{
+		ID:       claims.Subject,
+		Username: claims.Username,
+		Email:    claims.Email,
+		Role:     role,
+		Groups:   groups,
+		TokenUse: claims.TokenUse,
+
+		EmailVerified: emailVerified(claims.All),
+	}, nil
+}
+
+// emailVerified reads the email_verified claim: true, or "true" as some
+// identity providers write it.
+func emailVerified(claims map[string]any) bool {
+	switch v := claims["email_verified"].(type) {
+	case bool:
+		return v
+	case string:
+		return v == "true"
+	}
+	return false
+}
+
+// Rejection returns the reason code of an error of [Authenticate]
+// ("missing_token" or a jwtauth reason) and whether it looks like an
+// attack rather than an ordinary failure such as an expired token.
+func Rejection(err error) (reason string, attack bool) {
+	if errors.Is(err, ErrNoToken) {
+		return "missing_token", false
+	}
+	reason = jwtauth.Reason(err)
+	return reason, slices.Contains([]string{"bad_signature", "bad_alg", "unknown_kid", "malformed", "too_large"}, reason)
+}
+
+// Challenge returns the WWW-Authenticate header for a request
+// [Authenticate] refused.
+func Challenge(err error) string {
+	if errors.Is(err, ErrNoToken) {
+		return `Bearer realm="upload-gateway"`
+	}
+	return `Bearer realm="upload-gateway", error="invalid_token"`
+}
+
+// Refuse answers a request [Authenticate] refused: 401 with its challenge,
+// or 502 when the identity provider's keys could not be loaded. It returns
+// the status.
+func Refuse(w http.ResponseWriter, err error) int {
+	if errors.Is(err, jwtauth.ErrKeysUnavailable) {
+		_ = envelope.WriteError(w, http.StatusBadGateway, "IDENTITY_PROVIDER_UNAVAILABLE", "the identity provider's keys could not be loaded")
+		return http.StatusBadGateway
+	}
+	w.Header().Set("WWW-Authenticate", Challenge(err))
+	switch {
+	case errors.Is(err, ErrNoToken):
+		_ = envelope.WriteError(w, http.StatusUnauthorized, "UNAUTHENTICATED", "authentication required")
+	default:
+		_ = envelope.WriteError(w, http.StatusUnauthorized, "INVALID_TOKEN", "the token is invalid or expired")
+	}
+	return http.StatusUnauthorized
+}
+
+// IsCORSPreflight reports whether r is a CORS preflight, which carries no
+// credentials and so passes without a token: an OPTIONS request with the
+// Origin and Access-Control-Request-Method headers and no body. Any other
+// OPTIONS request needs a token like every request, since the handlers
+// after the check (a reverse proxy, say) may act on it.
+func IsCORSPreflight(r *http.Request) bool {
+	if r.Method != http.MethodOptions ||
+		r.Header.Get("Origin") == "" ||
+		r.Header.Get("Access-Control-Request-Method") == "" ||
+		len(r.TransferEncoding) > 0 || r.ContentLength > 0 {
+		return false
+	}
+	if r.ContentLength == 0 {
+		return true
+	}
+	// The length is unknown. Over HTTP/1.1 (chunked, refused above) and
+	// HTTP/2 (a preflight ends its stream with the headers, so Go sets 0)
+	// that means a body may follow: not a preflight. Go's HTTP/3 server
+	// leaves the length unknown even when the stream ended with the headers,
+	// as a browser's preflight does; such a body reads EOF at once, and a
+	// body with data is put back for the handlers after this one. Peeking
+	// only there means a client holding a stream open cannot stall here.
+	if r.ProtoMajor != 3 {
+		return false
+	}
+	return bodyIsEmpty(r)
+}
+
+// bodyIsEmpty reads one byte of r's body to see whether there is one. If
+// there is, the byte is put back in front of the rest.
+func bodyIsEmpty(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	var b [1]byte
+	n, err := io.ReadFull(r.Body, b[:])
+	if n == 0 && errors.Is(err, io.EOF) {
+		r.Body = http.NoBody
+		return true
+	}
+	r.Body = peekedBody{Reader: io.MultiReader(bytes.NewReader(b[:n]), r.Body), Closer: r.Body}
+	return false
+}
+
+// peekedBody is a request body with bytes read ahead put back.
+type peekedBody struct {
+	io.Reader
+	io.Closer
+}

@@ -1,0 +1,375 @@
+package authservice
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/cognito"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+)
+
+// Local is the built-in identity provider; usually a *localidp.Provider.
+type Local interface {
+	Login(ctx context.Context, email, password string) (*localidp.Tokens, error)
+	Refresh(ctx context.Context, refreshToken string) (*localidp.Tokens, error)
+	Revoke(ctx context.Context, refreshToken string) error
+	JWKS(ctx context.Context) ([]byte, error)
+}
+
+// Cognito signs users in with a Cognito app client; usually a
+// *cognito.Client.
+type Cognito interface {
+	Login(ctx context.Context, email, password string) (*cognito.Tokens, error)
+	Refresh(ctx context.Context, refreshToken, username string) (*cognito.Tokens, error)
+}
+
+// Verifier checks an issued id token the way requests are checked;
+// usually a *jwtauth.Verifier.
+type Verifier interface {
+	VerifyTokenUse(ctx context.Context, token, use string) (*jwtauth.Claims, error)
+}
+
+// Limiter allows or refuses one attempt for key, telling when to retry;
+// usually a *ratelimit.Limiter.
+type Limiter interface {
+	Allow(key string) (ok bool, retryAfter time.Duration)
+}
+
+// Gate bounds concurrent password checks; usually a *ratelimit.Gate. Enter
+// fails with an error wrapping ratelimit.ErrBusy when no slot is free in
+// time.
+type Gate interface {
+	Enter(ctx context.Context) (release func(), err error)
+}
+
+// Actions of an [Outcome]: the route a request took.
+const (
+	ActionLogin   = "login"
+	ActionRefresh = "refresh"
+	ActionRevoke  = "revoke"
+	ActionJWKS    = "jwks"
+)
+
+// Outcome is how one request ended, for audit, metrics and logs.
+type Outcome struct {
+	Action  string // ActionLogin, …
+	Result  string // ok, rejected, denied, rate_limited, busy or failed
+	Account string // the email the request named, if any
+	Status  int
+	Code    string // the error code sent; "" on success
+	// Err is the error behind a failure the operator should look at (the
+	// identity provider or the key store failed); nil otherwise.
+	Err error
+}
+
+// Config configures a [Service]. Exactly one of Local and Cognito is set.
+type Config struct {
+	Local   Local
+	Cognito Cognito
+
+	// Verifier reads the user from the issued id token; Roles maps the
+	// user's groups to a role. Required.
+	Verifier Verifier
+	Roles    roles.Mapper
+
+	// AccessToken makes "token" in responses the access token instead of
+	// the id token (for deployments that accept access tokens).
+	AccessToken bool
+	// RoleARNs, when set, adds each role's ARN to responses ("roleArn").
+	RoleARNs map[string]string
+
+	// Paths of the routes; "" disables a route. Revoke and JWKS exist only
+	// with Local.
+	LoginPath, RefreshPath, RevokePath, JWKSPath string
+
+	// Login attempt limits: per client address (key: ClientKey), per
+	// account from one client, per account from all clients. Nil: none.
+	PerClient, PerAccountClient, PerAccount Limiter
+	// Gate bounds the local provider's password checks. Nil: no bound.
+	Gate Gate
+	// ClientKey returns the client's key for the limiters. Default: the
+	// request's remote address without the port.
+	ClientKey func(*http.Request) string
+
+	// Report, when set, is called once per request with its outcome.
+	Report func(*http.Request, Outcome)
+}
+
+// Service serves the login API. It is safe for concurrent use.
+type Service struct {
+	cfg Config
+	now func() time.Time
+}
+
+// New checks cfg and returns the service.
+func New(cfg Config) (*Service, error) {
+	switch {
+	case (cfg.Local == nil) == (cfg.Cognito == nil):
+		return nil, errors.New("authservice: set exactly one of the local provider and Cognito")
+	case cfg.Verifier == nil:
+		return nil, errors.New("authservice: a verifier is required")
+	}
+	if cfg.Local == nil {
+		cfg.RevokePath, cfg.JWKSPath = "", ""
+	}
+	if cfg.ClientKey == nil {
+		cfg.ClientKey = remoteHost
+	}
+	return &Service{cfg: cfg, now: time.Now}, nil
+}
+
+// route returns the action of r, or "" when r is not for the service.
+func (s *Service) route(r *http.Request) string {
+	p := r.URL.Path
+	switch {
+	case p == "":
+	case r.Method == http.MethodPost && p == s.cfg.LoginPath:
+		return ActionLogin
+	case r.Method == http.MethodPost && p == s.cfg.RefreshPath:
+		return ActionRefresh
+	case r.Method == http.MethodPost && p == s.cfg.RevokePath:
+		return ActionRevoke
+	case r.Method == http.MethodGet && p == s.cfg.JWKSPath:
+		return ActionJWKS
+	}
+	return ""
+}
+
+// Handles reports whether r is a request for the service: one of its
+// routes with the route's method.
+func (s *Service) Handles(r *http.Request) bool { return s.route(r) != "" }
+
+// ServeHTTP answers a request for one of the routes, and 404 for others.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	o := Outcome{Action: s.route(r)}
+	var data any
+	var err error
+	switch o.Action {
+	case "":
+		_ = envelope.WriteError(w, http.StatusNotFound, "NOT_FOUND", "no such route")
+		return
+	case ActionJWKS:
+		var doc []byte
+		if doc, err = s.cfg.Local.JWKS(r.Context()); err == nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "public, max-age=300")
+			o.Status = http.StatusOK
+			_, _ = w.Write(doc)
+		} else {
+			err = fmt.Errorf("%w: %w", errKeys, err)
+		}
+	default:
+		var req *request
+		if req, err = readRequest(r); err == nil {
+			o.Account = req.Email
+			data, err = s.serve(r, o.Action, req)
+		}
+		if err == nil {
+			o.Status = http.StatusOK
+			_ = envelope.WriteData(w, o.Status, data)
+		}
+	}
+	if err != nil {
+		s.fail(w, &o, err)
+	}
+	if o.Status < 400 {
+		o.Result = "ok"
+	}
+	if s.cfg.Report != nil {
+		s.cfg.Report(r, o)
+	}
+}
+
+// serve runs a login, refresh or revoke request after the per-client
+// limit, and returns the data of its 200 response.
+func (s *Service) serve(r *http.Request, action string, req *request) (any, error) {
+	ctx := r.Context()
+	client := s.cfg.ClientKey(r)
+	if err := allow(s.cfg.PerClient, client); err != nil {
+		return nil, err
+	}
+	switch action {
+	case ActionLogin:
+		return s.login(ctx, client, req)
+	case ActionRefresh:
+		if req.RefreshToken == "" {
+			return nil, badRequest("refreshToken is required")
+		}
+		return s.issue(ctx, true, req)
+	default: // ActionRevoke
+		if req.RefreshToken == "" {
+			return nil, badRequest("refreshToken is required")
+		}
+		if err := s.cfg.Local.Revoke(ctx, req.RefreshToken); err != nil {
+			return nil, err
+		}
+		return map[string]bool{"revoked": true}, nil
+	}
+}
+
+func (s *Service) login(ctx context.Context, client string, req *request) (any, error) {
+	if req.Email == "" || req.Password == "" {
+		return nil, badRequest("email and password are required")
+	}
+	if s.cfg.Local != nil && s.cfg.Gate != nil {
+		// Take a password check slot before charging the account, so that
+		// an attempt refused as busy costs the user only their address's
+		// allowance.
+		release, err := s.cfg.Gate.Enter(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
+	if err := allow(s.cfg.PerAccountClient, req.Email+"\x00"+client); err != nil {
+		return nil, err
+	}
+	if err := allow(s.cfg.PerAccount, req.Email); err != nil {
+		return nil, err
+	}
+	return s.issue(ctx, false, req)
+}
+
+// issue asks the provider for tokens, by password or, with refresh, for
+// req.RefreshToken, and describes them.
+func (s *Service) issue(ctx context.Context, refresh bool, req *request) (*Response, error) {
+	var t *localidp.Tokens
+	var err error
+	switch {
+	case s.cfg.Local != nil && refresh:
+		t, err = s.cfg.Local.Refresh(ctx, req.RefreshToken)
+	case s.cfg.Local != nil:
+		t, err = s.cfg.Local.Login(ctx, req.Email, req.Password)
+	default:
+		var c *cognito.Tokens
+		if refresh {
+			c, err = s.cfg.Cognito.Refresh(ctx, req.RefreshToken, req.Email)
+		} else {
+			c, err = s.cfg.Cognito.Login(ctx, req.Email, req.Password)
+		}
+		if err == nil {
+			t = &localidp.Tokens{IDToken: c.IDToken, AccessToken: c.AccessToken, RefreshToken: c.RefreshToken, ExpiresIn: int(c.ExpiresIn)}
+			if refresh { // Cognito keeps the refresh token
+				t.RefreshToken = req.RefreshToken
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.describe(ctx, t)
+}
+
+// allow takes one attempt from l's allowance for key.
+func allow(l Limiter, key string) error {
+	if l == nil {
+		return nil
+	}
+	if ok, retry := l.Allow(key); !ok {
+		return &limitedError{retryAfter: retry}
+	}
+	return nil
+}
+
+// maxEmailLength is the longest email address accepted (RFC 5321 limits a
+// forward path to 256 octets including the angle brackets).
+const maxEmailLength = 254
+
+// request is the body of login, refresh and revoke requests.
+type request struct {
+	Email        string `json:"email"`
+	Password     string `json:"password"`
+	RefreshToken string `json:"refreshToken"`
+}
+
+func readRequest(r *http.Request) (*request, error) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		return nil, errNotJSON
+	}
+	var req request
+	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&req); err != nil {
+		return nil, badRequest("the body is not valid JSON")
+	}
+	req.Email = strings.ToLower(strings.TrimSpace(req.Email))
+	if len(req.Email) > maxEmailLength {
+		return nil, badRequest(fmt.Sprintf("the email is longer than %d bytes", maxEmailLength))
+	}
+	return &req, nil
+}
+
+// User describes the signed-in user.
+type User struct {
+	ID     string   `json:"id"`
+	Email  string   `json:"email"`
+	Groups []string `json:"groups"`
+	Role   Role     `json:"role"`
+}
+
+// Role is the user's role, with its ARN when the configuration shows it.
+type Role struct {
+	Role    string `json:"role"`
+	RoleARN string `json:"roleArn,omitempty"`
+}
+
+// Response is the data of a sign-in or refresh response.
+type Response struct {
+	Token        string `json:"token"`
+	AccessToken  string `json:"accessToken"`
+	RefreshToken string `json:"refreshToken,omitempty"`
+	ExpiresIn    int    `json:"expiresIn"`
+	ExpiresAt    string `json:"expiresAt"`
+	TokenType    string `json:"tokenType"`
+	User         User   `json:"user"`
+}
+
+// describe builds the response, reading the user from the freshly issued
+// id token through the verifier requests go through.
+func (s *Service) describe(ctx context.Context, t *localidp.Tokens) (*Response, error) {
+	claims, err := s.cfg.Verifier.VerifyTokenUse(ctx, t.IDToken, jwtauth.TokenUseID)
+	if err != nil {
+		return nil, fmt.Errorf("verifying the issued id token: %w", err)
+	}
+	role, groups := s.cfg.Roles.Resolve(claims.All)
+	if groups == nil {
+		groups = []string{}
+	}
+	token := t.IDToken
+	if s.cfg.AccessToken {
+		token = t.AccessToken
+	}
+	return &Response{
+		Token:        token,
+		AccessToken:  t.AccessToken,
+		RefreshToken: t.RefreshToken,
+		ExpiresIn:    t.ExpiresIn,
+		ExpiresAt:    s.now().Add(time.Duration(t.ExpiresIn) * time.Second).UTC().Format(time.RFC3339),
+		TokenType:    "Bearer",
+		User: User{
+			ID:     claims.Subject,
+			Email:  claims.Email,
+			Groups: groups,
+			Role:   Role{Role: string(role), RoleARN: s.cfg.RoleARNs[string(role)]},
+		},
+	}, nil
+}
+
+// remoteHost returns the address of r's peer without the port.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return ratelimit.ClientKey(host)
+}

@@ -158,10 +158,9 @@ type API struct {
 	policy  policy.Policy
 	sts     *rolecreds.Provider
 	gwCreds aws.CredentialsProvider
-	metrics *metrics.Metrics
+	rec     *metricsapp.Recorder
 	cw      *metricsapp.App
 	logger  *zap.Logger
-	audit   *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -175,7 +174,6 @@ func (API) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the API without network calls.
 func (a *API) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
-	a.audit = a.logger.Named("audit")
 	a.S3Config.ApplyDefaults()
 	a.S3Config.Expand()
 	if a.Prefix == "" {
@@ -187,10 +185,10 @@ func (a *API) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
-	a.metrics = m
 	if a.cw, err = metricsapp.Sink(ctx); err != nil {
 		return err
 	}
+	a.rec = &metricsapp.Recorder{Metrics: m, CW: a.cw, Audit: a.logger.Named("audit")}
 
 	rules, err := policy.ParseRules(a.Policy)
 	if err != nil {
@@ -448,22 +446,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 // an audit line with what the API resolved (res), never what the request
 // itself says.
 func (a *API) record(r *http.Request, res *fileapi.Resolved, status int, d time.Duration) {
-	route := cmp.Or(res.Route, "other")
-	a.metrics.ObserveRequest(a.Prefix, route, status, d)
-	a.cw.APIObserved(a.Prefix, route, status, d)
-	if res.Action == "" && status < 400 {
-		return // reads and part signing are not audited
+	o := metrics.Outcome{Route: a.Prefix, Endpoint: cmp.Or(res.Route, "other"), Result: metrics.ResultOf(status),
+		Status: status, Duration: d, Key: res.Key, UploadID: res.UploadID}
+	if res.Action != "" || status >= 400 { // reads and part signing are not audited
+		o.Action = cmp.Or(res.Action, o.Endpoint)
 	}
-	result := "ok"
-	switch {
-	case status == http.StatusForbidden || status == http.StatusUnauthorized:
-		result = "denied"
-	case status >= 500:
-		result = "failed"
-	case status >= 400:
-		result = "rejected"
-	}
-	shared.Audit(a.audit, r, shared.AuditEvent{Action: cmp.Or(res.Action, route), Result: result, Key: res.Key, UploadID: res.UploadID, Status: status, Duration: d})
+	a.rec.Record(r, o)
 }
 
 // Interface guards

@@ -230,7 +230,7 @@ func TestAPIAuditLinesNameTheResolvedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zapcore.InfoLevel)
-	a.audit = zap.New(core)
+	a.rec.Audit = zap.New(core)
 	other := base64.RawURLEncoding.EncodeToString([]byte(a.policy.OwnerPrefix("bob") + "0000/payroll.pdf"))
 
 	w := serveAPI(t, a, "POST", "/files/upload-url", "alice", roles.Uploader,

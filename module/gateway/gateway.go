@@ -1,20 +1,18 @@
 // Package gateway is the streaming upload handler,
 // `http.handlers.upload_gateway` (Caddyfile directive `upload_gateway`): it
 // reads multipart forms and raw bodies as they arrive and streams every file
-// to S3 (internal/formstream, internal/s3stream), under per-request and
-// per-client limits, then answers with JSON or passes the request on with
-// the files replaced by fields. It owns the handler's configuration
-// (gateway.go, caddyfile.go), one request's flow (request.go) and the
-// mapping of failures to HTTP answers (errors.go).
+// to S3, under per-request and per-client limits, then answers with JSON
+// or passes the request on with the files replaced by fields. It owns the
+// handler's configuration (gateway.go, caddyfile.go) and the glue to
+// internal/uploadreq (request.go), which runs one request: storing,
+// passing on, rolling back, and mapping failures to HTTP answers.
 package gateway
 
 import (
-	"context"
+	"cmp"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +32,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/uploadreq"
 
 	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
@@ -313,18 +312,12 @@ type Gateway struct {
 	// handling with handle_errors).
 	OnError *OnError `json:"on_error,omitempty"`
 
+	flow      *uploadreq.Config
 	uploader  *s3stream.Uploader
-	passKey   []byte         // PassSignature.Secret, expanded
-	passForm  *regexp.Regexp // PassFormFields, compiled; nil forwards every field
-	passMD5   bool           // a pass field uses {upload.md5}
-	passCRC32 bool           // a pass field uses {upload.crc32}
 	budget    *s3stream.BufferBudget
 	perClient *inflight.Limiter
-	allowlist *contenttype.Allowlist
-	metrics   *metrics.Metrics
-	cw        *metricsapp.App // nil unless upload_gateway_metrics is configured
+	rec       *metricsapp.Recorder
 	logger    *zap.Logger
-	audit     *zap.Logger
 }
 
 // PassSignature is the signature field written for each file in pass mode.
@@ -359,36 +352,35 @@ func (Gateway) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the handler. It makes no network calls.
 func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
-	g.audit = g.logger.Named("audit")
 	g.ApplyDefaults()
 
 	g.S3Config.Expand()
+	g.flow = g.flowConfig()
 	if g.PassSignature != nil {
 		// Checked here, not in Validate: only the expanded secret counts.
-		g.passKey = []byte(caddy.NewReplacer().ReplaceAll(g.PassSignature.Secret, ""))
-		if len(g.passKey) < minPassSecretLen {
-			return fmt.Errorf("pass_signature: the secret is %d bytes, want at least %d", len(g.passKey), minPassSecretLen)
+		g.flow.SignatureKey = []byte(caddy.NewReplacer().ReplaceAll(g.PassSignature.Secret, ""))
+		if len(g.flow.SignatureKey) < minPassSecretLen {
+			return fmt.Errorf("pass_signature: the secret is %d bytes, want at least %d", len(g.flow.SignatureKey), minPassSecretLen)
 		}
 	}
-
 	if err := g.provisionPassForm(); err != nil {
 		return err
 	}
-
 	allow, err := contenttype.NewAllowlist(g.AllowedTypes)
 	if err != nil {
 		return fmt.Errorf("parsing allowed_types: %v", err)
 	}
-	g.allowlist = allow
+	g.flow.Allowlist = allow
 
 	m, err := metrics.New(ctx.GetMetricsRegistry())
 	if err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
-	g.metrics = m
-	if g.cw, err = metricsapp.Sink(ctx); err != nil {
+	cw, err := metricsapp.Sink(ctx)
+	if err != nil {
 		return err
 	}
+	g.rec = &metricsapp.Recorder{Metrics: m, CW: cw, Audit: g.logger.Named("audit")}
 
 	cfg, err := g.AWSConfig(ctx, g.Concurrency)
 	if err != nil {
@@ -417,6 +409,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 				zap.String("bucket", bucket), zap.String("key", key), zap.String("upload_id", uploadID), zap.Error(err))
 		},
 	})
+	g.flow.Uploader = g.uploader
 	if g.Janitor != nil {
 		if err := g.Janitor.Start(ctx, client, g.Bucket, g.Prefix, m, g.logger); err != nil {
 			return err
@@ -431,62 +424,28 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 // ApplyDefaults fills in the defaults of unset fields; Provision calls it.
 func (g *Gateway) ApplyDefaults() {
 	g.S3Config.ApplyDefaults()
-	if g.PartSize == 0 {
-		g.PartSize = s3stream.DefaultPartSize
-	}
-	if g.Concurrency == 0 {
-		g.Concurrency = s3stream.DefaultConcurrency
-	}
-	if g.Checksum == "" {
-		g.Checksum = string(types.ChecksumAlgorithmCrc32c)
-	}
-	if g.Hash == "" {
-		g.Hash = HashNone
-	}
-	if g.MemoryLimit == 0 {
-		g.MemoryLimit = 1 << 30
-	}
-	if g.MemoryWait == 0 {
-		g.MemoryWait = caddy.Duration(DefaultMemoryWait)
-	}
-	if g.ReadTimeout == 0 {
-		g.ReadTimeout = caddy.Duration(DefaultReadTimeout)
-	}
-	if g.MinRate == 0 {
-		g.MinRate = DefaultMinRate
-	}
-	if g.MaxUploadsPerClient == 0 {
-		g.MaxUploadsPerClient = DefaultMaxUploadsPerClient
-	}
-	if g.MaxFiles == 0 {
-		g.MaxFiles = DefaultMaxFiles
-	}
-	if g.Prefix == "" {
-		g.Prefix = "uploads/"
-	}
-	if g.Key == "" {
-		g.Key = "{upload.uuid}{upload.ext}"
-	}
-	if g.FilenameHeader == "" {
-		g.FilenameHeader = "X-File-Name"
-	}
-	if g.Output == "" {
-		g.Output = OutputRespond
-	}
+	g.PartSize = cmp.Or(g.PartSize, s3stream.DefaultPartSize)
+	g.Concurrency = cmp.Or(g.Concurrency, s3stream.DefaultConcurrency)
+	g.Checksum = cmp.Or(g.Checksum, string(types.ChecksumAlgorithmCrc32c))
+	g.Hash = cmp.Or(g.Hash, HashNone)
+	g.MemoryLimit = cmp.Or(g.MemoryLimit, 1<<30)
+	g.MemoryWait = cmp.Or(g.MemoryWait, caddy.Duration(DefaultMemoryWait))
+	g.ReadTimeout = cmp.Or(g.ReadTimeout, caddy.Duration(DefaultReadTimeout))
+	g.MinRate = cmp.Or(g.MinRate, DefaultMinRate)
+	g.MaxUploadsPerClient = cmp.Or(g.MaxUploadsPerClient, DefaultMaxUploadsPerClient)
+	g.MaxFiles = cmp.Or(g.MaxFiles, DefaultMaxFiles)
+	g.Prefix = cmp.Or(g.Prefix, "uploads/")
+	g.Key = cmp.Or(g.Key, "{upload.uuid}{upload.ext}")
+	g.FilenameHeader = cmp.Or(g.FilenameHeader, "X-File-Name")
+	g.Output = cmp.Or(g.Output, OutputRespond)
+	g.PassFieldStyle = cmp.Or(g.PassFieldStyle, passfields.StyleDotted)
+	g.NonMultipart = cmp.Or(g.NonMultipart, NonMultipartStore)
+	g.Route = cmp.Or(g.Route, g.Prefix)
 	if g.PassFields == nil {
 		g.PassFields = defaultPassFields()
 	}
-	if g.PassFieldStyle == "" {
-		g.PassFieldStyle = passfields.StyleDotted
-	}
-	if g.NonMultipart == "" {
-		g.NonMultipart = NonMultipartStore
-	}
 	if g.RollbackOn == nil {
 		g.RollbackOn = []int{4, 5}
-	}
-	if g.Route == "" {
-		g.Route = g.Prefix
 	}
 }
 
@@ -611,7 +570,8 @@ func (g *Gateway) Cleanup() error {
 }
 
 // ServeHTTP stores the request's files in S3, then responds or passes the
-// rewritten request on.
+// rewritten request on. The request's outcome is recorded once, when it
+// returns (or panics).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if r.Method != http.MethodPost && r.Method != http.MethodPut {
 		return next.ServeHTTP(w, r)
@@ -620,51 +580,44 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	start := time.Now()
-	req := &request{g: g, r: r, repl: repl, next: next, start: start, done: g.metrics.UploadStarted(r.ContentLength)}
+	q := g.flow.New(r, replacer{repl})
+	record := g.rec.Upload(r.ContentLength)
+	defer func() { record(r, q.Outcome()) }()
 	if err := g.authorize(repl); err != nil {
-		return req.fail(w, start, err, nil)
+		return g.fail(w, r, next, repl, q, err)
 	}
 	if g.NonMultipart == NonMultipartReject && !isMultipart(r) {
-		return req.fail(w, start, fmt.Errorf("%w (non_multipart reject)", formstream.ErrNotMultipart), nil)
+		return g.fail(w, r, next, repl, q, fmt.Errorf("%w (non_multipart reject)", formstream.ErrNotMultipart))
 	}
 	client := g.clientKey(r, repl)
 	release, ok := g.perClient.Acquire(client)
 	if !ok {
-		return req.fail(w, start, errTooManyUploads, nil)
+		return g.fail(w, r, next, repl, q, uploadreq.ErrTooManyUploads)
 	}
 	defer release()
 	// Everything this request keeps in memory is charged to one account,
 	// which shares max_memory_per_client with the client's other requests.
-	req.acct = g.budget.OpenClient(client)
-	defer req.acct.Close()
+	acct := g.budget.OpenClient(client)
+	defer acct.Close()
 	r.Body = struct {
 		io.Reader
 		io.Closer
 	}{bodyrate.New(r.Body, time.Duration(g.ReadTimeout), max(g.MinRate, 0), http.NewResponseController(w).SetReadDeadline), r.Body}
-
 	if g.MaxRequestSize > 0 {
 		if r.ContentLength > g.MaxRequestSize {
-			return req.fail(w, start, &http.MaxBytesError{Limit: g.MaxRequestSize}, nil)
+			return g.fail(w, r, next, repl, q, &http.MaxBytesError{Limit: g.MaxRequestSize})
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, g.MaxRequestSize)
 	}
-	body := &bodyReader{ReadCloser: r.Body}
-	r.Body = body
-	req.body = body
-
-	if err := req.store(); err != nil {
-		req.rollback()
-		return req.fail(w, start, err, body.err)
+	if err := q.Store(acct); err != nil {
+		q.Rollback()
+		return g.fail(w, r, next, repl, q, err)
 	}
-	req.setPlaceholders()
 	if g.Output == OutputPass {
-		err := req.pass(w, next)
-		req.finish(start, req.status, err)
-		return err
+		rec := caddyhttp.NewResponseRecorder(w, nil, nil)
+		return q.Pass(rec, next.ServeHTTP, rec.Status)
 	}
-	req.finish(start, http.StatusCreated, nil)
-	return req.respond(w)
+	return q.Respond(w)
 }
 
 // minPassSecretLen is the shortest pass_signature secret, in bytes.
@@ -680,7 +633,7 @@ func (g *Gateway) authorize(repl *caddy.Replacer) error {
 		if g.AllowAnonymous {
 			return nil
 		}
-		return errUnauthenticated
+		return uploadreq.ErrUnauthenticated
 	}
 	allowed := g.AllowedRoles
 	if len(allowed) == 0 {
@@ -688,7 +641,7 @@ func (g *Gateway) authorize(repl *caddy.Replacer) error {
 	}
 	role, _ := repl.GetString("http.auth.user.role")
 	if role == "" || !slices.Contains(allowed, role) {
-		return fmt.Errorf("%w: role %q may not upload", errForbidden, role)
+		return fmt.Errorf("%w: role %q may not upload", uploadreq.ErrForbidden, role)
 	}
 	return nil
 }
@@ -712,11 +665,7 @@ func (g *Gateway) clientKey(r *http.Request, repl *caddy.Replacer) string {
 	if id, _ := repl.GetString("http.auth.user.id"); id != "" {
 		return "user:" + id
 	}
-	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	if ip == "" {
-		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
-	}
-	return "ip:" + ratelimit.ClientKey(ip) // IPv6: the /64
+	return "ip:" + ratelimit.ClientKey(shared.ClientIP(r)) // IPv6: the /64
 }
 
 // Defaults of the limits against hostile or broken clients.
@@ -735,6 +684,3 @@ var (
 	_ caddy.CleanerUpper          = (*Gateway)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Gateway)(nil)
 )
-
-// detached returns a context for cleanup work that must outlive the request.
-func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }

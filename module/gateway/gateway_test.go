@@ -1,66 +1,11 @@
 package gateway
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"os"
 	"strings"
 	"testing"
 
-	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
-
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
-
-func TestClassify(t *testing.T) {
-	g := &Gateway{MaxFileSize: 10, AllowedTypes: []string{"image/*"}}
-	wrap := func(err error) error { return fmt.Errorf("storing file %q: %w", "a", err) }
-	tests := []struct {
-		name       string
-		err        error
-		bodyErr    error
-		wantStatus int
-		wantCode   string
-	}{
-		{"request too large", &http.MaxBytesError{Limit: 5}, nil, 413, "REQUEST_TOO_LARGE"},
-		{"request too large seen by the body", wrap(s3stream.ErrRead), &http.MaxBytesError{Limit: 5}, 413, "REQUEST_TOO_LARGE"},
-		{"client dropped the connection", wrap(fmt.Errorf("%w: %w", s3stream.ErrRead, io.ErrUnexpectedEOF)), io.ErrUnexpectedEOF, 499, "CLIENT_CLOSED_REQUEST"},
-		{"request cancelled", wrap(context.Canceled), nil, 499, "CLIENT_CLOSED_REQUEST"},
-		{"server read timeout", wrap(fmt.Errorf("%w: %w", s3stream.ErrRead, context.Canceled)), &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, 408, "REQUEST_TIMEOUT"},
-		{"broken chunked encoding", wrap(s3stream.ErrRead), errors.New("malformed chunked encoding"), 400, "BODY_READ_ERROR"},
-		{"form truncated but body complete", wrap(fmt.Errorf("%w: %w", s3stream.ErrRead, io.ErrUnexpectedEOF)), nil, 400, "MALFORMED_FORM"},
-		{"file too large", wrap(s3stream.ErrTooLarge), nil, 413, "FILE_TOO_LARGE"},
-		{"too many files", formstream.ErrTooManyFiles, nil, 413, "TOO_MANY_FILES"},
-		{"field too large", formstream.ErrFieldTooLarge, nil, 413, "FORM_TOO_LARGE"},
-		{"type not allowed", wrap(contenttype.ErrNotAllowed), nil, 415, "UNSUPPORTED_MEDIA_TYPE"},
-		{"type spoofed", wrap(contenttype.ErrMismatch), nil, 415, "UNSUPPORTED_MEDIA_TYPE"},
-		{"not a form", formstream.ErrNotMultipart, nil, 415, "UNSUPPORTED_MEDIA_TYPE"},
-		{"malformed form", formstream.ErrMalformed, nil, 400, "MALFORMED_FORM"},
-		{"bad key", objectkey.ErrInvalidKey, nil, 400, "INVALID_KEY"},
-		{"metadata too large", errMetadataTooLarge, nil, 400, "METADATA_TOO_LARGE"},
-		{"storage timeout", wrap(s3stream.ErrStorageTimeout), nil, 504, "STORAGE_TIMEOUT"},
-		{"storage error", wrap(s3stream.ErrStorage), nil, 502, "STORAGE_ERROR"},
-		{"unknown", errors.New("boom"), nil, 500, "INTERNAL_ERROR"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := g.classify(tt.err, tt.bodyErr)
-			if got.status != tt.wantStatus || got.code != tt.wantCode || got.message == "" {
-				t.Errorf("classify(%v, %v) = %d %s %q, want %d %s", tt.err, tt.bodyErr, got.status, got.code, got.message, tt.wantStatus, tt.wantCode)
-			}
-			if strings.Contains(got.message, "boom") {
-				t.Errorf("message leaks the internal error: %q", got.message)
-			}
-		})
-	}
-}
 
 func TestValidate(t *testing.T) {
 	valid := func() *Gateway {
@@ -124,46 +69,6 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want an error containing %q", err, tt.wantErr)
 			}
 		})
-	}
-}
-
-func TestRollsBack(t *testing.T) {
-	g := &Gateway{RollbackOn: []int{5, 409}}
-	for status, want := range map[int]bool{500: true, 503: true, 409: true, 404: false, 200: false, 201: false} {
-		if got := g.rollsBack(status); got != want {
-			t.Errorf("rollsBack(%d) = %v, want %v", status, got, want)
-		}
-	}
-}
-
-func TestReservedField(t *testing.T) {
-	g := &Gateway{PassFields: defaultPassFields(), PassSignature: &PassSignature{Field: "{upload.field}.sig"}}
-	g.PassFields = append(g.PassFields, PassField{Name: "upload_count", Value: "{http.upload_gateway.files}"})
-	written := []string{"avatar.name", "avatar.key", "avatar.sig"}
-	tests := map[string]bool{
-		"doc.key": true, "x.sha256": true, "photo.name": true, ".etag": true, "upload_count": true, "doc.sig": true,
-		// What PHP reads as avatar_key, and Rack as avatar.key.
-		"avatar_key": true, "avatar key": true, " avatar.key": true, "avatar[key": true, "[avatar.key]": true,
-		"api_key": true, "first_name": true, "upload count": true, "avatar_sig": true,
-		// Nested in a written field.
-		"avatar.key[x]": true, "avatar_name[]": true,
-		"title": false, "doc": false, "doc.keys": false, "key": false, "my_upload_count": false,
-		"avatar[key]": false, "avatar": false, "keys": false, "signature": false,
-	}
-	reserved := g.reservedNames()
-	for _, w := range written {
-		reserved.AddName(w)
-	}
-	for name, want := range tests {
-		if got := reserved.Match(name); got != want {
-			t.Errorf("reserved.Match(%q) = %v, want %v", name, got, want)
-		}
-	}
-}
-
-func TestStripControl(t *testing.T) {
-	if got := stripControl("a\r\nContent-Disposition: x\x00\x7fé"); got != "aContent-Disposition: xé" {
-		t.Errorf("stripControl = %q", got)
 	}
 }
 

@@ -2,63 +2,22 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/caddy-upload-gateway/upload-gateway/internal/bodyrate"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/inflight"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
-)
 
-// The answers to a hostile or overloaded situation: JSON errors with the
-// right status, and Retry-After where retrying later helps.
-func TestAbuseErrors(t *testing.T) {
-	g := &Gateway{MemoryWait: caddy.Duration(30 * time.Second), ReadTimeout: caddy.Duration(time.Second), MinRate: 1024,
-		MaxUploadsPerClient: 3, logger: zap.NewNop()}
-	tests := []struct {
-		name           string
-		err, bodyErr   error
-		wantStatus     int
-		wantCode       string
-		wantRetryAfter string
-	}{
-		{"memory exhausted too long", fmt.Errorf("storing file: %w", s3stream.ErrMemoryWait), nil, 503, "SERVER_BUSY", "30"},
-		{"too many uploads of one client", errTooManyUploads, nil, 429, "TOO_MANY_UPLOADS", "5"},
-		{"slowloris", fmt.Errorf("%w: x", s3stream.ErrRead), bodyrate.ErrTooSlow, 408, "REQUEST_TIMEOUT", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := httptest.NewRecorder()
-			if err := g.fail(w, caddy.NewReplacer(), tt.err, tt.bodyErr); err != nil {
-				t.Fatal(err)
-			}
-			var body struct {
-				Success bool
-				Error   struct{ Code, Message string }
-			}
-			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
-				t.Fatalf("body %q: %v", w.Body, err)
-			}
-			if w.Code != tt.wantStatus || body.Error.Code != tt.wantCode || body.Success {
-				t.Errorf("got %d %+v, want %d %s", w.Code, body, tt.wantStatus, tt.wantCode)
-			}
-			if got := w.Header().Get("Retry-After"); got != tt.wantRetryAfter {
-				t.Errorf("Retry-After = %q, want %q", got, tt.wantRetryAfter)
-			}
-		})
-	}
-}
+	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
+)
 
 // A client over max_uploads_per_client is refused before its body is read;
 // users are counted by id, anonymous clients by IP.
@@ -68,7 +27,8 @@ func TestPerClientCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := &Gateway{AllowAnonymous: true, MaxUploadsPerClient: 1, perClient: inflight.New(1), budget: s3stream.NewBufferBudget(1<<20, 0),
-		metrics: m, logger: zap.NewNop(), audit: zap.NewNop()}
+		rec: &metricsapp.Recorder{Metrics: m, Audit: zap.NewNop()}, logger: zap.NewNop()}
+	g.flow = g.flowConfig()
 	tests := []struct {
 		name       string
 		user       string

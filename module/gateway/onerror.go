@@ -6,9 +6,12 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/refusal"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/uploadreq"
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
@@ -64,29 +67,20 @@ func (o *OnError) handles(status int) bool {
 	return slices.Contains(o.Statuses, status) || slices.Contains(o.Statuses, status/100)
 }
 
-// refuse answers a refused form as on_error says, and reports whether it
-// did; when it did not, the caller writes the JSON error.
-func (q *request) refuse(w http.ResponseWriter, err, bodyErr error) (bool, error) {
-	o := q.g.OnError
-	if o == nil || q.next == nil {
-		return false, nil
+// refuse answers a form refused with a, one of the statuses on_error
+// handles: a redirect, or the app gets the hand-off form. The request's
+// outcome (metrics, audit) stays the refusal's status.
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, a uploadreq.Answer) error {
+	repl.Set("http.upload_gateway.error_status", strconv.Itoa(a.Status))
+	if g.OnError.Redirect != "" {
+		refusal.Redirect(w, repl.ReplaceAll(g.OnError.Redirect, ""))
+		return nil
 	}
-	e := q.g.classify(err, bodyErr)
-	if !o.handles(e.status) {
-		return false, nil
+	handOff, err := refusal.HandOff(r, g.OnError.PassField, refusal.Refusal{Status: a.Status, Code: a.Code, Message: a.Message})
+	if err != nil {
+		return a.Write(w)
 	}
-	q.repl.Set("http.upload_gateway.error", e.message)
-	q.repl.Set("http.upload_gateway.error_code", e.code)
-	q.repl.Set("http.upload_gateway.error_status", strconv.Itoa(e.status))
-	if o.Redirect != "" {
-		refusal.Redirect(w, q.repl.ReplaceAll(o.Redirect, ""))
-		return true, nil
-	}
-	r, herr := refusal.HandOff(q.r, o.PassField, refusal.Refusal{Status: e.status, Code: e.code, Message: e.message})
-	if herr != nil {
-		return false, nil
-	}
-	return true, q.next.ServeHTTP(w, r)
+	return next.ServeHTTP(w, handOff)
 }
 
 // unmarshalOnError parses `on_error redirect <url> [<status>...]` or

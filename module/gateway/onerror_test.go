@@ -1,32 +1,23 @@
 package gateway
 
 import (
-	"context"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
-
-	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 )
 
 // A refused form gets the redirect or the hand-off on_error asks for, and
-// only for the statuses it lists; the form's bytes never reach the app.
+// only for the statuses it lists; the form's bytes never reach the app and
+// nothing stays stored.
 func TestOnError(t *testing.T) {
-	m, err := metrics.New(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name         string
 		onError      *OnError
+		anonymous    bool // allow_anonymous; without it the form is refused with 401
 		user, role   string
 		wantStatus   int
 		wantLocation string
@@ -37,22 +28,23 @@ func TestOnError(t *testing.T) {
 			wantStatus: http.StatusSeeOther, wantLocation: "/form?error=401&code=UNAUTHENTICATED"},
 		{name: "redirect 403", onError: &OnError{Redirect: "/form?error={http.upload_gateway.error_status}"}, user: "u", role: "viewer",
 			wantStatus: http.StatusSeeOther, wantLocation: "/form?error=403"},
+		{name: "redirect 413 after part of the file", onError: &OnError{Redirect: "/form?error={http.upload_gateway.error_status}"}, anonymous: true,
+			wantStatus: http.StatusSeeOther, wantLocation: "/form?error=413"},
 		{name: "status not listed", onError: &OnError{Redirect: "/form", Statuses: []int{413}}, wantStatus: http.StatusUnauthorized},
 		{name: "hand-off", onError: &OnError{PassField: "upload_error"}, wantStatus: http.StatusOK,
 			wantFields: map[string]string{"upload_error": "401", "upload_error_code": "UNAUTHENTICATED", "upload_error_message": "authentication required"}},
+		{name: "hand-off 413", onError: &OnError{PassField: "upload_error", Statuses: []int{4}}, anonymous: true, wantStatus: http.StatusOK,
+			wantFields: map[string]string{"upload_error": "413", "upload_error_code": "FILE_TOO_LARGE", "upload_error_message": "a file exceeds the limit of 10 bytes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := &Gateway{OnError: tt.onError, metrics: m, logger: zap.NewNop(), audit: zap.NewNop()}
-			form := "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n\r\nsecret\r\n--b--\r\n"
-			r := httptest.NewRequest(http.MethodPost, "/form", strings.NewReader(form))
-			r.Header.Set("Content-Type", "multipart/form-data; boundary=b")
-			repl := caddy.NewReplacer()
-			if tt.user != "" {
-				repl.Set("http.auth.user.id", tt.user)
-				repl.Set("http.auth.user.role", tt.role)
-			}
-			r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+			fake := newFakeS3()
+			g := testGateway(t, fake, func(g *Gateway) {
+				g.OnError = tt.onError
+				g.AllowAnonymous = tt.anonymous
+				g.Output = OutputPass
+				g.MaxFileSize = 10
+			})
 			var got map[string]string
 			next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 				if err := r.ParseMultipartForm(1 << 20); err != nil {
@@ -67,8 +59,13 @@ func TestOnError(t *testing.T) {
 				}
 				return nil
 			})
-			w := httptest.NewRecorder()
-			if err := g.ServeHTTP(w, r, next); err != nil {
+			w, err := serve(g, formRequest(t, "more than ten bytes of file"), next, func(repl *caddy.Replacer) {
+				if tt.user != "" {
+					repl.Set("http.auth.user.id", tt.user)
+					repl.Set("http.auth.user.role", tt.role)
+				}
+			})
+			if err != nil {
 				t.Fatal(err)
 			}
 			if w.Code != tt.wantStatus || w.Header().Get("Location") != tt.wantLocation {
@@ -76,6 +73,9 @@ func TestOnError(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tt.wantFields) {
 				t.Errorf("app's form %v, want %v", got, tt.wantFields)
+			}
+			if objects, open, calls := fake.state(); objects != 0 || open != 0 {
+				t.Errorf("left in S3: %d objects, %d multipart uploads (%s)", objects, open, calls)
 			}
 		})
 	}

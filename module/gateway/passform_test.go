@@ -1,11 +1,9 @@
 package gateway
 
 import (
-	"bytes"
-	"context"
 	"crypto/md5"
 	"encoding/hex"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -15,119 +13,47 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
-
-	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
-	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// memS3 is an S3 that keeps small objects in memory: enough for single
-// PutObject uploads and deletes.
-type memS3 struct {
-	mu      sync.Mutex
-	objects map[string][]byte
-}
-
-func (m *memS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
-	b, err := io.ReadAll(in.Body)
-	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.objects == nil {
-		m.objects = map[string][]byte{}
-	}
-	m.objects[aws.ToString(in.Key)] = b
-	return &s3.PutObjectOutput{ETag: aws.String(`"e"`)}, nil
-}
-
-func (m *memS3) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.objects, aws.ToString(in.Key))
-	return &s3.DeleteObjectOutput{}, nil
-}
-
-var errNoMultipart = errors.New("memS3: multipart uploads are not supported")
-
-func (*memS3) CreateMultipartUpload(context.Context, *s3.CreateMultipartUploadInput, ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
-	return nil, errNoMultipart
-}
-func (*memS3) UploadPart(context.Context, *s3.UploadPartInput, ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
-	return nil, errNoMultipart
-}
-func (*memS3) CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
-	return nil, errNoMultipart
-}
-func (*memS3) AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
-	return nil, errNoMultipart
-}
-func (*memS3) PutObjectTagging(context.Context, *s3.PutObjectTaggingInput, ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error) {
-	return &s3.PutObjectTaggingOutput{}, nil
-}
-func (*memS3) HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
-	return &s3.HeadObjectOutput{}, nil
-}
-
-// passGateway is a provisioned pass-mode gateway over an in-memory S3,
-// changed by mutate before it is provisioned.
-func passGateway(t *testing.T, mutate func(*Gateway)) (*Gateway, *memS3) {
+// passForm stores a form through a pass-mode gateway changed by mutate and
+// returns the form the next handler gets, as "name=value" parts in order,
+// or the error code of the answer.
+func passForm(t *testing.T, mutate func(*Gateway), body string) (parts []string, code string) {
 	t.Helper()
-	g := &Gateway{S3Config: shared.S3Config{Bucket: "b", KMSKeyID: "k"}, Output: OutputPass, AllowAnonymous: true, DisableTags: true}
-	mutate(g)
-	g.ApplyDefaults()
-	if err := g.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.provisionPassForm(); err != nil {
-		t.Fatal(err)
-	}
-	allow, err := contenttype.NewAllowlist(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.allowlist = allow
-	g.logger = zap.NewNop()
-	s3 := &memS3{}
-	g.uploader = s3stream.New(s3, s3stream.Options{PartSize: g.PartSize, Concurrency: g.Concurrency})
-	return g, s3
-}
-
-// passForm stores a form through g and returns the rewritten form's parts
-// as "name=value", in order.
-func passForm(t *testing.T, g *Gateway, body string) ([]string, error) {
-	t.Helper()
+	g := testGateway(t, newFakeS3(), func(g *Gateway) { g.Output = OutputPass; mutate(g) })
 	r := httptest.NewRequest(http.MethodPost, "/up", strings.NewReader(body))
 	r.Header.Set("Content-Type", "multipart/form-data; boundary=b")
-	q := &request{g: g, r: r, repl: caddy.NewReplacer()}
-	if err := q.store(); err != nil {
-		return nil, err
-	}
-	_, params, err := mime.ParseMediaType(q.formType)
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		_, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil {
+			return err
+		}
+		mr := multipart.NewReader(r.Body, params["boundary"])
+		for {
+			p, err := mr.NextPart()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			v, _ := io.ReadAll(p)
+			parts = append(parts, p.FormName()+"="+string(v))
+		}
+	})
+	w, err := serve(g, r, next)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	mr := multipart.NewReader(bytes.NewReader(q.form.Bytes()), params["boundary"])
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			return got, nil
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, _ := io.ReadAll(p)
-		got = append(got, p.FormName()+"="+string(v))
+	if w.Code >= 400 {
+		var answer struct{ Error struct{ Code string } }
+		_ = json.Unmarshal(w.Body.Bytes(), &answer)
+		return nil, answer.Error.Code
 	}
+	return parts, ""
 }
 
 func part(name, filename, value string) string {
@@ -159,7 +85,7 @@ func TestPassFieldNames(t *testing.T) {
 		mutate  func(*Gateway)
 		body    string
 		want    []string
-		wantErr error
+		wantErr string
 	}{
 		{
 			name:   "dotted: plain names dotted, arrays nested and numbered per field",
@@ -204,27 +130,23 @@ func TestPassFieldNames(t *testing.T) {
 			name:    "a client's entry in an array of files is refused",
 			mutate:  func(g *Gateway) { g.PassFields = keyOnly },
 			body:    part("docs[5][key]", "", "victim") + part("docs[]", "a.txt", "alpha") + "--b--\r\n",
-			wantErr: errReservedField,
+			wantErr: "RESERVED_FIELD",
 		},
 		{
 			name:    "dotted style still refuses api_key",
 			mutate:  func(g *Gateway) { g.PassFields = keyOnly },
 			body:    part("api_key", "", "k") + "--b--\r\n",
-			wantErr: errReservedField,
+			wantErr: "RESERVED_FIELD",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, _ := passGateway(t, tt.mutate)
-			got, err := passForm(t, g, tt.body)
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("store() = %v, want %v", err, tt.wantErr)
-				}
-				return
+			got, code := passForm(t, tt.mutate, tt.body)
+			if code != tt.wantErr {
+				t.Fatalf("answered %q, want %q", code, tt.wantErr)
 			}
-			if err != nil {
-				t.Fatalf("store() = %v", err)
+			if code != "" {
+				return
 			}
 			if got = keyless(got); !slices.Equal(got, tt.want) {
 				t.Errorf("rewritten form:\n got %q\nwant %q", got, tt.want)
@@ -235,12 +157,15 @@ func TestPassFieldNames(t *testing.T) {
 
 // A gateway whose templates do not use the digests computes none.
 func TestPassDigestsOnlyWhenUsed(t *testing.T) {
-	g, _ := passGateway(t, func(*Gateway) {})
-	if g.passMD5 || g.passCRC32 {
-		t.Errorf("default pass fields compute md5=%v crc32=%v, want neither", g.passMD5, g.passCRC32)
+	g := testGateway(t, newFakeS3(), func(g *Gateway) { g.Output = OutputPass })
+	if g.flow.PassMD5 || g.flow.PassCRC32 {
+		t.Errorf("default pass fields compute md5=%v crc32=%v, want neither", g.flow.PassMD5, g.flow.PassCRC32)
 	}
-	g, _ = passGateway(t, func(g *Gateway) { g.PassFields = []PassField{{Name: "x", Value: "{upload.crc32}"}} })
-	if g.passMD5 || !g.passCRC32 {
-		t.Errorf("crc32 template computes md5=%v crc32=%v, want crc32 only", g.passMD5, g.passCRC32)
+	g = testGateway(t, newFakeS3(), func(g *Gateway) {
+		g.Output = OutputPass
+		g.PassFields = []PassField{{Name: "x", Value: "{upload.crc32}"}}
+	})
+	if g.flow.PassMD5 || !g.flow.PassCRC32 {
+		t.Errorf("crc32 template computes md5=%v crc32=%v, want crc32 only", g.flow.PassMD5, g.flow.PassCRC32)
 	}
 }

@@ -1,15 +1,17 @@
 // Package metricsapp is the `upload_gateway_metrics` Caddy app, which sends
 // the gateway's metrics to Amazon CloudWatch and/or as Embedded Metric
-// Format lines to a file, and the reporting methods the handlers call on it
-// ([App.UploadObserved], [App.APIObserved], [App.AccessDenied],
-// [App.AuthFailed]). Prometheus metrics are not here: they live in
+// Format lines to a file, the reporting methods the handlers call on it
+// ([App.AccessDenied], [App.AuthFailed]), and the [Recorder] that records
+// each request's outcome in all sinks at once. Prometheus metrics are not here: they live in
 // internal/metrics and are always on.
 package metricsapp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"time"
@@ -269,50 +271,45 @@ var (
 	_ caddy.Validator   = (*App)(nil)
 )
 
-// UploadObserved sends the CloudWatch metrics of one upload request.
-func (a *App) UploadObserved(route, role, result string, status int, d time.Duration, size int64, parts, files int) {
+// observeOutcome sends the CloudWatch metrics of one request: an upload's
+// (endpoint "upload") by route, role and result, an API request's by route,
+// endpoint and result (its status when 400 or more).
+func (a *App) observeOutcome(o metrics.Outcome) {
 	if a == nil {
 		return
 	}
-	if role == "" {
-		role = "anonymous"
+	ms := float64(o.Duration) / float64(time.Millisecond)
+	r, ro := cwexport.Dim(cwexport.DimRoute, o.Route), cwexport.Dim(cwexport.DimRole, cmp.Or(o.Role, "anonymous"))
+	if o.Endpoint != "upload" {
+		result := "ok"
+		if o.Status >= 400 {
+			result = strconv.Itoa(o.Status)
+		}
+		re, e := cwexport.Dim(cwexport.DimResult, result), types.Dimension{Name: aws.String("Endpoint"), Value: aws.String(o.Endpoint)}
+		a.observe(cwexport.MetricAPIRequestCount, types.StandardUnitCount, 1, r, e, re)
+		a.observe(cwexport.MetricAPIRequestDuration, types.StandardUnitMilliseconds, ms, r, e, re)
+		return
 	}
-	r, ro, re := cwexport.Dim(cwexport.DimRoute, route), cwexport.Dim(cwexport.DimRole, role), cwexport.Dim(cwexport.DimResult, result)
-	ms := float64(d) / float64(time.Millisecond)
+	re := cwexport.Dim(cwexport.DimResult, o.MetricResult())
 	a.observe(cwexport.MetricAPIRequestCount, types.StandardUnitCount, 1, r, re)
 	a.observe(cwexport.MetricAPIRequestDuration, types.StandardUnitMilliseconds, ms, r, re)
 	a.observe(cwexport.MetricUploadCount, types.StandardUnitCount, 1, r, ro, re)
-	if result != metrics.ResultOK {
-		if status == 403 {
+	if o.MetricResult() != metrics.ResultOK {
+		if o.Status == 403 {
 			a.observe(cwexport.MetricAccessDeniedCount, types.StandardUnitCount, 1, r, ro)
 		}
 		return
 	}
 	a.observe(cwexport.MetricUploadDuration, types.StandardUnitMilliseconds, ms, r, ro)
-	if d > 0 && size > 0 {
-		a.observe(cwexport.MetricUploadSpeed, types.StandardUnitBytesSecond, float64(size)/d.Seconds(), r, ro)
+	if o.Duration > 0 && o.Bytes > 0 {
+		a.observe(cwexport.MetricUploadSpeed, types.StandardUnitBytesSecond, float64(o.Bytes)/o.Duration.Seconds(), r, ro)
 	}
-	if files > 0 {
-		a.observe(cwexport.MetricFileSize, types.StandardUnitBytes, float64(size)/float64(files), r, ro)
+	if o.Files > 0 {
+		a.observe(cwexport.MetricFileSize, types.StandardUnitBytes, float64(o.Bytes)/float64(o.Files), r, ro)
 	}
-	if parts > 0 {
-		a.observe(cwexport.MetricMultipartPartCount, types.StandardUnitCount, float64(parts), r, ro)
+	if o.Parts > 0 {
+		a.observe(cwexport.MetricMultipartPartCount, types.StandardUnitCount, float64(o.Parts), r, ro)
 	}
-}
-
-// APIObserved sends the CloudWatch metrics of one file API request.
-func (a *App) APIObserved(route, endpoint string, status int, d time.Duration) {
-	if a == nil {
-		return
-	}
-	result := "ok"
-	if status >= 400 {
-		result = strconv.Itoa(status)
-	}
-	r, re := cwexport.Dim(cwexport.DimRoute, route), cwexport.Dim(cwexport.DimResult, result)
-	e := types.Dimension{Name: aws.String("Endpoint"), Value: aws.String(endpoint)}
-	a.observe(cwexport.MetricAPIRequestCount, types.StandardUnitCount, 1, r, e, re)
-	a.observe(cwexport.MetricAPIRequestDuration, types.StandardUnitMilliseconds, float64(d)/float64(time.Millisecond), r, e, re)
 }
 
 // AccessDenied sends the CloudWatch metric of one request the file API
@@ -324,4 +321,45 @@ func (a *App) AccessDenied(route string) {
 // AuthFailed sends the CloudWatch metric of one rejected token.
 func (a *App) AuthFailed(reason string) {
 	a.observe(cwexport.MetricAuthFailureCount, types.StandardUnitCount, 1, cwexport.Dim(cwexport.DimReason, reason))
+}
+
+// Recorder records each request's outcome once, from one value: in
+// Prometheus (internal/metrics), in CloudWatch/EMF (the app, when
+// configured) and, for audited actions, in the audit log.
+type Recorder struct {
+	Metrics *metrics.Metrics
+	CW      *App        // nil unless upload_gateway_metrics is configured
+	Audit   *zap.Logger // the handler's "audit" logger
+}
+
+// Upload counts an upload in flight (of bytesHint announced bytes) and
+// returns the func that records its outcome, to be called once.
+func (rc *Recorder) Upload(bytesHint int64) func(r *http.Request, o metrics.Outcome) {
+	done := rc.Metrics.UploadStarted(bytesHint)
+	return func(r *http.Request, o metrics.Outcome) {
+		done(o.Role, o.MetricResult(), o.Bytes, o.Parts)
+		rc.Record(r, o)
+	}
+}
+
+// Record records the outcome of one request. An upload's (endpoint
+// "upload") also counts its denial, its aborted multipart upload and its
+// rolled-back objects.
+func (rc *Recorder) Record(r *http.Request, o metrics.Outcome) {
+	rc.Metrics.ObserveRequest(o.Route, o.Endpoint, o.Status, o.Duration)
+	if o.Endpoint == "upload" {
+		if o.Result == metrics.ResultDenied {
+			rc.Metrics.AccessDenied(o.Action)
+		}
+		if o.Aborted {
+			rc.Metrics.Aborted(o.Reason)
+		}
+		if o.RolledBack > 0 {
+			rc.Metrics.RolledBack(o.RolledBack)
+		}
+	}
+	rc.CW.observeOutcome(o)
+	if o.Action != "" {
+		shared.Audit(rc.Audit, r, o)
+	}
 }

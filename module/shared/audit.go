@@ -3,28 +3,20 @@ package shared
 import (
 	"net"
 	"net/http"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 )
 
-// AuditEvent is one auditable action: an upload, a download URL, a delete,
-// a login or a denial.
-type AuditEvent struct {
-	Action   string // upload, download_url, delete, login, deny, …
-	Result   string // ok, rejected, failed, denied, …
-	Key      string
-	UploadID string // a multipart upload's id
-	Account  string // the account a login was for
-	Size     int64
-	Files    int
-	Status   int
-	Duration time.Duration
-	Reason   string
-}
+// AuditEvent is one auditable action (an upload, a download URL, a delete,
+// a login or a denial): the request's outcome, of which the audit line
+// writes Action, Result, Key, UploadID, Account, Bytes (as "size"), Files,
+// Status, Duration and Reason.
+type AuditEvent = metrics.Outcome
 
 // Audit writes one JSON line for e to the handler's "audit" logger
 // (`<handler logger>.audit`), which operators can route to its own file
@@ -59,32 +51,25 @@ func Audit(logger *zap.Logger, r *http.Request, e AuditEvent) {
 			fields = append(fields, zap.String("unverified_email", email))
 		}
 	}
-	if e.Key != "" {
-		fields = append(fields, zap.String("key", e.Key))
-	}
-	if e.UploadID != "" {
-		fields = append(fields, zap.String("upload_id", e.UploadID))
-	}
-	if e.Account != "" {
-		fields = append(fields, zap.String("account", e.Account))
+	for _, f := range [...][2]string{{"key", e.Key}, {"upload_id", e.UploadID}, {"account", e.Account}, {"reason", e.Reason}} {
+		if f[1] != "" {
+			fields = append(fields, zap.String(f[0], f[1]))
+		}
 	}
 	if e.Files > 0 {
 		fields = append(fields, zap.Int("files", e.Files))
 	}
-	if e.Size > 0 || e.Action == "upload" {
-		fields = append(fields, zap.Int64("size", e.Size))
+	if e.Bytes > 0 || e.Action == "upload" {
+		fields = append(fields, zap.Int64("size", e.Bytes))
 	}
 	if e.Status > 0 {
 		fields = append(fields, zap.Int("status", e.Status))
 	}
 	if e.Duration > 0 {
 		fields = append(fields, zap.Float64("duration", e.Duration.Seconds()))
-		if e.Size > 0 {
-			fields = append(fields, zap.Float64("speed_bytes_per_second", float64(e.Size)/e.Duration.Seconds()))
+		if e.Bytes > 0 {
+			fields = append(fields, zap.Float64("speed_bytes_per_second", float64(e.Bytes)/e.Duration.Seconds()))
 		}
-	}
-	if e.Reason != "" {
-		fields = append(fields, zap.String("reason", e.Reason))
 	}
 	logger.Info("audit", fields...)
 }

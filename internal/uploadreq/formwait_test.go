@@ -1,4 +1,4 @@
-package gateway
+package uploadreq
 
 import (
 	"context"
@@ -10,12 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-
 	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
-
-	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 // A form that waits for memory notices when its client goes (an HTTP/1.1
@@ -66,14 +62,14 @@ func TestFormWaitingForMemory(t *testing.T) {
 			defer pw.Close()
 			r := httptest.NewRequest(http.MethodPost, "/up", pr)
 			r.Header.Set("Content-Type", "multipart/form-data; boundary=b")
-			body := &bodyReader{ReadCloser: r.Body}
-			r.Body = body
-			q := &request{g: &Gateway{Output: OutputPass, budget: budget}, r: r, repl: caddy.NewReplacer(), acct: budget.Open(), body: body}
-			defer q.acct.Close()
+			c := &Config{Pass: true}
+			q := c.New(r, placeholders{})
+			acct := budget.Open()
+			defer acct.Close()
 
 			go func() { _, _ = io.WriteString(pw, head) }()
 			done := make(chan error, 1)
-			go func() { done <- q.store() }()
+			go func() { done <- q.Store(acct) }()
 			deadline := time.Now().Add(wait / 2)
 			for budget.Waiting() == 0 {
 				if time.Now().After(deadline) {
@@ -96,8 +92,8 @@ func TestFormWaitingForMemory(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) || errors.Is(err, s3stream.ErrMemoryWait) {
 				t.Fatalf("store() = %v, want %v", err, tt.wantErr)
 			}
-			if e := q.g.classify(err, body.err); e.status != shared.StatusClientClosedRequest {
-				t.Errorf("answered %d %s, want %d", e.status, e.code, shared.StatusClientClosedRequest)
+			if a := c.Classify(err, q.body.err); a.Status != StatusClientClosedRequest {
+				t.Errorf("answered %d %s, want %d", a.Status, a.Code, StatusClientClosedRequest)
 			}
 			if budget.Waiting() != 0 {
 				t.Errorf("%d requests still wait for memory", budget.Waiting())

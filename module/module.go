@@ -1,5 +1,5 @@
 // Package module plugs the upload gateway into Caddy when imported. It only
-// imports the four products, each a package of Caddy glue (module
+// imports the five products, each a package of Caddy glue (module
 // registration, JSON and Caddyfile configuration, provisioning, handlers)
 // over the Caddy-free packages in internal/:
 //
@@ -10,6 +10,8 @@
 //   - module/identity: authentication (`http.handlers.upload_auth`, the
 //     `http.authentication.providers.upload_auth` provider, directive
 //     `upload_auth`) and the `upload-gateway-rotate-key` command.
+//   - module/resumable: resumable uploads by the tus 1.0 protocol
+//     (`http.handlers.upload_tus`, directive `upload_tus`).
 //   - module/metricsapp: the `upload_gateway_metrics` app exporting to
 //     CloudWatch and EMF files.
 //
@@ -24,4 +26,5 @@ import (
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/gateway"
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/identity"
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
+	_ "github.com/caddy-upload-gateway/upload-gateway/module/resumable"
 )

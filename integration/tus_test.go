@@ -193,6 +193,9 @@ func TestTusJSClientResumesOnAnotherInstance(t *testing.T) {
 	if headObj.Metadata["uploaded-by"] != "alice" || headObj.Metadata["original-name"] != "big.bin" {
 		t.Errorf("object metadata %v", headObj.Metadata)
 	}
+	if logs := gws[1].Logs(); !strings.Contains(logs, `"action":"upload"`) || !strings.Contains(logs, key) {
+		t.Errorf("the second gateway logged no audit line for the completed upload of %s", key)
+	}
 	assertNothingLeft(t, temp)
 }
 

@@ -79,6 +79,30 @@ type Config struct {
 	Now func() time.Time
 	// OnError, if set, is told about every failure answered with 5xx.
 	OnError func(r *http.Request, err error)
+	// OnEvent, if set, is told when an upload is created, completed or
+	// terminated (for the audit log).
+	OnEvent func(r *http.Request, e Event)
+}
+
+// Event is a change in an upload's life.
+type Event struct {
+	Action   string // EventCreated, EventCompleted or EventTerminated
+	Key      string // the object key
+	UploadID string // S3's multipart upload id
+	Size     int64  // the length, when known
+}
+
+// Event actions.
+const (
+	EventCreated    = "created"
+	EventCompleted  = "completed"
+	EventTerminated = "terminated"
+)
+
+func (h *Handler) event(r *http.Request, action string, c claims, size int64) {
+	if h.cfg.OnEvent != nil {
+		h.cfg.OnEvent(r, Event{Action: action, Key: c.Key, UploadID: c.UploadID, Size: size})
+	}
 }
 
 // Handler serves tus 1.0 over S3 multipart uploads. It keeps no state
@@ -362,6 +386,10 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 		c.UploadID = aws.ToString(out.UploadId)
 	}
 	token := h.sealer.seal(c)
+	h.event(r, EventCreated, c, c.Length)
+	if c.Length == 0 {
+		h.event(r, EventCompleted, c, 0)
+	}
 	w.Header().Set("Location", strings.TrimSuffix(r.URL.Path, "/")+"/"+token)
 	h.setExpires(w, c)
 	if !withBody || c.Length == 0 {
@@ -562,6 +590,7 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 				return end - 1, err
 			}
 			_ = s.deleteTemp(ctx)
+			h.event(r, EventCompleted, s.c, end)
 			return end, nil
 		}
 		if !full {
@@ -594,6 +623,7 @@ func (h *Handler) terminate(w http.ResponseWriter, r *http.Request) error {
 	if err := s.deleteTemp(ctx); err != nil {
 		return err
 	}
+	h.event(r, EventTerminated, c, c.Length)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -280,13 +280,17 @@ func assertStored(t *testing.T, e *env, data []byte) {
 // TestLargePatch sends everything in one PATCH: parts of PartSize, then
 // a short last part.
 func TestLargePatch(t *testing.T) {
-	e := newEnv(t, nil)
+	var events []Event
+	e := newEnv(t, func(c *Config) { c.OnEvent = func(_ *http.Request, ev Event) { events = append(events, ev) } })
 	data := randomBytes(11*mib+7, 2)
 	loc := e.create(t, int64(len(data)))
 	if w := patch(e.h, loc, 0, data); w.Code != http.StatusNoContent {
 		t.Fatalf("PATCH: %d %s", w.Code, w.Body)
 	}
 	assertStored(t, e, data)
+	if len(events) != 2 || events[1].Action != EventCompleted || events[1].Size != int64(len(data)) || !strings.HasPrefix(events[1].Key, "up/") {
+		t.Errorf("events %+v, want created then completed with the size", events)
+	}
 }
 
 // brokenBody yields n bytes of data, then fails like a dropped connection.
@@ -358,7 +362,8 @@ func TestEmptyUpload(t *testing.T) {
 }
 
 func TestTerminateRemovesEverything(t *testing.T) {
-	e := newEnv(t, nil)
+	var events []string
+	e := newEnv(t, func(c *Config) { c.OnEvent = func(_ *http.Request, ev Event) { events = append(events, ev.Action) } })
 	loc := e.create(t, 10*mib)
 	if w := patch(e.h, loc, 0, randomBytes(6*mib+3, 5)); w.Code != 204 {
 		t.Fatalf("PATCH: %d", w.Code)
@@ -374,6 +379,9 @@ func TestTerminateRemovesEverything(t *testing.T) {
 	}
 	if w := do(e.h, "DELETE", loc, nil); w.Code != http.StatusNotFound {
 		t.Errorf("second DELETE: %d, want 404", w.Code)
+	}
+	if strings.Join(events, ",") != "created,terminated" {
+		t.Errorf("events %v, want created, terminated", events)
 	}
 }
 

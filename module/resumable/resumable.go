@@ -7,6 +7,7 @@ package resumable
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -91,7 +92,9 @@ type Handler struct {
 
 	tus         *tus.Handler
 	conditional func(context.Context) bool
+	metrics     *metrics.Metrics
 	logger      *zap.Logger
+	audit       *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -105,6 +108,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the handler without network calls.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.audit = h.logger.Named("audit")
 	h.S3Config.ApplyDefaults()
 	h.S3Config.Expand()
 	if h.Prefix == "" {
@@ -128,6 +132,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
+	h.metrics = m
 	cfg, err := h.AWSConfig(ctx, 16)
 	if err != nil {
 		return fmt.Errorf("loading AWS configuration: %v", err)
@@ -149,6 +154,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		LockTimeout: time.Duration(h.LockTimeout),
 		User:        user,
 		OnError:     h.logError,
+		OnEvent:     h.auditEvent,
 	})
 	if err != nil {
 		return fmt.Errorf("configuring tus: %v", err)
@@ -198,6 +204,13 @@ func (h *Handler) logError(r *http.Request, err error) {
 	}
 }
 
+// auditEvent writes the audit line of an upload's creation, completion or
+// termination.
+func (h *Handler) auditEvent(r *http.Request, e tus.Event) {
+	action := map[string]string{tus.EventCreated: "tus_create", tus.EventCompleted: "upload", tus.EventTerminated: "delete"}[e.Action]
+	shared.Audit(h.audit, r, shared.AuditEvent{Action: action, Result: "ok", Key: e.Key, UploadID: e.UploadID, Size: max(e.Size, 0)})
+}
+
 // Validate checks the configuration.
 func (h *Handler) Validate() error {
 	if err := h.S3Config.Validate(); err != nil {
@@ -212,8 +225,30 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
+// endpoints are the request metrics' endpoint labels, per method.
+var endpoints = map[string]string{
+	http.MethodOptions: "tus_options", http.MethodPost: "tus_create", http.MethodHead: "tus_head",
+	http.MethodPatch: "tus_patch", http.MethodDelete: "tus_delete",
+}
+
 // ServeHTTP serves the tus protocol; it never calls next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	start := time.Now()
+	endpoint, ok := endpoints[r.Method]
+	if !ok {
+		endpoint = "tus_other"
+	}
+	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
+	err := h.serve(rec, r)
+	status := rec.Status()
+	if he, ok := errors.AsType[caddyhttp.HandlerError](err); ok {
+		status = he.StatusCode
+	}
+	h.metrics.ObserveRequest(h.Prefix, endpoint, status, time.Since(start))
+	return err
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodOptions {
 		if !h.AllowAnonymous && user(r) == "" {
 			w.Header().Set("Tus-Resumable", tus.Version)

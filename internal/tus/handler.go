@@ -559,6 +559,13 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			// Nothing new (the body ended or broke off at a part boundary).
 			return end, nil
 		}
+		if last && n > 0 && r.ContentLength < 0 {
+			// A body of unknown length must end at the declared length.
+			var extra [1]byte
+			if m, _ := io.ReadFull(r.Body, extra[:]); m > 0 {
+				return pe + int64(filled-n), fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length")
+			}
+		}
 		if err := l.hold(ctx); err != nil {
 			return pe + int64(filled-n), err
 		}

@@ -330,6 +330,30 @@ func TestBrokenBodyKeepsWhatArrived(t *testing.T) {
 	assertStored(t, e, data)
 }
 
+// TestChunkedBodyBeyondLength: a body of unknown length longer than the
+// upload is refused, and its last chunk is not stored.
+func TestChunkedBodyBeyondLength(t *testing.T) {
+	e := newEnv(t, nil)
+	loc := e.create(t, 10)
+	r := httptest.NewRequest("PATCH", loc, io.MultiReader(strings.NewReader("hello world!")))
+	r.ContentLength = -1
+	r.Header.Set("Tus-Resumable", Version)
+	r.Header.Set("X-User", "alice")
+	r.Header.Set("Content-Type", OffsetContentType)
+	r.Header.Set("Upload-Offset", "0")
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, r)
+	if w.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("PATCH: %d, want 413", w.Code)
+	}
+	if head := do(e.h, "HEAD", loc, nil); head.Header().Get("Upload-Offset") != "0" {
+		t.Errorf("offset after the refused PATCH: %s, want 0", head.Header().Get("Upload-Offset"))
+	}
+	if keys := e.s3.objectKeys("up/"); len(keys) > 0 {
+		t.Errorf("stored %v", keys)
+	}
+}
+
 func TestDeferredLength(t *testing.T) {
 	e := newEnv(t, nil)
 	data := randomBytes(7*mib, 4)

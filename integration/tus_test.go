@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -18,7 +19,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/caddy-upload-gateway/upload-gateway/integration/harness"
 )
@@ -28,7 +31,7 @@ const tusSecret = "tus-integration-secret-0123456789abcdef"
 // tusGateways starts n gateways serving upload_tus at /tus/ over the same
 // bucket, with nothing shared but S3 and the secret. Users alice and bob
 // sign in with basic auth (passwords alice-password, bob-password).
-func tusGateways(t *testing.T, n int) (gws []*harness.Gateway, prefix, temp string) {
+func tusGateways(t *testing.T, n int, lines ...string) (gws []*harness.Gateway, prefix, temp string) {
 	t.Helper()
 	prefix = testPrefix(t)
 	temp = fmt.Sprintf("it-tus-tmp/%s-%d/", strings.ReplaceAll(t.Name(), "/", "-"), rand.Uint32())
@@ -44,8 +47,9 @@ func tusGateways(t *testing.T, n int) (gws []*harness.Gateway, prefix, temp stri
 			temp_prefix %s
 			secret {env.TUS_SECRET}
 			part_size 5MiB
+			%s
 		}
-	}`, harness.S3Settings(""), prefix, temp)
+	}`, harness.S3Settings(""), prefix, temp, strings.Join(lines, "\n\t\t\t"))
 	for range n {
 		gws = append(gws, startGatewayWith(t, harness.GatewayConfig{Site: site, Env: []string{"TUS_SECRET=" + tusSecret}}))
 	}
@@ -262,4 +266,77 @@ func TestTusConcurrentPatchAcrossInstances(t *testing.T) {
 	}
 	t.Logf("%d rounds: gateway 0 won %d, gateway 1 won %d", rounds, wins[0], wins[1])
 	assertNothingLeft(t, temp)
+}
+
+// TestTusGatewayKilledMidPatch kills the gateway a PATCH is writing
+// through, leaving its lock behind: tus-js-client, resuming on another
+// gateway, gets 409 until lock_timeout, then takes the lock over and
+// finishes, and the object equals the source.
+func TestTusGatewayKilledMidPatch(t *testing.T) {
+	// arrange
+	gws, prefix, temp := tusGateways(t, 2, "lock_timeout 3s")
+	data := fileBytes(t, pdfMagic, 15, 20*mib)
+	file := filepath.Join(t.TempDir(), "killed.bin")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	auth := map[string]string{"Authorization": basicAuth("alice")}
+	first := runTusClient(t, map[string]any{"endpoint": gws[0].URL + "/tus/", "file": file, "chunkSize": 4 * mib, "headers": auth, "abortAfter": 6 * mib})
+	path := strings.TrimPrefix(first.URL, gws[0].URL)
+	offset := tusHead(t, gws[1], gws[1].URL+path, "alice").Header.Get("Upload-Offset")
+
+	// act: a PATCH through the first gateway holds the lock when it dies
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPatch, gws[0].URL+path, pr)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Authorization", basicAuth("alice"))
+	req.Header.Set("Content-Type", "application/offset+octet-stream")
+	req.Header.Set("Upload-Offset", offset)
+	go func() {
+		if resp, err := gws[0].Client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	off, _ := strconv.Atoi(offset)
+	go pw.Write(data[off : off+mib])
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, objects, _ := env.Leftovers(context.Background(), temp)
+		if slicesContainsLock(objects) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the PATCH took no lock: %v", objects)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := syscall.Kill(gws[0].PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	pw.CloseWithError(io.ErrClosedPipe)
+	start := time.Now()
+	second := runTusClient(t, map[string]any{"endpoint": gws[1].URL + "/tus/", "file": file, "chunkSize": 4 * mib, "headers": auth, "uploadUrl": gws[1].URL + path})
+
+	// assert
+	t.Logf("resumed from offset %s after the kill; finished in %v (lock_timeout 3s)", offset, time.Since(start).Round(time.Millisecond))
+	if !second.Done {
+		t.Fatalf("second client: %+v", second)
+	}
+	key := onlyObject(t, prefix)
+	sum, n := objectSHA256(t, key)
+	want := sha256.Sum256(data)
+	if n != 20*mib || sum != hex.EncodeToString(want[:]) {
+		t.Errorf("stored %d bytes with SHA-256 %s, want %x", n, sum, want)
+	}
+	assertEncrypted(t, key)
+	assertNothingLeft(t, temp)
+}
+
+func slicesContainsLock(keys []string) bool {
+	for _, k := range keys {
+		if strings.Contains(k, "/lock-") {
+			return true
+		}
+	}
+	return false
 }

@@ -43,6 +43,8 @@ type fakeS3 struct {
 	calls   []string
 	// beforePut, if set, runs before each PutObject (outside the lock).
 	beforePut func(key string)
+	// failCompletes is how many CompleteMultipartUpload calls fail next.
+	failCompletes int
 }
 
 func newFakeS3(now func() time.Time) *fakeS3 {
@@ -116,6 +118,10 @@ func (f *fakeS3) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMulti
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("CompleteMultipartUpload")
+	if f.failCompletes > 0 {
+		f.failCompletes--
+		return nil, &smithy.GenericAPIError{Code: "InternalError"}
+	}
 	u, err := f.upload(in.UploadId)
 	if err != nil {
 		return nil, err

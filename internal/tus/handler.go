@@ -420,12 +420,22 @@ func (h *Handler) head(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st, err := h.store(c).state(r.Context())
+	s := h.store(c)
+	st, err := s.state(r.Context())
 	if errors.Is(err, errGone) {
 		return fail(http.StatusNotFound, "upload not found")
 	}
 	if err != nil {
 		return err
+	}
+	if !st.done && st.length >= 0 && st.offset() == st.length {
+		// Every byte is in S3 but the upload was not completed (the
+		// request that sent the last byte died, or completing failed):
+		// clients that see offset == length send nothing more, so
+		// complete it here.
+		if err := h.finish(r, s); err != nil && !errors.Is(err, errLocked) {
+			return err
+		}
 	}
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
@@ -604,6 +614,26 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			return end, nil
 		}
 	}
+}
+
+// finish completes an upload all of whose bytes are in S3, holding its
+// lock (errLocked if another request holds it).
+func (h *Handler) finish(r *http.Request, s *store) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s3Timeout)
+	defer cancel()
+	l, err := s.acquire(ctx, h.cfg.LockTimeout, h.cfg.Now)
+	if err != nil {
+		return err
+	}
+	defer l.release(ctx)
+	st, err := s.state(ctx)
+	if err != nil || st.done || st.length < 0 || st.offset() != st.length {
+		return err
+	}
+	r = r.Clone(ctx)
+	r.Body, r.ContentLength = http.NoBody, 0
+	_, err = h.writeLocked(ctx, r, s, l, st)
+	return err
 }
 
 // terminate handles DELETE: removes the multipart upload and its

@@ -354,6 +354,27 @@ func TestChunkedBodyBeyondLength(t *testing.T) {
 	}
 }
 
+// TestHeadCompletesWhatAPatchLeftUncompleted: when completing fails after
+// the last byte is stored, the client sees offset == length and sends
+// nothing more; HEAD completes the upload.
+func TestHeadCompletesWhatAPatchLeftUncompleted(t *testing.T) {
+	e := newEnv(t, nil)
+	data := randomBytes(7*mib, 8)
+	loc := e.create(t, int64(len(data)))
+	e.s3.failCompletes = 1
+	if w := patch(e.h, loc, 0, data); w.Code != http.StatusInternalServerError {
+		t.Fatalf("PATCH whose completion fails: %d, want 500", w.Code)
+	}
+	if n := e.s3.openUploads(); n != 1 {
+		t.Fatalf("%d open uploads, want the uncompleted one", n)
+	}
+	head := do(e.h, "HEAD", loc, nil)
+	if head.Code != 200 || head.Header().Get("Upload-Offset") != strconv.Itoa(len(data)) {
+		t.Fatalf("HEAD: %d offset %s", head.Code, head.Header().Get("Upload-Offset"))
+	}
+	assertStored(t, e, data)
+}
+
 func TestDeferredLength(t *testing.T) {
 	e := newEnv(t, nil)
 	data := randomBytes(7*mib, 4)

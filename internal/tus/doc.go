@@ -28,7 +28,10 @@
 // every PartSize bytes as a part and keeps what is left as the new tail;
 // when the declared length is reached it sends the rest as the last part,
 // completes the upload and removes the temporary objects. A body that
-// breaks off is not lost: what arrived is stored before the answer. A
+// breaks off is not lost: what arrived is stored before the answer. An
+// upload whose bytes are all in S3 but whose completion failed is
+// completed by the next HEAD (clients send nothing more once the offset
+// equals the length). A
 // PATCH holds at most PartSize bytes in memory; nothing is kept in memory
 // or on disk between requests.
 //
@@ -50,6 +53,10 @@
 // send one part to S3 and read the next PartSize bytes of a PATCH body;
 // a request slower than that can lose its lock, and one whose lock is
 // taken over while a part is in flight could still write that part.
+// Staleness is judged from S3's LastModified (one-second resolution)
+// against the gateway's clock, so the clocks must agree to well within
+// LockTimeout. Each PATCH in progress holds PartSize bytes; the number of
+// PATCHes in progress is not bounded here.
 //
 // Not yet done: the checksum extension, the object's SHA-256 metadata
 // (streamed uploads store it), cleanup of expired uploads by the janitor,

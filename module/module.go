@@ -10,6 +10,8 @@
 //   - module/identity: authentication (`http.handlers.upload_auth`, the
 //     `http.authentication.providers.upload_auth` provider, directive
 //     `upload_auth`) and the `upload-gateway-rotate-key` command.
+//   - module/resumable: resumable uploads by the tus 1.0 protocol
+//     (`http.handlers.upload_tus`, directive `upload_tus`).
 //   - module/metricsapp: the `upload_gateway_metrics` app exporting to
 //     CloudWatch and EMF files.
 //   - module/ops: the `upload_health` probe handler
@@ -32,4 +34,5 @@ import (
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/ops"
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/progress"
+	_ "github.com/caddy-upload-gateway/upload-gateway/module/resumable"
 )

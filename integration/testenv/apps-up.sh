@@ -6,6 +6,7 @@
 #   Rack      ruby + Rack 2 + WEBrick (Debian ruby, ruby-rack, ruby-webrick)   testdata/rack/dump.rb
 #   Werkzeug  /usr/bin/python3 + Werkzeug (Debian python3-werkzeug)  testdata/werkzeug/dump.py
 #   Express   node + Express 5 + multer (npm, pinned by express/package-lock.json)   express/server.js
+#   tus       node + tus-js-client (npm, pinned by tus-client/package-lock.json)      tus-client/upload.js
 #   Chromium  headless (Debian chromium), driven by chromedp in integration/browser_test.go; the
 #             legacy PHP app it talks to is testdata/php/legacy/index.php
 #
@@ -73,3 +74,25 @@ if [ ! -f "$PKG/.installed" ]; then
   touch "$PKG/.installed"
 fi
 say "express $(node -p "require('$PKG/node_modules/express/package.json').version"), multer $(node -p "require('$PKG/node_modules/multer/package.json').version") in $PKG"
+
+# ---- tus-js-client (npm) -----------------------------------------------------------------------
+# The resumable upload client of the upload_tus tests, installed the same way into
+# ~/.cache/upload-gateway/tus-client-<hash of the lock file>/ (or UPLOAD_GATEWAY_TUS_CLIENT_DIR).
+H=$(sha256sum <"$HERE/tus-client/package-lock.json" | cut -c1-16)
+PKG=${UPLOAD_GATEWAY_TUS_CLIENT_DIR:-$HOME/.cache/upload-gateway/tus-client-$H}
+if [ ! -f "$PKG/.installed" ]; then
+  mkdir -p "$(dirname "$PKG")"
+  tmp=$PKG.tmp.$$
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  cp "$HERE/tus-client/package.json" "$HERE/tus-client/package-lock.json" "$tmp/"
+  say "installing tus-js-client into $PKG (npm ci from the pinned lock file)"
+  if ! (cd "$tmp" && npm ci --ignore-scripts --no-audit --no-fund >&2); then
+    rm -rf "$tmp"
+    die "npm ci failed (see above); is the npm registry reachable?"
+  fi
+  rm -rf "$PKG"
+  mv "$tmp" "$PKG"
+  touch "$PKG/.installed"
+fi
+say "tus-js-client $(node -p "require('$PKG/node_modules/tus-js-client/package.json').version") in $PKG"

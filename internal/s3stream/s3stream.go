@@ -76,15 +76,6 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
-// S3 limits, for module/ until it uses [s3limits] itself.
-//
-// Deprecated: use the s3limits constants.
-const (
-	MinPartSize   = s3limits.MinPartSize
-	MaxPartSize   = s3limits.MaxPartSize
-	MaxObjectSize = s3limits.MaxObjectSize
-)
-
 // Defaults for zero Options fields.
 const (
 	DefaultPartSize     int64 = 16 << 20

@@ -349,7 +349,7 @@ func TestUploadStoresBodies(t *testing.T) {
 func TestStoredChecksumMismatchFails(t *testing.T) {
 	fake := newFake()
 	fake.storedChecksum = "AAAAAA=="
-	u := New(fake, Options{PartSize: MinPartSize, Concurrency: 2})
+	u := New(fake, Options{PartSize: s3limits.MinPartSize, Concurrency: 2})
 	_, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(randomBytes(11*mib)))
 	if !errors.Is(err, ErrStorage) {
 		t.Fatalf("Upload error = %v, want ErrStorage", err)

@@ -183,7 +183,7 @@ func TestHTTPSBodiesCarryTheChecksumHeader(t *testing.T) {
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		HTTPClient:                 srv.Client(),
 	})
-	u := New(client, Options{PartSize: MinPartSize, Concurrency: 2})
+	u := New(client, Options{PartSize: s3limits.MinPartSize, Concurrency: 2})
 	for _, size := range []int{1000, 11 * mib} {
 		if _, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(randomBytes(size))); err != nil {
 			t.Fatalf("Upload %d bytes: %v", size, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 )
 
@@ -72,7 +73,7 @@ func (c *Config) Classify(err, bodyErr error) Answer {
 		if c.Uploader != nil {
 			limit = c.Uploader.MaxObjectSize(c.MaxFileSize)
 		} else if limit == 0 {
-			limit = s3stream.MaxObjectSize
+			limit = s3limits.MaxObjectSize
 		}
 		return Answer{http.StatusRequestEntityTooLarge, "FILE_TOO_LARGE",
 			fmt.Sprintf("a file exceeds the limit of %d bytes", limit)}

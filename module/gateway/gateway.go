@@ -31,6 +31,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/passfields"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/uploadreq"
 
@@ -480,7 +481,7 @@ func (g *Gateway) Validate() error {
 	if err := g.S3Config.Validate(); err != nil {
 		return err
 	}
-	if g.PartSize < s3stream.MinPartSize || g.PartSize > s3stream.MaxPartSize {
+	if g.PartSize < s3limits.MinPartSize || g.PartSize > s3limits.MaxPartSize {
 		return fmt.Errorf("part_size %d is outside S3's range of 5 MiB to 5 GiB", g.PartSize)
 	}
 	if g.Concurrency < 1 || g.Concurrency > 64 {
@@ -495,7 +496,7 @@ func (g *Gateway) Validate() error {
 	if g.Hash != HashNone && g.Hash != HashSHA256 {
 		return fmt.Errorf("unknown hash %q: use sha256 or none", g.Hash)
 	}
-	if g.MaxFileSize < 0 || g.MaxFileSize > s3stream.MaxObjectSize {
+	if g.MaxFileSize < 0 || g.MaxFileSize > s3limits.MaxObjectSize {
 		return fmt.Errorf("max_file_size %d is outside 0 to 5 TiB", g.MaxFileSize)
 	}
 	partCap := s3stream.PartCap(g.MemoryLimit, g.Concurrency)

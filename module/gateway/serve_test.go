@@ -21,6 +21,7 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/inflight"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 
 	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
@@ -125,7 +126,7 @@ func (f *fakeS3) state() (objects, open int, calls string) {
 func testGateway(t *testing.T, api s3stream.API, mutate func(*Gateway)) *Gateway {
 	t.Helper()
 	g := &Gateway{S3Config: shared.S3Config{Bucket: "b", Encryption: shared.EncryptionNone}, AllowAnonymous: true,
-		MemoryLimit: 64 << 20, PartSize: s3stream.MinPartSize, Concurrency: 1, logger: zap.NewNop(),
+		MemoryLimit: 64 << 20, PartSize: s3limits.MinPartSize, Concurrency: 1, logger: zap.NewNop(),
 		rec: &metricsapp.Recorder{Audit: zap.NewNop()}}
 	if mutate != nil {
 		mutate(g)
@@ -273,7 +274,7 @@ func TestServeFailedPartAborts(t *testing.T) {
 	s3api := newFakeS3()
 	s3api.failPart = 2
 	g := testGateway(t, s3api, nil)
-	body := bytes.Repeat([]byte("z"), 3*int(s3stream.MinPartSize)+1)
+	body := bytes.Repeat([]byte("z"), 3*int(s3limits.MinPartSize)+1)
 	r := httptest.NewRequest(http.MethodPut, "/up/big.bin", bytes.NewReader(body))
 	w, err := serve(g, r, okNext)
 	if err != nil || w.Code != http.StatusBadGateway || !strings.Contains(w.Body.String(), "STORAGE_ERROR") {

@@ -1,0 +1,342 @@
+//go:build integration
+
+package integration_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/caddy-upload-gateway/upload-gateway/integration/harness"
+)
+
+const tusSecret = "tus-integration-secret-0123456789abcdef"
+
+// tusGateways starts n gateways serving upload_tus at /tus/ over the same
+// bucket, with nothing shared but S3 and the secret. Users alice and bob
+// sign in with basic auth (passwords alice-password, bob-password).
+func tusGateways(t *testing.T, n int, lines ...string) (gws []*harness.Gateway, prefix, temp string) {
+	t.Helper()
+	prefix = testPrefix(t)
+	temp = fmt.Sprintf("it-tus-tmp/%s-%d/", strings.ReplaceAll(t.Name(), "/", "-"), rand.Uint32())
+	t.Cleanup(func() { env.DeletePrefix(context.Background(), temp) })
+	site := fmt.Sprintf(`route /tus/* {
+		basic_auth {
+			alice $2a$04$mnO5yJ1aPyHXu/2gqqRPkuYCAmgIi3VLARN6bpJ9MD86J8xOx6gXq
+			bob $2a$04$9Dcsx3OT1TrZc4VOtGSTs.LomeePGT54Th7IUoZHREAgH3ufQ0OD6
+		}
+		upload_tus {
+			%s
+			prefix %s
+			temp_prefix %s
+			secret {env.TUS_SECRET}
+			part_size 5MiB
+			%s
+		}
+	}`, harness.S3Settings(""), prefix, temp, strings.Join(lines, "\n\t\t\t"))
+	for range n {
+		gws = append(gws, startGatewayWith(t, harness.GatewayConfig{Site: site, Env: []string{"TUS_SECRET=" + tusSecret}}))
+	}
+	return gws, prefix, temp
+}
+
+func basicAuth(user string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+user+"-password"))
+}
+
+// tusModules is the node_modules directory apps-up.sh installed
+// tus-js-client into.
+func tusModules(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("UPLOAD_GATEWAY_TUS_CLIENT_DIR")
+	if dir == "" {
+		lock, err := os.ReadFile("testenv/tus-client/package-lock.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(lock)
+		home, err := os.UserHomeDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(home, ".cache", "upload-gateway", "tus-client-"+hex.EncodeToString(sum[:])[:16])
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".installed")); err != nil {
+		t.Fatalf("tus-js-client is not installed in %s (run integration/testenv/apps-up.sh): %v", dir, err)
+	}
+	return filepath.Join(dir, "node_modules")
+}
+
+type tusResult struct {
+	URL    string `json:"url"`
+	Offset int64  `json:"offset"`
+	Done   bool   `json:"done"`
+	Error  string `json:"error"`
+}
+
+// runTusClient runs testenv/tus-client/upload.js (tus-js-client) in a
+// new node process.
+func runTusClient(t *testing.T, opts map[string]any) tusResult {
+	t.Helper()
+	arg, _ := json.Marshal(opts)
+	abs, _ := filepath.Abs("testenv/tus-client/upload.js")
+	cmd := exec.Command("node", abs, string(arg))
+	// The gateways' certificates come from Caddy's internal CA.
+	cmd.Env = append(os.Environ(), "NODE_PATH="+tusModules(t), "NODE_TLS_REJECT_UNAUTHORIZED=0", "NODE_NO_WARNINGS=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var res tusResult
+	if jerr := json.Unmarshal(bytes.TrimSpace(out), &res); jerr != nil || err != nil {
+		t.Fatalf("tus-js-client: %v %v\nstdout: %s\nstderr: %s", err, jerr, out, stderr.String())
+	}
+	return res
+}
+
+func tusHead(t *testing.T, gw *harness.Gateway, url, user string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodHead, url, nil)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Authorization", basicAuth(user))
+	resp, err := gw.Client.Do(req)
+	if err != nil {
+		t.Fatalf("HEAD %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// onlyObject returns the one object under prefix.
+func onlyObject(t *testing.T, prefix string) string {
+	t.Helper()
+	uploads, objects, err := env.Leftovers(context.Background(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(uploads) != 0 {
+		t.Errorf("multipart uploads left open under %s: %v", prefix, uploads)
+	}
+	if len(objects) != 1 {
+		t.Fatalf("objects under %s: %v, want one", prefix, objects)
+	}
+	return objects[0]
+}
+
+// TestTusJSClientResumesOnAnotherInstance uploads 50 MiB with
+// tus-js-client in 4 MiB chunks (below S3's 5 MiB minimum part, so the
+// tail object carries bytes between PATCHes), stops the client mid-PATCH,
+// and resumes with a new client process against a second gateway.
+func TestTusJSClientResumesOnAnotherInstance(t *testing.T) {
+	// arrange
+	gws, prefix, temp := tusGateways(t, 2)
+	data := fileBytes(t, pdfMagic, 14, 50*mib)
+	file := filepath.Join(t.TempDir(), "big.bin")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(data)
+	common := map[string]any{"file": file, "chunkSize": 4 * mib, "headers": map[string]string{"Authorization": basicAuth("alice")}}
+	with := func(kv ...any) map[string]any {
+		m := map[string]any{}
+		for k, v := range common {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+
+	// act: the first client stops mid-PATCH after about 22 MiB
+	first := runTusClient(t, with("endpoint", gws[0].URL+"/tus/", "abortAfter", 22*mib+12345))
+	if first.Done || !strings.HasPrefix(first.URL, gws[0].URL+"/tus/") {
+		t.Fatalf("first client: %+v", first)
+	}
+	url2 := gws[1].URL + strings.TrimPrefix(first.URL, gws[0].URL)
+	head := tusHead(t, gws[1], url2, "alice")
+	offset, _ := strconv.ParseInt(head.Header.Get("Upload-Offset"), 10, 64)
+	t.Logf("stopped after %d bytes sent; the second gateway reports Upload-Offset %d", first.Offset, offset)
+	if head.StatusCode != http.StatusOK || offset <= 0 || offset >= 50*mib || head.Header.Get("Upload-Length") != strconv.Itoa(50*mib) {
+		t.Fatalf("HEAD on the second gateway: %d offset %q length %q", head.StatusCode, head.Header.Get("Upload-Offset"), head.Header.Get("Upload-Length"))
+	}
+	if resp := tusHead(t, gws[1], url2, "bob"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("HEAD by another user: %d, want 403", resp.StatusCode)
+	}
+	if offset%(5*mib) != 0 {
+		_, tails, _ := env.Leftovers(context.Background(), temp)
+		t.Logf("temporary objects while unfinished: %v", tails)
+	}
+	second := runTusClient(t, with("endpoint", gws[1].URL+"/tus/", "uploadUrl", url2))
+
+	// assert
+	if !second.Done {
+		t.Fatalf("second client: %+v", second)
+	}
+	key := onlyObject(t, prefix)
+	sum, n := objectSHA256(t, key)
+	if n != 50*mib || sum != hex.EncodeToString(want[:]) {
+		t.Errorf("stored %d bytes with SHA-256 %s, want %d bytes %x", n, sum, 50*mib, want)
+	}
+	headObj := assertEncrypted(t, key)
+	if headObj.Metadata["uploaded-by"] != "alice" || headObj.Metadata["original-name"] != "big.bin" {
+		t.Errorf("object metadata %v", headObj.Metadata)
+	}
+	if logs := gws[1].Logs(); !strings.Contains(logs, `"action":"upload"`) || !strings.Contains(logs, key) {
+		t.Errorf("the second gateway logged no audit line for the completed upload of %s", key)
+	}
+	assertNothingLeft(t, temp)
+}
+
+// TestTusConcurrentPatchAcrossInstances sends two PATCHes with different
+// bodies for the same upload to two gateways at once, repeatedly: one
+// wins (204), the other gets 409, and the object is the winner's body.
+func TestTusConcurrentPatchAcrossInstances(t *testing.T) {
+	gws, prefix, temp := tusGateways(t, 2)
+	const rounds = 6
+	size := 6*mib + 321
+	bodies := [2][]byte{fileBytes(t, pdfMagic, 21, int64(size)), fileBytes(t, pngMagic, 22, int64(size))}
+	wins := [2]int{}
+	for round := range rounds {
+		req, _ := http.NewRequest(http.MethodPost, gws[0].URL+"/tus/", nil)
+		req.Header.Set("Tus-Resumable", "1.0.0")
+		req.Header.Set("Authorization", basicAuth("alice"))
+		req.Header.Set("Upload-Length", strconv.Itoa(size))
+		resp, err := gws[0].Client.Do(req)
+		if err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("round %d: POST: %v %v", round, err, resp)
+		}
+		resp.Body.Close()
+		path := strings.TrimPrefix(resp.Header.Get("Location"), gws[0].URL)
+
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		status := [2]int{}
+		for i := range 2 {
+			wg.Go(func() {
+				req, _ := http.NewRequest(http.MethodPatch, gws[i].URL+path, bytes.NewReader(bodies[i]))
+				req.Header.Set("Tus-Resumable", "1.0.0")
+				req.Header.Set("Authorization", basicAuth("alice"))
+				req.Header.Set("Content-Type", "application/offset+octet-stream")
+				req.Header.Set("Upload-Offset", "0")
+				<-start
+				resp, err := gws[i].Client.Do(req)
+				if err != nil {
+					t.Errorf("round %d: PATCH %d: %v", round, i, err)
+					return
+				}
+				resp.Body.Close()
+				status[i] = resp.StatusCode
+			})
+		}
+		close(start)
+		wg.Wait()
+		var winner int
+		switch status {
+		case [2]int{204, 409}:
+			winner = 0
+		case [2]int{409, 204}:
+			winner = 1
+		default:
+			t.Fatalf("round %d: statuses %v, want one 204 and one 409", round, status)
+		}
+		wins[winner]++
+		key := onlyObject(t, prefix)
+		sum, n := objectSHA256(t, key)
+		want := sha256.Sum256(bodies[winner])
+		if n != int64(size) || sum != hex.EncodeToString(want[:]) {
+			t.Fatalf("round %d: object is not gateway %d's body: %d bytes, SHA-256 %s", round, winner, n, sum)
+		}
+		env.DeletePrefix(context.Background(), prefix)
+	}
+	t.Logf("%d rounds: gateway 0 won %d, gateway 1 won %d", rounds, wins[0], wins[1])
+	assertNothingLeft(t, temp)
+}
+
+// TestTusGatewayKilledMidPatch kills the gateway a PATCH is writing
+// through, leaving its lock behind: tus-js-client, resuming on another
+// gateway, gets 409 until lock_timeout, then takes the lock over and
+// finishes, and the object equals the source.
+func TestTusGatewayKilledMidPatch(t *testing.T) {
+	// arrange
+	gws, prefix, temp := tusGateways(t, 2, "lock_timeout 3s")
+	data := fileBytes(t, pdfMagic, 15, 20*mib)
+	file := filepath.Join(t.TempDir(), "killed.bin")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	auth := map[string]string{"Authorization": basicAuth("alice")}
+	first := runTusClient(t, map[string]any{"endpoint": gws[0].URL + "/tus/", "file": file, "chunkSize": 4 * mib, "headers": auth, "abortAfter": 6 * mib})
+	path := strings.TrimPrefix(first.URL, gws[0].URL)
+	offset := tusHead(t, gws[1], gws[1].URL+path, "alice").Header.Get("Upload-Offset")
+
+	// act: a PATCH through the first gateway holds the lock when it dies
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPatch, gws[0].URL+path, pr)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Authorization", basicAuth("alice"))
+	req.Header.Set("Content-Type", "application/offset+octet-stream")
+	req.Header.Set("Upload-Offset", offset)
+	go func() {
+		if resp, err := gws[0].Client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	off, _ := strconv.Atoi(offset)
+	go pw.Write(data[off : off+mib])
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, objects, _ := env.Leftovers(context.Background(), temp)
+		if slicesContainsLock(objects) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the PATCH took no lock: %v", objects)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := syscall.Kill(gws[0].PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	pw.CloseWithError(io.ErrClosedPipe)
+	start := time.Now()
+	second := runTusClient(t, map[string]any{"endpoint": gws[1].URL + "/tus/", "file": file, "chunkSize": 4 * mib, "headers": auth, "uploadUrl": gws[1].URL + path})
+
+	// assert
+	t.Logf("resumed from offset %s after the kill; finished in %v (lock_timeout 3s)", offset, time.Since(start).Round(time.Millisecond))
+	if !second.Done {
+		t.Fatalf("second client: %+v", second)
+	}
+	key := onlyObject(t, prefix)
+	sum, n := objectSHA256(t, key)
+	want := sha256.Sum256(data)
+	if n != 20*mib || sum != hex.EncodeToString(want[:]) {
+		t.Errorf("stored %d bytes with SHA-256 %s, want %x", n, sum, want)
+	}
+	assertEncrypted(t, key)
+	assertNothingLeft(t, temp)
+}
+
+func slicesContainsLock(keys []string) bool {
+	for _, k := range keys {
+		if strings.Contains(k, "/lock-") {
+			return true
+		}
+	}
+	return false
+}

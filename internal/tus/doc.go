@@ -1,0 +1,64 @@
+// Package tus serves resumable uploads by the tus 1.0 protocol
+// (https://tus.io/protocols/resumable-upload) over S3 multipart uploads,
+// with no state in the gateway: any instance can continue any upload.
+//
+// # Protocol
+//
+// Core (OPTIONS, HEAD, PATCH) and the extensions creation,
+// creation-with-upload, creation-defer-length, termination and
+// expiration. POST creates an upload and answers its URL: the POST path,
+// "/", and a sealed upload id. HEAD answers Upload-Offset (what S3
+// holds), Upload-Length or Upload-Defer-Length, Upload-Metadata and
+// Upload-Expires with Cache-Control: no-store. PATCH takes
+// application/offset+octet-stream at the current offset (else 409, with
+// the real Upload-Offset). DELETE aborts the multipart upload and removes
+// its temporary objects. X-HTTP-Method-Override is honoured on POST.
+//
+// # Implementation
+//
+// The upload id is the upload's claims (object key, S3 upload id, owner,
+// declared length, expiry, Upload-Metadata) sealed with AES-256-GCM under
+// a key derived from a shared secret, so it can be neither guessed nor
+// altered, and a request by another user is refused (403).
+//
+// The offset is the sum of the parts S3 lists (ListParts) plus the size
+// of the tail: the object <temp prefix><upload>/tail-<N> holding the
+// bytes after the parts (which end at N) that are short of S3's 5 MiB
+// minimum part. A PATCH reads the tail back, appends its body, sends
+// every PartSize bytes as a part and keeps what is left as the new tail;
+// when the declared length is reached it sends the rest as the last part,
+// completes the upload and removes the temporary objects. A body that
+// breaks off is not lost: what arrived is stored before the answer. An
+// upload whose bytes are all in S3 but whose completion failed is
+// completed by the next HEAD (clients send nothing more once the offset
+// equals the length). A
+// PATCH holds at most PartSize bytes in memory; nothing is kept in memory
+// or on disk between requests.
+//
+// Writers exclude each other with a lock made of S3 conditional writes:
+// lock-<n> objects created with If-None-Match: *, so exactly one request
+// creates each generation. A PATCH that finds a generation younger than
+// LockTimeout answers 409; an older one was left by a request that died
+// and is taken over by creating the next generation. A holder renews (by
+// creating the next generation itself) before a write once its newest
+// generation is half LockTimeout old; if another request took over, the
+// renewal fails and the holder writes nothing more. Deferred lengths are
+// stored once, in <temp prefix><upload>/length, also with If-None-Match.
+//
+// # Considerations
+//
+// The S3 server must support conditional PutObject (If-None-Match: *,
+// answering 412 or 409) and strongly consistent ListObjectsV2 and
+// ListParts: AWS S3 and SeaweedFS do. LockTimeout must exceed the time to
+// send one part to S3 and read the next PartSize bytes of a PATCH body;
+// a request slower than that can lose its lock, and one whose lock is
+// taken over while a part is in flight could still write that part.
+// Staleness is judged from S3's LastModified (one-second resolution)
+// against the gateway's clock, so the clocks must agree to well within
+// LockTimeout. Each PATCH in progress holds PartSize bytes; the number of
+// PATCHes in progress is not bounded here.
+//
+// Not yet done: the checksum extension, the object's SHA-256 metadata
+// (streamed uploads store it), cleanup of expired uploads by the janitor,
+// per-user quotas, and the IETF resumable-upload draft.
+package tus

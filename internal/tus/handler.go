@@ -1,0 +1,666 @@
+package tus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
+)
+
+// Protocol constants.
+const (
+	Version    = "1.0.0"
+	Extensions = "creation,creation-with-upload,creation-defer-length,termination,expiration"
+	// OffsetContentType is the only PATCH body type tus allows.
+	OffsetContentType = "application/offset+octet-stream"
+)
+
+// Defaults of Config's zero fields.
+const (
+	DefaultPartSize    int64 = 8 << 20
+	DefaultTTL               = 24 * time.Hour
+	DefaultLockTimeout       = 2 * time.Minute
+	DefaultTempPrefix        = ".upload-gateway-tus/"
+	// maxMetadataLen bounds Upload-Metadata, which the upload URL carries.
+	maxMetadataLen = 1024
+	// s3Timeout bounds each S3 call made on behalf of a request whose
+	// client may be gone.
+	s3Timeout = 5 * time.Minute
+)
+
+// Config configures a Handler. Zero values mean the defaults.
+type Config struct {
+	// Bucket receives the uploads. Required.
+	Bucket string
+	// Prefix is prepended to the key of every finished upload.
+	Prefix string
+	// TempPrefix is the reserved prefix of tails and locks. Default
+	// DefaultTempPrefix. It must not overlap Prefix's objects.
+	TempPrefix string
+	// Encryption is applied to every multipart upload.
+	Encryption s3limits.Encryption
+	// Secrets seal upload URLs: the first seals, all open. Required, each
+	// at least MinSecretLen bytes, the same on every instance.
+	Secrets [][]byte
+	// MaxSize is Tus-Max-Size, the largest declared length accepted.
+	// Default and upper bound: PartSize × S3's part count limit.
+	MaxSize int64
+	// PartSize is the size of the parts sent to S3 and the memory each
+	// PATCH in progress holds. Default DefaultPartSize; between S3's
+	// minimum part (5 MiB) and maximum part.
+	PartSize int64
+	// TTL is how long an upload may be continued after its creation
+	// (Upload-Expires). Default DefaultTTL.
+	TTL time.Duration
+	// LockTimeout is how old a PATCH's lock must be before another
+	// request may take it over; it must exceed the time to send one part
+	// to S3. Default DefaultLockTimeout.
+	LockTimeout time.Duration
+	// User returns the id of the request's user ("" for anonymous, which
+	// is then the owner). Required.
+	User func(*http.Request) string
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// OnError, if set, is told about every failure answered with 5xx.
+	OnError func(r *http.Request, err error)
+	// OnEvent, if set, is told when an upload is created, completed or
+	// terminated (for the audit log).
+	OnEvent func(r *http.Request, e Event)
+}
+
+// Event is a change in an upload's life.
+type Event struct {
+	Action   string // EventCreated, EventCompleted or EventTerminated
+	Key      string // the object key
+	UploadID string // S3's multipart upload id
+	Size     int64  // the length, when known
+}
+
+// Event actions.
+const (
+	EventCreated    = "created"
+	EventCompleted  = "completed"
+	EventTerminated = "terminated"
+)
+
+func (h *Handler) event(r *http.Request, action string, c claims, size int64) {
+	if h.cfg.OnEvent != nil {
+		h.cfg.OnEvent(r, Event{Action: action, Key: c.Key, UploadID: c.UploadID, Size: size})
+	}
+}
+
+// Handler serves tus 1.0 over S3 multipart uploads. It keeps no state
+// between requests: every instance with the same Config can continue
+// every upload.
+type Handler struct {
+	cfg    Config
+	api    API
+	sealer *sealer
+	bufs   sync.Pool
+}
+
+// New checks cfg, fills in defaults and returns the handler.
+func New(api API, cfg Config) (*Handler, error) {
+	if cfg.Bucket == "" {
+		return nil, errors.New("bucket is required")
+	}
+	if cfg.User == nil {
+		return nil, errors.New("user function is required")
+	}
+	if cfg.TempPrefix == "" {
+		cfg.TempPrefix = DefaultTempPrefix
+	}
+	if !strings.HasSuffix(cfg.TempPrefix, "/") {
+		cfg.TempPrefix += "/"
+	}
+	if cfg.Prefix != "" && (strings.HasPrefix(cfg.Prefix, cfg.TempPrefix) || strings.HasPrefix(cfg.TempPrefix, cfg.Prefix)) {
+		return nil, fmt.Errorf("temp prefix %q and prefix %q overlap", cfg.TempPrefix, cfg.Prefix)
+	}
+	if cfg.PartSize == 0 {
+		cfg.PartSize = DefaultPartSize
+	}
+	if cfg.PartSize < s3limits.MinPartSize || cfg.PartSize > s3limits.MaxPartSize {
+		return nil, fmt.Errorf("part size %d is outside S3's limits [%d, %d]", cfg.PartSize, s3limits.MinPartSize, s3limits.MaxPartSize)
+	}
+	maxSize := min(cfg.PartSize*s3limits.MaxParts, s3limits.MaxObjectSize)
+	if cfg.MaxSize == 0 {
+		cfg.MaxSize = maxSize
+	}
+	if cfg.MaxSize < 0 || cfg.MaxSize > maxSize {
+		return nil, fmt.Errorf("max size %d is outside [0, %d] (part size × %d parts)", cfg.MaxSize, maxSize, s3limits.MaxParts)
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.LockTimeout == 0 {
+		cfg.LockTimeout = DefaultLockTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	sealer, err := newSealer(cfg.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{cfg: cfg, api: api, sealer: sealer}
+	h.bufs.New = func() any { b := make([]byte, cfg.PartSize); return &b }
+	return h, nil
+}
+
+// httpError is a failure with its status.
+type httpError struct {
+	status int
+	msg    string
+	err    error // cause, for 5xx
+}
+
+func (e *httpError) Error() string {
+	if e.err != nil {
+		return e.msg + ": " + e.err.Error()
+	}
+	return e.msg
+}
+
+func (e *httpError) Unwrap() error { return e.err }
+
+func fail(status int, format string, args ...any) *httpError {
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// ServeHTTP answers OPTIONS, POST (creation), HEAD, PATCH and DELETE.
+// POST may go to any path the handler is routed at; the upload URL is
+// that path plus "/" and the sealed upload id, and HEAD, PATCH and DELETE
+// take the id from the last path segment.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	method := r.Method
+	if o := r.Header.Get("X-HTTP-Method-Override"); o != "" && r.Method == http.MethodPost {
+		method = o
+	}
+	hdr := w.Header()
+	hdr.Set("Tus-Resumable", Version)
+	var err error
+	if method == http.MethodOptions {
+		hdr.Set("Tus-Version", Version)
+		hdr.Set("Tus-Extension", Extensions)
+		hdr.Set("Tus-Max-Size", strconv.FormatInt(h.cfg.MaxSize, 10))
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if v := r.Header.Get("Tus-Resumable"); v != Version {
+		hdr.Set("Tus-Version", Version)
+		err = fail(http.StatusPreconditionFailed, "unsupported Tus-Resumable %q", v)
+	} else {
+		switch method {
+		case http.MethodPost:
+			err = h.create(w, r)
+		case http.MethodHead:
+			err = h.head(w, r)
+		case http.MethodPatch:
+			err = h.patch(w, r)
+		case http.MethodDelete:
+			err = h.terminate(w, r)
+		default:
+			hdr.Set("Allow", "OPTIONS, POST, HEAD, PATCH, DELETE")
+			err = fail(http.StatusMethodNotAllowed, "method %s not allowed", method)
+		}
+	}
+	if err == nil {
+		return
+	}
+	he, ok := errors.AsType[*httpError](err)
+	if !ok {
+		he = &httpError{status: http.StatusInternalServerError, msg: "storage error", err: err}
+	}
+	if he.status >= 500 && h.cfg.OnError != nil {
+		h.cfg.OnError(r, err)
+	}
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	w.WriteHeader(he.status)
+	if method != http.MethodHead {
+		io.WriteString(w, he.msg+"\n")
+	}
+}
+
+// open reads and authorizes the upload the request names.
+func (h *Handler) open(r *http.Request) (claims, error) {
+	c, err := h.sealer.open(path.Base(r.URL.Path))
+	if err != nil {
+		return c, fail(http.StatusNotFound, "upload not found")
+	}
+	if c.Owner != h.cfg.User(r) {
+		return c, fail(http.StatusForbidden, "upload belongs to another user")
+	}
+	if c.expired(h.cfg.Now()) {
+		return c, fail(http.StatusGone, "upload expired")
+	}
+	return c, nil
+}
+
+func (h *Handler) setExpires(w http.ResponseWriter, c claims) {
+	w.Header().Set("Upload-Expires", time.Unix(c.Expires, 0).UTC().Format(http.TimeFormat))
+}
+
+// metadata is a parsed Upload-Metadata header.
+type metadata map[string]string
+
+// parseMetadata parses "key base64value,key2" pairs.
+func parseMetadata(s string) (metadata, error) {
+	m := metadata{}
+	if strings.TrimSpace(s) == "" {
+		return m, nil
+	}
+	for pair := range strings.SplitSeq(s, ",") {
+		fields := strings.Fields(pair)
+		if len(fields) == 0 || len(fields) > 2 {
+			return nil, fmt.Errorf("malformed pair %q", pair)
+		}
+		key := fields[0]
+		for _, c := range key {
+			if c < 0x21 || c > 0x7e {
+				return nil, fmt.Errorf("key %q is not printable ASCII", key)
+			}
+		}
+		if _, dup := m[key]; dup {
+			return nil, fmt.Errorf("key %q repeated", key)
+		}
+		v := ""
+		if len(fields) == 2 {
+			b, err := base64.StdEncoding.Strict().DecodeString(fields[1])
+			if err != nil {
+				return nil, fmt.Errorf("value of %q: %v", key, err)
+			}
+			v = string(b)
+		}
+		m[key] = v
+	}
+	return m, nil
+}
+
+// contentType is the declared type of the file, or the S3 default.
+func (m metadata) contentType() *string {
+	for _, k := range []string{"filetype", "contentType", "type"} {
+		if v := m[k]; v != "" {
+			if mt, params, err := mime.ParseMediaType(v); err == nil {
+				return aws.String(mime.FormatMediaType(mt, params))
+			}
+		}
+	}
+	return nil
+}
+
+func (m metadata) fileName() string {
+	for _, k := range []string{"filename", "name"} {
+		if v := m[k]; v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func parseLength(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != s {
+		return 0, fmt.Errorf("%q is not a non-negative integer", s)
+	}
+	return n, nil
+}
+
+// create handles POST: creation, creation-defer-length and
+// creation-with-upload.
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
+	c := claims{Owner: h.cfg.User(r), Length: -1}
+	lengthHdr, deferHdr := r.Header.Get("Upload-Length"), r.Header.Get("Upload-Defer-Length")
+	switch {
+	case lengthHdr != "" && deferHdr != "":
+		return fail(http.StatusBadRequest, "Upload-Length and Upload-Defer-Length are exclusive")
+	case deferHdr != "":
+		if deferHdr != "1" {
+			return fail(http.StatusBadRequest, "Upload-Defer-Length must be 1")
+		}
+	case lengthHdr != "":
+		n, err := parseLength(lengthHdr)
+		if err != nil {
+			return fail(http.StatusBadRequest, "Upload-Length: %v", err)
+		}
+		c.Length = n
+	default:
+		return fail(http.StatusBadRequest, "Upload-Length or Upload-Defer-Length is required")
+	}
+	if c.Length > h.cfg.MaxSize {
+		return fail(http.StatusRequestEntityTooLarge, "Upload-Length exceeds Tus-Max-Size %d", h.cfg.MaxSize)
+	}
+	withBody := r.ContentLength > 0 || r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody
+	if withBody && !isOffsetType(r.Header.Get("Content-Type")) {
+		return fail(http.StatusUnsupportedMediaType, "a body sent with creation must be %s", OffsetContentType)
+	}
+	c.Metadata = r.Header.Get("Upload-Metadata")
+	if len(c.Metadata) > maxMetadataLen {
+		return fail(http.StatusRequestHeaderFieldsTooLarge, "Upload-Metadata is longer than %d bytes", maxMetadataLen)
+	}
+	meta, err := parseMetadata(c.Metadata)
+	if err != nil {
+		return fail(http.StatusBadRequest, "Upload-Metadata: %v", err)
+	}
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	c.Key = h.cfg.Prefix + hex.EncodeToString(id)
+	c.Expires = h.cfg.Now().Add(h.cfg.TTL).Unix()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s3Timeout)
+	defer cancel()
+
+	userMeta := map[string]string{s3limits.MetaUploadedBy: objectkey.MetadataValue(c.Owner)}
+	if name := meta.fileName(); name != "" {
+		userMeta[s3limits.MetaOriginalName] = objectkey.MetadataValue(name)
+	}
+	mode, keyID, bucketKey, encCtx := h.cfg.Encryption.RequestFields()
+	if c.Length == 0 {
+		// Nothing to resume: store the empty object now.
+		_, err := h.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &h.cfg.Bucket, Key: &c.Key, Body: strings.NewReader(""), ContentLength: aws.Int64(0),
+			ContentType: meta.contentType(), Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx})
+		if err != nil {
+			return fmt.Errorf("storing an empty upload: %w", err)
+		}
+	} else {
+		out, err := h.api.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &h.cfg.Bucket, Key: &c.Key,
+			ContentType: meta.contentType(), Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx})
+		if err != nil {
+			return fmt.Errorf("creating the multipart upload: %w", err)
+		}
+		c.UploadID = aws.ToString(out.UploadId)
+	}
+	token := h.sealer.seal(c)
+	h.event(r, EventCreated, c, c.Length)
+	if c.Length == 0 {
+		h.event(r, EventCompleted, c, 0)
+	}
+	w.Header().Set("Location", strings.TrimSuffix(r.URL.Path, "/")+"/"+token)
+	h.setExpires(w, c)
+	if !withBody || c.Length == 0 {
+		w.WriteHeader(http.StatusCreated)
+		return nil
+	}
+	st := state{length: c.Length}
+	offset, err := h.write(ctx, r, h.store(c), st)
+	if err != nil && !errors.Is(err, errLocked) {
+		// The upload exists: the client may resume it from HEAD.
+		if h.cfg.OnError != nil {
+			h.cfg.OnError(r, err)
+		}
+	}
+	w.Header().Set("Upload-Offset", strconv.FormatInt(offset, 10))
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+func isOffsetType(v string) bool {
+	mt, _, err := mime.ParseMediaType(v)
+	return err == nil && mt == OffsetContentType
+}
+
+// head handles HEAD: the offset S3 holds.
+func (h *Handler) head(w http.ResponseWriter, r *http.Request) error {
+	c, err := h.open(r)
+	if err != nil {
+		return err
+	}
+	s := h.store(c)
+	st, err := s.state(r.Context())
+	if errors.Is(err, errGone) {
+		return fail(http.StatusNotFound, "upload not found")
+	}
+	if err != nil {
+		return err
+	}
+	if !st.done && st.length >= 0 && st.offset() == st.length {
+		// Every byte is in S3 but the upload was not completed (the
+		// request that sent the last byte died, or completing failed):
+		// clients that see offset == length send nothing more, so
+		// complete it here.
+		if err := h.finish(r, s); err != nil && !errors.Is(err, errLocked) {
+			return err
+		}
+	}
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Upload-Offset", strconv.FormatInt(st.offset(), 10))
+	if st.length >= 0 {
+		hdr.Set("Upload-Length", strconv.FormatInt(st.length, 10))
+	} else {
+		hdr.Set("Upload-Defer-Length", "1")
+	}
+	if c.Metadata != "" {
+		hdr.Set("Upload-Metadata", c.Metadata)
+	}
+	h.setExpires(w, c)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// patch handles PATCH: appends the body at Upload-Offset.
+func (h *Handler) patch(w http.ResponseWriter, r *http.Request) error {
+	if !isOffsetType(r.Header.Get("Content-Type")) {
+		return fail(http.StatusUnsupportedMediaType, "Content-Type must be %s", OffsetContentType)
+	}
+	offset, err := parseLength(r.Header.Get("Upload-Offset"))
+	if err != nil {
+		return fail(http.StatusBadRequest, "Upload-Offset: %v", err)
+	}
+	var newLength int64 = -1
+	if v := r.Header.Get("Upload-Length"); v != "" {
+		if newLength, err = parseLength(v); err != nil {
+			return fail(http.StatusBadRequest, "Upload-Length: %v", err)
+		}
+	}
+	c, err := h.open(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s3Timeout)
+	defer cancel()
+	s := h.store(c)
+	l, err := s.acquire(ctx, h.cfg.LockTimeout, h.cfg.Now)
+	if errors.Is(err, errLocked) {
+		return fail(http.StatusConflict, "another request is writing to this upload")
+	}
+	if err != nil {
+		return err
+	}
+	defer l.release(ctx)
+	st, err := s.state(ctx)
+	switch {
+	case errors.Is(err, errGone):
+		return fail(http.StatusNotFound, "upload not found")
+	case err != nil:
+		return err
+	case st.done:
+		return fail(http.StatusConflict, "upload is complete")
+	case offset != st.offset():
+		w.Header().Set("Upload-Offset", strconv.FormatInt(st.offset(), 10))
+		return fail(http.StatusConflict, "Upload-Offset %d does not match the upload's offset %d", offset, st.offset())
+	}
+	if newLength >= 0 {
+		switch {
+		case st.length >= 0 && newLength != st.length:
+			return fail(http.StatusBadRequest, "Upload-Length %d differs from the upload's length %d", newLength, st.length)
+		case st.length < 0 && newLength < offset:
+			return fail(http.StatusBadRequest, "Upload-Length %d is below the offset %d", newLength, offset)
+		case st.length < 0 && newLength > h.cfg.MaxSize:
+			return fail(http.StatusRequestEntityTooLarge, "Upload-Length exceeds Tus-Max-Size %d", h.cfg.MaxSize)
+		case st.length < 0:
+			if err := s.setLength(ctx, newLength); err != nil {
+				return err
+			}
+			st.length = newLength
+		}
+	}
+	if st.length >= 0 && r.ContentLength > st.length-offset {
+		return fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length by %d bytes", r.ContentLength-(st.length-offset))
+	}
+	newOffset, err := h.writeLocked(ctx, r, s, l, st)
+	if err != nil {
+		if errors.Is(err, errLocked) {
+			return fail(http.StatusConflict, "another request took over this upload")
+		}
+		return err
+	}
+	w.Header().Set("Upload-Offset", strconv.FormatInt(newOffset, 10))
+	h.setExpires(w, c)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// write takes the lock of a new upload and appends the body
+// (creation-with-upload).
+func (h *Handler) write(ctx context.Context, r *http.Request, s *store, st state) (int64, error) {
+	l, err := s.acquire(ctx, h.cfg.LockTimeout, h.cfg.Now)
+	if err != nil {
+		return 0, err
+	}
+	defer l.release(ctx)
+	return h.writeLocked(ctx, r, s, l, st)
+}
+
+// writeLocked appends the request body to the upload whose state is st,
+// holding l: full parts go to S3 as they fill, the rest to the tail, and
+// the upload is completed when its length is reached. It returns the new
+// offset, also when the body breaks off (what arrived is kept).
+func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l *lock, st state) (int64, error) {
+	bp := h.bufs.Get().(*[]byte)
+	defer h.bufs.Put(bp)
+	buf := *bp
+	var body io.Reader = r.Body
+	if st.length >= 0 {
+		body = io.LimitReader(r.Body, st.length-st.offset())
+	}
+	pe, filled := st.partsEnd, int(st.tail)
+	oldTail := st.tail > 0
+	if oldTail {
+		if err := s.readTail(ctx, pe, buf[:filled]); err != nil {
+			return st.offset(), err
+		}
+	}
+	parts := st.parts
+	for {
+		// A body that breaks off is no error of the upload: what arrived
+		// is kept, and the offset tells the client where to resume.
+		n, _ := io.ReadFull(body, buf[filled:])
+		filled += n
+		end := pe + int64(filled)
+		last := st.length >= 0 && end == st.length
+		full := filled == len(buf)
+		if n == 0 && !full && !last {
+			// Nothing new (the body ended or broke off at a part boundary).
+			return end, nil
+		}
+		if last && n > 0 && r.ContentLength < 0 {
+			// A body of unknown length must end at the declared length.
+			var extra [1]byte
+			if m, _ := io.ReadFull(r.Body, extra[:]); m > 0 {
+				return pe + int64(filled-n), fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length")
+			}
+		}
+		if err := l.hold(ctx); err != nil {
+			return pe + int64(filled-n), err
+		}
+		switch {
+		case last && filled == 0 && len(parts) > 0:
+			// A deferred length set at the offset already reached.
+		case full || last || int64(filled) >= s3limits.MinPartSize:
+			if len(parts) >= s3limits.MaxParts {
+				return pe, fail(http.StatusRequestEntityTooLarge, "upload has reached S3's limit of %d parts", s3limits.MaxParts)
+			}
+			p, err := s.uploadPart(ctx, int32(len(parts)+1), buf[:filled])
+			if err != nil {
+				return pe + int64(filled-n), err
+			}
+			parts = append(parts, p)
+			if oldTail {
+				_ = s.deleteKeys(ctx, []string{s.tailKey(pe)})
+				oldTail = false
+			}
+			pe, filled = end, 0
+		default:
+			if err := s.putTail(ctx, pe, buf[:filled]); err != nil {
+				return pe + int64(filled-n), err
+			}
+			oldTail = true
+		}
+		if last {
+			if err := s.complete(ctx, parts); err != nil {
+				return end - 1, err
+			}
+			_ = s.deleteTemp(ctx)
+			h.event(r, EventCompleted, s.c, end)
+			return end, nil
+		}
+		if !full {
+			return end, nil
+		}
+	}
+}
+
+// finish completes an upload all of whose bytes are in S3, holding its
+// lock (errLocked if another request holds it).
+func (h *Handler) finish(r *http.Request, s *store) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s3Timeout)
+	defer cancel()
+	l, err := s.acquire(ctx, h.cfg.LockTimeout, h.cfg.Now)
+	if err != nil {
+		return err
+	}
+	defer l.release(ctx)
+	st, err := s.state(ctx)
+	if err != nil || st.done || st.length < 0 || st.offset() != st.length {
+		return err
+	}
+	r = r.Clone(ctx)
+	r.Body, r.ContentLength = http.NoBody, 0
+	_, err = h.writeLocked(ctx, r, s, l, st)
+	return err
+}
+
+// terminate handles DELETE: removes the multipart upload and its
+// temporary objects.
+func (h *Handler) terminate(w http.ResponseWriter, r *http.Request) error {
+	c, err := h.open(r)
+	if err != nil {
+		return err
+	}
+	if c.UploadID == "" {
+		return fail(http.StatusNotFound, "upload not found")
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s3Timeout)
+	defer cancel()
+	s := h.store(c)
+	err = s.abort(ctx)
+	if errors.Is(err, errGone) {
+		_ = s.deleteTemp(ctx)
+		return fail(http.StatusNotFound, "upload not found")
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.deleteTemp(ctx); err != nil {
+		return err
+	}
+	h.event(r, EventTerminated, c, c.Length)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

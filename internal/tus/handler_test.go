@@ -1,0 +1,525 @@
+package tus
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
+)
+
+const mib = 1 << 20
+
+var testSecret = []byte("0123456789abcdef0123456789abcdef")
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type env struct {
+	s3    *fakeS3
+	clock *clock
+	h     *Handler
+}
+
+// newEnv returns a handler over a fake S3; the user is the X-User header.
+func newEnv(t *testing.T, mod func(*Config)) *env {
+	t.Helper()
+	clk := &clock{t: time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)}
+	f := newFakeS3(clk.now)
+	e := &env{s3: f, clock: clk}
+	e.h = e.handler(t, mod)
+	return e
+}
+
+// handler returns another instance sharing e's S3 and clock.
+func (e *env) handler(t *testing.T, mod func(*Config)) *Handler {
+	t.Helper()
+	cfg := Config{
+		Bucket:     "b",
+		Prefix:     "up/",
+		Encryption: s3limits.Encryption{Mode: types.ServerSideEncryptionAwsKms, KMSKeyID: "alias/k"},
+		Secrets:    [][]byte{testSecret},
+		PartSize:   5 * mib,
+		User:       func(r *http.Request) string { return r.Header.Get("X-User") },
+		Now:        e.clock.now,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	h, err := New(e.s3, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// do sends one request; headers are name, value pairs. Tus-Resumable and
+// X-User alice are set unless given.
+func do(h http.Handler, method, target string, body io.Reader, headers ...string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, target, body)
+	r.Header.Set("Tus-Resumable", Version)
+	r.Header.Set("X-User", "alice")
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			r.Header.Del(headers[i])
+			continue
+		}
+		r.Header.Set(headers[i], headers[i+1])
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+func (e *env) create(t *testing.T, length int64) string {
+	t.Helper()
+	w := do(e.h, "POST", "/files/", nil, "Upload-Length", strconv.FormatInt(length, 10),
+		"Upload-Metadata", "filename "+base64.StdEncoding.EncodeToString([]byte("a.bin"))+",filetype "+base64.StdEncoding.EncodeToString([]byte("application/pdf")))
+	if w.Code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", w.Code, w.Body)
+	}
+	return w.Header().Get("Location")
+}
+
+func patch(h http.Handler, loc string, offset int64, body []byte, headers ...string) *httptest.ResponseRecorder {
+	return do(h, "PATCH", loc, bytes.NewReader(body), append([]string{"Content-Type", OffsetContentType, "Upload-Offset", strconv.FormatInt(offset, 10)}, headers...)...)
+}
+
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func TestOptions(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxSize = 1 << 30 })
+	w := do(e.h, "OPTIONS", "/files/", nil, "Tus-Resumable", "")
+	want := map[string]string{
+		"Tus-Resumable": "1.0.0", "Tus-Version": "1.0.0", "Tus-Max-Size": "1073741824",
+		"Tus-Extension": "creation,creation-with-upload,creation-defer-length,termination,expiration",
+	}
+	if w.Code != http.StatusNoContent {
+		t.Errorf("status %d, want 204", w.Code)
+	}
+	for k, v := range want {
+		if got := w.Header().Get(k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+}
+
+// TestRules checks the tus 1.0 header and status rules one by one.
+func TestRules(t *testing.T) {
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	tests := []struct {
+		name       string
+		method     string
+		path       string // "" means the upload URL of a fresh 10-byte upload
+		body       string
+		headers    []string
+		wantStatus int
+		wantHeader map[string]string
+	}{
+		{name: "POST without Tus-Resumable", method: "POST", path: "/files/", headers: []string{"Tus-Resumable", "", "Upload-Length", "5"},
+			wantStatus: 412, wantHeader: map[string]string{"Tus-Version": "1.0.0"}},
+		{name: "PATCH with another Tus-Resumable", method: "PATCH", headers: []string{"Tus-Resumable", "0.2.2", "Content-Type", OffsetContentType, "Upload-Offset", "0"},
+			wantStatus: 412, wantHeader: map[string]string{"Tus-Version": "1.0.0"}},
+		{name: "POST without a length", method: "POST", path: "/files/", wantStatus: 400},
+		{name: "POST with both lengths", method: "POST", path: "/files/", headers: []string{"Upload-Length", "5", "Upload-Defer-Length", "1"}, wantStatus: 400},
+		{name: "POST with Upload-Defer-Length 2", method: "POST", path: "/files/", headers: []string{"Upload-Defer-Length", "2"}, wantStatus: 400},
+		{name: "POST with a negative length", method: "POST", path: "/files/", headers: []string{"Upload-Length", "-1"}, wantStatus: 400},
+		{name: "POST with a signed length", method: "POST", path: "/files/", headers: []string{"Upload-Length", "+5"}, wantStatus: 400},
+		{name: "POST above Tus-Max-Size", method: "POST", path: "/files/", headers: []string{"Upload-Length", "1073741825"}, wantStatus: 413},
+		{name: "POST with bad metadata base64", method: "POST", path: "/files/", headers: []string{"Upload-Length", "5", "Upload-Metadata", "filename !!!"}, wantStatus: 400},
+		{name: "POST with a repeated metadata key", method: "POST", path: "/files/", headers: []string{"Upload-Length", "5", "Upload-Metadata", "a " + b64("x") + ",a " + b64("y")}, wantStatus: 400},
+		{name: "POST with too much metadata", method: "POST", path: "/files/", headers: []string{"Upload-Length", "5", "Upload-Metadata", "a " + b64(strings.Repeat("x", 1024))}, wantStatus: 431},
+		{name: "POST creates", method: "POST", path: "/files/", headers: []string{"Upload-Length", "5", "Upload-Metadata", "filename " + b64("a.txt") + ",empty"},
+			wantStatus: 201, wantHeader: map[string]string{"Tus-Resumable": "1.0.0", "Upload-Expires": "Tue, 08 Dec 2026 05:00:00 GMT"}},
+		{name: "POST with a body of another type", method: "POST", path: "/files/", body: "hello", headers: []string{"Upload-Length", "5", "Content-Type", "text/plain"}, wantStatus: 415},
+		{name: "POST with upload", method: "POST", path: "/files/", body: "hello", headers: []string{"Upload-Length", "5", "Content-Type", OffsetContentType},
+			wantStatus: 201, wantHeader: map[string]string{"Upload-Offset": "5"}},
+		{name: "HEAD of a new upload", method: "HEAD", wantStatus: 200,
+			wantHeader: map[string]string{"Upload-Offset": "0", "Upload-Length": "10", "Cache-Control": "no-store", "Tus-Resumable": "1.0.0",
+				"Upload-Metadata": "filename YS5iaW4=,filetype YXBwbGljYXRpb24vcGRm", "Upload-Expires": "Tue, 08 Dec 2026 05:00:00 GMT"}},
+		{name: "HEAD by another user", method: "HEAD", headers: []string{"X-User", "mallory"}, wantStatus: 403},
+		{name: "HEAD of a forged id", method: "HEAD", path: "/files/bm90LWEtdG9rZW4", wantStatus: 404, wantHeader: map[string]string{"Tus-Resumable": "1.0.0"}},
+		{name: "PATCH appends", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "0"},
+			wantStatus: 204, wantHeader: map[string]string{"Upload-Offset": "5", "Upload-Expires": "Tue, 08 Dec 2026 05:00:00 GMT"}},
+		{name: "PATCH with a wrong Content-Type", method: "PATCH", body: "hello", headers: []string{"Content-Type", "application/octet-stream", "Upload-Offset", "0"}, wantStatus: 415},
+		{name: "PATCH without Upload-Offset", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType}, wantStatus: 400},
+		{name: "PATCH at the wrong offset", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "3"},
+			wantStatus: 409, wantHeader: map[string]string{"Upload-Offset": "0"}},
+		{name: "PATCH beyond the length", method: "PATCH", body: "hello world", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "0"}, wantStatus: 413},
+		{name: "PATCH changing the length", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "0", "Upload-Length", "11"}, wantStatus: 400},
+		{name: "PATCH by another user", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "0", "X-User", "mallory"}, wantStatus: 403},
+		{name: "PATCH through method override", method: "POST", body: "hello", headers: []string{"X-HTTP-Method-Override", "PATCH", "Content-Type", OffsetContentType, "Upload-Offset", "0"},
+			wantStatus: 204, wantHeader: map[string]string{"Upload-Offset": "5"}},
+		{name: "DELETE terminates", method: "DELETE", wantStatus: 204},
+		{name: "DELETE by another user", method: "DELETE", headers: []string{"X-User", "mallory"}, wantStatus: 403},
+		{name: "GET is not tus", method: "GET", wantStatus: 405},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.MaxSize = 1 << 30 })
+			target := tt.path
+			if target == "" {
+				target = e.create(t, 10)
+			}
+			w := do(e.h, tt.method, target, strings.NewReader(tt.body), tt.headers...)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status %d, want %d (%s)", w.Code, tt.wantStatus, w.Body)
+			}
+			for k, v := range tt.wantHeader {
+				if got := w.Header().Get(k); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+			if tt.wantStatus == 201 {
+				loc := w.Header().Get("Location")
+				if !strings.HasPrefix(loc, "/files/") || len(loc) < 60 {
+					t.Errorf("Location = %q, want /files/<sealed id>", loc)
+				}
+			}
+		})
+	}
+}
+
+func TestExpired(t *testing.T) {
+	e := newEnv(t, nil)
+	loc := e.create(t, 10)
+	e.clock.add(DefaultTTL)
+	if w := do(e.h, "HEAD", loc, nil); w.Code != http.StatusGone {
+		t.Errorf("HEAD after the TTL: %d, want 410", w.Code)
+	}
+	if w := patch(e.h, loc, 0, []byte("x")); w.Code != http.StatusGone {
+		t.Errorf("PATCH after the TTL: %d, want 410", w.Code)
+	}
+}
+
+// TestResumeAcrossInstances sends chunks smaller than S3's minimum part
+// to two handler instances in turn: the tail carries the bytes between
+// them, the object equals the source, and nothing temporary remains.
+func TestResumeAcrossInstances(t *testing.T) {
+	e := newEnv(t, nil)
+	other := e.handler(t, nil)
+	data := randomBytes(13*mib+12345, 1)
+	loc := e.create(t, int64(len(data)))
+	chunk := 3 * mib
+	for i, off := 0, 0; off < len(data); i++ {
+		h := e.h
+		if i%2 == 1 {
+			h = other
+		}
+		n := min(chunk, len(data)-off)
+		w := patch(h, loc, int64(off), data[off:off+n])
+		if w.Code != http.StatusNoContent {
+			t.Fatalf("PATCH %d at %d: %d %s", i, off, w.Code, w.Body)
+		}
+		off += n
+		if got := w.Header().Get("Upload-Offset"); got != strconv.Itoa(off) {
+			t.Fatalf("PATCH %d: Upload-Offset %s, want %d", i, got, off)
+		}
+		head := do(other, "HEAD", loc, nil)
+		if got := head.Header().Get("Upload-Offset"); got != strconv.Itoa(off) {
+			t.Fatalf("HEAD after PATCH %d: Upload-Offset %s, want %d", i, got, off)
+		}
+	}
+	assertStored(t, e, data)
+	// HEAD of the finished upload still answers.
+	if w := do(e.h, "HEAD", loc, nil); w.Code != 200 || w.Header().Get("Upload-Offset") != strconv.Itoa(len(data)) {
+		t.Errorf("HEAD after completion: %d offset %s", w.Code, w.Header().Get("Upload-Offset"))
+	}
+}
+
+func assertStored(t *testing.T, e *env, data []byte) {
+	t.Helper()
+	keys := e.s3.objectKeys("up/")
+	if len(keys) != 1 {
+		t.Fatalf("objects under up/: %v, want one", keys)
+	}
+	obj, _ := e.s3.object(keys[0])
+	if sha256.Sum256(obj.data) != sha256.Sum256(data) {
+		t.Errorf("stored %d bytes differ from the %d sent", len(obj.data), len(data))
+	}
+	if obj.sse != types.ServerSideEncryptionAwsKms || obj.meta[s3limits.MetaUploadedBy] != "alice" {
+		t.Errorf("object sse %q metadata %v", obj.sse, obj.meta)
+	}
+	if left := e.s3.objectKeys(DefaultTempPrefix); len(left) > 0 {
+		t.Errorf("temporary objects left: %v", left)
+	}
+	if n := e.s3.openUploads(); n != 0 {
+		t.Errorf("%d multipart uploads left open", n)
+	}
+}
+
+// TestLargePatch sends everything in one PATCH: parts of PartSize, then
+// a short last part.
+func TestLargePatch(t *testing.T) {
+	var events []Event
+	e := newEnv(t, func(c *Config) { c.OnEvent = func(_ *http.Request, ev Event) { events = append(events, ev) } })
+	data := randomBytes(11*mib+7, 2)
+	loc := e.create(t, int64(len(data)))
+	if w := patch(e.h, loc, 0, data); w.Code != http.StatusNoContent {
+		t.Fatalf("PATCH: %d %s", w.Code, w.Body)
+	}
+	assertStored(t, e, data)
+	if len(events) != 2 || events[1].Action != EventCompleted || events[1].Size != int64(len(data)) || !strings.HasPrefix(events[1].Key, "up/") {
+		t.Errorf("events %+v, want created then completed with the size", events)
+	}
+}
+
+// brokenBody yields n bytes of data, then fails like a dropped connection.
+type brokenBody struct {
+	r io.Reader
+}
+
+func (b *brokenBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		return n, errors.New("connection reset by peer")
+	}
+	return n, err
+}
+
+// TestBrokenBodyKeepsWhatArrived: a PATCH that breaks off keeps the bytes
+// received, as a part and a tail, and the client resumes from HEAD.
+func TestBrokenBodyKeepsWhatArrived(t *testing.T) {
+	e := newEnv(t, nil)
+	data := randomBytes(8*mib, 3)
+	loc := e.create(t, int64(len(data)))
+	sent := 6*mib + 100
+	r := httptest.NewRequest("PATCH", loc, &brokenBody{bytes.NewReader(data[:sent])})
+	r.Header.Set("Tus-Resumable", Version)
+	r.Header.Set("X-User", "alice")
+	r.Header.Set("Content-Type", OffsetContentType)
+	r.Header.Set("Upload-Offset", "0")
+	r.ContentLength = int64(len(data))
+	e.h.ServeHTTP(httptest.NewRecorder(), r)
+	head := do(e.h, "HEAD", loc, nil)
+	if got := head.Header().Get("Upload-Offset"); got != strconv.Itoa(sent) {
+		t.Fatalf("offset after a broken PATCH %s, want %d", got, sent)
+	}
+	if w := patch(e.h, loc, int64(sent), data[sent:]); w.Code != http.StatusNoContent {
+		t.Fatalf("resuming PATCH: %d %s", w.Code, w.Body)
+	}
+	assertStored(t, e, data)
+}
+
+// TestChunkedBodyBeyondLength: a body of unknown length longer than the
+// upload is refused, and its last chunk is not stored.
+func TestChunkedBodyBeyondLength(t *testing.T) {
+	e := newEnv(t, nil)
+	loc := e.create(t, 10)
+	r := httptest.NewRequest("PATCH", loc, io.MultiReader(strings.NewReader("hello world!")))
+	r.ContentLength = -1
+	r.Header.Set("Tus-Resumable", Version)
+	r.Header.Set("X-User", "alice")
+	r.Header.Set("Content-Type", OffsetContentType)
+	r.Header.Set("Upload-Offset", "0")
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, r)
+	if w.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("PATCH: %d, want 413", w.Code)
+	}
+	if head := do(e.h, "HEAD", loc, nil); head.Header().Get("Upload-Offset") != "0" {
+		t.Errorf("offset after the refused PATCH: %s, want 0", head.Header().Get("Upload-Offset"))
+	}
+	if keys := e.s3.objectKeys("up/"); len(keys) > 0 {
+		t.Errorf("stored %v", keys)
+	}
+}
+
+// TestHeadCompletesWhatAPatchLeftUncompleted: when completing fails after
+// the last byte is stored, the client sees offset == length and sends
+// nothing more; HEAD completes the upload.
+func TestHeadCompletesWhatAPatchLeftUncompleted(t *testing.T) {
+	e := newEnv(t, nil)
+	data := randomBytes(7*mib, 8)
+	loc := e.create(t, int64(len(data)))
+	e.s3.failCompletes = 1
+	if w := patch(e.h, loc, 0, data); w.Code != http.StatusInternalServerError {
+		t.Fatalf("PATCH whose completion fails: %d, want 500", w.Code)
+	}
+	if n := e.s3.openUploads(); n != 1 {
+		t.Fatalf("%d open uploads, want the uncompleted one", n)
+	}
+	head := do(e.h, "HEAD", loc, nil)
+	if head.Code != 200 || head.Header().Get("Upload-Offset") != strconv.Itoa(len(data)) {
+		t.Fatalf("HEAD: %d offset %s", head.Code, head.Header().Get("Upload-Offset"))
+	}
+	assertStored(t, e, data)
+}
+
+func TestDeferredLength(t *testing.T) {
+	e := newEnv(t, nil)
+	data := randomBytes(7*mib, 4)
+	w := do(e.h, "POST", "/files", nil, "Upload-Defer-Length", "1")
+	if w.Code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", w.Code, w.Body)
+	}
+	loc := w.Header().Get("Location")
+	if w := patch(e.h, loc, 0, data[:4*mib]); w.Code != http.StatusNoContent {
+		t.Fatalf("first PATCH: %d %s", w.Code, w.Body)
+	}
+	head := do(e.h, "HEAD", loc, nil)
+	if head.Header().Get("Upload-Defer-Length") != "1" || head.Header().Get("Upload-Length") != "" {
+		t.Errorf("HEAD before the length is known: %v", head.Header())
+	}
+	if w := patch(e.h, loc, 4*mib, data[4*mib:], "Upload-Length", strconv.Itoa(len(data))); w.Code != http.StatusNoContent {
+		t.Fatalf("last PATCH: %d %s", w.Code, w.Body)
+	}
+	assertStored(t, e, data)
+}
+
+func TestEmptyUpload(t *testing.T) {
+	e := newEnv(t, nil)
+	loc := e.create(t, 0)
+	head := do(e.h, "HEAD", loc, nil)
+	if head.Code != 200 || head.Header().Get("Upload-Offset") != "0" || head.Header().Get("Upload-Length") != "0" {
+		t.Errorf("HEAD: %d %v", head.Code, head.Header())
+	}
+	assertStored(t, e, nil)
+}
+
+func TestTerminateRemovesEverything(t *testing.T) {
+	var events []string
+	e := newEnv(t, func(c *Config) { c.OnEvent = func(_ *http.Request, ev Event) { events = append(events, ev.Action) } })
+	loc := e.create(t, 10*mib)
+	if w := patch(e.h, loc, 0, randomBytes(6*mib+3, 5)); w.Code != 204 {
+		t.Fatalf("PATCH: %d", w.Code)
+	}
+	if w := do(e.h, "DELETE", loc, nil); w.Code != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s", w.Code, w.Body)
+	}
+	if left := e.s3.objectKeys(""); len(left) > 0 || e.s3.openUploads() > 0 {
+		t.Errorf("left after DELETE: objects %v, %d uploads", left, e.s3.openUploads())
+	}
+	if w := do(e.h, "HEAD", loc, nil); w.Code != http.StatusNotFound {
+		t.Errorf("HEAD after DELETE: %d, want 404", w.Code)
+	}
+	if w := do(e.h, "DELETE", loc, nil); w.Code != http.StatusNotFound {
+		t.Errorf("second DELETE: %d, want 404", w.Code)
+	}
+	if strings.Join(events, ",") != "created,terminated" {
+		t.Errorf("events %v, want created, terminated", events)
+	}
+}
+
+// TestConcurrentPatch: while one PATCH is writing, a second one for the
+// same upload on another instance gets 409, and the first completes.
+func TestConcurrentPatch(t *testing.T) {
+	e := newEnv(t, nil)
+	other := e.handler(t, nil)
+	data := randomBytes(2*mib, 6)
+	loc := e.create(t, int64(len(data)))
+	pr, pw := io.Pipe()
+	done := make(chan *httptest.ResponseRecorder)
+	go func() {
+		r := httptest.NewRequest("PATCH", loc, pr)
+		r.Header.Set("Tus-Resumable", Version)
+		r.Header.Set("X-User", "alice")
+		r.Header.Set("Content-Type", OffsetContentType)
+		r.Header.Set("Upload-Offset", "0")
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		done <- w
+	}()
+	pw.Write(data[:mib]) // returns once the handler reads: it holds the lock
+	if w := patch(other, loc, 0, data); w.Code != http.StatusConflict {
+		t.Errorf("concurrent PATCH: %d, want 409", w.Code)
+	}
+	pw.Write(data[mib:])
+	pw.Close()
+	if w := <-done; w.Code != http.StatusNoContent {
+		t.Fatalf("first PATCH: %d %s", w.Code, w.Body)
+	}
+	assertStored(t, e, data)
+}
+
+// TestStaleLockIsTakenOver: a lock left by a request that died blocks
+// others until LockTimeout, then is taken over.
+func TestStaleLockIsTakenOver(t *testing.T) {
+	e := newEnv(t, nil)
+	loc := e.create(t, 10)
+	c, _ := e.h.sealer.open(strings.TrimPrefix(loc, "/files/"))
+	s := e.h.store(c)
+	if _, err := s.acquire(t.Context(), DefaultLockTimeout, e.clock.now); err != nil {
+		t.Fatal(err)
+	}
+	if w := patch(e.h, loc, 0, []byte("hello")); w.Code != http.StatusConflict {
+		t.Errorf("PATCH while locked: %d, want 409", w.Code)
+	}
+	e.clock.add(DefaultLockTimeout)
+	if w := patch(e.h, loc, 0, []byte("hello")); w.Code != http.StatusNoContent {
+		t.Errorf("PATCH after the lock timed out: %d, want 204 (%s)", w.Code, w.Body)
+	}
+}
+
+// TestLostLockStopsWrites: a slow holder whose lock was taken over finds
+// out when renewing and writes nothing more.
+func TestLostLockStopsWrites(t *testing.T) {
+	e := newEnv(t, nil)
+	loc := e.create(t, 10)
+	c, _ := e.h.sealer.open(strings.TrimPrefix(loc, "/files/"))
+	s := e.h.store(c)
+	slow, err := s.acquire(t.Context(), DefaultLockTimeout, e.clock.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.add(DefaultLockTimeout)
+	if _, err := s.acquire(t.Context(), DefaultLockTimeout, e.clock.now); err != nil {
+		t.Fatalf("takeover: %v", err)
+	}
+	if err := slow.hold(t.Context()); !errors.Is(err, errLocked) {
+		t.Errorf("slow holder's renewal: %v, want errLocked", err)
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*Config)
+	}{
+		{"short secret", func(c *Config) { c.Secrets = [][]byte{[]byte("short")} }},
+		{"no secret", func(c *Config) { c.Secrets = nil }},
+		{"small parts", func(c *Config) { c.PartSize = mib }},
+		{"max size beyond parts", func(c *Config) { c.MaxSize = 5*mib*s3limits.MaxParts + 1 }},
+		{"overlapping prefixes", func(c *Config) { c.Prefix = "t/"; c.TempPrefix = "t/tmp/" }},
+		{"no bucket", func(c *Config) { c.Bucket = "" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			cfg := e.h.cfg
+			tt.mod(&cfg)
+			if _, err := New(e.s3, cfg); err == nil {
+				t.Error("New accepted the config")
+			}
+		})
+	}
+}

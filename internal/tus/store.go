@@ -1,0 +1,353 @@
+package tus
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
+)
+
+// API is the S3 calls the tus handler makes. Usually it is an
+// *s3.Client.
+type API interface {
+	CreateMultipartUpload(context.Context, *s3.CreateMultipartUploadInput, ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+	UploadPart(context.Context, *s3.UploadPartInput, ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	ListParts(context.Context, *s3.ListPartsInput, ...func(*s3.Options)) (*s3.ListPartsOutput, error)
+	CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+}
+
+var (
+	// errGone: the upload was terminated, expired or never existed.
+	errGone = errors.New("upload not found")
+	// errLocked: another request is writing to the upload.
+	errLocked = errors.New("upload is locked by another request")
+)
+
+// store is one upload's state in S3: the multipart upload and, under
+// tempDir, the tail (bytes short of a part, in tail-<offset of its first
+// byte>), the lock generations (lock-<n>) and a deferred length (length).
+type store struct {
+	api     API
+	bucket  string
+	c       claims
+	tempDir string
+}
+
+func (h *Handler) store(c claims) *store {
+	sum := sha256.Sum256([]byte(c.Key + "\x00" + c.UploadID))
+	return &store{api: h.api, bucket: h.cfg.Bucket, c: c, tempDir: h.cfg.TempPrefix + hex.EncodeToString(sum[:16]) + "/"}
+}
+
+func (s *store) tailKey(start int64) string { return fmt.Sprintf("%stail-%020d", s.tempDir, start) }
+func (s *store) lockKey(gen int) string     { return fmt.Sprintf("%slock-%08d", s.tempDir, gen) }
+func (s *store) lengthKey() string          { return s.tempDir + "length" }
+
+// state is what S3 holds of an upload.
+type state struct {
+	parts    []types.CompletedPart
+	partsEnd int64 // bytes in parts
+	tail     int64 // bytes in tail-<partsEnd>
+	done     bool  // completed: the object exists
+	length   int64 // declared length, -1 while deferred
+}
+
+func (st state) offset() int64 { return st.partsEnd + st.tail }
+
+// state reads the upload's parts, tail and length from S3.
+func (s *store) state(ctx context.Context) (state, error) {
+	st := state{length: s.c.Length}
+	if s.c.UploadID == "" {
+		st.done = true
+		return st, nil
+	}
+	var marker *string
+	for {
+		out, err := s.api.ListParts(ctx, &s3.ListPartsInput{Bucket: &s.bucket, Key: &s.c.Key, UploadId: &s.c.UploadID, PartNumberMarker: marker})
+		if awserr.Is[*types.NoSuchUpload](err) || awserr.Code(err) == "NoSuchUpload" {
+			return s.finished(ctx)
+		}
+		if err != nil {
+			return st, fmt.Errorf("listing parts: %w", err)
+		}
+		for _, p := range out.Parts {
+			n := aws.ToInt32(p.PartNumber)
+			if int(n) != len(st.parts)+1 {
+				return st, fmt.Errorf("part %d follows part %d: upload is inconsistent", n, len(st.parts))
+			}
+			st.parts = append(st.parts, types.CompletedPart{PartNumber: p.PartNumber, ETag: p.ETag})
+			st.partsEnd += aws.ToInt64(p.Size)
+		}
+		if !aws.ToBool(out.IsTruncated) || aws.ToString(out.NextPartNumberMarker) == "" {
+			break
+		}
+		marker = out.NextPartNumberMarker
+	}
+	head, err := s.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: aws.String(s.tailKey(st.partsEnd))})
+	switch {
+	case err == nil:
+		st.tail = aws.ToInt64(head.ContentLength)
+	case !notFound(err):
+		return st, fmt.Errorf("reading the tail: %w", err)
+	}
+	if st.length < 0 {
+		if st.length, err = s.deferredLength(ctx); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// finished is the state of an upload whose multipart upload is gone: done
+// if its object exists with the declared length, else gone.
+func (s *store) finished(ctx context.Context) (state, error) {
+	head, err := s.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &s.c.Key})
+	if notFound(err) {
+		return state{}, errGone
+	}
+	if err != nil {
+		return state{}, fmt.Errorf("reading the object: %w", err)
+	}
+	n := aws.ToInt64(head.ContentLength)
+	if s.c.Length >= 0 && n != s.c.Length {
+		return state{}, errGone
+	}
+	return state{done: true, partsEnd: n, length: n}, nil
+}
+
+// deferredLength reads the length set after creation, -1 if none yet.
+func (s *store) deferredLength(ctx context.Context) (int64, error) {
+	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.lengthKey())})
+	if notFound(err) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading the deferred length: %w", err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Body, 32))
+	if err != nil {
+		return 0, fmt.Errorf("reading the deferred length: %w", err)
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("deferred length object holds %q", b)
+	}
+	return n, nil
+}
+
+// setLength records a deferred length once; the loser of a race, or a
+// second different value, gets errLocked or a mismatch error.
+func (s *store) setLength(ctx context.Context, n int64) error {
+	_, err := s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.lengthKey()),
+		Body: strings.NewReader(strconv.FormatInt(n, 10)), ContentLength: aws.Int64(int64(len(strconv.FormatInt(n, 10)))), IfNoneMatch: aws.String("*")})
+	if createonly.PreconditionFailed(err) {
+		return errLocked
+	}
+	return err
+}
+
+// readTail reads the tail starting at start into buf.
+func (s *store) readTail(ctx context.Context, start int64, buf []byte) error {
+	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.tailKey(start))})
+	if err != nil {
+		return fmt.Errorf("reading the tail: %w", err)
+	}
+	defer out.Body.Close()
+	if _, err := io.ReadFull(out.Body, buf); err != nil {
+		return fmt.Errorf("reading the tail: %w", err)
+	}
+	return nil
+}
+
+func (s *store) putTail(ctx context.Context, start int64, b []byte) error {
+	_, err := s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.tailKey(start)),
+		Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b)))})
+	if err != nil {
+		return fmt.Errorf("writing the tail: %w", err)
+	}
+	return nil
+}
+
+func (s *store) uploadPart(ctx context.Context, n int32, b []byte) (types.CompletedPart, error) {
+	out, err := s.api.UploadPart(ctx, &s3.UploadPartInput{Bucket: &s.bucket, Key: &s.c.Key, UploadId: &s.c.UploadID,
+		PartNumber: aws.Int32(n), Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b)))})
+	if err != nil {
+		return types.CompletedPart{}, fmt.Errorf("uploading part %d: %w", n, err)
+	}
+	return types.CompletedPart{PartNumber: aws.Int32(n), ETag: out.ETag}, nil
+}
+
+func (s *store) complete(ctx context.Context, parts []types.CompletedPart) error {
+	_, err := s.api.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &s.bucket, Key: &s.c.Key, UploadId: &s.c.UploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+	if err != nil {
+		return fmt.Errorf("completing the upload: %w", err)
+	}
+	return nil
+}
+
+// abort removes the multipart upload.
+func (s *store) abort(ctx context.Context) error {
+	_, err := s.api.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &s.c.Key, UploadId: &s.c.UploadID})
+	if awserr.Is[*types.NoSuchUpload](err) || awserr.Code(err) == "NoSuchUpload" {
+		return errGone
+	}
+	if err != nil {
+		return fmt.Errorf("aborting the upload: %w", err)
+	}
+	return nil
+}
+
+// deleteTemp removes every object under the upload's temporary directory.
+func (s *store) deleteTemp(ctx context.Context) error {
+	keys, err := s.list(ctx, s.tempDir)
+	if err != nil {
+		return err
+	}
+	return s.deleteKeys(ctx, keys)
+}
+
+func (s *store) deleteKeys(ctx context.Context, keys []string) error {
+	var errs []error
+	for _, k := range keys {
+		if _, err := s.api.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: aws.String(k)}); err != nil && !notFound(err) {
+			errs = append(errs, fmt.Errorf("deleting %s: %w", k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type listed struct {
+	key      string
+	modified time.Time
+}
+
+func (s *store) listObjects(ctx context.Context, prefix string) ([]listed, error) {
+	var out []listed
+	var token *string
+	for {
+		page, err := s.api.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(prefix), ContinuationToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("listing %s: %w", prefix, err)
+		}
+		for _, o := range page.Contents {
+			out = append(out, listed{key: aws.ToString(o.Key), modified: aws.ToTime(o.LastModified)})
+		}
+		if !aws.ToBool(page.IsTruncated) || page.NextContinuationToken == nil {
+			return out, nil
+		}
+		token = page.NextContinuationToken
+	}
+}
+
+func (s *store) list(ctx context.Context, prefix string) ([]string, error) {
+	objs, err := s.listObjects(ctx, prefix)
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = o.key
+	}
+	return keys, err
+}
+
+// lock is a writer's hold on an upload: a chain of lock-<n> objects, each
+// created with If-None-Match so exactly one request creates each. The
+// newest generation is the holder; a holder renews (creates the next
+// generation) before each write once its newest is half the timeout old,
+// so a request that lost its hold to a takeover finds out before writing.
+// A generation older than the timeout is abandoned (its request died) and
+// may be taken over.
+type lock struct {
+	s       *store
+	timeout time.Duration
+	now     func() time.Time
+	gens    []int
+	renewed time.Time
+}
+
+// acquire takes the upload's lock or returns errLocked.
+func (s *store) acquire(ctx context.Context, timeout time.Duration, now func() time.Time) (*lock, error) {
+	objs, err := s.listObjects(ctx, s.tempDir+"lock-")
+	if err != nil {
+		return nil, err
+	}
+	l := &lock{s: s, timeout: timeout, now: now}
+	next := 0
+	if len(objs) > 0 {
+		newest := slices.MaxFunc(objs, func(a, b listed) int { return strings.Compare(a.key, b.key) })
+		gen, err := strconv.Atoi(strings.TrimPrefix(newest.key, s.tempDir+"lock-"))
+		if err != nil {
+			return nil, fmt.Errorf("reading lock %s: %v", newest.key, err)
+		}
+		if now().Sub(newest.modified) < timeout {
+			return nil, errLocked
+		}
+		next = gen + 1
+	}
+	if err := l.create(ctx, next); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *lock) create(ctx context.Context, gen int) error {
+	_, err := l.s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &l.s.bucket, Key: aws.String(l.s.lockKey(gen)),
+		Body: bytes.NewReader(nil), ContentLength: aws.Int64(0), IfNoneMatch: aws.String("*")})
+	if createonly.PreconditionFailed(err) {
+		return errLocked
+	}
+	if err != nil {
+		return fmt.Errorf("taking the lock: %w", err)
+	}
+	l.gens = append(l.gens, gen)
+	l.renewed = l.now()
+	return nil
+}
+
+// hold makes sure the lock is still ours before a write.
+func (l *lock) hold(ctx context.Context) error {
+	if l.now().Sub(l.renewed) < l.timeout/2 {
+		return nil
+	}
+	return l.create(ctx, l.gens[len(l.gens)-1]+1)
+}
+
+// release deletes the generations this request created, oldest first, so
+// the newest stays visible (and others wait) until the last delete.
+func (l *lock) release(ctx context.Context) error {
+	keys := make([]string, len(l.gens))
+	for i, g := range l.gens {
+		keys[i] = l.s.lockKey(g)
+	}
+	return l.s.deleteKeys(ctx, keys)
+}
+
+func notFound(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch awserr.Code(err) {
+	case "NotFound", "NoSuchKey":
+		return true
+	}
+	return awserr.Is[*types.NoSuchKey](err) || awserr.Is[*types.NotFound](err) || awserr.Status(err) == 404
+}

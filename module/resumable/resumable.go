@@ -1,0 +1,271 @@
+// Package resumable is the tus 1.0 resumable upload handler,
+// `http.handlers.upload_tus` (Caddyfile directive `upload_tus`). The
+// protocol and the S3 state live in internal/tus; this package owns the
+// Caddy configuration, the S3 client, the request's user and the
+// create-only check S3 must pass before uploads are accepted.
+package resumable
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/tus"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler serves resumable uploads by the tus 1.0 protocol (core,
+// creation, creation-with-upload, creation-defer-length, termination,
+// expiration) at the routes it is given: POST creates an upload at
+// `<path>/<sealed id>`, and HEAD, PATCH and DELETE go to that URL.
+//
+// Nothing is kept between requests: the upload is an S3 multipart upload,
+// bytes short of S3's 5 MiB minimum part wait in a temporary object under
+// `temp_prefix`, and writers exclude each other with conditional writes
+// (If-None-Match), so every instance sharing the bucket and the secret can
+// continue every upload. Until S3 is found to honour If-None-Match
+// (probed on first use) creations and PATCHes are refused with 503.
+//
+// The user comes from `upload_auth` (`{http.auth.user.id}`): an upload
+// can only be continued by the user that created it. Requests without a
+// user are refused with 401 unless allow_anonymous is set.
+type Handler struct {
+	// Where uploads are stored: bucket, region, endpoint, credentials and
+	// server-side encryption, as in upload_gateway.
+	shared.S3Config
+
+	// The prefix of finished uploads' keys (`<prefix><random id>`).
+	// Default `tus/`.
+	Prefix string `json:"prefix,omitempty"`
+
+	// The reserved prefix of unfinished uploads' temporary objects (tails
+	// and locks); it must not overlap prefix. Default
+	// `.upload-gateway-tus/`.
+	TempPrefix string `json:"temp_prefix,omitempty"`
+
+	// Secret (at least 32 bytes) that seals upload URLs; every instance
+	// must share it. Required.
+	Secret string `json:"secret,omitempty"`
+
+	// Previous secrets, still accepted after a rotation.
+	OldSecrets []string `json:"old_secrets,omitempty"`
+
+	// The largest upload, in bytes (Tus-Max-Size). Default: part_size ×
+	// 10000 parts.
+	MaxSize int64 `json:"max_size,omitempty"`
+
+	// The size of the parts sent to S3, in bytes; also the memory each
+	// PATCH in progress holds. Between 5 MiB and 5 GiB. Default 8 MiB.
+	PartSize int64 `json:"part_size,omitempty"`
+
+	// How long an upload may be continued after its creation
+	// (Upload-Expires). Default 24h.
+	UploadTTL caddy.Duration `json:"upload_ttl,omitempty"`
+
+	// How old a PATCH's lock on an upload must be before another request
+	// may take it over (the holder is presumed dead); it must exceed the
+	// time to receive and send one part. Default 2m.
+	LockTimeout caddy.Duration `json:"lock_timeout,omitempty"`
+
+	// Accept requests without an authenticated user; their uploads belong
+	// to the anonymous user, which anyone can continue with the URL.
+	AllowAnonymous bool `json:"allow_anonymous,omitempty"`
+
+	tus         *tus.Handler
+	conditional func(context.Context) bool
+	metrics     *metrics.Metrics
+	logger      *zap.Logger
+	audit       *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.upload_tus",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets up the handler without network calls.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.audit = h.logger.Named("audit")
+	h.S3Config.ApplyDefaults()
+	h.S3Config.Expand()
+	if h.Prefix == "" {
+		h.Prefix = "tus/"
+	}
+	if h.TempPrefix == "" {
+		h.TempPrefix = tus.DefaultTempPrefix
+	}
+	repl := caddy.NewReplacer()
+	secret := repl.ReplaceAll(h.Secret, "")
+	if secret == "" {
+		return fmt.Errorf("secret is required: a random value of at least %d bytes, the same on every instance", tus.MinSecretLen)
+	}
+	secrets := [][]byte{[]byte(secret)}
+	for _, s := range h.OldSecrets {
+		if v := repl.ReplaceAll(s, ""); v != "" {
+			secrets = append(secrets, []byte(v))
+		}
+	}
+	m, err := metrics.New(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+	h.metrics = m
+	cfg, err := h.AWSConfig(ctx, 16)
+	if err != nil {
+		return fmt.Errorf("loading AWS configuration: %v", err)
+	}
+	client := h.NewS3Client(cfg, shared.S3Observer(m))
+	enc, err := h.ObjectEncryption()
+	if err != nil {
+		return fmt.Errorf("configuring encryption: %v", err)
+	}
+	h.tus, err = tus.New(client, tus.Config{
+		Bucket:      h.Bucket,
+		Prefix:      h.Prefix,
+		TempPrefix:  h.TempPrefix,
+		Encryption:  enc,
+		Secrets:     secrets,
+		MaxSize:     h.MaxSize,
+		PartSize:    h.PartSize,
+		TTL:         time.Duration(h.UploadTTL),
+		LockTimeout: time.Duration(h.LockTimeout),
+		User:        user,
+		OnError:     h.logError,
+		OnEvent:     h.auditEvent,
+	})
+	if err != nil {
+		return fmt.Errorf("configuring tus: %v", err)
+	}
+	h.conditional = h.conditionalCheck(client, enc)
+	return nil
+}
+
+// conditionalCheck probes on first use, never here, that S3 refuses a
+// second PutObject with If-None-Match, which the upload locks rely on.
+func (h *Handler) conditionalCheck(client *s3.Client, enc s3limits.Encryption) func(context.Context) bool {
+	probe := s3.PutObjectInput{Bucket: aws.String(h.Bucket), ContentType: aws.String("text/plain")}
+	probe.ServerSideEncryption, probe.SSEKMSKeyId, probe.BucketKeyEnabled, probe.SSEKMSEncryptionContext = enc.RequestFields()
+	d := &createonly.Detector{
+		Probe: func(ctx context.Context) (createonly.Support, error) {
+			in := probe
+			in.Key = aws.String(h.TempPrefix + "create-only-probe-" + uuid.NewString())
+			return createonly.Probe(ctx, client, in)
+		},
+		Report: func(s createonly.Support, err error) {
+			switch s {
+			case createonly.Supported:
+				h.logger.Info("S3 honours If-None-Match: resumable uploads are enabled")
+			case createonly.Unsupported:
+				h.logger.Error("S3 does not honour If-None-Match: resumable uploads are refused, since concurrent PATCHes could corrupt them", zap.Error(err))
+			default:
+				h.logger.Warn("could not find out whether S3 honours If-None-Match: resumable uploads are refused until a later probe succeeds", zap.Error(err))
+			}
+		},
+	}
+	return d.Supported
+}
+
+// user is the id upload_auth set, "" for anonymous.
+func user(r *http.Request) string {
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl == nil {
+		return ""
+	}
+	id, _ := repl.GetString("http.auth.user.id")
+	return id
+}
+
+func (h *Handler) logError(r *http.Request, err error) {
+	if c := h.logger.Check(zapcore.ErrorLevel, "resumable upload failed"); c != nil {
+		c.Write(zap.String("method", r.Method), zap.Error(err))
+	}
+}
+
+// auditEvent writes the audit line of an upload's creation, completion or
+// termination.
+func (h *Handler) auditEvent(r *http.Request, e tus.Event) {
+	action := map[string]string{tus.EventCreated: "tus_create", tus.EventCompleted: "upload", tus.EventTerminated: "delete"}[e.Action]
+	shared.Audit(h.audit, r, shared.AuditEvent{Action: action, Result: "ok", Key: e.Key, UploadID: e.UploadID, Bytes: max(e.Size, 0)})
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	if err := h.S3Config.Validate(); err != nil {
+		return err
+	}
+	if h.PartSize != 0 && (h.PartSize < s3limits.MinPartSize || h.PartSize > s3limits.MaxPartSize) {
+		return fmt.Errorf("part_size %d is outside S3's limits [%d, %d]", h.PartSize, s3limits.MinPartSize, s3limits.MaxPartSize)
+	}
+	if h.MaxSize < 0 || h.UploadTTL < 0 || h.LockTimeout < 0 {
+		return fmt.Errorf("max_size, upload_ttl and lock_timeout must not be negative")
+	}
+	return nil
+}
+
+// endpoints are the request metrics' endpoint labels, per method.
+var endpoints = map[string]string{
+	http.MethodOptions: "tus_options", http.MethodPost: "tus_create", http.MethodHead: "tus_head",
+	http.MethodPatch: "tus_patch", http.MethodDelete: "tus_delete",
+}
+
+// ServeHTTP serves the tus protocol; it never calls next.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	start := time.Now()
+	endpoint, ok := endpoints[r.Method]
+	if !ok {
+		endpoint = "tus_other"
+	}
+	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
+	err := h.serve(rec, r)
+	status := rec.Status()
+	if he, ok := errors.AsType[caddyhttp.HandlerError](err); ok {
+		status = he.StatusCode
+	}
+	h.metrics.ObserveRequest(h.Prefix, endpoint, status, time.Since(start))
+	return err
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodOptions {
+		if !h.AllowAnonymous && user(r) == "" {
+			w.Header().Set("Tus-Resumable", tus.Version)
+			return caddyhttp.Error(http.StatusUnauthorized, fmt.Errorf("resumable uploads need an authenticated user"))
+		}
+		if (r.Method == http.MethodPost || r.Method == http.MethodPatch) && !h.conditional(r.Context()) {
+			w.Header().Set("Retry-After", "60")
+			return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("S3 is not known to honour If-None-Match: resumable uploads are refused"))
+		}
+	}
+	h.tus.ServeHTTP(w, r)
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,83 @@
+package resumable
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	tests := []struct {
+		name    string
+		input   string
+		want    Handler
+		wantErr bool
+	}{
+		{name: "sizes and durations", input: `upload_tus {
+			bucket b
+			part_size 16MiB
+			max_size 1GiB
+			upload_ttl 1h
+			lock_timeout 90s
+			secret s
+			old_secret o1
+			old_secret o2
+			allow_anonymous
+		}`, want: Handler{PartSize: 16 << 20, MaxSize: 1 << 30, UploadTTL: caddy.Duration(3600e9), LockTimeout: caddy.Duration(90e9),
+			Secret: "s", OldSecrets: []string{"o1", "o2"}, AllowAnonymous: true}},
+		{name: "argument on the directive", input: `upload_tus x { }`, wantErr: true},
+		{name: "unknown subdirective", input: `upload_tus { chunk 1 }`, wantErr: true},
+		{name: "bad size", input: `upload_tus { part_size lots }`, wantErr: true},
+		{name: "flag with an argument", input: `upload_tus { allow_anonymous yes }`, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if tt.wantErr {
+				return
+			}
+			if h.Bucket != "b" || h.PartSize != tt.want.PartSize || h.MaxSize != tt.want.MaxSize || h.UploadTTL != tt.want.UploadTTL ||
+				h.LockTimeout != tt.want.LockTimeout || h.Secret != tt.want.Secret || len(h.OldSecrets) != 2 || h.AllowAnonymous != tt.want.AllowAnonymous {
+				t.Errorf("got %+v", h)
+			}
+		})
+	}
+}
+
+func TestAnonymousRefused(t *testing.T) {
+	h := &Handler{logger: zap.NewNop()}
+	r := httptest.NewRequest("POST", "/tus/", nil)
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	err := h.ServeHTTP(httptest.NewRecorder(), r, nil)
+	var he caddyhttp.HandlerError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusUnauthorized {
+		t.Errorf("err = %v, want a 401 HandlerError", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for name, h := range map[string]Handler{
+		"small part":   {PartSize: 1 << 20},
+		"negative ttl": {UploadTTL: -1},
+		"no bucket":    {},
+	} {
+		h.Encryption = "none"
+		if name != "no bucket" {
+			h.Bucket = "b"
+		}
+		if err := h.Validate(); err == nil {
+			t.Errorf("%s: Validate accepted it", name)
+		}
+	}
+}

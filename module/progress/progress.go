@@ -197,18 +197,51 @@ func (h *Handler) track(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 			io.Closer
 		}{u.Reader(r.Body), r.Body}
 	}
-	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
-	err = next.ServeHTTP(rec, r)
-	status := rec.Status()
+	// The entry is finished as the answer's status is written, before the
+	// client can see it: a poll sent when the answer arrives says done.
+	fw := &finishingWriter{ResponseWriter: w, finish: func(status int) { h.tracker.Finish(u, status) }}
+	err = next.ServeHTTP(fw, r)
+	status := http.StatusOK
 	if err != nil {
 		status = http.StatusInternalServerError
 		if he, ok := err.(caddyhttp.HandlerError); ok && he.StatusCode != 0 {
 			status = he.StatusCode
 		}
 	}
-	h.tracker.Finish(u, status)
+	fw.done(status) // when nothing was written (an error for Caddy to answer)
 	return err
 }
+
+// finishingWriter calls finish with the status of the answer when its
+// header is written, once.
+type finishingWriter struct {
+	http.ResponseWriter
+	finish   func(status int)
+	finished bool
+}
+
+func (f *finishingWriter) done(status int) {
+	if !f.finished {
+		f.finished = true
+		f.finish(status)
+	}
+}
+
+func (f *finishingWriter) WriteHeader(status int) {
+	if status >= 200 { // not for 1xx informational answers
+		f.done(status)
+	}
+	f.ResponseWriter.WriteHeader(status)
+}
+
+func (f *finishingWriter) Write(b []byte) (int, error) {
+	f.done(http.StatusOK)
+	return f.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (read
+// deadlines, flushes).
+func (f *finishingWriter) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 // Interface guards
 var (

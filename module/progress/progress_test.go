@@ -160,3 +160,23 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		})
 	}
 }
+
+// The entry is finished when the answer's status is written, before the
+// client can read it: a poll sent as the answer arrives says done.
+func TestFinishedWhenAnswerWritten(t *testing.T) {
+	h := newHandler()
+	r := httptest.NewRequest(http.MethodPost, "/upload?X-Progress-ID=w1", strings.NewReader("abc"))
+	var atWrite string
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		_, _ = io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusCreated)
+		_, atWrite = poll(t, h, "X-Progress-ID=w1")
+		return nil
+	})
+	if err := h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
+		t.Fatal(err)
+	}
+	if atWrite != `{"state":"done"}` {
+		t.Errorf("right after the status was written: %s", atWrite)
+	}
+}

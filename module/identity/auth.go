@@ -144,8 +144,8 @@ type Auth struct {
 	gateKey string
 	metrics *metrics.Metrics
 	cw      *metricsapp.App
+	rec     *metricsapp.Recorder
 	logger  *zap.Logger
-	audit   *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -159,7 +159,6 @@ func (Auth) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the handler without network calls.
 func (a *Auth) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
-	a.audit = a.logger.Named("audit")
 	m, err := metrics.New(ctx.GetMetricsRegistry())
 	if err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
@@ -168,6 +167,7 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	if a.cw, err = metricsapp.Sink(ctx); err != nil {
 		return err
 	}
+	a.rec = &metricsapp.Recorder{Metrics: m, CW: a.cw, Audit: a.logger.Named("audit")}
 	if err := a.Identity.provision(ctx); err != nil {
 		return err
 	}
@@ -258,15 +258,20 @@ func enabled(path string) string {
 	return path
 }
 
-// report records a login API request: an audit line (not for JWKS), and
-// an error line when the provider or the keys failed.
+// report records a login API request once, like every other request of
+// the gateway: request metrics under the endpoint "auth_<action>", an audit
+// line (not for JWKS), and an error line when the provider or the keys
+// failed.
 func (a *Auth) report(r *http.Request, o authservice.Outcome) {
 	if o.Err != nil {
 		a.logger.Error("login API request failed", zap.String("action", o.Action), zap.String("code", o.Code), zap.Error(o.Err))
 	}
+	out := metrics.Outcome{Route: "auth", Endpoint: "auth_" + o.Action, Result: o.Result, Status: o.Status,
+		Duration: o.Duration, Account: o.Account, Reason: o.Code}
 	if o.Action != authservice.ActionJWKS {
-		shared.Audit(a.audit, r, shared.AuditEvent{Action: o.Action, Result: o.Result, Account: o.Account, Status: o.Status, Reason: o.Code})
+		out.Action = o.Action
 	}
+	a.rec.Record(r, out)
 }
 
 // Validate checks the configuration.
@@ -325,7 +330,7 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			a.metrics.AuthFailure(reason)
 			a.cw.AuthFailed(reason)
 		}
-		shared.Audit(a.audit, r, shared.AuditEvent{Action: "authenticate", Result: result, Status: status, Reason: reason})
+		shared.Audit(a.rec.Audit, r, shared.AuditEvent{Action: "authenticate", Result: result, Status: status, Reason: reason})
 		return nil
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)

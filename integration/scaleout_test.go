@@ -524,3 +524,55 @@ func TestThreeInstancesBehindALoadBalancer(t *testing.T) {
 			len(told), retries, len(failures), extra, took.Seconds())
 	})
 }
+
+// Sign-in limits are counted per instance, so three instances behind a
+// balancer would allow three times login_per_account_total. With
+// login_per_account_global the count is kept in the storage the instances
+// share, and the limit holds whichever instance an attempt reaches.
+func TestGlobalLoginLimitHoldsAcrossInstances(t *testing.T) {
+	storage := t.TempDir()
+	idp := newLocalIdP(t, idpUser{email: scaleoutEmail, password: scaleoutPassword, groups: []string{"uploader"}})
+	start := func(lines ...string) (*harness.Gateway, *harness.Gateway) {
+		site := idp.site(lines, `respond "ok"`)
+		a := startGatewayWith(t, harness.GatewayConfig{Site: site, StorageDir: storage})
+		b := startGatewayWith(t, harness.GatewayConfig{Site: site, StorageDir: storage})
+		return a, b
+	}
+	// wrongGuesses alternates bad passwords between a and b and returns
+	// the statuses.
+	wrongGuesses := func(a, b *harness.Gateway, n int) []int {
+		var got []int
+		for i := range n {
+			gw := []*harness.Gateway{a, b}[i%2]
+			got = append(got, login(t, gw.Client, gw.URL, scaleoutEmail, fmt.Sprintf("guess-%d", i)).status)
+		}
+		return got
+	}
+	const limit = 4
+	t.Run("per-instance limits let N times as many guesses through", func(t *testing.T) {
+		a, b := start(fmt.Sprintf("login_per_account_total %d", limit))
+		got := wrongGuesses(a, b, 2*limit)
+		for i, s := range got {
+			if s != http.StatusUnauthorized {
+				t.Errorf("guess %d: %d, want 401 (each instance counts only its own %d)", i+1, s, limit)
+			}
+		}
+	})
+	t.Run("the global limit holds across instances", func(t *testing.T) {
+		a, b := start(fmt.Sprintf("login_per_account_global %d", limit))
+		got := wrongGuesses(a, b, limit+2)
+		for i, s := range got {
+			want := http.StatusUnauthorized
+			if i >= limit {
+				want = http.StatusTooManyRequests
+			}
+			if s != want {
+				t.Errorf("guess %d on %s: %d, want %d (statuses %v)", i+1, []string{"A", "B"}[i%2], s, want, got)
+			}
+		}
+		// Another account is not affected.
+		if s := login(t, a.Client, a.URL, "nobody@example.com", "x").status; s != http.StatusUnauthorized {
+			t.Errorf("another account: %d, want 401", s)
+		}
+	})
+}

@@ -13,9 +13,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -417,6 +419,7 @@ func TestThreeInstancesBehindALoadBalancer(t *testing.T) {
 			retries  int
 			started  int
 			servedBy = map[string]int{}
+			inFlight atomic.Int32
 		)
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
@@ -443,7 +446,9 @@ func TestThreeInstancesBehindALoadBalancer(t *testing.T) {
 					for try := range attempts {
 						src := harness.NewRandomReader(uint64(1000*w+id), size)
 						ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+						inFlight.Add(1)
 						s, err := put(ctx, c.lb.Client, c.lb.URL, fmt.Sprintf("rolling-%d.bin", id), src, size)
+						inFlight.Add(-1)
 						cancel()
 						mu.Lock()
 						if err == nil && s.crc32c == src.CRC32C() && s.size == size {
@@ -474,7 +479,9 @@ func TestThreeInstancesBehindALoadBalancer(t *testing.T) {
 		}
 		start := time.Now()
 		time.Sleep(time.Second)
+		var atShutdown []int32
 		for i, gw := range c.nodes {
+			atShutdown = append(atShutdown, inFlight.Load())
 			gw.Shutdown()
 			if err := gw.Restart(); err != nil {
 				close(stop)
@@ -487,8 +494,11 @@ func TestThreeInstancesBehindALoadBalancer(t *testing.T) {
 		wg.Wait()
 		took := time.Since(start)
 
-		t.Logf("rolling restart in %s: %d uploads stored (by instance %v), %d retried attempts, %d reported failures",
-			took.Round(100*time.Millisecond), len(told), servedBy, retries, len(failures))
+		t.Logf("rolling restart in %s: uploads in flight at each SIGTERM %v; %d uploads stored (by instance %v), %d retried attempts, %d reported failures",
+			took.Round(100*time.Millisecond), atShutdown, len(told), servedBy, retries, len(failures))
+		if slices.Contains(atShutdown, 0) {
+			t.Errorf("uploads in flight when each instance was stopped: %v; the restart was not under traffic", atShutdown)
+		}
 		for _, f := range failures {
 			t.Logf("reported failure: %s", f)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/storelimit"
 
 	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
@@ -130,6 +131,17 @@ type Auth struct {
 	// client cannot use it up for the others. Default 30.
 	LoginPerAccountTotal int `json:"login_per_account_total,omitempty"`
 
+	// Login attempts allowed per minute for one account across every
+	// instance that shares Caddy's storage (the global `storage` option:
+	// `file_system` on a shared volume, or any storage module), counted
+	// there under `upload_gateway/login_per_account/`. login_per_account
+	// and login_per_account_total are per instance, so N instances behind
+	// a load balancer allow N times as much; this limit does not grow with
+	// N. Each counted attempt takes a lock, a read and a write in the
+	// storage. If the storage fails, the attempt is allowed and the error
+	// logged. Default 0: off.
+	LoginPerAccountGlobal int `json:"login_per_account_global,omitempty"`
+
 	// How many password checks of the local identity provider (bcrypt,
 	// about 0.05–1 s of CPU each) run at once, in all upload_auth handlers
 	// of the process with the same setting together. A login that
@@ -179,7 +191,7 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	a.LoginPerAccount = cmp.Or(a.LoginPerAccount, 5)
 	a.LoginPerAccountTotal = cmp.Or(a.LoginPerAccountTotal, 30)
 	a.LoginConcurrency = cmp.Or(a.LoginConcurrency, runtime.GOMAXPROCS(0))
-	if a.LoginPerIP < 0 || a.LoginPerAccount < 0 || a.LoginPerAccountTotal < 0 || a.LoginConcurrency < 0 {
+	if a.LoginPerIP < 0 || a.LoginPerAccount < 0 || a.LoginPerAccountTotal < 0 || a.LoginConcurrency < 0 || a.LoginPerAccountGlobal < 0 {
 		return fmt.Errorf("login limits must not be negative")
 	}
 	perMinute := func(n int) *ratelimit.Limiter {
@@ -198,6 +210,15 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 		PerAccount:       perMinute(a.LoginPerAccountTotal),
 		ClientKey:        func(r *http.Request) string { return ratelimit.ClientKey(shared.ClientIP(r)) },
 		Report:           a.report,
+	}
+	if a.LoginPerAccountGlobal > 0 {
+		cfg.PerAccount = bothLimits{cfg.PerAccount, &storelimit.Limiter{
+			Store:   ctx.Storage(),
+			Prefix:  "upload_gateway/login_per_account",
+			Limit:   a.LoginPerAccountGlobal,
+			Window:  time.Minute,
+			OnError: func(err error) { a.logger.Warn("global login limit not applied", zap.Error(err)) },
+		}}
 	}
 	if a.ExposeRoleARN {
 		cfg.RoleARNs = a.RoleARNs
@@ -220,6 +241,17 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("setting up the login API: %v", err)
 	}
 	return nil
+}
+
+// bothLimits allows an attempt when both limiters do; the second (the
+// shared, costlier one) is asked only when the first allows.
+type bothLimits [2]authservice.Limiter
+
+func (b bothLimits) Allow(key string) (bool, time.Duration) {
+	if ok, after := b[0].Allow(key); !ok {
+		return false, after
+	}
+	return b[1].Allow(key)
 }
 
 // cognitoClient returns the client for Cognito logins with the first

@@ -13,6 +13,9 @@
 //   - peak RSS of single large uploads, a fresh gateway per size (-rss-sizes);
 //   - many concurrent uploads at once: throughput, errors, p50/p99, peak RSS
 //     against the configured memory_limit (-concurrent, -concurrent-size);
+//   - scale-out: aggregate upload throughput and presign requests/s of 1, 2
+//     and 3 instances behind a Caddy load balancer (-instances,
+//     -instances-for, -instances-clients, -instances-size);
 //   - under attack: throughput and p50/p99 of normal uploads while 0, 2 and
 //     50 slow-trickle clients are connected, with peak RSS (-attack,
 //     -attack-for, -attack-clients, -attack-size).
@@ -70,6 +73,10 @@ func main() {
 	jwtCount := flag.Int("jwt-count", 3, "runs of each JWT benchmark")
 	targets := flag.String("targets", "seaweedfs,sink", "S3 servers of the streaming table: seaweedfs (the test SeaweedFS with SSE-KMS), sink (s3sink, in its own process)")
 	withSHA := flag.Bool("sha256", true, "add gateway rows with `hash sha256` (the full-object SHA-256) to the streaming table")
+	instances := flag.String("instances", "1,2,3", "comma-separated instance counts for the scale-out table (empty skips it)")
+	instancesFor := flag.Duration("instances-for", 10*time.Second, "how long each scale-out measurement runs")
+	instancesClients := flag.Int("instances-clients", 8, "concurrent clients in the scale-out table")
+	instancesSize := flag.String("instances-size", "16MiB", "body size of each upload in the scale-out table")
 	serveSinkMode := flag.Bool("serve-sink", false, "internal: serve the s3sink on a loopback port and print its address")
 	flag.Parse()
 	if *serveSinkMode {
@@ -86,7 +93,7 @@ func main() {
 	if *jwtOn {
 		printJWT(benchJWT(*jwtCount), *jwtCount)
 	}
-	needEnv := *presignFor > 0 || *sizes != "" || !skipList(*rssSizes) || *concClients > 0 || *attack != ""
+	needEnv := *presignFor > 0 || *sizes != "" || !skipList(*rssSizes) || *concClients > 0 || *attack != "" || *instances != ""
 	if !needEnv {
 		return
 	}
@@ -147,6 +154,30 @@ func main() {
 			fail("concurrent", err)
 		}
 		printConcurrent(r)
+	}
+	if *instances != "" {
+		var counts []int
+		for _, f := range strings.Split(*instances, ",") {
+			var n int
+			if _, err := fmt.Sscan(strings.TrimSpace(f), &n); err != nil || n < 1 {
+				fail("-instances", fmt.Errorf("%q: want a positive count", f))
+			}
+			counts = append(counts, n)
+		}
+		is, err := humanize.ParseBytes(*instancesSize)
+		if err != nil {
+			fail("-instances-size", err)
+		}
+		sink, err := startSink()
+		if err != nil {
+			fail("s3sink", err)
+		}
+		rows, err := benchScaleout(env, sink.target(), counts, *instancesFor, *instancesClients, int64(is), int64(ps), *concurrency)
+		sink.stop()
+		if err != nil {
+			fail("scale-out", err)
+		}
+		printScaleout(rows, *instancesFor, *instancesClients, int64(is))
 	}
 	if *attack != "" {
 		var counts []int

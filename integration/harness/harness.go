@@ -180,9 +180,12 @@ type Gateway struct {
 	AdminURL string
 	Dir      string
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *os.File
+	cmd     *exec.Cmd
+	done    chan struct{}
+	log     *os.File
+	storage string // the Caddy storage directory (root.crt lives there)
+	args    []string
+	environ []string
 }
 
 // GatewayConfig is what StartGateway needs.
@@ -196,6 +199,10 @@ type GatewayConfig struct {
 	Env []string
 	// Globals is added to the global options block.
 	Globals string
+	// StorageDir, when set, is Caddy's storage directory (`storage
+	// file_system`) instead of one inside the gateway's own directory, so
+	// that several gateways share TLS certificates and their internal CA.
+	StorageDir string
 }
 
 // StartGateway writes a Caddyfile, starts the gateway and waits until it
@@ -213,6 +220,10 @@ func (e *Env) StartGateway(cfg GatewayConfig) (*Gateway, error) {
 	httpPort, _ := FreePort()
 	adminPort, _ := FreePort()
 	plainPort, _ := FreePort()
+	storage := cfg.StorageDir
+	if storage == "" {
+		storage = filepath.Join(dir, "data")
+	}
 	caddyfile := fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 	default_bind 127.0.0.1
@@ -236,7 +247,7 @@ https://127.0.0.1:%d {
 	tls internal
 	%s
 }
-`, adminPort, httpPort, httpsPort, filepath.Join(dir, "data"), filepath.Join(dir, "caddy.log"), cfg.Globals, httpsPort, cfg.Site)
+`, adminPort, httpPort, httpsPort, storage, filepath.Join(dir, "caddy.log"), cfg.Globals, httpsPort, cfg.Site)
 	if cfg.PlainSite != "" {
 		caddyfile += fmt.Sprintf("\nhttp://127.0.0.1:%d {\n\tbind 127.0.0.1\n\t%s\n}\n", plainPort, cfg.PlainSite)
 	}
@@ -244,47 +255,90 @@ https://127.0.0.1:%d {
 	if err := os.WriteFile(path, []byte(caddyfile), 0o644); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "stderr.log"))
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
+	environ := append(os.Environ(),
 		"HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "xdg-data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "xdg-config"),
 		"UGW_S3_ENDPOINT="+e.S3Endpoint, "UGW_S3_REGION="+e.Region, "UGW_S3_BUCKET="+e.Bucket,
 		"UGW_KMS_KEY_ID="+e.KMSKeyID, "UGW_GATEWAY_ACCESS_KEY="+e.GatewayAccess, "UGW_GATEWAY_SECRET_KEY="+e.GatewaySecret)
-	cmd.Env = append(cmd.Env, cfg.Env...)
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
 	g := &Gateway{
 		URL:      fmt.Sprintf("https://127.0.0.1:%d", httpsPort),
 		HTTPURL:  fmt.Sprintf("http://127.0.0.1:%d", plainPort),
 		AdminURL: fmt.Sprintf("http://127.0.0.1:%d", adminPort),
 		Dir:      dir,
-		cmd:      cmd,
-		done:     make(chan struct{}),
-		log:      logf,
+		storage:  storage,
+		args:     []string{bin, "run", "--config", path, "--adapter", "caddyfile"},
+		environ:  append(environ, cfg.Env...),
 	}
-	go func() {
-		_ = cmd.Wait()
-		close(g.done)
-	}()
-	if err := g.waitReady(); err != nil {
-		logs := g.Logs()
-		g.Stop()
-		return nil, fmt.Errorf("%v\n--- gateway output ---\n%s", err, logs)
+	if err := g.start(); err != nil {
+		return nil, err
 	}
 	return g, nil
 }
 
+// start runs the process and waits until it serves.
+func (g *Gateway) start() error {
+	logf, err := os.OpenFile(filepath.Join(g.Dir, "stderr.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(g.args[0], g.args[1:]...)
+	cmd.Dir = g.Dir
+	cmd.Env = g.environ
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	g.cmd, g.log, g.done = cmd, logf, make(chan struct{})
+	done := g.done
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	if err := g.waitReady(); err != nil {
+		logs := g.Logs()
+		g.Stop()
+		return fmt.Errorf("%v\n--- gateway output ---\n%s", err, logs)
+	}
+	return nil
+}
+
+// Restart starts a gateway that was shut down or killed again, with the
+// same Caddyfile, ports and directory, and waits until it serves.
+func (g *Gateway) Restart() error {
+	if !g.Stopped() {
+		return errors.New("the gateway is still running")
+	}
+	return g.start()
+}
+
+// Shutdown stops the process by PID with SIGTERM (Caddy's graceful
+// shutdown) and waits for it, keeping its directory for Restart.
+func (g *Gateway) Shutdown() { g.signalAndWait(syscall.SIGTERM) }
+
+// Kill stops the process by PID with SIGKILL, as a crash would, and waits
+// for it, keeping its directory for Restart.
+func (g *Gateway) Kill() { g.signalAndWait(syscall.SIGKILL) }
+
+func (g *Gateway) signalAndWait(sig syscall.Signal) {
+	if g.Stopped() {
+		_ = g.log.Close()
+		return
+	}
+	_ = g.cmd.Process.Signal(sig)
+	select {
+	case <-g.done:
+	case <-time.After(10 * time.Second):
+		_ = g.cmd.Process.Kill()
+		<-g.done
+	}
+	_ = g.log.Close()
+}
+
 func (g *Gateway) waitReady() error {
 	deadline := time.Now().Add(60 * time.Second)
-	rootPath := filepath.Join(g.Dir, "data", "pki", "authorities", "local", "root.crt")
+	rootPath := filepath.Join(g.storage, "pki", "authorities", "local", "root.crt")
 	for time.Now().Before(deadline) {
 		select {
 		case <-g.done:
@@ -352,17 +406,16 @@ func (g *Gateway) Logs() string {
 }
 
 // Stop stops the gateway by PID (SIGTERM, then SIGKILL) and removes its
-// directory.
+// directory (not a shared StorageDir).
 func (g *Gateway) Stop() {
-	_ = g.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-g.done:
-	case <-time.After(10 * time.Second):
-		_ = g.cmd.Process.Kill()
-		<-g.done
-	}
-	g.log.Close()
+	g.Shutdown()
 	os.RemoveAll(g.Dir)
+}
+
+// RootCAFile is the internal CA's root certificate, which signs the
+// gateway's certificate.
+func (g *Gateway) RootCAFile() string {
+	return filepath.Join(g.storage, "pki", "authorities", "local", "root.crt")
 }
 
 // Stopped reports whether the process has exited.

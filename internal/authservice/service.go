@@ -69,6 +69,8 @@ type Outcome struct {
 	Account string // the email the request named, if any
 	Status  int
 	Code    string // the error code sent; "" on success
+	// Duration is how long the request took to answer.
+	Duration time.Duration
 	// Err is the error behind a failure the operator should look at (the
 	// identity provider or the key store failed); nil otherwise.
 	Err error
@@ -153,6 +155,7 @@ func (s *Service) Handles(r *http.Request) bool { return s.route(r) != "" }
 
 // ServeHTTP answers a request for one of the routes, and 404 for others.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	o := Outcome{Action: s.route(r)}
 	var data any
 	var err error
@@ -188,6 +191,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.Result = "ok"
 	}
 	if s.cfg.Report != nil {
+		o.Duration = time.Since(start)
 		s.cfg.Report(r, o)
 	}
 }

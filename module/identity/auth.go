@@ -20,6 +20,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/storelimit"
 
 	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
@@ -132,6 +133,17 @@ type Auth struct {
 	// client cannot use it up for the others. Default 30.
 	LoginPerAccountTotal int `json:"login_per_account_total,omitempty"`
 
+	// Login attempts allowed per minute for one account across every
+	// instance that shares Caddy's storage (the global `storage` option:
+	// `file_system` on a shared volume, or any storage module), counted
+	// there under `upload_gateway/login_per_account/`. login_per_account
+	// and login_per_account_total are per instance, so N instances behind
+	// a load balancer allow N times as much; this limit does not grow with
+	// N. Each counted attempt takes a lock, a read and a write in the
+	// storage. If the storage fails, the attempt is allowed and the error
+	// logged. Default 0: off.
+	LoginPerAccountGlobal int `json:"login_per_account_global,omitempty"`
+
 	// How many password checks of the local identity provider (bcrypt,
 	// about 0.05–1 s of CPU each) run at once, in all upload_auth handlers
 	// of the process with the same setting together. A login that
@@ -146,8 +158,8 @@ type Auth struct {
 	gateKey string
 	metrics *metrics.Metrics
 	cw      *metricsapp.App
+	rec     *metricsapp.Recorder
 	logger  *zap.Logger
-	audit   *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -161,7 +173,6 @@ func (Auth) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the handler without network calls.
 func (a *Auth) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
-	a.audit = a.logger.Named("audit")
 	m, err := metrics.New(ctx.GetMetricsRegistry())
 	if err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
@@ -170,6 +181,7 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	if a.cw, err = metricsapp.Sink(ctx); err != nil {
 		return err
 	}
+	a.rec = &metricsapp.Recorder{Metrics: m, CW: a.cw, Audit: a.logger.Named("audit")}
 	if err := a.Identity.provision(ctx); err != nil {
 		return err
 	}
@@ -181,7 +193,7 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	a.LoginPerAccount = cmp.Or(a.LoginPerAccount, 5)
 	a.LoginPerAccountTotal = cmp.Or(a.LoginPerAccountTotal, 30)
 	a.LoginConcurrency = cmp.Or(a.LoginConcurrency, runtime.GOMAXPROCS(0))
-	if a.LoginPerIP < 0 || a.LoginPerAccount < 0 || a.LoginPerAccountTotal < 0 || a.LoginConcurrency < 0 {
+	if a.LoginPerIP < 0 || a.LoginPerAccount < 0 || a.LoginPerAccountTotal < 0 || a.LoginConcurrency < 0 || a.LoginPerAccountGlobal < 0 {
 		return fmt.Errorf("login limits must not be negative")
 	}
 	perMinute := func(n int) *ratelimit.Limiter {
@@ -200,6 +212,15 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 		PerAccount:       perMinute(a.LoginPerAccountTotal),
 		ClientKey:        func(r *http.Request) string { return ratelimit.ClientKey(shared.ClientIP(r)) },
 		Report:           a.report,
+	}
+	if a.LoginPerAccountGlobal > 0 {
+		cfg.PerAccount = bothLimits{cfg.PerAccount, &storelimit.Limiter{
+			Store:   ctx.Storage(),
+			Prefix:  "upload_gateway/login_per_account",
+			Limit:   a.LoginPerAccountGlobal,
+			Window:  time.Minute,
+			OnError: func(err error) { a.logger.Warn("global login limit not applied", zap.Error(err)) },
+		}}
 	}
 	if a.ExposeRoleARN {
 		cfg.RoleARNs = a.RoleARNs
@@ -222,6 +243,17 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("setting up the login API: %v", err)
 	}
 	return nil
+}
+
+// bothLimits allows an attempt when both limiters do; the second (the
+// shared, costlier one) is asked only when the first allows.
+type bothLimits [2]authservice.Limiter
+
+func (b bothLimits) Allow(key string) (bool, time.Duration) {
+	if ok, after := b[0].Allow(key); !ok {
+		return false, after
+	}
+	return b[1].Allow(key)
 }
 
 // cognitoClient returns the client for Cognito logins with the first
@@ -260,15 +292,20 @@ func enabled(path string) string {
 	return path
 }
 
-// report records a login API request: an audit line (not for JWKS), and
-// an error line when the provider or the keys failed.
+// report records a login API request once, like every other request of
+// the gateway: request metrics under the endpoint "auth_<action>", an audit
+// line (not for JWKS), and an error line when the provider or the keys
+// failed.
 func (a *Auth) report(r *http.Request, o authservice.Outcome) {
 	if o.Err != nil {
 		a.logger.Error("login API request failed", zap.String("action", o.Action), zap.String("code", o.Code), zap.Error(o.Err))
 	}
+	out := metrics.Outcome{Route: "auth", Endpoint: "auth_" + o.Action, Result: o.Result, Status: o.Status,
+		Duration: o.Duration, Account: o.Account, Reason: o.Code}
 	if o.Action != authservice.ActionJWKS {
-		shared.Audit(a.audit, r, shared.AuditEvent{Action: o.Action, Result: o.Result, Account: o.Account, Status: o.Status, Reason: o.Code})
+		out.Action = o.Action
 	}
+	a.rec.Record(r, out)
 }
 
 // Validate checks the configuration.
@@ -327,7 +364,7 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			a.metrics.AuthFailure(reason)
 			a.cw.AuthFailed(reason)
 		}
-		shared.Audit(a.audit, r, shared.AuditEvent{Action: "authenticate", Result: result, Status: status, Reason: reason})
+		shared.Audit(a.rec.Audit, r, shared.AuditEvent{Action: "authenticate", Result: result, Status: status, Reason: reason})
 		return nil
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)

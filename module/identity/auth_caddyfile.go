@@ -47,10 +47,11 @@ func init() {
 //		refresh_path      <path>|off
 //		revoke_path       <path>|off
 //		jwks_path         <path>|off
-//		login_per_ip            <per-minute>
-//		login_per_account       <per-minute>
-//		login_per_account_total <per-minute>
-//		login_concurrency       <n>
+//		login_per_ip             <per-minute>
+//		login_per_account        <per-minute>
+//		login_per_account_total  <per-minute>
+//		login_per_account_global <per-minute>
+//		login_concurrency        <n>
 //	}
 func (a *Auth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -74,6 +75,8 @@ func (a *Auth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = shared.Integer(d, &a.LoginPerAccount)
 		case "login_per_account_total":
 			err = shared.Integer(d, &a.LoginPerAccountTotal)
+		case "login_per_account_global":
+			err = shared.Integer(d, &a.LoginPerAccountGlobal)
 		case "login_concurrency":
 			err = shared.Integer(d, &a.LoginConcurrency)
 		case "expose_role_arn":

@@ -5,16 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
@@ -23,6 +27,15 @@ import (
 // newLocalAuth provisions an upload_auth handler with the local identity
 // provider and one uploader, a@example.com with password "pw".
 func newLocalAuth(t *testing.T, edit func(*Auth)) *Auth {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	return newLocalAuthIn(t, ctx, edit)
+}
+
+// newLocalAuthIn is newLocalAuth in a given Caddy context (whose metrics
+// registry the handler registers in).
+func newLocalAuthIn(t *testing.T, ctx caddy.Context, edit func(*Auth)) *Auth {
 	t.Helper()
 	dir := t.TempDir()
 	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), localidp.MinHashCost)
@@ -35,8 +48,6 @@ func newLocalAuth(t *testing.T, edit func(*Auth)) *Auth {
 	if edit != nil {
 		edit(a)
 	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
 	if err := a.Provision(ctx); err != nil {
 		t.Fatalf("Provision: %v", err)
 	}
@@ -230,5 +241,47 @@ func TestLocalKeysAreCreatedOnFirstUse(t *testing.T) {
 				t.Errorf("after the first request: key files %v", files)
 			}
 		})
+	}
+}
+
+// A login API request is recorded once, like every request of the gateway:
+// a request metric under its endpoint and one audit line (none for JWKS).
+func TestLoginAPIRequestsAreRecordedOnce(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	a := newLocalAuthIn(t, ctx, nil)
+	core, logs := observer.New(zap.InfoLevel)
+	a.rec.Audit = zap.New(core)
+	serve(t, a, loginRequestFrom("a@example.com", "pw", "192.0.2.1"))
+	serve(t, a, loginRequestFrom("a@example.com", "wrong", "192.0.2.1"))
+	serve(t, a, httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil))
+
+	got := map[string]float64{}
+	families, err := ctx.GetMetricsRegistry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "upload_gateway_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got[labels["endpoint"]+" "+labels["status"]] += m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{"auth_login 200": 1, "auth_login 401": 1, "auth_jwks 200": 1}
+	if !maps.Equal(got, want) {
+		t.Errorf("requests_total by endpoint and status = %v, want %v", got, want)
+	}
+	var results []string
+	for _, e := range logs.All() {
+		results = append(results, fmt.Sprint(e.ContextMap()["action"], " ", e.ContextMap()["result"]))
+	}
+	if want := []string{"login ok", "login denied"}; !slices.Equal(results, want) {
+		t.Errorf("audit lines %q, want %q", results, want)
 	}
 }

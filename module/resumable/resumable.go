@@ -26,6 +26,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/tus"
 
+	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
@@ -92,9 +93,8 @@ type Handler struct {
 
 	tus         *tus.Handler
 	conditional func(context.Context) bool
-	metrics     *metrics.Metrics
+	rec         *metricsapp.Recorder
 	logger      *zap.Logger
-	audit       *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -108,7 +108,6 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the handler without network calls.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	h.audit = h.logger.Named("audit")
 	h.S3Config.ApplyDefaults()
 	h.S3Config.Expand()
 	if h.Prefix == "" {
@@ -132,7 +131,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
-	h.metrics = m
+	cw, err := metricsapp.Sink(ctx)
+	if err != nil {
+		return err
+	}
+	h.rec = &metricsapp.Recorder{Metrics: m, CW: cw, Audit: h.logger.Named("audit")}
 	cfg, err := h.AWSConfig(ctx, 16)
 	if err != nil {
 		return fmt.Errorf("loading AWS configuration: %v", err)
@@ -154,7 +157,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		LockTimeout: time.Duration(h.LockTimeout),
 		User:        user,
 		OnError:     h.logError,
-		OnEvent:     h.auditEvent,
+		OnEvent:     noteEvent,
 	})
 	if err != nil {
 		return fmt.Errorf("configuring tus: %v", err)
@@ -204,11 +207,19 @@ func (h *Handler) logError(r *http.Request, err error) {
 	}
 }
 
-// auditEvent writes the audit line of an upload's creation, completion or
-// termination.
-func (h *Handler) auditEvent(r *http.Request, e tus.Event) {
-	action := map[string]string{tus.EventCreated: "tus_create", tus.EventCompleted: "upload", tus.EventTerminated: "delete"}[e.Action]
-	shared.Audit(h.audit, r, shared.AuditEvent{Action: action, Result: "ok", Key: e.Key, UploadID: e.UploadID, Bytes: max(e.Size, 0)})
+// outcomeKey is the request context key of the request's outcome, which
+// the tus handler's events fill in.
+type outcomeKey struct{}
+
+// noteEvent puts an upload's creation, completion or termination into the
+// request's outcome, which ServeHTTP records (and audits) once.
+func noteEvent(r *http.Request, e tus.Event) {
+	o, ok := r.Context().Value(outcomeKey{}).(*metrics.Outcome)
+	if !ok {
+		return
+	}
+	o.Action = map[string]string{tus.EventCreated: "tus_create", tus.EventCompleted: "upload", tus.EventTerminated: "delete"}[e.Action]
+	o.Key, o.UploadID, o.Bytes = e.Key, e.UploadID, max(e.Size, 0)
 }
 
 // Validate checks the configuration.
@@ -238,13 +249,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if !ok {
 		endpoint = "tus_other"
 	}
+	o := &metrics.Outcome{Route: h.Prefix, Endpoint: endpoint}
+	r = r.WithContext(context.WithValue(r.Context(), outcomeKey{}, o))
 	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
 	err := h.serve(rec, r)
-	status := rec.Status()
+	o.Status = rec.Status()
 	if he, ok := errors.AsType[caddyhttp.HandlerError](err); ok {
-		status = he.StatusCode
+		o.Status = he.StatusCode
 	}
-	h.metrics.ObserveRequest(h.Prefix, endpoint, status, time.Since(start))
+	o.Duration, o.Result = time.Since(start), metrics.ResultOf(o.Status)
+	h.rec.Record(r, *o)
 	return err
 }
 

@@ -11,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
 )
 
 func TestUnmarshalCaddyfile(t *testing.T) {
@@ -56,7 +58,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 }
 
 func TestAnonymousRefused(t *testing.T) {
-	h := &Handler{logger: zap.NewNop()}
+	h := &Handler{logger: zap.NewNop(), rec: &metricsapp.Recorder{}}
 	r := httptest.NewRequest("POST", "/tus/", nil)
 	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
 	err := h.ServeHTTP(httptest.NewRecorder(), r, nil)

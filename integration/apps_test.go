@@ -26,6 +26,10 @@ const (
 	appRack     app = "rack"     // ruby testdata/rack/dump.rb: {"params": Rack::Request#POST}
 	appWerkzeug app = "werkzeug" // python3 testdata/werkzeug/dump.py: {"form": {name: [values]}, "order": […]}
 	appExpress  app = "express"  // node testenv/express/server.js (multer): {"body": req.body, "files": […]}
+	// A small legacy PHP app with sessions, pages and a progress bar
+	// (testdata/php/legacy/index.php), for the browser tests and the
+	// README's walkthrough.
+	appLegacyPHP app = "legacy-php"
 )
 
 // startApp starts a on a free loopback port, waits until it answers, and
@@ -59,6 +63,11 @@ func startApp(t *testing.T, a app) string {
 	switch a {
 	case appPHP:
 		cmd = exec.Command(need("php"), "-n", "-S", addr, abs("testdata/php/dump.php"))
+	case appLegacyPHP:
+		// Large enough for the form benchmark's 100 MiB file sent straight
+		// to the app (PHP's defaults take 8 MiB posts).
+		cmd = exec.Command(need("php"), "-n", "-d", "post_max_size=256M", "-d", "upload_max_filesize=256M",
+			"-S", addr, abs("testdata/php/legacy/index.php"))
 	case appRack:
 		cmd = exec.Command(need("ruby"), abs("testdata/rack/dump.rb"), port)
 	case appWerkzeug:

@@ -17,6 +17,9 @@
 //   - module/ops: the `upload_health` probe handler
 //     (`http.handlers.upload_health`) and the `upload-gateway check`
 //     preflight command.
+//   - module/progress: upload progress for browsers
+//     (`http.handlers.upload_progress`, directive `upload_progress`),
+//     compatible with nginx-upload-progress-module.
 //
 // module/shared holds what they have in common: S3 and AWS configuration,
 // SDK call metrics, the janitor's settings, the audit log and Caddyfile
@@ -30,5 +33,6 @@ import (
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/identity"
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/ops"
+	_ "github.com/caddy-upload-gateway/upload-gateway/module/progress"
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/resumable"
 )

@@ -7,6 +7,8 @@
 #   Werkzeug  /usr/bin/python3 + Werkzeug (Debian python3-werkzeug)  testdata/werkzeug/dump.py
 #   Express   node + Express 5 + multer (npm, pinned by express/package-lock.json)   express/server.js
 #   tus       node + tus-js-client (npm, pinned by tus-client/package-lock.json)      tus-client/upload.js
+#   Chromium  headless (Debian chromium), driven by chromedp in integration/browser_test.go; the
+#             legacy PHP app it talks to is testdata/php/legacy/index.php
 #
 #   integration/testenv/apps-up.sh      # scripts/test runs it before the integration tests
 #
@@ -35,9 +37,10 @@ else
   missing+=(ruby-rack ruby-webrick)
 fi
 /usr/bin/python3 -c 'import werkzeug' >/dev/null 2>&1 || missing+=(python3-werkzeug)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   command -v apt-get >/dev/null 2>&1 ||
-    die "missing ${missing[*]} and there is no apt-get: install PHP 8 CLI, Ruby with Rack 2 and WEBrick, Python 3 with Werkzeug some other way"
+    die "missing ${missing[*]} and there is no apt-get: install PHP 8 CLI, Ruby with Rack 2 and WEBrick, Python 3 with Werkzeug, Chromium some other way"
   SUDO=()
   [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
   say "installing ${missing[*]} with apt-get..."
@@ -45,6 +48,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
     --no-install-recommends "${missing[@]}" >/dev/null
 fi
+say "$(chromium --version 2>/dev/null | head -n 1)"
 say "php $(php -r 'echo PHP_VERSION;'), ruby $(ruby -e 'print RUBY_VERSION') with rack $(ruby -e 'require "rack"; print Rack.release'), werkzeug $(/usr/bin/python3 -c 'import importlib.metadata as m; print(m.version("werkzeug"))')"
 
 # ---- Express + multer (npm) --------------------------------------------------------------------

@@ -80,6 +80,8 @@ func init() {
 //			dry_run
 //		}
 //		handle_errors
+//		on_error redirect <url-template> [<status>...]
+//		on_error pass     <field>        [<status>...]
 //	}
 //
 // Sizes take units (`16MiB`, `1GB`); statuses take classes (`4xx`, `5xx`).
@@ -233,6 +235,8 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = shared.BoolFlag(d, &g.AllowAnonymous)
 		case "handle_errors":
 			err = shared.BoolFlag(d, &g.HandleErrors)
+		case "on_error":
+			g.OnError, err = unmarshalOnError(d)
 		default:
 			return d.Errf("unrecognized subdirective %s", name)
 		}

@@ -115,6 +115,7 @@ const (
 // `{http.upload_gateway.upload_id}` | Multipart upload id of the first file, if any
 // `{http.upload_gateway.error}` | The error message, when the upload failed
 // `{http.upload_gateway.error_code}` | The error code, when the upload failed
+// `{http.upload_gateway.error_status}` | The HTTP status of the refusal, in on_error
 type Gateway struct {
 	// Where and how objects are stored: bucket, region, endpoint,
 	// credentials and server-side encryption.
@@ -305,6 +306,12 @@ type Gateway struct {
 	// Return errors to Caddy (for `handle_errors` routes) instead of writing
 	// the JSON error body.
 	HandleErrors bool `json:"handle_errors,omitempty"`
+
+	// What a browser gets when a form is refused (401, 403, 413, 415 by
+	// default): a 303 redirect, or the application the request with error
+	// fields instead of the form. Default: the JSON error (or Caddy's error
+	// handling with handle_errors).
+	OnError *OnError `json:"on_error,omitempty"`
 
 	flow      *uploadreq.Config
 	uploader  *s3stream.Uploader
@@ -524,6 +531,11 @@ func (g *Gateway) Validate() error {
 			return fmt.Errorf("rollback_on: invalid status %d", code)
 		}
 	}
+	if g.OnError != nil {
+		if err := g.OnError.validate(); err != nil {
+			return err
+		}
+	}
 	for _, r := range g.AllowedRoles {
 		if _, err := roles.Parse(r); err != nil || r == "" {
 			return fmt.Errorf("allowed_roles: unknown role %q", r)
@@ -573,15 +585,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	record := g.rec.Upload(r.ContentLength)
 	defer func() { record(r, q.Outcome()) }()
 	if err := g.authorize(repl); err != nil {
-		return g.fail(w, repl, q, err)
+		return g.fail(w, r, next, repl, q, err)
 	}
 	if g.NonMultipart == NonMultipartReject && !isMultipart(r) {
-		return g.fail(w, repl, q, fmt.Errorf("%w (non_multipart reject)", formstream.ErrNotMultipart))
+		return g.fail(w, r, next, repl, q, fmt.Errorf("%w (non_multipart reject)", formstream.ErrNotMultipart))
 	}
 	client := g.clientKey(r, repl)
 	release, ok := g.perClient.Acquire(client)
 	if !ok {
-		return g.fail(w, repl, q, uploadreq.ErrTooManyUploads)
+		return g.fail(w, r, next, repl, q, uploadreq.ErrTooManyUploads)
 	}
 	defer release()
 	// Everything this request keeps in memory is charged to one account,
@@ -594,13 +606,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}{bodyrate.New(r.Body, time.Duration(g.ReadTimeout), max(g.MinRate, 0), http.NewResponseController(w).SetReadDeadline), r.Body}
 	if g.MaxRequestSize > 0 {
 		if r.ContentLength > g.MaxRequestSize {
-			return g.fail(w, repl, q, &http.MaxBytesError{Limit: g.MaxRequestSize})
+			return g.fail(w, r, next, repl, q, &http.MaxBytesError{Limit: g.MaxRequestSize})
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, g.MaxRequestSize)
 	}
 	if err := q.Store(acct); err != nil {
 		q.Rollback()
-		return g.fail(w, repl, q, err)
+		return g.fail(w, r, next, repl, q, err)
 	}
 	if g.Output == OutputPass {
 		rec := caddyhttp.NewResponseRecorder(w, nil, nil)

@@ -63,12 +63,15 @@ func (r replacer) ReplaceKey(template string) (string, error) {
 	})
 }
 
-// fail answers a failed upload: with the JSON error, or through Caddy's
-// error handling when handle_errors is set.
-func (g *Gateway) fail(w http.ResponseWriter, repl *caddy.Replacer, q *uploadreq.Request, err error) error {
+// fail answers a failed upload: as on_error says, with the JSON error, or
+// through Caddy's error handling when handle_errors is set.
+func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, q *uploadreq.Request, err error) error {
 	a := q.Fail(w, err)
 	repl.Set("http.upload_gateway.error", a.Message)
 	repl.Set("http.upload_gateway.error_code", a.Code)
+	if g.OnError != nil && g.OnError.handles(a.Status) {
+		return g.refuse(w, r, next, repl, a)
+	}
 	if g.HandleErrors {
 		return caddyhttp.Error(a.Status, err)
 	}

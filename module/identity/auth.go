@@ -47,7 +47,9 @@ func init() {
 //     rotated from it stop working;
 //   - `GET <jwks_path>` serves the local provider's public keys.
 //
-// Every other request needs a valid `Authorization: Bearer` token, except
+// Every other request needs a valid token (in the `Authorization: Bearer`
+// header, or in the cookie named by `token_cookie` or the query parameter
+// named by `token_query` when those are set and the header is absent), except
 // CORS preflights: OPTIONS requests with `Origin` and
 // `Access-Control-Request-Method` headers and no body pass without one.
 // Failures get a 401 JSON error with `WWW-Authenticate: Bearer

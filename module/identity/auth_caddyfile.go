@@ -23,6 +23,8 @@ func init() {
 //		client_secret    <secret>
 //		cognito_endpoint <url>
 //		token_use        id|access|any
+//		token_cookie     <name>
+//		token_query      <name>
 //		algorithms       <alg...>
 //		leeway           <duration>
 //
@@ -119,6 +121,10 @@ func (id *Identity) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		id.ClientIDs = append(id.ClientIDs, args...)
 	case "token_use":
 		return shared.OneString(d, &id.TokenUse)
+	case "token_cookie":
+		return shared.OneString(d, &id.TokenCookie)
+	case "token_query":
+		return shared.OneString(d, &id.TokenQuery)
 	case "algorithms":
 		args := d.RemainingArgs()
 		if len(args) == 0 {

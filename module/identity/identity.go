@@ -24,6 +24,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/tokensource"
 )
 
 // Identity holds the token verification settings shared by the
@@ -74,6 +75,20 @@ type Identity struct {
 	// The built-in identity provider, for dev and edge deployments without
 	// Cognito. When set, the Cognito settings are ignored.
 	Local *LocalIdentity `json:"local,omitempty"`
+
+	// The name of a cookie the token may come in when the request has no
+	// Authorization header, for plain HTML forms a browser posts (an
+	// Amplify or Cognito hosted-UI id-token cookie, say). The cookie should
+	// be `SameSite=Lax` or `Strict`, or other sites can post forms with it.
+	// Default: none, only the header is read.
+	TokenCookie string `json:"token_cookie,omitempty"`
+
+	// The name of a query parameter the token may come in when there is no
+	// Authorization header and no token cookie; it is removed from the
+	// request before the handlers after this one see it. Tokens in URLs
+	// end up in browser history and logs: use it only for clients that can
+	// send neither a header nor a cookie. Default: none.
+	TokenQuery string `json:"token_query,omitempty"`
 
 	verifier *jwtauth.Verifier
 	mapper   roles.Mapper
@@ -219,10 +234,29 @@ func (id *Identity) validate() error {
 	return nil
 }
 
-// authenticate verifies the request's bearer token.
+// authenticate verifies the request's token: the Authorization header's
+// bearer token, else the token cookie's, else the query parameter's.
 func (id *Identity) authenticate(r *http.Request) (*authservice.Principal, error) {
 	id.startRefresh()
-	return authservice.Authenticate(r, id.verifier, id.mapper)
+	src := tokensource.Source{Cookie: id.TokenCookie, Query: id.TokenQuery}
+	if src == (tokensource.Source{}) || r.Header.Get("Authorization") != "" {
+		return authservice.Authenticate(r, id.verifier, id.mapper)
+	}
+	token, _, ok := src.Token(r)
+	if !ok {
+		return nil, authservice.ErrNoToken
+	}
+	// authservice reads the bearer header: hand it the token on a copy, so
+	// that the request passed on carries no Authorization header it did
+	// not come with.
+	withHeader := *r
+	withHeader.Header = r.Header.Clone()
+	withHeader.Header.Set("Authorization", "Bearer "+token)
+	p, err := authservice.Authenticate(&withHeader, id.verifier, id.mapper)
+	if err == nil {
+		src.Strip(r)
+	}
+	return p, err
 }
 
 // setUserPlaceholders exposes the user to later handlers, with the names

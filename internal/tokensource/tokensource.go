@@ -1,0 +1,92 @@
+// Package tokensource finds the token a request carries: in the
+// `Authorization: Bearer` header (RFC 6750, always looked at first), in a
+// named cookie, or in a named query parameter. A browser that posts a plain
+// HTML form cannot set a header, but it sends its cookies, so a token kept
+// in a cookie (an Amplify or Cognito hosted-UI id-token cookie, say)
+// authenticates the form as a header would.
+//
+// # Considerations
+//
+// A cookie is sent with every request the browser makes to the site,
+// including forms posted from other sites unless the cookie is
+// `SameSite=Lax` or `Strict`: set one of those on the token cookie, or a
+// third-party page can upload in the user's name (cross-site request
+// forgery). A token in a query parameter ends up in browser history,
+// Referer headers and access logs; use it only where nothing else works
+// (an upload URL handed to a plugin that cannot send headers or cookies).
+// [Source.Strip] removes it from the request before it is passed on.
+package tokensource
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Where a token was found.
+const (
+	FromHeader = "header"
+	FromCookie = "cookie"
+	FromQuery  = "query"
+)
+
+// Source says where tokens are looked for besides the Authorization header.
+// The zero value looks only at the header.
+type Source struct {
+	// Cookie is the name of a cookie holding the token; empty for none.
+	Cookie string
+	// Query is the name of a query parameter holding the token; empty for
+	// none.
+	Query string
+}
+
+// Token returns the request's token and where it was found: the bearer
+// token of the Authorization header, else the cookie, else the query
+// parameter. ok is false when none of them holds a token. A request whose
+// Authorization header is not a bearer token is not looked at further: a
+// client that sends credentials in the header means those.
+func (s Source) Token(r *http.Request) (token, from string, ok bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		token, ok := Bearer(h)
+		return token, FromHeader, ok
+	}
+	if s.Cookie != "" {
+		if c, err := r.Cookie(s.Cookie); err == nil {
+			if t := strings.TrimSpace(c.Value); t != "" {
+				return t, FromCookie, true
+			}
+		}
+	}
+	if s.Query != "" {
+		if t := strings.TrimSpace(r.URL.Query().Get(s.Query)); t != "" {
+			return t, FromQuery, true
+		}
+	}
+	return "", "", false
+}
+
+// Strip removes the query parameter holding tokens from r's URL, so that
+// the handlers after this one (and the application behind them) never see
+// it. It does nothing when no query parameter is configured or r has none.
+func (s Source) Strip(r *http.Request) {
+	if s.Query == "" || r.URL.RawQuery == "" {
+		return
+	}
+	q := r.URL.Query()
+	if !q.Has(s.Query) {
+		return
+	}
+	q.Del(s.Query)
+	r.URL.RawQuery = q.Encode()
+	r.RequestURI = r.URL.RequestURI()
+}
+
+// Bearer extracts the token of an RFC 6750 `Authorization: Bearer` header
+// value.
+func Bearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}

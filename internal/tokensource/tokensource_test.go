@@ -1,0 +1,76 @@
+package tokensource
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+func TestToken(t *testing.T) {
+	tests := []struct {
+		name      string
+		src       Source
+		url       string
+		header    string
+		cookie    *http.Cookie
+		wantToken string
+		wantFrom  string
+		wantOK    bool
+	}{
+		{name: "header", url: "/", header: "Bearer abc", wantToken: "abc", wantFrom: FromHeader, wantOK: true},
+		{name: "header scheme is case-insensitive", url: "/", header: "bearer  abc ", wantToken: "abc", wantFrom: FromHeader, wantOK: true},
+		{name: "basic header is no token", url: "/", header: "Basic dXNlcjpwdw==", wantFrom: FromHeader},
+		{name: "basic header is not overridden by a cookie", src: Source{Cookie: "id"}, url: "/", header: "Basic x",
+			cookie: &http.Cookie{Name: "id", Value: "c"}, wantFrom: FromHeader},
+		{name: "no source configured ignores cookie and query", url: "/?t=q", cookie: &http.Cookie{Name: "id", Value: "c"}},
+		{name: "cookie", src: Source{Cookie: "id"}, url: "/", cookie: &http.Cookie{Name: "id", Value: "c"},
+			wantToken: "c", wantFrom: FromCookie, wantOK: true},
+		{name: "other cookie", src: Source{Cookie: "id"}, url: "/", cookie: &http.Cookie{Name: "session", Value: "c"}},
+		{name: "empty cookie falls through to query", src: Source{Cookie: "id", Query: "t"}, url: "/?t=q",
+			cookie: &http.Cookie{Name: "id", Value: ""}, wantToken: "q", wantFrom: FromQuery, wantOK: true},
+		{name: "header wins over cookie", src: Source{Cookie: "id"}, url: "/", header: "Bearer h",
+			cookie: &http.Cookie{Name: "id", Value: "c"}, wantToken: "h", wantFrom: FromHeader, wantOK: true},
+		{name: "cookie wins over query", src: Source{Cookie: "id", Query: "t"}, url: "/?t=q",
+			cookie: &http.Cookie{Name: "id", Value: "c"}, wantToken: "c", wantFrom: FromCookie, wantOK: true},
+		{name: "query", src: Source{Query: "access_token"}, url: "/up?a=1&access_token=q", wantToken: "q", wantFrom: FromQuery, wantOK: true},
+		{name: "query not configured", src: Source{Cookie: "id"}, url: "/up?access_token=q"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, tt.url, nil)
+			if tt.header != "" {
+				r.Header.Set("Authorization", tt.header)
+			}
+			if tt.cookie != nil {
+				r.AddCookie(tt.cookie)
+			}
+			token, from, ok := tt.src.Token(r)
+			if token != tt.wantToken || from != tt.wantFrom || ok != tt.wantOK {
+				t.Errorf("Token() = %q, %q, %v; want %q, %q, %v", token, from, ok, tt.wantToken, tt.wantFrom, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestStrip(t *testing.T) {
+	tests := []struct {
+		name, src, url, want string
+	}{
+		{"removed", "t", "/up?a=1&t=secret&b=2", "/up?a=1&b=2"},
+		{"only parameter", "t", "/up?t=secret", "/up"},
+		{"absent", "t", "/up?a=1", "/up?a=1"},
+		{"not configured", "", "/up?t=secret", "/up?t=secret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, tt.url, nil)
+			Source{Query: tt.src}.Strip(r)
+			if got := r.URL.RequestURI(); got != tt.want {
+				t.Errorf("URL = %q, want %q", got, tt.want)
+			}
+			if r.RequestURI != tt.want {
+				t.Errorf("RequestURI = %q, want %q", r.RequestURI, tt.want)
+			}
+		})
+	}
+}

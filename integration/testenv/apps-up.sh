@@ -56,15 +56,21 @@ for tool in node npm; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (Debian: apt-get install nodejs npm)"
 done
 command -v sha256sum >/dev/null 2>&1 || sha256sum() { shasum -a 256; }
-H=$(sha256sum <"$HERE/express/package-lock.json" | cut -c1-16)
-PKG=${UPLOAD_GATEWAY_EXPRESS_DIR:-$HOME/.cache/upload-gateway/express-$H}
-if [ ! -f "$PKG/.installed" ]; then
+
+# npm_install NAME WHAT [DIR]: installs the npm package dir integration/testenv/NAME (package.json
+# and its pinned package-lock.json) with npm ci into DIR, by default
+# ~/.cache/upload-gateway/NAME-<hash of the lock file>/, unless it is there already; sets PKG.
+npm_install() {
+  local name=$1 what=$2 h tmp
+  h=$(sha256sum <"$HERE/$name/package-lock.json" | cut -c1-16)
+  PKG=${3:-$HOME/.cache/upload-gateway/$name-$h}
+  [ -f "$PKG/.installed" ] && return 0
   mkdir -p "$(dirname "$PKG")"
   tmp=$PKG.tmp.$$
   rm -rf "$tmp"
   mkdir -p "$tmp"
-  cp "$HERE/express/package.json" "$HERE/express/package-lock.json" "$tmp/"
-  say "installing express and multer into $PKG (npm ci from the pinned lock file)"
+  cp "$HERE/$name/package.json" "$HERE/$name/package-lock.json" "$tmp/"
+  say "installing $what into $PKG (npm ci from the pinned lock file)"
   if ! (cd "$tmp" && npm ci --ignore-scripts --no-audit --no-fund >&2); then
     rm -rf "$tmp"
     die "npm ci failed (see above); is the npm registry reachable?"
@@ -72,27 +78,13 @@ if [ ! -f "$PKG/.installed" ]; then
   rm -rf "$PKG"
   mv "$tmp" "$PKG"
   touch "$PKG/.installed"
-fi
+}
+
+npm_install express "express and multer" "${UPLOAD_GATEWAY_EXPRESS_DIR:-}"
 say "express $(node -p "require('$PKG/node_modules/express/package.json').version"), multer $(node -p "require('$PKG/node_modules/multer/package.json').version") in $PKG"
 
 # ---- tus-js-client (npm) -----------------------------------------------------------------------
 # The resumable upload client of the upload_tus tests, installed the same way into
 # ~/.cache/upload-gateway/tus-client-<hash of the lock file>/ (or UPLOAD_GATEWAY_TUS_CLIENT_DIR).
-H=$(sha256sum <"$HERE/tus-client/package-lock.json" | cut -c1-16)
-PKG=${UPLOAD_GATEWAY_TUS_CLIENT_DIR:-$HOME/.cache/upload-gateway/tus-client-$H}
-if [ ! -f "$PKG/.installed" ]; then
-  mkdir -p "$(dirname "$PKG")"
-  tmp=$PKG.tmp.$$
-  rm -rf "$tmp"
-  mkdir -p "$tmp"
-  cp "$HERE/tus-client/package.json" "$HERE/tus-client/package-lock.json" "$tmp/"
-  say "installing tus-js-client into $PKG (npm ci from the pinned lock file)"
-  if ! (cd "$tmp" && npm ci --ignore-scripts --no-audit --no-fund >&2); then
-    rm -rf "$tmp"
-    die "npm ci failed (see above); is the npm registry reachable?"
-  fi
-  rm -rf "$PKG"
-  mv "$tmp" "$PKG"
-  touch "$PKG/.installed"
-fi
+npm_install tus-client tus-js-client "${UPLOAD_GATEWAY_TUS_CLIENT_DIR:-}"
 say "tus-js-client $(node -p "require('$PKG/node_modules/tus-js-client/package.json').version") in $PKG"

@@ -36,9 +36,7 @@ func benchPresign(env *harness.Env, d time.Duration, conc int) ([]presignResult,
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	hash, _ := bcrypt.GenerateFromPassword([]byte("bench-password"), localidp.MinHashCost)
-	users := fmt.Sprintf(`{"users":[{"email":"bench@example.com","password_hash":%q,"groups":["uploader"]}]}`, hash)
-	if err := os.WriteFile(filepath.Join(dir, "users.json"), []byte(users), 0o600); err != nil {
+	if err := writeBenchUser(dir); err != nil {
 		return nil, err
 	}
 	site := fmt.Sprintf(`upload_auth {
@@ -163,4 +161,15 @@ func printPresign(rows []presignResult, d time.Duration) {
 		fmt.Printf("| %s | %d | %d | %.0f | %s | %s | %s |\n", r.path, r.requests, r.errors, r.reqPerSec,
 			r.p50.Round(time.Microsecond), r.p90.Round(time.Microsecond), r.p99.Round(time.Microsecond))
 	}
+}
+
+// writeBenchUser writes dir/users.json for the local identity provider: one
+// uploader, bench@example.com with password "bench-password".
+func writeBenchUser(dir string) error {
+	hash, err := bcrypt.GenerateFromPassword([]byte("bench-password"), localidp.MinHashCost)
+	if err != nil {
+		return err
+	}
+	users := fmt.Sprintf(`{"users":[{"email":"bench@example.com","password_hash":%q,"groups":["uploader"]}]}`, hash)
+	return os.WriteFile(filepath.Join(dir, "users.json"), []byte(users), 0o600)
 }

@@ -10,10 +10,8 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/caddy-upload-gateway/upload-gateway/integration/harness"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
 )
 
 // scaleoutResult is one row of the scale-out table: n instances behind a
@@ -38,9 +36,7 @@ func benchScaleout(env *harness.Env, sink *s3Target, counts []int, d time.Durati
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	hash, _ := bcrypt.GenerateFromPassword([]byte("bench-password"), localidp.MinHashCost)
-	users := fmt.Sprintf(`{"users":[{"email":"bench@example.com","password_hash":%q,"groups":["uploader"]}]}`, hash)
-	if err := os.WriteFile(filepath.Join(dir, "users.json"), []byte(users), 0o600); err != nil {
+	if err := writeBenchUser(dir); err != nil {
 		return nil, err
 	}
 	prefix := fmt.Sprintf("bench-scaleout/%d/", time.Now().UnixNano())

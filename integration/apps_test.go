@@ -115,10 +115,18 @@ func startApp(t *testing.T, a app) string {
 // expressModules is the node_modules directory apps-up.sh installed Express
 // and multer into.
 func expressModules(t *testing.T) string {
+	return npmModules(t, "express", "UPLOAD_GATEWAY_EXPRESS_DIR", "express and multer")
+}
+
+// npmModules is the node_modules directory apps-up.sh's npm_install put the
+// package dir testenv/<name> into: $<envDir> if set, else
+// ~/.cache/upload-gateway/<name>-<hash of its lock file>. what names it in
+// the failure message.
+func npmModules(t *testing.T, name, envDir, what string) string {
 	t.Helper()
-	dir := os.Getenv("UPLOAD_GATEWAY_EXPRESS_DIR")
+	dir := os.Getenv(envDir)
 	if dir == "" {
-		lock, err := os.ReadFile("testenv/express/package-lock.json")
+		lock, err := os.ReadFile(filepath.Join("testenv", name, "package-lock.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,10 +135,10 @@ func expressModules(t *testing.T) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dir = filepath.Join(home, ".cache", "upload-gateway", "express-"+hex.EncodeToString(sum[:])[:16])
+		dir = filepath.Join(home, ".cache", "upload-gateway", name+"-"+hex.EncodeToString(sum[:])[:16])
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".installed")); err != nil {
-		t.Fatalf("express and multer are not installed in %s (run integration/testenv/apps-up.sh): %v", dir, err)
+		t.Fatalf("%s is not installed in %s (run integration/testenv/apps-up.sh): %v", what, dir, err)
 	}
 	return filepath.Join(dir, "node_modules")
 }

@@ -63,24 +63,7 @@ func basicAuth(user string) string {
 // tusModules is the node_modules directory apps-up.sh installed
 // tus-js-client into.
 func tusModules(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("UPLOAD_GATEWAY_TUS_CLIENT_DIR")
-	if dir == "" {
-		lock, err := os.ReadFile("testenv/tus-client/package-lock.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum := sha256.Sum256(lock)
-		home, err := os.UserHomeDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = filepath.Join(home, ".cache", "upload-gateway", "tus-client-"+hex.EncodeToString(sum[:])[:16])
-	}
-	if _, err := os.Stat(filepath.Join(dir, ".installed")); err != nil {
-		t.Fatalf("tus-js-client is not installed in %s (run integration/testenv/apps-up.sh): %v", dir, err)
-	}
-	return filepath.Join(dir, "node_modules")
+	return npmModules(t, "tus-client", "UPLOAD_GATEWAY_TUS_CLIENT_DIR", "tus-js-client")
 }
 
 type tusResult struct {

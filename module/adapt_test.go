@@ -14,6 +14,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/caddy-upload-gateway/upload-gateway/module/gateway"
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -78,41 +79,29 @@ func TestExampleCaddyfiles(t *testing.T) {
 // config and runs Validate after applying defaults.
 func assertHandlersValid(t *testing.T, cfg []byte) {
 	t.Helper()
-	var found int
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			if h, _ := x["handler"].(string); strings.HasPrefix(h, "upload_") {
-				found++
-			}
-			if x["handler"] == "upload_gateway" {
-				raw, _ := json.Marshal(x)
-				var g gateway.Gateway
-				if err := json.Unmarshal(raw, &g); err != nil {
-					t.Errorf("decoding handler: %v", err)
-					return
-				}
-				g.ApplyDefaults()
-				// {env.*} placeholders are expanded at provision time.
-				if err := g.Validate(); err != nil {
-					t.Errorf("handler does not validate: %v\n%s", err, raw)
-				}
-			}
-			for _, e := range x {
-				walk(e)
-			}
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		}
-	}
-	var doc any
-	if err := json.Unmarshal(cfg, &doc); err != nil {
+	raws, err := shared.HandlerJSON(cfg, func(name string) bool { return strings.HasPrefix(name, "upload_") })
+	if err != nil {
 		t.Fatal(err)
 	}
-	walk(doc)
+	found := len(raws)
+	for _, raw := range raws {
+		var head struct {
+			Handler string `json:"handler"`
+		}
+		if _ = json.Unmarshal(raw, &head); head.Handler != "upload_gateway" {
+			continue
+		}
+		var g gateway.Gateway
+		if err := json.Unmarshal(raw, &g); err != nil {
+			t.Errorf("decoding handler: %v", err)
+			continue
+		}
+		g.ApplyDefaults()
+		// {env.*} placeholders are expanded at provision time.
+		if err := g.Validate(); err != nil {
+			t.Errorf("handler does not validate: %v\n%s", err, raw)
+		}
+	}
 	if found == 0 {
 		t.Errorf("no upload_* handler in the adapted config")
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/rolecreds"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 // adapt turns a Caddyfile into indented JSON, as module/adapt_test.go does.
@@ -65,32 +66,14 @@ func provisionAPIIn(t *testing.T, ctx caddy.Context, lines ...string) (*API, err
 	if err != nil {
 		t.Fatalf("adapting:\n%s\n%v", caddyfile, err)
 	}
-	var raw json.RawMessage
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			if x["handler"] == "upload_api" {
-				raw, _ = json.Marshal(x)
-				return
-			}
-			for _, e := range x {
-				walk(e)
-			}
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		}
-	}
-	var doc any
-	if err := json.Unmarshal(cfg, &doc); err != nil {
+	raws, err := shared.HandlerJSON(cfg, func(name string) bool { return name == "upload_api" })
+	if err != nil {
 		t.Fatal(err)
 	}
-	walk(doc)
-	if raw == nil {
+	if len(raws) == 0 {
 		t.Fatalf("no upload_api handler in\n%s", cfg)
 	}
+	raw := raws[0]
 	a := new(API)
 	if err := json.Unmarshal(raw, a); err != nil {
 		t.Fatalf("decoding %s: %v", raw, err)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -156,41 +155,22 @@ const (
 // Caddy JSON config, in the order they appear, wherever they are nested
 // (routes, subroutes, error routes).
 func FindHandlers(cfgJSON []byte) ([]HandlerConfig, error) {
-	var root any
-	if err := json.Unmarshal(cfgJSON, &root); err != nil {
-		return nil, fmt.Errorf("decoding config: %v", err)
+	raws, err := shared.HandlerJSON(cfgJSON, func(name string) bool { return name == handlerGateway || name == handlerAPI })
+	if err != nil {
+		return nil, err
 	}
-	var out []HandlerConfig
+	out := make([]HandlerConfig, 0, len(raws))
 	count := map[string]int{}
-	var walk func(v any) error
-	walk = func(v any) error {
-		switch v := v.(type) {
-		case map[string]any:
-			if name, _ := v["handler"].(string); name == handlerGateway || name == handlerAPI {
-				b, _ := json.Marshal(v)
-				var h HandlerConfig
-				if err := json.Unmarshal(b, &h); err != nil {
-					return fmt.Errorf("decoding %s handler: %v", name, err)
-				}
-				count[name]++
-				h.Name = fmt.Sprintf("%s #%d", name, count[name])
-				out = append(out, h)
-			}
-			for _, k := range sortedAnyKeys(v) {
-				if err := walk(v[k]); err != nil {
-					return err
-				}
-			}
-		case []any:
-			for _, e := range v {
-				if err := walk(e); err != nil {
-					return err
-				}
-			}
+	for _, raw := range raws {
+		var h HandlerConfig
+		if err := json.Unmarshal(raw, &h); err != nil {
+			return nil, fmt.Errorf("decoding %s handler: %v", h.Handler, err)
 		}
-		return nil
+		count[h.Handler]++
+		h.Name = fmt.Sprintf("%s #%d", h.Handler, count[h.Handler])
+		out = append(out, h)
 	}
-	return out, walk(root)
+	return out, nil
 }
 
 // Target is what the preflight checks of h, with the defaults the handler
@@ -247,13 +227,4 @@ func (h *HandlerConfig) check(ctx caddy.Context) ([]preflight.Result, error) {
 		})
 	}
 	return preflight.Run(ctx, t, h.NewS3Client(cfg, nil), stsAPI), nil
-}
-
-func sortedAnyKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -159,7 +159,6 @@ type API struct {
 	sts     *rolecreds.Provider
 	gwCreds aws.CredentialsProvider
 	rec     *metricsapp.Recorder
-	cw      *metricsapp.App
 	logger  *zap.Logger
 }
 
@@ -181,14 +180,12 @@ func (a *API) Provision(ctx caddy.Context) error {
 	}
 	a.BasePath = strings.TrimRight(a.BasePath, "/")
 
-	m, err := metrics.New(ctx.GetMetricsRegistry())
+	rec, err := metricsapp.NewRecorder(ctx, a.logger)
 	if err != nil {
-		return fmt.Errorf("registering metrics: %v", err)
-	}
-	if a.cw, err = metricsapp.Sink(ctx); err != nil {
 		return err
 	}
-	a.rec = &metricsapp.Recorder{Metrics: m, CW: a.cw, Audit: a.logger.Named("audit")}
+	a.rec = rec
+	m := rec.Metrics
 
 	rules, err := policy.ParseRules(a.Policy)
 	if err != nil {
@@ -268,7 +265,7 @@ func (a *API) Provision(ctx caddy.Context) error {
 		CreateOnly:             a.createOnlyCheck(client, enc),
 		OnDenied: func(action policy.Action) {
 			m.AccessDenied(string(action))
-			a.cw.AccessDenied(a.Prefix)
+			a.rec.CW.AccessDenied(a.Prefix)
 		},
 		OnPresign: m.Presign,
 		OnError: func(status int, err error) {

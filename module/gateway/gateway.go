@@ -27,7 +27,6 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/inflight"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/passfields"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
@@ -373,15 +372,12 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	g.flow.Allowlist = allow
 
-	m, err := metrics.New(ctx.GetMetricsRegistry())
-	if err != nil {
-		return fmt.Errorf("registering metrics: %v", err)
-	}
-	cw, err := metricsapp.Sink(ctx)
+	rec, err := metricsapp.NewRecorder(ctx, g.logger)
 	if err != nil {
 		return err
 	}
-	g.rec = &metricsapp.Recorder{Metrics: m, CW: cw, Audit: g.logger.Named("audit")}
+	g.rec = rec
+	m := rec.Metrics
 
 	cfg, err := g.AWSConfig(ctx, g.Concurrency)
 	if err != nil {

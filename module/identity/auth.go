@@ -156,8 +156,6 @@ type Auth struct {
 	service *authservice.Service
 	gate    *ratelimit.Gate // local provider only
 	gateKey string
-	metrics *metrics.Metrics
-	cw      *metricsapp.App
 	rec     *metricsapp.Recorder
 	logger  *zap.Logger
 }
@@ -173,15 +171,10 @@ func (Auth) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the handler without network calls.
 func (a *Auth) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
-	m, err := metrics.New(ctx.GetMetricsRegistry())
-	if err != nil {
-		return fmt.Errorf("registering metrics: %v", err)
-	}
-	a.metrics = m
-	if a.cw, err = metricsapp.Sink(ctx); err != nil {
+	var err error
+	if a.rec, err = metricsapp.NewRecorder(ctx, a.logger); err != nil {
 		return err
 	}
-	a.rec = &metricsapp.Recorder{Metrics: m, CW: a.cw, Audit: a.logger.Named("audit")}
 	if err := a.Identity.provision(ctx); err != nil {
 		return err
 	}
@@ -361,8 +354,8 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		if status >= 500 {
 			result = "failed"
 		} else {
-			a.metrics.AuthFailure(reason)
-			a.cw.AuthFailed(reason)
+			a.rec.Metrics.AuthFailure(reason)
+			a.rec.CW.AuthFailed(reason)
 		}
 		shared.Audit(a.rec.Audit, r, shared.AuditEvent{Action: "authenticate", Result: result, Status: status, Reason: reason})
 		return nil

@@ -332,6 +332,21 @@ type Recorder struct {
 	Audit   *zap.Logger // the handler's "audit" logger
 }
 
+// NewRecorder returns the recorder of a handler provisioned in ctx: its
+// request metrics in ctx's registry, the upload_gateway_metrics app when it
+// is configured, and logger's "audit" logger.
+func NewRecorder(ctx caddy.Context, logger *zap.Logger) (*Recorder, error) {
+	m, err := metrics.New(ctx.GetMetricsRegistry())
+	if err != nil {
+		return nil, fmt.Errorf("registering metrics: %v", err)
+	}
+	cw, err := Sink(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Recorder{Metrics: m, CW: cw, Audit: logger.Named("audit")}, nil
+}
+
 // Upload counts an upload in flight (of bytesHint announced bytes) and
 // returns the func that records its outcome, to be called once.
 func (rc *Recorder) Upload(bytesHint int64) func(r *http.Request, o metrics.Outcome) {

@@ -127,15 +127,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			secrets = append(secrets, []byte(v))
 		}
 	}
-	m, err := metrics.New(ctx.GetMetricsRegistry())
-	if err != nil {
-		return fmt.Errorf("registering metrics: %v", err)
-	}
-	cw, err := metricsapp.Sink(ctx)
+	rec, err := metricsapp.NewRecorder(ctx, h.logger)
 	if err != nil {
 		return err
 	}
-	h.rec = &metricsapp.Recorder{Metrics: m, CW: cw, Audit: h.logger.Named("audit")}
+	h.rec = rec
+	m := rec.Metrics
 	cfg, err := h.AWSConfig(ctx, 16)
 	if err != nil {
 		return fmt.Errorf("loading AWS configuration: %v", err)

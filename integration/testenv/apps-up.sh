@@ -7,6 +7,8 @@
 #   Werkzeug  /usr/bin/python3 + Werkzeug (Debian python3-werkzeug)  testdata/werkzeug/dump.py
 #   Express   node + Express 5 + multer (npm, pinned by express/package-lock.json)   express/server.js
 #   tus       node + tus-js-client (npm, pinned by tus-client/package-lock.json)      tus-client/upload.js
+#   Uppy      @uppy/core, @uppy/aws-s3, @uppy/tus + esbuild (npm, pinned by uppy/package-lock.json),
+#             bundled into each browser test's own page by integration/uppy_test.go's bundleUppy
 #   Chromium  headless (Debian chromium), driven by chromedp in integration/browser_test.go; the
 #             legacy PHP app it talks to is testdata/php/legacy/index.php
 #
@@ -88,3 +90,9 @@ say "express $(node -p "require('$PKG/node_modules/express/package.json').versio
 # ~/.cache/upload-gateway/tus-client-<hash of the lock file>/ (or UPLOAD_GATEWAY_TUS_CLIENT_DIR).
 npm_install tus-client tus-js-client "${UPLOAD_GATEWAY_TUS_CLIENT_DIR:-}"
 say "tus-js-client $(node -p "require('$PKG/node_modules/tus-js-client/package.json').version") in $PKG"
+
+# ---- Uppy + esbuild (npm) ----------------------------------------------------------------------
+# Uppy's own client code for the browser tests, installed the same way into
+# ~/.cache/upload-gateway/uppy-<hash of the lock file>/ (or UPLOAD_GATEWAY_UPPY_DIR).
+npm_install uppy "Uppy and esbuild" "${UPLOAD_GATEWAY_UPPY_DIR:-}"
+say "@uppy/core $(node -p "require('$PKG/node_modules/@uppy/core/package.json').version"), @uppy/aws-s3 $(node -p "require('$PKG/node_modules/@uppy/aws-s3/package.json').version"), esbuild $(node -p "require('$PKG/node_modules/esbuild/package.json').version") in $PKG"

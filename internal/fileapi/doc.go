@@ -22,6 +22,16 @@
 //	GET    /files/{fileId}/download-url   presigned GET, as an attachment
 //	DELETE /files/{fileId}                delete
 //
+// Uppy's @uppy/aws-s3 is served too (companion.go): the routes of its
+// Companion server under /s3/, and POST /s3/sign for its signRequest
+// callback with the S3-XML routes /s3/sign/{uploads,parts,complete,abort}.
+// They answer plain JSON (or S3's XML) as Uppy expects, not the envelope;
+// failures are the envelope. The upload id Uppy carries is the upload
+// token, and they complete through the same function as
+// /files/multipart/complete. Uppy does not declare a file's size there,
+// so such a token has none: part URLs are unbound, and complete requires
+// parts of equal size but the last (at least 5 MiB), within MaxFileSize.
+//
 // Every response is a JSON envelope (package envelope):
 // {"success":true,"data":{...}} or
 // {"success":false,"error":{"code":"...","message":"..."}}. Request bodies

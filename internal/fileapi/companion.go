@@ -186,7 +186,12 @@ func (s *Service) companionCreate(w http.ResponseWriter, r *http.Request, user p
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.createUpload(r.Context(), user, key, req.Filename, ct, meta, 0, 0)
+	done, err := s.startInitiate(user.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	c, err := s.createUpload(r.Context(), key, req.Filename, ct, meta, 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -522,7 +527,12 @@ func (s *Service) xmlCreate(_ http.ResponseWriter, r *http.Request, user policy.
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.createUpload(r.Context(), user, t.Key, t.Name, ct, meta, 0, 0)
+	done, err := s.startInitiate(user.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	c, err := s.createUpload(r.Context(), t.Key, t.Name, ct, meta, 0, 0)
 	if err != nil {
 		return nil, err
 	}

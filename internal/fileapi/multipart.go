@@ -100,7 +100,12 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user policy.S
 		return nil, err
 	}
 
-	c, err := s.createUpload(r.Context(), user, key, req.FileName, ct, meta, fileSize, partSize)
+	done, err := s.startInitiate(user.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	c, err := s.createUpload(r.Context(), key, req.FileName, ct, meta, fileSize, partSize)
 	if err != nil {
 		return nil, err
 	}
@@ -131,15 +136,8 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user policy.S
 // createUpload creates the multipart upload of a new file at key (with
 // the gateway's credentials, encryption, content type and metadata) and
 // returns the claims of its upload token. fileSize and partSize are 0 when
-// the client did not declare the size. At most MaxConcurrentInitiates calls
-// of a user run at once.
-func (s *Service) createUpload(ctx context.Context, user policy.Subject, key, fileName, ct string, meta map[string]string, fileSize, partSize int64) (uploadClaims, error) {
-	done, err := s.startInitiate(user.ID)
-	if err != nil {
-		return uploadClaims{}, err
-	}
-	defer done()
-
+// the client did not declare the size. Callers bound it with startInitiate.
+func (s *Service) createUpload(ctx context.Context, key, fileName, ct string, meta map[string]string, fileSize, partSize int64) (uploadClaims, error) {
 	in := &s3.CreateMultipartUploadInput{
 		Bucket:             aws.String(s.cfg.Bucket),
 		Key:                aws.String(key),

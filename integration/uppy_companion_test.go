@@ -75,7 +75,7 @@ const uppyPageHTML = `<!doctype html>
 // uppySite serves the test page under /page/ from dir and the login and
 // file APIs everywhere else, with the JWT also read from the ugw_token
 // cookie (Uppy's Companion requests are plain fetch calls).
-func uppySite(prefix, dir string) string {
+func uppySite(prefix, dir string, apiLines ...string) string {
 	return fmt.Sprintf(`handle /page/* {
 		root * %s
 		uri strip_prefix /page
@@ -97,9 +97,10 @@ func uppySite(prefix, dir string) string {
 			sts_endpoint {env.UGW_STS_ENDPOINT}
 			post_policy_credentials gateway
 			secret integration-test-secret-0123456789abcdef
+			%s
 		}
 		respond 404
-	}`, dir, harness.S3Settings(""), prefix)
+	}`, dir, harness.S3Settings(""), prefix, strings.Join(apiLines, "\n\t\t\t"))
 }
 
 // uppyOutcome is what the page reports after uppy.upload().
@@ -317,4 +318,49 @@ func TestUppyCompanionTamperedUploadID(t *testing.T) {
 		t.Fatalf("abort: %d", st)
 	}
 	assertNothingLeft(t, prefix)
+}
+
+// A seed-style client never calls sign-parts: with sign_all_parts the
+// initiate answer holds a URL for every part, each also as uploadUrl, and
+// the client PUTs its parts to those before completing.
+func TestSeedStyleClientUsesUploadURLsFromInitiate(t *testing.T) {
+	prefix := testPrefix(t)
+	gw := startGateway(t, uppySite(prefix, t.TempDir(), "part_batch 1", "sign_all_parts 10"))
+	uploader := newAPIClient(t, gw, "UPLOADER")
+	data := fileBytes(t, "", 35, 12<<20)
+
+	var up struct {
+		UploadID    string `json:"uploadId"`
+		FileID      string `json:"fileId"`
+		S3Key       string `json:"s3Key"`
+		TotalParts  int    `json:"totalParts"`
+		UploadToken string `json:"uploadToken"`
+		PartSize    int64  `json:"partSize"`
+		PartURLs    []struct {
+			PartNumber int               `json:"partNumber"`
+			UploadURL  string            `json:"uploadUrl"`
+			Headers    map[string]string `json:"headers"`
+		} `json:"partUrls"`
+	}
+	if st, code := uploader.call("POST", "/files/multipart/initiate", map[string]any{
+		"fileName": "seed.bin", "fileSize": len(data), "contentType": "application/octet-stream", "partSize": 5 << 20,
+	}, &up); st != http.StatusOK {
+		t.Fatalf("initiate: %d %s", st, code)
+	}
+	if up.TotalParts != 3 || len(up.PartURLs) != 3 {
+		t.Fatalf("initiate: %d parts, %d URLs; want 3 and 3", up.TotalParts, len(up.PartURLs))
+	}
+	for i, p := range up.PartURLs {
+		part := data[int64(i)*up.PartSize : min(int64(len(data)), int64(i+1)*up.PartSize)]
+		if st, body := send(t, "PUT", p.UploadURL, p.Headers, part); st != http.StatusOK {
+			t.Fatalf("part %d: %d %s", p.PartNumber, st, body)
+		}
+	}
+	if st, code := uploader.call("POST", "/files/multipart/complete", map[string]any{
+		"fileId": up.FileID, "uploadId": up.UploadID, "uploadToken": up.UploadToken,
+	}, nil); st != http.StatusOK {
+		t.Fatalf("complete: %d %s", st, code)
+	}
+	assertStoredAs(t, uppyOutcome{OK: true, Key: up.S3Key}, prefix+"users/", data)
+	assertNothingStoredBesides(t, prefix, 1)
 }

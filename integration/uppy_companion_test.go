@@ -59,7 +59,7 @@ window.upload = (mode, multipart, pauseAfterFirstPart) => {
     }
   })
   // How often Uppy asked for the parts uploaded so far.
-  const listed = () => performance.getEntriesByType("resource").filter((e) => /\/s3\/multipart\/[^/]+\?key=/.test(e.name)).length
+  const listed = () => performance.getEntriesByType("resource").filter((e) => /\/s3\/multipart\/[^/]+\?key=|\/s3\/sign\/parts\?/.test(e.name)).length
   const file = document.getElementById("file").files[0]
   uppy.addFile({ name: file.name, type: file.type, data: file })
   uppy.upload().then(
@@ -276,7 +276,17 @@ func TestUppySignRequest(t *testing.T) {
 	if out.Parts != 3 {
 		t.Errorf("the 11 MiB file went in %d parts, want 3", out.Parts)
 	}
-	assertNothingStoredBesides(t, prefix, 2)
+
+	// Paused and resumed: Uppy signs a ListParts request, which the
+	// gateway answers from its own route.
+	paused := fileBytes(t, "", 37, 16<<20)
+	out = uploadWithUppyPausing(t, ctx, gw, "sign", writeTestFile(t, "paused.bin", paused), true, true, l.body.Data.Token)
+	t.Logf("Uppy after a pause: %+v", out)
+	assertStoredAs(t, out, userPrefix, paused)
+	if out.Listed < 1 {
+		t.Errorf("Uppy resumed without listing the parts: %+v", out)
+	}
+	assertNothingStoredBesides(t, prefix, 3)
 }
 
 // companionCall sends one request to a Companion route with a Bearer token

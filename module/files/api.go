@@ -26,6 +26,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/cors"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/fileapi"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
@@ -77,6 +78,11 @@ type API struct {
 
 	// A path prefix before `/files`, e.g. `/api`. Default: none.
 	BasePath string `json:"base_path,omitempty"`
+
+	// Cross-origin access for pages on other origins: preflights of every
+	// route under base_path answered, answers readable by allowed origins.
+	// Default: none, and preflights pass on to the next handler.
+	CORS *CORSConfig `json:"cors,omitempty"`
 
 	// The IAM role assumed to sign each role's URLs: role → ARN; the key
 	// `*` applies to every role without its own. Default: none, so the
@@ -155,6 +161,7 @@ type API struct {
 	Policy map[string]map[string]string `json:"policy,omitempty"`
 
 	svc     *fileapi.Service
+	cors    *cors.Policy
 	policy  policy.Policy
 	sts     *rolecreds.Provider
 	gwCreds aws.CredentialsProvider
@@ -179,6 +186,13 @@ func (a *API) Provision(ctx caddy.Context) error {
 		a.Prefix = "files/"
 	}
 	a.BasePath = strings.TrimRight(a.BasePath, "/")
+	if a.CORS != nil {
+		p, err := a.CORS.policy()
+		if err != nil {
+			return err
+		}
+		a.cors = p
+	}
 
 	rec, err := metricsapp.NewRecorder(ctx, a.logger)
 	if err != nil {
@@ -412,13 +426,31 @@ func (a *API) credentials(user policy.Subject) aws.CredentialsProvider {
 	return a.sts.CredentialsFor(session)
 }
 
+// apiPath returns the path of r below base_path, and whether the file API
+// serves it.
+func (a *API) apiPath(r *http.Request) (string, bool) {
+	path, ok := strings.CutPrefix(r.URL.Path, a.BasePath)
+	return path, ok && (path == "/files" || strings.HasPrefix(path, "/files/"))
+}
+
 // ServeHTTP serves the file API and passes other requests on.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	path, ok := strings.CutPrefix(r.URL.Path, a.BasePath)
-	if !ok || (path != "/files" && !strings.HasPrefix(path, "/files/")) || r.Method == http.MethodOptions {
-		return next.ServeHTTP(w, r) // CORS preflights are for other handlers
+	path, ok := a.apiPath(r)
+	if !ok {
+		return next.ServeHTTP(w, r)
 	}
 	start := time.Now()
+	if a.cors != nil {
+		rec := caddyhttp.NewResponseRecorder(w, nil, nil)
+		if a.cors.Handle(rec, r) { // a preflight, answered
+			a.rec.Record(r, metrics.Outcome{Route: a.Prefix, Endpoint: "OPTIONS (cors preflight)",
+				Result: metrics.ResultOf(rec.Status()), Status: rec.Status(), Duration: time.Since(start)})
+			return nil
+		}
+	}
+	if r.Method == http.MethodOptions {
+		return next.ServeHTTP(w, r) // without cors, preflights are for other handlers
+	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	ctx := r.Context()
 	if id, _ := repl.GetString("http.auth.user.id"); id != "" {

@@ -58,6 +58,7 @@ func init() {
 //	GET    /files/{fileId}              metadata
 //	GET    /files/{fileId}/download-url presigned GET
 //	DELETE /files/{fileId}
+//	POST   /files/{fileId}/confirm      check and count a presigned PUT/POST upload
 //
 // The user comes from `upload_auth` (`{http.auth.user.id}`, `.role`,
 // `.email`); what each role may do on which keys is the route's policy
@@ -67,6 +68,15 @@ func init() {
 // with an inline session policy limited to the user's prefix and allowed
 // actions, cached per (role, user) until shortly before they expire; without
 // a role ARN the gateway's own credentials sign.
+//
+// Uploads whose bytes go straight to S3 are counted in the same upload
+// metrics (`upload_gateway_uploads_total`, `_upload_bytes_total`,
+// `_upload_duration_seconds`, `_multipart_parts`, …) and audit lines
+// (action `upload`, with `method` `multipart` or `presigned`) as streamed
+// ones: a multipart upload when it is completed, a single PUT or POST when
+// the client confirms it (`POST /files/{fileId}/confirm`, which also
+// checks its size and type and deletes it when they do not match). A
+// single upload that is never confirmed is stored but not counted.
 type API struct {
 	// Where files are stored: bucket, region, endpoint, credentials and
 	// server-side encryption.
@@ -473,10 +483,26 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 // record reports one answered request: metrics by route pattern ("other"
 // when none matched) and, for presigning, downloads, deletes and failures,
 // an audit line with what the API resolved (res), never what the request
-// itself says.
+// itself says. A request that finished a presigned upload (res.Upload:
+// multipart complete, confirm) also counts that upload in the upload
+// metrics, and its audit line is the upload's (action "upload", with
+// method, size, parts and the upload's duration).
 func (a *API) record(r *http.Request, res *fileapi.Resolved, status int, d time.Duration) {
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	role := ""
+	if repl != nil {
+		role, _ = repl.GetString("http.auth.user.role")
+	}
 	o := metrics.Outcome{Route: a.Prefix, Endpoint: cmp.Or(res.Route, "other"), Result: metrics.ResultOf(status),
-		Status: status, Duration: d, Key: res.Key, UploadID: res.UploadID}
+		Role: cmp.Or(role, "anonymous"), Status: status, Duration: d, Key: res.Key, UploadID: res.UploadID}
+	if u := res.Upload; u != nil {
+		o.Method, o.Bytes, o.Parts = u.Method, u.Bytes, u.Parts
+		if u.Stored {
+			o.Files = 1
+		}
+		a.rec.Uploaded(r, o, u.Duration)
+		return
+	}
 	if res.Action != "" || status >= 400 { // reads and part signing are not audited
 		o.Action = cmp.Or(res.Action, o.Endpoint)
 	}

@@ -138,7 +138,8 @@ type Auth struct {
 
 	// Path of the sign-out endpoint, which revokes a refresh token (local
 	// provider) and clears the session cookies. Default `/auth/logout`;
-	// `off` disables it.
+	// `off` disables it. If it is revoke_path's too (local provider), the
+	// path keeps revoking as before, which session_cookie refuses.
 	LogoutPath string `json:"logout_path,omitempty"`
 
 	// Path of the endpoint that answers who is signed in (`GET`). Default
@@ -248,7 +249,7 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 		LoginPath:        enabled(a.LoginPath),
 		RefreshPath:      enabled(a.RefreshPath),
 		RevokePath:       enabled(a.RevokePath),
-		LogoutPath:       enabled(a.LogoutPath),
+		LogoutPath:       a.logoutPath(),
 		SessionPath:      enabled(a.SessionPath),
 		Authenticate:     a.authenticate,
 		CheckOrigin:      a.origins.Check,
@@ -342,6 +343,17 @@ func (a *Auth) cognitoClient(ctx caddy.Context) (*cognito.Client, error) {
 	return cognito.New(client, clientID, a.ClientSecret), nil
 }
 
+// logoutPath returns the sign-out route's path: "" when it is off, or
+// when it is the revoke route's (a configuration from before sign-out
+// existed, `revoke_path /auth/logout`, keeps revoking there).
+func (a *Auth) logoutPath() string {
+	p := enabled(a.LogoutPath)
+	if a.Local != nil && p == enabled(a.RevokePath) {
+		return ""
+	}
+	return p
+}
+
 // enabled returns path, or "" for `off`.
 func enabled(path string) string {
 	if path == "off" {
@@ -373,6 +385,9 @@ func (a *Auth) Validate() error {
 	}
 	if a.SessionCookie != "" && (&http.Cookie{Name: a.SessionCookie, Value: "x"}).Valid() != nil {
 		return fmt.Errorf("session_cookie: %q is not a valid cookie name", a.SessionCookie)
+	}
+	if p := enabled(a.LogoutPath); a.SessionCookie != "" && a.Local != nil && p != "" && p == enabled(a.RevokePath) {
+		return fmt.Errorf("logout_path and revoke_path are both %s: with session_cookie, move one (revoke_path off, say)", p)
 	}
 	for role := range a.RoleARNs {
 		if _, err := roles.Parse(role); err != nil {

@@ -66,7 +66,9 @@ func TestSessionCookie(t *testing.T) {
 				t.Errorf("body %s", w.Body)
 			}
 			if tt.path == "/auth/session" {
-				var env struct{ Data struct{ ID, Email, Role string } }
+				var env struct {
+					Data struct{ ID, Email, Role string }
+				}
 				if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil || env.Data.Email != "a@example.com" || env.Data.Role != "uploader" || env.Data.ID == "" {
 					t.Errorf("session: %s", w.Body)
 				}

@@ -124,11 +124,11 @@ func TestBrowserSessionCookie(t *testing.T) {
 	idp := newLocalIdP(t, idpUser{email: "browser@example.com", password: "browser-password", groups: []string{"uploader"}})
 	providers := []struct {
 		name, authLines, email, password string
-		tokenTTL                         int // seconds; 0: Cognito's
-		revokes                          bool
+		tokenTTL                         int  // seconds; 0: Cognito's
+		rotates                          bool // refresh tokens rotate (the local provider)
 	}{
 		{name: "local", authLines: fmt.Sprintf("local {\n\t\t\tusers_file %s\n\t\t\tkeys_dir %s\n\t\t\ttoken_ttl 10m\n\t\t}", idp.usersFile, idp.keysDir),
-			email: "browser@example.com", password: "browser-password", tokenTTL: 600, revokes: true},
+			email: "browser@example.com", password: "browser-password", tokenTTL: 600, rotates: true},
 		{name: "cognito", authLines: "issuer {env.UGW_COGNITO_ISSUER}\n\t\tjwks_url {env.UGW_COGNITO_JWKS_URL}\n\t\tclient_id {env.UGW_COGNITO_CLIENT_ID}\n\t\tcognito_endpoint {env.UGW_COGNITO_ENDPOINT}",
 			email: cognitoEnv(t, "UPLOADER_EMAIL"), password: cognitoEnv(t, "UPLOADER_PASSWORD")},
 	}
@@ -263,7 +263,7 @@ func TestBrowserSessionCookie(t *testing.T) {
 				t.Errorf("file API after refresh: %d %s", resp.StatusCode, raw)
 			}
 			currentRefresh := b.cookie("/auth/refresh", "ugw_session_refresh")
-			if p.revokes && (currentRefresh == oldRefresh || b.cookie("/auth/logout", "ugw_session_refresh") != currentRefresh) {
+			if p.rotates && (currentRefresh == oldRefresh || b.cookie("/auth/logout", "ugw_session_refresh") != currentRefresh) {
 				t.Error("the local provider's rotated refresh token is not in both refresh cookies")
 			}
 
@@ -290,13 +290,12 @@ func TestBrowserSessionCookie(t *testing.T) {
 			if resp, raw := b.do("POST", "/auth/refresh", self, nil, nil); resp.StatusCode != http.StatusUnauthorized {
 				t.Errorf("refresh after sign-out: %d %s", resp.StatusCode, raw)
 			}
-			if p.revokes {
-				// The session is revoked, not only forgotten by the browser.
-				_, token, _ := strings.Cut(currentRefresh, ".")
-				resp, raw := newCookieClient(t, gw).do("POST", "/auth/refresh", "", map[string]string{"refreshToken": token}, nil)
-				if resp.StatusCode != http.StatusUnauthorized {
-					t.Errorf("the signed-out refresh token still works: %d %s", resp.StatusCode, raw)
-				}
+			// The session is revoked (local: revocation record; Cognito:
+			// RevokeToken), not only forgotten by the browser.
+			_, token, _ := strings.Cut(currentRefresh, ".")
+			resp, raw = newCookieClient(t, gw).do("POST", "/auth/refresh", "", map[string]string{"refreshToken": token}, nil)
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("the signed-out refresh token still works: %d %s", resp.StatusCode, raw)
 			}
 		})
 	}

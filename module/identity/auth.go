@@ -47,8 +47,9 @@ func init() {
 //     the session the refresh token belongs to: it and every refresh token
 //     rotated from it stop working;
 //   - `POST <logout_path>` signs out: it revokes the refresh token of the
-//     body (`{"refreshToken":…}`) or of the refresh cookie when the
-//     provider can (the local one), clears the session cookies, and
+//     body (`{"refreshToken":…}`) or of the refresh cookie (the local
+//     provider's revocation, or Cognito RevokeToken, which the app client
+//     must allow: the default since 2021), clears the session cookies, and
 //     answers `{"success":true,"data":{"signedOut":true}}`;
 //   - `GET <session_path>` answers who is signed in (by session cookie or
 //     bearer token): `{"success":true,"data":{"id":…,"email":…,"role":…}}`,
@@ -137,7 +138,7 @@ type Auth struct {
 	RefreshPath string `json:"refresh_path,omitempty"`
 
 	// Path of the sign-out endpoint, which revokes a refresh token (local
-	// provider) and clears the session cookies. Default `/auth/logout`;
+	// provider, or Cognito RevokeToken) and clears the session cookies. Default `/auth/logout`;
 	// `off` disables it. If it is revoke_path's too (local provider), the
 	// path keeps revoking as before, which session_cookie refuses.
 	LogoutPath string `json:"logout_path,omitempty"`

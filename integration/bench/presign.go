@@ -114,6 +114,16 @@ func presignOnce(client *http.Client, base, token string, body []byte) (time.Dur
 
 // loadPresign runs conc clients for d and summarises their latencies.
 func loadPresign(client *http.Client, base, token string, body []byte, d time.Duration, conc int) presignResult {
+	return loadFor(d, conc, func(int) error {
+		_, err := presignOnce(client, base, token, body)
+		return err
+	})
+}
+
+// loadFor runs conc clients calling one, one call after another, for d and
+// summarises the latencies of the calls that succeeded. n counts each
+// client's calls from 1.
+func loadFor(d time.Duration, conc int, one func(n int) error) presignResult {
 	var mu sync.Mutex
 	var lat []time.Duration
 	errs := 0
@@ -124,13 +134,13 @@ func loadPresign(client *http.Client, base, token string, body []byte, d time.Du
 		wg.Go(func() {
 			var mine []time.Duration
 			bad := 0
-			for time.Now().Before(deadline) {
-				l, err := presignOnce(client, base, token, body)
-				if err != nil {
+			for n := 1; time.Now().Before(deadline); n++ {
+				t := time.Now()
+				if err := one(n); err != nil {
 					bad++
 					continue
 				}
-				mine = append(mine, l)
+				mine = append(mine, time.Since(t))
 			}
 			mu.Lock()
 			lat = append(lat, mine...)

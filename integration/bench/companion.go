@@ -268,7 +268,7 @@ func startCompanion(env *harness.Env, dir, prefix string) (*companionProc, error
 		return nil, err
 	}
 	c := &companionProc{
-		url:    fmt.Sprintf("http://127.0.0.1:%d", port),
+		url: fmt.Sprintf("http://127.0.0.1:%d", port),
 		// With a cookie jar, as a browser keeps Companion's session
 		// cookie: without one Companion makes a new session per request.
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Jar: jar},

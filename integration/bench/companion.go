@@ -32,6 +32,9 @@ import (
 // integration/bench/companion/package-lock.json pins.
 const companionVersion = "6.2.2"
 
+// companionRounds is how many turns each server takes in a row's time.
+const companionRounds = 5
+
 // companionRow is one row of the Companion table: one route of one server.
 type companionRow struct {
 	route, server string
@@ -123,24 +126,38 @@ func benchCompanion(env *harness.Env, d time.Duration, conc int) (rows []compani
 			}, nil
 		}},
 	}
+	// Each row's time is cut into companionRounds slices, and the servers
+	// take turns, in an order rotated every round, so that a change in the
+	// machine's other load falls on all of them alike.
 	for _, rt := range routes {
-		for _, s := range servers {
-			req, err := rt.prepare(s)
-			if err != nil {
+		reqs := make([]func(int) *http.Request, len(servers))
+		samples := make([]loadSample, len(servers))
+		cpu := make([]time.Duration, len(servers))
+		for i, s := range servers {
+			if reqs[i], err = rt.prepare(s); err != nil {
 				return nil, fmt.Errorf("%s, %s: %v", rt.name, s.name, err)
 			}
 			// Warm up: the gateway's first call assumes the role; Node
 			// compiles Companion's hot paths during the first thousands.
-			if err := companionDo(s, req(0), nil); err != nil {
+			if err := companionDo(s, reqs[i](0), nil); err != nil {
 				return nil, fmt.Errorf("%s, %s: %v\n%s%s", rt.name, s.name, err, gw.Logs(), comp.logs())
 			}
-			loadFor(min(d/5, 2*time.Second), conc, func(n int) error { return companionDo(s, req(n), nil) })
-			cpuBefore, _ := cpuTime(s.pid)
-			r := loadFor(d, conc, func(n int) error { return companionDo(s, req(n), nil) })
-			cpuAfter, _ := cpuTime(s.pid)
-			row := companionRow{route: rt.name, server: s.name, presignResult: r}
-			if r.requests > 0 {
-				row.cpuPerReq = (cpuAfter - cpuBefore) / time.Duration(r.requests)
+			loadFor(min(d/5, 2*time.Second), conc, func(n int) error { return companionDo(s, reqs[i](n), nil) })
+		}
+		for round := range companionRounds {
+			for j := range servers {
+				i := (round + j) % len(servers)
+				s := servers[i]
+				before, _ := cpuTime(s.pid)
+				samples[i].run(d/companionRounds, conc, func(n int) error { return companionDo(s, reqs[i](n), nil) })
+				after, _ := cpuTime(s.pid)
+				cpu[i] += after - before
+			}
+		}
+		for i, s := range servers {
+			row := companionRow{route: rt.name, server: s.name, presignResult: samples[i].summary()}
+			if row.requests > 0 {
+				row.cpuPerReq = cpu[i] / time.Duration(row.requests)
 			}
 			rows = append(rows, row)
 		}
@@ -386,8 +403,8 @@ func abortUploads(env *harness.Env, prefix string) (int, error) {
 
 func printCompanion(rows []companionRow, d time.Duration, conc int) {
 	fmt.Printf("\nUppy's Companion routes: the gateway (Bearer JWT checked, role policy, STS session credentials for part URLs, sealed upload tokens) "+
-		"vs @uppy/companion %s standalone (no authentication, static keys), both against the same SeaweedFS; %d clients on keep-alive connections, %s per row, "+
-		"load generator and servers on the same %d CPUs\n\n", companionVersion, conc, d, runtime.NumCPU())
+		"vs @uppy/companion %s standalone (no authentication, static keys), both against the same SeaweedFS; %d clients on keep-alive connections, %s per row in %d turns taken in rotation with the other servers, "+
+		"load generator and servers on the same %d CPUs\n\n", companionVersion, conc, d, companionRounds, runtime.NumCPU())
 	fmt.Println("| route | server | requests | errors | req/s | p50 | p90 | p99 | server CPU per request | req/s vs Companion |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	companion := map[string]float64{}

@@ -89,7 +89,7 @@ func main() {
 	browserSize := flag.String("browser-size", "200MiB", "size of the multipart upload from headless Chromium with Uppy through the gateway's Companion routes vs aws-sdk-go-v2 directly (empty or 0 skips it)")
 	browserPart := flag.String("browser-part-size", "5MiB", "part size of the browser upload and its SDK counterpart (Uppy's default for files up to 48 GiB)")
 	browserConc := flag.Int("browser-concurrency", 6, "requests in flight for the browser upload (Uppy's limit option, default 6) and parts in flight for its SDK counterpart")
-	browserRuns := flag.Int("browser-runs", 3, "runs of each browser table row (the median is reported)")
+	browserRuns := flag.Int("browser-runs", 5, "runs of each browser table row (the median is reported)")
 	serveSinkMode := flag.Bool("serve-sink", false, "internal: serve the s3sink on a loopback port and print its address")
 	flag.Parse()
 	if *serveSinkMode {

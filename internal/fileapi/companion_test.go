@@ -175,6 +175,10 @@ func TestCompanionMultipart(t *testing.T) {
 	if e.resolved.Action != "multipart_complete" || e.resolved.UploadID != "upload-1" {
 		t.Errorf("resolved %+v", e.resolved)
 	}
+	// Counted as every completion is (the same completeUpload).
+	if u := e.resolved.Upload; u == nil || u.Method != MethodMultipart || !u.Stored || u.Bytes != 12*mib || u.Parts != 3 {
+		t.Errorf("upload outcome %+v", u)
+	}
 }
 
 // Part sizes are checked on complete: all but the last as large as the
@@ -347,6 +351,9 @@ func TestSignRequest(t *testing.T) {
 	a = e.raw(t, &alice, http.MethodPost, du.RequestURI()[len("/api"):], "<CompleteMultipartUpload></CompleteMultipartUpload>", map[string]string{"Content-Type": "application/xml"})
 	if a.status != 200 || !strings.Contains(string(a.body), "<Key>"+create.Key+"</Key>") || !strings.Contains(string(a.body), "<Location>") || len(e.store.completed) != 1 {
 		t.Errorf("XML complete: %d %s", a.status, a.body)
+	}
+	if u := e.resolved.Upload; u == nil || !u.Stored || u.Bytes != 6*mib || e.resolved.Action != "multipart_complete" {
+		t.Errorf("upload outcome %+v, resolved %+v", u, e.resolved)
 	}
 
 	for _, tc := range []struct {

@@ -5,11 +5,14 @@ package integration_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -322,4 +325,90 @@ func slicesContainsLock(keys []string) bool {
 		}
 	}
 	return false
+}
+
+// tusRequest sends one tus request as alice; headers are name, value
+// pairs.
+func tusRequest(t *testing.T, gw *harness.Gateway, method, url string, body []byte, headers ...string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Authorization", basicAuth("alice"))
+	if method == http.MethodPatch {
+		req.Header.Set("Content-Type", "application/offset+octet-stream")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := gw.Client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// TestTusChecksum: the checksum extension on the real S3. A PATCH of 12
+// MiB (staged in parts while it arrives) whose body does not match its
+// Upload-Checksum gets 460 and leaves the upload as it was, on every
+// instance; the right body is then appended, and the object equals the
+// source.
+func TestTusChecksum(t *testing.T) {
+	// arrange
+	gws, prefix, temp := tusGateways(t, 2)
+	data := fileBytes(t, pdfMagic, 31, 20*mib+11)
+	opts := tusRequest(t, gws[0], http.MethodOptions, gws[0].URL+"/tus/", nil)
+	if !strings.Contains(opts.Header.Get("Tus-Extension"), "checksum") || !strings.Contains(opts.Header.Get("Tus-Checksum-Algorithm"), "sha1") {
+		t.Fatalf("OPTIONS: Tus-Extension %q, Tus-Checksum-Algorithm %q", opts.Header.Get("Tus-Extension"), opts.Header.Get("Tus-Checksum-Algorithm"))
+	}
+	created := tusRequest(t, gws[0], http.MethodPost, gws[0].URL+"/tus/", nil, "Upload-Length", strconv.Itoa(len(data)))
+	if created.StatusCode != http.StatusCreated {
+		t.Fatalf("POST: %d", created.StatusCode)
+	}
+	path := strings.TrimPrefix(created.Header.Get("Location"), gws[0].URL)
+	sha1sum := func(b []byte) string {
+		s := sha1.Sum(b)
+		return "sha1 " + base64.StdEncoding.EncodeToString(s[:])
+	}
+	first := 7*mib + 5 // a 5 MiB part and a tail
+	if resp := tusRequest(t, gws[0], http.MethodPatch, gws[0].URL+path, data[:first], "Upload-Offset", "0", "Upload-Checksum", sha1sum(data[:first])); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("first PATCH: %d", resp.StatusCode)
+	}
+	_, tempBefore, _ := env.Leftovers(context.Background(), temp)
+	chunk := data[first : first+12*mib+7]
+	corrupt := bytes.Clone(chunk)
+	corrupt[len(corrupt)/2] ^= 0x40
+
+	// act
+	resp := tusRequest(t, gws[1], http.MethodPatch, gws[1].URL+path, corrupt, "Upload-Offset", strconv.Itoa(first), "Upload-Checksum", sha1sum(chunk))
+
+	// assert
+	if resp.StatusCode != 460 {
+		t.Fatalf("PATCH with a corrupted body: %d, want 460", resp.StatusCode)
+	}
+	for i, gw := range gws {
+		if got := tusHead(t, gw, gw.URL+path, "alice").Header.Get("Upload-Offset"); got != strconv.Itoa(first) {
+			t.Errorf("gateway %d: Upload-Offset after the mismatch %s, want %d", i, got, first)
+		}
+	}
+	if _, tempAfter, _ := env.Leftovers(context.Background(), temp); strings.Join(tempAfter, ",") != strings.Join(tempBefore, ",") {
+		t.Errorf("temporary objects after the mismatch %v, want %v", tempAfter, tempBefore)
+	}
+	if resp := tusRequest(t, gws[1], http.MethodPatch, gws[1].URL+path, chunk, "Upload-Offset", strconv.Itoa(first), "Upload-Checksum", sha1sum(chunk)); resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != strconv.Itoa(first+len(chunk)) {
+		t.Fatalf("PATCH with the right body: %d offset %s", resp.StatusCode, resp.Header.Get("Upload-Offset"))
+	}
+	rest := data[first+len(chunk):]
+	crc := base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(rest)))
+	if resp := tusRequest(t, gws[0], http.MethodPatch, gws[0].URL+path, rest, "Upload-Offset", strconv.Itoa(first+len(chunk)), "Upload-Checksum", "crc32 "+crc); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("last PATCH: %d", resp.StatusCode)
+	}
+	key := onlyObject(t, prefix)
+	sum, n := objectSHA256(t, key)
+	want := sha256.Sum256(data)
+	if n != int64(len(data)) || sum != hex.EncodeToString(want[:]) {
+		t.Errorf("stored %d bytes with SHA-256 %s, want %d bytes %x", n, sum, len(data), want)
+	}
+	assertEncrypted(t, key)
+	assertNothingLeft(t, temp)
 }

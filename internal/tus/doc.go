@@ -5,14 +5,17 @@
 // # Protocol
 //
 // Core (OPTIONS, HEAD, PATCH) and the extensions creation,
-// creation-with-upload, creation-defer-length, termination and
-// expiration. POST creates an upload and answers its URL: the POST path,
+// creation-with-upload, creation-defer-length, termination, expiration
+// and checksum. POST creates an upload and answers its URL: the POST path,
 // "/", and a sealed upload id. HEAD answers Upload-Offset (what S3
 // holds), Upload-Length or Upload-Defer-Length, Upload-Metadata and
 // Upload-Expires with Cache-Control: no-store. PATCH takes
 // application/offset+octet-stream at the current offset (else 409, with
 // the real Upload-Offset). DELETE aborts the multipart upload and removes
 // its temporary objects. X-HTTP-Method-Override is honoured on POST.
+// Upload-Checksum (sha1, md5, crc32, sha256, sha512; crc32 is IEEE CRC-32
+// as 4 big-endian bytes) is checked over the whole body of the PATCH (or
+// POST) that carries it; a mismatch answers 460 and stores nothing.
 //
 // # Implementation
 //
@@ -28,7 +31,18 @@
 // every PartSize bytes as a part and keeps what is left as the new tail;
 // when the declared length is reached it sends the rest as the last part,
 // completes the upload and removes the temporary objects. A body that
-// breaks off is not lost: what arrived is stored before the answer. An
+// breaks off is not lost: what arrived is stored before the answer.
+//
+// A body with Upload-Checksum must not count before all of it has
+// arrived and matched, yet the gateway holds only PartSize bytes of it:
+// each full part is stored as a staged object stage-<N> under the
+// temporary directory, which the offset does not include. When the body
+// matches, the staged objects become parts by UploadPartCopy (inside S3)
+// and the rest is handled as above; when it does not, or breaks off, the
+// staged objects are deleted and the parts and tail are as before. A
+// crash between copies leaves a consistent upload whose offset ends at a
+// copied (verified) part; staged objects left by a crash are removed
+// with the temporary directory. An
 // upload whose bytes are all in S3 but whose completion failed is
 // completed by the next HEAD (clients send nothing more once the offset
 // equals the length). A
@@ -58,7 +72,7 @@
 // LockTimeout. Each PATCH in progress holds PartSize bytes; the number of
 // PATCHes in progress is not bounded here.
 //
-// Not yet done: the checksum extension, the object's SHA-256 metadata
+// Not yet done: the checksum-trailer extension, the object's SHA-256 metadata
 // (streamed uploads store it), cleanup of expired uploads by the janitor,
 // per-user quotas, and the IETF resumable-upload draft.
 package tus

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -91,6 +92,26 @@ func (f *fakeS3) UploadPart(_ context.Context, in *s3.UploadPartInput, _ ...func
 	}
 	u.parts[*in.PartNumber] = body
 	return &s3.UploadPartOutput{ETag: aws.String(fmt.Sprintf(`"%d-%d"`, *in.PartNumber, len(body)))}, nil
+}
+
+func (f *fakeS3) UploadPartCopy(_ context.Context, in *s3.UploadPartCopyInput, _ ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("UploadPartCopy")
+	u, err := f.upload(in.UploadId)
+	if err != nil {
+		return nil, err
+	}
+	src, err := url.PathUnescape(strings.TrimPrefix(aws.ToString(in.CopySource), aws.ToString(in.Bucket)+"/"))
+	if err != nil {
+		return nil, err
+	}
+	o, ok := f.objects[src]
+	if !ok {
+		return nil, &types.NoSuchKey{}
+	}
+	u.parts[*in.PartNumber] = slices.Clone(o.data)
+	return &s3.UploadPartCopyOutput{CopyPartResult: &types.CopyPartResult{ETag: aws.String(fmt.Sprintf(`"%d-%d"`, *in.PartNumber, len(o.data)))}}, nil
 }
 
 func (f *fakeS3) ListParts(_ context.Context, in *s3.ListPartsInput, _ ...func(*s3.Options)) (*s3.ListPartsOutput, error) {

@@ -26,7 +26,7 @@ import (
 // Protocol constants.
 const (
 	Version    = "1.0.0"
-	Extensions = "creation,creation-with-upload,creation-defer-length,termination,expiration"
+	Extensions = "creation,creation-with-upload,creation-defer-length,termination,expiration,checksum"
 	// OffsetContentType is the only PATCH body type tus allows.
 	OffsetContentType = "application/offset+octet-stream"
 )
@@ -199,6 +199,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Tus-Version", Version)
 		hdr.Set("Tus-Extension", Extensions)
 		hdr.Set("Tus-Max-Size", strconv.FormatInt(h.cfg.MaxSize, 10))
+		hdr.Set("Tus-Checksum-Algorithm", ChecksumAlgorithms)
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
@@ -350,6 +351,13 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	if withBody && !isOffsetType(r.Header.Get("Content-Type")) {
 		return fail(http.StatusUnsupportedMediaType, "a body sent with creation must be %s", OffsetContentType)
 	}
+	var sum *checksum
+	if withBody {
+		var err error
+		if sum, err = parseChecksum(r.Header.Get("Upload-Checksum")); err != nil {
+			return err
+		}
+	}
 	c.Metadata = r.Header.Get("Upload-Metadata")
 	if len(c.Metadata) > maxMetadataLen {
 		return fail(http.StatusRequestHeaderFieldsTooLarge, "Upload-Metadata is longer than %d bytes", maxMetadataLen)
@@ -397,7 +405,11 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	st := state{length: c.Length}
-	offset, err := h.write(ctx, r, h.store(c), st)
+	offset, err := h.write(ctx, r, h.store(c), st, sum)
+	if he, ok := errors.AsType[*httpError](err); ok && he.status == StatusChecksumMismatch {
+		// The upload exists (Location is set) but holds nothing.
+		return he
+	}
 	if err != nil && !errors.Is(err, errLocked) {
 		// The upload exists: the client may resume it from HEAD.
 		if h.cfg.OnError != nil {
@@ -462,6 +474,10 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fail(http.StatusBadRequest, "Upload-Offset: %v", err)
 	}
+	sum, err := parseChecksum(r.Header.Get("Upload-Checksum"))
+	if err != nil {
+		return err
+	}
 	var newLength int64 = -1
 	if v := r.Header.Get("Upload-Length"); v != "" {
 		if newLength, err = parseLength(v); err != nil {
@@ -513,7 +529,7 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request) error {
 	if st.length >= 0 && r.ContentLength > st.length-offset {
 		return fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length by %d bytes", r.ContentLength-(st.length-offset))
 	}
-	newOffset, err := h.writeLocked(ctx, r, s, l, st)
+	newOffset, err := h.writeLocked(ctx, r, s, l, st, sum)
 	if err != nil {
 		if errors.Is(err, errLocked) {
 			return fail(http.StatusConflict, "another request took over this upload")
@@ -528,20 +544,22 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request) error {
 
 // write takes the lock of a new upload and appends the body
 // (creation-with-upload).
-func (h *Handler) write(ctx context.Context, r *http.Request, s *store, st state) (int64, error) {
+func (h *Handler) write(ctx context.Context, r *http.Request, s *store, st state, sum *checksum) (int64, error) {
 	l, err := s.acquire(ctx, h.cfg.LockTimeout, h.cfg.Now)
 	if err != nil {
 		return 0, err
 	}
 	defer l.release(ctx)
-	return h.writeLocked(ctx, r, s, l, st)
+	return h.writeLocked(ctx, r, s, l, st, sum)
 }
 
 // writeLocked appends the request body to the upload whose state is st,
 // holding l: full parts go to S3 as they fill, the rest to the tail, and
 // the upload is completed when its length is reached. It returns the new
-// offset, also when the body breaks off (what arrived is kept).
-func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l *lock, st state) (int64, error) {
+// offset, also when the body breaks off (what arrived is kept). With a
+// checksum (sum not nil), nothing of the body counts until all of it has
+// arrived and matched: see stageBody.
+func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l *lock, st state, sum *checksum) (int64, error) {
 	bp := h.bufs.Get().(*[]byte)
 	defer h.bufs.Put(bp)
 	buf := *bp
@@ -549,14 +567,42 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 	if st.length >= 0 {
 		body = io.LimitReader(r.Body, st.length-st.offset())
 	}
+	// buf holds the tail, then the body's bytes; saved of them are in S3
+	// as the tail object tail-<pe>.
 	pe, filled := st.partsEnd, int(st.tail)
-	oldTail := st.tail > 0
-	if oldTail {
+	saved := filled
+	if saved > 0 {
 		if err := s.readTail(ctx, pe, buf[:filled]); err != nil {
 			return st.offset(), err
 		}
 	}
 	parts := st.parts
+	if sum != nil {
+		staged, n, err := h.stageBody(ctx, r, body, s, l, st, buf, sum)
+		defer func() { _ = s.deleteKeys(ctx, staged) }()
+		if err != nil {
+			return st.offset(), err
+		}
+		// The body matched: copy the staged parts into the upload.
+		for _, key := range staged {
+			if len(parts) >= s3limits.MaxParts {
+				return pe + int64(saved), fail(http.StatusRequestEntityTooLarge, "upload has reached S3's limit of %d parts", s3limits.MaxParts)
+			}
+			if err := l.hold(ctx); err != nil {
+				return pe + int64(saved), err
+			}
+			p, err := s.copyPart(ctx, int32(len(parts)+1), key)
+			if err != nil {
+				return pe + int64(saved), err
+			}
+			parts = append(parts, p)
+			if saved > 0 {
+				_ = s.deleteKeys(ctx, []string{s.tailKey(pe)})
+			}
+			pe, saved = pe+int64(len(buf)), 0
+		}
+		filled, body = n, http.NoBody
+	}
 	for {
 		// A body that breaks off is no error of the upload: what arrived
 		// is kept, and the offset tells the client where to resume.
@@ -565,42 +611,40 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 		end := pe + int64(filled)
 		last := st.length >= 0 && end == st.length
 		full := filled == len(buf)
-		if n == 0 && !full && !last {
+		if filled == saved && !full && !last {
 			// Nothing new (the body ended or broke off at a part boundary).
 			return end, nil
 		}
 		if last && n > 0 && r.ContentLength < 0 {
 			// A body of unknown length must end at the declared length.
-			var extra [1]byte
-			if m, _ := io.ReadFull(r.Body, extra[:]); m > 0 {
-				return pe + int64(filled-n), fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length")
+			if bodyContinues(r.Body) {
+				return pe + int64(saved), fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length")
 			}
 		}
 		if err := l.hold(ctx); err != nil {
-			return pe + int64(filled-n), err
+			return pe + int64(saved), err
 		}
 		switch {
 		case last && filled == 0 && len(parts) > 0:
 			// A deferred length set at the offset already reached.
 		case full || last || int64(filled) >= s3limits.MinPartSize:
 			if len(parts) >= s3limits.MaxParts {
-				return pe, fail(http.StatusRequestEntityTooLarge, "upload has reached S3's limit of %d parts", s3limits.MaxParts)
+				return pe + int64(saved), fail(http.StatusRequestEntityTooLarge, "upload has reached S3's limit of %d parts", s3limits.MaxParts)
 			}
 			p, err := s.uploadPart(ctx, int32(len(parts)+1), buf[:filled])
 			if err != nil {
-				return pe + int64(filled-n), err
+				return pe + int64(saved), err
 			}
 			parts = append(parts, p)
-			if oldTail {
+			if saved > 0 {
 				_ = s.deleteKeys(ctx, []string{s.tailKey(pe)})
-				oldTail = false
 			}
-			pe, filled = end, 0
+			pe, filled, saved = end, 0, 0
 		default:
 			if err := s.putTail(ctx, pe, buf[:filled]); err != nil {
-				return pe + int64(filled-n), err
+				return pe + int64(saved), err
 			}
-			oldTail = true
+			saved = filled
 		}
 		if last {
 			if err := s.complete(ctx, parts); err != nil {
@@ -614,6 +658,73 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			return end, nil
 		}
 	}
+}
+
+// bodyContinues reports whether a byte follows in body.
+func bodyContinues(body io.Reader) bool {
+	var extra [1]byte
+	m, _ := io.ReadFull(body, extra[:])
+	return m > 0
+}
+
+// errRecorder remembers the first error other than io.EOF its reader
+// returned: a body that broke off.
+type errRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errRecorder) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// stageBody reads the whole body of a request with Upload-Checksum into
+// buf after the tail's st.tail bytes, checking it against sum. Whenever
+// buf fills and more of the body follows, buf is stored as a staged
+// object (stage-<offset of its first byte>), which is not part of the
+// upload: the offset S3 reports stays st.offset() until the caller copies
+// the staged objects into parts, which it does only when the body
+// matched. It returns the staged objects' keys, which the caller
+// deletes, and the bytes left in buf. A body that breaks off or does not
+// match stores nothing.
+func (h *Handler) stageBody(ctx context.Context, r *http.Request, body io.Reader, s *store, l *lock, st state, buf []byte, sum *checksum) (staged []string, filled int, err error) {
+	rec := &errRecorder{r: body}
+	in := io.TeeReader(rec, sum.hash)
+	filled = int(st.tail)
+	for {
+		n, _ := io.ReadFull(in, buf[filled:])
+		filled += n
+		if filled < len(buf) {
+			break
+		}
+		var next [1]byte
+		if m, _ := io.ReadFull(in, next[:]); m == 0 {
+			break
+		}
+		if err := l.hold(ctx); err != nil {
+			return staged, 0, err
+		}
+		key := s.stageKey(st.partsEnd + int64(len(staged))*int64(len(buf)))
+		if err := s.putStaged(ctx, key, buf); err != nil {
+			return staged, 0, err
+		}
+		staged = append(staged, key)
+		buf[0], filled = next[0], 1
+	}
+	end := st.partsEnd + int64(len(staged))*int64(len(buf)) + int64(filled)
+	switch {
+	case rec.err != nil:
+		return staged, 0, fail(http.StatusBadRequest, "the body broke off before its Upload-Checksum could be verified: none of it was stored")
+	case st.length >= 0 && end == st.length && r.ContentLength < 0 && bodyContinues(r.Body):
+		return staged, 0, fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length")
+	case !sum.matches():
+		return staged, 0, fail(StatusChecksumMismatch, "the body does not match its Upload-Checksum (%s): none of it was stored", sum.alg)
+	}
+	return staged, filled, nil
 }
 
 // finish completes an upload all of whose bytes are in S3, holding its
@@ -632,7 +743,7 @@ func (h *Handler) finish(r *http.Request, s *store) error {
 	}
 	r = r.Clone(ctx)
 	r.Body, r.ContentLength = http.NoBody, 0
-	_, err = h.writeLocked(ctx, r, s, l, st)
+	_, err = h.writeLocked(ctx, r, s, l, st, nil)
 	return err
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ import (
 type API interface {
 	CreateMultipartUpload(context.Context, *s3.CreateMultipartUploadInput, ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
 	UploadPart(context.Context, *s3.UploadPartInput, ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	UploadPartCopy(context.Context, *s3.UploadPartCopyInput, ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error)
 	ListParts(context.Context, *s3.ListPartsInput, ...func(*s3.Options)) (*s3.ListPartsOutput, error)
 	CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
 	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
@@ -58,9 +60,10 @@ func (h *Handler) store(c claims) *store {
 	return &store{api: h.api, bucket: h.cfg.Bucket, c: c, tempDir: h.cfg.TempPrefix + hex.EncodeToString(sum[:16]) + "/"}
 }
 
-func (s *store) tailKey(start int64) string { return fmt.Sprintf("%stail-%020d", s.tempDir, start) }
-func (s *store) lockKey(gen int) string     { return fmt.Sprintf("%slock-%08d", s.tempDir, gen) }
-func (s *store) lengthKey() string          { return s.tempDir + "length" }
+func (s *store) tailKey(start int64) string  { return fmt.Sprintf("%stail-%020d", s.tempDir, start) }
+func (s *store) lockKey(gen int) string      { return fmt.Sprintf("%slock-%08d", s.tempDir, gen) }
+func (s *store) lengthKey() string           { return s.tempDir + "length" }
+func (s *store) stageKey(start int64) string { return fmt.Sprintf("%sstage-%020d", s.tempDir, start) }
 
 // state is what S3 holds of an upload.
 type state struct {
@@ -186,6 +189,41 @@ func (s *store) putTail(ctx context.Context, start int64, b []byte) error {
 		return fmt.Errorf("writing the tail: %w", err)
 	}
 	return nil
+}
+
+// putStaged stores a full part of a body whose checksum is not verified
+// yet; it is not part of the upload until copyPart.
+func (s *store) putStaged(ctx context.Context, key string, b []byte) error {
+	_, err := s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(key),
+		Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b)))})
+	if err != nil {
+		return fmt.Errorf("staging a part: %w", err)
+	}
+	return nil
+}
+
+// copyPart makes the staged object key part n of the upload, in S3.
+func (s *store) copyPart(ctx context.Context, n int32, key string) (types.CompletedPart, error) {
+	out, err := s.api.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: &s.bucket, Key: &s.c.Key, UploadId: &s.c.UploadID,
+		PartNumber: aws.Int32(n), CopySource: aws.String(copySource(s.bucket, key))})
+	if err != nil {
+		return types.CompletedPart{}, fmt.Errorf("copying staged part %d: %w", n, err)
+	}
+	var etag *string
+	if out.CopyPartResult != nil {
+		etag = out.CopyPartResult.ETag
+	}
+	return types.CompletedPart{PartNumber: aws.Int32(n), ETag: etag}, nil
+}
+
+// copySource is UploadPartCopy's x-amz-copy-source: bucket/key, each
+// path segment URL-encoded.
+func copySource(bucket, key string) string {
+	segs := strings.Split(key, "/")
+	for i, seg := range segs {
+		segs[i] = url.PathEscape(seg)
+	}
+	return bucket + "/" + strings.Join(segs, "/")
 }
 
 func (s *store) uploadPart(ctx context.Context, n int32, b []byte) (types.CompletedPart, error) {

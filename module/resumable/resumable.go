@@ -36,7 +36,7 @@ func init() {
 
 // Handler serves resumable uploads by the tus 1.0 protocol (core,
 // creation, creation-with-upload, creation-defer-length, termination,
-// expiration) at the routes it is given: POST creates an upload at
+// expiration, checksum) at the routes it is given: POST creates an upload at
 // `<path>/<sealed id>`, and HEAD, PATCH and DELETE go to that URL.
 //
 // Nothing is kept between requests: the upload is an S3 multipart upload,

@@ -26,6 +26,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/caddy-upload-gateway/upload-gateway/integration/harness"
 )
 
@@ -411,4 +414,120 @@ func TestTusChecksum(t *testing.T) {
 	}
 	assertEncrypted(t, key)
 	assertNothingLeft(t, temp)
+}
+
+// TestTusQuotaAndTermination: max_open_uploads holds across instances
+// (counted from S3), answering 429 with a JSON code; DELETE removes the
+// multipart upload and every temporary object at once (tail, deferred
+// length, open marker), which frees a place.
+func TestTusQuotaAndTermination(t *testing.T) {
+	// arrange
+	gws, prefix, temp := tusGateways(t, 2, "max_open_uploads 2")
+	post := func(gw *harness.Gateway, user string, headers ...string) *http.Response {
+		return tusRequest(t, gw, http.MethodPost, gw.URL+"/tus/", nil, append([]string{"Authorization", basicAuth(user)}, headers...)...)
+	}
+	first := post(gws[0], "alice", "Upload-Defer-Length", "1")
+	second := post(gws[0], "alice", "Upload-Length", "10")
+	if first.StatusCode != http.StatusCreated || second.StatusCode != http.StatusCreated {
+		t.Fatalf("creations: %d %d", first.StatusCode, second.StatusCode)
+	}
+	path := strings.TrimPrefix(first.Header.Get("Location"), gws[0].URL)
+	data := fileBytes(t, pdfMagic, 41, 7*mib+5)
+	if resp := tusRequest(t, gws[0], http.MethodPatch, gws[0].URL+path, data, "Upload-Offset", "0", "Upload-Length", strconv.Itoa(20*mib)); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("PATCH: %d", resp.StatusCode)
+	}
+	uploads, tempObjects, _ := env.Leftovers(context.Background(), temp)
+	t.Logf("temporary objects of two open uploads: %v", tempObjects)
+	if len(tempObjects) != 4 || len(uploads) != 0 {
+		t.Fatalf("temporary objects %v, want a tail, a length and two open markers", tempObjects)
+	}
+
+	// act
+	req, _ := http.NewRequest(http.MethodPost, gws[1].URL+"/tus/", nil)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Authorization", basicAuth("alice"))
+	req.Header.Set("Upload-Length", "10")
+	resp, err := gws[1].Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	jerr := json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+
+	// assert
+	if resp.StatusCode != http.StatusTooManyRequests || jerr != nil || body.Error.Code != "TOO_MANY_OPEN_UPLOADS" {
+		t.Fatalf("third open upload on the other gateway: %d code %q (%v), want 429 TOO_MANY_OPEN_UPLOADS", resp.StatusCode, body.Error.Code, jerr)
+	}
+	if resp := post(gws[1], "bob", "Upload-Length", "10"); resp.StatusCode != http.StatusCreated {
+		t.Errorf("bob's upload: %d, want 201", resp.StatusCode)
+	}
+	if resp := tusRequest(t, gws[1], http.MethodDelete, gws[1].URL+path, nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE: %d", resp.StatusCode)
+	}
+	_, tempObjects, _ = env.Leftovers(context.Background(), temp)
+	if len(tempObjects) != 2 {
+		t.Errorf("temporary objects after DELETE %v, want only the two other uploads' open markers", tempObjects)
+	}
+	out, err := env.S3().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: &env.Bucket, Prefix: &prefix})
+	if err != nil || len(out.Uploads) != 2 {
+		t.Errorf("multipart uploads after DELETE: %v (%v), want the two others", out, err)
+	}
+	if resp := post(gws[1], "alice", "Upload-Length", "10"); resp.StatusCode != http.StatusCreated {
+		t.Errorf("creation after DELETE freed a place: %d, want 201", resp.StatusCode)
+	}
+	env.DeletePrefix(context.Background(), prefix)
+}
+
+// TestTusJanitorRemovesExpired: an upload abandoned mid-way (a part, a
+// tail, a lock left by a dead PATCH, an open marker) is removed entirely
+// by the janitor of a running gateway once upload_ttl has passed, and
+// the sweep is reported on /metrics.
+func TestTusJanitorRemovesExpired(t *testing.T) {
+	// arrange
+	gws, prefix, temp := tusGateways(t, 1, "upload_ttl 3s", "max_open_uploads 5", "janitor {\n\t\t\t\tmax_age 4s\n\t\t\t\tinterval 1s\n\t\t\t}")
+	created := tusRequest(t, gws[0], http.MethodPost, gws[0].URL+"/tus/", nil, "Upload-Length", strconv.Itoa(20*mib))
+	if created.StatusCode != http.StatusCreated {
+		t.Fatalf("POST: %d", created.StatusCode)
+	}
+	path := strings.TrimPrefix(created.Header.Get("Location"), gws[0].URL)
+	if resp := tusRequest(t, gws[0], http.MethodPatch, gws[0].URL+path, fileBytes(t, pdfMagic, 42, 7*mib+5), "Upload-Offset", "0"); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("PATCH: %d", resp.StatusCode)
+	}
+	ctx := context.Background()
+	_, tempObjects, _ := env.Leftovers(ctx, temp)
+	dir := tempObjects[0][:strings.LastIndex(tempObjects[0], "/")+1]
+	if _, err := env.S3().PutObject(ctx, &s3.PutObjectInput{Bucket: &env.Bucket, Key: aws.String(dir + "lock-00000007"), Body: bytes.NewReader(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	_, tempObjects, _ = env.Leftovers(ctx, temp)
+	t.Logf("abandoned upload's temporary objects: %v", tempObjects)
+
+	// act: wait for the janitor
+	start := time.Now()
+	for {
+		uploads, objects, err := env.Leftovers(ctx, prefix)
+		_, tempLeft, terr := env.Leftovers(ctx, temp)
+		if err == nil && terr == nil && len(uploads) == 0 && len(objects) == 0 && len(tempLeft) == 0 {
+			break
+		}
+		if time.Since(start) > 40*time.Second {
+			t.Fatalf("after %v: uploads %v, objects %v, temporary objects %v", time.Since(start), uploads, objects, tempLeft)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+
+	// assert
+	t.Logf("the janitor removed the expired upload %v after its last PATCH (upload_ttl 3s, max_age 4s, interval 1s)", time.Since(start).Round(100*time.Millisecond))
+	if resp := tusHead(t, gws[0], gws[0].URL+path, "alice"); resp.StatusCode != http.StatusGone {
+		t.Errorf("HEAD of the swept upload: %d, want 410", resp.StatusCode)
+	}
+	if got := scrapeMetric(t, gws[0], `upload_gateway_orphans_aborted_total{prefix="`+prefix+`"}`); got != 1 {
+		t.Errorf("orphans_aborted_total = %v, want 1", got)
+	}
+	if logs := gws[0].Logs(); !strings.Contains(logs, "resumable upload janitor swept") {
+		t.Error("no janitor log line")
+	}
 }

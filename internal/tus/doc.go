@@ -72,7 +72,18 @@
 // LockTimeout. Each PATCH in progress holds PartSize bytes; the number of
 // PATCHes in progress is not bounded here.
 //
-// Not yet done: the checksum-trailer extension, the object's SHA-256 metadata
-// (streamed uploads store it), cleanup of expired uploads by the janitor,
-// per-user quotas, and the IETF resumable-upload draft.
+// # Lifecycle
+//
+// DELETE aborts the multipart upload and deletes the temporary directory
+// and the open marker at once. Handler.Sweep (the janitor) aborts the
+// uploads under Prefix started longer ago than its age (at least the
+// TTL) with their temporary directories, and deletes every object under
+// TempPrefix written longer ago than that. With MaxOpenUploads, each
+// open upload has a marker <temp prefix>open/<owner hash>/<upload>; a
+// creation counts the owner's markers younger than the TTL in one
+// bounded listing.
+//
+// Not yet done: the checksum-trailer extension, the object's SHA-256
+// metadata (streamed uploads store it), and the IETF resumable-upload
+// draft.
 package tus

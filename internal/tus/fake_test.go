@@ -28,9 +28,10 @@ type fakeObject struct {
 }
 
 type fakeUpload struct {
-	key   string
-	parts map[int32][]byte
-	obj   fakeObject
+	key       string
+	initiated time.Time
+	parts     map[int32][]byte
+	obj       fakeObject
 }
 
 // fakeS3 is an in-memory S3 with the rules the handler depends on:
@@ -68,7 +69,7 @@ func (f *fakeS3) CreateMultipartUpload(_ context.Context, in *s3.CreateMultipart
 	f.record("CreateMultipartUpload")
 	f.nextID++
 	id := fmt.Sprintf("upload-%d", f.nextID)
-	f.uploads[id] = &fakeUpload{key: *in.Key, parts: map[int32][]byte{},
+	f.uploads[id] = &fakeUpload{key: *in.Key, initiated: f.now(), parts: map[int32][]byte{},
 		obj: fakeObject{meta: in.Metadata, contentType: aws.ToString(in.ContentType), sse: in.ServerSideEncryption}}
 	return &s3.CreateMultipartUploadOutput{UploadId: aws.String(id)}, nil
 }
@@ -230,6 +231,19 @@ func (f *fakeS3) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ .
 	out := &s3.ListObjectsV2Output{IsTruncated: aws.Bool(false)}
 	for _, k := range f.keys(aws.ToString(in.Prefix)) {
 		out.Contents = append(out.Contents, types.Object{Key: aws.String(k), LastModified: aws.Time(f.objects[k].modified), Size: aws.Int64(int64(len(f.objects[k].data)))})
+	}
+	return out, nil
+}
+
+func (f *fakeS3) ListMultipartUploads(_ context.Context, in *s3.ListMultipartUploadsInput, _ ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("ListMultipartUploads")
+	out := &s3.ListMultipartUploadsOutput{IsTruncated: aws.Bool(false)}
+	for id, u := range f.uploads {
+		if strings.HasPrefix(u.key, aws.ToString(in.Prefix)) {
+			out.Uploads = append(out.Uploads, types.MultipartUpload{Key: aws.String(u.key), UploadId: aws.String(id), Initiated: aws.Time(u.initiated)})
+		}
 	}
 	return out, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
@@ -77,6 +78,10 @@ type Config struct {
 	User func(*http.Request) string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// MaxOpenUploads is how many unfinished, unexpired uploads a user may
+	// have; a creation beyond answers 429 (CodeTooManyOpenUploads). 0: no
+	// limit. Each upload then also has an open marker under TempPrefix.
+	MaxOpenUploads int
 	// OnError, if set, is told about every failure answered with 5xx.
 	OnError func(r *http.Request, err error)
 	// OnEvent, if set, is told when an upload is created, completed or
@@ -166,6 +171,7 @@ func New(api API, cfg Config) (*Handler, error) {
 // httpError is a failure with its status.
 type httpError struct {
 	status int
+	code   string // if set, the answer is a JSON envelope with this code
 	msg    string
 	err    error // cause, for 5xx
 }
@@ -230,6 +236,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if he.status >= 500 && h.cfg.OnError != nil {
 		h.cfg.OnError(r, err)
+	}
+	if he.code != "" {
+		_ = envelope.WriteError(w, he.status, he.code, he.msg)
+		return
 	}
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
 	hdr.Set("Cache-Control", "no-store")
@@ -377,6 +387,11 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	if name := meta.fileName(); name != "" {
 		userMeta[s3limits.MetaOriginalName] = objectkey.MetadataValue(name)
 	}
+	if c.Length != 0 {
+		if err := h.checkQuota(ctx, c.Owner); err != nil {
+			return err
+		}
+	}
 	mode, keyID, bucketKey, encCtx := h.cfg.Encryption.RequestFields()
 	if c.Length == 0 {
 		// Nothing to resume: store the empty object now.
@@ -392,6 +407,10 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("creating the multipart upload: %w", err)
 		}
 		c.UploadID = aws.ToString(out.UploadId)
+		if err := h.store(c).markOpen(ctx); err != nil {
+			_ = h.store(c).abort(ctx)
+			return err
+		}
 	}
 	token := h.sealer.seal(c)
 	h.event(r, EventCreated, c, c.Length)

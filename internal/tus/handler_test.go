@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -450,10 +451,21 @@ func TestEmptyUpload(t *testing.T) {
 
 func TestTerminateRemovesEverything(t *testing.T) {
 	var events []string
-	e := newEnv(t, func(c *Config) { c.OnEvent = func(_ *http.Request, ev Event) { events = append(events, ev.Action) } })
-	loc := e.create(t, 10*mib)
+	e := newEnv(t, func(c *Config) {
+		c.MaxOpenUploads = 5 // an open marker too
+		c.OnEvent = func(_ *http.Request, ev Event) { events = append(events, ev.Action) }
+	})
+	loc := e.create(t, 20*mib)
 	if w := patch(e.h, loc, 0, randomBytes(6*mib+3, 5)); w.Code != 204 {
 		t.Fatalf("PATCH: %d", w.Code)
+	}
+	// A checksummed PATCH that died after staging a part left it behind.
+	c, _ := e.h.sealer.open(path.Base(loc))
+	if err := e.h.store(c).putStaged(t.Context(), e.h.store(c).stageKey(6*mib+3), make([]byte, 5*mib)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.s3.objectKeys(DefaultTempPrefix)); n != 3 {
+		t.Fatalf("%d temporary objects before DELETE, want 3 (tail, staged part, open marker): %v", n, e.s3.objectKeys(DefaultTempPrefix))
 	}
 	if w := do(e.h, "DELETE", loc, nil); w.Code != http.StatusNoContent {
 		t.Fatalf("DELETE: %d %s", w.Code, w.Body)

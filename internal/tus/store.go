@@ -36,6 +36,7 @@ type API interface {
 	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 }
 
 var (
@@ -53,11 +54,25 @@ type store struct {
 	bucket  string
 	c       claims
 	tempDir string
+	// openKey, when quotas are on, marks the upload as open for its
+	// owner: <temp prefix>open/<owner hash>/<upload hash>.
+	openKey string
 }
 
 func (h *Handler) store(c claims) *store {
 	sum := sha256.Sum256([]byte(c.Key + "\x00" + c.UploadID))
-	return &store{api: h.api, bucket: h.cfg.Bucket, c: c, tempDir: h.cfg.TempPrefix + hex.EncodeToString(sum[:16]) + "/"}
+	id := hex.EncodeToString(sum[:16])
+	s := &store{api: h.api, bucket: h.cfg.Bucket, c: c, tempDir: h.cfg.TempPrefix + id + "/"}
+	if h.cfg.MaxOpenUploads > 0 {
+		s.openKey = h.openDir(c.Owner) + id
+	}
+	return s
+}
+
+// openDir is where the open markers of owner's uploads are.
+func (h *Handler) openDir(owner string) string {
+	sum := sha256.Sum256([]byte(owner))
+	return h.cfg.TempPrefix + "open/" + hex.EncodeToString(sum[:16]) + "/"
 }
 
 func (s *store) tailKey(start int64) string  { return fmt.Sprintf("%stail-%020d", s.tempDir, start) }
@@ -256,13 +271,30 @@ func (s *store) abort(ctx context.Context) error {
 	return nil
 }
 
-// deleteTemp removes every object under the upload's temporary directory.
+// deleteTemp removes every object under the upload's temporary
+// directory, and its open marker.
 func (s *store) deleteTemp(ctx context.Context) error {
 	keys, err := s.list(ctx, s.tempDir)
 	if err != nil {
 		return err
 	}
+	if s.openKey != "" {
+		keys = append(keys, s.openKey)
+	}
 	return s.deleteKeys(ctx, keys)
+}
+
+// markOpen stores the upload's open marker, which its owner's quota
+// counts until the upload is completed, terminated or expired.
+func (s *store) markOpen(ctx context.Context) error {
+	if s.openKey == "" {
+		return nil
+	}
+	_, err := s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.openKey), Body: bytes.NewReader(nil), ContentLength: aws.Int64(0)})
+	if err != nil {
+		return fmt.Errorf("marking the upload open: %w", err)
+	}
+	return nil
 }
 
 func (s *store) deleteKeys(ctx context.Context, keys []string) error {
@@ -278,6 +310,7 @@ func (s *store) deleteKeys(ctx context.Context, keys []string) error {
 type listed struct {
 	key      string
 	modified time.Time
+	size     int64
 }
 
 func (s *store) listObjects(ctx context.Context, prefix string) ([]listed, error) {
@@ -289,7 +322,7 @@ func (s *store) listObjects(ctx context.Context, prefix string) ([]listed, error
 			return nil, fmt.Errorf("listing %s: %w", prefix, err)
 		}
 		for _, o := range page.Contents {
-			out = append(out, listed{key: aws.ToString(o.Key), modified: aws.ToTime(o.LastModified)})
+			out = append(out, listed{key: aws.ToString(o.Key), modified: aws.ToTime(o.LastModified), size: aws.ToInt64(o.Size)})
 		}
 		if !aws.ToBool(page.IsTruncated) || page.NextContinuationToken == nil {
 			return out, nil

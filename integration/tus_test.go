@@ -39,6 +39,13 @@ const tusSecret = "tus-integration-secret-0123456789abcdef"
 // sign in with basic auth (passwords alice-password, bob-password).
 func tusGateways(t *testing.T, n int, lines ...string) (gws []*harness.Gateway, prefix, temp string) {
 	t.Helper()
+	return tusGatewaysWith(t, n, "", lines...)
+}
+
+// tusGatewaysWith is tusGateways with more of the site block (routes
+// besides /tus/*).
+func tusGatewaysWith(t *testing.T, n int, extra string, lines ...string) (gws []*harness.Gateway, prefix, temp string) {
+	t.Helper()
 	prefix = testPrefix(t)
 	temp = fmt.Sprintf("it-tus-tmp/%s-%d/", strings.ReplaceAll(t.Name(), "/", "-"), rand.Uint32())
 	t.Cleanup(func() { env.DeletePrefix(context.Background(), temp) })
@@ -55,7 +62,8 @@ func tusGateways(t *testing.T, n int, lines ...string) (gws []*harness.Gateway, 
 			part_size 5MiB
 			%s
 		}
-	}`, harness.S3Settings(""), prefix, temp, strings.Join(lines, "\n\t\t\t"))
+	}
+	%s`, harness.S3Settings(""), prefix, temp, strings.Join(lines, "\n\t\t\t"), extra)
 	for range n {
 		gws = append(gws, startGatewayWith(t, harness.GatewayConfig{Site: site, Env: []string{"TUS_SECRET=" + tusSecret}}))
 	}

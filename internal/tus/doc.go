@@ -42,7 +42,10 @@
 // staged objects are deleted and the parts and tail are as before. A
 // crash between copies leaves a consistent upload whose offset ends at a
 // copied (verified) part; staged objects left by a crash are removed
-// with the temporary directory. An
+// with the temporary directory. Staged objects, like tails, are written
+// without SSE headers, since SeaweedFS cannot UploadPartCopy from an
+// SSE-KMS source; where UploadPartCopy is not implemented (501), a staged
+// part is read back into a second buffer and uploaded. An
 // upload whose bytes are all in S3 but whose completion failed is
 // completed by the next HEAD (clients send nothing more once the offset
 // equals the length). A

@@ -47,6 +47,8 @@ type fakeS3 struct {
 	beforePut func(key string)
 	// failCompletes is how many CompleteMultipartUpload calls fail next.
 	failCompletes int
+	// noPartCopy makes UploadPartCopy answer NotImplemented.
+	noPartCopy bool
 }
 
 func newFakeS3(now func() time.Time) *fakeS3 {
@@ -99,6 +101,9 @@ func (f *fakeS3) UploadPartCopy(_ context.Context, in *s3.UploadPartCopyInput, _
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("UploadPartCopy")
+	if f.noPartCopy {
+		return nil, &smithy.GenericAPIError{Code: "NotImplemented"}
+	}
 	u, err := f.upload(in.UploadId)
 	if err != nil {
 		return nil, err

@@ -18,7 +18,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
@@ -611,6 +613,9 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 				return pe + int64(saved), err
 			}
 			p, err := s.copyPart(ctx, int32(len(parts)+1), key)
+			if copyUnsupported(err) {
+				p, err = h.reuploadPart(ctx, s, int32(len(parts)+1), key)
+			}
 			if err != nil {
 				return pe + int64(saved), err
 			}
@@ -677,6 +682,24 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			return end, nil
 		}
 	}
+}
+
+// copyUnsupported reports whether S3 refused UploadPartCopy as not
+// implemented (SeaweedFS does for some sources).
+func copyUnsupported(err error) bool {
+	return err != nil && (awserr.Code(err) == "NotImplemented" || awserr.Status(err) == http.StatusNotImplemented)
+}
+
+// reuploadPart makes the staged object key part n by reading it back
+// through the gateway, for S3 servers without UploadPartCopy; it holds a
+// second PartSize buffer meanwhile.
+func (h *Handler) reuploadPart(ctx context.Context, s *store, n int32, key string) (types.CompletedPart, error) {
+	bp := h.bufs.Get().(*[]byte)
+	defer h.bufs.Put(bp)
+	if err := s.readObject(ctx, key, *bp); err != nil {
+		return types.CompletedPart{}, err
+	}
+	return s.uploadPart(ctx, n, *bp)
 }
 
 // bodyContinues reports whether a byte follows in body.

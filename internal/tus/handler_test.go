@@ -668,6 +668,19 @@ func TestChecksumPatchEndingTheUpload(t *testing.T) {
 	}
 }
 
+// TestChecksumWithoutPartCopy: on an S3 server that does not implement
+// UploadPartCopy, staged parts are read back and uploaded.
+func TestChecksumWithoutPartCopy(t *testing.T) {
+	e := newEnv(t, nil)
+	e.s3.noPartCopy = true
+	data := randomBytes(12*mib+5, 14)
+	loc := e.create(t, int64(len(data)))
+	if w := patch(e.h, loc, 0, data, "Upload-Checksum", "sha1 "+digest(sha1.New(), string(data))); w.Code != http.StatusNoContent {
+		t.Fatalf("PATCH: %d %s", w.Code, w.Body)
+	}
+	assertStored(t, e, data)
+}
+
 // TestChecksumBrokenBodyStoresNothing: a checksummed PATCH that breaks
 // off cannot be verified, so none of what arrived counts.
 func TestChecksumBrokenBodyStoresNothing(t *testing.T) {

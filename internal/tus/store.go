@@ -186,13 +186,21 @@ func (s *store) setLength(ctx context.Context, n int64) error {
 
 // readTail reads the tail starting at start into buf.
 func (s *store) readTail(ctx context.Context, start int64, buf []byte) error {
-	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.tailKey(start))})
-	if err != nil {
+	if err := s.readObject(ctx, s.tailKey(start), buf); err != nil {
 		return fmt.Errorf("reading the tail: %w", err)
+	}
+	return nil
+}
+
+// readObject reads len(buf) bytes of the object key into buf.
+func (s *store) readObject(ctx context.Context, key string, buf []byte) error {
+	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(key)})
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", key, err)
 	}
 	defer out.Body.Close()
 	if _, err := io.ReadFull(out.Body, buf); err != nil {
-		return fmt.Errorf("reading the tail: %w", err)
+		return fmt.Errorf("reading %s: %w", key, err)
 	}
 	return nil
 }

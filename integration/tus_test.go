@@ -46,6 +46,13 @@ func tusGateways(t *testing.T, n int, lines ...string) (gws []*harness.Gateway, 
 // besides /tus/*).
 func tusGatewaysWith(t *testing.T, n int, extra string, lines ...string) (gws []*harness.Gateway, prefix, temp string) {
 	t.Helper()
+	return tusGatewaysAt(t, n, "", extra, lines...)
+}
+
+// tusGatewaysAt is tusGatewaysWith with another S3 endpoint ("" for the
+// test S3 server).
+func tusGatewaysAt(t *testing.T, n int, endpoint, extra string, lines ...string) (gws []*harness.Gateway, prefix, temp string) {
+	t.Helper()
 	prefix = testPrefix(t)
 	temp = fmt.Sprintf("it-tus-tmp/%s-%d/", strings.ReplaceAll(t.Name(), "/", "-"), rand.Uint32())
 	t.Cleanup(func() { env.DeletePrefix(context.Background(), temp) })
@@ -63,7 +70,7 @@ func tusGatewaysWith(t *testing.T, n int, extra string, lines ...string) (gws []
 			%s
 		}
 	}
-	%s`, harness.S3Settings(""), prefix, temp, strings.Join(lines, "\n\t\t\t"), extra)
+	%s`, harness.S3Settings(endpoint), prefix, temp, strings.Join(lines, "\n\t\t\t"), extra)
 	for range n {
 		gws = append(gws, startGatewayWith(t, harness.GatewayConfig{Site: site, Env: []string{"TUS_SECRET=" + tusSecret}}))
 	}
@@ -538,4 +545,57 @@ func TestTusJanitorRemovesExpired(t *testing.T) {
 	if logs := gws[0].Logs(); !strings.Contains(logs, "resumable upload janitor swept") {
 		t.Error("no janitor log line")
 	}
+}
+
+// TestTusS3Faults: tus-js-client uploads 20 MiB in 8 MiB chunks through
+// a gateway whose S3 answers fail: UploadPart 500s beyond the SDK's
+// retries (the PATCH fails after storing what it could), UploadPart and
+// PutObject (tails, locks, the open marker) answers lost after S3 acted,
+// and every CompleteMultipartUpload answer lost. The client's retries
+// resume from the offset S3 holds, and the object equals the source with
+// nothing left behind.
+func TestTusS3Faults(t *testing.T) {
+	// arrange
+	proxy, err := harness.NewHTTPFaultProxy(env.S3Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	gws, prefix, temp := tusGatewaysAt(t, 1, proxy.URL, "", "lock_timeout 2s", "max_open_uploads 5")
+	data := fileBytes(t, pdfMagic, 61, 20*mib+333)
+	file := writeTestFile(t, "faults.bin", data)
+	proxy.Inject(harness.Fault{Op: harness.OpUploadPart, Skip: 1, Limit: 3, Status: 500})
+	proxy.Inject(harness.Fault{Op: harness.OpUploadPart, Skip: 2, Limit: 2, Status: 500, Lost: true})
+	proxy.Inject(harness.Fault{Op: harness.OpPutObject, Skip: 4, Limit: 1, Status: 503, Lost: true})
+	proxy.Inject(harness.Fault{Op: harness.OpPutObject, Skip: 5, Limit: 1, Status: 500, Lost: true})
+	proxy.Inject(harness.Fault{Op: harness.OpCompleteMultipartUpload, Status: 500, Lost: true})
+
+	// act
+	start := time.Now()
+	res := runTusClient(t, map[string]any{"endpoint": gws[0].URL + "/tus/", "file": file, "chunkSize": 8 * mib,
+		"headers": map[string]string{"Authorization": basicAuth("alice")}})
+
+	// assert
+	faultLogRecords(t, proxy)
+	injected := 0
+	for _, r := range proxy.Records() {
+		if r.Injected {
+			injected++
+		}
+	}
+	t.Logf("finished in %v with %d S3 answers failed or lost", time.Since(start).Round(time.Millisecond), injected)
+	if !res.Done {
+		t.Fatalf("tus-js-client: %+v", res)
+	}
+	if injected < 10 || proxy.Count(harness.OpCompleteMultipartUpload, 500) == 0 {
+		t.Errorf("only %d faults were injected", injected)
+	}
+	key := onlyObject(t, prefix)
+	sum, n := objectSHA256(t, key)
+	want := sha256.Sum256(data)
+	if n != int64(len(data)) || sum != hex.EncodeToString(want[:]) {
+		t.Errorf("stored %d bytes with SHA-256 %s, want %d bytes %x", n, sum, len(data), want)
+	}
+	assertEncrypted(t, key)
+	assertNothingLeft(t, temp)
 }

@@ -47,8 +47,14 @@ type fakeS3 struct {
 	beforePut func(key string)
 	// failCompletes is how many CompleteMultipartUpload calls fail next.
 	failCompletes int
+	// loseCompletes is how many CompleteMultipartUpload calls succeed
+	// next but answer an error, as when the answer is lost.
+	loseCompletes int
 	// noPartCopy makes UploadPartCopy answer NotImplemented.
 	noPartCopy bool
+	// duplicateParts makes ListParts list every part twice, as SeaweedFS
+	// lists a part uploaded twice.
+	duplicateParts bool
 }
 
 func newFakeS3(now func() time.Time) *fakeS3 {
@@ -135,8 +141,12 @@ func (f *fakeS3) ListParts(_ context.Context, in *s3.ListPartsInput, _ ...func(*
 	}
 	slices.Sort(nums)
 	for _, n := range nums {
-		out.Parts = append(out.Parts, types.Part{PartNumber: aws.Int32(n), Size: aws.Int64(int64(len(u.parts[n]))),
-			ETag: aws.String(fmt.Sprintf(`"%d-%d"`, n, len(u.parts[n])))})
+		p := types.Part{PartNumber: aws.Int32(n), Size: aws.Int64(int64(len(u.parts[n]))),
+			ETag: aws.String(fmt.Sprintf(`"%d-%d"`, n, len(u.parts[n]))), LastModified: aws.Time(f.now())}
+		if f.duplicateParts {
+			out.Parts = append(out.Parts, p)
+		}
+		out.Parts = append(out.Parts, p)
 	}
 	return out, nil
 }
@@ -168,6 +178,10 @@ func (f *fakeS3) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMulti
 	obj.data, obj.modified = data, f.now()
 	f.objects[u.key] = obj
 	delete(f.uploads, *in.UploadId)
+	if f.loseCompletes > 0 {
+		f.loseCompletes--
+		return nil, &smithy.GenericAPIError{Code: "InternalError"}
+	}
 	return &s3.CompleteMultipartUploadOutput{}, nil
 }
 

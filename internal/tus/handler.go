@@ -409,8 +409,11 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("creating the multipart upload: %w", err)
 		}
 		c.UploadID = aws.ToString(out.UploadId)
-		if err := h.store(c).markOpen(ctx); err != nil {
-			_ = h.store(c).abort(ctx)
+		s := h.store(c)
+		if err := s.markOpen(ctx); err != nil {
+			// The marker may exist (its answer lost): remove both.
+			_ = s.abort(ctx)
+			_ = s.deleteTemp(ctx)
 			return err
 		}
 	}
@@ -671,7 +674,7 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			saved = filled
 		}
 		if last {
-			if err := s.complete(ctx, parts); err != nil {
+			if err := s.complete(ctx, parts); err != nil && !s.completed(ctx) {
 				return end - 1, err
 			}
 			_ = s.deleteTemp(ctx)

@@ -418,6 +418,45 @@ func TestHeadCompletesWhatAPatchLeftUncompleted(t *testing.T) {
 	assertStored(t, e, data)
 }
 
+// TestPartsListedTwice: SeaweedFS lists a part that was uploaded twice
+// (an SDK retry after a lost answer) twice; the offset counts it once.
+func TestPartsListedTwice(t *testing.T) {
+	e := newEnv(t, nil)
+	e.s3.duplicateParts = true
+	data := randomBytes(13*mib, 16)
+	loc := e.create(t, int64(len(data)))
+	if w := patch(e.h, loc, 0, data[:11*mib]); w.Code != http.StatusNoContent {
+		t.Fatalf("PATCH: %d %s", w.Code, w.Body)
+	}
+	if got := do(e.h, "HEAD", loc, nil).Header().Get("Upload-Offset"); got != strconv.Itoa(11*mib) {
+		t.Fatalf("Upload-Offset %s, want %d", got, 11*mib)
+	}
+	if w := patch(e.h, loc, 11*mib, data[11*mib:]); w.Code != http.StatusNoContent {
+		t.Fatalf("last PATCH: %d %s", w.Code, w.Body)
+	}
+	assertStored(t, e, data)
+}
+
+// TestCompletionAnswerLost: S3 completed the upload but its answer was
+// lost; the PATCH finds the object, cleans up and answers 204.
+func TestCompletionAnswerLost(t *testing.T) {
+	var events []string
+	e := newEnv(t, func(c *Config) {
+		c.MaxOpenUploads = 3
+		c.OnEvent = func(_ *http.Request, ev Event) { events = append(events, ev.Action) }
+	})
+	data := randomBytes(7*mib, 15)
+	loc := e.create(t, int64(len(data)))
+	e.s3.loseCompletes = 1
+	if w := patch(e.h, loc, 0, data); w.Code != http.StatusNoContent || w.Header().Get("Upload-Offset") != strconv.Itoa(len(data)) {
+		t.Fatalf("PATCH whose completion answer is lost: %d offset %s (%s)", w.Code, w.Header().Get("Upload-Offset"), w.Body)
+	}
+	assertStored(t, e, data)
+	if strings.Join(events, ",") != "created,completed" {
+		t.Errorf("events %v, want created, completed", events)
+	}
+}
+
 func TestDeferredLength(t *testing.T) {
 	e := newEnv(t, nil)
 	data := randomBytes(7*mib, 4)

@@ -99,6 +99,7 @@ func (s *store) state(ctx context.Context) (state, error) {
 		return st, nil
 	}
 	var marker *string
+	var last types.Part // the entry kept for the last part number
 	for {
 		out, err := s.api.ListParts(ctx, &s3.ListPartsInput{Bucket: &s.bucket, Key: &s.c.Key, UploadId: &s.c.UploadID, PartNumberMarker: marker})
 		if awserr.Is[*types.NoSuchUpload](err) || awserr.Code(err) == "NoSuchUpload" {
@@ -109,11 +110,22 @@ func (s *store) state(ctx context.Context) (state, error) {
 		}
 		for _, p := range out.Parts {
 			n := aws.ToInt32(p.PartNumber)
+			if n == int32(len(st.parts)) && n > 0 {
+				// A part uploaded again (an SDK retry after a lost
+				// answer): SeaweedFS lists every upload of it, AWS only
+				// the last. Keep the newest, as completion takes it.
+				if aws.ToTime(p.LastModified).Before(aws.ToTime(last.LastModified)) {
+					continue
+				}
+				st.partsEnd -= aws.ToInt64(last.Size)
+				st.parts = st.parts[:n-1]
+			}
 			if int(n) != len(st.parts)+1 {
 				return st, fmt.Errorf("part %d follows part %d: upload is inconsistent", n, len(st.parts))
 			}
 			st.parts = append(st.parts, types.CompletedPart{PartNumber: p.PartNumber, ETag: p.ETag})
 			st.partsEnd += aws.ToInt64(p.Size)
+			last = p
 		}
 		if !aws.ToBool(out.IsTruncated) || aws.ToString(out.NextPartNumberMarker) == "" {
 			break
@@ -265,6 +277,13 @@ func (s *store) complete(ctx context.Context, parts []types.CompletedPart) error
 		return fmt.Errorf("completing the upload: %w", err)
 	}
 	return nil
+}
+
+// completed reports whether S3 holds the upload as an object: a
+// completion whose answer was lost may have succeeded.
+func (s *store) completed(ctx context.Context) bool {
+	st, err := s.state(ctx)
+	return err == nil && st.done
 }
 
 // abort removes the multipart upload.

@@ -126,6 +126,16 @@ func tusHead(t *testing.T, gw *harness.Gateway, url, user string) *http.Response
 	return resp
 }
 
+// assertSHA256Tags checks the tags a finished upload gets, as streamed
+// uploads do.
+func assertSHA256Tags(t *testing.T, key string, data []byte) {
+	t.Helper()
+	sum := sha256.Sum256(data)
+	if tags := objectTags(t, key); tags["sha256"] != hex.EncodeToString(sum[:]) || tags["size"] != strconv.Itoa(len(data)) {
+		t.Errorf("tags of %s: %v, want sha256 %x and size %d", key, tags, sum, len(data))
+	}
+}
+
 // onlyObject returns the one object under prefix.
 func onlyObject(t *testing.T, prefix string) string {
 	t.Helper()
@@ -201,6 +211,7 @@ func TestTusJSClientResumesOnAnotherInstance(t *testing.T) {
 	if headObj.Metadata["uploaded-by"] != "alice" || headObj.Metadata["original-name"] != "big.bin" {
 		t.Errorf("object metadata %v", headObj.Metadata)
 	}
+	assertSHA256Tags(t, key, data)
 	if logs := gws[1].Logs(); !strings.Contains(logs, `"action":"upload"`) || !strings.Contains(logs, key) {
 		t.Errorf("the second gateway logged no audit line for the completed upload of %s", key)
 	}
@@ -333,6 +344,7 @@ func TestTusGatewayKilledMidPatch(t *testing.T) {
 		t.Errorf("stored %d bytes with SHA-256 %s, want %x", n, sum, want)
 	}
 	assertEncrypted(t, key)
+	assertSHA256Tags(t, key, data)
 	assertNothingLeft(t, temp)
 }
 
@@ -428,13 +440,14 @@ func TestTusChecksum(t *testing.T) {
 		t.Errorf("stored %d bytes with SHA-256 %s, want %d bytes %x", n, sum, len(data), want)
 	}
 	assertEncrypted(t, key)
+	assertSHA256Tags(t, key, data)
 	assertNothingLeft(t, temp)
 }
 
 // TestTusQuotaAndTermination: max_open_uploads holds across instances
 // (counted from S3), answering 429 with a JSON code; DELETE removes the
-// multipart upload and every temporary object at once (tail, deferred
-// length, open marker), which frees a place.
+// multipart upload and every temporary object at once (tail, SHA-256
+// state, deferred length, open marker), which frees a place.
 func TestTusQuotaAndTermination(t *testing.T) {
 	// arrange
 	gws, prefix, temp := tusGateways(t, 2, "max_open_uploads 2")
@@ -453,8 +466,8 @@ func TestTusQuotaAndTermination(t *testing.T) {
 	}
 	uploads, tempObjects, _ := env.Leftovers(context.Background(), temp)
 	t.Logf("temporary objects of two open uploads: %v", tempObjects)
-	if len(tempObjects) != 4 || len(uploads) != 0 {
-		t.Fatalf("temporary objects %v, want a tail, a length and two open markers", tempObjects)
+	if len(tempObjects) != 5 || len(uploads) != 0 {
+		t.Fatalf("temporary objects %v, want a tail, a SHA-256 state, a length and two open markers", tempObjects)
 	}
 
 	// act
@@ -597,5 +610,6 @@ func TestTusS3Faults(t *testing.T) {
 		t.Errorf("stored %d bytes with SHA-256 %s, want %d bytes %x", n, sum, len(data), want)
 	}
 	assertEncrypted(t, key)
+	assertSHA256Tags(t, key, data)
 	assertNothingLeft(t, temp)
 }

@@ -86,7 +86,11 @@
 // creation counts the owner's markers younger than the TTL in one
 // bounded listing.
 //
-// Not yet done: the checksum-trailer extension, the object's SHA-256
-// metadata (streamed uploads store it), and the IETF resumable-upload
-// draft.
+// With Config.Tags, the finished object is tagged sha256 and size. The
+// SHA-256 state of the bytes in parts (crypto/sha256 marshals it) is
+// stored after each part as sha256-<end of the parts>, read back by the
+// next request, and the tail's bytes are hashed when they become a part.
+//
+// Not yet done: the checksum-trailer extension, content sniffing, and
+// the IETF resumable-upload draft.
 package tus

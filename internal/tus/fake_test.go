@@ -25,6 +25,7 @@ type fakeObject struct {
 	meta        map[string]string
 	contentType string
 	sse         types.ServerSideEncryption
+	tags        map[string]string
 }
 
 type fakeUpload struct {
@@ -209,8 +210,32 @@ func (f *fakeS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*
 			return nil, &smithy.GenericAPIError{Code: "PreconditionFailed"}
 		}
 	}
-	f.objects[*in.Key] = fakeObject{data: body, modified: f.now(), meta: in.Metadata, contentType: aws.ToString(in.ContentType), sse: in.ServerSideEncryption}
+	o := fakeObject{data: body, modified: f.now(), meta: in.Metadata, contentType: aws.ToString(in.ContentType), sse: in.ServerSideEncryption}
+	if in.Tagging != nil {
+		q, _ := url.ParseQuery(*in.Tagging)
+		o.tags = map[string]string{}
+		for k := range q {
+			o.tags[k] = q.Get(k)
+		}
+	}
+	f.objects[*in.Key] = o
 	return &s3.PutObjectOutput{}, nil
+}
+
+func (f *fakeS3) PutObjectTagging(_ context.Context, in *s3.PutObjectTaggingInput, _ ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("PutObjectTagging")
+	o, ok := f.objects[*in.Key]
+	if !ok {
+		return nil, &types.NoSuchKey{}
+	}
+	o.tags = map[string]string{}
+	for _, t := range in.Tagging.TagSet {
+		o.tags[*t.Key] = *t.Value
+	}
+	f.objects[*in.Key] = o
+	return &s3.PutObjectTaggingOutput{}, nil
 }
 
 func (f *fakeS3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {

@@ -3,10 +3,13 @@ package tus
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"net/http"
@@ -80,6 +83,12 @@ type Config struct {
 	User func(*http.Request) string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Tags stores the object's "sha256" (hex) and "size" as object tags
+	// after completion, as streamed uploads have them. The SHA-256 state
+	// of the parts is kept between requests in sha256-<N> objects under
+	// TempPrefix; an object whose state was lost (a request died between
+	// a part and its state) or whose tagging failed has no tags.
+	Tags bool
 	// MaxOpenUploads is how many unfinished, unexpired uploads a user may
 	// have; a creation beyond answers 429 (CodeTooManyOpenUploads). 0: no
 	// limit. Each upload then also has an open marker under TempPrefix.
@@ -397,8 +406,13 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	mode, keyID, bucketKey, encCtx := h.cfg.Encryption.RequestFields()
 	if c.Length == 0 {
 		// Nothing to resume: store the empty object now.
-		_, err := h.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &h.cfg.Bucket, Key: &c.Key, Body: strings.NewReader(""), ContentLength: aws.Int64(0),
-			ContentType: meta.contentType(), Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx})
+		in := &s3.PutObjectInput{Bucket: &h.cfg.Bucket, Key: &c.Key, Body: strings.NewReader(""), ContentLength: aws.Int64(0),
+			ContentType: meta.contentType(), Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx}
+		if h.cfg.Tags {
+			empty := sha256.Sum256(nil)
+			in.Tagging = aws.String("sha256=" + hex.EncodeToString(empty[:]) + "&size=0")
+		}
+		_, err := h.api.PutObject(ctx, in)
 		if err != nil {
 			return fmt.Errorf("storing an empty upload: %w", err)
 		}
@@ -601,8 +615,17 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 		}
 	}
 	parts := st.parts
+	// objSum is the SHA-256 of the bytes before pe, for the object's
+	// sha256 tag; nil when tags are off or its state was lost.
+	var objSum hash.Hash
+	if h.cfg.Tags {
+		var err error
+		if objSum, err = s.loadHash(ctx, pe); err != nil {
+			return st.offset(), err
+		}
+	}
 	if sum != nil {
-		staged, n, err := h.stageBody(ctx, r, body, s, l, st, buf, sum)
+		staged, states, n, err := h.stageBody(ctx, r, body, s, l, st, buf, sum, objSum)
 		defer func() { _ = s.deleteKeys(ctx, staged) }()
 		if err != nil {
 			return st.offset(), err
@@ -625,6 +648,9 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			parts = append(parts, p)
 			if saved > 0 {
 				_ = s.deleteKeys(ctx, []string{s.tailKey(pe)})
+			}
+			if objSum != nil {
+				s.saveHash(ctx, pe+int64(len(buf)), pe, states[len(parts)-len(st.parts)-1])
 			}
 			pe, saved = pe+int64(len(buf)), 0
 		}
@@ -666,6 +692,10 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			if saved > 0 {
 				_ = s.deleteKeys(ctx, []string{s.tailKey(pe)})
 			}
+			if objSum != nil {
+				objSum.Write(buf[:filled])
+				s.saveHash(ctx, end, pe, marshalHash(objSum))
+			}
 			pe, filled, saved = end, 0, 0
 		default:
 			if err := s.putTail(ctx, pe, buf[:filled]); err != nil {
@@ -677,6 +707,11 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			if err := s.complete(ctx, parts); err != nil && !s.completed(ctx) {
 				return end - 1, err
 			}
+			if objSum != nil {
+				if err := s.tag(ctx, hex.EncodeToString(objSum.Sum(nil)), end); err != nil && h.cfg.OnError != nil {
+					h.cfg.OnError(r, err) // the object is stored; only its tags are missing
+				}
+			}
 			_ = s.deleteTemp(ctx)
 			h.event(r, EventCompleted, s.c, end)
 			return end, nil
@@ -685,6 +720,12 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			return end, nil
 		}
 	}
+}
+
+// marshalHash returns the state of a SHA-256 hash.
+func marshalHash(h hash.Hash) []byte {
+	b, _ := h.(encoding.BinaryMarshaler).MarshalBinary() // crypto/sha256 cannot fail
+	return b
 }
 
 // copyUnsupported reports whether S3 refused UploadPartCopy as not
@@ -735,8 +776,9 @@ func (e *errRecorder) Read(p []byte) (int, error) {
 // the staged objects into parts, which it does only when the body
 // matched. It returns the staged objects' keys, which the caller
 // deletes, and the bytes left in buf. A body that breaks off or does not
-// match stores nothing.
-func (h *Handler) stageBody(ctx context.Context, r *http.Request, body io.Reader, s *store, l *lock, st state, buf []byte, sum *checksum) (staged []string, filled int, err error) {
+// match stores nothing. If objSum is not nil, the staged parts are added
+// to it, and states has its state after each.
+func (h *Handler) stageBody(ctx context.Context, r *http.Request, body io.Reader, s *store, l *lock, st state, buf []byte, sum *checksum, objSum hash.Hash) (staged []string, states [][]byte, filled int, err error) {
 	rec := &errRecorder{r: body}
 	in := io.TeeReader(rec, sum.hash)
 	filled = int(st.tail)
@@ -751,25 +793,29 @@ func (h *Handler) stageBody(ctx context.Context, r *http.Request, body io.Reader
 			break
 		}
 		if err := l.hold(ctx); err != nil {
-			return staged, 0, err
+			return staged, nil, 0, err
 		}
 		key := s.stageKey(st.partsEnd + int64(len(staged))*int64(len(buf)))
 		if err := s.putStaged(ctx, key, buf); err != nil {
-			return staged, 0, err
+			return staged, nil, 0, err
 		}
 		staged = append(staged, key)
+		if objSum != nil {
+			objSum.Write(buf)
+			states = append(states, marshalHash(objSum))
+		}
 		buf[0], filled = next[0], 1
 	}
 	end := st.partsEnd + int64(len(staged))*int64(len(buf)) + int64(filled)
 	switch {
 	case rec.err != nil:
-		return staged, 0, fail(http.StatusBadRequest, "the body broke off before its Upload-Checksum could be verified: none of it was stored")
+		return staged, nil, 0, fail(http.StatusBadRequest, "the body broke off before its Upload-Checksum could be verified: none of it was stored")
 	case st.length >= 0 && end == st.length && r.ContentLength < 0 && bodyContinues(r.Body):
-		return staged, 0, fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length")
+		return staged, nil, 0, fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length")
 	case !sum.matches():
-		return staged, 0, fail(StatusChecksumMismatch, "the body does not match its Upload-Checksum (%s): none of it was stored", sum.alg)
+		return staged, nil, 0, fail(StatusChecksumMismatch, "the body does not match its Upload-Checksum (%s): none of it was stored", sum.alg)
 	}
-	return staged, filled, nil
+	return staged, states, filled, nil
 }
 
 // finish completes an upload all of whose bytes are in S3, holding its

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"hash"
 	"hash/crc32"
@@ -65,6 +66,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 func (e *env) handler(t *testing.T, mod func(*Config)) *Handler {
 	t.Helper()
 	cfg := Config{
+		Tags:       true,
 		Bucket:     "b",
 		Prefix:     "up/",
 		Encryption: s3limits.Encryption{Mode: types.ServerSideEncryptionAwsKms, KMSKeyID: "alias/k"},
@@ -312,6 +314,10 @@ func assertStored(t *testing.T, e *env, data []byte) {
 	if obj.sse != types.ServerSideEncryptionAwsKms || obj.meta[s3limits.MetaUploadedBy] != "alice" {
 		t.Errorf("object sse %q metadata %v", obj.sse, obj.meta)
 	}
+	sum := sha256.Sum256(data)
+	if e.h.cfg.Tags && (obj.tags["sha256"] != hex.EncodeToString(sum[:]) || obj.tags["size"] != strconv.Itoa(len(data))) {
+		t.Errorf("object tags %v, want sha256 %x and size %d", obj.tags, sum, len(data))
+	}
 	if left := e.s3.objectKeys(DefaultTempPrefix); len(left) > 0 {
 		t.Errorf("temporary objects left: %v", left)
 	}
@@ -503,8 +509,8 @@ func TestTerminateRemovesEverything(t *testing.T) {
 	if err := e.h.store(c).putStaged(t.Context(), e.h.store(c).stageKey(6*mib+3), make([]byte, 5*mib)); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(e.s3.objectKeys(DefaultTempPrefix)); n != 3 {
-		t.Fatalf("%d temporary objects before DELETE, want 3 (tail, staged part, open marker): %v", n, e.s3.objectKeys(DefaultTempPrefix))
+	if n := len(e.s3.objectKeys(DefaultTempPrefix)); n != 4 {
+		t.Fatalf("%d temporary objects before DELETE, want 4 (tail, SHA-256 state, staged part, open marker): %v", n, e.s3.objectKeys(DefaultTempPrefix))
 	}
 	if w := do(e.h, "DELETE", loc, nil); w.Code != http.StatusNoContent {
 		t.Fatalf("DELETE: %d %s", w.Code, w.Body)

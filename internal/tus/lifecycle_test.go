@@ -53,7 +53,7 @@ func TestQuota(t *testing.T) {
 }
 
 // TestSweep: the sweep aborts uploads older than TTL + grace and deletes
-// their temporary objects (tail, lock, open marker) and any temporary
+// their temporary objects (tail, SHA-256 state, lock, open marker) and any temporary
 // object that old; younger uploads are untouched and still resume. A dry
 // run removes nothing; an age shorter than the TTL is refused.
 func TestSweep(t *testing.T) {
@@ -78,8 +78,8 @@ func TestSweep(t *testing.T) {
 
 	dry := e.h.Sweep(t.Context(), 0, true)
 
-	if dry.Err != nil || dry.Expired != 1 || dry.Aborted != 0 || dry.TempObjects != 3 || dry.TempDeleted != 0 {
-		t.Errorf("dry run: %+v, want 1 expired upload and 3 temporary objects found, none removed", dry)
+	if dry.Err != nil || dry.Expired != 1 || dry.Aborted != 0 || dry.TempObjects != 4 || dry.TempDeleted != 0 {
+		t.Errorf("dry run: %+v, want 1 expired upload and 4 temporary objects found, none removed", dry)
 	}
 	if got := e.s3.objectKeys(DefaultTempPrefix); strings.Join(got, ",") != strings.Join(before, ",") {
 		t.Errorf("the dry run removed %v", before)
@@ -87,8 +87,8 @@ func TestSweep(t *testing.T) {
 
 	r := e.h.Sweep(t.Context(), 0, false)
 
-	if r.Err != nil || r.Expired != 1 || r.Aborted != 1 || r.TempDeleted != 3 {
-		t.Errorf("sweep: %+v, want 1 upload aborted and its 3 temporary objects deleted", r)
+	if r.Err != nil || r.Expired != 1 || r.Aborted != 1 || r.TempDeleted != 4 {
+		t.Errorf("sweep: %+v, want 1 upload aborted and its 4 temporary objects (tail, SHA-256 state, lock, open marker) deleted", r)
 	}
 	if n := e.s3.openUploads(); n != 1 {
 		t.Errorf("%d open uploads after the sweep, want the young one", n)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/url"
 	"slices"
@@ -37,6 +39,7 @@ type API interface {
 	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
+	PutObjectTagging(context.Context, *s3.PutObjectTaggingInput, ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error)
 }
 
 var (
@@ -79,6 +82,7 @@ func (s *store) tailKey(start int64) string  { return fmt.Sprintf("%stail-%020d"
 func (s *store) lockKey(gen int) string      { return fmt.Sprintf("%slock-%08d", s.tempDir, gen) }
 func (s *store) lengthKey() string           { return s.tempDir + "length" }
 func (s *store) stageKey(start int64) string { return fmt.Sprintf("%sstage-%020d", s.tempDir, start) }
+func (s *store) hashKey(end int64) string    { return fmt.Sprintf("%ssha256-%020d", s.tempDir, end) }
 
 // state is what S3 holds of an upload.
 type state struct {
@@ -275,6 +279,58 @@ func (s *store) complete(ctx context.Context, parts []types.CompletedPart) error
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
 	if err != nil {
 		return fmt.Errorf("completing the upload: %w", err)
+	}
+	return nil
+}
+
+// loadHash returns the SHA-256 state of the upload's bytes before end
+// (the end of its parts), nil if it is not stored (a request died
+// between uploading a part and storing the state).
+func (s *store) loadHash(ctx context.Context, end int64) (hash.Hash, error) {
+	h := sha256.New()
+	if end == 0 {
+		return h, nil
+	}
+	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.hashKey(end))})
+	if notFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the SHA-256 state: %w", err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Body, 1024))
+	if err != nil {
+		return nil, fmt.Errorf("reading the SHA-256 state: %w", err)
+	}
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(b); err != nil {
+		return nil, nil
+	}
+	return h, nil
+}
+
+// saveHash stores state, the SHA-256 state of the bytes before end, and
+// removes the one before prev; a failure only costs the object its
+// sha256 tag.
+func (s *store) saveHash(ctx context.Context, end, prev int64, state []byte) bool {
+	_, err := s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.hashKey(end)),
+		Body: bytes.NewReader(state), ContentLength: aws.Int64(int64(len(state)))})
+	if err != nil {
+		return false
+	}
+	if prev > 0 {
+		_ = s.deleteKeys(ctx, []string{s.hashKey(prev)})
+	}
+	return true
+}
+
+// tag stores the object's SHA-256 and size as tags, as streamed uploads
+// have them.
+func (s *store) tag(ctx context.Context, sum string, size int64) error {
+	_, err := s.api.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: &s.bucket, Key: &s.c.Key, Tagging: &types.Tagging{TagSet: []types.Tag{
+		{Key: aws.String("sha256"), Value: aws.String(sum)}, {Key: aws.String("size"), Value: aws.String(strconv.FormatInt(size, 10))}}}})
+	if err != nil {
+		return fmt.Errorf("tagging the object: %w", err)
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ func init() {
 //		upload_ttl   <duration>
 //		lock_timeout <duration>
 //		allow_anonymous
+//		disable_tags
 //		max_open_uploads <n>
 //		janitor {
 //			max_age  <duration>
@@ -72,6 +73,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = shared.Duration(d, &h.LockTimeout)
 		case "allow_anonymous":
 			err = shared.BoolFlag(d, &h.AllowAnonymous)
+		case "disable_tags":
+			err = shared.BoolFlag(d, &h.DisableTags)
 		case "max_open_uploads":
 			err = shared.Integer(d, &h.MaxOpenUploads)
 		case "janitor":

@@ -92,6 +92,12 @@ type Handler struct {
 	// to the anonymous user, which anyone can continue with the URL.
 	AllowAnonymous bool `json:"allow_anonymous,omitempty"`
 
+	// Do not tag finished uploads. By default, as streamed uploads, each
+	// is tagged with its hex SHA-256 (`sha256`) and `size` once complete
+	// (needs s3:PutObjectTagging); the SHA-256 state of the parts stored
+	// so far is kept between PATCHes in a small object under temp_prefix.
+	DisableTags bool `json:"disable_tags,omitempty"`
+
 	// How many unfinished, unexpired uploads one user may have; a
 	// creation beyond answers 429 with the JSON code
 	// `TOO_MANY_OPEN_UPLOADS`. Counted from S3 (an empty marker per open
@@ -174,6 +180,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		TTL:            time.Duration(h.UploadTTL),
 		LockTimeout:    time.Duration(h.LockTimeout),
 		User:           user,
+		Tags:           !h.DisableTags,
 		MaxOpenUploads: h.MaxOpenUploads,
 		OnError:        h.logError,
 		OnEvent:        noteEvent,

@@ -34,13 +34,14 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			old_secret o1
 			old_secret o2
 			allow_anonymous
+			disable_tags
 			max_open_uploads 7
 			janitor {
 				max_age 2h
 				interval 5m
 			}
 		}`, want: Handler{PartSize: 16 << 20, MaxSize: 1 << 30, UploadTTL: caddy.Duration(3600e9), LockTimeout: caddy.Duration(90e9),
-			Secret: "s", OldSecrets: []string{"o1", "o2"}, AllowAnonymous: true, MaxOpenUploads: 7,
+			Secret: "s", OldSecrets: []string{"o1", "o2"}, AllowAnonymous: true, DisableTags: true, MaxOpenUploads: 7,
 			Janitor: &shared.JanitorConfig{MaxAge: caddy.Duration(2 * time.Hour), Interval: caddy.Duration(5 * time.Minute)}}},
 		{name: "argument on the directive", input: `upload_tus x { }`, wantErr: true},
 		{name: "unknown subdirective", input: `upload_tus { chunk 1 }`, wantErr: true},
@@ -59,7 +60,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			}
 			if h.Bucket != "b" || h.PartSize != tt.want.PartSize || h.MaxSize != tt.want.MaxSize || h.UploadTTL != tt.want.UploadTTL ||
 				h.LockTimeout != tt.want.LockTimeout || h.Secret != tt.want.Secret || len(h.OldSecrets) != 2 || h.AllowAnonymous != tt.want.AllowAnonymous ||
-				h.MaxOpenUploads != tt.want.MaxOpenUploads || h.Janitor == nil || *h.Janitor != *tt.want.Janitor {
+				h.MaxOpenUploads != tt.want.MaxOpenUploads || h.DisableTags != tt.want.DisableTags || h.Janitor == nil || *h.Janitor != *tt.want.Janitor {
 				t.Errorf("got %+v", h)
 			}
 		})

@@ -98,19 +98,35 @@ type tusResult struct {
 // new node process.
 func runTusClient(t *testing.T, opts map[string]any) tusResult {
 	t.Helper()
+	res, err := startTusClient(t, opts)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// startTusClient starts testenv/tus-client/upload.js (tus-js-client) in
+// a new node process; wait returns its result, or an error if it failed.
+func startTusClient(t *testing.T, opts map[string]any) (wait func() (tusResult, error)) {
+	t.Helper()
 	arg, _ := json.Marshal(opts)
 	abs, _ := filepath.Abs("testenv/tus-client/upload.js")
 	cmd := exec.Command("node", abs, string(arg))
 	// The gateways' certificates come from Caddy's internal CA.
 	cmd.Env = append(os.Environ(), "NODE_PATH="+tusModules(t), "NODE_TLS_REJECT_UNAUTHORIZED=0", "NODE_NO_WARNINGS=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	var res tusResult
-	if jerr := json.Unmarshal(bytes.TrimSpace(out), &res); jerr != nil || err != nil {
-		t.Fatalf("tus-js-client: %v %v\nstdout: %s\nstderr: %s", err, jerr, out, stderr.String())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting tus-js-client: %v", err)
 	}
-	return res
+	return func() (tusResult, error) {
+		err := cmd.Wait()
+		var res tusResult
+		if jerr := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &res); jerr != nil || err != nil {
+			return res, fmt.Errorf("tus-js-client: %v %v\nstdout: %s\nstderr: %s", err, jerr, stdout.String(), stderr.String())
+		}
+		return res, nil
+	}
 }
 
 func tusHead(t *testing.T, gw *harness.Gateway, url, user string) *http.Response {
@@ -611,5 +627,85 @@ func TestTusS3Faults(t *testing.T) {
 	}
 	assertEncrypted(t, key)
 	assertSHA256Tags(t, key, data)
+	assertNothingLeft(t, temp)
+}
+
+// TestTusInterruptedTwiceOnThreeInstances: tus-js-client uploads 50 MiB
+// in 4 MiB chunks and is interrupted twice, each resume going to another
+// of three gateways that share nothing but S3: the first client stops
+// mid-PATCH; a second one resumes on the second gateway, which is killed
+// mid-PATCH (its lock stays in S3); a third one resumes on the third
+// gateway, waits out lock_timeout with 409s, and finishes.
+func TestTusInterruptedTwiceOnThreeInstances(t *testing.T) {
+	// arrange
+	gws, prefix, temp := tusGateways(t, 3, "lock_timeout 3s")
+	data := fileBytes(t, pdfMagic, 71, 50*mib)
+	file := writeTestFile(t, "twice.bin", data)
+	auth := map[string]string{"Authorization": basicAuth("alice")}
+	opts := func(gw *harness.Gateway, kv ...any) map[string]any {
+		m := map[string]any{"endpoint": gw.URL + "/tus/", "file": file, "chunkSize": 4 * mib, "headers": auth}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+	offset := func(path string) int64 {
+		n, _ := strconv.ParseInt(tusHead(t, gws[2], gws[2].URL+path, "alice").Header.Get("Upload-Offset"), 10, 64)
+		return n
+	}
+
+	// act 1: the client stops mid-PATCH
+	first := runTusClient(t, opts(gws[0], "abortAfter", 14*mib+4321))
+	if first.Done {
+		t.Fatalf("first client: %+v", first)
+	}
+	path := strings.TrimPrefix(first.URL, gws[0].URL)
+	afterFirst := offset(path)
+
+	// act 2: another client resumes on the second gateway, which dies
+	wait := startTusClient(t, opts(gws[1], "uploadUrl", gws[1].URL+path))
+	var killedAt int64
+	deadline := time.Now().Add(60 * time.Second)
+	for killedAt == 0 && time.Now().Before(deadline) {
+		if n := offset(path); n >= afterFirst+8*mib {
+			if n >= 50*mib {
+				t.Fatalf("the second client finished (offset %d) before the gateway could be killed", n)
+			}
+			gws[1].Kill()
+			killedAt = n
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	second, err := wait()
+	afterKill := offset(path)
+	t.Logf("first client stopped at %d (S3 holds %d); second gateway killed at offset %d, S3 holds %d; second client done %v, failed %v",
+		first.Offset, afterFirst, killedAt, afterKill, second.Done, err != nil)
+	if killedAt == 0 || second.Done {
+		t.Fatalf("the second gateway was not killed mid-upload: killed at %d, second client %+v", killedAt, second)
+	}
+
+	// act 3: a third client resumes on the third gateway
+	start := time.Now()
+	third := runTusClient(t, opts(gws[2], "uploadUrl", gws[2].URL+path))
+
+	// assert
+	t.Logf("third client finished in %v (lock_timeout 3s)", time.Since(start).Round(time.Millisecond))
+	if !third.Done {
+		t.Fatalf("third client: %+v", third)
+	}
+	if afterFirst <= 0 || afterKill <= afterFirst || afterKill >= 50*mib {
+		t.Errorf("offsets %d then %d: the interruptions were not mid-upload", afterFirst, afterKill)
+	}
+	key := onlyObject(t, prefix)
+	sum, n := objectSHA256(t, key)
+	want := sha256.Sum256(data)
+	if n != int64(len(data)) || sum != hex.EncodeToString(want[:]) {
+		t.Errorf("stored %d bytes with SHA-256 %s, want %x", n, sum, want)
+	}
+	assertEncrypted(t, key)
+	assertSHA256Tags(t, key, data)
+	if logs := gws[2].Logs(); !strings.Contains(logs, `"action":"upload"`) || !strings.Contains(logs, key) {
+		t.Errorf("the third gateway logged no audit line for the completed upload of %s", key)
+	}
 	assertNothingLeft(t, temp)
 }

@@ -709,3 +709,58 @@ func TestTusInterruptedTwiceOnThreeInstances(t *testing.T) {
 	}
 	assertNothingLeft(t, temp)
 }
+
+// TestTusChecksumS3Faults: a checksummed PATCH of 16 MiB is staged, then
+// copied into the upload while S3's UploadPartCopy answers are lost or
+// fail beyond the SDK's retries. The PATCH fails, HEAD reports an offset
+// within what S3 holds as parts (verified bytes only), and the client
+// sending the rest from there, with its checksum, finishes the upload.
+func TestTusChecksumS3Faults(t *testing.T) {
+	// arrange
+	proxy, err := harness.NewHTTPFaultProxy(env.S3Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	gws, prefix, temp := tusGatewaysAt(t, 1, proxy.URL, "", "lock_timeout 2s")
+	gw := gws[0]
+	data := fileBytes(t, pdfMagic, 81, 16*mib+77)
+	created := tusRequest(t, gw, http.MethodPost, gw.URL+"/tus/", nil, "Upload-Length", strconv.Itoa(len(data)))
+	if created.StatusCode != http.StatusCreated {
+		t.Fatalf("POST: %d", created.StatusCode)
+	}
+	path := strings.TrimPrefix(created.Header.Get("Location"), gw.URL)
+	sha1sum := func(b []byte) string {
+		s := sha1.Sum(b)
+		return "sha1 " + base64.StdEncoding.EncodeToString(s[:])
+	}
+	// Parts 1 and 2 are copied from staged objects: the first copy's
+	// answer is lost once (the SDK retries it), the second fails 3 times.
+	proxy.Inject(harness.Fault{Op: harness.OpUploadPart, Limit: 1, Status: 500, Lost: true})
+	proxy.Inject(harness.Fault{Op: harness.OpUploadPart, Skip: 1, Limit: 3, Status: 500})
+
+	// act
+	resp := tusRequest(t, gw, http.MethodPatch, gw.URL+path, data, "Upload-Offset", "0", "Upload-Checksum", sha1sum(data))
+
+	// assert
+	head := tusHead(t, gw, gw.URL+path, "alice")
+	offset, _ := strconv.Atoi(head.Header.Get("Upload-Offset"))
+	t.Logf("PATCH: %d; HEAD: %d, Upload-Offset %d", resp.StatusCode, head.StatusCode, offset)
+	if resp.StatusCode != http.StatusInternalServerError || head.StatusCode != http.StatusOK || offset%(5*mib) != 0 || offset >= len(data) {
+		t.Fatalf("PATCH %d, then Upload-Offset %d: want 500 and an offset at a copied part's end", resp.StatusCode, offset)
+	}
+	rest := data[offset:]
+	if resp := tusRequest(t, gw, http.MethodPatch, gw.URL+path, rest, "Upload-Offset", strconv.Itoa(offset), "Upload-Checksum", sha1sum(rest)); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("resuming PATCH: %d", resp.StatusCode)
+	}
+	faultLogRecords(t, proxy)
+	key := onlyObject(t, prefix)
+	sum, n := objectSHA256(t, key)
+	want := sha256.Sum256(data)
+	if n != int64(len(data)) || sum != hex.EncodeToString(want[:]) {
+		t.Errorf("stored %d bytes with SHA-256 %s, want %x", n, sum, want)
+	}
+	assertEncrypted(t, key)
+	assertSHA256Tags(t, key, data)
+	assertNothingLeft(t, temp)
+}

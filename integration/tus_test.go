@@ -673,6 +673,8 @@ func TestTusInterruptedTwiceOnThreeInstances(t *testing.T) {
 			}
 			gws[1].Kill()
 			killedAt = n
+			_, objs, _ := env.Leftovers(context.Background(), temp)
+			t.Logf("a PATCH held the lock when the gateway died: %v", slicesContainsLock(objs))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

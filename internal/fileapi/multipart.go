@@ -372,9 +372,7 @@ type completeResponse struct {
 	ETag   string `json:"etag"`
 }
 
-// complete serves POST /files/multipart/complete. The server lists the
-// parts itself and checks them against the token; on a mismatch it aborts
-// the upload.
+// complete serves POST /files/multipart/complete (see completeUpload).
 func (s *Service) complete(w http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
 	var req completeRequest
 	if err := decodeJSON(w, r, &req); err != nil {
@@ -384,16 +382,48 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request, user policy.S
 	if err != nil {
 		return nil, err
 	}
-	parts, err := s.listAllParts(r.Context(), c.Key, c.UploadID)
+	done, err := s.completeUpload(r.Context(), c)
 	if err != nil {
 		return nil, err
 	}
-	size, err := checkParts(parts, c, s.cfg.MaxFileSize)
+	return completeResponse{
+		FileID: req.FileID,
+		S3Key:  done.Key,
+		Size:   done.Size,
+		ETag:   done.ETag,
+	}, nil
+}
+
+// completedUpload is what completeUpload stored.
+type completedUpload struct {
+	Key   string
+	Size  int64
+	Parts int
+	ETag  string // without quotes
+}
+
+// completeUpload completes the multipart upload c (from a verified token)
+// and is the one completion of the API, whatever the protocol of the
+// route: the server lists the parts itself and checks them against c; on
+// a mismatch, or when create-only finds the key taken, it aborts the
+// upload. Once the outcome is final (stored, or aborted) it reports it
+// for the upload metrics and audit line (Resolved.Upload), so every
+// completion is counted once and alike.
+func (s *Service) completeUpload(ctx context.Context, c uploadClaims) (completedUpload, error) {
+	parts, err := s.listAllParts(ctx, c.Key, c.UploadID)
 	if err != nil {
-		if abortErr := s.abortDetached(r.Context(), c.Key, c.UploadID); abortErr != nil {
+		return completedUpload{}, err
+	}
+	outcome := Upload{Method: MethodMultipart, Parts: len(parts), Duration: s.sinceInitiate(c)}
+	size, err := checkParts(parts, c, s.cfg.MaxFileSize)
+	outcome.Bytes = size
+	if err != nil {
+		if abortErr := s.abortDetached(ctx, c.Key, c.UploadID); abortErr != nil {
 			s.reportAbortFailure(abortErr)
+		} else {
+			uploaded(ctx, outcome)
 		}
-		return nil, err
+		return completedUpload{}, err
 	}
 	completed := make([]types.CompletedPart, len(parts))
 	for i, p := range parts {
@@ -418,36 +448,46 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request, user policy.S
 		UploadId:        aws.String(c.UploadID),
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
 	}
-	createOnly := s.createOnly(r.Context())
+	createOnly := s.createOnly(ctx)
 	if createOnly {
 		in.IfNoneMatch = aws.String("*")
 	}
-	ctx, cancel := s.callCtx(r.Context())
-	out, err := s.cfg.Store.CompleteMultipartUpload(ctx, in)
+	callCtx, cancel := s.callCtx(ctx)
+	out, err := s.cfg.Store.CompleteMultipartUpload(callCtx, in)
 	cancel()
 	if createOnly && createonly.PreconditionFailed(err) {
 		// Something else already stored the key: this upload can never
 		// complete, so its parts go.
-		if abortErr := s.abortDetached(r.Context(), c.Key, c.UploadID); abortErr != nil {
+		if abortErr := s.abortDetached(ctx, c.Key, c.UploadID); abortErr != nil {
 			s.reportAbortFailure(abortErr)
+		} else {
+			uploaded(ctx, outcome)
 		}
-		return nil, fmt.Errorf("%w: %s", errExists, c.Key)
+		return completedUpload{}, fmt.Errorf("%w: %s", errExists, c.Key)
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) && slices.Contains([]string{"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}, api.ErrorCode()) {
 		// A part was replaced between listing and completing: the upload
 		// is intact, so it is not aborted and the client may try again.
-		return nil, fmt.Errorf("%w: the parts changed while the upload was completed; try again", errPartsMismatch)
+		return completedUpload{}, fmt.Errorf("%w: the parts changed while the upload was completed; try again", errPartsMismatch)
 	}
 	if err != nil {
-		return nil, storageError(r.Context(), "CompleteMultipartUpload", errUploadNotFound, err)
+		return completedUpload{}, storageError(ctx, "CompleteMultipartUpload", errUploadNotFound, err)
 	}
-	return completeResponse{
-		FileID: req.FileID,
-		S3Key:  c.Key,
-		Size:   size,
-		ETag:   trimETag(aws.ToString(out.ETag)),
-	}, nil
+	outcome.Stored = true
+	uploaded(ctx, outcome)
+	return completedUpload{Key: c.Key, Size: size, Parts: len(parts), ETag: trimETag(aws.ToString(out.ETag))}, nil
+}
+
+// sinceInitiate is the time since the upload c was initiated, from its
+// token's expiry less UploadTTL; 0 when that is not plausible (upload_ttl
+// changed since).
+func (s *Service) sinceInitiate(c uploadClaims) time.Duration {
+	d := s.now().Sub(time.Unix(c.Expires, 0).Add(-s.cfg.UploadTTL))
+	if d < 0 || d > s.cfg.UploadTTL {
+		return 0
+	}
+	return d
 }
 
 type abortRequest struct {

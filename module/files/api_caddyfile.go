@@ -3,13 +3,12 @@ package files
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("upload_api", parseAPICaddyfile)
+	httpcaddyfile.RegisterHandlerDirective("upload_api", shared.ParseHandler[API])
 	httpcaddyfile.RegisterDirectiveOrder("upload_api", httpcaddyfile.Before, "respond")
 }
 
@@ -55,19 +54,9 @@ func init() {
 //		}
 //	}
 func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		if ok, err := a.S3Config.UnmarshalSubdirective(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
+	return shared.Block(d, &a.S3Config, func(name string) error {
 		var err error
-		switch d.Val() {
+		switch name {
 		case "prefix":
 			err = shared.OneString(d, &a.Prefix)
 		case "base_path":
@@ -124,11 +113,7 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "create_only":
 			err = shared.OneString(d, &a.CreateOnly)
 		case "allowed_types":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			a.AllowedTypes = append(a.AllowedTypes, args...)
+			err = shared.Strings(d, &a.AllowedTypes)
 		case "janitor":
 			a.Janitor, err = shared.UnmarshalJanitor(d)
 		case "policy":
@@ -144,19 +129,10 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.Policy[args[0]][args[1]] = args[2]
 		default:
-			return d.Errf("unrecognized subdirective %s", d.Val())
+			return shared.Unrecognized(d)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func parseAPICaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	a := new(API)
-	err := a.UnmarshalCaddyfile(h.Dispenser)
-	return a, err
+		return err
+	})
 }
 
 // Interface guard

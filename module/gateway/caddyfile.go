@@ -7,13 +7,12 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("upload_gateway", parseCaddyfile)
+	httpcaddyfile.RegisterHandlerDirective("upload_gateway", shared.ParseHandler[Gateway])
 	httpcaddyfile.RegisterDirectiveOrder("upload_gateway", httpcaddyfile.Before, "respond")
 }
 
@@ -89,18 +88,7 @@ func init() {
 // `pass_form_fields` may be repeated; a plain field matching any of its
 // regular expressions is forwarded.
 func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		name := d.Val()
-		if ok, err := g.S3Config.UnmarshalSubdirective(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
+	return shared.Block(d, &g.S3Config, func(name string) error {
 		var err error
 		switch name {
 		case "part_size":
@@ -136,25 +124,9 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			g.MinRate = int64(n)
 		case "max_memory_per_client":
-			if d.NextArg() && d.Val() == "off" {
-				g.MaxMemoryPerClient = -1
-				if d.NextArg() {
-					return d.ArgErr()
-				}
-				break
-			}
-			d.Prev()
-			err = shared.Size(d, &g.MaxMemoryPerClient)
+			err = shared.Off(d, &g.MaxMemoryPerClient, shared.Size)
 		case "max_uploads_per_client":
-			if d.NextArg() && d.Val() == "off" {
-				g.MaxUploadsPerClient = -1
-				if d.NextArg() {
-					return d.ArgErr()
-				}
-				break
-			}
-			d.Prev()
-			err = shared.Integer(d, &g.MaxUploadsPerClient)
+			err = shared.Off(d, &g.MaxUploadsPerClient, shared.Integer)
 		case "disable_tags":
 			err = shared.BoolFlag(d, &g.DisableTags)
 		case "prefix":
@@ -174,11 +146,7 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "max_field_size":
 			err = shared.Size(d, &g.MaxFieldSize)
 		case "allowed_types":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			g.AllowedTypes = append(g.AllowedTypes, args...)
+			err = shared.Strings(d, &g.AllowedTypes)
 		case "filename_header":
 			err = shared.OneString(d, &g.FilenameHeader)
 		case "metadata":
@@ -196,11 +164,7 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "pass_field_style":
 			err = shared.OneString(d, &g.PassFieldStyle)
 		case "pass_form_fields":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			g.PassFormFields = append(g.PassFormFields, args...)
+			err = shared.Strings(d, &g.PassFormFields)
 		case "non_multipart":
 			err = shared.OneString(d, &g.NonMultipart)
 		case "pass_signature":
@@ -226,11 +190,7 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "route":
 			err = shared.OneString(d, &g.Route)
 		case "allowed_roles":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			g.AllowedRoles = append(g.AllowedRoles, args...)
+			err = shared.Strings(d, &g.AllowedRoles)
 		case "allow_anonymous":
 			err = shared.BoolFlag(d, &g.AllowAnonymous)
 		case "handle_errors":
@@ -238,19 +198,10 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "on_error":
 			g.OnError, err = unmarshalOnError(d)
 		default:
-			return d.Errf("unrecognized subdirective %s", name)
+			return shared.Unrecognized(d)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	g := new(Gateway)
-	err := g.UnmarshalCaddyfile(h.Dispenser)
-	return g, err
+		return err
+	})
 }
 
 // Interface guard

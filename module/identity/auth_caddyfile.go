@@ -3,7 +3,6 @@ package identity
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/authservice"
 
@@ -11,7 +10,7 @@ import (
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("upload_auth", parseAuthCaddyfile)
+	httpcaddyfile.RegisterHandlerDirective("upload_auth", shared.ParseHandler[Auth])
 	httpcaddyfile.RegisterDirectiveOrder("upload_auth", httpcaddyfile.After, "basic_auth")
 }
 
@@ -60,13 +59,9 @@ func init() {
 //		login_concurrency        <n>
 //	}
 func (a *Auth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
+	return shared.Block(d, nil, func(name string) error {
 		var err error
-		switch d.Val() {
+		switch name {
 		case "login_path":
 			err = shared.OneString(d, &a.LoginPath)
 		case "refresh_path":
@@ -111,11 +106,8 @@ func (a *Auth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			err = a.Identity.unmarshalSubdirective(d)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 // unmarshalSubdirective parses one identity subdirective.
@@ -132,11 +124,7 @@ func (id *Identity) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 	case "jwks_url":
 		return shared.OneString(d, &id.JWKSURL)
 	case "client_id":
-		args := d.RemainingArgs()
-		if len(args) == 0 {
-			return d.ArgErr()
-		}
-		id.ClientIDs = append(id.ClientIDs, args...)
+		return shared.Strings(d, &id.ClientIDs)
 	case "token_use":
 		return shared.OneString(d, &id.TokenUse)
 	case "token_cookie":
@@ -144,17 +132,9 @@ func (id *Identity) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 	case "token_query":
 		return shared.OneString(d, &id.TokenQuery)
 	case "allowed_origins":
-		args := d.RemainingArgs()
-		if len(args) == 0 {
-			return d.ArgErr()
-		}
-		id.AllowedOrigins = append(id.AllowedOrigins, args...)
+		return shared.Strings(d, &id.AllowedOrigins)
 	case "algorithms":
-		args := d.RemainingArgs()
-		if len(args) == 0 {
-			return d.ArgErr()
-		}
-		id.Algorithms = append(id.Algorithms, args...)
+		return shared.Strings(d, &id.Algorithms)
 	case "leeway":
 		return shared.Duration(d, &id.Leeway)
 	case "role_claim":
@@ -192,15 +172,9 @@ func (id *Identity) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		}
 		id.Local = l
 	default:
-		return d.Errf("unrecognized subdirective %s", d.Val())
+		return shared.Unrecognized(d)
 	}
 	return nil
-}
-
-func parseAuthCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	a := new(Auth)
-	err := a.UnmarshalCaddyfile(h.Dispenser)
-	return a, err
 }
 
 // Interface guard

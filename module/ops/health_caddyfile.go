@@ -1,16 +1,14 @@
 package ops
 
 import (
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("upload_health", parseHealthCaddyfile)
+	httpcaddyfile.RegisterHandlerDirective("upload_health", shared.ParseHandler[Health])
 	httpcaddyfile.RegisterDirectiveOrder("upload_health", httpcaddyfile.Before, "respond")
 }
 
@@ -39,43 +37,17 @@ func (h *Health) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.ArgErr()
 		}
 	}
-	for d.NextBlock(0) {
-		if ok, err := h.S3Config.UnmarshalSubdirective(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		switch d.Val() {
+	return shared.Subdirectives(d, &h.S3Config, func(name string) error {
+		switch name {
 		case "prefix":
-			if err := shared.OneString(d, &h.Prefix); err != nil {
-				return err
-			}
-		case "cache_for", "timeout":
-			dst := &h.CacheFor
-			if d.Val() == "timeout" {
-				dst = &h.Timeout
-			}
-			var s string
-			if err := shared.OneString(d, &s); err != nil {
-				return err
-			}
-			dur, err := caddy.ParseDuration(s)
-			if err != nil {
-				return d.Errf("invalid duration '%s': %v", s, err)
-			}
-			*dst = caddy.Duration(dur)
-		default:
-			return d.Errf("unrecognized subdirective %s", d.Val())
+			return shared.OneString(d, &h.Prefix)
+		case "cache_for":
+			return shared.Duration(d, &h.CacheFor)
+		case "timeout":
+			return shared.Duration(d, &h.Timeout)
 		}
-	}
-	return nil
-}
-
-func parseHealthCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	var hl Health
-	err := hl.UnmarshalCaddyfile(h.Dispenser)
-	return &hl, err
+		return shared.Unrecognized(d)
+	})
 }
 
 // Interface guard

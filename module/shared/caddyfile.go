@@ -8,7 +8,80 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
+
+// ParseHandler is the httpcaddyfile parser of a handler directive: a new T
+// set up by its UnmarshalCaddyfile.
+func ParseHandler[T any, P interface {
+	*T
+	caddyfile.Unmarshaler
+	caddyhttp.MiddlewareHandler
+}](h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	p := P(new(T))
+	err := p.UnmarshalCaddyfile(h.Dispenser)
+	return p, err
+}
+
+// Block consumes the directive name, refuses arguments on its line and
+// reads the block with [Subdirectives].
+func Block(d *caddyfile.Dispenser, s3 *S3Config, sub func(name string) error) error {
+	d.Next() // consume the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return Subdirectives(d, s3, sub)
+}
+
+// Subdirectives calls sub for each subdirective of the block; a storage
+// subdirective goes to s3 instead when s3 is not nil. sub returns
+// [Unrecognized] for a name it does not know.
+func Subdirectives(d *caddyfile.Dispenser, s3 *S3Config, sub func(name string) error) error {
+	for d.NextBlock(0) {
+		if s3 != nil {
+			if ok, err := s3.UnmarshalSubdirective(d); ok {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if err := sub(d.Val()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Unrecognized is the error for a subdirective the block does not know.
+func Unrecognized(d *caddyfile.Dispenser) error {
+	return d.Errf("unrecognized subdirective %s", d.Val())
+}
+
+// Strings appends the subdirective's arguments, at least one, to dst.
+func Strings(d *caddyfile.Dispenser, dst *[]string) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	*dst = append(*dst, args...)
+	return nil
+}
+
+// Off reads `off` as the subdirective's one argument into dst as -1, and
+// anything else with parse.
+func Off[T int | int64](d *caddyfile.Dispenser, dst *T, parse func(*caddyfile.Dispenser, *T) error) error {
+	if d.NextArg() && d.Val() == "off" {
+		*dst = -1
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		return nil
+	}
+	d.Prev()
+	return parse(d, dst)
+}
 
 // OneString reads the subdirective's single argument into dst.
 func OneString(d *caddyfile.Dispenser, dst *string) error {

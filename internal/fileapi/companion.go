@@ -119,10 +119,7 @@ func (s *Service) companionParams(_ http.ResponseWriter, r *http.Request, user p
 
 // postPolicy checks a single upload of fileName and signs its POST form.
 func (s *Service) postPolicy(ctx context.Context, user policy.Subject, fileName, contentType string, client map[string]string) (companionParamsResponse, error) {
-	if err := checkFileName(fileName); err != nil {
-		return companionParamsResponse{}, err
-	}
-	key, err := s.uploadKeyFor(ctx, user, fileName)
+	key, err := s.uploadKey(ctx, user, fileName)
 	if err != nil {
 		return companionParamsResponse{}, err
 	}
@@ -175,10 +172,7 @@ func (s *Service) companionCreate(w http.ResponseWriter, r *http.Request, user p
 	if err := decodeJSON(w, r, &req); err != nil {
 		return nil, err
 	}
-	if err := checkFileName(req.Filename); err != nil {
-		return nil, err
-	}
-	key, err := s.uploadKey(r, user, req.Filename)
+	key, err := s.uploadKey(r.Context(), user, req.Filename)
 	if err != nil {
 		return nil, err
 	}
@@ -435,10 +429,7 @@ func (s *Service) signRequest(w http.ResponseWriter, r *http.Request, user polic
 		return signResponse{URL: p.URL, Key: p.Key, Fields: p.Fields, FileID: p.FileID}, nil
 	case req.UploadID == "" && req.Method == http.MethodPost: // CreateMultipartUpload
 		name := uppyKey.ReplaceAllString(req.Key, "")
-		if err := checkFileName(name); err != nil {
-			return nil, err
-		}
-		key, err := s.uploadKeyFor(ctx, user, name)
+		key, err := s.uploadKey(ctx, user, name)
 		if err != nil {
 			return nil, err
 		}

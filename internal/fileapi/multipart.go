@@ -77,14 +77,11 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user policy.S
 	if err := decodeJSON(w, r, &req); err != nil {
 		return nil, err
 	}
-	if err := checkFileName(req.FileName); err != nil {
-		return nil, err
-	}
 	if req.FileSize == nil || *req.FileSize < 1 {
 		return nil, badRequest("fileSize is required and must be at least 1")
 	}
 	fileSize := *req.FileSize
-	key, err := s.uploadKey(r, user, req.FileName)
+	key, err := s.uploadKey(r.Context(), user, req.FileName)
 	if err != nil {
 		return nil, err
 	}

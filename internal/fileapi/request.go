@@ -202,15 +202,13 @@ func flatten(h http.Header) map[string]string {
 	return out
 }
 
-// uploadKey returns the key of a new file named fileName for user, reports
-// it as the request's resolved key (even when denied), and checks that user
-// may upload there.
-func (s *Service) uploadKey(r *http.Request, user policy.Subject, fileName string) (string, error) {
-	return s.uploadKeyFor(r.Context(), user, fileName)
-}
-
-// uploadKeyFor is uploadKey for a request context.
-func (s *Service) uploadKeyFor(ctx context.Context, user policy.Subject, fileName string) (string, error) {
+// uploadKey checks fileName, returns the key of a new file of that name for
+// user, reports it as the request's resolved key (even when denied), and
+// checks that user may upload there.
+func (s *Service) uploadKey(ctx context.Context, user policy.Subject, fileName string) (string, error) {
+	if err := checkFileName(fileName); err != nil {
+		return "", err
+	}
 	key, err := s.newKey(user, fileName)
 	if err != nil {
 		return "", err

@@ -31,9 +31,6 @@ func (s *Service) uploadURL(w http.ResponseWriter, r *http.Request, user policy.
 	if err := decodeJSON(w, r, &req); err != nil {
 		return nil, err
 	}
-	if err := checkFileName(req.FileName); err != nil {
-		return nil, err
-	}
 	if req.FileSize == nil || *req.FileSize < 1 {
 		// A signed Content-Length of 0 is not a PUT S3 servers agree on;
 		// empty files go through upload-post (fileSize 0).
@@ -46,7 +43,7 @@ func (s *Service) uploadURL(w http.ResponseWriter, r *http.Request, user policy.
 			return nil, err
 		}
 	}
-	key, err := s.uploadKey(r, user, req.FileName)
+	key, err := s.uploadKey(r.Context(), user, req.FileName)
 	if err != nil {
 		return nil, err
 	}
@@ -115,13 +112,10 @@ func (s *Service) uploadPost(w http.ResponseWriter, r *http.Request, user policy
 	if err := decodeJSON(w, r, &req); err != nil {
 		return nil, err
 	}
-	if err := checkFileName(req.FileName); err != nil {
-		return nil, err
-	}
 	if req.FileSize != nil && *req.FileSize < 0 {
 		return nil, badRequest("fileSize may not be negative")
 	}
-	key, err := s.uploadKey(r, user, req.FileName)
+	key, err := s.uploadKey(r.Context(), user, req.FileName)
 	if err != nil {
 		return nil, err
 	}

@@ -55,67 +55,26 @@ NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
 [ "$NODE_MAJOR" -ge 18 ] || die "node $(node --version) is too old; cognito-local needs node >= 18"
 
 # ---- install (first time only) -----------------------------------------------------------------
-command -v sha256sum >/dev/null 2>&1 || sha256sum() { shasum -a 256; } # macOS: same output
+# shellcheck source=npm.sh
+. "$HERE/npm.sh"
 H=$(sha256sum <"$HERE/cognito/package-lock.json" | cut -c1-16)
-PKG=${UPLOAD_GATEWAY_COGNITO_DIR:-$HOME/.cache/upload-gateway/cognito-$H}
-START_JS=$PKG/node_modules/cognito-local/lib/bin/start.js
-
-install_cognito_local() {
-  [ -f "$PKG/.installed" ] && return 0
-  local tmp=$PKG.tmp.$$ start=$SECONDS
-  rm -rf "$PKG.tmp."* # left by an interrupted install (we hold the lock)
-  mkdir -p "$tmp"
-  cp "$HERE/cognito/package.json" "$HERE/cognito/package-lock.json" "$tmp/"
-  say "installing cognito-local $(sed -n 's/.*"cognito-local": *"\([^"]*\)".*/\1/p' "$HERE/cognito/package.json") into $PKG"
-  say "(npm ci from the pinned lock file; first time only, ~10 s)"
-  if ! (cd "$tmp" && npm ci --ignore-scripts --no-audit --no-fund >&2); then
-    rm -rf "$tmp"
-    die "npm ci failed (see above); is the npm registry reachable?"
+LOCKDIR=${UPLOAD_GATEWAY_COGNITO_DIR:-$HOME/.cache/upload-gateway/cognito-$H}
+mkdir -p "$(dirname "$LOCKDIR")"
+# One install at a time per directory; the second caller waits and then finds it installed.
+if [ ! -f "$LOCKDIR/.installed" ] && command -v flock >/dev/null 2>&1; then
+  exec 9>"$LOCKDIR.lock"
+  if ! flock -n 9; then
+    say "another install into $LOCKDIR is running; waiting for it..."
+    flock 9
   fi
-  rm -rf "$PKG"
-  mv "$tmp" "$PKG"
-  touch "$PKG/.installed"
-  say "installed cognito-local in $((SECONDS - start))s"
-}
-
-mkdir -p "$(dirname "$PKG")"
-if [ ! -f "$PKG/.installed" ]; then
-  # One install at a time per directory; the second caller waits and then finds it installed.
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"$PKG.lock"
-    if ! flock -n 9; then
-      say "another install into $PKG is running; waiting for it..."
-      flock 9
-    fi
-  fi
-  install_cognito_local
-  exec 9>&-
 fi
+npm_install "$HERE/cognito" "cognito-local (first time only, ~10 s)" "$LOCKDIR"
+exec 9>&-
+START_JS=$PKG/node_modules/cognito-local/lib/bin/start.js
 [ -f "$START_JS" ] || die "$START_JS is missing; remove $PKG and run again"
 
-# ---- helpers -----------------------------------------------------------------------------------
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# HTTP status of GET $2 on 127.0.0.1:$1, or nothing (plain bash: no curl needed).
-http_status() {
-  local line=""
-  {
-    exec 3<>"/dev/tcp/127.0.0.1/$1" &&
-      printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n\r\n' "$2" "$1" >&3 &&
-      IFS=' ' read -r -t 3 _ line _ <&3
-    exec 3<&- 3>&-
-  } 2>/dev/null || true
-  printf '%s' "$line"
-}
-
-alive() { kill -0 "$1" 2>/dev/null; }
-
-show_log() {
-  [ -f "$WORK/cognito.log" ] || return 0
-  printf -- '---- last lines of %s ----\n' "$WORK/cognito.log" >&2
-  tail -n 40 "$WORK/cognito.log" >&2
-  printf -- '---- end of %s ----\n' "$WORK/cognito.log" >&2
-}
+# shellcheck source=integration/testenv/lib.sh
+. "$HERE/lib.sh"
 
 STARTED=0
 SETUP_BUILD=""
@@ -156,9 +115,9 @@ echo "$PID" >"$WORK/cognito.pid"
 say "started cognito-local (pid $PID); waiting for $ENDPOINT"
 status=""
 until [ "$status" = 200 ]; do
-  alive "$PID" || { show_log; die "cognito-local exited during start-up (see above)"; }
+  alive "$PID" || { show_log cognito; die "cognito-local exited during start-up (see above)"; }
   if [ "$SECONDS" -ge "$DEADLINE" ]; then
-    show_log
+    show_log cognito
     die "cognito-local did not answer on $ENDPOINT/health within ${START_TIMEOUT}s (last answer: ${status:-none})"
   fi
   sleep 0.1
@@ -182,7 +141,7 @@ wait "$SETUP_BUILD" || die "building integration/testenv/cognito-setup failed"
 SETUP_BUILD=""
 if ! VARS=$("$WORK/bin/ugw-cognito-setup" -endpoint "$ENDPOINT" \
   -timeout "$((DEADLINE > SECONDS + 30 ? DEADLINE - SECONDS : 30))s"); then
-  show_log
+  show_log cognito
   die "cognito-setup failed (see above)"
 fi
 POOL_ID=$(printf '%s\n' "$VARS" | sed -n 's/^UGW_COGNITO_POOL_ID=//p')

@@ -1,5 +1,33 @@
-# Process helpers shared by down.sh and cognito-down.sh (sourced, not run).
-# The caller defines say() and STOP_TIMEOUT.
+# Process helpers shared by up.sh, down.sh, cognito-up.sh and cognito-down.sh (sourced, not
+# run). The caller defines say(), and WORK for show_log, STOP_TIMEOUT for stop_pids.
+
+# port_open PORT: something listens on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# http_status PORT [PATH]: the HTTP status of GET PATH (default /) on 127.0.0.1:PORT, or
+# nothing (plain bash: no curl needed).
+http_status() {
+  local line=""
+  {
+    exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+      printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n\r\n' "${2:-/}" "$1" >&3 &&
+      IFS=' ' read -r -t 3 _ line _ <&3
+    exec 3<&- 3>&-
+  } 2>/dev/null || true
+  printf '%s' "$line"
+}
+
+# alive PID: the process exists.
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# show_log NAME: the last lines of WORK/NAME.log, on stderr.
+show_log() {
+  local f=$WORK/$1.log
+  [ -f "$f" ] || return 0
+  printf -- '---- last lines of %s ----\n' "$f" >&2
+  tail -n 40 "$f" >&2
+  printf -- '---- end of %s ----\n' "$f" >&2
+}
 
 # pid_cmdline PID: the process's command line, or nothing.
 pid_cmdline() {

@@ -74,30 +74,8 @@ ALL_PORTS=("$S3_PORT" "$((S3_PORT + GRPC))" "$KMS_PORT" "$MASTER_PORT" "$((MASTE
   "$VOLUME_PORT" "$((VOLUME_PORT + GRPC))" "$FILER_PORT" "$((FILER_PORT + GRPC))"
   "$ADMIN_PORT" "$((ADMIN_PORT + GRPC))")
 
-# ---- helpers -------------------------------------------------------------------------------
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# HTTP status of GET / on 127.0.0.1:$1, or nothing (plain bash: no curl needed).
-http_status() {
-  local line=""
-  {
-    exec 3<>"/dev/tcp/127.0.0.1/$1" &&
-      printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n\r\n' "$1" >&3 &&
-      IFS=' ' read -r -t 3 _ line _ <&3
-    exec 3<&- 3>&-
-  } 2>/dev/null || true
-  printf '%s' "$line"
-}
-
-alive() { kill -0 "$1" 2>/dev/null; }
-
-show_log() {
-  local f=$WORK/$1.log
-  [ -f "$f" ] || return 0
-  printf -- '---- last lines of %s ----\n' "$f" >&2
-  tail -n 40 "$f" >&2
-  printf -- '---- end of %s ----\n' "$f" >&2
-}
+# shellcheck source=integration/testenv/lib.sh
+. "$HERE/lib.sh"
 
 # On any failure after this point, stop what was started (the logs stay in WORKDIR).
 STARTED=0

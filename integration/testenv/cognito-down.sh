@@ -12,7 +12,7 @@ WORK=${1:?usage: $0 WORKDIR}
 [ -d "$WORK" ] || exit 0
 WORK=$(cd "$WORK" && pwd)
 STOP_TIMEOUT=${UGW_TESTENV_STOP_TIMEOUT:-15}
-say() { printf 'cognito: %s\n' "$*" >&2; }
+LOG_NAME=cognito
 # shellcheck source=integration/testenv/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

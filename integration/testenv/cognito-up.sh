@@ -34,12 +34,9 @@ WORK=${1:?usage: $0 WORKDIR}
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 T0=$SECONDS
-
-say() { printf 'cognito: %s\n' "$*" >&2; }
-die() {
-  printf 'cognito: ERROR: %s\n' "$*" >&2
-  exit 1
-}
+LOG_NAME=cognito
+# shellcheck source=integration/testenv/lib.sh
+. "$HERE/lib.sh"
 
 OFF=${UGW_TESTENV_PORT_OFFSET:-0}
 PORT=${UGW_TESTENV_COGNITO_PORT:-$((21229 + OFF))}
@@ -72,9 +69,6 @@ npm_install "$HERE/cognito" "cognito-local (first time only, ~10 s)" "$LOCKDIR"
 exec 9>&-
 START_JS=$PKG/node_modules/cognito-local/lib/bin/start.js
 [ -f "$START_JS" ] || die "$START_JS is missing; remove $PKG and run again"
-
-# shellcheck source=integration/testenv/lib.sh
-. "$HERE/lib.sh"
 
 STARTED=0
 SETUP_BUILD=""

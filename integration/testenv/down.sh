@@ -13,7 +13,7 @@ WORK=${1:?usage: $0 WORKDIR}
 WORK=$(cd "$WORK" && pwd)
 STOP_TIMEOUT=${UGW_TESTENV_STOP_TIMEOUT:-15}
 
-say() { printf 'testenv: %s\n' "$*" >&2; }
+LOG_NAME=testenv
 # shellcheck source=integration/testenv/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

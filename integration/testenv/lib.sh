@@ -1,5 +1,12 @@
-# Process helpers shared by up.sh, down.sh, cognito-up.sh and cognito-down.sh (sourced, not
-# run). The caller defines say(), and WORK for show_log, STOP_TIMEOUT for stop_pids.
+# Helpers shared by up.sh, down.sh, cognito-up.sh and cognito-down.sh (sourced, not run).
+# The caller sets LOG_NAME (the prefix of its messages), WORK for show_log and STOP_TIMEOUT
+# for stop_pids.
+
+say() { printf '%s: %s\n' "$LOG_NAME" "$*" >&2; }
+die() {
+  printf '%s: ERROR: %s\n' "$LOG_NAME" "$*" >&2
+  exit 1
+}
 
 # port_open PORT: something listens on 127.0.0.1:PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

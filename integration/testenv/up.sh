@@ -35,12 +35,9 @@ WORK=${1:?usage: $0 WORKDIR}
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 T0=$SECONDS
-
-say() { printf 'testenv: %s\n' "$*" >&2; }
-die() {
-  printf 'testenv: ERROR: %s\n' "$*" >&2
-  exit 1
-}
+LOG_NAME=testenv
+# shellcheck source=integration/testenv/lib.sh
+. "$HERE/lib.sh"
 
 # ---- settings ------------------------------------------------------------------------------
 OFF=${UGW_TESTENV_PORT_OFFSET:-0}
@@ -73,9 +70,6 @@ STS_SIGNING_KEY=$(printf 'upload-gateway-testenv-sts-signing-key-0001' | base64 
 ALL_PORTS=("$S3_PORT" "$((S3_PORT + GRPC))" "$KMS_PORT" "$MASTER_PORT" "$((MASTER_PORT + GRPC))"
   "$VOLUME_PORT" "$((VOLUME_PORT + GRPC))" "$FILER_PORT" "$((FILER_PORT + GRPC))"
   "$ADMIN_PORT" "$((ADMIN_PORT + GRPC))")
-
-# shellcheck source=integration/testenv/lib.sh
-. "$HERE/lib.sh"
 
 # On any failure after this point, stop what was started (the logs stay in WORKDIR).
 STARTED=0

@@ -14,10 +14,6 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 )
 
-// statusClientClosedRequest is the status recorded when the client went
-// away (nginx's 499).
-const statusClientClosedRequest = 499
-
 // CodeCSRFOrigin is the error code of a cookie-authenticated request
 // another site sent (package csrf), answered 403.
 const CodeCSRFOrigin = "CSRF_ORIGIN"
@@ -62,7 +58,7 @@ func classify(err error) (status int, code, message, retryAfter string) {
 	case errors.Is(err, ratelimit.ErrBusy):
 		return http.StatusServiceUnavailable, "LOGIN_BUSY", "too many sign-ins at once; try again shortly", "1"
 	case errors.Is(err, context.Canceled):
-		return statusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request", ""
+		return envelope.StatusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request", ""
 	case errors.Is(err, cognito.ErrInvalidCredentials), errors.Is(err, localidp.ErrInvalidCredentials):
 		return http.StatusUnauthorized, "INVALID_CREDENTIALS", "wrong email or password", ""
 	case errors.Is(err, localidp.ErrInvalidRefreshToken):
@@ -92,7 +88,7 @@ func (s *Service) fail(w http.ResponseWriter, o *Outcome, err error) {
 		o.Result = "rate_limited"
 	case status == http.StatusServiceUnavailable:
 		o.Result = "busy" // expected under a flood: not worth an error line
-	case status >= 500 && status != statusClientClosedRequest:
+	case status >= 500 && status != envelope.StatusClientClosedRequest:
 		o.Result, o.Err = "failed", err
 	case status == http.StatusBadRequest || status == http.StatusUnsupportedMediaType:
 		o.Result = "rejected"

@@ -26,9 +26,23 @@ func WriteData(w http.ResponseWriter, status int, data any) error {
 	return write(w, status, body{Success: true, Data: data})
 }
 
+// StatusClientClosedRequest is the status (nginx's 499) of a request whose
+// client went away; nobody reads its answer, it is for the access log.
+const StatusClientClosedRequest = 499
+
 // WriteError writes a failed response.
 func WriteError(w http.ResponseWriter, status int, code, message string) error {
 	return write(w, status, body{Error: &Error{Code: code, Message: message}})
+}
+
+// WriteFailure is WriteError, but writes only the status for
+// [StatusClientClosedRequest]: nobody is there to read a body.
+func WriteFailure(w http.ResponseWriter, status int, code, message string) error {
+	if status == StatusClientClosedRequest {
+		w.WriteHeader(status)
+		return nil
+	}
+	return WriteError(w, status, code, message)
 }
 
 func write(w http.ResponseWriter, status int, b body) error {

@@ -36,3 +36,21 @@ func TestWrite(t *testing.T) {
 		})
 	}
 }
+
+func TestWriteFailureToAGoneClient(t *testing.T) {
+	t.Parallel()
+	w := httptest.NewRecorder()
+	if err := WriteFailure(w, StatusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if w.Code != StatusClientClosedRequest || w.Body.Len() != 0 {
+		t.Errorf("got %d %q, want %d and no body", w.Code, w.Body.String(), StatusClientClosedRequest)
+	}
+	w = httptest.NewRecorder()
+	if err := WriteFailure(w, 413, "FILE_TOO_LARGE", "too large"); err != nil {
+		t.Fatal(err)
+	}
+	if w.Code != 413 || w.Body.Len() == 0 {
+		t.Errorf("got %d %q, want 413 with the envelope", w.Code, w.Body.String())
+	}
+}

@@ -56,7 +56,7 @@ func classify(err error) (status int, code, message string) {
 	case errors.Is(err, errUnauthenticated):
 		return http.StatusUnauthorized, "UNAUTHENTICATED", "authentication required"
 	case errors.Is(err, context.Canceled):
-		return statusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"
+		return envelope.StatusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"
 	case errors.Is(err, errTooManyRequests):
 		return http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "too many multipart uploads are being started at once; try again shortly"
 	case errors.Is(err, errDenied):
@@ -115,12 +115,7 @@ func (s *Service) fail(w http.ResponseWriter, err error) {
 	if status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "1")
 	}
-	if status == statusClientClosedRequest {
-		// Nobody is there to read a body; the status is for the access log.
-		w.WriteHeader(status)
-		return
-	}
-	_ = envelope.WriteError(w, status, code, message)
+	_ = envelope.WriteFailure(w, status, code, message)
 }
 
 // storageError translates an error of an S3 call (or of the presigner)

@@ -46,11 +46,10 @@ const MinSecretLen = 32
 
 // Limits of the API.
 const (
-	maxSignParts              = 100      // part URLs per sign-parts call
-	maxBodyBytes              = 64 << 10 // JSON request body
-	defaultListLimit          = 100
-	maxListLimit              = 1000
-	statusClientClosedRequest = 499
+	maxSignParts     = 100      // part URLs per sign-parts call
+	maxBodyBytes     = 64 << 10 // JSON request body
+	defaultListLimit = 100
+	maxListLimit     = 1000
 )
 
 // WithSubject returns a copy of ctx carrying the authenticated user.

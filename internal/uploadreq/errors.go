@@ -32,10 +32,6 @@ var (
 	ErrTooManyUploads   = errors.New("too many uploads in progress for this client")
 )
 
-// StatusClientClosedRequest is the status (nginx's 499) of a request whose
-// client went away; nobody reads its answer, it is for the access log.
-const StatusClientClosedRequest = 499
-
 // Answer is what the client is told about a failure.
 type Answer struct {
 	Status  int
@@ -63,7 +59,7 @@ func (c *Config) Classify(err, bodyErr error) Answer {
 		return Answer{http.StatusRequestTimeout, "REQUEST_TIMEOUT",
 			fmt.Sprintf("the request body arrived too slowly (stalled for %v, or slower than %d bytes/s)", c.ReadTimeout, c.MinRate)}
 	case errors.Is(err, context.Canceled) || connectionLost(bodyErr):
-		return Answer{StatusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"}
+		return Answer{envelope.StatusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"}
 	case bodyErr != nil:
 		return Answer{http.StatusBadRequest, "BODY_READ_ERROR", "the request body could not be read"}
 	case errors.Is(err, s3stream.ErrMemoryWait):
@@ -143,12 +139,7 @@ func (a Answer) Write(w http.ResponseWriter) error {
 	if a.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="upload-gateway"`)
 	}
-	if a.Status == StatusClientClosedRequest {
-		// Nobody is there to read a body; the status is for the access log.
-		w.WriteHeader(a.Status)
-		return nil
-	}
-	return envelope.WriteError(w, a.Status, a.Code, a.Message)
+	return envelope.WriteFailure(w, a.Status, a.Code, a.Message)
 }
 
 // retryAfter is the Retry-After (seconds) sent with a status, 0 for none:

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 )
@@ -92,8 +93,8 @@ func TestFormWaitingForMemory(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) || errors.Is(err, s3stream.ErrMemoryWait) {
 				t.Fatalf("store() = %v, want %v", err, tt.wantErr)
 			}
-			if a := c.Classify(err, q.body.err); a.Status != StatusClientClosedRequest {
-				t.Errorf("answered %d %s, want %d", a.Status, a.Code, StatusClientClosedRequest)
+			if a := c.Classify(err, q.body.err); a.Status != envelope.StatusClientClosedRequest {
+				t.Errorf("answered %d %s, want %d", a.Status, a.Code, envelope.StatusClientClosedRequest)
 			}
 			if budget.Waiting() != 0 {
 				t.Errorf("%d requests still wait for memory", budget.Waiting())

@@ -28,6 +28,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/cors"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/fileapi"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
@@ -313,7 +314,7 @@ func (a *API) Provision(ctx caddy.Context) error {
 		},
 		OnPresign: m.Presign,
 		OnError: func(status int, err error) {
-			if status >= 500 && status != shared.StatusClientClosedRequest {
+			if status >= 500 && status != envelope.StatusClientClosedRequest {
 				a.logger.Error("file API request failed", zap.Int("status", status), zap.Error(err))
 			}
 		},

@@ -5,6 +5,3 @@
 // the Caddyfile parsing helpers. It registers no module; the products live
 // in module/gateway, module/files, module/identity and module/metricsapp.
 package shared
-
-// StatusClientClosedRequest is the status logged when the client went away.
-const StatusClientClosedRequest = 499

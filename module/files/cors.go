@@ -82,45 +82,31 @@ func (c *CORSConfig) policy() (*cors.Policy, error) {
 //		credentials
 //	}
 func unmarshalCORS(d *caddyfile.Dispenser) (*CORSConfig, error) {
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
 	c := new(CORSConfig)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
+	err := shared.Nested(d, func(name string) error {
+		switch name {
 		case "origins":
-			err = appendArgs(d, &c.Origins)
+			return shared.Strings(d, &c.Origins)
 		case "headers":
-			err = appendArgs(d, &c.Headers)
+			return shared.Strings(d, &c.Headers)
 		case "expose_headers":
-			err = appendArgs(d, &c.ExposeHeaders)
+			return shared.Strings(d, &c.ExposeHeaders)
 		case "max_age":
-			err = shared.Duration(d, &c.MaxAge)
+			return shared.Duration(d, &c.MaxAge)
 		case "credentials":
 			if d.NextArg() {
-				return nil, d.ArgErr()
+				return d.ArgErr()
 			}
 			c.Credentials = true
-		default:
-			return nil, d.Errf("unrecognized cors option %s", d.Val())
+			return nil
 		}
-		if err != nil {
-			return nil, err
-		}
+		return d.Errf("unrecognized cors option %s", name)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(c.Origins) == 0 {
 		return nil, d.Err("cors needs origins")
 	}
 	return c, nil
-}
-
-// appendArgs appends the remaining arguments, at least one, to dst.
-func appendArgs(d *caddyfile.Dispenser, dst *[]string) error {
-	args := d.RemainingArgs()
-	if len(args) == 0 {
-		return d.ArgErr()
-	}
-	*dst = append(*dst, args...)
-	return nil
 }

@@ -144,33 +144,25 @@ func (id *Identity) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 	case "default_role":
 		return shared.OneString(d, &id.DefaultRole)
 	case "local":
-		if d.NextArg() {
-			return d.ArgErr()
-		}
 		l := new(LocalIdentity)
-		for nesting := d.Nesting(); d.NextBlock(nesting); {
-			var err error
-			switch d.Val() {
-			case "users_file":
-				err = shared.OneString(d, &l.UsersFile)
-			case "keys_dir":
-				err = shared.OneString(d, &l.KeysDir)
-			case "issuer":
-				err = shared.OneString(d, &l.Issuer)
-			case "client_id":
-				err = shared.OneString(d, &l.ClientID)
-			case "token_ttl":
-				err = shared.Duration(d, &l.TokenTTL)
-			case "refresh_ttl":
-				err = shared.Duration(d, &l.RefreshTTL)
-			default:
-				return d.Errf("unrecognized local subdirective %s", d.Val())
-			}
-			if err != nil {
-				return err
-			}
-		}
 		id.Local = l
+		return shared.Nested(d, func(name string) error {
+			switch name {
+			case "users_file":
+				return shared.OneString(d, &l.UsersFile)
+			case "keys_dir":
+				return shared.OneString(d, &l.KeysDir)
+			case "issuer":
+				return shared.OneString(d, &l.Issuer)
+			case "client_id":
+				return shared.OneString(d, &l.ClientID)
+			case "token_ttl":
+				return shared.Duration(d, &l.TokenTTL)
+			case "refresh_ttl":
+				return shared.Duration(d, &l.RefreshTTL)
+			}
+			return d.Errf("unrecognized local subdirective %s", name)
+		})
 	default:
 		return shared.Unrecognized(d)
 	}

@@ -224,42 +224,37 @@ func Sink(ctx caddy.Context) (*App, error) {
 func parseMetricsApp(d *caddyfile.Dispenser, _ any) (any, error) {
 	d.Next() // consume option name
 	app := new(App)
-	for d.NextBlock(0) {
-		switch d.Val() {
+	err := shared.Subdirectives(d, nil, func(name string) error {
+		switch name {
 		case "emf_file":
-			if err := shared.OneString(d, &app.EMFFile); err != nil {
-				return nil, err
-			}
+			return shared.OneString(d, &app.EMFFile)
 		case "cloudwatch":
 			c := new(CloudWatchConfig)
-			for nesting := d.Nesting(); d.NextBlock(nesting); {
-				var err error
-				switch d.Val() {
-				case "namespace":
-					err = shared.OneString(d, &c.Namespace)
-				case "region":
-					err = shared.OneString(d, &c.Region)
-				case "endpoint":
-					err = shared.OneString(d, &c.Endpoint)
-				case "interval":
-					err = shared.Duration(d, &c.Interval)
-				case "queue_size":
-					err = shared.Integer(d, &c.QueueSize)
-				case "access_key_id":
-					err = shared.OneString(d, &c.AccessKeyID)
-				case "secret_access_key":
-					err = shared.OneString(d, &c.SecretAccessKey)
-				default:
-					return nil, d.Errf("unrecognized cloudwatch option %s", d.Val())
-				}
-				if err != nil {
-					return nil, err
-				}
-			}
 			app.CloudWatch = c
-		default:
-			return nil, d.Errf("unrecognized upload_gateway_metrics option %s", d.Val())
+			return shared.Nested(d, func(name string) error {
+				switch name {
+				case "namespace":
+					return shared.OneString(d, &c.Namespace)
+				case "region":
+					return shared.OneString(d, &c.Region)
+				case "endpoint":
+					return shared.OneString(d, &c.Endpoint)
+				case "interval":
+					return shared.Duration(d, &c.Interval)
+				case "queue_size":
+					return shared.Integer(d, &c.QueueSize)
+				case "access_key_id":
+					return shared.OneString(d, &c.AccessKeyID)
+				case "secret_access_key":
+					return shared.OneString(d, &c.SecretAccessKey)
+				}
+				return d.Errf("unrecognized cloudwatch option %s", name)
+			})
 		}
+		return d.Errf("unrecognized upload_gateway_metrics option %s", name)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return httpcaddyfile.App{Name: metricsAppID, Value: caddyconfig.JSON(app, nil)}, nil
 }

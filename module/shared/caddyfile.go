@@ -54,6 +54,20 @@ func Subdirectives(d *caddyfile.Dispenser, s3 *S3Config, sub func(name string) e
 	return nil
 }
 
+// Nested reads the block a subdirective opens: it refuses arguments on the
+// subdirective's line and calls sub for each subdirective of the block.
+func Nested(d *caddyfile.Dispenser, sub func(name string) error) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := sub(d.Val()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Unrecognized is the error for a subdirective the block does not know.
 func Unrecognized(d *caddyfile.Dispenser) error {
 	return d.Errf("unrecognized subdirective %s", d.Val())

@@ -73,24 +73,15 @@ func (c *JanitorConfig) Start(ctx caddy.Context, api janitor.API, bucket, prefix
 //	}
 func UnmarshalJanitor(d *caddyfile.Dispenser) (*JanitorConfig, error) {
 	c := new(JanitorConfig)
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
+	return c, Nested(d, func(name string) error {
+		switch name {
 		case "max_age":
-			err = Duration(d, &c.MaxAge)
+			return Duration(d, &c.MaxAge)
 		case "interval":
-			err = Duration(d, &c.Interval)
+			return Duration(d, &c.Interval)
 		case "dry_run":
-			err = BoolFlag(d, &c.DryRun)
-		default:
-			return nil, d.Errf("unrecognized janitor option %s", d.Val())
+			return BoolFlag(d, &c.DryRun)
 		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return c, nil
+		return d.Errf("unrecognized janitor option %s", name)
+	})
 }

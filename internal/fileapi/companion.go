@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
@@ -211,15 +210,9 @@ func stringValues(m map[string]any) map[string]string {
 // companionUpload resolves the upload token Uppy carries as its upload id
 // and the key it carries with it, and checks that user may upload there.
 func (s *Service) companionUpload(ctx context.Context, user policy.Subject, token, key string) (uploadClaims, error) {
-	if token == "" {
-		return uploadClaims{}, badRequest("uploadId is required")
-	}
-	c, err := s.parseToken(token)
+	c, err := s.companionToken(token, key, false)
 	if err != nil {
 		return uploadClaims{}, err
-	}
-	if c.Key != key {
-		return uploadClaims{}, fmt.Errorf("%w: issued for another file", errInvalidToken)
 	}
 	resolved(ctx, c.Key, "")
 	if err := s.authorize(user, policy.Upload, c.Key); err != nil {
@@ -346,34 +339,27 @@ func (s *Service) companionAbort(_ http.ResponseWriter, r *http.Request, user po
 
 // abortToken aborts the upload of a token carried as an upload id.
 func (s *Service) abortToken(ctx context.Context, user policy.Subject, token, key string) error {
-	if token == "" {
-		return badRequest("uploadId is required")
-	}
-	c, err := s.parseToken(token)
-	if err != nil && !errors.Is(err, errTokenExpired) {
+	c, err := s.companionToken(token, key, true)
+	if err != nil {
 		return err
 	}
+	return s.abortUpload(ctx, user, c.Key, c.UploadID)
+}
+
+// companionToken parses the upload token Uppy carries as its upload id,
+// which must be issued for key; an expired one is accepted if expiredOK.
+func (s *Service) companionToken(token, key string, expiredOK bool) (uploadClaims, error) {
+	if token == "" {
+		return uploadClaims{}, badRequest("uploadId is required")
+	}
+	c, err := s.parseToken(token)
+	if err != nil && !(expiredOK && errors.Is(err, errTokenExpired)) {
+		return uploadClaims{}, err
+	}
 	if c.Key != key {
-		return fmt.Errorf("%w: issued for another file", errInvalidToken)
+		return uploadClaims{}, fmt.Errorf("%w: issued for another file", errInvalidToken)
 	}
-	resolved(ctx, c.Key, "")
-	if err := s.cfg.Authorizer.Authorize(user, policy.Upload, c.Key); err != nil {
-		if s.cfg.Authorizer.Authorize(user, policy.Delete, c.Key) != nil {
-			return s.denied(policy.Upload, err)
-		}
-	}
-	callCtx, cancel := s.callCtx(ctx)
-	_, err = s.cfg.Store.AbortMultipartUpload(callCtx, &s3.AbortMultipartUploadInput{
-		Bucket:   aws.String(s.cfg.Bucket),
-		Key:      aws.String(c.Key),
-		UploadId: aws.String(c.UploadID),
-	})
-	cancel()
-	if err != nil {
-		return storageError(ctx, "AbortMultipartUpload", errUploadNotFound, err)
-	}
-	resolved(ctx, "", c.UploadID)
-	return nil
+	return c, nil
 }
 
 // --- signRequest ---

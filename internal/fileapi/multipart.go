@@ -535,24 +535,33 @@ func (s *Service) abort(w http.ResponseWriter, r *http.Request, user policy.Subj
 	if req.UploadID == "" {
 		return nil, badRequest("uploadId is required")
 	}
-	resolved(r.Context(), key, "")
+	if err := s.abortUpload(r.Context(), user, key, req.UploadID); err != nil {
+		return nil, err
+	}
+	return abortResponse{Aborted: true}, nil
+}
+
+// abortUpload aborts the multipart upload uploadID of key for user, who
+// may upload to the key or delete it.
+func (s *Service) abortUpload(ctx context.Context, user policy.Subject, key, uploadID string) error {
+	resolved(ctx, key, "")
 	if err := s.cfg.Authorizer.Authorize(user, policy.Upload, key); err != nil {
 		if s.cfg.Authorizer.Authorize(user, policy.Delete, key) != nil {
-			return nil, s.denied(policy.Upload, err)
+			return s.denied(policy.Upload, err)
 		}
 	}
-	ctx, cancel := s.callCtx(r.Context())
-	_, err = s.cfg.Store.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+	callCtx, cancel := s.callCtx(ctx)
+	_, err := s.cfg.Store.AbortMultipartUpload(callCtx, &s3.AbortMultipartUploadInput{
 		Bucket:   aws.String(s.cfg.Bucket),
 		Key:      aws.String(key),
-		UploadId: aws.String(req.UploadID),
+		UploadId: aws.String(uploadID),
 	})
 	cancel()
 	if err != nil {
-		return nil, storageError(r.Context(), "AbortMultipartUpload", errUploadNotFound, err)
+		return storageError(ctx, "AbortMultipartUpload", errUploadNotFound, err)
 	}
-	resolved(r.Context(), "", req.UploadID) // S3 knew it: not just any client string
-	return abortResponse{Aborted: true}, nil
+	resolved(ctx, "", uploadID) // S3 knew it: not just any client string
+	return nil
 }
 
 // abortDetached aborts an upload even when the request was cancelled.

@@ -91,6 +91,11 @@
 // stored after each part as sha256-<end of the parts>, read back by the
 // next request, and the tail's bytes are hashed when they become a part.
 //
-// Not yet done: the checksum-trailer extension, content sniffing, and
-// the IETF resumable-upload draft.
+// With Config.Types, the declared type must be allowed at creation and
+// the first contenttype.SniffLen bytes are checked (Allowlist.Check)
+// once they are in a PATCH's buffer, before any of them is stored beyond
+// a tail; a refusal terminates the upload.
+//
+// Not yet done: the checksum-trailer extension and the IETF
+// resumable-upload draft.
 package tus

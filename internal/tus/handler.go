@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
@@ -93,6 +94,16 @@ type Config struct {
 	// have; a creation beyond answers 429 (CodeTooManyOpenUploads). 0: no
 	// limit. Each upload then also has an open marker under TempPrefix.
 	MaxOpenUploads int
+	// Types, if set and not allowing everything, restricts the uploads'
+	// content types. The S3 object's type is fixed when the upload is
+	// created, before any byte arrives, so the declared type (Upload-
+	// Metadata filetype, contentType or type; application/octet-stream if
+	// none) must be allowed at creation (else 415, nothing created); the
+	// first contenttype.SniffLen bytes (all of them if the upload is
+	// shorter) are checked with Types.Check against the declared type
+	// when they have arrived, and a refusal answers 415 and terminates
+	// the upload.
+	Types *contenttype.Allowlist
 	// OnError, if set, is told about every failure answered with 5xx.
 	OnError func(r *http.Request, err error)
 	// OnEvent, if set, is told when an upload is created, completed or
@@ -315,16 +326,16 @@ func parseMetadata(s string) (metadata, error) {
 	return m, nil
 }
 
-// contentType is the declared type of the file, or the S3 default.
-func (m metadata) contentType() *string {
+// declaredType is the declared type of the file, "" if none.
+func (m metadata) declaredType() string {
 	for _, k := range []string{"filetype", "contentType", "type"} {
 		if v := m[k]; v != "" {
 			if mt, params, err := mime.ParseMediaType(v); err == nil {
-				return aws.String(mime.FormatMediaType(mt, params))
+				return mime.FormatMediaType(mt, params)
 			}
 		}
 	}
-	return nil
+	return ""
 }
 
 func (m metadata) fileName() string {
@@ -387,6 +398,24 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fail(http.StatusBadRequest, "Upload-Metadata: %v", err)
 	}
+	declared := meta.declaredType()
+	if !h.cfg.Types.AllowsAll() {
+		if !h.cfg.Types.Allows(declared) {
+			return unsupportedType("the declared type %q is not allowed", declared)
+		}
+		if c.Length == 0 {
+			if _, err := h.cfg.Types.Check(declared, nil); err != nil {
+				return unsupportedType("an empty file is refused: %v", err)
+			}
+		}
+		if declared == "" {
+			declared = "application/octet-stream"
+		}
+	}
+	var contentType *string
+	if declared != "" {
+		contentType = aws.String(declared)
+	}
 	id := make([]byte, 16)
 	_, _ = rand.Read(id)
 	c.Key = h.cfg.Prefix + hex.EncodeToString(id)
@@ -407,7 +436,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	if c.Length == 0 {
 		// Nothing to resume: store the empty object now.
 		in := &s3.PutObjectInput{Bucket: &h.cfg.Bucket, Key: &c.Key, Body: strings.NewReader(""), ContentLength: aws.Int64(0),
-			ContentType: meta.contentType(), Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx}
+			ContentType: contentType, Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx}
 		if h.cfg.Tags {
 			empty := sha256.Sum256(nil)
 			in.Tagging = aws.String("sha256=" + hex.EncodeToString(empty[:]) + "&size=0")
@@ -418,7 +447,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 		}
 	} else {
 		out, err := h.api.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &h.cfg.Bucket, Key: &c.Key,
-			ContentType: meta.contentType(), Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx})
+			ContentType: contentType, Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx})
 		if err != nil {
 			return fmt.Errorf("creating the multipart upload: %w", err)
 		}
@@ -446,6 +475,12 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	offset, err := h.write(ctx, r, h.store(c), st, sum)
 	if he, ok := errors.AsType[*httpError](err); ok && he.status == StatusChecksumMismatch {
 		// The upload exists (Location is set) but holds nothing.
+		return he
+	}
+	if he, ok := errors.AsType[*httpError](err); ok && he.status == http.StatusUnsupportedMediaType {
+		// The content was refused and the upload removed.
+		w.Header().Del("Location")
+		w.Header().Del("Upload-Expires")
 		return he
 	}
 	if err != nil && !errors.Is(err, errLocked) {
@@ -615,6 +650,7 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 		}
 	}
 	parts := st.parts
+	sniff := h.needSniff(st)
 	// objSum is the SHA-256 of the bytes before pe, for the object's
 	// sha256 tag; nil when tags are off or its state was lost.
 	var objSum hash.Hash
@@ -674,6 +710,12 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 				return pe + int64(saved), fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length")
 			}
 		}
+		if sniff && pe == 0 && (filled >= contenttype.SniffLen || last) {
+			if err := h.sniff(ctx, r, s, buf[:min(filled, contenttype.SniffLen)]); err != nil {
+				return 0, err
+			}
+			sniff = false
+		}
 		if err := l.hold(ctx); err != nil {
 			return pe + int64(saved), err
 		}
@@ -720,6 +762,40 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			return end, nil
 		}
 	}
+}
+
+// codeUnsupportedType is the JSON error code of a refused content type,
+// as streamed uploads answer it.
+const codeUnsupportedType = "UNSUPPORTED_MEDIA_TYPE"
+
+func unsupportedType(format string, args ...any) *httpError {
+	return &httpError{status: http.StatusUnsupportedMediaType, code: codeUnsupportedType, msg: fmt.Sprintf(format, args...)}
+}
+
+// needSniff reports whether the upload's first bytes, of which st holds
+// only a tail, have yet to be checked against Types: they are checked
+// once contenttype.SniffLen of them (or all, if the upload is shorter)
+// are in the buffer, before any of them is stored beyond a tail.
+func (h *Handler) needSniff(st state) bool {
+	return !h.cfg.Types.AllowsAll() && st.partsEnd == 0 && st.tail < contenttype.SniffLen
+}
+
+// sniff checks the upload's first bytes against Types and the declared
+// type; a refused upload is terminated (aborted, its temporary objects
+// and open marker removed) and answered 415.
+func (h *Handler) sniff(ctx context.Context, r *http.Request, s *store, head []byte) error {
+	meta, _ := parseMetadata(s.c.Metadata)
+	_, err := h.cfg.Types.Check(meta.declaredType(), head)
+	if err == nil {
+		return nil
+	}
+	if aerr := s.abort(ctx); aerr == nil || errors.Is(aerr, errGone) {
+		_ = s.deleteTemp(ctx)
+		h.event(r, EventTerminated, s.c, s.c.Length)
+	} else if h.cfg.OnError != nil {
+		h.cfg.OnError(r, aerr)
+	}
+	return unsupportedType("the file's content is refused (%v); the upload was terminated", err)
 }
 
 // marshalHash returns the state of a SHA-256 hash.
@@ -791,6 +867,11 @@ func (h *Handler) stageBody(ctx context.Context, r *http.Request, body io.Reader
 		var next [1]byte
 		if m, _ := io.ReadFull(in, next[:]); m == 0 {
 			break
+		}
+		if len(staged) == 0 && h.needSniff(st) {
+			if err := h.sniff(ctx, r, s, buf[:contenttype.SniffLen]); err != nil {
+				return staged, nil, 0, err
+			}
 		}
 		if err := l.hold(ctx); err != nil {
 			return staged, nil, 0, err

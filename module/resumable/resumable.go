@@ -22,6 +22,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
@@ -87,6 +88,18 @@ type Handler struct {
 	// may take it over (the holder is presumed dead); it must exceed the
 	// time to receive and send one part. Default 2m.
 	LockTimeout caddy.Duration `json:"lock_timeout,omitempty"`
+
+	// Content types uploads may have, as in upload_gateway ("image/*",
+	// "application/pdf"); empty allows all. The S3 object's type is fixed
+	// when an upload is created, so the declared type (Upload-Metadata
+	// `filetype`, else application/octet-stream) must be allowed at
+	// creation, or it is refused with 415 and nothing is created. The
+	// first 4 KiB of the upload (all of it if shorter) are sniffed as
+	// streamed uploads are, once they have arrived, whatever PATCHes
+	// carry them; content that is not allowed or does not match the
+	// declared type (an executable declared image/png) is refused with
+	// 415 `UNSUPPORTED_MEDIA_TYPE` and the upload is terminated.
+	AllowedTypes []string `json:"allowed_types,omitempty"`
 
 	// Accept requests without an authenticated user; their uploads belong
 	// to the anonymous user, which anyone can continue with the URL.
@@ -169,7 +182,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("configuring encryption: %v", err)
 	}
+	allow, err := contenttype.NewAllowlist(h.AllowedTypes)
+	if err != nil {
+		return fmt.Errorf("parsing allowed_types: %v", err)
+	}
 	h.tus, err = tus.New(client, tus.Config{
+		Types:          allow,
 		Bucket:         h.Bucket,
 		Prefix:         h.Prefix,
 		TempPrefix:     h.TempPrefix,

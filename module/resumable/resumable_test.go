@@ -36,16 +36,19 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			allow_anonymous
 			disable_tags
 			max_open_uploads 7
+			allowed_types image/* application/pdf
 			janitor {
 				max_age 2h
 				interval 5m
 			}
 		}`, want: Handler{PartSize: 16 << 20, MaxSize: 1 << 30, UploadTTL: caddy.Duration(3600e9), LockTimeout: caddy.Duration(90e9),
 			Secret: "s", OldSecrets: []string{"o1", "o2"}, AllowAnonymous: true, DisableTags: true, MaxOpenUploads: 7,
+			AllowedTypes: []string{"image/*", "application/pdf"},
 			Janitor: &shared.JanitorConfig{MaxAge: caddy.Duration(2 * time.Hour), Interval: caddy.Duration(5 * time.Minute)}}},
 		{name: "argument on the directive", input: `upload_tus x { }`, wantErr: true},
 		{name: "unknown subdirective", input: `upload_tus { chunk 1 }`, wantErr: true},
 		{name: "bad size", input: `upload_tus { part_size lots }`, wantErr: true},
+		{name: "allowed_types without a type", input: "upload_tus {\n allowed_types\n}", wantErr: true},
 		{name: "flag with an argument", input: `upload_tus { allow_anonymous yes }`, wantErr: true},
 	}
 	for _, tt := range tests {

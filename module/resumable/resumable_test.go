@@ -44,7 +44,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		}`, want: Handler{PartSize: 16 << 20, MaxSize: 1 << 30, UploadTTL: caddy.Duration(3600e9), LockTimeout: caddy.Duration(90e9),
 			Secret: "s", OldSecrets: []string{"o1", "o2"}, AllowAnonymous: true, DisableTags: true, MaxOpenUploads: 7,
 			AllowedTypes: []string{"image/*", "application/pdf"},
-			Janitor: &shared.JanitorConfig{MaxAge: caddy.Duration(2 * time.Hour), Interval: caddy.Duration(5 * time.Minute)}}},
+			Janitor:      &shared.JanitorConfig{MaxAge: caddy.Duration(2 * time.Hour), Interval: caddy.Duration(5 * time.Minute)}}},
 		{name: "argument on the directive", input: `upload_tus x { }`, wantErr: true},
 		{name: "unknown subdirective", input: `upload_tus { chunk 1 }`, wantErr: true},
 		{name: "bad size", input: `upload_tus { part_size lots }`, wantErr: true},

@@ -41,6 +41,12 @@ func init() {
 // expiration, checksum) at the routes it is given: POST creates an upload at
 // `<path>/<sealed id>`, and HEAD, PATCH and DELETE go to that URL.
 //
+// Requests carrying `Upload-Draft-Interop-Version` 3 to 6 are served by
+// the IETF draft "Resumable Uploads for HTTP" instead (creation by POST
+// or PUT with `104 Upload Resumption Supported`, offset retrieval,
+// append, cancellation), on the same uploads, limits and checks; their
+// metrics endpoints are `ietf_*`.
+//
 // Nothing is kept between requests: the upload is an S3 multipart upload,
 // bytes short of S3's 5 MiB minimum part wait in a temporary object under
 // `temp_prefix`, and writers exclude each other with conditional writes
@@ -321,11 +327,18 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// endpoints are the request metrics' endpoint labels, per method.
-var endpoints = map[string]string{
-	http.MethodOptions: "tus_options", http.MethodPost: "tus_create", http.MethodHead: "tus_head",
-	http.MethodPatch: "tus_patch", http.MethodDelete: "tus_delete",
-}
+// endpoints are the request metrics' endpoint labels, per method, of tus
+// requests and (ietfEndpoints) of the IETF draft's.
+var (
+	endpoints = map[string]string{
+		http.MethodOptions: "tus_options", http.MethodPost: "tus_create", http.MethodHead: "tus_head",
+		http.MethodPatch: "tus_patch", http.MethodDelete: "tus_delete",
+	}
+	ietfEndpoints = map[string]string{
+		http.MethodOptions: "ietf_options", http.MethodPost: "ietf_create", http.MethodPut: "ietf_create",
+		http.MethodHead: "ietf_head", http.MethodPatch: "ietf_append", http.MethodDelete: "ietf_delete",
+	}
+)
 
 // ServeHTTP serves the tus protocol; it never calls next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
@@ -333,6 +346,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	endpoint, ok := endpoints[r.Method]
 	if !ok {
 		endpoint = "tus_other"
+	}
+	if tus.InteropVersion(r) != "" {
+		if endpoint, ok = ietfEndpoints[r.Method]; !ok {
+			endpoint = "ietf_other"
+		}
 	}
 	o := &metrics.Outcome{Route: h.Prefix, Endpoint: endpoint}
 	r = r.WithContext(context.WithValue(r.Context(), outcomeKey{}, o))
@@ -350,10 +368,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodOptions {
 		if !h.AllowAnonymous && user(r) == "" {
-			w.Header().Set("Tus-Resumable", tus.Version)
+			if tus.InteropVersion(r) == "" {
+				w.Header().Set("Tus-Resumable", tus.Version)
+			}
 			return caddyhttp.Error(http.StatusUnauthorized, fmt.Errorf("resumable uploads need an authenticated user"))
 		}
-		if (r.Method == http.MethodPost || r.Method == http.MethodPatch) && !h.conditional(r.Context()) {
+		if (r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch) && !h.conditional(r.Context()) {
 			w.Header().Set("Retry-After", "60")
 			return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("S3 is not known to honour If-None-Match: resumable uploads are refused"))
 		}

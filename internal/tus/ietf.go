@@ -108,10 +108,14 @@ func (h *Handler) uploadLimit(c *claims) string {
 	return s
 }
 
-// ietfMetadata turns the creation's Content-Type and Content-Disposition
-// filename into tus Upload-Metadata (filetype, filename), which the
-// upload's claims carry as they do for tus.
+// ietfMetadata is the creation's Upload-Metadata if it has one (as
+// tus-js-client sends it in the draft's mode too), else its Content-Type
+// and Content-Disposition filename as tus Upload-Metadata (filetype,
+// filename), which the upload's claims carry as they do for tus.
 func ietfMetadata(r *http.Request) string {
+	if m := r.Header.Get("Upload-Metadata"); m != "" {
+		return m
+	}
 	var pairs []string
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, params, err := mime.ParseMediaType(ct); err == nil && mt != PartialUploadType && mt != OffsetContentType {
@@ -157,7 +161,7 @@ func (h *Handler) ietfCreate(w http.ResponseWriter, r *http.Request, v string) e
 	}
 	c := claims{Owner: h.cfg.User(r), Length: length, Metadata: ietfMetadata(r)}
 	if len(c.Metadata) > maxMetadataLen {
-		return fail(http.StatusRequestHeaderFieldsTooLarge, "Content-Type and Content-Disposition are longer than %d bytes", maxMetadataLen)
+		return fail(http.StatusRequestHeaderFieldsTooLarge, "the metadata (Upload-Metadata, or Content-Type and Content-Disposition) is longer than %d bytes", maxMetadataLen)
 	}
 	meta, err := parseMetadata(c.Metadata)
 	if err != nil {

@@ -90,6 +90,7 @@ func TestIETFRules(t *testing.T) {
 		{name: "creation whose Upload-Length contradicts a complete body", method: "POST", path: "/files/", body: "hello", headers: []string{"Upload-Complete", "?1", "Upload-Length", "6"}, wantStatus: 400},
 		{name: "creation with a body beyond Upload-Length", method: "POST", path: "/files/", body: "hello", headers: []string{"Upload-Complete", "?0", "Upload-Length", "3"}, wantStatus: 400},
 		{name: "creation beyond the maximum size", method: "POST", path: "/files/", headers: []string{"Upload-Length", "1073741825"}, wantStatus: 413},
+		{name: "creation with Upload-Metadata, as tus-js-client sends it", method: "POST", path: "/files/", body: "hello", headers: []string{"Upload-Complete", "?1", "Upload-Metadata", "filename !!!"}, wantStatus: 400},
 		{name: "creation by PUT", method: "PUT", path: "/files/", body: "hello", headers: []string{"Upload-Complete", "?1"},
 			wantStatus: 201, wantInfo: true, wantHeader: map[string]string{"Upload-Offset": "5", "Upload-Complete": "?1"}},
 		{name: "offset retrieval", method: "HEAD", wantStatus: 204,

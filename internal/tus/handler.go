@@ -263,6 +263,9 @@ func (h *Handler) serveTus(w http.ResponseWriter, r *http.Request, method string
 	}
 	if v := r.Header.Get("Tus-Resumable"); v != Version {
 		hdr.Set("Tus-Version", Version)
+		if d := r.Header.Get(InteropHeader); v == "" && d != "" {
+			return fail(http.StatusPreconditionFailed, "unsupported %s %q (served: %s) and no Tus-Resumable", InteropHeader, d, strings.Join(InteropVersions, ", "))
+		}
 		return fail(http.StatusPreconditionFailed, "unsupported Tus-Resumable %q", v)
 	}
 	switch method {

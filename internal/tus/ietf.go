@@ -182,6 +182,13 @@ func (h *Handler) ietfCreate(w http.ResponseWriter, r *http.Request, v string) e
 		w.WriteHeader(http.StatusCreated)
 		return nil
 	}
+	if r.ContentLength == 0 {
+		// Nothing to append (tus-js-client creates before it appends).
+		hdr.Set("Upload-Offset", "0")
+		setComplete(hdr, v, false)
+		w.WriteHeader(http.StatusCreated)
+		return nil
+	}
 	if r.ProtoAtLeast(1, 1) {
 		// Before the body: a client that loses the connection while
 		// sending it knows where to resume.

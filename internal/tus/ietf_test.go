@@ -85,6 +85,8 @@ func TestIETFRules(t *testing.T) {
 			wantStatus: 201, wantInfo: true, wantHeader: map[string]string{"Upload-Offset": "5", "Upload-Complete": "?1"}},
 		{name: "creation of an empty upload", method: "POST", path: "/files/", headers: []string{"Upload-Complete", "?1"},
 			wantStatus: 201, wantHeader: map[string]string{"Upload-Offset": "0", "Upload-Complete": "?1"}},
+		{name: "creation without a body", method: "POST", path: "/files/", headers: []string{"Upload-Complete", "?0", "Upload-Length", "10"},
+			wantStatus: 201, wantHeader: map[string]string{"Upload-Offset": "0", "Upload-Complete": "?0"}},
 		{name: "creation with a malformed Upload-Complete", method: "POST", path: "/files/", body: "hello", headers: []string{"Upload-Complete", "1"}, wantStatus: 400},
 		{name: "creation with a malformed Upload-Length", method: "POST", path: "/files/", headers: []string{"Upload-Length", "-5"}, wantStatus: 400},
 		{name: "creation whose Upload-Length contradicts a complete body", method: "POST", path: "/files/", body: "hello", headers: []string{"Upload-Complete", "?1", "Upload-Length", "6"}, wantStatus: 400},

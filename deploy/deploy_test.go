@@ -588,6 +588,32 @@ func TestIAMPolicies(t *testing.T) {
 		t.Errorf("the gateway may assume %v; the deployment configures %v", assumable, roleARNs)
 	}
 
+	// upload_tus (prefix resumable/, temp_prefix .upload-gateway-tus/):
+	// multipart uploads, tags, the janitor's and the quota's listings
+	// under the prefix, and the temporary objects (tails, locks, staged
+	// parts, SHA-256 states, open markers, the create-only probe), which
+	// alone it deletes.
+	tusPolicy := actionsOf(readPolicy(t, "gateway-tus-policy.json"))
+	const tusPrefix, tusTemp = "arn:aws:s3:::example-uploads/resumable/*", "arn:aws:s3:::example-uploads/.upload-gateway-tus/*"
+	for a, want := range map[string][]string{
+		"s3:ListBucket": {"arn:aws:s3:::example-uploads"}, "s3:ListBucketMultipartUploads": {"arn:aws:s3:::example-uploads"},
+		"s3:PutObject": {tusPrefix, tusTemp}, "s3:GetObject": {tusPrefix, tusTemp}, "s3:DeleteObject": {tusTemp},
+		"s3:PutObjectTagging": {tusPrefix}, "s3:AbortMultipartUpload": {tusPrefix}, "s3:ListMultipartUploadParts": {tusPrefix},
+		"kms:GenerateDataKey": nil, "kms:Decrypt": nil,
+	} {
+		got, ok := tusPolicy[a]
+		if !ok {
+			t.Errorf("gateway-tus-policy.json lacks %s", a)
+			continue
+		}
+		if want != nil && !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+			t.Errorf("gateway-tus-policy.json: %s on %v, want %v", a, got, want)
+		}
+	}
+	if len(tusPolicy) != 10 {
+		t.Errorf("gateway-tus-policy.json allows %d actions, want the 10 upload_tus needs", len(tusPolicy))
+	}
+
 	// STS roles: the uploader writes only under users/, the viewer only reads.
 	up := actionsOf(readPolicy(t, "sts-role-uploader-policy.json"))
 	for _, r := range up["s3:PutObject"] {

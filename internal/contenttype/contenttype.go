@@ -166,6 +166,27 @@ func parsePattern(p string) (typ, sub string, err error) {
 // [Allowlist.Check] never fails.
 func (a *Allowlist) AllowsAll() bool { return a == nil || a.all }
 
+// Allows reports whether the media type mt (parameters are ignored) is
+// allowed by name, by one of its aliases or through a parent, as a
+// declared type must be in [Allowlist.Check]. It is for callers that must
+// fix an object's type before its bytes arrive, such as resumable uploads:
+// "" or a wildcard is application/octet-stream. It does not look at any
+// bytes; Check still must.
+func (a *Allowlist) Allows(mt string) bool {
+	if a.AllowsAll() {
+		return true
+	}
+	decl, _, ok := parseDeclared(mt)
+	if !ok {
+		decl = octetStream
+	}
+	if a.match(decl) {
+		return true
+	}
+	n := mimetype.Lookup(decl)
+	return n != nil && a.allowedNode(n)
+}
+
 // Check decides the Content-Type to store for a body whose first bytes are
 // head (at least [SniffLen] of them unless the body is shorter) and whose
 // client declared the type declared (may be ""). It returns an error

@@ -327,3 +327,33 @@ func TestNilAllowlist(t *testing.T) {
 		t.Errorf("nil Allowlist: Check = %q, %v, want image/png, nil", got, err)
 	}
 }
+
+func TestAllows(t *testing.T) {
+	tests := []struct {
+		patterns []string
+		mt       string
+		want     bool
+	}{
+		{nil, "application/x-msdownload", true},
+		{[]string{"image/*"}, "image/png", true},
+		{[]string{"image/*"}, "IMAGE/PNG; q=1", true},
+		{[]string{"image/*"}, "application/pdf", false},
+		{[]string{"image/*"}, "", false},
+		{[]string{"image/*"}, "*/*", false},
+		{[]string{"image/*", "application/octet-stream"}, "", true},
+		{[]string{"application/zip"}, "application/vnd.openxmlformats-officedocument.wordprocessingml.document", true},
+		{[]string{"text/plain"}, "text/csv", true},
+		{[]string{"text/plain"}, "text/html", false},
+		{[]string{"text/csv"}, "text/csv; charset=utf-8", true},
+		{[]string{"application/*"}, "image/png", false},
+	}
+	for _, tt := range tests {
+		a, err := NewAllowlist(tt.patterns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.Allows(tt.mt); got != tt.want {
+			t.Errorf("%v allows %q = %v, want %v", tt.patterns, tt.mt, got, tt.want)
+		}
+	}
+}

@@ -17,6 +17,23 @@
 // as 4 big-endian bytes) is checked over the whole body of the PATCH (or
 // POST) that carries it; a mismatch answers 460 and stores nothing.
 //
+// # IETF draft
+//
+// Requests with Upload-Draft-Interop-Version 3, 4, 5 or 6 (the versions
+// tusd v2 serves: drafts -01 to -05 of draft-ietf-httpbis-resumable-
+// upload) follow the draft instead, over the same uploads: POST (or PUT)
+// creates an upload from the request's Content-Type and
+// Content-Disposition filename, announces its Location with 104 Upload
+// Resumption Supported (HTTP/1.1 and later) before reading the body, and
+// answers 201 with Upload-Offset and Upload-Complete (Upload-Incomplete at
+// version 3). The length is Upload-Length, or the Content-Length of a
+// body with Upload-Complete: ?1, or unknown until an append with
+// Upload-Complete: ?1 ends (a chunked one sets it where it ends, if it
+// arrived whole). HEAD answers 204 with Upload-Offset, Upload-Complete,
+// Upload-Length and Upload-Limit; PATCH appends at Upload-Offset (the
+// body is application/partial-upload from version 6), answering 409 with
+// the real offset on a mismatch; DELETE cancels as tus termination does.
+//
 // # Implementation
 //
 // The upload id is the upload's claims (object key, S3 upload id, owner,
@@ -91,6 +108,10 @@
 // stored after each part as sha256-<end of the parts>, read back by the
 // next request, and the tail's bytes are hashed when they become a part.
 //
-// Not yet done: the checksum-trailer extension, content sniffing, and
-// the IETF resumable-upload draft.
+// With Config.Types, the declared type must be allowed at creation and
+// the first contenttype.SniffLen bytes are checked (Allowlist.Check)
+// once they are in a PATCH's buffer, before any of them is stored beyond
+// a tail; a refusal terminates the upload.
+//
+// Not yet done: the checksum-trailer extension.
 package tus

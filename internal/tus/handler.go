@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
@@ -93,6 +94,16 @@ type Config struct {
 	// have; a creation beyond answers 429 (CodeTooManyOpenUploads). 0: no
 	// limit. Each upload then also has an open marker under TempPrefix.
 	MaxOpenUploads int
+	// Types, if set and not allowing everything, restricts the uploads'
+	// content types. The S3 object's type is fixed when the upload is
+	// created, before any byte arrives, so the declared type (Upload-
+	// Metadata filetype, contentType or type; application/octet-stream if
+	// none) must be allowed at creation (else 415, nothing created); the
+	// first contenttype.SniffLen bytes (all of them if the upload is
+	// shorter) are checked with Types.Check against the declared type
+	// when they have arrived, and a refusal answers 415 and terminates
+	// the upload.
+	Types *contenttype.Allowlist
 	// OnError, if set, is told about every failure answered with 5xx.
 	OnError func(r *http.Request, err error)
 	// OnEvent, if set, is told when an upload is created, completed or
@@ -210,33 +221,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		method = o
 	}
 	hdr := w.Header()
-	hdr.Set("Tus-Resumable", Version)
 	var err error
-	if method == http.MethodOptions {
-		hdr.Set("Tus-Version", Version)
-		hdr.Set("Tus-Extension", Extensions)
-		hdr.Set("Tus-Max-Size", strconv.FormatInt(h.cfg.MaxSize, 10))
-		hdr.Set("Tus-Checksum-Algorithm", ChecksumAlgorithms)
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	if v := r.Header.Get("Tus-Resumable"); v != Version {
-		hdr.Set("Tus-Version", Version)
-		err = fail(http.StatusPreconditionFailed, "unsupported Tus-Resumable %q", v)
+	if v := InteropVersion(r); v != "" {
+		err = h.serveIETF(w, r, method, v)
 	} else {
-		switch method {
-		case http.MethodPost:
-			err = h.create(w, r)
-		case http.MethodHead:
-			err = h.head(w, r)
-		case http.MethodPatch:
-			err = h.patch(w, r)
-		case http.MethodDelete:
-			err = h.terminate(w, r)
-		default:
-			hdr.Set("Allow", "OPTIONS, POST, HEAD, PATCH, DELETE")
-			err = fail(http.StatusMethodNotAllowed, "method %s not allowed", method)
-		}
+		err = h.serveTus(w, r, method)
 	}
 	if err == nil {
 		return
@@ -258,6 +247,39 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if method != http.MethodHead {
 		io.WriteString(w, he.msg+"\n")
 	}
+}
+
+// serveTus serves a tus 1.0 request.
+func (h *Handler) serveTus(w http.ResponseWriter, r *http.Request, method string) error {
+	hdr := w.Header()
+	hdr.Set("Tus-Resumable", Version)
+	if method == http.MethodOptions {
+		hdr.Set("Tus-Version", Version)
+		hdr.Set("Tus-Extension", Extensions)
+		hdr.Set("Tus-Max-Size", strconv.FormatInt(h.cfg.MaxSize, 10))
+		hdr.Set("Tus-Checksum-Algorithm", ChecksumAlgorithms)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if v := r.Header.Get("Tus-Resumable"); v != Version {
+		hdr.Set("Tus-Version", Version)
+		if d := r.Header.Get(InteropHeader); v == "" && d != "" {
+			return fail(http.StatusPreconditionFailed, "unsupported %s %q (served: %s) and no Tus-Resumable", InteropHeader, d, strings.Join(InteropVersions, ", "))
+		}
+		return fail(http.StatusPreconditionFailed, "unsupported Tus-Resumable %q", v)
+	}
+	switch method {
+	case http.MethodPost:
+		return h.create(w, r)
+	case http.MethodHead:
+		return h.head(w, r)
+	case http.MethodPatch:
+		return h.patch(w, r)
+	case http.MethodDelete:
+		return h.terminate(w, r)
+	}
+	hdr.Set("Allow", "OPTIONS, POST, HEAD, PATCH, DELETE")
+	return fail(http.StatusMethodNotAllowed, "method %s not allowed", method)
 }
 
 // open reads and authorizes the upload the request names.
@@ -315,16 +337,16 @@ func parseMetadata(s string) (metadata, error) {
 	return m, nil
 }
 
-// contentType is the declared type of the file, or the S3 default.
-func (m metadata) contentType() *string {
+// declaredType is the declared type of the file, "" if none.
+func (m metadata) declaredType() string {
 	for _, k := range []string{"filetype", "contentType", "type"} {
 		if v := m[k]; v != "" {
 			if mt, params, err := mime.ParseMediaType(v); err == nil {
-				return aws.String(mime.FormatMediaType(mt, params))
+				return mime.FormatMediaType(mt, params)
 			}
 		}
 	}
-	return nil
+	return ""
 }
 
 func (m metadata) fileName() string {
@@ -387,54 +409,11 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fail(http.StatusBadRequest, "Upload-Metadata: %v", err)
 	}
-	id := make([]byte, 16)
-	_, _ = rand.Read(id)
-	c.Key = h.cfg.Prefix + hex.EncodeToString(id)
-	c.Expires = h.cfg.Now().Add(h.cfg.TTL).Unix()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s3Timeout)
 	defer cancel()
-
-	userMeta := map[string]string{s3limits.MetaUploadedBy: objectkey.MetadataValue(c.Owner)}
-	if name := meta.fileName(); name != "" {
-		userMeta[s3limits.MetaOriginalName] = objectkey.MetadataValue(name)
-	}
-	if c.Length != 0 {
-		if err := h.checkQuota(ctx, c.Owner); err != nil {
-			return err
-		}
-	}
-	mode, keyID, bucketKey, encCtx := h.cfg.Encryption.RequestFields()
-	if c.Length == 0 {
-		// Nothing to resume: store the empty object now.
-		in := &s3.PutObjectInput{Bucket: &h.cfg.Bucket, Key: &c.Key, Body: strings.NewReader(""), ContentLength: aws.Int64(0),
-			ContentType: meta.contentType(), Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx}
-		if h.cfg.Tags {
-			empty := sha256.Sum256(nil)
-			in.Tagging = aws.String("sha256=" + hex.EncodeToString(empty[:]) + "&size=0")
-		}
-		_, err := h.api.PutObject(ctx, in)
-		if err != nil {
-			return fmt.Errorf("storing an empty upload: %w", err)
-		}
-	} else {
-		out, err := h.api.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &h.cfg.Bucket, Key: &c.Key,
-			ContentType: meta.contentType(), Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx})
-		if err != nil {
-			return fmt.Errorf("creating the multipart upload: %w", err)
-		}
-		c.UploadID = aws.ToString(out.UploadId)
-		s := h.store(c)
-		if err := s.markOpen(ctx); err != nil {
-			// The marker may exist (its answer lost): remove both.
-			_ = s.abort(ctx)
-			_ = s.deleteTemp(ctx)
-			return err
-		}
-	}
-	token := h.sealer.seal(c)
-	h.event(r, EventCreated, c, c.Length)
-	if c.Length == 0 {
-		h.event(r, EventCompleted, c, 0)
+	c, token, err := h.begin(ctx, r, c, meta)
+	if err != nil {
+		return err
 	}
 	w.Header().Set("Location", strings.TrimSuffix(r.URL.Path, "/")+"/"+token)
 	h.setExpires(w, c)
@@ -448,6 +427,12 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 		// The upload exists (Location is set) but holds nothing.
 		return he
 	}
+	if he, ok := errors.AsType[*httpError](err); ok && he.status == http.StatusUnsupportedMediaType {
+		// The content was refused and the upload removed.
+		w.Header().Del("Location")
+		w.Header().Del("Upload-Expires")
+		return he
+	}
 	if err != nil && !errors.Is(err, errLocked) {
 		// The upload exists: the client may resume it from HEAD.
 		if h.cfg.OnError != nil {
@@ -459,6 +444,80 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// begin creates the upload c describes (Owner, Length and Metadata set;
+// meta is the parsed Metadata) after the content type and quota checks:
+// a multipart upload with its open marker, or the empty object when the
+// length is 0. It returns the claims with Key, Expires and UploadID
+// filled in and their sealed token.
+func (h *Handler) begin(ctx context.Context, r *http.Request, c claims, meta metadata) (claims, string, error) {
+	declared := meta.declaredType()
+	if !h.cfg.Types.AllowsAll() {
+		if !h.cfg.Types.Allows(declared) {
+			return c, "", unsupportedType("the declared type %q is not allowed", declared)
+		}
+		if c.Length == 0 {
+			if _, err := h.cfg.Types.Check(declared, nil); err != nil {
+				return c, "", unsupportedType("an empty file is refused: %v", err)
+			}
+		}
+		if declared == "" {
+			declared = "application/octet-stream"
+		}
+	}
+	var contentType *string
+	if declared != "" {
+		contentType = aws.String(declared)
+	}
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	c.Key = h.cfg.Prefix + hex.EncodeToString(id)
+	c.Expires = h.cfg.Now().Add(h.cfg.TTL).Unix()
+
+	userMeta := map[string]string{s3limits.MetaUploadedBy: objectkey.MetadataValue(c.Owner)}
+	if name := meta.fileName(); name != "" {
+		userMeta[s3limits.MetaOriginalName] = objectkey.MetadataValue(name)
+	}
+	if c.Length != 0 {
+		if err := h.checkQuota(ctx, c.Owner); err != nil {
+			return c, "", err
+		}
+	}
+	mode, keyID, bucketKey, encCtx := h.cfg.Encryption.RequestFields()
+	if c.Length == 0 {
+		// Nothing to resume: store the empty object now.
+		in := &s3.PutObjectInput{Bucket: &h.cfg.Bucket, Key: &c.Key, Body: strings.NewReader(""), ContentLength: aws.Int64(0),
+			ContentType: contentType, Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx}
+		if h.cfg.Tags {
+			empty := sha256.Sum256(nil)
+			in.Tagging = aws.String("sha256=" + hex.EncodeToString(empty[:]) + "&size=0")
+		}
+		_, err := h.api.PutObject(ctx, in)
+		if err != nil {
+			return c, "", fmt.Errorf("storing an empty upload: %w", err)
+		}
+	} else {
+		out, err := h.api.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &h.cfg.Bucket, Key: &c.Key,
+			ContentType: contentType, Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx})
+		if err != nil {
+			return c, "", fmt.Errorf("creating the multipart upload: %w", err)
+		}
+		c.UploadID = aws.ToString(out.UploadId)
+		s := h.store(c)
+		if err := s.markOpen(ctx); err != nil {
+			// The marker may exist (its answer lost): remove both.
+			_ = s.abort(ctx)
+			_ = s.deleteTemp(ctx)
+			return c, "", err
+		}
+	}
+	token := h.sealer.seal(c)
+	h.event(r, EventCreated, c, c.Length)
+	if c.Length == 0 {
+		h.event(r, EventCompleted, c, 0)
+	}
+	return c, token, nil
+}
+
 func isOffsetType(v string) bool {
 	mt, _, err := mime.ParseMediaType(v)
 	return err == nil && mt == OffsetContentType
@@ -466,26 +525,9 @@ func isOffsetType(v string) bool {
 
 // head handles HEAD: the offset S3 holds.
 func (h *Handler) head(w http.ResponseWriter, r *http.Request) error {
-	c, err := h.open(r)
+	c, st, err := h.progress(r)
 	if err != nil {
 		return err
-	}
-	s := h.store(c)
-	st, err := s.state(r.Context())
-	if errors.Is(err, errGone) {
-		return fail(http.StatusNotFound, "upload not found")
-	}
-	if err != nil {
-		return err
-	}
-	if !st.done && st.length >= 0 && st.offset() == st.length {
-		// Every byte is in S3 but the upload was not completed (the
-		// request that sent the last byte died, or completing failed):
-		// clients that see offset == length send nothing more, so
-		// complete it here.
-		if err := h.finish(r, s); err != nil && !errors.Is(err, errLocked) {
-			return err
-		}
 	}
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
@@ -501,6 +543,33 @@ func (h *Handler) head(w http.ResponseWriter, r *http.Request) error {
 	h.setExpires(w, c)
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// progress reads the state of the upload the request names, completing
+// it if all its bytes are in S3 but it was not completed.
+func (h *Handler) progress(r *http.Request) (claims, state, error) {
+	c, err := h.open(r)
+	if err != nil {
+		return c, state{}, err
+	}
+	s := h.store(c)
+	st, err := s.state(r.Context())
+	if errors.Is(err, errGone) {
+		return c, st, fail(http.StatusNotFound, "upload not found")
+	}
+	if err != nil {
+		return c, st, err
+	}
+	if !st.done && st.length >= 0 && st.offset() == st.length {
+		// Every byte is in S3 but the upload was not completed (the
+		// request that sent the last byte died, or completing failed):
+		// clients that see offset == length send nothing more, so
+		// complete it here.
+		if err := h.finish(r, s); err != nil && !errors.Is(err, errLocked) {
+			return c, st, err
+		}
+	}
+	return c, st, nil
 }
 
 // patch handles PATCH: appends the body at Upload-Offset.
@@ -526,58 +595,109 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s3Timeout)
-	defer cancel()
-	s := h.store(c)
-	l, err := s.acquire(ctx, h.cfg.LockTimeout, h.cfg.Now)
-	if errors.Is(err, errLocked) {
-		return fail(http.StatusConflict, "another request is writing to this upload")
-	}
+	newOffset, _, err := h.appendAt(w, r, c, offset, newLength, sum, false)
 	if err != nil {
-		return err
-	}
-	defer l.release(ctx)
-	st, err := s.state(ctx)
-	switch {
-	case errors.Is(err, errGone):
-		return fail(http.StatusNotFound, "upload not found")
-	case err != nil:
-		return err
-	case st.done:
-		return fail(http.StatusConflict, "upload is complete")
-	case offset != st.offset():
-		w.Header().Set("Upload-Offset", strconv.FormatInt(st.offset(), 10))
-		return fail(http.StatusConflict, "Upload-Offset %d does not match the upload's offset %d", offset, st.offset())
-	}
-	if newLength >= 0 {
-		switch {
-		case st.length >= 0 && newLength != st.length:
-			return fail(http.StatusBadRequest, "Upload-Length %d differs from the upload's length %d", newLength, st.length)
-		case st.length < 0 && newLength < offset:
-			return fail(http.StatusBadRequest, "Upload-Length %d is below the offset %d", newLength, offset)
-		case st.length < 0 && newLength > h.cfg.MaxSize:
-			return fail(http.StatusRequestEntityTooLarge, "Upload-Length exceeds Tus-Max-Size %d", h.cfg.MaxSize)
-		case st.length < 0:
-			if err := s.setLength(ctx, newLength); err != nil {
-				return err
-			}
-			st.length = newLength
-		}
-	}
-	if st.length >= 0 && r.ContentLength > st.length-offset {
-		return fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length by %d bytes", r.ContentLength-(st.length-offset))
-	}
-	newOffset, err := h.writeLocked(ctx, r, s, l, st, sum)
-	if err != nil {
-		if errors.Is(err, errLocked) {
-			return fail(http.StatusConflict, "another request took over this upload")
-		}
 		return err
 	}
 	w.Header().Set("Upload-Offset", strconv.FormatInt(newOffset, 10))
 	h.setExpires(w, c)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// errUploadComplete answers a PATCH to a completed upload.
+var errUploadComplete = &httpError{status: http.StatusConflict, msg: "upload is complete"}
+
+// appendAt appends the request body to the upload c at offset, holding
+// its lock, and returns the new offset. newLength, if not -1, is the
+// upload's length as the request declares it (set if it was deferred).
+// With completeAtEnd (IETF Upload-Complete: ?1 with a body of unknown
+// length), a deferred length is set to the offset the body ends at, if
+// it arrived whole, and the upload is completed. A wrong offset answers
+// 409 with the real Upload-Offset; a completed upload errUploadComplete,
+// also with Upload-Offset.
+func (h *Handler) appendAt(w http.ResponseWriter, r *http.Request, c claims, offset, newLength int64, sum *checksum, completeAtEnd bool) (newOffset, length int64, err error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s3Timeout)
+	defer cancel()
+	s := h.store(c)
+	l, err := s.acquire(ctx, h.cfg.LockTimeout, h.cfg.Now)
+	if errors.Is(err, errLocked) {
+		return 0, -1, fail(http.StatusConflict, "another request is writing to this upload")
+	}
+	if err != nil {
+		return 0, -1, err
+	}
+	defer l.release(ctx)
+	st, err := s.state(ctx)
+	switch {
+	case errors.Is(err, errGone):
+		return 0, -1, fail(http.StatusNotFound, "upload not found")
+	case err != nil:
+		return 0, -1, err
+	case st.done:
+		w.Header().Set("Upload-Offset", strconv.FormatInt(st.offset(), 10))
+		return 0, -1, errUploadComplete
+	case offset != st.offset():
+		w.Header().Set("Upload-Offset", strconv.FormatInt(st.offset(), 10))
+		return 0, -1, fail(http.StatusConflict, "Upload-Offset %d does not match the upload's offset %d", offset, st.offset())
+	}
+	if newLength >= 0 {
+		switch {
+		case st.length >= 0 && newLength != st.length:
+			return 0, -1, fail(http.StatusBadRequest, "Upload-Length %d differs from the upload's length %d", newLength, st.length)
+		case st.length < 0 && newLength < offset:
+			return 0, -1, fail(http.StatusBadRequest, "Upload-Length %d is below the offset %d", newLength, offset)
+		case st.length < 0 && newLength > h.cfg.MaxSize:
+			return 0, -1, fail(http.StatusRequestEntityTooLarge, "Upload-Length exceeds the maximum size %d", h.cfg.MaxSize)
+		case st.length < 0:
+			if err := s.setLength(ctx, newLength); err != nil {
+				return 0, -1, err
+			}
+			st.length = newLength
+		}
+	}
+	if st.length >= 0 && r.ContentLength > st.length-offset {
+		return 0, -1, fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length by %d bytes", r.ContentLength-(st.length-offset))
+	}
+	if st.length < 0 && r.ContentLength > h.cfg.MaxSize-offset {
+		return 0, -1, fail(http.StatusRequestEntityTooLarge, "body exceeds the maximum size %d", h.cfg.MaxSize)
+	}
+	var rec *errRecorder
+	if completeAtEnd && st.length < 0 {
+		rec = &errRecorder{r: r.Body}
+		r = r.Clone(r.Context())
+		r.Body = readCloser{rec, r.Body}
+	}
+	newOffset, err = h.writeLocked(ctx, r, s, l, st, sum)
+	if err != nil {
+		if errors.Is(err, errLocked) {
+			return newOffset, st.length, fail(http.StatusConflict, "another request took over this upload")
+		}
+		return newOffset, st.length, err
+	}
+	if rec == nil || rec.err != nil {
+		return newOffset, st.length, nil
+	}
+	// The body arrived whole and ends the upload: its length is now known.
+	if err := s.setLength(ctx, newOffset); err != nil {
+		if errors.Is(err, errLocked) {
+			return newOffset, -1, fail(http.StatusConflict, "the upload's length was set by another request")
+		}
+		return newOffset, -1, err
+	}
+	if st, err = s.state(ctx); err != nil {
+		return newOffset, newOffset, err
+	}
+	r = r.Clone(ctx)
+	r.Body, r.ContentLength = http.NoBody, 0
+	newOffset, err = h.writeLocked(ctx, r, s, l, st, nil)
+	return newOffset, st.length, err
+}
+
+// readCloser reads from one reader and closes another.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // write takes the lock of a new upload and appends the body
@@ -615,6 +735,7 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 		}
 	}
 	parts := st.parts
+	sniff := h.needSniff(st)
 	// objSum is the SHA-256 of the bytes before pe, for the object's
 	// sha256 tag; nil when tags are off or its state was lost.
 	var objSum hash.Hash
@@ -674,6 +795,12 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 				return pe + int64(saved), fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length")
 			}
 		}
+		if sniff && pe == 0 && (filled >= contenttype.SniffLen || last) {
+			if err := h.sniff(ctx, r, s, buf[:min(filled, contenttype.SniffLen)]); err != nil {
+				return 0, err
+			}
+			sniff = false
+		}
 		if err := l.hold(ctx); err != nil {
 			return pe + int64(saved), err
 		}
@@ -720,6 +847,40 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			return end, nil
 		}
 	}
+}
+
+// codeUnsupportedType is the JSON error code of a refused content type,
+// as streamed uploads answer it.
+const codeUnsupportedType = "UNSUPPORTED_MEDIA_TYPE"
+
+func unsupportedType(format string, args ...any) *httpError {
+	return &httpError{status: http.StatusUnsupportedMediaType, code: codeUnsupportedType, msg: fmt.Sprintf(format, args...)}
+}
+
+// needSniff reports whether the upload's first bytes, of which st holds
+// only a tail, have yet to be checked against Types: they are checked
+// once contenttype.SniffLen of them (or all, if the upload is shorter)
+// are in the buffer, before any of them is stored beyond a tail.
+func (h *Handler) needSniff(st state) bool {
+	return !h.cfg.Types.AllowsAll() && st.partsEnd == 0 && st.tail < contenttype.SniffLen
+}
+
+// sniff checks the upload's first bytes against Types and the declared
+// type; a refused upload is terminated (aborted, its temporary objects
+// and open marker removed) and answered 415.
+func (h *Handler) sniff(ctx context.Context, r *http.Request, s *store, head []byte) error {
+	meta, _ := parseMetadata(s.c.Metadata)
+	_, err := h.cfg.Types.Check(meta.declaredType(), head)
+	if err == nil {
+		return nil
+	}
+	if aerr := s.abort(ctx); aerr == nil || errors.Is(aerr, errGone) {
+		_ = s.deleteTemp(ctx)
+		h.event(r, EventTerminated, s.c, s.c.Length)
+	} else if h.cfg.OnError != nil {
+		h.cfg.OnError(r, aerr)
+	}
+	return unsupportedType("the file's content is refused (%v); the upload was terminated", err)
 }
 
 // marshalHash returns the state of a SHA-256 hash.
@@ -791,6 +952,11 @@ func (h *Handler) stageBody(ctx context.Context, r *http.Request, body io.Reader
 		var next [1]byte
 		if m, _ := io.ReadFull(in, next[:]); m == 0 {
 			break
+		}
+		if len(staged) == 0 && h.needSniff(st) {
+			if err := h.sniff(ctx, r, s, buf[:contenttype.SniffLen]); err != nil {
+				return staged, nil, 0, err
+			}
 		}
 		if err := l.hold(ctx); err != nil {
 			return staged, nil, 0, err

@@ -29,6 +29,7 @@ func init() {
 //		part_size    <size>
 //		upload_ttl   <duration>
 //		lock_timeout <duration>
+//		allowed_types <type...>
 //		allow_anonymous
 //		disable_tags
 //		max_open_uploads <n>
@@ -71,6 +72,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = shared.Duration(d, &h.UploadTTL)
 		case "lock_timeout":
 			err = shared.Duration(d, &h.LockTimeout)
+		case "allowed_types":
+			h.AllowedTypes = append(h.AllowedTypes, d.RemainingArgs()...)
+			if len(h.AllowedTypes) == 0 {
+				return d.ArgErr()
+			}
 		case "allow_anonymous":
 			err = shared.BoolFlag(d, &h.AllowAnonymous)
 		case "disable_tags":

@@ -22,6 +22,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
@@ -39,6 +40,12 @@ func init() {
 // creation, creation-with-upload, creation-defer-length, termination,
 // expiration, checksum) at the routes it is given: POST creates an upload at
 // `<path>/<sealed id>`, and HEAD, PATCH and DELETE go to that URL.
+//
+// Requests carrying `Upload-Draft-Interop-Version` 3 to 6 are served by
+// the IETF draft "Resumable Uploads for HTTP" instead (creation by POST
+// or PUT with `104 Upload Resumption Supported`, offset retrieval,
+// append, cancellation), on the same uploads, limits and checks; their
+// metrics endpoints are `ietf_*`.
 //
 // Nothing is kept between requests: the upload is an S3 multipart upload,
 // bytes short of S3's 5 MiB minimum part wait in a temporary object under
@@ -87,6 +94,18 @@ type Handler struct {
 	// may take it over (the holder is presumed dead); it must exceed the
 	// time to receive and send one part. Default 2m.
 	LockTimeout caddy.Duration `json:"lock_timeout,omitempty"`
+
+	// Content types uploads may have, as in upload_gateway ("image/*",
+	// "application/pdf"); empty allows all. The S3 object's type is fixed
+	// when an upload is created, so the declared type (Upload-Metadata
+	// `filetype`, else application/octet-stream) must be allowed at
+	// creation, or it is refused with 415 and nothing is created. The
+	// first 4 KiB of the upload (all of it if shorter) are sniffed as
+	// streamed uploads are, once they have arrived, whatever PATCHes
+	// carry them; content that is not allowed or does not match the
+	// declared type (an executable declared image/png) is refused with
+	// 415 `UNSUPPORTED_MEDIA_TYPE` and the upload is terminated.
+	AllowedTypes []string `json:"allowed_types,omitempty"`
 
 	// Accept requests without an authenticated user; their uploads belong
 	// to the anonymous user, which anyone can continue with the URL.
@@ -169,7 +188,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("configuring encryption: %v", err)
 	}
+	allow, err := contenttype.NewAllowlist(h.AllowedTypes)
+	if err != nil {
+		return fmt.Errorf("parsing allowed_types: %v", err)
+	}
 	h.tus, err = tus.New(client, tus.Config{
+		Types:          allow,
 		Bucket:         h.Bucket,
 		Prefix:         h.Prefix,
 		TempPrefix:     h.TempPrefix,
@@ -303,11 +327,18 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// endpoints are the request metrics' endpoint labels, per method.
-var endpoints = map[string]string{
-	http.MethodOptions: "tus_options", http.MethodPost: "tus_create", http.MethodHead: "tus_head",
-	http.MethodPatch: "tus_patch", http.MethodDelete: "tus_delete",
-}
+// endpoints are the request metrics' endpoint labels, per method, of tus
+// requests and (ietfEndpoints) of the IETF draft's.
+var (
+	endpoints = map[string]string{
+		http.MethodOptions: "tus_options", http.MethodPost: "tus_create", http.MethodHead: "tus_head",
+		http.MethodPatch: "tus_patch", http.MethodDelete: "tus_delete",
+	}
+	ietfEndpoints = map[string]string{
+		http.MethodOptions: "ietf_options", http.MethodPost: "ietf_create", http.MethodPut: "ietf_create",
+		http.MethodHead: "ietf_head", http.MethodPatch: "ietf_append", http.MethodDelete: "ietf_delete",
+	}
+)
 
 // ServeHTTP serves the tus protocol; it never calls next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
@@ -315,6 +346,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	endpoint, ok := endpoints[r.Method]
 	if !ok {
 		endpoint = "tus_other"
+	}
+	if tus.InteropVersion(r) != "" {
+		if endpoint, ok = ietfEndpoints[r.Method]; !ok {
+			endpoint = "ietf_other"
+		}
 	}
 	o := &metrics.Outcome{Route: h.Prefix, Endpoint: endpoint}
 	r = r.WithContext(context.WithValue(r.Context(), outcomeKey{}, o))
@@ -332,10 +368,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodOptions {
 		if !h.AllowAnonymous && user(r) == "" {
-			w.Header().Set("Tus-Resumable", tus.Version)
+			if tus.InteropVersion(r) == "" {
+				w.Header().Set("Tus-Resumable", tus.Version)
+			}
 			return caddyhttp.Error(http.StatusUnauthorized, fmt.Errorf("resumable uploads need an authenticated user"))
 		}
-		if (r.Method == http.MethodPost || r.Method == http.MethodPatch) && !h.conditional(r.Context()) {
+		if (r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch) && !h.conditional(r.Context()) {
 			w.Header().Set("Retry-After", "60")
 			return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("S3 is not known to honour If-None-Match: resumable uploads are refused"))
 		}

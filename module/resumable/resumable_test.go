@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -36,16 +37,19 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			allow_anonymous
 			disable_tags
 			max_open_uploads 7
+			allowed_types image/* application/pdf
 			janitor {
 				max_age 2h
 				interval 5m
 			}
 		}`, want: Handler{PartSize: 16 << 20, MaxSize: 1 << 30, UploadTTL: caddy.Duration(3600e9), LockTimeout: caddy.Duration(90e9),
 			Secret: "s", OldSecrets: []string{"o1", "o2"}, AllowAnonymous: true, DisableTags: true, MaxOpenUploads: 7,
-			Janitor: &shared.JanitorConfig{MaxAge: caddy.Duration(2 * time.Hour), Interval: caddy.Duration(5 * time.Minute)}}},
+			AllowedTypes: []string{"image/*", "application/pdf"},
+			Janitor:      &shared.JanitorConfig{MaxAge: caddy.Duration(2 * time.Hour), Interval: caddy.Duration(5 * time.Minute)}}},
 		{name: "argument on the directive", input: `upload_tus x { }`, wantErr: true},
 		{name: "unknown subdirective", input: `upload_tus { chunk 1 }`, wantErr: true},
 		{name: "bad size", input: `upload_tus { part_size lots }`, wantErr: true},
+		{name: "allowed_types without a type", input: "upload_tus {\n allowed_types\n}", wantErr: true},
 		{name: "flag with an argument", input: `upload_tus { allow_anonymous yes }`, wantErr: true},
 	}
 	for _, tt := range tests {
@@ -60,7 +64,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			}
 			if h.Bucket != "b" || h.PartSize != tt.want.PartSize || h.MaxSize != tt.want.MaxSize || h.UploadTTL != tt.want.UploadTTL ||
 				h.LockTimeout != tt.want.LockTimeout || h.Secret != tt.want.Secret || len(h.OldSecrets) != 2 || h.AllowAnonymous != tt.want.AllowAnonymous ||
-				h.MaxOpenUploads != tt.want.MaxOpenUploads || h.DisableTags != tt.want.DisableTags || h.Janitor == nil || *h.Janitor != *tt.want.Janitor {
+				h.MaxOpenUploads != tt.want.MaxOpenUploads || h.DisableTags != tt.want.DisableTags || h.Janitor == nil || *h.Janitor != *tt.want.Janitor ||
+				!slices.Equal(h.AllowedTypes, tt.want.AllowedTypes) {
 				t.Errorf("got %+v", h)
 			}
 		})
@@ -75,6 +80,21 @@ func TestAnonymousRefused(t *testing.T) {
 	var he caddyhttp.HandlerError
 	if !errors.As(err, &he) || he.StatusCode != http.StatusUnauthorized {
 		t.Errorf("err = %v, want a 401 HandlerError", err)
+	}
+}
+
+// TestAnonymousRefusedIETF: a request of the IETF draft is refused
+// without the tus header, and recorded under its own endpoint.
+func TestAnonymousRefusedIETF(t *testing.T) {
+	h := &Handler{logger: zap.NewNop(), rec: &metricsapp.Recorder{}}
+	r := httptest.NewRequest("POST", "/tus/", nil)
+	r.Header.Set("Upload-Draft-Interop-Version", "6")
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	w := httptest.NewRecorder()
+	err := h.ServeHTTP(w, r, nil)
+	var he caddyhttp.HandlerError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusUnauthorized || w.Header().Get("Tus-Resumable") != "" {
+		t.Errorf("err = %v, Tus-Resumable %q: want a 401 HandlerError without the tus header", err, w.Header().Get("Tus-Resumable"))
 	}
 }
 

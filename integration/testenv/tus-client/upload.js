@@ -4,7 +4,8 @@
 //   {"endpoint": "https://…/tus/", "file": "/path", "chunkSize": 4194304,
 //    "uploadUrl": "…" (resume this upload instead of creating one),
 //    "abortAfter": 12345678 (stop mid-PATCH once this many bytes are sent),
-//    "headers": {"Authorization": "Basic …"}}
+//    "headers": {"Authorization": "Basic …"},
+//    "protocol": "ietf-draft-05" (or "ietf-draft-03"; default tus-v1)}
 //
 // It prints one JSON line: {"url", "offset", "done"} and exits 0, or the
 // error and exits 1.
@@ -24,6 +25,7 @@ upload = new tus.Upload(data, {
   endpoint: opts.endpoint,
   uploadUrl: opts.uploadUrl || null,
   chunkSize: opts.chunkSize,
+  protocol: opts.protocol || 'tus-v1',
   headers: opts.headers || {},
   metadata: { filename: path.basename(opts.file), filetype: 'application/octet-stream' },
   retryDelays: [0, 500, 1000, 2000, 4000],

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/dustin/go-humanize"
 
 	"github.com/caddy-upload-gateway/upload-gateway/integration/harness"
@@ -41,7 +44,9 @@ type tusServer struct {
 type tusRow struct {
 	label, server string // server: "gateway" or "tusd"
 	chunk         int64  // PATCH size; 0 for the streamed upload
+	prefix        string // where the row's objects land
 	srv           *tusServer
+	sse           string // the stored objects' ServerSideEncryption, checked after every run
 	secs          []float64
 	cpu           []cpuUse
 	baseline      int64 // VmRSS after the warm-up
@@ -82,20 +87,22 @@ func benchTus(env *harness.Env, size int64, chunks []int64, runs int, tusPart, p
 		if err != nil {
 			return rows, err
 		}
-		rows = append(rows, &tusRow{label: "gateway upload_tus, " + humanize.IBytes(uint64(c)) + " PATCHes", server: "gateway", chunk: c, srv: srv})
+		rows = append(rows, &tusRow{label: "gateway upload_tus, " + humanize.IBytes(uint64(c)) + " PATCHes", server: "gateway", chunk: c, srv: srv,
+			prefix: prefix + fmt.Sprintf("gw-tus-%d/", c)})
 	}
 	srv, err := startGatewayStreamed(env, prefix+"gw-put/", partSize, concurrency)
 	if err != nil {
 		return rows, err
 	}
-	rows = append(rows, &tusRow{label: "gateway streamed upload_gateway, one PUT (baseline)", server: "gateway", srv: srv})
+	rows = append(rows, &tusRow{label: "gateway streamed upload_gateway, one PUT (baseline)", server: "gateway", srv: srv, prefix: prefix + "gw-put/"})
 	for _, c := range chunks {
 		sub := filepath.Join(dir, fmt.Sprintf("tusd-%d", c))
 		srv, err := startTusd(env, tusd, sub, prefix+fmt.Sprintf("tusd-%d/", c), tusPart, c)
 		if err != nil {
 			return rows, err
 		}
-		rows = append(rows, &tusRow{label: "tusd " + tusdVersion + " s3store, " + humanize.IBytes(uint64(c)) + " PATCHes", server: "tusd", chunk: c, srv: srv})
+		rows = append(rows, &tusRow{label: "tusd " + tusdVersion + " s3store, " + humanize.IBytes(uint64(c)) + " PATCHes", server: "tusd", chunk: c, srv: srv,
+			prefix: prefix + fmt.Sprintf("tusd-%d/", c)})
 	}
 
 	for _, r := range rows {
@@ -120,6 +127,13 @@ func benchTus(env *harness.Env, size int64, chunks []int64, runs int, tusPart, p
 			r.secs = append(r.secs, time.Since(start).Seconds())
 			r.cpu = append(r.cpu, meter.since(before, size))
 			fmt.Fprintf(os.Stderr, "bench: tus run %d/%d: %s: %.1f s\n", i+1, runs, r.label, r.secs[len(r.secs)-1])
+			sse, err := checkTusStored(env, r.prefix, size)
+			if err != nil {
+				return rows, fmt.Errorf("%s: %v", r.label, err)
+			}
+			if r.sse == "" || sse != "aws:kms" {
+				r.sse = sse
+			}
 			// Free SeaweedFS's disk before the next GiB.
 			reclaim(env, prefix)
 		}
@@ -130,6 +144,38 @@ func benchTus(env *harness.Env, size int64, chunks []int64, runs int, tusPart, p
 		}
 	}
 	return rows, nil
+}
+
+// checkTusStored checks that the one object under prefix (tusd's .info and
+// .part objects aside) has size bytes and returns its server-side
+// encryption as S3 reports it.
+func checkTusStored(env *harness.Env, prefix string, size int64) (string, error) {
+	ctx := context.Background()
+	c := env.S3()
+	list, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &env.Bucket, Prefix: &prefix})
+	if err != nil {
+		return "", err
+	}
+	var keys []string
+	for _, o := range list.Contents {
+		if k := aws.ToString(o.Key); !strings.HasSuffix(k, ".info") && !strings.HasSuffix(k, ".part") {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) != 1 {
+		return "", fmt.Errorf("objects under %s: %v, want one", prefix, keys)
+	}
+	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &env.Bucket, Key: &keys[0]})
+	if err != nil {
+		return "", err
+	}
+	if n := aws.ToInt64(head.ContentLength); n != size {
+		return "", fmt.Errorf("%s: %d bytes stored, want %d", keys[0], n, size)
+	}
+	if head.ServerSideEncryption == "" {
+		return "none", nil
+	}
+	return string(head.ServerSideEncryption), nil
 }
 
 // startGatewayTus starts a gateway whose plain-HTTP site serves upload_tus
@@ -347,8 +393,8 @@ func printTus(rows []*tusRow, size int64, runs int, tusPart, partSize int64, con
 		tusdVersion, humanize.IBytes(uint64(tusPart)), runs)
 	fmt.Printf("machine: %s, %d CPUs, %s/%s, %s; date %s; load average at the end %s\n\n", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH,
 		runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04 MST"), strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "))
-	fmt.Println("| upload | s | MiB/s | ratio to streamed | server CPU s/GiB | S3 CPU s/GiB | peak RSS − baseline | tusd / ours: MiB/s | tusd / ours: server CPU |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| upload | s | MiB/s | ratio to streamed | server CPU s/GiB | S3 CPU s/GiB | peak RSS − baseline | stored as | tusd / ours: MiB/s | tusd / ours: server CPU |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
 	type stat struct{ secs, mibps, cpu, s3 float64 }
 	stats := map[*tusRow]stat{}
 	var streamed float64
@@ -370,15 +416,18 @@ func printTus(rows []*tusRow, size int64, runs int, tusPart, partSize int64, con
 		if o, ok := ours[r.chunk]; ok && r.server == "tusd" {
 			speed, cpu = fmt.Sprintf("%.2f", st.mibps/o.mibps), fmt.Sprintf("%.2f", st.cpu/o.cpu)
 		}
-		fmt.Printf("| %s | %.1f | %.0f | %.2f | %.2f | %.2f | %d MiB | %s | %s |\n", r.label, st.secs, st.mibps, st.mibps/streamed,
-			st.cpu, st.s3, (r.peak-r.baseline)>>20, speed, cpu)
+		fmt.Printf("| %s | %.1f | %.0f | %.2f | %.2f | %.2f | %d MiB | %s | %s | %s |\n", r.label, st.secs, st.mibps, st.mibps/streamed,
+			st.cpu, st.s3, (r.peak-r.baseline)>>20, r.sse, speed, cpu)
 	}
 	fmt.Println("\nserver CPU s/GiB: user+system CPU seconds per GiB of the gateway or tusd process (median); S3: SeaweedFS with local-kms. " +
-		"peak RSS − baseline: VmHWM after all runs minus VmRSS after a 1 MiB warm-up upload.")
+		"peak RSS − baseline: VmHWM after all runs minus VmRSS after a 1 MiB warm-up upload. " +
+		"stored as: the object's server-side encryption from HeadObject after every run (its size checked too).")
 	fmt.Printf("memory bounds: gateway upload_tus holds one part (%s) per PATCH in progress; the streamed upload part size × (concurrency+1) = %d MiB; "+
 		"tusd keeps its parts in temporary files on disk (page cache, not RSS).\n", humanize.IBytes(uint64(tusPart)), partSize*int64(concurrency+1)>>20)
-	fmt.Println("differences: the gateway sends parts with UNSIGNED-PAYLOAD and a CRC32C checksum and computes the full-object CRC32C, one part at a time per PATCH; " +
-		"tusd's S3 client (aws-sdk-go-v2 defaults) signs each part's SHA-256 and adds a CRC32 checksum, and sends up to 10 parts at once from its disk buffer. " +
+	fmt.Printf("differences: upload_tus takes a lock object (If-None-Match) and reads the upload's state from S3 (ListParts, the tail) on every PATCH, " +
+		"then sends the PATCH's parts one at a time with UNSIGNED-PAYLOAD (payload_signing auto, loopback S3); the streamed upload sends %d parts at once; " +
+		"tusd (memorylocker, state in its .info object and ListParts) sends up to 10 parts at once from its disk buffer, its S3 client on aws-sdk-go-v2's defaults " +
+		"(SigV4 over each part's SHA-256, DisableContentHashes off as in tusd's CLI, plus the SDK's default CRC32 request checksum). " +
 		"Both store SSE-KMS objects: the gateway by configuration, tusd through an S3 client middleware in integration/bench/tusd (s3store has no SSE setting); " +
-		"tusd's .info and .part objects stay unencrypted. tusd runs with its in-memory locker, so unlike upload_tus it cannot be run as several instances.")
+		"tusd's .info and .part objects stay unencrypted. tusd runs with its in-memory locker, so unlike upload_tus it cannot be run as several instances.\n", concurrency)
 }

@@ -424,10 +424,10 @@ func printTus(rows []*tusRow, size int64, runs int, tusPart, partSize int64, con
 		"stored as: the object's server-side encryption from HeadObject after every run (its size checked too).")
 	fmt.Printf("memory bounds: gateway upload_tus holds one part (%s) per PATCH in progress; the streamed upload part size × (concurrency+1) = %d MiB; "+
 		"tusd keeps its parts in temporary files on disk (page cache, not RSS).\n", humanize.IBytes(uint64(tusPart)), partSize*int64(concurrency+1)>>20)
-	fmt.Printf("differences: upload_tus takes a lock object (If-None-Match) and reads the upload's state from S3 (ListParts, the tail) on every PATCH, " +
-		"then sends the PATCH's parts one at a time with UNSIGNED-PAYLOAD (payload_signing auto, loopback S3); the streamed upload sends %d parts at once; " +
-		"tusd (memorylocker, state in its .info object and ListParts) sends up to 10 parts at once from its disk buffer, its S3 client on aws-sdk-go-v2's defaults " +
-		"(SigV4 over each part's SHA-256, DisableContentHashes off as in tusd's CLI, plus the SDK's default CRC32 request checksum). " +
-		"Both store SSE-KMS objects: the gateway by configuration, tusd through an S3 client middleware in integration/bench/tusd (s3store has no SSE setting); " +
+	fmt.Printf("differences: upload_tus takes a lock object (If-None-Match) and reads the upload's state from S3 (ListParts, the tail) on every PATCH, "+
+		"then sends the PATCH's parts one at a time with UNSIGNED-PAYLOAD (payload_signing auto, loopback S3); the streamed upload sends %d parts at once; "+
+		"tusd (memorylocker, state in its .info object and ListParts) sends up to 10 parts at once from its disk buffer, its S3 client on aws-sdk-go-v2's defaults "+
+		"(SigV4 over each part's SHA-256, DisableContentHashes off as in tusd's CLI, plus the SDK's default CRC32 request checksum). "+
+		"Both store SSE-KMS objects: the gateway by configuration, tusd through an S3 client middleware in integration/bench/tusd (s3store has no SSE setting); "+
 		"tusd's .info and .part objects stay unencrypted. tusd runs with its in-memory locker, so unlike upload_tus it cannot be run as several instances.\n", concurrency)
 }

@@ -10,6 +10,11 @@
 //     @uppy/aws-s3 through the gateway's Companion routes next to the same
 //     upload by aws-sdk-go-v2 straight to S3 (-browser-size,
 //     -browser-part-size, -browser-concurrency, -browser-runs);
+//   - tus uploads of one large body in PATCHes of each chunk size through
+//     the gateway's upload_tus next to its streamed upload of the same
+//     size and to tusd with its s3store (integration/bench/tusd) on the
+//     same SeaweedFS: seconds, ratios, server CPU per GiB and peak RSS
+//     (-tus-size, -tus-chunks, -tus-runs, -tus-part-size);
 //   - streaming throughput through the gateway (HTTPS and plain HTTP) next to
 //     a direct aws-sdk-go-v2 upload of the same bytes to the same S3 server,
 //     and next to the same SDK upload through Caddy's plain reverse_proxy in
@@ -28,8 +33,9 @@
 //     -attack-for, -attack-clients, -attack-size).
 //
 // It needs the test servers (integration/testenv/up.sh) and their env file;
-// ./scripts/bench starts them and runs it. An empty -sizes or -rss-sizes, or
-// 0 for -presign, -companion or -concurrent, skips that table.
+// ./scripts/bench starts them and runs it. An empty -sizes, -rss-sizes or
+// -tus-size, or 0 for -presign, -companion or -concurrent, skips that
+// table.
 //
 //	go run ./integration/bench -sizes 256MiB,1GiB -runs 3 -rss-sizes 1GiB,5GiB -concurrent 200
 package main
@@ -90,6 +96,10 @@ func main() {
 	browserPart := flag.String("browser-part-size", "5MiB", "part size of the browser upload and its SDK counterpart (Uppy's default for files up to 48 GiB)")
 	browserConc := flag.Int("browser-concurrency", 6, "requests in flight for the browser upload (Uppy's limit option, default 6) and parts in flight for its SDK counterpart")
 	browserRuns := flag.Int("browser-runs", 5, "runs of each browser table row (the median is reported)")
+	tusSize := flag.String("tus-size", "1GiB", "size of the tus uploads through the gateway's upload_tus, its streamed upload and tusd with s3store (empty or 0 skips the tus table)")
+	tusChunks := flag.String("tus-chunks", "8MiB,64MiB", "comma-separated PATCH sizes of the tus uploads (gateway and tusd alike)")
+	tusRuns := flag.Int("tus-runs", 3, "runs of each tus table row (the median is reported)")
+	tusPart := flag.String("tus-part-size", "8MiB", "upload_tus part_size, and tusd's s3store PreferredPartSize")
 	serveSinkMode := flag.Bool("serve-sink", false, "internal: serve the s3sink on a loopback port and print its address")
 	flag.Parse()
 	if *serveSinkMode {
@@ -106,7 +116,7 @@ func main() {
 	if *jwtOn {
 		printJWT(benchJWT(*jwtCount), *jwtCount)
 	}
-	needEnv := *companionFor > 0 || !skipList(*browserSize) || *presignFor > 0 || *sizes != "" || !skipList(*rssSizes) || *concClients > 0 || *attack != "" || *instances != ""
+	needEnv := !skipList(*tusSize) || *companionFor > 0 || !skipList(*browserSize) || *presignFor > 0 || *sizes != "" || !skipList(*rssSizes) || *concClients > 0 || *attack != "" || *instances != ""
 	if !needEnv {
 		return
 	}
@@ -146,6 +156,25 @@ func main() {
 			fail("browser", err)
 		}
 		printBrowser(rows, int64(size), int64(bp), *browserConc, *browserRuns)
+	}
+	if !skipList(*tusSize) {
+		size, err := humanize.ParseBytes(*tusSize)
+		if err != nil {
+			fail("-tus-size", err)
+		}
+		chunks, err := parseSizes(*tusChunks)
+		if err != nil {
+			fail("-tus-chunks", err)
+		}
+		tp, err := humanize.ParseBytes(*tusPart)
+		if err != nil {
+			fail("-tus-part-size", err)
+		}
+		rows, err := benchTus(env, int64(size), chunks, *tusRuns, int64(tp), int64(ps), *concurrency)
+		if err != nil {
+			fail("tus", err)
+		}
+		printTus(rows, int64(size), *tusRuns, int64(tp), int64(ps), *concurrency)
 	}
 	if *sizes != "" {
 		for _, name := range strings.Split(*targets, ",") {

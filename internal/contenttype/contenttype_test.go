@@ -11,6 +11,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -325,5 +326,31 @@ func TestNilAllowlist(t *testing.T) {
 	got, err := a.Check("image/png", fixture(t, "elf-exec.bin"))
 	if err != nil || got != "image/png" {
 		t.Errorf("nil Allowlist: Check = %q, %v, want image/png, nil", got, err)
+	}
+}
+
+func TestPatterns(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		patterns []string
+		want     []string
+	}{
+		{nil, nil},
+		{[]string{"*/*", "image/png"}, nil},
+		{[]string{"Text/Plain; charset=utf-8", "image/*", "application/pdf", "image/*", "text/plain"},
+			[]string{"application/pdf", "image/*", "text/plain"}},
+	}
+	for _, tt := range tests {
+		a, err := NewAllowlist(tt.patterns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.Patterns(); !slices.Equal(got, tt.want) {
+			t.Errorf("NewAllowlist(%q).Patterns() = %q, want %q", tt.patterns, got, tt.want)
+		}
+	}
+	var none *Allowlist
+	if got := none.Patterns(); got != nil {
+		t.Errorf("nil Allowlist: Patterns() = %q, want nil", got)
 	}
 }

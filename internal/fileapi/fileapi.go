@@ -37,6 +37,10 @@ const (
 	DefaultMaxConcurrentInitiates = 4
 )
 
+// MaxSignAllParts bounds Config.SignAllParts: the part URLs one initiate
+// answer may carry.
+const MaxSignAllParts = 1000
+
 // MinSecretLen is the shortest Config.Secret accepted, in bytes.
 const MinSecretLen = 32
 
@@ -168,6 +172,15 @@ type Config struct {
 	// PartBatch is how many part URLs initiate returns. Default 20, at
 	// most 100.
 	PartBatch int
+	// SignAllParts, when above PartBatch, is how many part URLs initiate
+	// returns instead: every part of a file of at most that many parts,
+	// for clients that never call sign-parts. At most MaxSignAllParts.
+	SignAllParts int
+
+	// BasePath is the path prefix the caller strips before the Service
+	// sees a request (e.g. "/api"): the signRequest route builds URLs of
+	// the Service's own routes with it.
+	BasePath string
 
 	// URLExpiry is how long presigned URLs are valid. Default 15 minutes,
 	// at most 7 days.
@@ -267,6 +280,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("fileapi: default part size must be within %d and %d bytes", s3limits.MinPartSize, s3limits.MaxPartSize)
 	case cfg.PartBatch < 0 || cfg.PartBatch > maxSignParts:
 		return nil, fmt.Errorf("fileapi: part batch must be within 1 and %d", maxSignParts)
+	case cfg.SignAllParts < 0 || cfg.SignAllParts > MaxSignAllParts:
+		return nil, fmt.Errorf("fileapi: sign all parts must be within 0 and %d", MaxSignAllParts)
 	case cfg.URLExpiry < 0 || cfg.URLExpiry > 7*24*time.Hour:
 		return nil, errors.New("fileapi: url expiry must be within 1s and 7 days")
 	case cfg.UploadTTL < 0 || cfg.CallTimeout < 0:
@@ -327,6 +342,7 @@ func (s *Service) routes() {
 	s.handle("GET /files/{fileId}", "", s.head)
 	s.handle("GET /files/{fileId}/download-url", "download_url", s.downloadURL)
 	s.handle("DELETE /files/{fileId}", "delete", s.delete)
+	s.companionRoutes()
 }
 
 // handler serves one route for an authenticated user. It returns the data
@@ -337,6 +353,14 @@ type handler func(w http.ResponseWriter, r *http.Request, user policy.Subject) (
 // route in the request's Resolved, checks that there is a user and writes
 // the envelope.
 func (s *Service) handle(pattern, action string, h handler) {
+	s.handleWith(pattern, action, h, func(w http.ResponseWriter, data any) {
+		_ = envelope.WriteData(w, http.StatusOK, data)
+	})
+}
+
+// handleWith is handle with write answering a request that succeeded.
+// Failures always get the envelope, with the status classify gives.
+func (s *Service) handleWith(pattern, action string, h handler, write func(w http.ResponseWriter, data any)) {
 	_, rest, _ := strings.Cut(pattern, " /files/")
 	if seg, _, _ := strings.Cut(rest, "/"); seg != "" && !strings.HasPrefix(seg, "{") {
 		s.literals[seg] = true
@@ -355,7 +379,7 @@ func (s *Service) handle(pattern, action string, h handler) {
 			s.fail(w, err)
 			return
 		}
-		_ = envelope.WriteData(w, http.StatusOK, data)
+		write(w, data)
 	})
 }
 

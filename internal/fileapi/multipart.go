@@ -51,9 +51,11 @@ type initiateRequest struct {
 }
 
 type partURL struct {
-	PartNumber int               `json:"partNumber"`
-	URL        string            `json:"url"`
-	Headers    map[string]string `json:"headers,omitempty"`
+	PartNumber int    `json:"partNumber"`
+	URL        string `json:"url"`
+	// UploadURL is URL again, under the name seed-style clients read.
+	UploadURL string            `json:"uploadUrl"`
+	Headers   map[string]string `json:"headers,omitempty"`
 }
 
 type initiateResponse struct {
@@ -98,41 +100,12 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user policy.S
 		return nil, err
 	}
 
-	done, err := s.startInitiate(user.ID)
+	c, err := s.createUpload(r.Context(), user, key, req.FileName, ct, meta, fileSize, partSize)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
-
-	in := &s3.CreateMultipartUploadInput{
-		Bucket:             aws.String(s.cfg.Bucket),
-		Key:                aws.String(key),
-		ContentType:        aws.String(ct),
-		ContentDisposition: aws.String(objectkey.ContentDisposition(req.FileName)),
-		Metadata:           meta,
-	}
-	in.ServerSideEncryption, in.SSEKMSKeyId, in.BucketKeyEnabled, in.SSEKMSEncryptionContext = s.cfg.Encryption.RequestFields()
-	ctx, cancel := s.callCtx(r.Context())
-	out, err := s.cfg.Store.CreateMultipartUpload(ctx, in)
-	cancel()
-	if err != nil {
-		return nil, storageError(r.Context(), "CreateMultipartUpload", errNotFound, err)
-	}
-	uploadID := aws.ToString(out.UploadId)
-	if uploadID == "" {
-		return nil, fmt.Errorf("%w: CreateMultipartUpload returned no upload id", errStorage)
-	}
-	resolved(r.Context(), key, uploadID)
-
-	c := uploadClaims{
-		Key:         key,
-		UploadID:    uploadID,
-		FileSize:    fileSize,
-		PartSize:    partSize,
-		ContentType: ct,
-		Expires:     s.now().Add(s.cfg.UploadTTL).Unix(),
-	}
-	nums := make([]int, min(total, s.cfg.PartBatch))
+	uploadID := c.UploadID
+	nums := make([]int, min(total, max(s.cfg.PartBatch, s.cfg.SignAllParts)))
 	for i := range nums {
 		nums[i] = i + 1
 	}
@@ -152,6 +125,47 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user policy.S
 		PartURLs:    urls,
 		ExpiresIn:   expiresIn,
 		UploadToken: s.signToken(c),
+	}, nil
+}
+
+// createUpload creates the multipart upload of a new file at key (with
+// the gateway's credentials, encryption, content type and metadata) and
+// returns the claims of its upload token. fileSize and partSize are 0 when
+// the client did not declare the size. At most MaxConcurrentInitiates calls
+// of a user run at once.
+func (s *Service) createUpload(ctx context.Context, user policy.Subject, key, fileName, ct string, meta map[string]string, fileSize, partSize int64) (uploadClaims, error) {
+	done, err := s.startInitiate(user.ID)
+	if err != nil {
+		return uploadClaims{}, err
+	}
+	defer done()
+
+	in := &s3.CreateMultipartUploadInput{
+		Bucket:             aws.String(s.cfg.Bucket),
+		Key:                aws.String(key),
+		ContentType:        aws.String(ct),
+		ContentDisposition: aws.String(objectkey.ContentDisposition(fileName)),
+		Metadata:           meta,
+	}
+	in.ServerSideEncryption, in.SSEKMSKeyId, in.BucketKeyEnabled, in.SSEKMSEncryptionContext = s.cfg.Encryption.RequestFields()
+	callCtx, cancel := s.callCtx(ctx)
+	out, err := s.cfg.Store.CreateMultipartUpload(callCtx, in)
+	cancel()
+	if err != nil {
+		return uploadClaims{}, storageError(ctx, "CreateMultipartUpload", errNotFound, err)
+	}
+	uploadID := aws.ToString(out.UploadId)
+	if uploadID == "" {
+		return uploadClaims{}, fmt.Errorf("%w: CreateMultipartUpload returned no upload id", errStorage)
+	}
+	resolved(ctx, key, uploadID)
+	return uploadClaims{
+		Key:         key,
+		UploadID:    uploadID,
+		FileSize:    fileSize,
+		PartSize:    partSize,
+		ContentType: ct,
+		Expires:     s.now().Add(s.cfg.UploadTTL).Unix(),
 	}, nil
 }
 
@@ -178,7 +192,7 @@ func (s *Service) signPartURLs(ctx context.Context, user policy.Subject, c uploa
 		if expires.IsZero() || p.Expires.Before(expires) {
 			expires = p.Expires
 		}
-		urls = append(urls, partURL{PartNumber: n, URL: p.URL, Headers: flatten(p.Headers)})
+		urls = append(urls, partURL{PartNumber: n, URL: p.URL, UploadURL: p.URL, Headers: flatten(p.Headers)})
 	}
 	return urls, s.expiresIn(expires, expiry), nil
 }
@@ -328,7 +342,9 @@ func (s *Service) listAllParts(ctx context.Context, key, uploadID string) ([]typ
 
 // checkParts verifies the parts S3 has against the upload's token: parts
 // 1..n, every one but the last exactly PartSize bytes, and in total the
-// declared FileSize, at most limit. It returns the total.
+// declared FileSize, at most limit. When the size was not declared, every
+// part but the last must be as large as the first (and at least S3's
+// minimum), and the last no larger. It returns the total.
 func checkParts(parts []types.Part, c uploadClaims, limit int64) (int64, error) {
 	var total int64
 	for _, p := range parts {
@@ -343,16 +359,25 @@ func checkParts(parts []types.Part, c uploadClaims, limit int64) (int64, error) 
 	if len(parts) == 0 {
 		return 0, fmt.Errorf("%w: no parts were uploaded", errPartsMismatch)
 	}
+	partSize := c.PartSize
+	if !c.sized() {
+		partSize = aws.ToInt64(parts[0].Size)
+		if len(parts) > 1 && partSize < s3limits.MinPartSize {
+			return total, fmt.Errorf("%w: part 1 is %d bytes, less than %d", errPartsMismatch, partSize, s3limits.MinPartSize)
+		}
+	}
 	for i, p := range parts {
 		n, size := int(aws.ToInt32(p.PartNumber)), aws.ToInt64(p.Size)
 		switch {
 		case n != i+1:
 			return total, fmt.Errorf("%w: part %d is missing", errPartsMismatch, i+1)
-		case i < len(parts)-1 && size != c.PartSize:
-			return total, fmt.Errorf("%w: part %d is %d bytes, want %d", errPartsMismatch, n, size, c.PartSize)
+		case i < len(parts)-1 && size != partSize:
+			return total, fmt.Errorf("%w: part %d is %d bytes, want %d", errPartsMismatch, n, size, partSize)
+		case size > partSize, size < 1:
+			return total, fmt.Errorf("%w: part %d is %d bytes, want 1 to %d", errPartsMismatch, n, size, partSize)
 		}
 	}
-	if total != c.FileSize || len(parts) != c.totalParts() {
+	if c.sized() && (total != c.FileSize || len(parts) != c.totalParts()) {
 		return total, fmt.Errorf("%w: %d parts of %d bytes in total, declared %d parts of %d bytes",
 			errPartsMismatch, len(parts), total, c.totalParts(), c.FileSize)
 	}
@@ -384,20 +409,43 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request, user policy.S
 	if err != nil {
 		return nil, err
 	}
-	parts, err := s.listAllParts(r.Context(), c.Key, c.UploadID)
+	done, err := s.completeUpload(r.Context(), c)
 	if err != nil {
 		return nil, err
+	}
+	return completeResponse{
+		FileID: req.FileID,
+		S3Key:  c.Key,
+		Size:   done.size,
+		ETag:   done.etag,
+	}, nil
+}
+
+// completed is what completeUpload reports.
+type completed struct {
+	size           int64
+	etag, location string
+}
+
+// completeUpload completes the upload c: the one way every route (REST,
+// Companion, signRequest) completes. It lists the parts itself, never
+// trusting a client's list, checks them against c (aborting the upload on
+// a mismatch) and completes with them.
+func (s *Service) completeUpload(ctx context.Context, c uploadClaims) (completed, error) {
+	parts, err := s.listAllParts(ctx, c.Key, c.UploadID)
+	if err != nil {
+		return completed{}, err
 	}
 	size, err := checkParts(parts, c, s.cfg.MaxFileSize)
 	if err != nil {
-		if abortErr := s.abortDetached(r.Context(), c.Key, c.UploadID); abortErr != nil {
+		if abortErr := s.abortDetached(ctx, c.Key, c.UploadID); abortErr != nil {
 			s.reportAbortFailure(abortErr)
 		}
-		return nil, err
+		return completed{}, err
 	}
-	completed := make([]types.CompletedPart, len(parts))
+	list := make([]types.CompletedPart, len(parts))
 	for i, p := range parts {
-		completed[i] = types.CompletedPart{
+		list[i] = types.CompletedPart{
 			PartNumber:        p.PartNumber,
 			ETag:              p.ETag,
 			ChecksumCRC32:     p.ChecksumCRC32,
@@ -416,38 +464,33 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request, user policy.S
 		Bucket:          aws.String(s.cfg.Bucket),
 		Key:             aws.String(c.Key),
 		UploadId:        aws.String(c.UploadID),
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: list},
 	}
-	createOnly := s.createOnly(r.Context())
+	createOnly := s.createOnly(ctx)
 	if createOnly {
 		in.IfNoneMatch = aws.String("*")
 	}
-	ctx, cancel := s.callCtx(r.Context())
-	out, err := s.cfg.Store.CompleteMultipartUpload(ctx, in)
+	callCtx, cancel := s.callCtx(ctx)
+	out, err := s.cfg.Store.CompleteMultipartUpload(callCtx, in)
 	cancel()
 	if createOnly && createonly.PreconditionFailed(err) {
 		// Something else already stored the key: this upload can never
 		// complete, so its parts go.
-		if abortErr := s.abortDetached(r.Context(), c.Key, c.UploadID); abortErr != nil {
+		if abortErr := s.abortDetached(ctx, c.Key, c.UploadID); abortErr != nil {
 			s.reportAbortFailure(abortErr)
 		}
-		return nil, fmt.Errorf("%w: %s", errExists, c.Key)
+		return completed{}, fmt.Errorf("%w: %s", errExists, c.Key)
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) && slices.Contains([]string{"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}, api.ErrorCode()) {
 		// A part was replaced between listing and completing: the upload
 		// is intact, so it is not aborted and the client may try again.
-		return nil, fmt.Errorf("%w: the parts changed while the upload was completed; try again", errPartsMismatch)
+		return completed{}, fmt.Errorf("%w: the parts changed while the upload was completed; try again", errPartsMismatch)
 	}
 	if err != nil {
-		return nil, storageError(r.Context(), "CompleteMultipartUpload", errUploadNotFound, err)
+		return completed{}, storageError(ctx, "CompleteMultipartUpload", errUploadNotFound, err)
 	}
-	return completeResponse{
-		FileID: req.FileID,
-		S3Key:  c.Key,
-		Size:   size,
-		ETag:   trimETag(aws.ToString(out.ETag)),
-	}, nil
+	return completed{size: size, etag: trimETag(aws.ToString(out.ETag)), location: aws.ToString(out.Location)}, nil
 }
 
 type abortRequest struct {

@@ -1,6 +1,7 @@
 package fileapi
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -205,11 +206,16 @@ func flatten(h http.Header) map[string]string {
 // it as the request's resolved key (even when denied), and checks that user
 // may upload there.
 func (s *Service) uploadKey(r *http.Request, user policy.Subject, fileName string) (string, error) {
+	return s.uploadKeyFor(r.Context(), user, fileName)
+}
+
+// uploadKeyFor is uploadKey for a request context.
+func (s *Service) uploadKeyFor(ctx context.Context, user policy.Subject, fileName string) (string, error) {
 	key, err := s.newKey(user, fileName)
 	if err != nil {
 		return "", err
 	}
-	resolved(r.Context(), key, "")
+	resolved(ctx, key, "")
 	if err := s.authorize(user, policy.Upload, key); err != nil {
 		return "", err
 	}

@@ -55,19 +55,31 @@ func (s *Service) keyOf(id string) (string, error) {
 type uploadClaims struct {
 	Key         string `json:"k"`
 	UploadID    string `json:"u"`
-	FileSize    int64  `json:"s"`
-	PartSize    int64  `json:"p"`
+	FileSize    int64  `json:"s"` // 0: not declared (Uppy's Companion routes)
+	PartSize    int64  `json:"p"` // 0: not declared
 	ContentType string `json:"t"`
 	Expires     int64  `json:"e"` // Unix seconds
 }
 
-// totalParts is the number of parts of the upload.
+// sized reports whether the client declared the file's size at initiate,
+// so that every part has a known length.
+func (c uploadClaims) sized() bool { return c.FileSize > 0 }
+
+// totalParts is the number of parts of the upload: S3's limit when the
+// size was not declared.
 func (c uploadClaims) totalParts() int {
+	if !c.sized() {
+		return s3limits.MaxParts
+	}
 	return int((c.FileSize + c.PartSize - 1) / c.PartSize)
 }
 
-// partLength is the size of part n (1-based): PartSize, except the last.
+// partLength is the size of part n (1-based): PartSize, except the last;
+// 0 (any length) when the size was not declared.
 func (c uploadClaims) partLength(n int) int64 {
+	if !c.sized() {
+		return 0
+	}
 	if n == c.totalParts() {
 		return c.FileSize - int64(n-1)*c.PartSize
 	}
@@ -82,15 +94,20 @@ const (
 
 // signToken returns "v1.<payload>.<mac>" for c, signed with the current
 // secret.
-func (s *Service) signToken(c uploadClaims) string {
-	payload, _ := json.Marshal(c) // strings and integers: cannot fail
+func (s *Service) signToken(c uploadClaims) string { return s.seal(tokenContext, c) }
+
+// seal returns "v1.<payload>.<mac>" for v (JSON of strings and integers),
+// signed with the current secret in the given context, so that a token of
+// one kind never passes for another.
+func (s *Service) seal(context string, v any) string {
+	payload, _ := json.Marshal(v) // strings and integers: cannot fail
 	signed := tokenVersion + "." + b64.EncodeToString(payload)
-	return signed + "." + b64.EncodeToString(tokenMAC(s.secrets[0], signed))
+	return signed + "." + b64.EncodeToString(tokenMAC(context, s.secrets[0], signed))
 }
 
-func tokenMAC(secret []byte, signed string) []byte {
+func tokenMAC(context string, secret []byte, signed string) []byte {
 	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(tokenContext))
+	m.Write([]byte(context))
 	m.Write([]byte(signed))
 	return m.Sum(nil)
 }
@@ -98,40 +115,63 @@ func tokenMAC(secret []byte, signed string) []byte {
 // verifyToken checks an upload token's signature (against every secret, in
 // constant time), its expiry, and that it was issued for key and uploadID.
 func (s *Service) verifyToken(token, key, uploadID string) (uploadClaims, error) {
-	var c uploadClaims
-	if len(token) > maxTokenLen {
-		return c, fmt.Errorf("%w: too long", errInvalidToken)
-	}
-	i := strings.LastIndexByte(token, '.')
-	if i < 0 || !strings.HasPrefix(token, tokenVersion+".") {
-		return c, fmt.Errorf("%w: malformed", errInvalidToken)
-	}
-	signed, sig := token[:i], token[i+1:]
-	mac, err := b64.DecodeString(sig)
-	if err != nil || len(mac) != sha256.Size {
-		return c, fmt.Errorf("%w: malformed signature", errInvalidToken)
-	}
-	ok := false
-	for _, secret := range s.secrets {
-		if hmac.Equal(mac, tokenMAC(secret, signed)) {
-			ok = true
-		}
-	}
-	if !ok {
-		return c, fmt.Errorf("%w: bad signature", errInvalidToken)
-	}
-	payload, err := b64.DecodeString(strings.TrimPrefix(signed, tokenVersion+"."))
-	if err != nil || json.Unmarshal(payload, &c) != nil {
-		return c, fmt.Errorf("%w: malformed payload", errInvalidToken)
-	}
-	if c.FileSize < 1 || c.PartSize < s3limits.MinPartSize || c.PartSize > s3limits.MaxPartSize || c.totalParts() > s3limits.MaxParts {
-		return c, fmt.Errorf("%w: impossible sizes", errInvalidToken)
-	}
-	if !s.now().Before(time.Unix(c.Expires, 0)) {
-		return c, errTokenExpired
+	c, err := s.parseToken(token)
+	if err != nil {
+		return c, err
 	}
 	if c.Key != key || c.UploadID != uploadID {
 		return c, fmt.Errorf("%w: issued for another file or upload", errInvalidToken)
 	}
 	return c, nil
+}
+
+// parseToken checks an upload token's signature and expiry and returns
+// its claims.
+func (s *Service) parseToken(token string) (uploadClaims, error) {
+	var c uploadClaims
+	if err := s.open(tokenContext, token, &c); err != nil {
+		return c, err
+	}
+	if c.Key == "" || c.UploadID == "" {
+		return c, fmt.Errorf("%w: malformed payload", errInvalidToken)
+	}
+	if c.sized() && (c.PartSize < s3limits.MinPartSize || c.PartSize > s3limits.MaxPartSize || c.totalParts() > s3limits.MaxParts) ||
+		!c.sized() && (c.FileSize != 0 || c.PartSize != 0) {
+		return c, fmt.Errorf("%w: impossible sizes", errInvalidToken)
+	}
+	if !s.now().Before(time.Unix(c.Expires, 0)) {
+		return c, errTokenExpired
+	}
+	return c, nil
+}
+
+// open checks the signature of a sealed token of the given context
+// (against every secret, in constant time) and decodes its payload into v.
+func (s *Service) open(context, token string, v any) error {
+	if len(token) > maxTokenLen {
+		return fmt.Errorf("%w: too long", errInvalidToken)
+	}
+	i := strings.LastIndexByte(token, '.')
+	if i < 0 || !strings.HasPrefix(token, tokenVersion+".") {
+		return fmt.Errorf("%w: malformed", errInvalidToken)
+	}
+	signed, sig := token[:i], token[i+1:]
+	mac, err := b64.DecodeString(sig)
+	if err != nil || len(mac) != sha256.Size {
+		return fmt.Errorf("%w: malformed signature", errInvalidToken)
+	}
+	ok := false
+	for _, secret := range s.secrets {
+		if hmac.Equal(mac, tokenMAC(context, secret, signed)) {
+			ok = true
+		}
+	}
+	if !ok {
+		return fmt.Errorf("%w: bad signature", errInvalidToken)
+	}
+	payload, err := b64.DecodeString(strings.TrimPrefix(signed, tokenVersion+"."))
+	if err != nil || json.Unmarshal(payload, v) != nil {
+		return fmt.Errorf("%w: malformed payload", errInvalidToken)
+	}
+	return nil
 }

@@ -59,6 +59,19 @@ func init() {
 //	GET    /files/{fileId}/download-url presigned GET
 //	DELETE /files/{fileId}
 //
+// and, for Uppy's @uppy/aws-s3 (6.x), the routes of Uppy's Companion server
+// (`companionEndpoint: <origin><base_path>`) and a signing route for its
+// signRequest callback, on the same model (keys chosen by the gateway,
+// sealed upload tokens, server-checked completion):
+//
+//	GET    /s3/params                   POST policy for one file
+//	POST   /s3/multipart                create a multipart upload
+//	GET    /s3/multipart/{id}/{n}       part URL
+//	GET    /s3/multipart/{id}           uploaded parts
+//	POST   /s3/multipart/{id}/complete  server-checked completion
+//	DELETE /s3/multipart/{id}           abort
+//	POST   /s3/sign                     signRequest callback
+//
 // The user comes from `upload_auth` (`{http.auth.user.id}`, `.role`,
 // `.email`); what each role may do on which keys is the route's policy
 // (default: admin everything on all files; uploader uploads, reads, lists
@@ -128,6 +141,11 @@ type API struct {
 
 	// How many part URLs the initiate call returns. Default 20.
 	PartBatch int `json:"part_batch,omitempty"`
+
+	// Sign up to this many part URLs at initiate (every part of a file
+	// with at most that many parts), for clients that never call
+	// sign-parts. Default 0: part_batch only. At most 1000.
+	SignAllParts int `json:"sign_all_parts,omitempty"`
 
 	// How many multipart uploads one user may be starting at the same
 	// time; more answer 429 with Retry-After. Default 4; -1: no limit.
@@ -259,6 +277,8 @@ func (a *API) Provision(ctx caddy.Context) error {
 		MaxFileSize:            a.MaxFileSize,
 		DefaultPartSize:        a.PartSize,
 		PartBatch:              a.PartBatch,
+		SignAllParts:           a.SignAllParts,
+		BasePath:               a.BasePath,
 		MaxConcurrentInitiates: a.MaxConcurrentInitiates,
 		URLExpiry:              time.Duration(a.URLExpiry),
 		UploadTTL:              time.Duration(a.UploadTTL),
@@ -371,6 +391,9 @@ func (a *API) Validate() error {
 			return fmt.Errorf("janitor max_age %s must exceed upload_ttl %s, or it aborts uploads clients may still finish", maxAge, ttl)
 		}
 	}
+	if a.SignAllParts < 0 || a.SignAllParts > fileapi.MaxSignAllParts {
+		return fmt.Errorf("sign_all_parts must be within 0 and %d", fileapi.MaxSignAllParts)
+	}
 	switch a.CreateOnly {
 	case "", "auto", "on", "off":
 	default:
@@ -416,7 +439,7 @@ func (a *API) credentials(user policy.Subject) aws.CredentialsProvider {
 // ServeHTTP serves the file API and passes other requests on.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	path, ok := strings.CutPrefix(r.URL.Path, a.BasePath)
-	if !ok || (path != "/files" && !strings.HasPrefix(path, "/files/")) || r.Method == http.MethodOptions {
+	if !ok || (path != "/files" && !strings.HasPrefix(path, "/files/") && !strings.HasPrefix(path, "/s3/")) || r.Method == http.MethodOptions {
 		return next.ServeHTTP(w, r) // CORS preflights are for other handlers
 	}
 	start := time.Now()

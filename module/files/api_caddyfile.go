@@ -36,6 +36,7 @@ func init() {
 //		max_file_size   <size>
 //		part_size       <size>
 //		part_batch      <n>
+//		sign_all_parts  <max>
 //		max_concurrent_initiates <n>
 //		create_only  auto|on|off
 //		allowed_types   <type...>
@@ -107,6 +108,8 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = shared.Size(d, &a.PartSize)
 		case "part_batch":
 			err = shared.Integer(d, &a.PartBatch)
+		case "sign_all_parts":
+			err = shared.Integer(d, &a.SignAllParts)
 		case "max_concurrent_initiates":
 			err = shared.Integer(d, &a.MaxConcurrentInitiates)
 		case "create_only":

@@ -190,6 +190,7 @@ async function listFiles() {
 function fileRow(f) {
   const tr = document.createElement('tr')
   tr.dataset.fileId = f.fileId
+  tr.dataset.fileName = f.fileName
   const cells = [f.fileName, size(f.size), new Date(f.lastModified).toLocaleString()]
   for (const [i, text] of cells.entries()) {
     const td = document.createElement('td')

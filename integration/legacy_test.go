@@ -201,8 +201,9 @@ func TestLegacyRefusedFormRedirectOrHandOff(t *testing.T) {
 
 // A plain HTML form carries no Authorization header, but its cookies: with
 // token_cookie, an id token in a cookie (as an Amplify or hosted-UI
-// sign-in page keeps it) authenticates the form; with token_query, a token
-// in the URL does, and the query parameter does not reach the app.
+// sign-in page keeps it) authenticates the form, when the browser says it
+// was posted from the site itself (Origin); with token_query, a token in
+// the URL does, and the query parameter does not reach the app.
 func TestLegacyTokenCookieAndQuery(t *testing.T) {
 	prefix := testPrefix(t)
 	idp := newLocalIdP(t, idpUser{email: "form@example.com", password: "form-password", groups: []string{"uploader"}})
@@ -213,10 +214,13 @@ func TestLegacyTokenCookieAndQuery(t *testing.T) {
 		t.Fatalf("login: %d", lr.status)
 	}
 	token := lr.body.Data.Token
-	post := func(t *testing.T, url string, cookie *http.Cookie) *http.Response {
+	post := func(t *testing.T, url, origin string, cookie *http.Cookie) *http.Response {
 		body, ctype := buildForm(t, []formPart{{field: "f", fileName: "a.txt", contentType: "text/plain", body: strings.NewReader("hello")}})
 		req, _ := http.NewRequest(http.MethodPost, url, body)
 		req.Header.Set("Content-Type", ctype)
+		if origin != "" {
+			req.Header.Set("Origin", origin) // as a browser sends it with a form post
+		}
 		if cookie != nil {
 			req.AddCookie(cookie)
 		}
@@ -229,21 +233,27 @@ func TestLegacyTokenCookieAndQuery(t *testing.T) {
 	tests := []struct {
 		name   string
 		url    string
+		origin string
 		cookie *http.Cookie
 		want   int
 	}{
-		{"id token cookie", gw.URL + "/up", &http.Cookie{Name: "id_token", Value: token}, http.StatusCreated},
-		{"token in the query", gw.URL + "/up?access_token=" + token, nil, http.StatusCreated},
-		{"no token", gw.URL + "/up", nil, http.StatusUnauthorized},
-		{"another cookie", gw.URL + "/up", &http.Cookie{Name: "session", Value: token}, http.StatusUnauthorized},
-		{"a forged cookie", gw.URL + "/up", &http.Cookie{Name: "id_token", Value: token[:len(token)-4] + "AAAA"}, http.StatusUnauthorized},
+		{"id token cookie", gw.URL + "/up", gw.URL, &http.Cookie{Name: "id_token", Value: token}, http.StatusCreated},
+		{"id token cookie, form from another site", gw.URL + "/up", "https://evil.example", &http.Cookie{Name: "id_token", Value: token}, http.StatusForbidden},
+		{"id token cookie, no Origin", gw.URL + "/up", "", &http.Cookie{Name: "id_token", Value: token}, http.StatusForbidden},
+		{"token in the query", gw.URL + "/up?access_token=" + token, "", nil, http.StatusCreated},
+		{"no token", gw.URL + "/up", gw.URL, nil, http.StatusUnauthorized},
+		{"another cookie", gw.URL + "/up", gw.URL, &http.Cookie{Name: "session", Value: token}, http.StatusUnauthorized},
+		{"a forged cookie", gw.URL + "/up", gw.URL, &http.Cookie{Name: "id_token", Value: token[:len(token)-4] + "AAAA"}, http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp := post(t, tt.url, tt.cookie)
+			resp := post(t, tt.url, tt.origin, tt.cookie)
 			r := decodeResponse(t, resp)
 			if resp.StatusCode != tt.want {
 				t.Fatalf("status %d, want %d: %+v", resp.StatusCode, tt.want, r)
+			}
+			if tt.want == http.StatusForbidden && r.Error.Code != "CSRF_ORIGIN" {
+				t.Errorf("refused with %q, want CSRF_ORIGIN", r.Error.Code)
 			}
 			if tt.want == http.StatusCreated && !strings.HasPrefix(r.Data.Files[0].S3Key, prefix+"form@example.com/") {
 				t.Errorf("key %s", r.Data.Files[0].S3Key)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/csrf"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
@@ -79,8 +80,11 @@ func emailVerified(claims map[string]any) bool {
 // ("missing_token" or a jwtauth reason) and whether it looks like an
 // attack rather than an ordinary failure such as an expired token.
 func Rejection(err error) (reason string, attack bool) {
-	if errors.Is(err, ErrNoToken) {
+	switch {
+	case errors.Is(err, ErrNoToken):
 		return "missing_token", false
+	case errors.Is(err, csrf.ErrOrigin):
+		return "csrf_origin", true
 	}
 	reason = jwtauth.Reason(err)
 	return reason, slices.Contains([]string{"bad_signature", "bad_alg", "unknown_kid", "malformed", "too_large"}, reason)
@@ -96,12 +100,17 @@ func Challenge(err error) string {
 }
 
 // Refuse answers a request [Authenticate] refused: 401 with its challenge,
-// or 502 when the identity provider's keys could not be loaded. It returns
-// the status.
+// 403 [CodeCSRFOrigin] when the error wraps csrf.ErrOrigin (a cookie
+// request from another site), or 502 when the identity provider's keys
+// could not be loaded. It returns the status.
 func Refuse(w http.ResponseWriter, err error) int {
-	if errors.Is(err, jwtauth.ErrKeysUnavailable) {
+	switch {
+	case errors.Is(err, jwtauth.ErrKeysUnavailable):
 		_ = envelope.WriteError(w, http.StatusBadGateway, "IDENTITY_PROVIDER_UNAVAILABLE", "the identity provider's keys could not be loaded")
 		return http.StatusBadGateway
+	case errors.Is(err, csrf.ErrOrigin):
+		_ = envelope.WriteError(w, http.StatusForbidden, CodeCSRFOrigin, messageCSRFOrigin)
+		return http.StatusForbidden
 	}
 	w.Header().Set("WWW-Authenticate", Challenge(err))
 	switch {

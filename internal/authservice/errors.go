@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/cognito"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/csrf"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
@@ -16,6 +17,12 @@ import (
 // statusClientClosedRequest is the status recorded when the client went
 // away (nginx's 499).
 const statusClientClosedRequest = 499
+
+// CodeCSRFOrigin is the error code of a cookie-authenticated request
+// another site sent (package csrf), answered 403.
+const CodeCSRFOrigin = "CSRF_ORIGIN"
+
+const messageCSRFOrigin = "the request's Origin is not this site or an allowed origin"
 
 var (
 	errNotJSON = errors.New("the request body must be application/json")
@@ -43,6 +50,10 @@ func classify(err error) (status int, code, message, retryAfter string) {
 	switch {
 	case errors.As(err, &bad):
 		return http.StatusBadRequest, "BAD_REQUEST", string(bad), ""
+	case errors.Is(err, csrf.ErrOrigin):
+		return http.StatusForbidden, CodeCSRFOrigin, messageCSRFOrigin, ""
+	case errors.Is(err, errNoSession):
+		return http.StatusUnauthorized, "UNAUTHENTICATED", "not signed in", ""
 	case errors.Is(err, errNotJSON):
 		return http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", "send application/json", ""
 	case errors.As(err, &limited):

@@ -1,6 +1,7 @@
 package authservice
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,6 +60,8 @@ const (
 	ActionLogin   = "login"
 	ActionRefresh = "refresh"
 	ActionRevoke  = "revoke"
+	ActionLogout  = "logout"
+	ActionSession = "session"
 	ActionJWKS    = "jwks"
 )
 
@@ -93,8 +96,22 @@ type Config struct {
 	RoleARNs map[string]string
 
 	// Paths of the routes; "" disables a route. Revoke and JWKS exist only
-	// with Local.
-	LoginPath, RefreshPath, RevokePath, JWKSPath string
+	// with Local, Session only with Authenticate.
+	LoginPath, RefreshPath, RevokePath, LogoutPath, SessionPath, JWKSPath string
+
+	// Cookies, when set, gives browsers a session: sign-in and refresh set
+	// the session and refresh cookies, refresh and sign-out with an empty
+	// body read the refresh cookie, sign-out clears both. Nil: no cookies.
+	Cookies *Cookies
+	// CheckOrigin refuses a request that rides on the cookies from another
+	// site (package csrf), with an error wrapping csrf.ErrOrigin. It is
+	// called for refresh and sign-out requests that carry the cookies and
+	// no refresh token in the body. Nil: no check.
+	CheckOrigin func(*http.Request) error
+	// Authenticate finds the signed-in user of a request (by bearer token
+	// or cookie) for the session route; its errors are those of
+	// [Authenticate].
+	Authenticate func(*http.Request) (*Principal, error)
 
 	// Login attempt limits: per client address (key: ClientKey), per
 	// account from one client, per account from all clients. Nil: none.
@@ -126,6 +143,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Local == nil {
 		cfg.RevokePath, cfg.JWKSPath = "", ""
 	}
+	if cfg.Authenticate == nil {
+		cfg.SessionPath = ""
+	}
 	if cfg.ClientKey == nil {
 		cfg.ClientKey = remoteHost
 	}
@@ -143,6 +163,10 @@ func (s *Service) route(r *http.Request) string {
 		return ActionRefresh
 	case r.Method == http.MethodPost && p == s.cfg.RevokePath:
 		return ActionRevoke
+	case r.Method == http.MethodPost && p == s.cfg.LogoutPath:
+		return ActionLogout
+	case r.Method == http.MethodGet && p == s.cfg.SessionPath:
+		return ActionSession
 	case r.Method == http.MethodGet && p == s.cfg.JWKSPath:
 		return ActionJWKS
 	}
@@ -173,11 +197,17 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			err = fmt.Errorf("%w: %w", errKeys, err)
 		}
+	case ActionSession:
+		if o.Status = s.session(w, r); o.Status >= 500 {
+			o.Result, o.Code = "failed", "IDENTITY_PROVIDER_UNAVAILABLE"
+		} else if o.Status >= 400 {
+			o.Result, o.Code = "denied", "UNAUTHENTICATED"
+		}
 	default:
 		var req *request
-		if req, err = readRequest(r); err == nil {
+		if req, err = s.readRequest(r, o.Action); err == nil {
 			o.Account = req.Email
-			data, err = s.serve(r, o.Action, req)
+			data, err = s.serve(w, r, o.Action, req)
 		}
 		if err == nil {
 			o.Status = http.StatusOK
@@ -196,9 +226,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serve runs a login, refresh or revoke request after the per-client
-// limit, and returns the data of its 200 response.
-func (s *Service) serve(r *http.Request, action string, req *request) (any, error) {
+// serve runs a login, refresh, revoke or sign-out request after the
+// per-client limit, and returns the data of its 200 response. With
+// cookies, it sets them.
+func (s *Service) serve(w http.ResponseWriter, r *http.Request, action string, req *request) (any, error) {
 	ctx := r.Context()
 	client := s.cfg.ClientKey(r)
 	if err := allow(s.cfg.PerClient, client); err != nil {
@@ -206,12 +237,16 @@ func (s *Service) serve(r *http.Request, action string, req *request) (any, erro
 	}
 	switch action {
 	case ActionLogin:
-		return s.login(ctx, client, req)
-	case ActionRefresh:
-		if req.RefreshToken == "" {
-			return nil, badRequest("refreshToken is required")
+		resp, err := s.login(ctx, client, req)
+		if err != nil {
+			return nil, err
 		}
-		return s.issue(ctx, true, req)
+		s.sessionStarted(w, resp)
+		return resp, nil
+	case ActionRefresh:
+		return s.refresh(w, r, req)
+	case ActionLogout:
+		return s.logout(w, r, req)
 	default: // ActionRevoke
 		if req.RefreshToken == "" {
 			return nil, badRequest("refreshToken is required")
@@ -223,7 +258,7 @@ func (s *Service) serve(r *http.Request, action string, req *request) (any, erro
 	}
 }
 
-func (s *Service) login(ctx context.Context, client string, req *request) (any, error) {
+func (s *Service) login(ctx context.Context, client string, req *request) (*Response, error) {
 	if req.Email == "" || req.Password == "" {
 		return nil, badRequest("email and password are required")
 	}
@@ -259,7 +294,7 @@ func (s *Service) issue(ctx context.Context, refresh bool, req *request) (*Respo
 	default:
 		var c *cognito.Tokens
 		if refresh {
-			c, err = s.cfg.Cognito.Refresh(ctx, req.RefreshToken, req.Email)
+			c, err = s.cfg.Cognito.Refresh(ctx, req.RefreshToken, cmp.Or(req.username, req.Email))
 		} else {
 			c, err = s.cfg.Cognito.Login(ctx, req.Email, req.Password)
 		}
@@ -291,15 +326,25 @@ func allow(l Limiter, key string) error {
 // forward path to 256 octets including the angle brackets).
 const maxEmailLength = 254
 
-// request is the body of login, refresh and revoke requests.
+// request is the body of login, refresh, revoke and sign-out requests.
 type request struct {
 	Email        string `json:"email"`
 	Password     string `json:"password"`
 	RefreshToken string `json:"refreshToken"`
+
+	// username is the user name the refresh cookie holds (Cognito's, for
+	// a refresh with an app client secret).
+	username string
 }
 
-func readRequest(r *http.Request) (*request, error) {
+// readRequest reads the JSON body of a request for action. With cookies, a
+// refresh or sign-out request may have an empty body instead (the refresh
+// token is in the cookie).
+func (s *Service) readRequest(r *http.Request, action string) (*request, error) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		if (action == ActionLogout || (action == ActionRefresh && s.cfg.Cookies != nil)) && bodyIsEmpty(r) {
+			return &request{}, nil
+		}
 		return nil, errNotJSON
 	}
 	var req request
@@ -336,6 +381,10 @@ type Response struct {
 	ExpiresAt    string `json:"expiresAt"`
 	TokenType    string `json:"tokenType"`
 	User         User   `json:"user"`
+
+	// username is the user's name at the identity provider, for the
+	// refresh cookie.
+	username string
 }
 
 // describe builds the response, reading the user from the freshly issued
@@ -353,13 +402,21 @@ func (s *Service) describe(ctx context.Context, t *localidp.Tokens) (*Response, 
 	if s.cfg.AccessToken {
 		token = t.AccessToken
 	}
+	now := s.now()
+	expiresIn := t.ExpiresIn
+	if expiresIn <= 0 && !claims.ExpiresAt.IsZero() {
+		// The provider did not say (cognito-local never does): the id
+		// token's exp tells.
+		expiresIn = max(0, int(claims.ExpiresAt.Sub(now)/time.Second))
+	}
 	return &Response{
 		Token:        token,
 		AccessToken:  t.AccessToken,
 		RefreshToken: t.RefreshToken,
-		ExpiresIn:    t.ExpiresIn,
-		ExpiresAt:    s.now().Add(time.Duration(t.ExpiresIn) * time.Second).UTC().Format(time.RFC3339),
+		ExpiresIn:    expiresIn,
+		ExpiresAt:    now.Add(time.Duration(expiresIn) * time.Second).UTC().Format(time.RFC3339),
 		TokenType:    "Bearer",
+		username:     claims.Username,
 		User: User{
 			ID:     claims.Subject,
 			Email:  claims.Email,

@@ -99,7 +99,7 @@ func (fakeVerifier) VerifyTokenUse(_ context.Context, token, use string) (*jwtau
 	if !ok || use != jwtauth.TokenUseID {
 		return nil, jwtauth.ErrTokenInvalid
 	}
-	return &jwtauth.Claims{Subject: "sub-" + email, Email: email, All: map[string]any{"cognito:groups": []any{"uploader"}}}, nil
+	return &jwtauth.Claims{Subject: "sub-" + email, Username: "user-" + email, Email: email, All: map[string]any{"cognito:groups": []any{"uploader"}}}, nil
 }
 
 // env is a service under test and the outcomes it reported.

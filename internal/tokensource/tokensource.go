@@ -1,6 +1,6 @@
 // Package tokensource finds the token a request carries: in the
-// `Authorization: Bearer` header (RFC 6750, always looked at first), in a
-// named cookie, or in a named query parameter. A browser that posts a plain
+// `Authorization: Bearer` header (RFC 6750, always looked at first), in one
+// of some named cookies, or in a named query parameter. A browser that posts a plain
 // HTML form cannot set a header, but it sends its cookies, so a token kept
 // in a cookie (an Amplify or Cognito hosted-UI id-token cookie, say)
 // authenticates the form as a header would.
@@ -32,16 +32,17 @@ const (
 // Source says where tokens are looked for besides the Authorization header.
 // The zero value looks only at the header.
 type Source struct {
-	// Cookie is the name of a cookie holding the token; empty for none.
-	Cookie string
+	// Cookies are the names of cookies that may hold the token, looked at
+	// in order; none by default.
+	Cookies []string
 	// Query is the name of a query parameter holding the token; empty for
 	// none.
 	Query string
 }
 
 // Token returns the request's token and where it was found: the bearer
-// token of the Authorization header, else the cookie, else the query
-// parameter. ok is false when none of them holds a token. A request whose
+// token of the Authorization header, else the first cookie holding one,
+// else the query parameter. ok is false when none of them holds a token. A request whose
 // Authorization header is not a bearer token is not looked at further: a
 // client that sends credentials in the header means those.
 func (s Source) Token(r *http.Request) (token, from string, ok bool) {
@@ -49,8 +50,8 @@ func (s Source) Token(r *http.Request) (token, from string, ok bool) {
 		token, ok := Bearer(h)
 		return token, FromHeader, ok
 	}
-	if s.Cookie != "" {
-		if c, err := r.Cookie(s.Cookie); err == nil {
+	for _, name := range s.Cookies {
+		if c, err := r.Cookie(name); err == nil {
 			if t := strings.TrimSpace(c.Value); t != "" {
 				return t, FromCookie, true
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/authservice"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/cognito"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
@@ -45,7 +46,32 @@ func init() {
 //   - `POST <revoke_path>` `{"refreshToken":…}` (local provider only) ends
 //     the session the refresh token belongs to: it and every refresh token
 //     rotated from it stop working;
+//   - `POST <logout_path>` signs out: it revokes the refresh token of the
+//     body (`{"refreshToken":…}`) or of the refresh cookie when the
+//     provider can (the local one), clears the session cookies, and
+//     answers `{"success":true,"data":{"signedOut":true}}`;
+//   - `GET <session_path>` answers who is signed in (by session cookie or
+//     bearer token): `{"success":true,"data":{"id":…,"email":…,"role":…}}`,
+//     or 401 JSON;
 //   - `GET <jwks_path>` serves the local provider's public keys.
+//
+// # Sessions for browsers
+//
+// With `session_cookie`, sign-in and refresh also set two cookies, so
+// that a page on the gateway's origin (Uppy in Companion mode, plain
+// `fetch`) is authenticated without handling tokens:
+//
+//	<name>=<token>; Path=/; Max-Age=<token lifetime>; HttpOnly; Secure; SameSite=Strict
+//	<name>_refresh=<refresh token>; Path=<refresh_path>; Max-Age=<refresh lifetime>; HttpOnly; Secure; SameSite=Strict
+//
+// (the refresh cookie is set once more with `Path=<logout_path>`, the
+// only other route that reads it). The token check reads the session
+// cookie like token_cookie. `POST <refresh_path>` with an empty body
+// renews both from the refresh cookie and answers without the tokens
+// (`expiresIn`, `expiresAt`, `user`); `POST <logout_path>` clears both.
+// Requests authenticated by a cookie that change state must come from the
+// site itself or allowed_origins (403 `CSRF_ORIGIN` otherwise), and so
+// must cookie refreshes and sign-outs.
 //
 // Every other request needs a valid token (in the `Authorization: Bearer`
 // header, or in the cookie named by `token_cookie` or the query parameter
@@ -109,6 +135,27 @@ type Auth struct {
 	// Path of the token refresh endpoint. Default `/auth/refresh`; `off`
 	// disables it.
 	RefreshPath string `json:"refresh_path,omitempty"`
+
+	// Path of the sign-out endpoint, which revokes a refresh token (local
+	// provider) and clears the session cookies. Default `/auth/logout`;
+	// `off` disables it.
+	LogoutPath string `json:"logout_path,omitempty"`
+
+	// Path of the endpoint that answers who is signed in (`GET`). Default
+	// `/auth/session`; `off` disables it.
+	SessionPath string `json:"session_path,omitempty"`
+
+	// The name of the session cookie that sign-in and refresh set for
+	// browsers (the Caddyfile's `session_cookie` without a name sets
+	// `ugw_session`), and that authenticates requests like token_cookie.
+	// The refresh cookie is named `<name>_refresh` (a `__Host-` name's
+	// refresh cookie is `__Secure-…_refresh`). Both are HttpOnly, Secure and
+	// SameSite=Strict, so the site must be served over HTTPS. The session
+	// cookie's Max-Age is the token's lifetime; the refresh cookie's is the
+	// local provider's refresh_ttl, or 30 days (Cognito's default refresh
+	// token validity) with Cognito. See allowed_origins for the CSRF check
+	// of requests authenticated by it. Default: none, no cookies are set.
+	SessionCookie string `json:"session_cookie,omitempty"`
 
 	// Path of the local identity provider's sign-out endpoint, which
 	// revokes a refresh token's session. Default `/auth/revoke`; `off`
@@ -181,6 +228,8 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	a.LoginPath = cmp.Or(a.LoginPath, "/auth/login")
 	a.RefreshPath = cmp.Or(a.RefreshPath, "/auth/refresh")
 	a.RevokePath = cmp.Or(a.RevokePath, "/auth/revoke")
+	a.LogoutPath = cmp.Or(a.LogoutPath, "/auth/logout")
+	a.SessionPath = cmp.Or(a.SessionPath, "/auth/session")
 	a.JWKSPath = cmp.Or(a.JWKSPath, "/.well-known/jwks.json")
 	a.LoginPerIP = cmp.Or(a.LoginPerIP, 20)
 	a.LoginPerAccount = cmp.Or(a.LoginPerAccount, 5)
@@ -199,6 +248,10 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 		LoginPath:        enabled(a.LoginPath),
 		RefreshPath:      enabled(a.RefreshPath),
 		RevokePath:       enabled(a.RevokePath),
+		LogoutPath:       enabled(a.LogoutPath),
+		SessionPath:      enabled(a.SessionPath),
+		Authenticate:     a.authenticate,
+		CheckOrigin:      a.origins.Check,
 		JWKSPath:         enabled(a.JWKSPath),
 		PerClient:        perMinute(a.LoginPerIP),
 		PerAccountClient: perMinute(a.LoginPerAccount),
@@ -217,6 +270,13 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	}
 	if a.ExposeRoleARN {
 		cfg.RoleARNs = a.RoleARNs
+	}
+	if a.SessionCookie != "" {
+		cfg.Cookies = &authservice.Cookies{Name: a.SessionCookie, RefreshMaxAge: cognitoRefreshValidity}
+		if a.Local != nil {
+			cfg.Cookies.RefreshMaxAge = cmp.Or(time.Duration(a.Local.RefreshTTL), localidp.DefaultRefreshTTL)
+		}
+		a.source.Cookies = append([]string{a.SessionCookie}, a.source.Cookies...)
 	}
 	if a.local != nil {
 		cfg.Local = a.local
@@ -237,6 +297,11 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	}
 	return nil
 }
+
+// cognitoRefreshValidity is the refresh cookie's lifetime with Cognito:
+// the default refresh token validity of an app client. A cookie that
+// outlives its token only makes the next refresh fail (and clear it).
+const cognitoRefreshValidity = 30 * 24 * time.Hour
 
 // bothLimits allows an attempt when both limiters do; the second (the
 // shared, costlier one) is asked only when the first allows.
@@ -287,15 +352,15 @@ func enabled(path string) string {
 
 // report records a login API request once, like every other request of
 // the gateway: request metrics under the endpoint "auth_<action>", an audit
-// line (not for JWKS), and an error line when the provider or the keys
-// failed.
+// line (not for JWKS and session reads), and an error line when the
+// provider or the keys failed.
 func (a *Auth) report(r *http.Request, o authservice.Outcome) {
 	if o.Err != nil {
 		a.logger.Error("login API request failed", zap.String("action", o.Action), zap.String("code", o.Code), zap.Error(o.Err))
 	}
 	out := metrics.Outcome{Route: "auth", Endpoint: "auth_" + o.Action, Result: o.Result, Status: o.Status,
 		Duration: o.Duration, Account: o.Account, Reason: o.Code}
-	if o.Action != authservice.ActionJWKS {
+	if o.Action != authservice.ActionJWKS && o.Action != authservice.ActionSession {
 		out.Action = o.Action
 	}
 	a.rec.Record(r, out)
@@ -305,6 +370,9 @@ func (a *Auth) report(r *http.Request, o authservice.Outcome) {
 func (a *Auth) Validate() error {
 	if err := a.Identity.validate(); err != nil {
 		return err
+	}
+	if a.SessionCookie != "" && (&http.Cookie{Name: a.SessionCookie, Value: "x"}).Valid() != nil {
+		return fmt.Errorf("session_cookie: %q is not a valid cookie name", a.SessionCookie)
 	}
 	for role := range a.RoleARNs {
 		if _, err := roles.Parse(role); err != nil {

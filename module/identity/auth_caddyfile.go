@@ -5,6 +5,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/authservice"
+
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
@@ -25,6 +27,8 @@ func init() {
 //		token_use        id|access|any
 //		token_cookie     <name>
 //		token_query      <name>
+//		session_cookie   [<name>]
+//		allowed_origins  <origin...>
 //		algorithms       <alg...>
 //		leeway           <duration>
 //
@@ -46,6 +50,8 @@ func init() {
 //		login_path        <path>|off
 //		refresh_path      <path>|off
 //		revoke_path       <path>|off
+//		logout_path       <path>|off
+//		session_path      <path>|off
 //		jwks_path         <path>|off
 //		login_per_ip             <per-minute>
 //		login_per_account        <per-minute>
@@ -67,6 +73,18 @@ func (a *Auth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = shared.OneString(d, &a.RefreshPath)
 		case "revoke_path":
 			err = shared.OneString(d, &a.RevokePath)
+		case "logout_path":
+			err = shared.OneString(d, &a.LogoutPath)
+		case "session_path":
+			err = shared.OneString(d, &a.SessionPath)
+		case "session_cookie":
+			a.SessionCookie = authservice.DefaultSessionCookie
+			if d.NextArg() {
+				a.SessionCookie = d.Val()
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		case "jwks_path":
 			err = shared.OneString(d, &a.JWKSPath)
 		case "login_per_ip":
@@ -125,6 +143,12 @@ func (id *Identity) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		return shared.OneString(d, &id.TokenCookie)
 	case "token_query":
 		return shared.OneString(d, &id.TokenQuery)
+	case "allowed_origins":
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.ArgErr()
+		}
+		id.AllowedOrigins = append(id.AllowedOrigins, args...)
 	case "algorithms":
 		args := d.RemainingArgs()
 		if len(args) == 0 {

@@ -285,3 +285,28 @@ func TestLoginAPIRequestsAreRecordedOnce(t *testing.T) {
 		t.Errorf("audit lines %q, want %q", results, want)
 	}
 }
+
+// session_cookie and allowed_origins are checked before the server starts.
+func TestValidateSessionOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		edit    func(*Auth)
+		wantErr string
+	}{
+		{"defaults", func(a *Auth) { a.SessionCookie = "ugw_session" }, ""},
+		{"origins", func(a *Auth) { a.AllowedOrigins = []string{"https://app.example.com", "http://localhost:3000"} }, ""},
+		{"bad cookie name", func(a *Auth) { a.SessionCookie = "my session" }, "session_cookie"},
+		{"origin with a path", func(a *Auth) { a.AllowedOrigins = []string{"https://app.example.com/upload"} }, "allowed_origins"},
+		{"wildcard origin", func(a *Auth) { a.AllowedOrigins = []string{"*"} }, "allowed_origins"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &Auth{Identity: Identity{Region: "eu-west-1", UserPoolID: "eu-west-1_x", ClientIDs: []string{"c"}}}
+			tt.edit(a)
+			err := a.Validate()
+			if (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("Validate = %v, want an error about %q", err, tt.wantErr)
+			}
+		})
+	}
+}

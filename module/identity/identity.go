@@ -19,8 +19,10 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/authservice"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/csrf"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
@@ -79,9 +81,23 @@ type Identity struct {
 	// The name of a cookie the token may come in when the request has no
 	// Authorization header, for plain HTML forms a browser posts (an
 	// Amplify or Cognito hosted-UI id-token cookie, say). The cookie should
-	// be `SameSite=Lax` or `Strict`, or other sites can post forms with it.
-	// Default: none, only the header is read.
+	// be `SameSite=Lax` or `Strict`. A request authenticated by it whose
+	// method is not GET, HEAD or OPTIONS must come from this site or one of
+	// allowed_origins (see there). Default: none, only the header is read.
 	TokenCookie string `json:"token_cookie,omitempty"`
+
+	// Origins besides the site's own (`https://app.example.com`) whose pages
+	// may send state-changing requests authenticated by a cookie
+	// (token_cookie, or upload_auth's session_cookie). Such a request
+	// (method not GET, HEAD or OPTIONS) must carry an `Origin` header (or,
+	// lacking it, a `Referer`) naming the request's own origin (scheme and
+	// host as the client saw them: behind a proxy in the server's
+	// `trusted_proxies`, its `X-Forwarded-Proto` and `X-Forwarded-Host`) or
+	// one of these; otherwise it is refused with 403 `CSRF_ORIGIN` (the
+	// authentication provider answers 401) before any handler runs.
+	// Requests with a bearer token in the Authorization header are not
+	// checked. Default: none, only the site's own origin.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
 
 	// The name of a query parameter the token may come in when there is no
 	// Authorization header and no token cookie; it is removed from the
@@ -93,6 +109,10 @@ type Identity struct {
 	verifier *jwtauth.Verifier
 	mapper   roles.Mapper
 	local    *localidp.Provider
+	// source says where tokens are read besides the header; a token from
+	// a cookie must pass origins.
+	source  tokensource.Source
+	origins *csrf.Policy
 	// startRefresh starts refreshing the keys in the background, for as
 	// long as the module's context lives; it runs once, on the first
 	// request, so that provisioning makes no network calls.
@@ -161,6 +181,17 @@ func (id *Identity) provision(ctx caddy.Context) error {
 	}
 	id.mapper = mapper
 
+	origins, err := csrf.New(id.AllowedOrigins)
+	if err != nil {
+		return fmt.Errorf("parsing allowed_origins: %v", err)
+	}
+	origins.Forwarded = fromTrustedProxy
+	id.origins = origins
+	id.source = tokensource.Source{Query: id.TokenQuery}
+	if id.TokenCookie != "" {
+		id.source.Cookies = []string{id.TokenCookie}
+	}
+
 	cfg := jwtauth.Config{
 		TokenUse:   id.TokenUse,
 		Algorithms: id.Algorithms,
@@ -218,7 +249,7 @@ func (id *Identity) issuer() string {
 // validate checks the identity settings.
 func (id *Identity) validate() error {
 	if id.Local != nil {
-		return nil
+		return id.validateOrigins()
 	}
 	if id.Issuer == "" && (id.Region == "" || id.UserPoolID == "") {
 		return fmt.Errorf("set region and user_pool_id (or issuer), or configure the local identity provider")
@@ -231,20 +262,43 @@ func (id *Identity) validate() error {
 	default:
 		return fmt.Errorf("token_use must be id, access or any")
 	}
+	return id.validateOrigins()
+}
+
+// validateOrigins checks allowed_origins.
+func (id *Identity) validateOrigins() error {
+	if _, err := csrf.New(id.AllowedOrigins); err != nil {
+		return fmt.Errorf("allowed_origins: %v", err)
+	}
 	return nil
 }
 
+// fromTrustedProxy reports whether r came from a proxy in the server's
+// trusted_proxies, whose X-Forwarded-* headers Caddy then trusts.
+func fromTrustedProxy(r *http.Request) bool {
+	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	return trusted
+}
+
 // authenticate verifies the request's token: the Authorization header's
-// bearer token, else the token cookie's, else the query parameter's.
+// bearer token, else a token cookie's (session_cookie, token_cookie),
+// else the query parameter's. A state-changing request authenticated by a
+// cookie must come from an allowed origin, or it is refused with an error
+// wrapping csrf.ErrOrigin before its token is looked at.
 func (id *Identity) authenticate(r *http.Request) (*authservice.Principal, error) {
 	id.startRefresh()
-	src := tokensource.Source{Cookie: id.TokenCookie, Query: id.TokenQuery}
-	if src == (tokensource.Source{}) || r.Header.Get("Authorization") != "" {
+	src := id.source
+	if (len(src.Cookies) == 0 && src.Query == "") || r.Header.Get("Authorization") != "" {
 		return authservice.Authenticate(r, id.verifier, id.mapper)
 	}
-	token, _, ok := src.Token(r)
+	token, from, ok := src.Token(r)
 	if !ok {
 		return nil, authservice.ErrNoToken
+	}
+	if from == tokensource.FromCookie {
+		if err := id.origins.Check(r); err != nil {
+			return nil, err
+		}
 	}
 	// authservice reads the bearer header: hand it the token on a copy, so
 	// that the request passed on carries no Authorization header it did

@@ -1,10 +1,12 @@
 package identity
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -12,7 +14,9 @@ import (
 )
 
 // A token in the configured cookie or query parameter authenticates like
-// the header; a query token is removed before the next handler.
+// the header; a query token is removed before the next handler. A cookie
+// authenticates a state-changing request only from the site's own origin
+// (the CSRF check); a bearer header is not checked.
 func TestTokenCookieAndQuery(t *testing.T) {
 	a := newLocalAuth(t, func(a *Auth) {
 		a.TokenCookie = "id_token"
@@ -30,22 +34,31 @@ func TestTokenCookieAndQuery(t *testing.T) {
 	tests := []struct {
 		name      string
 		h         *Auth
+		method    string // default POST
+		origin    string // Origin header
 		url       string
 		cookie    string
 		header    string
 		wantCode  int
 		wantQuery string
 	}{
-		{name: "cookie", h: a, url: "/up?a=1", cookie: tok, wantCode: http.StatusNoContent, wantQuery: "a=1"},
+		{name: "cookie", h: a, url: "/up?a=1", origin: "http://example.com", cookie: tok, wantCode: http.StatusNoContent, wantQuery: "a=1"},
+		{name: "cookie from another site", h: a, url: "/up", origin: "https://evil.example", cookie: tok, wantCode: http.StatusForbidden},
+		{name: "cookie without Origin", h: a, url: "/up", cookie: tok, wantCode: http.StatusForbidden},
+		{name: "cookie, GET without Origin", h: a, method: http.MethodGet, url: "/up?a=1", cookie: tok, wantCode: http.StatusNoContent, wantQuery: "a=1"},
+		{name: "header from another site", h: a, url: "/up?a=1", origin: "https://evil.example", header: "Bearer " + tok, wantCode: http.StatusNoContent, wantQuery: "a=1"},
 		{name: "query, stripped", h: a, url: "/up?a=1&access_token=" + tok, wantCode: http.StatusNoContent, wantQuery: "a=1"},
-		{name: "bad cookie", h: a, url: "/up", cookie: "garbage", wantCode: http.StatusUnauthorized},
+		{name: "bad cookie", h: a, url: "/up", origin: "http://example.com", cookie: "garbage", wantCode: http.StatusUnauthorized},
 		{name: "bad header beats good cookie", h: a, url: "/up", cookie: tok, header: "Bearer garbage", wantCode: http.StatusUnauthorized},
 		{name: "cookie not configured", h: plain, url: "/up", cookie: tok, wantCode: http.StatusUnauthorized},
 		{name: "query not configured", h: plain, url: "/up?access_token=" + tok, wantCode: http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest(http.MethodPost, tt.url, nil)
+			r := httptest.NewRequest(cmp.Or(tt.method, http.MethodPost), tt.url, nil)
+			if tt.origin != "" {
+				r.Header.Set("Origin", tt.origin)
+			}
 			if tt.cookie != "" {
 				r.AddCookie(&http.Cookie{Name: "id_token", Value: tt.cookie})
 			}
@@ -66,6 +79,9 @@ func TestTokenCookieAndQuery(t *testing.T) {
 			}
 			if w.Code != tt.wantCode {
 				t.Fatalf("status %d, want %d: %s", w.Code, tt.wantCode, w.Body)
+			}
+			if tt.wantCode == http.StatusForbidden && !strings.Contains(w.Body.String(), `"code":"CSRF_ORIGIN"`) {
+				t.Errorf("403 without CSRF_ORIGIN: %s", w.Body)
 			}
 			if tt.wantCode != http.StatusNoContent {
 				return

@@ -144,7 +144,9 @@ function startUppy() {
       // The gateway's part size; bigger for files of over 10,000 parts.
       getChunkSize: (file) => Math.max(limits.partSize, Math.ceil(file.size / 10000)),
     })
-  uppy.on('restriction-failed', (file, err) => say(file ? `${file.name}: ${err.message}` : err.message))
+  uppy.on('restriction-failed', (file, err) => {
+    say(!file || err.message.includes(file.name) ? err.message : `${file.name}: ${err.message}`)
+  })
   uppy.on('upload-error', (file, err) => say(`${file.name}: ${err.message}`))
   uppy.on('upload-success', async (file, response) => {
     if (!multipart(file)) await confirmUpload(file, response.body.key)
@@ -182,6 +184,7 @@ async function listFiles() {
     say(`Listing files: ${err.message}`)
     return
   }
+  data.files.sort((a, b) => b.lastModified.localeCompare(a.lastModified))
   const rows = data.files.map(fileRow)
   $('files').tBodies[0].replaceChildren(...rows)
   $('files-empty').hidden = rows.length > 0

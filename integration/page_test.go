@@ -364,7 +364,7 @@ func TestUploadPageUserStory(t *testing.T) {
 	p.do(screenshot(t, "2-added"), chromedp.Click(chromedp.CSS("button.uppy-StatusBar-actionBtn--upload")))
 	p.waitListed(2*time.Minute, "notes.txt", "video.bin")
 	p.waitMessage("2 file(s) uploaded")
-	p.do(screenshot(t, "3-uploaded"))
+	p.do(chromedp.WaitVisible(chromedp.CSS("button.uppy-StatusBar-actionBtn--done")), screenshot(t, "3-uploaded"))
 	reqs := p.s3Requests()
 	var posts int
 	for _, r := range reqs {

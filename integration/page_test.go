@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -506,7 +507,9 @@ func waitDownload(t *testing.T, dir string, size int64) []byte {
 
 // The same page signs in against Cognito (the login API with a Cognito
 // user pool behind it): the session cookie works the same way, and the
-// upload lands under the Cognito user's prefix.
+// upload lands under the Cognito user's prefix. When the session cookie
+// has gone (as when the token expires), the page renews the session with
+// the refresh cookie and the next upload goes through unnoticed.
 func TestUploadPageCognitoLogin(t *testing.T) {
 	prefix := testPrefix(t)
 	gw := startGateway(t, fmt.Sprintf(`%s
@@ -530,6 +533,22 @@ func TestUploadPageCognitoLogin(t *testing.T) {
 	p.do(chromedp.Click(chromedp.CSS("button.uppy-StatusBar-actionBtn--upload")))
 	p.waitListed(time.Minute, "minutes.txt")
 	assertStoredFile(t, prefix, "minutes.txt", data)
+
+	p.do(
+		chromedp.Click(chromedp.CSS("button.uppy-StatusBar-actionBtn--done")),
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, network.DeleteCookies, network.DeleteCookiesParams{Name: "ugw_session", URL: gw.URL + "/"})
+			return err
+		}),
+	)
+	more := fileBytes(t, "", 47, 300<<10)
+	p.addFiles(writeTestFile(t, "agenda.txt", more))
+	p.do(chromedp.Click(chromedp.CSS("button.uppy-StatusBar-actionBtn--upload")))
+	p.waitListed(time.Minute, "agenda.txt", "minutes.txt")
+	assertStoredFile(t, prefix, "agenda.txt", more)
+	if msgs := p.messages(); slices.ContainsFunc(msgs, func(m string) bool { return strings.Contains(m, "session") || strings.Contains(m, "agenda.txt") }) {
+		t.Errorf("messages after the renewal: %q", msgs)
+	}
 	p.do(chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("login")))
 
 	// Signed out: the cookie is gone, the page asks for a login again.
@@ -537,14 +556,16 @@ func TestUploadPageCognitoLogin(t *testing.T) {
 	if probs := p.problems(); len(probs) > 0 {
 		t.Errorf("console: %q", probs)
 	}
-	assertNothingStoredBesides(t, prefix, 1)
+	assertNothingStoredBesides(t, prefix, 2)
 }
 
-// What goes wrong is said on the page. A session that ended (its cookie
-// is gone) gets the gateway's JSON message from Uppy's first request, and
-// a page whose Content-Security-Policy does not list the S3 origin (no
-// connect_origins) cannot send the file: Chromium blocks the request, the
-// page says the upload failed, and nothing is stored.
+// What goes wrong is said on the page. When the session has ended (both
+// cookies gone, so it cannot be renewed), Uppy's first request gets the
+// gateway's JSON message and the page asks to sign in again; signed in,
+// the user retries the failed upload. A page whose Content-Security-Policy
+// does not list the S3 origin (no connect_origins) cannot send the file:
+// Chromium blocks the request, the page says the upload failed, and
+// nothing is stored.
 func TestUploadPageShowsRefusals(t *testing.T) {
 	prefix := testPrefix(t)
 	uploader := idpUser{email: "uploader@example.com", password: "uploader-password", groups: []string{"uploader"}}
@@ -555,23 +576,27 @@ func TestUploadPageShowsRefusals(t *testing.T) {
 	p := openPage(t, gw)
 	p.signIn(uploader.email, uploader.password)
 	p.do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.Call(ctx, network.DeleteCookies, network.DeleteCookiesParams{Name: "ugw_session", URL: gw.URL})
+		_, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{})
 		return err
 	}))
 	p.addFiles(file)
 	p.do(chromedp.Click(chromedp.CSS("button.uppy-StatusBar-actionBtn--upload")))
 	expired := p.waitMessage("a.txt", "authentication required")
+	p.waitMessage("session has ended")
+	p.do(chromedp.WaitVisible(chromedp.ID("login")))
 
-	p.do(chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("login")))
 	p.signIn(uploader.email, uploader.password)
-	p.addFiles(file)
-	p.do(chromedp.Click(chromedp.CSS("button.uppy-StatusBar-actionBtn--upload")))
+	p.do(chromedp.Click(chromedp.CSS("button.uppy-StatusBar-actionBtn--retry")))
 	blocked := p.waitMessage("a.txt", "network error")
 	p.do(screenshot(t, "blocked"))
 	t.Logf("messages: %q, %q", expired, blocked)
 	probs := p.problems()
-	if len(probs) == 0 || !strings.Contains(probs[0], "violates the following Content Security Policy directive: \"connect-src 'self'\"") {
-		t.Errorf("console: %q, want the CSP violation", probs)
+	csp := slices.ContainsFunc(probs, func(m string) bool {
+		return strings.Contains(m, "violates the following Content Security Policy directive: \"connect-src 'self'\"")
+	})
+	exception := slices.ContainsFunc(probs, func(m string) bool { return strings.HasPrefix(m, string(chromedp.ConsoleException)) })
+	if !csp || exception {
+		t.Errorf("console: %q, want the CSP violation and no exception", probs)
 	}
 	for _, r := range p.s3Requests() { // blocked before they were sent: no answer
 		if r.status != 0 {

@@ -17,6 +17,7 @@ const $ = (id) => document.getElementById(id)
 let uppy = null
 let limits = null
 let user = null
+let uppyUser = null // the id of the user uppy was made for
 
 // ---- messages ----------------------------------------------------------
 
@@ -64,17 +65,39 @@ async function call(method, url, body) {
   return json && typeof json === 'object' && 'data' in json ? json.data : json
 }
 
-// ---- Uppy's requests to the Companion routes -----------------------------
+// ---- requests to the file API, the page's and Uppy's ------------------------
 
+// Every request to the file API goes through this wrapper of fetch. When
+// the session cookie has expired (401), it renews the session once with
+// the refresh cookie (POST /auth/refresh, empty body) and sends the request
+// again; when that fails, the session has ended and the page asks the user
+// to sign in again.
+//
 // Uppy calls <api>/s3/… with plain fetch and reports a failure only as
-// "Companion request failed: <status text>". The wrapper puts the
-// gateway's JSON error message in the status text instead, and remembers
-// the fileId of each single upload (from the params answer) to confirm it.
+// "Companion request failed: <status text>", so the wrapper also puts the
+// gateway's JSON error message in the status text, and remembers the
+// fileId of each single upload (from the params answer) to confirm it.
 const fileIds = new Map() // S3 key of a single upload → fileId
 const pageFetch = window.fetch.bind(window)
+let refreshing = null // the renewal in flight, shared by every request that got 401
+
+function renewSession() {
+  refreshing ??= pageFetch(`${auth}/auth/refresh`, { method: 'POST', credentials: 'same-origin' })
+    .then((res) => res.ok, () => false)
+    .finally(() => {
+      refreshing = null
+    })
+  return refreshing
+}
+
 window.fetch = async (input, init) => {
-  const res = await pageFetch(input, init)
   const url = typeof input === 'string' ? input : input.url
+  if (!url.startsWith(`${api}/`)) return pageFetch(input, init)
+  let res = await pageFetch(input, init)
+  if (res.status === 401 && user) {
+    if (await renewSession()) res = await pageFetch(input, init)
+    else sessionEnded()
+  }
   if (!url.startsWith(`${api}/s3/`)) return res
   if (!res.ok) {
     let json = null
@@ -176,6 +199,7 @@ function limitsText() {
 // ---- files ----------------------------------------------------------------
 
 async function listFiles() {
+  if (!user) return
   const scope = user.role === 'uploader' ? 'own' : 'all'
   let data
   try {
@@ -252,6 +276,10 @@ function roleOf(u) {
 
 async function signedIn(u) {
   user = { id: u.id, email: u.email, role: roleOf(u) || '' }
+  if (uppy && uppyUser !== user.id) {
+    uppy.destroy()
+    uppy = null
+  }
   $('user').textContent = user.email || user.id
   $('role').textContent = user.role
   $('who').hidden = false
@@ -265,13 +293,19 @@ async function signedIn(u) {
   }
   $('limits').textContent = user.role === 'viewer' ? 'Your role (viewer) may download files but not upload them.' : ''
   $('dashboard').hidden = user.role === 'viewer'
-  if (!uppy && user.role !== 'viewer') startUppy()
+  if (!uppy && user.role !== 'viewer') {
+    startUppy()
+    uppyUser = user.id
+  }
   listFiles()
 }
 
-function signedOut() {
+// signedOut shows the login form. After a sign-out the uploads are
+// forgotten; when the session ended by itself they stay, so that the same
+// user can sign in again and retry them.
+function signedOut(keepUploads = false) {
   user = null
-  if (uppy) {
+  if (uppy && !keepUploads) {
     uppy.destroy()
     uppy = null
   }
@@ -280,6 +314,12 @@ function signedOut() {
   $('login').hidden = false
   $('files').tBodies[0].replaceChildren()
   $('email').focus()
+}
+
+function sessionEnded() {
+  if (!user) return
+  signedOut(true)
+  say('Your session has ended: sign in again to continue (failed uploads can then be retried).')
 }
 
 $('login').addEventListener('submit', async (ev) => {

@@ -30,7 +30,7 @@ import (
 const uppyPageJS = `import Uppy from "@uppy/core"
 import AwsS3 from "@uppy/aws-s3"
 
-window.upload = (mode, multipart) => {
+window.upload = (mode, multipart, pauseAfterFirstPart) => {
   window.outcome = null
   const uppy = new Uppy({ autoProceed: false })
   const plugin = mode === "companion"
@@ -49,7 +49,17 @@ window.upload = (mode, multipart) => {
       }
   uppy.use(AwsS3, { ...plugin, shouldUseMultipart: () => multipart })
   let parts = 0
-  uppy.on("s3-multipart:part-uploaded", () => { parts++ })
+  uppy.on("s3-multipart:part-uploaded", (file) => {
+    parts++
+    if (pauseAfterFirstPart && parts === 1) {
+      // The user pauses, and resumes a little later: Uppy lists the
+      // parts S3 has and uploads the rest.
+      uppy.pauseResume(file.id)
+      setTimeout(() => uppy.pauseResume(file.id), 300)
+    }
+  })
+  // How often Uppy asked for the parts uploaded so far.
+  const listed = () => performance.getEntriesByType("resource").filter((e) => /\/s3\/multipart\/[^/]+\?key=|\/s3\/sign\/parts\?/.test(e.name)).length
   const file = document.getElementById("file").files[0]
   uppy.addFile({ name: file.name, type: file.type, data: file })
   uppy.upload().then(
@@ -60,6 +70,7 @@ window.upload = (mode, multipart) => {
         location: result.successful.length ? result.successful[0].response.body.location : "",
         error: result.failed.length ? String(result.failed[0].error) : "",
         parts,
+        listed: listed(),
       }
     },
     (err) => { window.outcome = { ok: false, error: String(err), parts } },
@@ -75,7 +86,7 @@ const uppyPageHTML = `<!doctype html>
 // uppySite serves the test page under /page/ from dir and the login and
 // file APIs everywhere else, with the JWT also read from the ugw_token
 // cookie (Uppy's Companion requests are plain fetch calls).
-func uppySite(prefix, dir string) string {
+func uppySite(prefix, dir string, apiLines ...string) string {
 	return fmt.Sprintf(`handle /page/* {
 		root * %s
 		uri strip_prefix /page
@@ -97,9 +108,10 @@ func uppySite(prefix, dir string) string {
 			sts_endpoint {env.UGW_STS_ENDPOINT}
 			post_policy_credentials gateway
 			secret integration-test-secret-0123456789abcdef
+			%s
 		}
 		respond 404
-	}`, dir, harness.S3Settings(""), prefix)
+	}`, dir, harness.S3Settings(""), prefix, strings.Join(apiLines, "\n\t\t\t"))
 }
 
 // uppyOutcome is what the page reports after uppy.upload().
@@ -109,6 +121,7 @@ type uppyOutcome struct {
 	Location string `json:"location"`
 	Error    string `json:"error"`
 	Parts    int    `json:"parts"`
+	Listed   int    `json:"listed"`
 }
 
 // uppyPage writes the bundled page into a new directory.
@@ -130,6 +143,13 @@ func uppyPage(t *testing.T) string {
 // window.token (for the signRequest callback) set to token.
 func uploadWithUppy(t *testing.T, ctx context.Context, gw *harness.Gateway, mode, file string, multipart bool, token string) uppyOutcome {
 	t.Helper()
+	return uploadWithUppyPausing(t, ctx, gw, mode, file, multipart, false, token)
+}
+
+// uploadWithUppyPausing is uploadWithUppy, with the upload paused after
+// its first part and resumed when pause is set.
+func uploadWithUppyPausing(t *testing.T, ctx context.Context, gw *harness.Gateway, mode, file string, multipart, pause bool, token string) uppyOutcome {
+	t.Helper()
 	var out uppyOutcome
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(gw.URL+"/page/index.html"),
@@ -139,7 +159,7 @@ func uploadWithUppy(t *testing.T, ctx context.Context, gw *harness.Gateway, mode
 			if _, err := chromedp.Evaluate[any](fmt.Sprintf("window.token = %q", token))(ctx, tg); err != nil {
 				return err
 			}
-			if _, err := chromedp.Evaluate[any](fmt.Sprintf("window.upload(%q, %t)", mode, multipart))(ctx, tg); err != nil {
+			if _, err := chromedp.Evaluate[any](fmt.Sprintf("window.upload(%q, %t, %t)", mode, multipart, pause))(ctx, tg); err != nil {
 				return err
 			}
 			for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -179,10 +199,11 @@ func assertStoredAs(t *testing.T, out uppyOutcome, userPrefix string, data []byt
 // A user's own page bundles Uppy's @uppy/core and @uppy/aws-s3 from npm,
 // unchanged, and points its companionEndpoint at the gateway: the gateway
 // answers Uppy's Companion routes. Signed in with a cookie, the user
-// uploads a small file (one POST policy straight to S3) and a 12 MiB file
+// uploads a small file (one POST policy straight to S3), a 12 MiB file
 // in three parts (part URLs straight to S3, the gateway completes from
-// its own listing). Both land under the user's prefix, encrypted, intact,
-// with no multipart upload left open.
+// its own listing) and a 16 MiB file paused after its first part and
+// resumed. All land under the user's prefix, encrypted, intact, with no
+// multipart upload left open.
 func TestUppyCompanionEndpoint(t *testing.T) {
 	prefix := testPrefix(t)
 	gw := startGateway(t, uppySite(prefix, uppyPage(t)))
@@ -213,10 +234,20 @@ func TestUppyCompanionEndpoint(t *testing.T) {
 	out = uploadWithUppy(t, ctx, gw, "companion", writeTestFile(t, "video.bin", big), true, "")
 	t.Logf("Uppy: %+v", out)
 	assertStoredAs(t, out, userPrefix, big)
-	if out.Parts != 3 {
-		t.Errorf("the 12 MiB file went in %d parts, want 3 of Uppy's 5 MiB", out.Parts)
+	if out.Parts != 3 || out.Listed != 0 {
+		t.Errorf("the 12 MiB file went in %d parts, want 3 of Uppy's 5 MiB, listing them %d times", out.Parts, out.Listed)
 	}
-	assertNothingStoredBesides(t, prefix, 2)
+
+	// Paused after its first part and resumed: Uppy lists the parts S3
+	// has (GET /s3/multipart/{uploadId}?key) and sends the rest.
+	paused := fileBytes(t, "", 36, 16<<20)
+	out = uploadWithUppyPausing(t, ctx, gw, "companion", writeTestFile(t, "paused.bin", paused), true, true, "")
+	t.Logf("Uppy after a pause: %+v", out)
+	assertStoredAs(t, out, userPrefix, paused)
+	if out.Listed < 1 {
+		t.Errorf("Uppy resumed without listing the parts: %+v", out)
+	}
+	assertNothingStoredBesides(t, prefix, 3)
 }
 
 // The same page in signRequest mode: Uppy calls the app's ~10-line
@@ -245,7 +276,17 @@ func TestUppySignRequest(t *testing.T) {
 	if out.Parts != 3 {
 		t.Errorf("the 11 MiB file went in %d parts, want 3", out.Parts)
 	}
-	assertNothingStoredBesides(t, prefix, 2)
+
+	// Paused and resumed: Uppy signs a ListParts request, which the
+	// gateway answers from its own route.
+	paused := fileBytes(t, "", 37, 16<<20)
+	out = uploadWithUppyPausing(t, ctx, gw, "sign", writeTestFile(t, "paused.bin", paused), true, true, l.body.Data.Token)
+	t.Logf("Uppy after a pause: %+v", out)
+	assertStoredAs(t, out, userPrefix, paused)
+	if out.Listed < 1 {
+		t.Errorf("Uppy resumed without listing the parts: %+v", out)
+	}
+	assertNothingStoredBesides(t, prefix, 3)
 }
 
 // companionCall sends one request to a Companion route with a Bearer token
@@ -317,4 +358,49 @@ func TestUppyCompanionTamperedUploadID(t *testing.T) {
 		t.Fatalf("abort: %d", st)
 	}
 	assertNothingLeft(t, prefix)
+}
+
+// A seed-style client never calls sign-parts: with sign_all_parts the
+// initiate answer holds a URL for every part, each also as uploadUrl, and
+// the client PUTs its parts to those before completing.
+func TestSeedStyleClientUsesUploadURLsFromInitiate(t *testing.T) {
+	prefix := testPrefix(t)
+	gw := startGateway(t, uppySite(prefix, t.TempDir(), "part_batch 1", "sign_all_parts 10"))
+	uploader := newAPIClient(t, gw, "UPLOADER")
+	data := fileBytes(t, "", 35, 12<<20)
+
+	var up struct {
+		UploadID    string `json:"uploadId"`
+		FileID      string `json:"fileId"`
+		S3Key       string `json:"s3Key"`
+		TotalParts  int    `json:"totalParts"`
+		UploadToken string `json:"uploadToken"`
+		PartSize    int64  `json:"partSize"`
+		PartURLs    []struct {
+			PartNumber int               `json:"partNumber"`
+			UploadURL  string            `json:"uploadUrl"`
+			Headers    map[string]string `json:"headers"`
+		} `json:"partUrls"`
+	}
+	if st, code := uploader.call("POST", "/files/multipart/initiate", map[string]any{
+		"fileName": "seed.bin", "fileSize": len(data), "contentType": "application/octet-stream", "partSize": 5 << 20,
+	}, &up); st != http.StatusOK {
+		t.Fatalf("initiate: %d %s", st, code)
+	}
+	if up.TotalParts != 3 || len(up.PartURLs) != 3 {
+		t.Fatalf("initiate: %d parts, %d URLs; want 3 and 3", up.TotalParts, len(up.PartURLs))
+	}
+	for i, p := range up.PartURLs {
+		part := data[int64(i)*up.PartSize : min(int64(len(data)), int64(i+1)*up.PartSize)]
+		if st, body := send(t, "PUT", p.UploadURL, p.Headers, part); st != http.StatusOK {
+			t.Fatalf("part %d: %d %s", p.PartNumber, st, body)
+		}
+	}
+	if st, code := uploader.call("POST", "/files/multipart/complete", map[string]any{
+		"fileId": up.FileID, "uploadId": up.UploadID, "uploadToken": up.UploadToken,
+	}, nil); st != http.StatusOK {
+		t.Fatalf("complete: %d %s", st, code)
+	}
+	assertStoredAs(t, uppyOutcome{OK: true, Key: up.S3Key}, prefix+"users/", data)
+	assertNothingStoredBesides(t, prefix, 1)
 }

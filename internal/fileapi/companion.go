@@ -186,7 +186,12 @@ func (s *Service) companionCreate(w http.ResponseWriter, r *http.Request, user p
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.createUpload(r.Context(), user, key, req.Filename, ct, meta, 0, 0)
+	done, err := s.startInitiate(user.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	c, err := s.createUpload(r.Context(), key, req.Filename, ct, meta, 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -324,13 +329,13 @@ func (s *Service) companionComplete(_ http.ResponseWriter, r *http.Request, user
 	if err != nil {
 		return nil, err
 	}
-	return companionCompleteResponse{Location: s.location(done, c.Key), Key: c.Key, Bucket: s.cfg.Bucket, FileID: fileID(c.Key), Size: done.size}, nil
+	return companionCompleteResponse{Location: s.location(done, c.Key), Key: c.Key, Bucket: s.cfg.Bucket, FileID: fileID(c.Key), Size: done.Size}, nil
 }
 
 // location is the object's URL as S3 reported it, or bucket/key.
-func (s *Service) location(done completed, key string) string {
-	if done.location != "" {
-		return done.location
+func (s *Service) location(done completedUpload, key string) string {
+	if done.Location != "" {
+		return done.Location
 	}
 	return s.cfg.Bucket + "/" + key
 }
@@ -522,7 +527,12 @@ func (s *Service) xmlCreate(_ http.ResponseWriter, r *http.Request, user policy.
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.createUpload(r.Context(), user, t.Key, t.Name, ct, meta, 0, 0)
+	done, err := s.startInitiate(user.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	c, err := s.createUpload(r.Context(), t.Key, t.Name, ct, meta, 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -570,7 +580,7 @@ func (s *Service) xmlComplete(_ http.ResponseWriter, r *http.Request, user polic
 		xmlElem("Location", xmlEscape(s.location(done, c.Key)))+
 			xmlElem("Bucket", xmlEscape(s.cfg.Bucket))+
 			xmlElem("Key", xmlEscape(c.Key))+
-			xmlElem("ETag", xmlEscape(done.etag)))), nil
+			xmlElem("ETag", xmlEscape(done.ETag)))), nil
 }
 
 // xmlAbort serves DELETE /s3/sign/abort?uploadId&key.

@@ -22,6 +22,17 @@
 //	GET    /files/{fileId}                object details
 //	GET    /files/{fileId}/download-url   presigned GET, as an attachment
 //	DELETE /files/{fileId}                delete
+//	POST   /files/{fileId}/confirm        check and count a presigned PUT/POST upload
+//
+// Uppy's @uppy/aws-s3 is served too (companion.go): the routes of its
+// Companion server under /s3/, and POST /s3/sign for its signRequest
+// callback with the S3-XML routes /s3/sign/{uploads,parts,complete,abort}.
+// They answer plain JSON (or S3's XML) as Uppy expects, not the envelope;
+// failures are the envelope. The upload id Uppy carries is the upload
+// token, and they complete through the same function as
+// /files/multipart/complete. Uppy does not declare a file's size there,
+// so such a token has none: part URLs are unbound, and complete requires
+// parts of equal size but the last (at least 5 MiB), within MaxFileSize.
 //
 // Every response is a JSON envelope (package envelope):
 // {"success":true,"data":{...}} or
@@ -42,8 +53,9 @@
 //     identity needs s3:ListBucket, s3:GetObject (for HeadObject),
 //     s3:DeleteObject, s3:PutObject (CreateMultipartUpload and
 //     CompleteMultipartUpload), s3:ListMultipartUploadParts,
-//     s3:AbortMultipartUpload, and with SSE-KMS kms:GenerateDataKey and
-//     kms:Decrypt on the key.
+//     s3:AbortMultipartUpload, s3:GetObjectTagging and s3:PutObjectTagging
+//     (confirm), and with SSE-KMS kms:GenerateDataKey and kms:Decrypt on
+//     the key.
 //   - Presigner signs URLs (a *presign.Signer) with the credentials
 //     Credentials returns for the user, usually an STS session scoped to
 //     the user's prefix; PostCredentials may sign POST forms instead.
@@ -100,6 +112,42 @@
 // "application/*", or allows everything). The checked type is signed into
 // the URL (PUT) or the POST policy, so S3 stores exactly that type.
 //
+// # Counting uploads that go straight to S3
+//
+// The gateway never sees the bytes of a presigned upload, so it learns of
+// one only when the client tells it, and then reports the upload's outcome
+// ([Resolved].Upload) for the same upload metrics and audit line as a
+// streamed upload; the caller records it. This is a call, not an S3 event
+// notification: it needs no queue or webhook endpoint, works the same on
+// every S3-compatible server, and happens while the client waits, so a
+// refused file is gone before the client reports success. An upload that is
+// never confirmed is stored but not counted (and not checked beyond what
+// was signed).
+//
+//   - A multipart upload is counted when it is completed: every completion,
+//     whatever the route, goes through completeUpload, which reports the
+//     upload once its outcome is final: stored (bytes, parts, the time since
+//     initiate), or refused when the parts did not match and the upload was
+//     aborted. Errors the client may retry report nothing.
+//   - A single PUT or POST is counted by POST /files/{fileId}/confirm, with
+//     an optional body {"size":n,"type":"…","sha256":"…"}. confirm heads the
+//     object and checks it: size at most MaxSingleSize and equal to a
+//     declared size (else 413, 400 SIZE_MISMATCH); stored type allowed and
+//     equal to a declared type (415 CONTENT_TYPE_NOT_ALLOWED,
+//     CONTENT_TYPE_MISMATCH); when the allow-list restricts types, the first
+//     4 KiB (a ranged GET) agree with the stored type (package contenttype;
+//     415); a declared sha256 equal to the stored one, when S3 has one (400
+//     CHECKSUM_MISMATCH). An object that fails is deleted and reported as
+//     refused. One that passes gets the object tag [ConfirmedTag] and is
+//     reported as stored, with the time since its key was chosen: new keys
+//     hold a version 7 UUID, whose first 48 bits are that time.
+//   - A confirm of an object with the tag, or of one not uploaded with a
+//     single presigned request (a multipart ETag "<md5>-<n>", or the
+//     streaming gateway's gateway-write-id metadata), checks and counts
+//     nothing and answers 200 with "counted": false. So a repeated confirm
+//     counts once, without any state in the gateway. Two confirms racing
+//     for the same untagged object may both count it.
+//
 // # Metadata
 //
 // Client metadata is an object of string values. Names are lowercased and
@@ -125,6 +173,7 @@
 // upload; 405 wrong method, with Allow (HEAD is not served); 413 body over
 // 64 KiB, file over the limit; 415 body not JSON, content type not allowed;
 // 409 a multipart upload completed onto a key that exists (create-only);
+// 400/413/415 from confirm: the object did not match and was deleted;
 // 429 too many initiate calls of the user at once; 499 the client went
 // away; 502 S3 or the presigner failed; 504 S3 timed out. They are decided in one function, classify.
 //

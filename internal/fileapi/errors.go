@@ -39,6 +39,9 @@ var (
 	errStorageTimeout   = errors.New("storage request timed out")
 	errTooManyRequests  = errors.New("too many requests")
 	errExists           = errors.New("the file already exists")
+	errSizeMismatch     = errors.New("the file's size does not match")
+	errTypeMismatch     = errors.New("the file's content type does not match")
+	errChecksumMismatch = errors.New("the file's checksum does not match")
 )
 
 // classify maps an error to the status, code and message the client gets.
@@ -77,6 +80,12 @@ func classify(err error) (status int, code, message string) {
 		return http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", err.Error()
 	case errors.Is(err, contenttype.ErrNotAllowed):
 		return http.StatusUnsupportedMediaType, "CONTENT_TYPE_NOT_ALLOWED", err.Error()
+	case errors.Is(err, errTypeMismatch), errors.Is(err, contenttype.ErrMismatch):
+		return http.StatusUnsupportedMediaType, "CONTENT_TYPE_MISMATCH", err.Error()
+	case errors.Is(err, errSizeMismatch):
+		return http.StatusBadRequest, "SIZE_MISMATCH", err.Error()
+	case errors.Is(err, errChecksumMismatch):
+		return http.StatusBadRequest, "CHECKSUM_MISMATCH", err.Error()
 	case errors.Is(err, errInvalidFileID):
 		return http.StatusBadRequest, "INVALID_FILE_ID", "invalid fileId"
 	case errors.Is(err, objectkey.ErrInvalidKey):

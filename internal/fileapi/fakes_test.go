@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -96,6 +97,9 @@ type fakeObject struct {
 	etag     string
 	meta     map[string]string
 	modified time.Time
+	body     []byte // the first bytes, for GetObject
+	tags     []types.Tag
+	sha256   string // base64 ChecksumSHA256, for HeadObject
 }
 
 type fakeUpload struct {
@@ -276,10 +280,61 @@ func (f *fakeStore) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...f
 	if !ok {
 		return nil, &types.NotFound{}
 	}
-	return &s3.HeadObjectOutput{
+	out := &s3.HeadObjectOutput{
 		ContentLength: aws.Int64(o.size), ContentType: aws.String(o.ct), ETag: aws.String(o.etag),
 		LastModified: aws.Time(o.modified), Metadata: o.meta,
-	}, nil
+	}
+	if o.sha256 != "" && in.ChecksumMode == types.ChecksumModeEnabled {
+		out.ChecksumSHA256 = aws.String(o.sha256)
+	}
+	return out, nil
+}
+
+// GetObject serves the body's bytes in the range "bytes=0-<n>".
+func (f *fakeStore) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("GetObject", *in.Key+" "+aws.ToString(in.Range)); err != nil {
+		return nil, err
+	}
+	o, ok := f.objects[*in.Key]
+	if !ok {
+		return nil, &types.NoSuchKey{}
+	}
+	body := o.body
+	var last int
+	if _, err := fmt.Sscanf(aws.ToString(in.Range), "bytes=0-%d", &last); err == nil && last+1 < len(body) {
+		body = body[:last+1]
+	}
+	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(body)), ContentLength: aws.Int64(int64(len(body)))}, nil
+}
+
+func (f *fakeStore) GetObjectTagging(_ context.Context, in *s3.GetObjectTaggingInput, _ ...func(*s3.Options)) (*s3.GetObjectTaggingOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("GetObjectTagging", *in.Key); err != nil {
+		return nil, err
+	}
+	o, ok := f.objects[*in.Key]
+	if !ok {
+		return nil, &types.NoSuchKey{}
+	}
+	return &s3.GetObjectTaggingOutput{TagSet: slices.Clone(o.tags)}, nil
+}
+
+func (f *fakeStore) PutObjectTagging(_ context.Context, in *s3.PutObjectTaggingInput, _ ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("PutObjectTagging", *in.Key); err != nil {
+		return nil, err
+	}
+	o, ok := f.objects[*in.Key]
+	if !ok {
+		return nil, &types.NoSuchKey{}
+	}
+	o.tags = slices.Clone(in.Tagging.TagSet)
+	f.objects[*in.Key] = o
+	return &s3.PutObjectTaggingOutput{}, nil
 }
 
 func (f *fakeStore) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {

@@ -75,6 +75,43 @@ type Resolved struct {
 	Action   string
 	Key      string
 	UploadID string
+	// Upload is set when the request finished an upload whose bytes went
+	// to S3 through presigned URLs (multipart complete, confirm): what the
+	// upload metrics and audit line count. Nil otherwise.
+	Upload *Upload
+}
+
+// Methods of an [Upload]: how its bytes went to S3.
+const (
+	MethodPresigned = "presigned" // one presigned PUT or POST, then confirm
+	MethodMultipart = "multipart" // presigned part URLs, then complete
+)
+
+// Upload is the outcome of an upload that went straight to S3, reported
+// once, by the request that finished it: a complete or a first confirm.
+// Requests that fail before the outcome is final (a storage error, a part
+// replaced during completion) report none, since the client may try again.
+type Upload struct {
+	// Method is MethodPresigned or MethodMultipart.
+	Method string
+	// Stored is true when the object is stored, false when it was refused
+	// (deleted by confirm, or the multipart upload aborted by complete).
+	Stored bool
+	// Bytes is the object's size, or what the parts added up to.
+	Bytes int64
+	// Parts is the number of parts of a multipart upload, else 0.
+	Parts int
+	// Duration is the time from the gateway issuing the upload (the
+	// upload URL or form, or initiate) to its end (confirm or complete);
+	// 0 when unknown.
+	Duration time.Duration
+}
+
+// uploaded reports the outcome of an upload that went straight to S3.
+func uploaded(ctx context.Context, u Upload) {
+	if res, _ := ctx.Value(resolvedKey{}).(*Resolved); res != nil {
+		res.Upload = &u
+	}
 }
 
 type resolvedKey struct{}
@@ -130,6 +167,12 @@ type ObjectStore interface {
 	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	// GetObject reads the first bytes of an object to confirm its type.
+	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	// GetObjectTagging and PutObjectTagging read and set the tag that
+	// marks an object as confirmed (counted).
+	GetObjectTagging(context.Context, *s3.GetObjectTaggingInput, ...func(*s3.Options)) (*s3.GetObjectTaggingOutput, error)
+	PutObjectTagging(context.Context, *s3.PutObjectTaggingInput, ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error)
 }
 
 // Config configures a [Service]. Zero values mean the defaults.
@@ -296,10 +339,20 @@ func New(cfg Config) (*Service, error) {
 		literals:   map[string]bool{},
 		initiating: map[string]int{},
 		now:        time.Now,
-		newID:      uuid.NewString,
+		newID:      newUUIDv7,
 	}
 	s.routes()
 	return s, nil
+}
+
+// newUUIDv7 returns a version 7 UUID, which carries the time it was made
+// (issuedAt reads it back from a key).
+func newUUIDv7() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
 }
 
 // startInitiate counts an initiate call of the user, or refuses it with
@@ -342,6 +395,7 @@ func (s *Service) routes() {
 	s.handle("GET /files/{fileId}", "", s.head)
 	s.handle("GET /files/{fileId}/download-url", "download_url", s.downloadURL)
 	s.handle("DELETE /files/{fileId}", "delete", s.delete)
+	s.handle("POST /files/{fileId}/confirm", "confirm", s.confirm)
 	s.companionRoutes()
 }
 

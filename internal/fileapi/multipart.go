@@ -100,7 +100,12 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user policy.S
 		return nil, err
 	}
 
-	c, err := s.createUpload(r.Context(), user, key, req.FileName, ct, meta, fileSize, partSize)
+	done, err := s.startInitiate(user.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	c, err := s.createUpload(r.Context(), key, req.FileName, ct, meta, fileSize, partSize)
 	if err != nil {
 		return nil, err
 	}
@@ -131,15 +136,8 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user policy.S
 // createUpload creates the multipart upload of a new file at key (with
 // the gateway's credentials, encryption, content type and metadata) and
 // returns the claims of its upload token. fileSize and partSize are 0 when
-// the client did not declare the size. At most MaxConcurrentInitiates calls
-// of a user run at once.
-func (s *Service) createUpload(ctx context.Context, user policy.Subject, key, fileName, ct string, meta map[string]string, fileSize, partSize int64) (uploadClaims, error) {
-	done, err := s.startInitiate(user.ID)
-	if err != nil {
-		return uploadClaims{}, err
-	}
-	defer done()
-
+// the client did not declare the size. Callers bound it with startInitiate.
+func (s *Service) createUpload(ctx context.Context, key, fileName, ct string, meta map[string]string, fileSize, partSize int64) (uploadClaims, error) {
 	in := &s3.CreateMultipartUploadInput{
 		Bucket:             aws.String(s.cfg.Bucket),
 		Key:                aws.String(key),
@@ -397,9 +395,7 @@ type completeResponse struct {
 	ETag   string `json:"etag"`
 }
 
-// complete serves POST /files/multipart/complete. The server lists the
-// parts itself and checks them against the token; on a mismatch it aborts
-// the upload.
+// complete serves POST /files/multipart/complete (see completeUpload).
 func (s *Service) complete(w http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
 	var req completeRequest
 	if err := decodeJSON(w, r, &req); err != nil {
@@ -415,33 +411,44 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request, user policy.S
 	}
 	return completeResponse{
 		FileID: req.FileID,
-		S3Key:  c.Key,
-		Size:   done.size,
-		ETag:   done.etag,
+		S3Key:  done.Key,
+		Size:   done.Size,
+		ETag:   done.ETag,
 	}, nil
 }
 
-// completed is what completeUpload reports.
-type completed struct {
-	size           int64
-	etag, location string
+// completedUpload is what completeUpload stored.
+type completedUpload struct {
+	Key      string
+	Size     int64
+	Parts    int
+	ETag     string // without quotes
+	Location string // as S3 reports it; may be ""
 }
 
-// completeUpload completes the upload c: the one way every route (REST,
-// Companion, signRequest) completes. It lists the parts itself, never
-// trusting a client's list, checks them against c (aborting the upload on
-// a mismatch) and completes with them.
-func (s *Service) completeUpload(ctx context.Context, c uploadClaims) (completed, error) {
+// completeUpload completes the multipart upload c (from a verified token)
+// and is the one completion of the API, whatever the protocol of the
+// route (REST, Uppy's Companion routes and signRequest): the server lists
+// the parts itself, never trusting a client's list, and checks them against c; on
+// a mismatch, or when create-only finds the key taken, it aborts the
+// upload. Once the outcome is final (stored, or aborted) it reports it
+// for the upload metrics and audit line (Resolved.Upload), so every
+// completion is counted once and alike.
+func (s *Service) completeUpload(ctx context.Context, c uploadClaims) (completedUpload, error) {
 	parts, err := s.listAllParts(ctx, c.Key, c.UploadID)
 	if err != nil {
-		return completed{}, err
+		return completedUpload{}, err
 	}
+	outcome := Upload{Method: MethodMultipart, Parts: len(parts), Duration: s.sinceInitiate(c)}
 	size, err := checkParts(parts, c, s.cfg.MaxFileSize)
+	outcome.Bytes = size
 	if err != nil {
 		if abortErr := s.abortDetached(ctx, c.Key, c.UploadID); abortErr != nil {
 			s.reportAbortFailure(abortErr)
+		} else {
+			uploaded(ctx, outcome)
 		}
-		return completed{}, err
+		return completedUpload{}, err
 	}
 	list := make([]types.CompletedPart, len(parts))
 	for i, p := range parts {
@@ -478,19 +485,34 @@ func (s *Service) completeUpload(ctx context.Context, c uploadClaims) (completed
 		// complete, so its parts go.
 		if abortErr := s.abortDetached(ctx, c.Key, c.UploadID); abortErr != nil {
 			s.reportAbortFailure(abortErr)
+		} else {
+			uploaded(ctx, outcome)
 		}
-		return completed{}, fmt.Errorf("%w: %s", errExists, c.Key)
+		return completedUpload{}, fmt.Errorf("%w: %s", errExists, c.Key)
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) && slices.Contains([]string{"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}, api.ErrorCode()) {
 		// A part was replaced between listing and completing: the upload
 		// is intact, so it is not aborted and the client may try again.
-		return completed{}, fmt.Errorf("%w: the parts changed while the upload was completed; try again", errPartsMismatch)
+		return completedUpload{}, fmt.Errorf("%w: the parts changed while the upload was completed; try again", errPartsMismatch)
 	}
 	if err != nil {
-		return completed{}, storageError(ctx, "CompleteMultipartUpload", errUploadNotFound, err)
+		return completedUpload{}, storageError(ctx, "CompleteMultipartUpload", errUploadNotFound, err)
 	}
-	return completed{size: size, etag: trimETag(aws.ToString(out.ETag)), location: aws.ToString(out.Location)}, nil
+	outcome.Stored = true
+	uploaded(ctx, outcome)
+	return completedUpload{Key: c.Key, Size: size, Parts: len(parts), ETag: trimETag(aws.ToString(out.ETag)), Location: aws.ToString(out.Location)}, nil
+}
+
+// sinceInitiate is the time since the upload c was initiated, from its
+// token's expiry less UploadTTL; 0 when that is not plausible (upload_ttl
+// changed since).
+func (s *Service) sinceInitiate(c uploadClaims) time.Duration {
+	d := s.now().Sub(time.Unix(c.Expires, 0).Add(-s.cfg.UploadTTL))
+	if d < 0 || d > s.cfg.UploadTTL {
+		return 0
+	}
+	return d
 }
 
 type abortRequest struct {

@@ -37,6 +37,7 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/files/" + id, 0, "GET /files/{fileId}", "", ""},
 		{"GET", "/files/" + id + "/download-url", 0, "GET /files/{fileId}/download-url", "download_url", ""},
 		{"DELETE", "/files/" + id, 0, "DELETE /files/{fileId}", "delete", ""},
+		{"POST", "/files/" + id + "/confirm", 0, "POST /files/{fileId}/confirm", "confirm", ""},
 		{"GET", "/files/not-base64!", 0, "GET /files/{fileId}", "", ""},
 
 		{"DELETE", "/files", 405, "", "", "GET"},
@@ -48,6 +49,7 @@ func TestRoutes(t *testing.T) {
 		{"POST", "/files/multipart/u1/parts", 405, "", "", "GET"},
 		{"POST", "/files/" + id, 405, "", "", "GET, DELETE"},
 		{"HEAD", "/files/" + id + "/download-url", 405, "", "", "GET"},
+		{"GET", "/files/" + id + "/confirm", 405, "", "", "POST"},
 
 		{"GET", "/nope", 404, "", "", ""},
 		{"GET", "/filesx", 404, "", "", ""},
@@ -60,6 +62,7 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/files//download-url", 404, "", "", ""},
 		{"GET", "/files/a/../" + id, 404, "", "", ""},
 		{"GET", "/files/multipart/u1/parts/x", 404, "", "", ""},
+		{"POST", "/files/multipart/confirm", 404, "", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {

@@ -230,24 +230,43 @@ func (m *Metrics) UploadStarted(bytesHint int64) func(role, result string, bytes
 		if finished.Swap(true) {
 			return
 		}
-		d := time.Since(start).Seconds()
 		m.uploadsInFlight.Dec()
 		m.uploadBytesInFlight.Sub(hint)
-		m.uploads.WithLabelValues(role, result).Inc()
-		m.uploadDuration.WithLabelValues(role, result).Observe(d)
-		if bytes > 0 {
-			m.uploadBytes.WithLabelValues(role).Add(float64(bytes))
-		}
-		if parts > 0 {
-			m.multipartParts.Observe(float64(parts))
-		}
-		if result != ResultOK {
-			return
-		}
-		m.fileSize.Observe(float64(bytes))
-		if d > 0 && bytes > 0 {
-			m.uploadSpeed.Observe(float64(bytes) / d)
-		}
+		m.observeUpload(role, result, bytes, parts, time.Since(start))
+	}
+}
+
+// UploadFinished records an upload that did not pass through the gateway,
+// whose result it learnt at once: one whose bytes went straight to S3
+// with presigned URLs, reported when the client confirms or completes it.
+// It counts in the same series as [Metrics.UploadStarted]'s uploads; d is
+// the upload's duration, 0 when unknown (then neither the duration nor
+// the speed is observed).
+func (m *Metrics) UploadFinished(role, result string, bytes int64, parts int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.observeUpload(role, result, bytes, parts, d)
+}
+
+// observeUpload records the outcome of an upload that took d (0: unknown).
+func (m *Metrics) observeUpload(role, result string, bytes int64, parts int, d time.Duration) {
+	m.uploads.WithLabelValues(role, result).Inc()
+	if d > 0 {
+		m.uploadDuration.WithLabelValues(role, result).Observe(d.Seconds())
+	}
+	if bytes > 0 {
+		m.uploadBytes.WithLabelValues(role).Add(float64(bytes))
+	}
+	if parts > 0 {
+		m.multipartParts.Observe(float64(parts))
+	}
+	if result != ResultOK {
+		return
+	}
+	m.fileSize.Observe(float64(bytes))
+	if d > 0 && bytes > 0 {
+		m.uploadSpeed.Observe(float64(bytes) / d.Seconds())
 	}
 }
 

@@ -16,9 +16,10 @@ type Outcome struct {
 	Result     string // a Result constant, or ResultDenied
 	Status     int
 	Duration   time.Duration
-	Bytes      int64 // bytes stored
-	Parts      int   // multipart parts sent
-	Files      int   // files stored
+	Bytes      int64  // bytes stored
+	Parts      int    // multipart parts sent
+	Method     string // how an upload's bytes reached S3 when not through the gateway ("presigned", "multipart"); "" through it
+	Files      int    // files stored
 	Key        string
 	UploadID   string
 	Reason     string // the error code of a failure

@@ -26,6 +26,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/cors"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/fileapi"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
@@ -58,6 +59,7 @@ func init() {
 //	GET    /files/{fileId}              metadata
 //	GET    /files/{fileId}/download-url presigned GET
 //	DELETE /files/{fileId}
+//	POST   /files/{fileId}/confirm      check and count a presigned PUT/POST upload
 //
 // and, for Uppy's @uppy/aws-s3 (6.x), the routes of Uppy's Companion server
 // (`companionEndpoint: <origin><base_path>`) and a signing route for its
@@ -80,6 +82,15 @@ func init() {
 // with an inline session policy limited to the user's prefix and allowed
 // actions, cached per (role, user) until shortly before they expire; without
 // a role ARN the gateway's own credentials sign.
+//
+// Uploads whose bytes go straight to S3 are counted in the same upload
+// metrics (`upload_gateway_uploads_total`, `_upload_bytes_total`,
+// `_upload_duration_seconds`, `_multipart_parts`, …) and audit lines
+// (action `upload`, with `method` `multipart` or `presigned`) as streamed
+// ones: a multipart upload when it is completed, a single PUT or POST when
+// the client confirms it (`POST /files/{fileId}/confirm`, which also
+// checks its size and type and deletes it when they do not match). A
+// single upload that is never confirmed is stored but not counted.
 type API struct {
 	// Where files are stored: bucket, region, endpoint, credentials and
 	// server-side encryption.
@@ -91,6 +102,11 @@ type API struct {
 
 	// A path prefix before `/files`, e.g. `/api`. Default: none.
 	BasePath string `json:"base_path,omitempty"`
+
+	// Cross-origin access for pages on other origins: preflights of every
+	// route under base_path answered, answers readable by allowed origins.
+	// Default: none, and preflights pass on to the next handler.
+	CORS *CORSConfig `json:"cors,omitempty"`
 
 	// The IAM role assumed to sign each role's URLs: role → ARN; the key
 	// `*` applies to every role without its own. Default: none, so the
@@ -174,6 +190,7 @@ type API struct {
 	Policy map[string]map[string]string `json:"policy,omitempty"`
 
 	svc     *fileapi.Service
+	cors    *cors.Policy
 	policy  policy.Policy
 	sts     *rolecreds.Provider
 	gwCreds aws.CredentialsProvider
@@ -198,6 +215,13 @@ func (a *API) Provision(ctx caddy.Context) error {
 		a.Prefix = "files/"
 	}
 	a.BasePath = strings.TrimRight(a.BasePath, "/")
+	if a.CORS != nil {
+		p, err := a.CORS.policy()
+		if err != nil {
+			return err
+		}
+		a.cors = p
+	}
 
 	rec, err := metricsapp.NewRecorder(ctx, a.logger)
 	if err != nil {
@@ -436,13 +460,31 @@ func (a *API) credentials(user policy.Subject) aws.CredentialsProvider {
 	return a.sts.CredentialsFor(session)
 }
 
+// apiPath returns the path of r below base_path, and whether the file API
+// serves it.
+func (a *API) apiPath(r *http.Request) (string, bool) {
+	path, ok := strings.CutPrefix(r.URL.Path, a.BasePath)
+	return path, ok && (path == "/files" || strings.HasPrefix(path, "/files/") || strings.HasPrefix(path, "/s3/"))
+}
+
 // ServeHTTP serves the file API and passes other requests on.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	path, ok := strings.CutPrefix(r.URL.Path, a.BasePath)
-	if !ok || (path != "/files" && !strings.HasPrefix(path, "/files/") && !strings.HasPrefix(path, "/s3/")) || r.Method == http.MethodOptions {
-		return next.ServeHTTP(w, r) // CORS preflights are for other handlers
+	path, ok := a.apiPath(r)
+	if !ok {
+		return next.ServeHTTP(w, r)
 	}
 	start := time.Now()
+	if a.cors != nil {
+		rec := caddyhttp.NewResponseRecorder(w, nil, nil)
+		if a.cors.Handle(rec, r) { // a preflight, answered
+			a.rec.Record(r, metrics.Outcome{Route: a.Prefix, Endpoint: "OPTIONS (cors preflight)",
+				Result: metrics.ResultOf(rec.Status()), Status: rec.Status(), Duration: time.Since(start)})
+			return nil
+		}
+	}
+	if r.Method == http.MethodOptions {
+		return next.ServeHTTP(w, r) // without cors, preflights are for other handlers
+	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	ctx := r.Context()
 	if id, _ := repl.GetString("http.auth.user.id"); id != "" {
@@ -465,10 +507,26 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 // record reports one answered request: metrics by route pattern ("other"
 // when none matched) and, for presigning, downloads, deletes and failures,
 // an audit line with what the API resolved (res), never what the request
-// itself says.
+// itself says. A request that finished a presigned upload (res.Upload:
+// multipart complete, confirm) also counts that upload in the upload
+// metrics, and its audit line is the upload's (action "upload", with
+// method, size, parts and the upload's duration).
 func (a *API) record(r *http.Request, res *fileapi.Resolved, status int, d time.Duration) {
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	role := ""
+	if repl != nil {
+		role, _ = repl.GetString("http.auth.user.role")
+	}
 	o := metrics.Outcome{Route: a.Prefix, Endpoint: cmp.Or(res.Route, "other"), Result: metrics.ResultOf(status),
-		Status: status, Duration: d, Key: res.Key, UploadID: res.UploadID}
+		Role: cmp.Or(role, "anonymous"), Status: status, Duration: d, Key: res.Key, UploadID: res.UploadID}
+	if u := res.Upload; u != nil {
+		o.Method, o.Bytes, o.Parts = u.Method, u.Bytes, u.Parts
+		if u.Stored {
+			o.Files = 1
+		}
+		a.rec.Uploaded(r, o, u.Duration)
+		return
+	}
 	if res.Action != "" || status >= 400 { // reads and part signing are not audited
 		o.Action = cmp.Or(res.Action, o.Endpoint)
 	}

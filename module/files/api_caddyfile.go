@@ -23,6 +23,13 @@ func init() {
 //
 //		prefix       <prefix>
 //		base_path    <path>
+//		cors {
+//			origins        <origin...>
+//			headers        <header...>
+//			expose_headers <header...>
+//			max_age        <duration>
+//			credentials
+//		}
 //		role_arn     [<role>] <arn>
 //		sts_endpoint <url>
 //		post_policy_credentials session|gateway
@@ -65,6 +72,8 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = shared.OneString(d, &a.Prefix)
 		case "base_path":
 			err = shared.OneString(d, &a.BasePath)
+		case "cors":
+			a.CORS, err = unmarshalCORS(d)
 		case "role_arn":
 			args := d.RemainingArgs()
 			if a.RoleARNs == nil {

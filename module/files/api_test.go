@@ -347,3 +347,33 @@ func TestAPICreateOnlyModes(t *testing.T) {
 		t.Errorf("create_only maybe: %v", err)
 	}
 }
+
+// Uppy's Companion routes are served under base_path beside /files, and
+// sign_all_parts is bounded.
+func TestAPIServesUppyRoutes(t *testing.T) {
+	a, err := provisionAPI(t, "secret 0123456789abcdef0123456789abcdef", "base_path /api", "sign_all_parts 200", "create_only off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.SignAllParts != 200 {
+		t.Errorf("sign_all_parts parsed as %d", a.SignAllParts)
+	}
+	w := serveAPI(t, a, "GET", "/api/s3/params?filename=a.pdf&type=application%2Fpdf", "alice", roles.Uploader, "")
+	var params struct {
+		Method string            `json:"method"`
+		URL    string            `json:"url"`
+		Fields map[string]string `json:"fields"`
+		Key    string            `json:"key"`
+		FileID string            `json:"fileId"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &params); err != nil || w.Code != http.StatusOK {
+		t.Fatalf("GET /api/s3/params: %d %s", w.Code, w.Body)
+	}
+	if params.Method != "POST" || params.Fields["key"] != params.Key || !strings.HasPrefix(params.Key, "files/users/alice/") ||
+		params.Fields["x-amz-server-side-encryption"] != "aws:kms" || params.FileID == "" {
+		t.Errorf("params %+v", params)
+	}
+	if _, err := provisionAPI(t, "secret 0123456789abcdef0123456789abcdef", "sign_all_parts 1001"); err == nil || !strings.Contains(err.Error(), "sign all parts") && !strings.Contains(err.Error(), "sign_all_parts") {
+		t.Errorf("sign_all_parts 1001: %v", err)
+	}
+}

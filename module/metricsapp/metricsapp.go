@@ -279,7 +279,7 @@ func (a *App) observeOutcome(o metrics.Outcome) {
 		return
 	}
 	ms := float64(o.Duration) / float64(time.Millisecond)
-	r, ro := cwexport.Dim(cwexport.DimRoute, o.Route), cwexport.Dim(cwexport.DimRole, cmp.Or(o.Role, "anonymous"))
+	r := cwexport.Dim(cwexport.DimRoute, o.Route)
 	if o.Endpoint != "upload" {
 		result := "ok"
 		if o.Status >= 400 {
@@ -293,6 +293,17 @@ func (a *App) observeOutcome(o metrics.Outcome) {
 	re := cwexport.Dim(cwexport.DimResult, o.MetricResult())
 	a.observe(cwexport.MetricAPIRequestCount, types.StandardUnitCount, 1, r, re)
 	a.observe(cwexport.MetricAPIRequestDuration, types.StandardUnitMilliseconds, ms, r, re)
+	a.observeUpload(o)
+}
+
+// observeUpload sends the CloudWatch metrics of one upload by route, role
+// and result; its duration and speed only when o.Duration is known.
+func (a *App) observeUpload(o metrics.Outcome) {
+	if a == nil {
+		return
+	}
+	r, ro := cwexport.Dim(cwexport.DimRoute, o.Route), cwexport.Dim(cwexport.DimRole, cmp.Or(o.Role, "anonymous"))
+	re := cwexport.Dim(cwexport.DimResult, o.MetricResult())
 	a.observe(cwexport.MetricUploadCount, types.StandardUnitCount, 1, r, ro, re)
 	if o.MetricResult() != metrics.ResultOK {
 		if o.Status == 403 {
@@ -300,7 +311,9 @@ func (a *App) observeOutcome(o metrics.Outcome) {
 		}
 		return
 	}
-	a.observe(cwexport.MetricUploadDuration, types.StandardUnitMilliseconds, ms, r, ro)
+	if o.Duration > 0 {
+		a.observe(cwexport.MetricUploadDuration, types.StandardUnitMilliseconds, float64(o.Duration)/float64(time.Millisecond), r, ro)
+	}
 	if o.Duration > 0 && o.Bytes > 0 {
 		a.observe(cwexport.MetricUploadSpeed, types.StandardUnitBytesSecond, float64(o.Bytes)/o.Duration.Seconds(), r, ro)
 	}
@@ -355,6 +368,22 @@ func (rc *Recorder) Upload(bytesHint int64) func(r *http.Request, o metrics.Outc
 		done(o.Role, o.MetricResult(), o.Bytes, o.Parts)
 		rc.Record(r, o)
 	}
+}
+
+// Uploaded records a request that finished an upload whose bytes went
+// straight to S3 with presigned URLs (a multipart complete, a confirm): the
+// request itself as [Recorder.Record] does (o.Duration is the request's),
+// and the upload in the same upload metrics as streamed ones, with one
+// audit line, action "upload", for both. upload is the upload's duration,
+// 0 when unknown.
+func (rc *Recorder) Uploaded(r *http.Request, o metrics.Outcome, upload time.Duration) {
+	rc.Metrics.ObserveRequest(o.Route, o.Endpoint, o.Status, o.Duration)
+	rc.Metrics.UploadFinished(o.Role, o.MetricResult(), o.Bytes, o.Parts, upload)
+	rc.CW.observeOutcome(o)
+	up := o
+	up.Action, up.Duration = "upload", upload
+	rc.CW.observeUpload(up)
+	shared.Audit(rc.Audit, r, up)
 }
 
 // Record records the outcome of one request. An upload's (endpoint

@@ -125,3 +125,95 @@ func containsAll(got, want string) bool {
 	}
 	return true
 }
+
+// An upload that went straight to S3 counts in the same upload series as a
+// streamed one, next to its request's own series, with one audit line:
+// action "upload", its method, size, parts and the upload's duration.
+func TestRecorderUploaded(t *testing.T) {
+	tests := []struct {
+		name      string
+		outcome   metrics.Outcome
+		upload    time.Duration
+		want      string
+		wantAudit map[string]any
+		wantNo    []string // audit fields that must be absent
+	}{
+		{
+			name: "multipart completed",
+			outcome: metrics.Outcome{Route: "files/", Endpoint: "POST /files/multipart/complete", Role: "uploader", Result: metrics.ResultOK,
+				Status: 200, Duration: 20 * time.Millisecond, Bytes: 40 << 20, Parts: 3, Files: 1, Method: "multipart", Key: "k", UploadID: "u"},
+			upload: 4 * time.Second,
+			want: `
+upload_gateway_requests_total{endpoint="POST /files/multipart/complete",route="files/",status="200"} 1
+upload_gateway_uploads_total{result="ok",role="uploader"} 1
+upload_gateway_upload_bytes_total{role="uploader"} 4.194304e+07
+`,
+			wantAudit: map[string]any{"action": "upload", "result": "ok", "method": "multipart", "size": int64(40 << 20), "parts": int64(3), "duration": 4.0, "key": "k", "upload_id": "u"},
+		},
+		{
+			name: "presigned PUT refused on confirm, duration unknown",
+			outcome: metrics.Outcome{Route: "files/", Endpoint: "POST /files/{fileId}/confirm", Role: "uploader", Result: metrics.ResultRejected,
+				Status: 415, Duration: 5 * time.Millisecond, Bytes: 7, Method: "presigned", Key: "k"},
+			want: `
+upload_gateway_requests_total{endpoint="POST /files/{fileId}/confirm",route="files/",status="415"} 1
+upload_gateway_uploads_total{result="rejected",role="uploader"} 1
+upload_gateway_upload_bytes_total{role="uploader"} 7
+`,
+			wantAudit: map[string]any{"action": "upload", "result": "rejected", "method": "presigned", "size": int64(7), "status": int64(415)},
+			wantNo:    []string{"duration", "parts"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			m, err := metrics.New(reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			core, logs := observer.New(zapcore.InfoLevel)
+			rc := &Recorder{Metrics: m, Audit: zap.New(core)}
+			rc.Uploaded(httptest.NewRequest("POST", "/files", nil), tt.outcome, tt.upload)
+			if got := gatherLines(t, reg); !containsAll(got, tt.want) {
+				t.Errorf("series:\n%s\nwant among them:\n%s", got, tt.want)
+			}
+			entries := logs.All()
+			if len(entries) != 1 {
+				t.Fatalf("audit lines %v, want one", entries)
+			}
+			fields := entries[0].ContextMap()
+			for k, want := range tt.wantAudit {
+				if got := fields[k]; got != want {
+					t.Errorf("audit %s = %#v, want %#v", k, got, want)
+				}
+			}
+			for _, k := range tt.wantNo {
+				if _, ok := fields[k]; ok {
+					t.Errorf("audit has %s: %v", k, fields)
+				}
+			}
+			// The upload's duration is observed only when known.
+			n := histogramCount(t, reg, "upload_gateway_upload_duration_seconds")
+			if want := map[bool]uint64{true: 1, false: 0}[tt.upload > 0]; n != want {
+				t.Errorf("upload_duration_seconds count %d, want %d", n, want)
+			}
+		})
+	}
+}
+
+// histogramCount is the sample count of a histogram family of reg.
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, f := range families {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				n += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n
+}

@@ -15,7 +15,7 @@ import (
 // AuditEvent is one auditable action (an upload, a download URL, a delete,
 // a login or a denial): the request's outcome, of which the audit line
 // writes Action, Result, Key, UploadID, Account, Bytes (as "size"), Files,
-// Status, Duration and Reason.
+// Parts, Method, Status, Duration and Reason.
 type AuditEvent = metrics.Outcome
 
 // Audit writes one JSON line for e to the handler's "audit" logger
@@ -51,13 +51,16 @@ func Audit(logger *zap.Logger, r *http.Request, e AuditEvent) {
 			fields = append(fields, zap.String("unverified_email", email))
 		}
 	}
-	for _, f := range [...][2]string{{"key", e.Key}, {"upload_id", e.UploadID}, {"account", e.Account}, {"reason", e.Reason}} {
+	for _, f := range [...][2]string{{"key", e.Key}, {"upload_id", e.UploadID}, {"account", e.Account}, {"reason", e.Reason}, {"method", e.Method}} {
 		if f[1] != "" {
 			fields = append(fields, zap.String(f[0], f[1]))
 		}
 	}
 	if e.Files > 0 {
 		fields = append(fields, zap.Int("files", e.Files))
+	}
+	if e.Parts > 0 {
+		fields = append(fields, zap.Int("parts", e.Parts))
 	}
 	if e.Bytes > 0 || e.Action == "upload" {
 		fields = append(fields, zap.Int64("size", e.Bytes))

@@ -10,9 +10,12 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/integration/harness"
 )
@@ -121,11 +124,11 @@ func TestBrowserSessionCookie(t *testing.T) {
 	idp := newLocalIdP(t, idpUser{email: "browser@example.com", password: "browser-password", groups: []string{"uploader"}})
 	providers := []struct {
 		name, authLines, email, password string
-		tokenTTL                         int // seconds; 0: Cognito's
-		revokes                          bool
+		tokenTTL                         int  // seconds; 0: Cognito's
+		rotates                          bool // refresh tokens rotate (the local provider)
 	}{
 		{name: "local", authLines: fmt.Sprintf("local {\n\t\t\tusers_file %s\n\t\t\tkeys_dir %s\n\t\t\ttoken_ttl 10m\n\t\t}", idp.usersFile, idp.keysDir),
-			email: "browser@example.com", password: "browser-password", tokenTTL: 600, revokes: true},
+			email: "browser@example.com", password: "browser-password", tokenTTL: 600, rotates: true},
 		{name: "cognito", authLines: "issuer {env.UGW_COGNITO_ISSUER}\n\t\tjwks_url {env.UGW_COGNITO_JWKS_URL}\n\t\tclient_id {env.UGW_COGNITO_CLIENT_ID}\n\t\tcognito_endpoint {env.UGW_COGNITO_ENDPOINT}",
 			email: cognitoEnv(t, "UPLOADER_EMAIL"), password: cognitoEnv(t, "UPLOADER_PASSWORD")},
 	}
@@ -260,7 +263,7 @@ func TestBrowserSessionCookie(t *testing.T) {
 				t.Errorf("file API after refresh: %d %s", resp.StatusCode, raw)
 			}
 			currentRefresh := b.cookie("/auth/refresh", "ugw_session_refresh")
-			if p.revokes && (currentRefresh == oldRefresh || b.cookie("/auth/logout", "ugw_session_refresh") != currentRefresh) {
+			if p.rotates && (currentRefresh == oldRefresh || b.cookie("/auth/logout", "ugw_session_refresh") != currentRefresh) {
 				t.Error("the local provider's rotated refresh token is not in both refresh cookies")
 			}
 
@@ -287,14 +290,119 @@ func TestBrowserSessionCookie(t *testing.T) {
 			if resp, raw := b.do("POST", "/auth/refresh", self, nil, nil); resp.StatusCode != http.StatusUnauthorized {
 				t.Errorf("refresh after sign-out: %d %s", resp.StatusCode, raw)
 			}
-			if p.revokes {
-				// The session is revoked, not only forgotten by the browser.
-				_, token, _ := strings.Cut(currentRefresh, ".")
-				resp, raw := newCookieClient(t, gw).do("POST", "/auth/refresh", "", map[string]string{"refreshToken": token}, nil)
-				if resp.StatusCode != http.StatusUnauthorized {
-					t.Errorf("the signed-out refresh token still works: %d %s", resp.StatusCode, raw)
-				}
+			// The session is revoked (local: revocation record; Cognito:
+			// RevokeToken), not only forgotten by the browser.
+			_, token, _ := strings.Cut(currentRefresh, ".")
+			resp, raw = newCookieClient(t, gw).do("POST", "/auth/refresh", "", map[string]string{"refreshToken": token}, nil)
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("the signed-out refresh token still works: %d %s", resp.StatusCode, raw)
 			}
 		})
 	}
+}
+
+// htmlSite answers path with the page html.
+func htmlSite(path, html string) string {
+	return fmt.Sprintf(`handle %s {
+		header Content-Type "text/html; charset=utf-8"
+		respond <<HTML
+%s
+HTML 200
+	}`, path, html)
+}
+
+// In Chromium: a page on the gateway's origin signs in with fetch, cannot
+// read the HttpOnly cookies, and uploads with nothing but them (Chromium
+// adds Origin itself); a page on another origin of the same site (another
+// port: SameSite lets the cookie through) that posts a form to the gateway
+// is refused 403 CSRF_ORIGIN; refresh and sign-out work from the page.
+func TestBrowserSessionCookieInChromium(t *testing.T) {
+	prefix := testPrefix(t)
+	idp := newLocalIdP(t, idpUser{email: "chromium@example.com", password: "chromium-password", groups: []string{"uploader"}})
+	// The page itself needs no sign-in.
+	gw := startGateway(t, fmt.Sprintf(`@signedIn not path /page
+	upload_auth @signedIn {
+		local {
+			users_file %s
+			keys_dir %s
+		}
+		session_cookie
+	}
+	handle /up/* {
+		%s
+	}
+	%s`, idp.usersFile, idp.keysDir, gatewayOpts{prefix: prefix, auth: true, lines: []string{"key users/{http.auth.user.id}/{upload.filename}"}}.block(),
+		htmlSite("/page", `<!doctype html><title>gateway</title><p id="ready">gateway page</p>`)))
+	other := startGateway(t, htmlSite("/evil", fmt.Sprintf(`<!doctype html><title>other origin</title>
+<form id="f" method="POST" action="%s/up/evil.txt" enctype="multipart/form-data">
+<input type="hidden" name="note" value="from another origin"></form>
+<script>document.getElementById("f").submit()</script>`, gw.URL)))
+	ctx := newBrowser(t)
+
+	// run evaluates an async function body in the page and returns its
+	// result.
+	run := func(body string) map[string]any {
+		t.Helper()
+		out, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]any](`(async () => {`+body+`})()`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("evaluating %s: %v", body, err)
+		}
+		return out
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(gw.URL+"/page"), chromedp.WaitVisible(chromedp.ID("ready"))); err != nil {
+		t.Fatal(err)
+	}
+	got := run(`
+		const login = await fetch("/auth/login", {method: "POST", headers: {"Content-Type": "application/json"},
+			body: JSON.stringify({email: "chromium@example.com", password: "chromium-password"})});
+		const session = await fetch("/auth/session");
+		const up = await fetch("/up/page.txt", {method: "PUT", headers: {"Content-Type": "text/plain"}, body: "uploaded by the page"});
+		return {login: login.status, cookies: document.cookie, session: await session.json(), upload: up.status, uploadBody: await up.text()};`)
+	if got["login"] != float64(200) || got["upload"] != float64(201) {
+		t.Fatalf("page: %v", got)
+	}
+	if got["cookies"] != "" {
+		t.Errorf("page scripts can read the cookies: %q", got["cookies"])
+	}
+	if data, _ := got["session"].(map[string]any)["data"].(map[string]any); data["email"] != "chromium@example.com" || data["role"] != "uploader" {
+		t.Errorf("session: %v", got["session"])
+	}
+
+	// Another origin of the same site posts a form at the gateway: the
+	// browser sends the cookie, and its Origin, and the gateway refuses.
+	if err := chromedp.Do(ctx, chromedp.Navigate(other.URL+"/evil")); err != nil {
+		t.Fatal(err)
+	}
+	var refused string
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && !strings.Contains(refused, "CSRF_ORIGIN") {
+		time.Sleep(100 * time.Millisecond)
+		refused, _ = chromedp.Run(ctx, chromedp.Evaluate[string](`location.href.startsWith(`+strconv.Quote(gw.URL)+`) ? document.body.innerText : ""`))
+	}
+	if !strings.Contains(refused, "CSRF_ORIGIN") {
+		t.Errorf("the other origin's form post was not refused with CSRF_ORIGIN: %q", refused)
+	}
+	if err := chromedp.Do(ctx, screenshot(t, "refused")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Back on the gateway's page: refresh, then sign out.
+	if err := chromedp.Do(ctx, chromedp.Navigate(gw.URL+"/page"), chromedp.WaitVisible(chromedp.ID("ready"))); err != nil {
+		t.Fatal(err)
+	}
+	got = run(`
+		const refresh = await fetch("/auth/refresh", {method: "POST"});
+		const refreshed = await refresh.json();
+		const after = await fetch("/up/after-refresh.txt", {method: "PUT", headers: {"Content-Type": "text/plain"}, body: "after refresh"});
+		const logout = await fetch("/auth/logout", {method: "POST"});
+		const session = await fetch("/auth/session");
+		const up = await fetch("/up/after-logout.txt", {method: "PUT", headers: {"Content-Type": "text/plain"}, body: "x"});
+		return {refresh: refresh.status, refreshed, after: after.status, logout: logout.status, session: session.status, upload: up.status};`)
+	if got["refresh"] != float64(200) || got["after"] != float64(201) || got["logout"] != float64(200) || got["session"] != float64(401) || got["upload"] != float64(401) {
+		t.Errorf("refresh and sign-out: %v", got)
+	}
+	if data, _ := got["refreshed"].(map[string]any)["data"].(map[string]any); data["token"] != nil || data["refreshToken"] != nil || data["expiresIn"] == nil {
+		t.Errorf("refresh answered the page: %v", got["refreshed"])
+	}
+	assertNothingStoredBesides(t, prefix, 2)
 }

@@ -36,6 +36,13 @@ type Cognito interface {
 	Refresh(ctx context.Context, refreshToken, username string) (*cognito.Tokens, error)
 }
 
+// CognitoRevoker is a [Cognito] that can also revoke a refresh token, which
+// sign-out then does; *cognito.Client is one. It returns an error wrapping
+// cognito.ErrInvalidCredentials for a token Cognito does not know.
+type CognitoRevoker interface {
+	Revoke(ctx context.Context, refreshToken string) error
+}
+
 // Verifier checks an issued id token the way requests are checked;
 // usually a *jwtauth.Verifier.
 type Verifier interface {

@@ -85,8 +85,9 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request, req *request) 
 }
 
 // logout ends the session: it revokes the refresh token of the body or the
-// refresh cookie when the provider can (the local one), and clears the
-// cookies. A refresh token that is no longer valid needs no revoking.
+// refresh cookie when the provider can (the local one, or a Cognito that is
+// a [CognitoRevoker]), and clears the cookies. A refresh token that is no
+// longer valid needs no revoking.
 func (s *Service) logout(w http.ResponseWriter, r *http.Request, req *request) (any, error) {
 	if _, err := s.fromCookie(r, req); err != nil {
 		return nil, err
@@ -94,11 +95,17 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request, req *request) (
 	if s.cfg.Cookies != nil {
 		s.clearCookies(w)
 	}
-	if req.RefreshToken != "" && s.cfg.Local != nil {
-		err := s.cfg.Local.Revoke(r.Context(), req.RefreshToken)
-		if err != nil && !errors.Is(err, localidp.ErrInvalidRefreshToken) {
-			return nil, err
-		}
+	if req.RefreshToken == "" {
+		return map[string]bool{"signedOut": true}, nil
+	}
+	var err error
+	if s.cfg.Local != nil {
+		err = s.cfg.Local.Revoke(r.Context(), req.RefreshToken)
+	} else if revoker, ok := s.cfg.Cognito.(CognitoRevoker); ok {
+		err = revoker.Revoke(r.Context(), req.RefreshToken)
+	}
+	if err != nil && !errors.Is(err, localidp.ErrInvalidRefreshToken) && !errors.Is(err, cognito.ErrInvalidCredentials) {
+		return nil, err
 	}
 	return map[string]bool{"signedOut": true}, nil
 }

@@ -1,8 +1,10 @@
 package authservice
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/cognito"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/csrf"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 )
@@ -220,6 +223,49 @@ func TestCognitoRefreshFromCookieKeepsUsername(t *testing.T) {
 	// Cognito keeps the refresh token.
 	if r := cookieNamed(w, "ugw_session_refresh", "/auth/refresh"); r == nil || !strings.HasSuffix(r.Value, ".cognito-refresh") {
 		t.Errorf("refresh cookie after refresh: %q", setCookies(w))
+	}
+}
+
+// revokingCognito is a fakeCognito that revokes refresh tokens.
+type revokingCognito struct {
+	fakeCognito
+	revoked *[]string
+	err     error
+}
+
+func (c revokingCognito) Revoke(_ context.Context, token string) error {
+	*c.revoked = append(*c.revoked, token)
+	return c.err
+}
+
+// With Cognito, sign-out revokes the refresh token of the cookie (when the
+// client can); a token Cognito no longer knows is no failure.
+func TestCognitoLogoutRevokes(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+	}{
+		{"revoked", nil, 200},
+		{"unknown token", fmt.Errorf("%w", cognito.ErrInvalidCredentials), 200},
+		{"Cognito fails", cognito.ErrUnavailable, 502},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var revoked []string
+			e := newEnv(t, func(c *Config) {
+				c.Local, c.Cognito = nil, revokingCognito{revoked: &revoked, err: tt.err}
+				withCookies("", time.Hour)(c)
+			})
+			w := e.serveRaw(newRequest(http.MethodPost, "/auth/logout", "", map[string]string{"Origin": "http://example.com"},
+				&http.Cookie{Name: "ugw_session_refresh", Value: encodeRefresh("u", "cognito-refresh")}))
+			if w.Code != tt.wantStatus || len(revoked) != 1 || revoked[0] != "cognito-refresh" {
+				t.Errorf("logout: %d %s, revoked %q", w.Code, w.Body, revoked)
+			}
+			if c := cookieNamed(w, "ugw_session", "/"); c == nil || c.MaxAge != -1 {
+				t.Errorf("session cookie not cleared: %q", setCookies(w))
+			}
+		})
 	}
 }
 

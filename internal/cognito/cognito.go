@@ -2,7 +2,8 @@
 // their tokens. It is the gateway's login endpoint's only contact with Cognito.
 //
 // A Client sends InitiateAuth with the USER_PASSWORD_AUTH flow (Login) or the
-// REFRESH_TOKEN_AUTH flow (Refresh). The app client must allow those flows
+// REFRESH_TOKEN_AUTH flow (Refresh), and RevokeToken (Revoke: sign-out; the app client must
+// have token revocation enabled, the default for app clients created since 2021). The app client must allow those flows
 // (ALLOW_USER_PASSWORD_AUTH, ALLOW_REFRESH_TOKEN_AUTH). If the app client has a secret, pass it
 // to New: every request then carries SECRET_HASH = base64(HMAC-SHA256(secret, username +
 // client id)).
@@ -57,6 +58,7 @@ import (
 // API is the part of *cognitoidentityprovider.Client that Client calls.
 type API interface {
 	InitiateAuth(ctx context.Context, in *cip.InitiateAuthInput, optFns ...func(*cip.Options)) (*cip.InitiateAuthOutput, error)
+	RevokeToken(ctx context.Context, in *cip.RevokeTokenInput, optFns ...func(*cip.Options)) (*cip.RevokeTokenOutput, error)
 }
 
 // The errors Login and Refresh return; see the package documentation for the HTTP status each
@@ -166,6 +168,23 @@ func (c *Client) Refresh(ctx context.Context, refreshToken, username string) (*T
 		t.RefreshToken = refreshToken
 	}
 	return t, err
+}
+
+// Revoke revokes refreshToken and the access tokens issued with it (RevokeToken): the session
+// it belongs to ends. A refresh token Cognito does not know (already revoked, expired, of
+// another client) gives ErrInvalidCredentials.
+func (c *Client) Revoke(ctx context.Context, refreshToken string) error {
+	if refreshToken == "" {
+		return ErrInvalidCredentials
+	}
+	in := &cip.RevokeTokenInput{ClientId: aws.String(c.clientID), Token: aws.String(refreshToken)}
+	if c.secret != nil {
+		in.ClientSecret = aws.String(string(c.secret))
+	}
+	if _, err := c.api.RevokeToken(ctx, in); err != nil {
+		return translate("revoke", err)
+	}
+	return nil
 }
 
 func (c *Client) addSecretHash(params map[string]string, username string) {

@@ -21,11 +21,21 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
-// fakeAPI records the InitiateAuth calls and answers with out or err.
+// fakeAPI records the InitiateAuth and RevokeToken calls and answers with
+// out or err.
 type fakeAPI struct {
-	out   *cip.InitiateAuthOutput
-	err   error
-	calls []*cip.InitiateAuthInput
+	out     *cip.InitiateAuthOutput
+	err     error
+	calls   []*cip.InitiateAuthInput
+	revokes []*cip.RevokeTokenInput
+}
+
+func (f *fakeAPI) RevokeToken(_ context.Context, in *cip.RevokeTokenInput, _ ...func(*cip.Options)) (*cip.RevokeTokenOutput, error) {
+	f.revokes = append(f.revokes, in)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &cip.RevokeTokenOutput{}, nil
 }
 
 func (f *fakeAPI) InitiateAuth(_ context.Context, in *cip.InitiateAuthInput, _ ...func(*cip.Options)) (*cip.InitiateAuthOutput, error) {
@@ -449,4 +459,44 @@ func sdkClient(endpoint string) *cip.Client {
 		Credentials:      credentials.NewStaticCredentialsProvider("test", "test", ""),
 		RetryMaxAttempts: 1,
 	})
+}
+
+func TestRevoke(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		secret     string
+		token      string
+		apiErr     error
+		want       error // a sentinel, or nil
+		wantErr    bool
+		wantCalls  int
+		wantSecret string
+	}{
+		{name: "revoked", token: "refresh-1", wantCalls: 1},
+		{name: "with the app client's secret", secret: testSecret, token: "refresh-1", wantCalls: 1, wantSecret: testSecret},
+		{name: "unknown token", token: "refresh-1", apiErr: sdkError(400, &types.NotAuthorizedException{}), want: ErrInvalidCredentials, wantErr: true, wantCalls: 1},
+		{name: "revocation not enabled for the app client", token: "refresh-1", apiErr: sdkError(400, &types.UnsupportedOperationException{}), wantErr: true, wantCalls: 1},
+		{name: "no token", want: ErrInvalidCredentials, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			api := &fakeAPI{err: tt.apiErr}
+			err := New(api, testClientID, tt.secret).Revoke(context.Background(), tt.token)
+			if (err != nil) != tt.wantErr || sentinel(err) != tt.want {
+				t.Fatalf("Revoke = %v, want error %v (sentinel %v)", err, tt.wantErr, tt.want)
+			}
+			if len(api.revokes) != tt.wantCalls {
+				t.Fatalf("%d RevokeToken calls, want %d", len(api.revokes), tt.wantCalls)
+			}
+			if tt.wantCalls == 0 {
+				return
+			}
+			in := api.revokes[0]
+			if aws.ToString(in.ClientId) != testClientID || aws.ToString(in.Token) != tt.token || aws.ToString(in.ClientSecret) != tt.wantSecret {
+				t.Errorf("RevokeToken input: client %q token %q secret %q", aws.ToString(in.ClientId), aws.ToString(in.Token), aws.ToString(in.ClientSecret))
+			}
+		})
+	}
 }

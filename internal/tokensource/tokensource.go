@@ -11,7 +11,8 @@
 // including forms posted from other sites unless the cookie is
 // `SameSite=Lax` or `Strict`: set one of those on the token cookie, or a
 // third-party page can upload in the user's name (cross-site request
-// forgery). A token in a query parameter ends up in browser history,
+// forgery). [Source.Token] says where the token came from, so that the
+// caller can check a cookie request's origin (package csrf). A token in a query parameter ends up in browser history,
 // Referer headers and access logs; use it only where nothing else works
 // (an upload URL handed to a plugin that cannot send headers or cookies).
 // [Source.Strip] removes it from the request before it is passed on.

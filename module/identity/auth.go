@@ -47,8 +47,9 @@ func init() {
 //     the session the refresh token belongs to: it and every refresh token
 //     rotated from it stop working;
 //   - `POST <logout_path>` signs out: it revokes the refresh token of the
-//     body (`{"refreshToken":…}`) or of the refresh cookie when the
-//     provider can (the local one), clears the session cookies, and
+//     body (`{"refreshToken":…}`) or of the refresh cookie (the local
+//     provider's revocation, or Cognito RevokeToken, which the app client
+//     must allow: the default since 2021), clears the session cookies, and
 //     answers `{"success":true,"data":{"signedOut":true}}`;
 //   - `GET <session_path>` answers who is signed in (by session cookie or
 //     bearer token): `{"success":true,"data":{"id":…,"email":…,"role":…}}`,
@@ -137,8 +138,9 @@ type Auth struct {
 	RefreshPath string `json:"refresh_path,omitempty"`
 
 	// Path of the sign-out endpoint, which revokes a refresh token (local
-	// provider) and clears the session cookies. Default `/auth/logout`;
-	// `off` disables it.
+	// provider, or Cognito RevokeToken) and clears the session cookies. Default `/auth/logout`;
+	// `off` disables it. If it is revoke_path's too (local provider), the
+	// path keeps revoking as before, which session_cookie refuses.
 	LogoutPath string `json:"logout_path,omitempty"`
 
 	// Path of the endpoint that answers who is signed in (`GET`). Default
@@ -248,7 +250,7 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 		LoginPath:        enabled(a.LoginPath),
 		RefreshPath:      enabled(a.RefreshPath),
 		RevokePath:       enabled(a.RevokePath),
-		LogoutPath:       enabled(a.LogoutPath),
+		LogoutPath:       a.logoutPath(),
 		SessionPath:      enabled(a.SessionPath),
 		Authenticate:     a.authenticate,
 		CheckOrigin:      a.origins.Check,
@@ -342,6 +344,17 @@ func (a *Auth) cognitoClient(ctx caddy.Context) (*cognito.Client, error) {
 	return cognito.New(client, clientID, a.ClientSecret), nil
 }
 
+// logoutPath returns the sign-out route's path: "" when it is off, or
+// when it is the revoke route's (a configuration from before sign-out
+// existed, `revoke_path /auth/logout`, keeps revoking there).
+func (a *Auth) logoutPath() string {
+	p := enabled(a.LogoutPath)
+	if a.Local != nil && p == enabled(a.RevokePath) {
+		return ""
+	}
+	return p
+}
+
 // enabled returns path, or "" for `off`.
 func enabled(path string) string {
 	if path == "off" {
@@ -373,6 +386,9 @@ func (a *Auth) Validate() error {
 	}
 	if a.SessionCookie != "" && (&http.Cookie{Name: a.SessionCookie, Value: "x"}).Valid() != nil {
 		return fmt.Errorf("session_cookie: %q is not a valid cookie name", a.SessionCookie)
+	}
+	if p := enabled(a.LogoutPath); a.SessionCookie != "" && a.Local != nil && p != "" && p == enabled(a.RevokePath) {
+		return fmt.Errorf("logout_path and revoke_path are both %s: with session_cookie, move one (revoke_path off, say)", p)
 	}
 	for role := range a.RoleARNs {
 		if _, err := roles.Parse(role); err != nil {

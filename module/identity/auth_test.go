@@ -298,6 +298,12 @@ func TestValidateSessionOptions(t *testing.T) {
 		{"bad cookie name", func(a *Auth) { a.SessionCookie = "my session" }, "session_cookie"},
 		{"origin with a path", func(a *Auth) { a.AllowedOrigins = []string{"https://app.example.com/upload"} }, "allowed_origins"},
 		{"wildcard origin", func(a *Auth) { a.AllowedOrigins = []string{"*"} }, "allowed_origins"},
+		{"revoke_path is logout_path, no cookies", func(a *Auth) {
+			a.Local, a.RevokePath, a.LogoutPath = &LocalIdentity{}, "/auth/logout", "/auth/logout"
+		}, ""},
+		{"revoke_path is logout_path, with cookies", func(a *Auth) {
+			a.Local, a.RevokePath, a.LogoutPath, a.SessionCookie = &LocalIdentity{}, "/auth/logout", "/auth/logout", "s"
+		}, "revoke_path"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,7 +26,10 @@ func init() {
 // "false"), username, role, groups and token_use are set as
 // `{http.auth.user.<name>}`. CORS preflights (OPTIONS with `Origin` and
 // `Access-Control-Request-Method`, no body) pass without a token; other
-// OPTIONS requests need one. A rejected request gets
+// OPTIONS requests need one. A state-changing request authenticated by
+// `token_cookie` must come from the site or `allowed_origins` (the CSRF
+// rule of the upload_auth handler), or it is not authenticated. A rejected
+// request gets
 // `WWW-Authenticate: Bearer error="invalid_token"` and the handler's 401.
 // Use the `upload_auth` handler for JSON errors and the login API.
 type Provider struct {

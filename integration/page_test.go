@@ -24,6 +24,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/integration/harness"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/fileapi"
 )
 
 // pageAPI is the file API behind the upload page in these tests: 5 MiB
@@ -309,16 +310,38 @@ func assertNoOpenUploads(t *testing.T, prefix string) {
 	}
 }
 
+// textBytes returns n bytes of plain text (lines of a meeting's minutes),
+// so that the gateway's content check on confirm agrees with text/plain.
+func textBytes(n int) []byte {
+	var b strings.Builder
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "%06d the meeting agreed on item %d and moved on\n", i, i%97)
+	}
+	return []byte(b.String()[:n])
+}
+
+// assertConfirmed checks that the page confirmed the single upload of key:
+// the gateway tagged it when it checked it.
+func assertConfirmed(t *testing.T, key string) {
+	t.Helper()
+	if tags := objectTags(t, key); tags[fileapi.ConfirmedTag] == "" {
+		t.Errorf("%s was not confirmed: tags %v", key, tags)
+	}
+}
+
 // A person opens the gateway's upload page, signs in (a wrong password
 // first: the server's message is shown), and uploads with Uppy's
-// Dashboard: a 1 MiB text file goes to S3 in one POST, a 40 MiB file in
-// eight 5 MiB parts. A 50 MiB file (over the limit) and a PNG (not an
-// allowed type) are refused on the page with a message and never sent.
-// A second 40 MiB upload is paused mid-way on a slow link and resumed. The
-// person downloads a file and deletes another; signed in as a viewer,
-// they see the files but no delete button. Every object is in S3 under the
-// user's prefix, encrypted with SSE-KMS, byte for byte the source, with no
-// multipart upload left open; the page logs no CSP violation.
+// Dashboard: a 1 MiB text file goes to S3 in one POST (then confirmed, so
+// the gateway checks and counts it), a 40 MiB file in eight 5 MiB parts.
+// A 50 MiB file (over the limit) and a PNG (not an allowed type) are
+// refused on the page with a message and never sent. A second 40 MiB
+// upload is paused mid-way on a slow link and resumed. A "text" file that
+// is binary goes to S3 but the gateway refuses it on confirm and deletes
+// it; the page says why. The person downloads a file and deletes another;
+// signed in as a viewer, they see the files but no delete button. Every
+// object is in S3 under the user's prefix, encrypted with SSE-KMS, byte
+// for byte the source, with no multipart upload left open; the page logs
+// no CSP violation.
 func TestUploadPageUserStory(t *testing.T) {
 	prefix := testPrefix(t)
 	uploader := idpUser{email: "uploader@example.com", password: "uploader-password", groups: []string{"uploader"}}
@@ -326,7 +349,7 @@ func TestUploadPageUserStory(t *testing.T) {
 	idp := newLocalIdP(t, uploader, viewer)
 	gw := startGateway(t, pageDirective+"\n\t"+idp.site([]string{"session_cookie"}, pageAPI(prefix)))
 
-	small := fileBytes(t, "", 41, 1<<20)
+	small := textBytes(1 << 20)
 	big := fileBytes(t, "", 42, 40<<20)
 	again := fileBytes(t, "", 43, 40<<20)
 	smallFile := writeTestFile(t, "notes.txt", small)
@@ -334,6 +357,7 @@ func TestUploadPageUserStory(t *testing.T) {
 	againFile := writeTestFile(t, "backup.bin", again)
 	hugeFile := writeTestFile(t, "huge.bin", fileBytes(t, "", 44, 50<<20))
 	pngFile := writeTestFile(t, "photo.png", fileBytes(t, "\x89PNG\r\n\x1a\n", 45, 4096))
+	fakeFile := writeTestFile(t, "fake.txt", fileBytes(t, "", 48, 64<<10))
 
 	// The page, its headers, and a failed sign-in.
 	p := openPage(t, gw)
@@ -377,7 +401,7 @@ func TestUploadPageUserStory(t *testing.T) {
 	if posts != 1 || sent != 8 || ok != 8 {
 		t.Errorf("requests to S3: %d POSTs, %d part PUTs (%d answered 200); want 1 POST (1 MiB) and 8 parts (40 MiB)", posts, sent, ok)
 	}
-	assertStoredFile(t, prefix, "notes.txt", small)
+	assertConfirmed(t, assertStoredFile(t, prefix, "notes.txt", small))
 	assertStoredFile(t, prefix, "video.bin", big)
 	assertNoOpenUploads(t, prefix)
 
@@ -434,6 +458,20 @@ func TestUploadPageUserStory(t *testing.T) {
 	assertStoredFile(t, prefix, "backup.bin", again)
 	assertNoOpenUploads(t, prefix)
 
+	// Binary bytes in a .txt file: S3 takes them, the gateway's check on
+	// confirm does not.
+	p.do(chromedp.Click(chromedp.CSS("button.uppy-StatusBar-actionBtn--done")))
+	p.addFiles(fakeFile)
+	p.do(chromedp.Click(chromedp.CSS("button.uppy-StatusBar-actionBtn--upload")))
+	fake := p.waitMessage("fake.txt", "does not match")
+	p.waitFor("fake.txt marked as failed in the Dashboard", `document.querySelector(".uppy-Dashboard-Item.is-error") !== null`, 10*time.Second)
+	p.do(screenshot(t, "6-refused-on-confirm"))
+	t.Logf("refused on confirm: %q", fake)
+	if slices.Contains(p.fileNames(), "fake.txt") {
+		t.Error("fake.txt is in the file list")
+	}
+	assertNothingStoredBesides(t, prefix, 3)
+
 	// Download one file, delete another.
 	downloads := t.TempDir()
 	p.do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
@@ -453,7 +491,7 @@ func TestUploadPageUserStory(t *testing.T) {
 	)
 	p.waitMessage("notes.txt deleted")
 	p.waitFor("notes.txt gone from the list", `![...document.querySelectorAll("#files tbody tr")].some(r => r.cells[0].textContent === "notes.txt")`, 15*time.Second)
-	p.do(screenshot(t, "6-after"))
+	p.do(screenshot(t, "7-after"))
 	if names := p.fileNames(); !slices.Equal(sorted(names), []string{"backup.bin", "video.bin"}) {
 		t.Errorf("file list %q after the delete", names)
 	}
@@ -463,7 +501,7 @@ func TestUploadPageUserStory(t *testing.T) {
 	p.do(chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("login")))
 	p.signIn(viewer.email, viewer.password)
 	p.waitListed(15*time.Second, "backup.bin", "video.bin")
-	p.do(screenshot(t, "7-viewer"))
+	p.do(screenshot(t, "8-viewer"))
 	if n := eval[int](p, `document.querySelectorAll("#files button.delete").length`); n != 0 {
 		t.Errorf("the viewer sees %d delete buttons", n)
 	}
@@ -521,7 +559,7 @@ func TestUploadPageCognitoLogin(t *testing.T) {
 		session_cookie
 	}
 	%s`, pageDirective, pageAPI(prefix)))
-	data := fileBytes(t, "", 46, 1<<20)
+	data := textBytes(1 << 20)
 	file := writeTestFile(t, "minutes.txt", data)
 
 	p := openPage(t, gw)
@@ -532,7 +570,7 @@ func TestUploadPageCognitoLogin(t *testing.T) {
 	p.addFiles(file)
 	p.do(chromedp.Click(chromedp.CSS("button.uppy-StatusBar-actionBtn--upload")))
 	p.waitListed(time.Minute, "minutes.txt")
-	assertStoredFile(t, prefix, "minutes.txt", data)
+	assertConfirmed(t, assertStoredFile(t, prefix, "minutes.txt", data))
 
 	p.do(
 		chromedp.Click(chromedp.CSS("button.uppy-StatusBar-actionBtn--done")),
@@ -541,11 +579,11 @@ func TestUploadPageCognitoLogin(t *testing.T) {
 			return err
 		}),
 	)
-	more := fileBytes(t, "", 47, 300<<10)
+	more := textBytes(300 << 10)
 	p.addFiles(writeTestFile(t, "agenda.txt", more))
 	p.do(chromedp.Click(chromedp.CSS("button.uppy-StatusBar-actionBtn--upload")))
 	p.waitListed(time.Minute, "agenda.txt", "minutes.txt")
-	assertStoredFile(t, prefix, "agenda.txt", more)
+	assertConfirmed(t, assertStoredFile(t, prefix, "agenda.txt", more))
 	if msgs := p.messages(); slices.ContainsFunc(msgs, func(m string) bool { return strings.Contains(m, "session") || strings.Contains(m, "agenda.txt") }) {
 		t.Errorf("messages after the renewal: %q", msgs)
 	}

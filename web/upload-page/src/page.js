@@ -171,8 +171,20 @@ function startUppy() {
     say(!file || err.message.includes(file.name) ? err.message : `${file.name}: ${err.message}`)
   })
   uppy.on('upload-error', (file, err) => say(`${file.name}: ${err.message}`))
-  uppy.on('upload-success', async (file, response) => {
-    if (!multipart(file)) await confirmUpload(file, response.body.key)
+  // Single uploads are confirmed before Uppy reports the batch complete; a
+  // file the gateway refuses then counts as failed.
+  const confirms = new Map() // Uppy file id → its confirm call
+  uppy.on('upload-success', (file, response) => {
+    if (!multipart(file)) confirms.set(file.id, confirmUpload(file, response.body.key))
+  })
+  uppy.addPostProcessor(async (ids) => {
+    await Promise.all(
+      ids.map(async (id) => {
+        const refused = await confirms.get(id)
+        confirms.delete(id)
+        if (refused) uppy.setFileState(id, { error: refused })
+      }),
+    )
   })
   uppy.on('complete', (result) => {
     if (result.successful.length) say(`${result.successful.length} file(s) uploaded`, 'info')
@@ -181,14 +193,18 @@ function startUppy() {
 }
 
 // confirmUpload tells the gateway that a single upload is done, so that it
-// checks the object and counts the upload; a gateway without the route (404)
-// is fine.
+// checks the object (size, type, content) and counts the upload. It
+// resolves to the gateway's message when the gateway refused the file (and
+// deleted it), else to null; a gateway without the route (404) is fine.
 async function confirmUpload(file, key) {
   try {
     await call('POST', `${api}/files/${fileIdOf(key)}/confirm`, { size: file.size, type: file.type })
   } catch (err) {
-    if (err.status !== 404) say(`${file.name}: ${err.message}`)
+    if (err.status === 404) return null
+    say(`${file.name}: ${err.message}`)
+    return err.message
   }
+  return null
 }
 
 function limitsText() {

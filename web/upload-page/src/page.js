@@ -121,10 +121,15 @@ window.fetch = async (input, init) => {
   return res
 }
 
-// fileIdOf returns the fileId of the single upload of an S3 key: the one
-// the params answer gave, or the key in base64url (what the file API uses).
+// fileIdOf returns (and forgets) the fileId of the single upload of an S3
+// key: the one the params answer gave, or the key in base64url (what the
+// file API uses).
 function fileIdOf(key) {
-  if (fileIds.has(key)) return fileIds.get(key)
+  const id = fileIds.get(key)
+  if (id) {
+    fileIds.delete(key)
+    return id
+  }
   const bytes = new TextEncoder().encode(key)
   let bin = ''
   for (const b of bytes) bin += String.fromCharCode(b)

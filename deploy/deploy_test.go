@@ -565,7 +565,7 @@ func TestIAMPolicies(t *testing.T) {
 	// and AssumeRole on exactly the roles the deployments configure.
 	gw := actionsOf(readPolicy(t, "gateway-policy.json"))
 	for _, a := range []string{"s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:PutObject", "s3:GetObject",
-		"s3:DeleteObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
+		"s3:DeleteObject", "s3:PutObjectTagging", "s3:GetObjectTagging", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
 		"kms:GenerateDataKey", "kms:Decrypt", "sts:AssumeRole", "cloudwatch:PutMetricData"} {
 		if _, ok := gw[a]; !ok {
 			t.Errorf("gateway-policy.json lacks %s", a)

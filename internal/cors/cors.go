@@ -65,7 +65,8 @@ const ErrorCode = "CORS_NOT_ALLOWED"
 // Config configures a [Policy]. Zero values mean the defaults.
 type Config struct {
 	// Origins allowed: "scheme://host[:port]", "scheme://*.domain" for
-	// any subdomain of domain, or "*" for any origin. Required.
+	// any subdomain of domain, or "*" for any origin (not with
+	// Credentials). Required.
 	Origins []string
 	// Headers a request may carry (Access-Control-Allow-Headers),
 	// compared case-insensitively; "*" admits any. Default
@@ -112,6 +113,11 @@ func New(cfg Config) (*Policy, error) {
 	p := &Policy{exact: map[string]bool{}, headers: map[string]bool{}, creds: cfg.Credentials}
 	for _, o := range cfg.Origins {
 		if o == "*" {
+			if cfg.Credentials {
+				// Any site could then read what a signed-in user's
+				// cookie gets it.
+				return nil, errors.New("cors: origin * with credentials would let every site read the answers to a signed-in user; list the origins")
+			}
 			p.anyOrigin = true
 			continue
 		}

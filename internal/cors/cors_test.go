@@ -19,6 +19,8 @@ func TestNew(t *testing.T) {
 		{"port and trailing slash", Config{Origins: []string{"http://127.0.0.1:8080/"}}, false},
 		{"wildcard subdomain", Config{Origins: []string{"https://*.example.com"}}, false},
 		{"any", Config{Origins: []string{"*"}, Headers: []string{"*"}}, false},
+		{"any with credentials", Config{Origins: []string{"*"}, Credentials: true}, true},
+		{"wildcard subdomain with credentials", Config{Origins: []string{"https://*.example.com"}, Credentials: true}, false},
 		{"no origins", Config{}, true},
 		{"no scheme", Config{Origins: []string{"app.example.com"}}, true},
 		{"path", Config{Origins: []string{"https://app.example.com/upload"}}, true},
@@ -75,7 +77,7 @@ func TestAllowed(t *testing.T) {
 func TestHandle(t *testing.T) {
 	const app = "https://app.example.com"
 	strict := Config{Origins: []string{app}, MaxAge: 10 * time.Minute, ExposeHeaders: []string{"Retry-After"}}
-	creds := Config{Origins: []string{"*"}, Headers: []string{"*"}, Credentials: true}
+	creds := Config{Origins: []string{"http://127.0.0.1:9", "https://any.example"}, Headers: []string{"*"}, Credentials: true}
 	tests := []struct {
 		name      string
 		cfg       Config

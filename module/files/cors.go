@@ -25,7 +25,8 @@ import (
 type CORSConfig struct {
 	// Origins allowed: `https://app.example.com` (scheme, host and port
 	// exactly), `https://*.example.com` (any subdomain), or `*` (any
-	// origin; the answer still names the request's origin). Required.
+	// origin; the answer still names the request's origin; not with
+	// credentials). Required.
 	Origins []string `json:"origins,omitempty"`
 
 	// Request headers a page may send. `*` admits any. Default

@@ -3,6 +3,13 @@
 //   - JWT validation: testing.Benchmark of jwtauth's Verify in-process, with
 //     and without the signature cache (-jwt);
 //   - presign requests/s through the gateway (-presign);
+//   - Uppy's Companion routes (params, create multipart, sign part) on the
+//     gateway next to @uppy/companion from npm on the same SeaweedFS:
+//     req/s and p50/p99 (-companion, -companion-clients);
+//   - a multipart upload from headless Chromium with Uppy's own
+//     @uppy/aws-s3 through the gateway's Companion routes next to the same
+//     upload by aws-sdk-go-v2 straight to S3 (-browser-size,
+//     -browser-part-size, -browser-concurrency, -browser-runs);
 //   - streaming throughput through the gateway (HTTPS and plain HTTP) next to
 //     a direct aws-sdk-go-v2 upload of the same bytes to the same S3 server,
 //     and next to the same SDK upload through Caddy's plain reverse_proxy in
@@ -22,7 +29,7 @@
 //
 // It needs the test servers (integration/testenv/up.sh) and their env file;
 // ./scripts/bench starts them and runs it. An empty -sizes or -rss-sizes, or
-// 0 for -presign or -concurrent, skips that table.
+// 0 for -presign, -companion or -concurrent, skips that table.
 //
 //	go run ./integration/bench -sizes 256MiB,1GiB -runs 3 -rss-sizes 1GiB,5GiB -concurrent 200
 package main
@@ -77,6 +84,12 @@ func main() {
 	instancesFor := flag.Duration("instances-for", 10*time.Second, "how long each scale-out measurement runs")
 	instancesClients := flag.Int("instances-clients", 8, "concurrent clients in the scale-out table")
 	instancesSize := flag.String("instances-size", "16MiB", "body size of each upload in the scale-out table")
+	companionFor := flag.Duration("companion", 10*time.Second, "how long to load each of Uppy's Companion routes (params, create multipart, sign part) on the gateway and on @uppy/companion (0 skips it)")
+	companionConc := flag.Int("companion-clients", 4, "concurrent clients for the Companion routes")
+	browserSize := flag.String("browser-size", "200MiB", "size of the multipart upload from headless Chromium with Uppy through the gateway's Companion routes vs aws-sdk-go-v2 directly (empty or 0 skips it)")
+	browserPart := flag.String("browser-part-size", "5MiB", "part size of the browser upload and its SDK counterpart (Uppy's default for files up to 48 GiB)")
+	browserConc := flag.Int("browser-concurrency", 6, "requests in flight for the browser upload (Uppy's limit option, default 6) and parts in flight for its SDK counterpart")
+	browserRuns := flag.Int("browser-runs", 5, "runs of each browser table row (the median is reported)")
 	serveSinkMode := flag.Bool("serve-sink", false, "internal: serve the s3sink on a loopback port and print its address")
 	flag.Parse()
 	if *serveSinkMode {
@@ -93,7 +106,7 @@ func main() {
 	if *jwtOn {
 		printJWT(benchJWT(*jwtCount), *jwtCount)
 	}
-	needEnv := *presignFor > 0 || *sizes != "" || !skipList(*rssSizes) || *concClients > 0 || *attack != "" || *instances != ""
+	needEnv := *companionFor > 0 || !skipList(*browserSize) || *presignFor > 0 || *sizes != "" || !skipList(*rssSizes) || *concClients > 0 || *attack != "" || *instances != ""
 	if !needEnv {
 		return
 	}
@@ -111,6 +124,28 @@ func main() {
 			fail("presign", err)
 		}
 		printPresign(rows, *presignFor)
+	}
+	if *companionFor > 0 {
+		rows, err := benchCompanion(env, *companionFor, *companionConc)
+		if err != nil {
+			fail("companion", err)
+		}
+		printCompanion(rows, *companionFor, *companionConc)
+	}
+	if !skipList(*browserSize) {
+		size, err := humanize.ParseBytes(*browserSize)
+		if err != nil {
+			fail("-browser-size", err)
+		}
+		bp, err := humanize.ParseBytes(*browserPart)
+		if err != nil {
+			fail("-browser-part-size", err)
+		}
+		rows, err := benchBrowser(env, int64(size), int64(bp), *browserConc, *browserRuns)
+		if err != nil {
+			fail("browser", err)
+		}
+		printBrowser(rows, int64(size), int64(bp), *browserConc, *browserRuns)
 	}
 	if *sizes != "" {
 		for _, name := range strings.Split(*targets, ",") {

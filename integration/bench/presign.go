@@ -114,9 +114,31 @@ func presignOnce(client *http.Client, base, token string, body []byte) (time.Dur
 
 // loadPresign runs conc clients for d and summarises their latencies.
 func loadPresign(client *http.Client, base, token string, body []byte, d time.Duration, conc int) presignResult {
+	return loadFor(d, conc, func(int) error {
+		_, err := presignOnce(client, base, token, body)
+		return err
+	})
+}
+
+// loadFor runs conc clients calling one, one call after another, for d and
+// summarises the latencies of the calls that succeeded. n counts each
+// client's calls from 1.
+func loadFor(d time.Duration, conc int, one func(n int) error) presignResult {
+	var s loadSample
+	s.run(d, conc, one)
+	return s.summary()
+}
+
+// loadSample gathers the latencies, errors and time of one or more loads.
+type loadSample struct {
+	lat     []time.Duration
+	errs    int
+	elapsed time.Duration
+}
+
+// run adds a load of conc clients calling one for d.
+func (s *loadSample) run(d time.Duration, conc int, one func(n int) error) {
 	var mu sync.Mutex
-	var lat []time.Duration
-	errs := 0
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -124,22 +146,26 @@ func loadPresign(client *http.Client, base, token string, body []byte, d time.Du
 		wg.Go(func() {
 			var mine []time.Duration
 			bad := 0
-			for time.Now().Before(deadline) {
-				l, err := presignOnce(client, base, token, body)
-				if err != nil {
+			for n := 1; time.Now().Before(deadline); n++ {
+				t := time.Now()
+				if err := one(n); err != nil {
 					bad++
 					continue
 				}
-				mine = append(mine, l)
+				mine = append(mine, time.Since(t))
 			}
 			mu.Lock()
-			lat = append(lat, mine...)
-			errs += bad
+			s.lat = append(s.lat, mine...)
+			s.errs += bad
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	s.elapsed += time.Since(start)
+}
+
+func (s *loadSample) summary() presignResult {
+	lat := slices.Clone(s.lat)
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration {
 		if len(lat) == 0 {
@@ -148,7 +174,7 @@ func loadPresign(client *http.Client, base, token string, body []byte, d time.Du
 		return lat[min(len(lat)-1, int(float64(len(lat))*p))]
 	}
 	return presignResult{
-		requests: len(lat), errors: errs, reqPerSec: float64(len(lat)) / elapsed.Seconds(),
+		requests: len(lat), errors: s.errs, reqPerSec: float64(len(lat)) / s.elapsed.Seconds(),
 		p50: pct(0.50), p90: pct(0.90), p99: pct(0.99),
 	}
 }

@@ -57,42 +57,20 @@ say "php $(php -r 'echo PHP_VERSION;'), ruby $(ruby -e 'print RUBY_VERSION') wit
 for tool in node npm; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (Debian: apt-get install nodejs npm)"
 done
-command -v sha256sum >/dev/null 2>&1 || sha256sum() { shasum -a 256; }
+# shellcheck source=npm.sh
+. "$HERE/npm.sh"
 
-# npm_install NAME WHAT [DIR]: installs the npm package dir integration/testenv/NAME (package.json
-# and its pinned package-lock.json) with npm ci into DIR, by default
-# ~/.cache/upload-gateway/NAME-<hash of the lock file>/, unless it is there already; sets PKG.
-npm_install() {
-  local name=$1 what=$2 h tmp
-  h=$(sha256sum <"$HERE/$name/package-lock.json" | cut -c1-16)
-  PKG=${3:-$HOME/.cache/upload-gateway/$name-$h}
-  [ -f "$PKG/.installed" ] && return 0
-  mkdir -p "$(dirname "$PKG")"
-  tmp=$PKG.tmp.$$
-  rm -rf "$tmp"
-  mkdir -p "$tmp"
-  cp "$HERE/$name/package.json" "$HERE/$name/package-lock.json" "$tmp/"
-  say "installing $what into $PKG (npm ci from the pinned lock file)"
-  if ! (cd "$tmp" && npm ci --ignore-scripts --no-audit --no-fund >&2); then
-    rm -rf "$tmp"
-    die "npm ci failed (see above); is the npm registry reachable?"
-  fi
-  rm -rf "$PKG"
-  mv "$tmp" "$PKG"
-  touch "$PKG/.installed"
-}
-
-npm_install express "express and multer" "${UPLOAD_GATEWAY_EXPRESS_DIR:-}"
+npm_install "$HERE/express" "express and multer" "${UPLOAD_GATEWAY_EXPRESS_DIR:-}"
 say "express $(node -p "require('$PKG/node_modules/express/package.json').version"), multer $(node -p "require('$PKG/node_modules/multer/package.json').version") in $PKG"
 
 # ---- tus-js-client (npm) -----------------------------------------------------------------------
 # The resumable upload client of the upload_tus tests, installed the same way into
 # ~/.cache/upload-gateway/tus-client-<hash of the lock file>/ (or UPLOAD_GATEWAY_TUS_CLIENT_DIR).
-npm_install tus-client tus-js-client "${UPLOAD_GATEWAY_TUS_CLIENT_DIR:-}"
+npm_install "$HERE/tus-client" tus-js-client "${UPLOAD_GATEWAY_TUS_CLIENT_DIR:-}"
 say "tus-js-client $(node -p "require('$PKG/node_modules/tus-js-client/package.json').version") in $PKG"
 
 # ---- Uppy + esbuild (npm) ----------------------------------------------------------------------
 # Uppy's own client code for the browser tests, installed the same way into
 # ~/.cache/upload-gateway/uppy-<hash of the lock file>/ (or UPLOAD_GATEWAY_UPPY_DIR).
-npm_install uppy "Uppy and esbuild" "${UPLOAD_GATEWAY_UPPY_DIR:-}"
+npm_install "$HERE/uppy" "Uppy and esbuild" "${UPLOAD_GATEWAY_UPPY_DIR:-}"
 say "@uppy/core $(node -p "require('$PKG/node_modules/@uppy/core/package.json').version"), @uppy/aws-s3 $(node -p "require('$PKG/node_modules/@uppy/aws-s3/package.json').version"), esbuild $(node -p "require('$PKG/node_modules/esbuild/package.json').version") in $PKG"

@@ -5,14 +5,17 @@
 // # Protocol
 //
 // Core (OPTIONS, HEAD, PATCH) and the extensions creation,
-// creation-with-upload, creation-defer-length, termination and
-// expiration. POST creates an upload and answers its URL: the POST path,
+// creation-with-upload, creation-defer-length, termination, expiration
+// and checksum. POST creates an upload and answers its URL: the POST path,
 // "/", and a sealed upload id. HEAD answers Upload-Offset (what S3
 // holds), Upload-Length or Upload-Defer-Length, Upload-Metadata and
 // Upload-Expires with Cache-Control: no-store. PATCH takes
 // application/offset+octet-stream at the current offset (else 409, with
 // the real Upload-Offset). DELETE aborts the multipart upload and removes
 // its temporary objects. X-HTTP-Method-Override is honoured on POST.
+// Upload-Checksum (sha1, md5, crc32, sha256, sha512; crc32 is IEEE CRC-32
+// as 4 big-endian bytes) is checked over the whole body of the PATCH (or
+// POST) that carries it; a mismatch answers 460 and stores nothing.
 //
 // # Implementation
 //
@@ -28,7 +31,21 @@
 // every PartSize bytes as a part and keeps what is left as the new tail;
 // when the declared length is reached it sends the rest as the last part,
 // completes the upload and removes the temporary objects. A body that
-// breaks off is not lost: what arrived is stored before the answer. An
+// breaks off is not lost: what arrived is stored before the answer.
+//
+// A body with Upload-Checksum must not count before all of it has
+// arrived and matched, yet the gateway holds only PartSize bytes of it:
+// each full part is stored as a staged object stage-<N> under the
+// temporary directory, which the offset does not include. When the body
+// matches, the staged objects become parts by UploadPartCopy (inside S3)
+// and the rest is handled as above; when it does not, or breaks off, the
+// staged objects are deleted and the parts and tail are as before. A
+// crash between copies leaves a consistent upload whose offset ends at a
+// copied (verified) part; staged objects left by a crash are removed
+// with the temporary directory. Staged objects, like tails, are written
+// without SSE headers, since SeaweedFS cannot UploadPartCopy from an
+// SSE-KMS source; where UploadPartCopy is not implemented (501), a staged
+// part is read back into a second buffer and uploaded. An
 // upload whose bytes are all in S3 but whose completion failed is
 // completed by the next HEAD (clients send nothing more once the offset
 // equals the length). A
@@ -58,7 +75,22 @@
 // LockTimeout. Each PATCH in progress holds PartSize bytes; the number of
 // PATCHes in progress is not bounded here.
 //
-// Not yet done: the checksum extension, the object's SHA-256 metadata
-// (streamed uploads store it), cleanup of expired uploads by the janitor,
-// per-user quotas, and the IETF resumable-upload draft.
+// # Lifecycle
+//
+// DELETE aborts the multipart upload and deletes the temporary directory
+// and the open marker at once. Handler.Sweep (the janitor) aborts the
+// uploads under Prefix started longer ago than its age (at least the
+// TTL) with their temporary directories, and deletes every object under
+// TempPrefix written longer ago than that. With MaxOpenUploads, each
+// open upload has a marker <temp prefix>open/<owner hash>/<upload>; a
+// creation counts the owner's markers younger than the TTL in one
+// bounded listing.
+//
+// With Config.Tags, the finished object is tagged sha256 and size. The
+// SHA-256 state of the bytes in parts (crypto/sha256 marshals it) is
+// stored after each part as sha256-<end of the parts>, read back by the
+// next request, and the tail's bytes are hashed when they become a part.
+//
+// Not yet done: the checksum-trailer extension, content sniffing, and
+// the IETF resumable-upload draft.
 package tus

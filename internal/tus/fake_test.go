@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -24,12 +25,14 @@ type fakeObject struct {
 	meta        map[string]string
 	contentType string
 	sse         types.ServerSideEncryption
+	tags        map[string]string
 }
 
 type fakeUpload struct {
-	key   string
-	parts map[int32][]byte
-	obj   fakeObject
+	key       string
+	initiated time.Time
+	parts     map[int32][]byte
+	obj       fakeObject
 }
 
 // fakeS3 is an in-memory S3 with the rules the handler depends on:
@@ -45,6 +48,14 @@ type fakeS3 struct {
 	beforePut func(key string)
 	// failCompletes is how many CompleteMultipartUpload calls fail next.
 	failCompletes int
+	// loseCompletes is how many CompleteMultipartUpload calls succeed
+	// next but answer an error, as when the answer is lost.
+	loseCompletes int
+	// noPartCopy makes UploadPartCopy answer NotImplemented.
+	noPartCopy bool
+	// duplicateParts makes ListParts list every part twice, as SeaweedFS
+	// lists a part uploaded twice.
+	duplicateParts bool
 }
 
 func newFakeS3(now func() time.Time) *fakeS3 {
@@ -67,7 +78,7 @@ func (f *fakeS3) CreateMultipartUpload(_ context.Context, in *s3.CreateMultipart
 	f.record("CreateMultipartUpload")
 	f.nextID++
 	id := fmt.Sprintf("upload-%d", f.nextID)
-	f.uploads[id] = &fakeUpload{key: *in.Key, parts: map[int32][]byte{},
+	f.uploads[id] = &fakeUpload{key: *in.Key, initiated: f.now(), parts: map[int32][]byte{},
 		obj: fakeObject{meta: in.Metadata, contentType: aws.ToString(in.ContentType), sse: in.ServerSideEncryption}}
 	return &s3.CreateMultipartUploadOutput{UploadId: aws.String(id)}, nil
 }
@@ -93,6 +104,29 @@ func (f *fakeS3) UploadPart(_ context.Context, in *s3.UploadPartInput, _ ...func
 	return &s3.UploadPartOutput{ETag: aws.String(fmt.Sprintf(`"%d-%d"`, *in.PartNumber, len(body)))}, nil
 }
 
+func (f *fakeS3) UploadPartCopy(_ context.Context, in *s3.UploadPartCopyInput, _ ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("UploadPartCopy")
+	if f.noPartCopy {
+		return nil, &smithy.GenericAPIError{Code: "NotImplemented"}
+	}
+	u, err := f.upload(in.UploadId)
+	if err != nil {
+		return nil, err
+	}
+	src, err := url.PathUnescape(strings.TrimPrefix(aws.ToString(in.CopySource), aws.ToString(in.Bucket)+"/"))
+	if err != nil {
+		return nil, err
+	}
+	o, ok := f.objects[src]
+	if !ok {
+		return nil, &types.NoSuchKey{}
+	}
+	u.parts[*in.PartNumber] = slices.Clone(o.data)
+	return &s3.UploadPartCopyOutput{CopyPartResult: &types.CopyPartResult{ETag: aws.String(fmt.Sprintf(`"%d-%d"`, *in.PartNumber, len(o.data)))}}, nil
+}
+
 func (f *fakeS3) ListParts(_ context.Context, in *s3.ListPartsInput, _ ...func(*s3.Options)) (*s3.ListPartsOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -108,8 +142,12 @@ func (f *fakeS3) ListParts(_ context.Context, in *s3.ListPartsInput, _ ...func(*
 	}
 	slices.Sort(nums)
 	for _, n := range nums {
-		out.Parts = append(out.Parts, types.Part{PartNumber: aws.Int32(n), Size: aws.Int64(int64(len(u.parts[n]))),
-			ETag: aws.String(fmt.Sprintf(`"%d-%d"`, n, len(u.parts[n])))})
+		p := types.Part{PartNumber: aws.Int32(n), Size: aws.Int64(int64(len(u.parts[n]))),
+			ETag: aws.String(fmt.Sprintf(`"%d-%d"`, n, len(u.parts[n]))), LastModified: aws.Time(f.now())}
+		if f.duplicateParts {
+			out.Parts = append(out.Parts, p)
+		}
+		out.Parts = append(out.Parts, p)
 	}
 	return out, nil
 }
@@ -141,6 +179,10 @@ func (f *fakeS3) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMulti
 	obj.data, obj.modified = data, f.now()
 	f.objects[u.key] = obj
 	delete(f.uploads, *in.UploadId)
+	if f.loseCompletes > 0 {
+		f.loseCompletes--
+		return nil, &smithy.GenericAPIError{Code: "InternalError"}
+	}
 	return &s3.CompleteMultipartUploadOutput{}, nil
 }
 
@@ -168,8 +210,32 @@ func (f *fakeS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*
 			return nil, &smithy.GenericAPIError{Code: "PreconditionFailed"}
 		}
 	}
-	f.objects[*in.Key] = fakeObject{data: body, modified: f.now(), meta: in.Metadata, contentType: aws.ToString(in.ContentType), sse: in.ServerSideEncryption}
+	o := fakeObject{data: body, modified: f.now(), meta: in.Metadata, contentType: aws.ToString(in.ContentType), sse: in.ServerSideEncryption}
+	if in.Tagging != nil {
+		q, _ := url.ParseQuery(*in.Tagging)
+		o.tags = map[string]string{}
+		for k := range q {
+			o.tags[k] = q.Get(k)
+		}
+	}
+	f.objects[*in.Key] = o
 	return &s3.PutObjectOutput{}, nil
+}
+
+func (f *fakeS3) PutObjectTagging(_ context.Context, in *s3.PutObjectTaggingInput, _ ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("PutObjectTagging")
+	o, ok := f.objects[*in.Key]
+	if !ok {
+		return nil, &types.NoSuchKey{}
+	}
+	o.tags = map[string]string{}
+	for _, t := range in.Tagging.TagSet {
+		o.tags[*t.Key] = *t.Value
+	}
+	f.objects[*in.Key] = o
+	return &s3.PutObjectTaggingOutput{}, nil
 }
 
 func (f *fakeS3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
@@ -209,6 +275,19 @@ func (f *fakeS3) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ .
 	out := &s3.ListObjectsV2Output{IsTruncated: aws.Bool(false)}
 	for _, k := range f.keys(aws.ToString(in.Prefix)) {
 		out.Contents = append(out.Contents, types.Object{Key: aws.String(k), LastModified: aws.Time(f.objects[k].modified), Size: aws.Int64(int64(len(f.objects[k].data)))})
+	}
+	return out, nil
+}
+
+func (f *fakeS3) ListMultipartUploads(_ context.Context, in *s3.ListMultipartUploadsInput, _ ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("ListMultipartUploads")
+	out := &s3.ListMultipartUploadsOutput{IsTruncated: aws.Bool(false)}
+	for id, u := range f.uploads {
+		if strings.HasPrefix(u.key, aws.ToString(in.Prefix)) {
+			out.Uploads = append(out.Uploads, types.MultipartUpload{Key: aws.String(u.key), UploadId: aws.String(id), Initiated: aws.Time(u.initiated)})
+		}
 	}
 	return out, nil
 }

@@ -3,10 +3,13 @@ package tus
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"net/http"
@@ -18,7 +21,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
@@ -26,7 +32,7 @@ import (
 // Protocol constants.
 const (
 	Version    = "1.0.0"
-	Extensions = "creation,creation-with-upload,creation-defer-length,termination,expiration"
+	Extensions = "creation,creation-with-upload,creation-defer-length,termination,expiration,checksum"
 	// OffsetContentType is the only PATCH body type tus allows.
 	OffsetContentType = "application/offset+octet-stream"
 )
@@ -77,6 +83,16 @@ type Config struct {
 	User func(*http.Request) string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Tags stores the object's "sha256" (hex) and "size" as object tags
+	// after completion, as streamed uploads have them. The SHA-256 state
+	// of the parts is kept between requests in sha256-<N> objects under
+	// TempPrefix; an object whose state was lost (a request died between
+	// a part and its state) or whose tagging failed has no tags.
+	Tags bool
+	// MaxOpenUploads is how many unfinished, unexpired uploads a user may
+	// have; a creation beyond answers 429 (CodeTooManyOpenUploads). 0: no
+	// limit. Each upload then also has an open marker under TempPrefix.
+	MaxOpenUploads int
 	// OnError, if set, is told about every failure answered with 5xx.
 	OnError func(r *http.Request, err error)
 	// OnEvent, if set, is told when an upload is created, completed or
@@ -166,6 +182,7 @@ func New(api API, cfg Config) (*Handler, error) {
 // httpError is a failure with its status.
 type httpError struct {
 	status int
+	code   string // if set, the answer is a JSON envelope with this code
 	msg    string
 	err    error // cause, for 5xx
 }
@@ -199,6 +216,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Tus-Version", Version)
 		hdr.Set("Tus-Extension", Extensions)
 		hdr.Set("Tus-Max-Size", strconv.FormatInt(h.cfg.MaxSize, 10))
+		hdr.Set("Tus-Checksum-Algorithm", ChecksumAlgorithms)
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
@@ -229,6 +247,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if he.status >= 500 && h.cfg.OnError != nil {
 		h.cfg.OnError(r, err)
+	}
+	if he.code != "" {
+		_ = envelope.WriteError(w, he.status, he.code, he.msg)
+		return
 	}
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
 	hdr.Set("Cache-Control", "no-store")
@@ -350,6 +372,13 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	if withBody && !isOffsetType(r.Header.Get("Content-Type")) {
 		return fail(http.StatusUnsupportedMediaType, "a body sent with creation must be %s", OffsetContentType)
 	}
+	var sum *checksum
+	if withBody {
+		var err error
+		if sum, err = parseChecksum(r.Header.Get("Upload-Checksum")); err != nil {
+			return err
+		}
+	}
 	c.Metadata = r.Header.Get("Upload-Metadata")
 	if len(c.Metadata) > maxMetadataLen {
 		return fail(http.StatusRequestHeaderFieldsTooLarge, "Upload-Metadata is longer than %d bytes", maxMetadataLen)
@@ -369,11 +398,21 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	if name := meta.fileName(); name != "" {
 		userMeta[s3limits.MetaOriginalName] = objectkey.MetadataValue(name)
 	}
+	if c.Length != 0 {
+		if err := h.checkQuota(ctx, c.Owner); err != nil {
+			return err
+		}
+	}
 	mode, keyID, bucketKey, encCtx := h.cfg.Encryption.RequestFields()
 	if c.Length == 0 {
 		// Nothing to resume: store the empty object now.
-		_, err := h.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &h.cfg.Bucket, Key: &c.Key, Body: strings.NewReader(""), ContentLength: aws.Int64(0),
-			ContentType: meta.contentType(), Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx})
+		in := &s3.PutObjectInput{Bucket: &h.cfg.Bucket, Key: &c.Key, Body: strings.NewReader(""), ContentLength: aws.Int64(0),
+			ContentType: meta.contentType(), Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx}
+		if h.cfg.Tags {
+			empty := sha256.Sum256(nil)
+			in.Tagging = aws.String("sha256=" + hex.EncodeToString(empty[:]) + "&size=0")
+		}
+		_, err := h.api.PutObject(ctx, in)
 		if err != nil {
 			return fmt.Errorf("storing an empty upload: %w", err)
 		}
@@ -384,6 +423,13 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("creating the multipart upload: %w", err)
 		}
 		c.UploadID = aws.ToString(out.UploadId)
+		s := h.store(c)
+		if err := s.markOpen(ctx); err != nil {
+			// The marker may exist (its answer lost): remove both.
+			_ = s.abort(ctx)
+			_ = s.deleteTemp(ctx)
+			return err
+		}
 	}
 	token := h.sealer.seal(c)
 	h.event(r, EventCreated, c, c.Length)
@@ -397,7 +443,11 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	st := state{length: c.Length}
-	offset, err := h.write(ctx, r, h.store(c), st)
+	offset, err := h.write(ctx, r, h.store(c), st, sum)
+	if he, ok := errors.AsType[*httpError](err); ok && he.status == StatusChecksumMismatch {
+		// The upload exists (Location is set) but holds nothing.
+		return he
+	}
 	if err != nil && !errors.Is(err, errLocked) {
 		// The upload exists: the client may resume it from HEAD.
 		if h.cfg.OnError != nil {
@@ -462,6 +512,10 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fail(http.StatusBadRequest, "Upload-Offset: %v", err)
 	}
+	sum, err := parseChecksum(r.Header.Get("Upload-Checksum"))
+	if err != nil {
+		return err
+	}
 	var newLength int64 = -1
 	if v := r.Header.Get("Upload-Length"); v != "" {
 		if newLength, err = parseLength(v); err != nil {
@@ -513,7 +567,7 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request) error {
 	if st.length >= 0 && r.ContentLength > st.length-offset {
 		return fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length by %d bytes", r.ContentLength-(st.length-offset))
 	}
-	newOffset, err := h.writeLocked(ctx, r, s, l, st)
+	newOffset, err := h.writeLocked(ctx, r, s, l, st, sum)
 	if err != nil {
 		if errors.Is(err, errLocked) {
 			return fail(http.StatusConflict, "another request took over this upload")
@@ -528,20 +582,22 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request) error {
 
 // write takes the lock of a new upload and appends the body
 // (creation-with-upload).
-func (h *Handler) write(ctx context.Context, r *http.Request, s *store, st state) (int64, error) {
+func (h *Handler) write(ctx context.Context, r *http.Request, s *store, st state, sum *checksum) (int64, error) {
 	l, err := s.acquire(ctx, h.cfg.LockTimeout, h.cfg.Now)
 	if err != nil {
 		return 0, err
 	}
 	defer l.release(ctx)
-	return h.writeLocked(ctx, r, s, l, st)
+	return h.writeLocked(ctx, r, s, l, st, sum)
 }
 
 // writeLocked appends the request body to the upload whose state is st,
 // holding l: full parts go to S3 as they fill, the rest to the tail, and
 // the upload is completed when its length is reached. It returns the new
-// offset, also when the body breaks off (what arrived is kept).
-func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l *lock, st state) (int64, error) {
+// offset, also when the body breaks off (what arrived is kept). With a
+// checksum (sum not nil), nothing of the body counts until all of it has
+// arrived and matched: see stageBody.
+func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l *lock, st state, sum *checksum) (int64, error) {
 	bp := h.bufs.Get().(*[]byte)
 	defer h.bufs.Put(bp)
 	buf := *bp
@@ -549,14 +605,57 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 	if st.length >= 0 {
 		body = io.LimitReader(r.Body, st.length-st.offset())
 	}
+	// buf holds the tail, then the body's bytes; saved of them are in S3
+	// as the tail object tail-<pe>.
 	pe, filled := st.partsEnd, int(st.tail)
-	oldTail := st.tail > 0
-	if oldTail {
+	saved := filled
+	if saved > 0 {
 		if err := s.readTail(ctx, pe, buf[:filled]); err != nil {
 			return st.offset(), err
 		}
 	}
 	parts := st.parts
+	// objSum is the SHA-256 of the bytes before pe, for the object's
+	// sha256 tag; nil when tags are off or its state was lost.
+	var objSum hash.Hash
+	if h.cfg.Tags {
+		var err error
+		if objSum, err = s.loadHash(ctx, pe); err != nil {
+			return st.offset(), err
+		}
+	}
+	if sum != nil {
+		staged, states, n, err := h.stageBody(ctx, r, body, s, l, st, buf, sum, objSum)
+		defer func() { _ = s.deleteKeys(ctx, staged) }()
+		if err != nil {
+			return st.offset(), err
+		}
+		// The body matched: copy the staged parts into the upload.
+		for _, key := range staged {
+			if len(parts) >= s3limits.MaxParts {
+				return pe + int64(saved), fail(http.StatusRequestEntityTooLarge, "upload has reached S3's limit of %d parts", s3limits.MaxParts)
+			}
+			if err := l.hold(ctx); err != nil {
+				return pe + int64(saved), err
+			}
+			p, err := s.copyPart(ctx, int32(len(parts)+1), key)
+			if copyUnsupported(err) {
+				p, err = h.reuploadPart(ctx, s, int32(len(parts)+1), key)
+			}
+			if err != nil {
+				return pe + int64(saved), err
+			}
+			parts = append(parts, p)
+			if saved > 0 {
+				_ = s.deleteKeys(ctx, []string{s.tailKey(pe)})
+			}
+			if objSum != nil {
+				s.saveHash(ctx, pe+int64(len(buf)), pe, states[len(parts)-len(st.parts)-1])
+			}
+			pe, saved = pe+int64(len(buf)), 0
+		}
+		filled, body = n, http.NoBody
+	}
 	for {
 		// A body that breaks off is no error of the upload: what arrived
 		// is kept, and the offset tells the client where to resume.
@@ -565,46 +664,53 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 		end := pe + int64(filled)
 		last := st.length >= 0 && end == st.length
 		full := filled == len(buf)
-		if n == 0 && !full && !last {
+		if filled == saved && !full && !last {
 			// Nothing new (the body ended or broke off at a part boundary).
 			return end, nil
 		}
 		if last && n > 0 && r.ContentLength < 0 {
 			// A body of unknown length must end at the declared length.
-			var extra [1]byte
-			if m, _ := io.ReadFull(r.Body, extra[:]); m > 0 {
-				return pe + int64(filled-n), fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length")
+			if bodyContinues(r.Body) {
+				return pe + int64(saved), fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length")
 			}
 		}
 		if err := l.hold(ctx); err != nil {
-			return pe + int64(filled-n), err
+			return pe + int64(saved), err
 		}
 		switch {
 		case last && filled == 0 && len(parts) > 0:
 			// A deferred length set at the offset already reached.
 		case full || last || int64(filled) >= s3limits.MinPartSize:
 			if len(parts) >= s3limits.MaxParts {
-				return pe, fail(http.StatusRequestEntityTooLarge, "upload has reached S3's limit of %d parts", s3limits.MaxParts)
+				return pe + int64(saved), fail(http.StatusRequestEntityTooLarge, "upload has reached S3's limit of %d parts", s3limits.MaxParts)
 			}
 			p, err := s.uploadPart(ctx, int32(len(parts)+1), buf[:filled])
 			if err != nil {
-				return pe + int64(filled-n), err
+				return pe + int64(saved), err
 			}
 			parts = append(parts, p)
-			if oldTail {
+			if saved > 0 {
 				_ = s.deleteKeys(ctx, []string{s.tailKey(pe)})
-				oldTail = false
 			}
-			pe, filled = end, 0
+			if objSum != nil {
+				objSum.Write(buf[:filled])
+				s.saveHash(ctx, end, pe, marshalHash(objSum))
+			}
+			pe, filled, saved = end, 0, 0
 		default:
 			if err := s.putTail(ctx, pe, buf[:filled]); err != nil {
-				return pe + int64(filled-n), err
+				return pe + int64(saved), err
 			}
-			oldTail = true
+			saved = filled
 		}
 		if last {
-			if err := s.complete(ctx, parts); err != nil {
+			if err := s.complete(ctx, parts); err != nil && !s.completed(ctx) {
 				return end - 1, err
+			}
+			if objSum != nil {
+				if err := s.tag(ctx, hex.EncodeToString(objSum.Sum(nil)), end); err != nil && h.cfg.OnError != nil {
+					h.cfg.OnError(r, err) // the object is stored; only its tags are missing
+				}
 			}
 			_ = s.deleteTemp(ctx)
 			h.event(r, EventCompleted, s.c, end)
@@ -614,6 +720,102 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			return end, nil
 		}
 	}
+}
+
+// marshalHash returns the state of a SHA-256 hash.
+func marshalHash(h hash.Hash) []byte {
+	b, _ := h.(encoding.BinaryMarshaler).MarshalBinary() // crypto/sha256 cannot fail
+	return b
+}
+
+// copyUnsupported reports whether S3 refused UploadPartCopy as not
+// implemented (SeaweedFS does for some sources).
+func copyUnsupported(err error) bool {
+	return err != nil && (awserr.Code(err) == "NotImplemented" || awserr.Status(err) == http.StatusNotImplemented)
+}
+
+// reuploadPart makes the staged object key part n by reading it back
+// through the gateway, for S3 servers without UploadPartCopy; it holds a
+// second PartSize buffer meanwhile.
+func (h *Handler) reuploadPart(ctx context.Context, s *store, n int32, key string) (types.CompletedPart, error) {
+	bp := h.bufs.Get().(*[]byte)
+	defer h.bufs.Put(bp)
+	if err := s.readObject(ctx, key, *bp); err != nil {
+		return types.CompletedPart{}, err
+	}
+	return s.uploadPart(ctx, n, *bp)
+}
+
+// bodyContinues reports whether a byte follows in body.
+func bodyContinues(body io.Reader) bool {
+	var extra [1]byte
+	m, _ := io.ReadFull(body, extra[:])
+	return m > 0
+}
+
+// errRecorder remembers the first error other than io.EOF its reader
+// returned: a body that broke off.
+type errRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errRecorder) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// stageBody reads the whole body of a request with Upload-Checksum into
+// buf after the tail's st.tail bytes, checking it against sum. Whenever
+// buf fills and more of the body follows, buf is stored as a staged
+// object (stage-<offset of its first byte>), which is not part of the
+// upload: the offset S3 reports stays st.offset() until the caller copies
+// the staged objects into parts, which it does only when the body
+// matched. It returns the staged objects' keys, which the caller
+// deletes, and the bytes left in buf. A body that breaks off or does not
+// match stores nothing. If objSum is not nil, the staged parts are added
+// to it, and states has its state after each.
+func (h *Handler) stageBody(ctx context.Context, r *http.Request, body io.Reader, s *store, l *lock, st state, buf []byte, sum *checksum, objSum hash.Hash) (staged []string, states [][]byte, filled int, err error) {
+	rec := &errRecorder{r: body}
+	in := io.TeeReader(rec, sum.hash)
+	filled = int(st.tail)
+	for {
+		n, _ := io.ReadFull(in, buf[filled:])
+		filled += n
+		if filled < len(buf) {
+			break
+		}
+		var next [1]byte
+		if m, _ := io.ReadFull(in, next[:]); m == 0 {
+			break
+		}
+		if err := l.hold(ctx); err != nil {
+			return staged, nil, 0, err
+		}
+		key := s.stageKey(st.partsEnd + int64(len(staged))*int64(len(buf)))
+		if err := s.putStaged(ctx, key, buf); err != nil {
+			return staged, nil, 0, err
+		}
+		staged = append(staged, key)
+		if objSum != nil {
+			objSum.Write(buf)
+			states = append(states, marshalHash(objSum))
+		}
+		buf[0], filled = next[0], 1
+	}
+	end := st.partsEnd + int64(len(staged))*int64(len(buf)) + int64(filled)
+	switch {
+	case rec.err != nil:
+		return staged, nil, 0, fail(http.StatusBadRequest, "the body broke off before its Upload-Checksum could be verified: none of it was stored")
+	case st.length >= 0 && end == st.length && r.ContentLength < 0 && bodyContinues(r.Body):
+		return staged, nil, 0, fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length")
+	case !sum.matches():
+		return staged, nil, 0, fail(StatusChecksumMismatch, "the body does not match its Upload-Checksum (%s): none of it was stored", sum.alg)
+	}
+	return staged, states, filled, nil
 }
 
 // finish completes an upload all of whose bytes are in S3, holding its
@@ -632,7 +834,7 @@ func (h *Handler) finish(r *http.Request, s *store) error {
 	}
 	r = r.Clone(ctx)
 	r.Body, r.ContentLength = http.NoBody, 0
-	_, err = h.writeLocked(ctx, r, s, l, st)
+	_, err = h.writeLocked(ctx, r, s, l, st, nil)
 	return err
 }
 

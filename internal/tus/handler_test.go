@@ -2,13 +2,22 @@ package tus
 
 import (
 	"bytes"
+	"crypto/md5"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"hash"
+	"hash/crc32"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +66,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 func (e *env) handler(t *testing.T, mod func(*Config)) *Handler {
 	t.Helper()
 	cfg := Config{
+		Tags:       true,
 		Bucket:     "b",
 		Prefix:     "up/",
 		Encryption: s3limits.Encryption{Mode: types.ServerSideEncryptionAwsKms, KMSKeyID: "alias/k"},
@@ -121,7 +131,8 @@ func TestOptions(t *testing.T) {
 	w := do(e.h, "OPTIONS", "/files/", nil, "Tus-Resumable", "")
 	want := map[string]string{
 		"Tus-Resumable": "1.0.0", "Tus-Version": "1.0.0", "Tus-Max-Size": "1073741824",
-		"Tus-Extension": "creation,creation-with-upload,creation-defer-length,termination,expiration",
+		"Tus-Extension":          "creation,creation-with-upload,creation-defer-length,termination,expiration,checksum",
+		"Tus-Checksum-Algorithm": "sha1,md5,crc32,sha256,sha512",
 	}
 	if w.Code != http.StatusNoContent {
 		t.Errorf("status %d, want 204", w.Code)
@@ -179,6 +190,30 @@ func TestRules(t *testing.T) {
 		{name: "PATCH by another user", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "0", "X-User", "mallory"}, wantStatus: 403},
 		{name: "PATCH through method override", method: "POST", body: "hello", headers: []string{"X-HTTP-Method-Override", "PATCH", "Content-Type", OffsetContentType, "Upload-Offset", "0"},
 			wantStatus: 204, wantHeader: map[string]string{"Upload-Offset": "5"}},
+		{name: "PATCH with a matching sha1", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "0", "Upload-Checksum", "sha1 " + digest(sha1.New(), "hello")},
+			wantStatus: 204, wantHeader: map[string]string{"Upload-Offset": "5"}},
+		{name: "PATCH with a matching md5", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "0", "Upload-Checksum", "md5 " + digest(md5.New(), "hello")},
+			wantStatus: 204, wantHeader: map[string]string{"Upload-Offset": "5"}},
+		{name: "PATCH with a matching crc32", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "0", "Upload-Checksum", "crc32 " + crc32Digest("hello")},
+			wantStatus: 204, wantHeader: map[string]string{"Upload-Offset": "5"}},
+		{name: "PATCH with a matching sha256", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "0", "Upload-Checksum", "sha256 " + digest(sha256.New(), "hello")},
+			wantStatus: 204, wantHeader: map[string]string{"Upload-Offset": "5"}},
+		{name: "PATCH with a mismatching sha1", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "0", "Upload-Checksum", "sha1 " + digest(sha1.New(), "hellO")},
+			wantStatus: 460},
+		{name: "PATCH with a mismatching crc32", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "0", "Upload-Checksum", "crc32 " + crc32Digest("hellO")},
+			wantStatus: 460},
+		{name: "PATCH with an unsupported checksum algorithm", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "0", "Upload-Checksum", "sha3 " + digest(sha256.New(), "hello")},
+			wantStatus: 400},
+		{name: "PATCH with a checksum without algorithm", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "0", "Upload-Checksum", digest(sha1.New(), "hello")},
+			wantStatus: 400},
+		{name: "PATCH with a checksum not in base64", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "0", "Upload-Checksum", "sha1 !!!!"},
+			wantStatus: 400},
+		{name: "PATCH with a checksum of the wrong size", method: "PATCH", body: "hello", headers: []string{"Content-Type", OffsetContentType, "Upload-Offset", "0", "Upload-Checksum", "sha1 " + digest(md5.New(), "hello")},
+			wantStatus: 400},
+		{name: "POST with upload and a matching checksum", method: "POST", path: "/files/", body: "hello", headers: []string{"Upload-Length", "5", "Content-Type", OffsetContentType, "Upload-Checksum", "sha1 " + digest(sha1.New(), "hello")},
+			wantStatus: 201, wantHeader: map[string]string{"Upload-Offset": "5"}},
+		{name: "POST with upload and a mismatching checksum", method: "POST", path: "/files/", body: "hello", headers: []string{"Upload-Length", "5", "Content-Type", OffsetContentType, "Upload-Checksum", "sha1 " + digest(sha1.New(), "hellO")},
+			wantStatus: 460},
 		{name: "DELETE terminates", method: "DELETE", wantStatus: 204},
 		{name: "DELETE by another user", method: "DELETE", headers: []string{"X-User", "mallory"}, wantStatus: 403},
 		{name: "GET is not tus", method: "GET", wantStatus: 405},
@@ -199,7 +234,7 @@ func TestRules(t *testing.T) {
 					t.Errorf("%s = %q, want %q", k, got, v)
 				}
 			}
-			if tt.wantStatus == 201 {
+			if tt.wantStatus == 201 || tt.method == "POST" && tt.wantStatus == 460 {
 				loc := w.Header().Get("Location")
 				if !strings.HasPrefix(loc, "/files/") || len(loc) < 60 {
 					t.Errorf("Location = %q, want /files/<sealed id>", loc)
@@ -207,6 +242,16 @@ func TestRules(t *testing.T) {
 			}
 		})
 	}
+}
+
+func digest(h hash.Hash, s string) string {
+	h.Write([]byte(s))
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+// crc32Digest is tus's crc32: IEEE CRC-32, 4 bytes big-endian, base64.
+func crc32Digest(s string) string {
+	return base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE([]byte(s))))
 }
 
 func TestExpired(t *testing.T) {
@@ -268,6 +313,10 @@ func assertStored(t *testing.T, e *env, data []byte) {
 	}
 	if obj.sse != types.ServerSideEncryptionAwsKms || obj.meta[s3limits.MetaUploadedBy] != "alice" {
 		t.Errorf("object sse %q metadata %v", obj.sse, obj.meta)
+	}
+	sum := sha256.Sum256(data)
+	if e.h.cfg.Tags && (obj.tags["sha256"] != hex.EncodeToString(sum[:]) || obj.tags["size"] != strconv.Itoa(len(data))) {
+		t.Errorf("object tags %v, want sha256 %x and size %d", obj.tags, sum, len(data))
 	}
 	if left := e.s3.objectKeys(DefaultTempPrefix); len(left) > 0 {
 		t.Errorf("temporary objects left: %v", left)
@@ -375,6 +424,45 @@ func TestHeadCompletesWhatAPatchLeftUncompleted(t *testing.T) {
 	assertStored(t, e, data)
 }
 
+// TestPartsListedTwice: SeaweedFS lists a part that was uploaded twice
+// (an SDK retry after a lost answer) twice; the offset counts it once.
+func TestPartsListedTwice(t *testing.T) {
+	e := newEnv(t, nil)
+	e.s3.duplicateParts = true
+	data := randomBytes(13*mib, 16)
+	loc := e.create(t, int64(len(data)))
+	if w := patch(e.h, loc, 0, data[:11*mib]); w.Code != http.StatusNoContent {
+		t.Fatalf("PATCH: %d %s", w.Code, w.Body)
+	}
+	if got := do(e.h, "HEAD", loc, nil).Header().Get("Upload-Offset"); got != strconv.Itoa(11*mib) {
+		t.Fatalf("Upload-Offset %s, want %d", got, 11*mib)
+	}
+	if w := patch(e.h, loc, 11*mib, data[11*mib:]); w.Code != http.StatusNoContent {
+		t.Fatalf("last PATCH: %d %s", w.Code, w.Body)
+	}
+	assertStored(t, e, data)
+}
+
+// TestCompletionAnswerLost: S3 completed the upload but its answer was
+// lost; the PATCH finds the object, cleans up and answers 204.
+func TestCompletionAnswerLost(t *testing.T) {
+	var events []string
+	e := newEnv(t, func(c *Config) {
+		c.MaxOpenUploads = 3
+		c.OnEvent = func(_ *http.Request, ev Event) { events = append(events, ev.Action) }
+	})
+	data := randomBytes(7*mib, 15)
+	loc := e.create(t, int64(len(data)))
+	e.s3.loseCompletes = 1
+	if w := patch(e.h, loc, 0, data); w.Code != http.StatusNoContent || w.Header().Get("Upload-Offset") != strconv.Itoa(len(data)) {
+		t.Fatalf("PATCH whose completion answer is lost: %d offset %s (%s)", w.Code, w.Header().Get("Upload-Offset"), w.Body)
+	}
+	assertStored(t, e, data)
+	if strings.Join(events, ",") != "created,completed" {
+		t.Errorf("events %v, want created, completed", events)
+	}
+}
+
 func TestDeferredLength(t *testing.T) {
 	e := newEnv(t, nil)
 	data := randomBytes(7*mib, 4)
@@ -408,10 +496,21 @@ func TestEmptyUpload(t *testing.T) {
 
 func TestTerminateRemovesEverything(t *testing.T) {
 	var events []string
-	e := newEnv(t, func(c *Config) { c.OnEvent = func(_ *http.Request, ev Event) { events = append(events, ev.Action) } })
-	loc := e.create(t, 10*mib)
+	e := newEnv(t, func(c *Config) {
+		c.MaxOpenUploads = 5 // an open marker too
+		c.OnEvent = func(_ *http.Request, ev Event) { events = append(events, ev.Action) }
+	})
+	loc := e.create(t, 20*mib)
 	if w := patch(e.h, loc, 0, randomBytes(6*mib+3, 5)); w.Code != 204 {
 		t.Fatalf("PATCH: %d", w.Code)
+	}
+	// A checksummed PATCH that died after staging a part left it behind.
+	c, _ := e.h.sealer.open(path.Base(loc))
+	if err := e.h.store(c).putStaged(t.Context(), e.h.store(c).stageKey(6*mib+3), make([]byte, 5*mib)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.s3.objectKeys(DefaultTempPrefix)); n != 4 {
+		t.Fatalf("%d temporary objects before DELETE, want 4 (tail, SHA-256 state, staged part, open marker): %v", n, e.s3.objectKeys(DefaultTempPrefix))
 	}
 	if w := do(e.h, "DELETE", loc, nil); w.Code != http.StatusNoContent {
 		t.Fatalf("DELETE: %d %s", w.Code, w.Body)
@@ -521,5 +620,134 @@ func TestNewRejects(t *testing.T) {
 				t.Error("New accepted the config")
 			}
 		})
+	}
+}
+
+// partsOf lists the parts S3 holds of the one open upload.
+func (e *env) partsOf(t *testing.T) map[int32]int {
+	t.Helper()
+	e.s3.mu.Lock()
+	defer e.s3.mu.Unlock()
+	if len(e.s3.uploads) != 1 {
+		t.Fatalf("%d open uploads, want 1", len(e.s3.uploads))
+	}
+	out := map[int32]int{}
+	for _, u := range e.s3.uploads {
+		for n, b := range u.parts {
+			out[n] = len(b)
+		}
+	}
+	return out
+}
+
+// TestChecksumMismatchStoresNothing: a PATCH whose body spans several
+// parts (staged while it arrives) and does not match its Upload-Checksum
+// gets 460, and S3 holds exactly what it held before: the same parts,
+// the same tail, no staged objects, the same offset on every instance.
+// The same body with the right checksum is then appended.
+func TestChecksumMismatchStoresNothing(t *testing.T) {
+	for _, alg := range []string{"sha1", "crc32"} {
+		t.Run(alg, func(t *testing.T) {
+			e := newEnv(t, nil)
+			other := e.handler(t, nil)
+			data := randomBytes(20*mib+11, 9)
+			loc := e.create(t, int64(len(data)))
+			// 7 MiB + 5: one part and a 2 MiB tail.
+			first := 7*mib + 5
+			if w := patch(e.h, loc, 0, data[:first]); w.Code != http.StatusNoContent {
+				t.Fatalf("first PATCH: %d %s", w.Code, w.Body)
+			}
+			partsBefore := e.partsOf(t)
+			tempBefore := e.s3.objectKeys(DefaultTempPrefix)
+			sum := func(b []byte) string {
+				if alg == "crc32" {
+					return "crc32 " + crc32Digest(string(b))
+				}
+				return "sha1 " + digest(sha1.New(), string(b))
+			}
+			chunk := data[first : first+12*mib+7]
+			corrupt := bytes.Clone(chunk)
+			corrupt[len(corrupt)-1] ^= 1
+
+			w := patch(other, loc, int64(first), corrupt, "Upload-Checksum", sum(chunk))
+
+			if w.Code != StatusChecksumMismatch {
+				t.Fatalf("PATCH with a corrupted body: %d, want 460 (%s)", w.Code, w.Body)
+			}
+			if got := e.partsOf(t); !maps.Equal(got, partsBefore) {
+				t.Errorf("parts after the mismatch %v, want %v", got, partsBefore)
+			}
+			if got := e.s3.objectKeys(DefaultTempPrefix); !slices.Equal(got, tempBefore) {
+				t.Errorf("temporary objects after the mismatch %v, want %v", got, tempBefore)
+			}
+			for _, h := range []*Handler{e.h, other} {
+				if got := do(h, "HEAD", loc, nil).Header().Get("Upload-Offset"); got != strconv.Itoa(first) {
+					t.Errorf("Upload-Offset after the mismatch %s, want %d", got, first)
+				}
+			}
+			if w := patch(e.h, loc, int64(first), chunk, "Upload-Checksum", sum(chunk)); w.Code != http.StatusNoContent || w.Header().Get("Upload-Offset") != strconv.Itoa(first+len(chunk)) {
+				t.Fatalf("PATCH with the right body: %d offset %s (%s)", w.Code, w.Header().Get("Upload-Offset"), w.Body)
+			}
+			rest := data[first+len(chunk):]
+			if w := patch(other, loc, int64(first+len(chunk)), rest, "Upload-Checksum", sum(rest)); w.Code != http.StatusNoContent {
+				t.Fatalf("last PATCH: %d %s", w.Code, w.Body)
+			}
+			assertStored(t, e, data)
+		})
+	}
+}
+
+// TestChecksumPatchEndingTheUpload: a checksummed PATCH that carries the
+// whole upload, a multiple of the part size, is staged, copied and
+// completed.
+func TestChecksumPatchEndingTheUpload(t *testing.T) {
+	e := newEnv(t, nil)
+	data := randomBytes(15*mib, 10)
+	loc := e.create(t, int64(len(data)))
+	if w := patch(e.h, loc, 0, data, "Upload-Checksum", "sha256 "+digest(sha256.New(), string(data))); w.Code != http.StatusNoContent {
+		t.Fatalf("PATCH: %d %s", w.Code, w.Body)
+	}
+	assertStored(t, e, data)
+	if n := strings.Count(strings.Join(e.s3.calls, ","), "UploadPartCopy"); n != 2 {
+		t.Errorf("%d parts copied from staged objects, want 2 (the last stays in memory)", n)
+	}
+}
+
+// TestChecksumWithoutPartCopy: on an S3 server that does not implement
+// UploadPartCopy, staged parts are read back and uploaded.
+func TestChecksumWithoutPartCopy(t *testing.T) {
+	e := newEnv(t, nil)
+	e.s3.noPartCopy = true
+	data := randomBytes(12*mib+5, 14)
+	loc := e.create(t, int64(len(data)))
+	if w := patch(e.h, loc, 0, data, "Upload-Checksum", "sha1 "+digest(sha1.New(), string(data))); w.Code != http.StatusNoContent {
+		t.Fatalf("PATCH: %d %s", w.Code, w.Body)
+	}
+	assertStored(t, e, data)
+}
+
+// TestChecksumBrokenBodyStoresNothing: a checksummed PATCH that breaks
+// off cannot be verified, so none of what arrived counts.
+func TestChecksumBrokenBodyStoresNothing(t *testing.T) {
+	e := newEnv(t, nil)
+	data := randomBytes(12*mib, 11)
+	loc := e.create(t, int64(len(data)))
+	r := httptest.NewRequest("PATCH", loc, &brokenBody{bytes.NewReader(data[:8*mib])})
+	r.Header.Set("Tus-Resumable", Version)
+	r.Header.Set("X-User", "alice")
+	r.Header.Set("Content-Type", OffsetContentType)
+	r.Header.Set("Upload-Offset", "0")
+	r.Header.Set("Upload-Checksum", "sha1 "+digest(sha1.New(), string(data)))
+	r.ContentLength = int64(len(data))
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, r)
+	if w.Code != http.StatusBadRequest {
+		t.Errorf("broken PATCH: %d, want 400", w.Code)
+	}
+	if got := do(e.h, "HEAD", loc, nil).Header().Get("Upload-Offset"); got != "0" {
+		t.Errorf("Upload-Offset after a broken checksummed PATCH %s, want 0", got)
+	}
+	if left := e.s3.objectKeys(DefaultTempPrefix); len(left) > 0 {
+		t.Errorf("temporary objects left: %v", left)
 	}
 }

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +29,7 @@ import (
 type API interface {
 	CreateMultipartUpload(context.Context, *s3.CreateMultipartUploadInput, ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
 	UploadPart(context.Context, *s3.UploadPartInput, ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	UploadPartCopy(context.Context, *s3.UploadPartCopyInput, ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error)
 	ListParts(context.Context, *s3.ListPartsInput, ...func(*s3.Options)) (*s3.ListPartsOutput, error)
 	CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
 	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
@@ -34,6 +38,8 @@ type API interface {
 	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
+	PutObjectTagging(context.Context, *s3.PutObjectTaggingInput, ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error)
 }
 
 var (
@@ -51,16 +57,32 @@ type store struct {
 	bucket  string
 	c       claims
 	tempDir string
+	// openKey, when quotas are on, marks the upload as open for its
+	// owner: <temp prefix>open/<owner hash>/<upload hash>.
+	openKey string
 }
 
 func (h *Handler) store(c claims) *store {
 	sum := sha256.Sum256([]byte(c.Key + "\x00" + c.UploadID))
-	return &store{api: h.api, bucket: h.cfg.Bucket, c: c, tempDir: h.cfg.TempPrefix + hex.EncodeToString(sum[:16]) + "/"}
+	id := hex.EncodeToString(sum[:16])
+	s := &store{api: h.api, bucket: h.cfg.Bucket, c: c, tempDir: h.cfg.TempPrefix + id + "/"}
+	if h.cfg.MaxOpenUploads > 0 {
+		s.openKey = h.openDir(c.Owner) + id
+	}
+	return s
 }
 
-func (s *store) tailKey(start int64) string { return fmt.Sprintf("%stail-%020d", s.tempDir, start) }
-func (s *store) lockKey(gen int) string     { return fmt.Sprintf("%slock-%08d", s.tempDir, gen) }
-func (s *store) lengthKey() string          { return s.tempDir + "length" }
+// openDir is where the open markers of owner's uploads are.
+func (h *Handler) openDir(owner string) string {
+	sum := sha256.Sum256([]byte(owner))
+	return h.cfg.TempPrefix + "open/" + hex.EncodeToString(sum[:16]) + "/"
+}
+
+func (s *store) tailKey(start int64) string  { return fmt.Sprintf("%stail-%020d", s.tempDir, start) }
+func (s *store) lockKey(gen int) string      { return fmt.Sprintf("%slock-%08d", s.tempDir, gen) }
+func (s *store) lengthKey() string           { return s.tempDir + "length" }
+func (s *store) stageKey(start int64) string { return fmt.Sprintf("%sstage-%020d", s.tempDir, start) }
+func (s *store) hashKey(end int64) string    { return fmt.Sprintf("%ssha256-%020d", s.tempDir, end) }
 
 // state is what S3 holds of an upload.
 type state struct {
@@ -81,6 +103,7 @@ func (s *store) state(ctx context.Context) (state, error) {
 		return st, nil
 	}
 	var marker *string
+	var last types.Part // the entry kept for the last part number
 	for {
 		out, err := s.api.ListParts(ctx, &s3.ListPartsInput{Bucket: &s.bucket, Key: &s.c.Key, UploadId: &s.c.UploadID, PartNumberMarker: marker})
 		if awserr.Is[*types.NoSuchUpload](err) || awserr.Code(err) == "NoSuchUpload" {
@@ -91,11 +114,22 @@ func (s *store) state(ctx context.Context) (state, error) {
 		}
 		for _, p := range out.Parts {
 			n := aws.ToInt32(p.PartNumber)
+			if n == int32(len(st.parts)) && n > 0 {
+				// A part uploaded again (an SDK retry after a lost
+				// answer): SeaweedFS lists every upload of it, AWS only
+				// the last. Keep the newest, as completion takes it.
+				if aws.ToTime(p.LastModified).Before(aws.ToTime(last.LastModified)) {
+					continue
+				}
+				st.partsEnd -= aws.ToInt64(last.Size)
+				st.parts = st.parts[:n-1]
+			}
 			if int(n) != len(st.parts)+1 {
 				return st, fmt.Errorf("part %d follows part %d: upload is inconsistent", n, len(st.parts))
 			}
 			st.parts = append(st.parts, types.CompletedPart{PartNumber: p.PartNumber, ETag: p.ETag})
 			st.partsEnd += aws.ToInt64(p.Size)
+			last = p
 		}
 		if !aws.ToBool(out.IsTruncated) || aws.ToString(out.NextPartNumberMarker) == "" {
 			break
@@ -168,13 +202,21 @@ func (s *store) setLength(ctx context.Context, n int64) error {
 
 // readTail reads the tail starting at start into buf.
 func (s *store) readTail(ctx context.Context, start int64, buf []byte) error {
-	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.tailKey(start))})
-	if err != nil {
+	if err := s.readObject(ctx, s.tailKey(start), buf); err != nil {
 		return fmt.Errorf("reading the tail: %w", err)
+	}
+	return nil
+}
+
+// readObject reads len(buf) bytes of the object key into buf.
+func (s *store) readObject(ctx context.Context, key string, buf []byte) error {
+	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(key)})
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", key, err)
 	}
 	defer out.Body.Close()
 	if _, err := io.ReadFull(out.Body, buf); err != nil {
-		return fmt.Errorf("reading the tail: %w", err)
+		return fmt.Errorf("reading %s: %w", key, err)
 	}
 	return nil
 }
@@ -186,6 +228,41 @@ func (s *store) putTail(ctx context.Context, start int64, b []byte) error {
 		return fmt.Errorf("writing the tail: %w", err)
 	}
 	return nil
+}
+
+// putStaged stores a full part of a body whose checksum is not verified
+// yet; it is not part of the upload until copyPart.
+func (s *store) putStaged(ctx context.Context, key string, b []byte) error {
+	_, err := s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(key),
+		Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b)))})
+	if err != nil {
+		return fmt.Errorf("staging a part: %w", err)
+	}
+	return nil
+}
+
+// copyPart makes the staged object key part n of the upload, in S3.
+func (s *store) copyPart(ctx context.Context, n int32, key string) (types.CompletedPart, error) {
+	out, err := s.api.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: &s.bucket, Key: &s.c.Key, UploadId: &s.c.UploadID,
+		PartNumber: aws.Int32(n), CopySource: aws.String(copySource(s.bucket, key))})
+	if err != nil {
+		return types.CompletedPart{}, fmt.Errorf("copying staged part %d: %w", n, err)
+	}
+	var etag *string
+	if out.CopyPartResult != nil {
+		etag = out.CopyPartResult.ETag
+	}
+	return types.CompletedPart{PartNumber: aws.Int32(n), ETag: etag}, nil
+}
+
+// copySource is UploadPartCopy's x-amz-copy-source: bucket/key, each
+// path segment URL-encoded.
+func copySource(bucket, key string) string {
+	segs := strings.Split(key, "/")
+	for i, seg := range segs {
+		segs[i] = url.PathEscape(seg)
+	}
+	return bucket + "/" + strings.Join(segs, "/")
 }
 
 func (s *store) uploadPart(ctx context.Context, n int32, b []byte) (types.CompletedPart, error) {
@@ -206,6 +283,65 @@ func (s *store) complete(ctx context.Context, parts []types.CompletedPart) error
 	return nil
 }
 
+// loadHash returns the SHA-256 state of the upload's bytes before end
+// (the end of its parts), nil if it is not stored (a request died
+// between uploading a part and storing the state).
+func (s *store) loadHash(ctx context.Context, end int64) (hash.Hash, error) {
+	h := sha256.New()
+	if end == 0 {
+		return h, nil
+	}
+	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.hashKey(end))})
+	if notFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the SHA-256 state: %w", err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Body, 1024))
+	if err != nil {
+		return nil, fmt.Errorf("reading the SHA-256 state: %w", err)
+	}
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(b); err != nil {
+		return nil, nil
+	}
+	return h, nil
+}
+
+// saveHash stores state, the SHA-256 state of the bytes before end, and
+// removes the one before prev; a failure only costs the object its
+// sha256 tag.
+func (s *store) saveHash(ctx context.Context, end, prev int64, state []byte) bool {
+	_, err := s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.hashKey(end)),
+		Body: bytes.NewReader(state), ContentLength: aws.Int64(int64(len(state)))})
+	if err != nil {
+		return false
+	}
+	if prev > 0 {
+		_ = s.deleteKeys(ctx, []string{s.hashKey(prev)})
+	}
+	return true
+}
+
+// tag stores the object's SHA-256 and size as tags, as streamed uploads
+// have them.
+func (s *store) tag(ctx context.Context, sum string, size int64) error {
+	_, err := s.api.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: &s.bucket, Key: &s.c.Key, Tagging: &types.Tagging{TagSet: []types.Tag{
+		{Key: aws.String("sha256"), Value: aws.String(sum)}, {Key: aws.String("size"), Value: aws.String(strconv.FormatInt(size, 10))}}}})
+	if err != nil {
+		return fmt.Errorf("tagging the object: %w", err)
+	}
+	return nil
+}
+
+// completed reports whether S3 holds the upload as an object: a
+// completion whose answer was lost may have succeeded.
+func (s *store) completed(ctx context.Context) bool {
+	st, err := s.state(ctx)
+	return err == nil && st.done
+}
+
 // abort removes the multipart upload.
 func (s *store) abort(ctx context.Context) error {
 	_, err := s.api.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &s.c.Key, UploadId: &s.c.UploadID})
@@ -218,13 +354,30 @@ func (s *store) abort(ctx context.Context) error {
 	return nil
 }
 
-// deleteTemp removes every object under the upload's temporary directory.
+// deleteTemp removes every object under the upload's temporary
+// directory, and its open marker.
 func (s *store) deleteTemp(ctx context.Context) error {
 	keys, err := s.list(ctx, s.tempDir)
 	if err != nil {
 		return err
 	}
+	if s.openKey != "" {
+		keys = append(keys, s.openKey)
+	}
 	return s.deleteKeys(ctx, keys)
+}
+
+// markOpen stores the upload's open marker, which its owner's quota
+// counts until the upload is completed, terminated or expired.
+func (s *store) markOpen(ctx context.Context) error {
+	if s.openKey == "" {
+		return nil
+	}
+	_, err := s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.openKey), Body: bytes.NewReader(nil), ContentLength: aws.Int64(0)})
+	if err != nil {
+		return fmt.Errorf("marking the upload open: %w", err)
+	}
+	return nil
 }
 
 func (s *store) deleteKeys(ctx context.Context, keys []string) error {
@@ -240,6 +393,7 @@ func (s *store) deleteKeys(ctx context.Context, keys []string) error {
 type listed struct {
 	key      string
 	modified time.Time
+	size     int64
 }
 
 func (s *store) listObjects(ctx context.Context, prefix string) ([]listed, error) {
@@ -251,7 +405,7 @@ func (s *store) listObjects(ctx context.Context, prefix string) ([]listed, error
 			return nil, fmt.Errorf("listing %s: %w", prefix, err)
 		}
 		for _, o := range page.Contents {
-			out = append(out, listed{key: aws.ToString(o.Key), modified: aws.ToTime(o.LastModified)})
+			out = append(out, listed{key: aws.ToString(o.Key), modified: aws.ToTime(o.LastModified), size: aws.ToInt64(o.Size)})
 		}
 		if !aws.ToBool(page.IsTruncated) || page.NextContinuationToken == nil {
 			return out, nil

@@ -30,6 +30,13 @@ func init() {
 //		upload_ttl   <duration>
 //		lock_timeout <duration>
 //		allow_anonymous
+//		disable_tags
+//		max_open_uploads <n>
+//		janitor {
+//			max_age  <duration>
+//			interval <duration>
+//			dry_run
+//		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume the directive name
@@ -66,6 +73,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = shared.Duration(d, &h.LockTimeout)
 		case "allow_anonymous":
 			err = shared.BoolFlag(d, &h.AllowAnonymous)
+		case "disable_tags":
+			err = shared.BoolFlag(d, &h.DisableTags)
+		case "max_open_uploads":
+			err = shared.Integer(d, &h.MaxOpenUploads)
+		case "janitor":
+			h.Janitor, err = shared.UnmarshalJanitor(d)
 		default:
 			return d.Errf("unrecognized subdirective %s", d.Val())
 		}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -36,7 +37,7 @@ func init() {
 
 // Handler serves resumable uploads by the tus 1.0 protocol (core,
 // creation, creation-with-upload, creation-defer-length, termination,
-// expiration) at the routes it is given: POST creates an upload at
+// expiration, checksum) at the routes it is given: POST creates an upload at
 // `<path>/<sealed id>`, and HEAD, PATCH and DELETE go to that URL.
 //
 // Nothing is kept between requests: the upload is an S3 multipart upload,
@@ -91,6 +92,32 @@ type Handler struct {
 	// to the anonymous user, which anyone can continue with the URL.
 	AllowAnonymous bool `json:"allow_anonymous,omitempty"`
 
+	// Do not tag finished uploads. By default, as streamed uploads, each
+	// is tagged with its hex SHA-256 (`sha256`) and `size` once complete
+	// (needs s3:PutObjectTagging); the SHA-256 state of the parts stored
+	// so far is kept between PATCHes in a small object under temp_prefix.
+	DisableTags bool `json:"disable_tags,omitempty"`
+
+	// How many unfinished, unexpired uploads one user may have; a
+	// creation beyond answers 429 with the JSON code
+	// `TOO_MANY_OPEN_UPLOADS`. Counted from S3 (an empty marker per open
+	// upload under temp_prefix), so it holds across instances, but
+	// creations racing on several instances may each see room for one
+	// more. 0 (default): no limit.
+	MaxOpenUploads int `json:"max_open_uploads,omitempty"`
+
+	// Removes expired uploads: every interval (default 1h) a background
+	// task aborts the multipart uploads under prefix started more than
+	// max_age ago, deletes their temporary objects, and deletes every
+	// object under temp_prefix last written more than max_age ago (left
+	// by crashes). max_age defaults to upload_ttl + 6m (a PATCH begun
+	// before the expiry may write for 5 more minutes) and may not be
+	// shorter than upload_ttl. Every instance may run it. The sweep
+	// reports `upload_gateway_orphan_uploads` (expired uploads found),
+	// `upload_gateway_orphan_bytes` (bytes of old temporary objects) and
+	// `upload_gateway_orphans_aborted_total` with the prefix label.
+	Janitor *shared.JanitorConfig `json:"janitor,omitempty"`
+
 	tus         *tus.Handler
 	conditional func(context.Context) bool
 	rec         *metricsapp.Recorder
@@ -143,21 +170,26 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("configuring encryption: %v", err)
 	}
 	h.tus, err = tus.New(client, tus.Config{
-		Bucket:      h.Bucket,
-		Prefix:      h.Prefix,
-		TempPrefix:  h.TempPrefix,
-		Encryption:  enc,
-		Secrets:     secrets,
-		MaxSize:     h.MaxSize,
-		PartSize:    h.PartSize,
-		TTL:         time.Duration(h.UploadTTL),
-		LockTimeout: time.Duration(h.LockTimeout),
-		User:        user,
-		OnError:     h.logError,
-		OnEvent:     noteEvent,
+		Bucket:         h.Bucket,
+		Prefix:         h.Prefix,
+		TempPrefix:     h.TempPrefix,
+		Encryption:     enc,
+		Secrets:        secrets,
+		MaxSize:        h.MaxSize,
+		PartSize:       h.PartSize,
+		TTL:            time.Duration(h.UploadTTL),
+		LockTimeout:    time.Duration(h.LockTimeout),
+		User:           user,
+		Tags:           !h.DisableTags,
+		MaxOpenUploads: h.MaxOpenUploads,
+		OnError:        h.logError,
+		OnEvent:        noteEvent,
 	})
 	if err != nil {
 		return fmt.Errorf("configuring tus: %v", err)
+	}
+	if h.Janitor != nil {
+		go h.runJanitor(ctx, m)
 	}
 	h.conditional = h.conditionalCheck(client, enc)
 	return nil
@@ -186,6 +218,32 @@ func (h *Handler) conditionalCheck(client *s3.Client, enc s3limits.Encryption) f
 		},
 	}
 	return d.Supported
+}
+
+// runJanitor sweeps expired uploads every interval, the first time after
+// a random part of it, until the module is unloaded.
+func (h *Handler) runJanitor(ctx caddy.Context, m *metrics.Metrics) {
+	interval := time.Duration(h.Janitor.Interval)
+	if interval == 0 {
+		interval = time.Hour
+	}
+	t := time.NewTimer(rand.N(interval/10 + 1))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r := h.tus.Sweep(ctx, time.Duration(h.Janitor.MaxAge), h.Janitor.DryRun)
+		m.JanitorSwept(h.Prefix, r.Expired, r.TempBytes, r.Aborted)
+		if r.Expired > 0 || r.TempObjects > 0 || r.Err != nil {
+			h.logger.Info("resumable upload janitor swept", zap.String("prefix", h.Prefix), zap.Int("expired", r.Expired),
+				zap.Int("aborted", r.Aborted), zap.Int("temp_objects", r.TempObjects), zap.Int("temp_deleted", r.TempDeleted),
+				zap.Int64("temp_bytes", r.TempBytes), zap.Bool("dry_run", h.Janitor.DryRun), zap.NamedError("sweep_error", r.Err))
+		}
+		t.Reset(interval)
+	}
 }
 
 // user is the id upload_auth set, "" for anonymous.
@@ -227,8 +285,20 @@ func (h *Handler) Validate() error {
 	if h.PartSize != 0 && (h.PartSize < s3limits.MinPartSize || h.PartSize > s3limits.MaxPartSize) {
 		return fmt.Errorf("part_size %d is outside S3's limits [%d, %d]", h.PartSize, s3limits.MinPartSize, s3limits.MaxPartSize)
 	}
-	if h.MaxSize < 0 || h.UploadTTL < 0 || h.LockTimeout < 0 {
-		return fmt.Errorf("max_size, upload_ttl and lock_timeout must not be negative")
+	if h.MaxSize < 0 || h.UploadTTL < 0 || h.LockTimeout < 0 || h.MaxOpenUploads < 0 {
+		return fmt.Errorf("max_size, upload_ttl, lock_timeout and max_open_uploads must not be negative")
+	}
+	if j := h.Janitor; j != nil {
+		ttl := time.Duration(h.UploadTTL)
+		if ttl == 0 {
+			ttl = tus.DefaultTTL
+		}
+		if j.MaxAge != 0 && time.Duration(j.MaxAge) < ttl {
+			return fmt.Errorf("janitor max_age %s must not be shorter than upload_ttl %s, or it removes uploads clients may still continue", time.Duration(j.MaxAge), ttl)
+		}
+		if j.Interval < 0 {
+			return fmt.Errorf("janitor interval must not be negative")
+		}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 func TestUnmarshalCaddyfile(t *testing.T) {
@@ -32,8 +34,15 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			old_secret o1
 			old_secret o2
 			allow_anonymous
+			disable_tags
+			max_open_uploads 7
+			janitor {
+				max_age 2h
+				interval 5m
+			}
 		}`, want: Handler{PartSize: 16 << 20, MaxSize: 1 << 30, UploadTTL: caddy.Duration(3600e9), LockTimeout: caddy.Duration(90e9),
-			Secret: "s", OldSecrets: []string{"o1", "o2"}, AllowAnonymous: true}},
+			Secret: "s", OldSecrets: []string{"o1", "o2"}, AllowAnonymous: true, DisableTags: true, MaxOpenUploads: 7,
+			Janitor: &shared.JanitorConfig{MaxAge: caddy.Duration(2 * time.Hour), Interval: caddy.Duration(5 * time.Minute)}}},
 		{name: "argument on the directive", input: `upload_tus x { }`, wantErr: true},
 		{name: "unknown subdirective", input: `upload_tus { chunk 1 }`, wantErr: true},
 		{name: "bad size", input: `upload_tus { part_size lots }`, wantErr: true},
@@ -50,7 +59,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				return
 			}
 			if h.Bucket != "b" || h.PartSize != tt.want.PartSize || h.MaxSize != tt.want.MaxSize || h.UploadTTL != tt.want.UploadTTL ||
-				h.LockTimeout != tt.want.LockTimeout || h.Secret != tt.want.Secret || len(h.OldSecrets) != 2 || h.AllowAnonymous != tt.want.AllowAnonymous {
+				h.LockTimeout != tt.want.LockTimeout || h.Secret != tt.want.Secret || len(h.OldSecrets) != 2 || h.AllowAnonymous != tt.want.AllowAnonymous ||
+				h.MaxOpenUploads != tt.want.MaxOpenUploads || h.DisableTags != tt.want.DisableTags || h.Janitor == nil || *h.Janitor != *tt.want.Janitor {
 				t.Errorf("got %+v", h)
 			}
 		})
@@ -70,9 +80,11 @@ func TestAnonymousRefused(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	for name, h := range map[string]Handler{
-		"small part":   {PartSize: 1 << 20},
-		"negative ttl": {UploadTTL: -1},
-		"no bucket":    {},
+		"small part":                   {PartSize: 1 << 20},
+		"negative ttl":                 {UploadTTL: -1},
+		"negative quota":               {MaxOpenUploads: -1},
+		"janitor younger than the ttl": {UploadTTL: caddy.Duration(time.Hour), Janitor: &shared.JanitorConfig{MaxAge: caddy.Duration(time.Minute)}},
+		"no bucket":                    {},
 	} {
 		h.Encryption = "none"
 		if name != "no bucket" {

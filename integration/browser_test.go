@@ -23,8 +23,15 @@ const artefactDir = "../.testenv/artefacts"
 
 // newBrowser starts headless Chromium (Debian's chromium, which
 // integration/testenv/apps-up.sh installs) with a fresh profile, and stops
-// it when the test ends.
+// it when the test ends. Its actions must be done within 90 seconds.
 func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	return newBrowserWithin(t, 90*time.Second)
+}
+
+// newBrowserWithin is newBrowser for a test whose actions take up to
+// timeout.
+func newBrowserWithin(t *testing.T, timeout time.Duration) context.Context {
 	t.Helper()
 	bin := os.Getenv("UGW_CHROMIUM")
 	if bin == "" {
@@ -63,7 +70,7 @@ func newBrowser(t *testing.T) context.Context {
 		cancelAlloc()
 		t.Fatalf("starting chromium: %v", err)
 	}
-	ctx, cancelTimeout := context.WithTimeout(bctx, 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(bctx, timeout)
 	t.Cleanup(func() {
 		cancelTimeout()
 		cancelCtx()

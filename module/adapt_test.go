@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/caddy-upload-gateway/upload-gateway/module/gateway"
+	"github.com/caddy-upload-gateway/upload-gateway/module/page"
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
@@ -84,11 +86,23 @@ func assertHandlersValid(t *testing.T, cfg []byte) {
 		t.Fatal(err)
 	}
 	found := len(raws)
+	var order []string
 	for _, raw := range raws {
 		var head struct {
 			Handler string `json:"handler"`
 		}
-		if _ = json.Unmarshal(raw, &head); head.Handler != "upload_gateway" {
+		_ = json.Unmarshal(raw, &head)
+		order = append(order, head.Handler)
+		if head.Handler == "upload_page" {
+			var p page.Page
+			if err := json.Unmarshal(raw, &p); err != nil {
+				t.Errorf("decoding upload_page: %v", err)
+			} else if err := p.Validate(); err != nil {
+				t.Errorf("upload_page does not validate: %v\n%s", err, raw)
+			}
+			continue
+		}
+		if head.Handler != "upload_gateway" {
 			continue
 		}
 		var g gateway.Gateway
@@ -104,6 +118,10 @@ func assertHandlersValid(t *testing.T, cfg []byte) {
 	}
 	if found == 0 {
 		t.Errorf("no upload_* handler in the adapted config")
+	}
+	// The page must load before anyone signs in: it comes before upload_auth.
+	if i := slices.Index(order, "upload_page"); i >= 0 && slices.Index(order, "upload_auth") < i {
+		t.Errorf("upload_page comes after upload_auth: %q", order)
 	}
 }
 

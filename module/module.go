@@ -20,6 +20,8 @@
 //   - module/progress: upload progress for browsers
 //     (`http.handlers.upload_progress`, directive `upload_progress`),
 //     compatible with nginx-upload-progress-module.
+//   - module/page: the upload page, Uppy's Dashboard embedded in the
+//     binary (`http.handlers.upload_page`, directive `upload_page`).
 //
 // module/shared holds what they have in common: S3 and AWS configuration,
 // SDK call metrics, the janitor's settings, the audit log and Caddyfile
@@ -33,6 +35,7 @@ import (
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/identity"
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/ops"
+	_ "github.com/caddy-upload-gateway/upload-gateway/module/page"
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/progress"
 	_ "github.com/caddy-upload-gateway/upload-gateway/module/resumable"
 )

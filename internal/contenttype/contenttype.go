@@ -83,6 +83,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"slices"
 	"strings"
 
 	"github.com/gabriel-vasile/mimetype"
@@ -185,6 +186,23 @@ func (a *Allowlist) Allows(mt string) bool {
 	}
 	n := mimetype.Lookup(decl)
 	return n != nil && a.allowedNode(n)
+}
+
+// Patterns returns the patterns of a, lowercase and without parameters
+// ("image/png", "text/*"), sorted; nil when a allows every type. A client
+// may use them to refuse a file before uploading it, but they match by
+// name only: the parents and aliases that [Allowlist.Check] also accepts
+// are not listed.
+func (a *Allowlist) Patterns() []string {
+	if a.AllowsAll() {
+		return nil
+	}
+	out := slices.Clone(a.exact)
+	for typ := range a.types {
+		out = append(out, typ+"/*")
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Check decides the Content-Type to store for a body whose first bytes are

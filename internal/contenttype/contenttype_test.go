@@ -11,6 +11,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -355,5 +356,31 @@ func TestAllows(t *testing.T) {
 		if got := a.Allows(tt.mt); got != tt.want {
 			t.Errorf("%v allows %q = %v, want %v", tt.patterns, tt.mt, got, tt.want)
 		}
+	}
+}
+
+func TestPatterns(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		patterns []string
+		want     []string
+	}{
+		{nil, nil},
+		{[]string{"*/*", "image/png"}, nil},
+		{[]string{"Text/Plain; charset=utf-8", "image/*", "application/pdf", "image/*", "text/plain"},
+			[]string{"application/pdf", "image/*", "text/plain"}},
+	}
+	for _, tt := range tests {
+		a, err := NewAllowlist(tt.patterns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.Patterns(); !slices.Equal(got, tt.want) {
+			t.Errorf("NewAllowlist(%q).Patterns() = %q, want %q", tt.patterns, got, tt.want)
+		}
+	}
+	var none *Allowlist
+	if got := none.Patterns(); got != nil {
+		t.Errorf("nil Allowlist: Patterns() = %q, want nil", got)
 	}
 }

@@ -18,6 +18,7 @@
 //	POST   /files/multipart/complete      verify the parts and complete
 //	POST   /files/multipart/abort         abort
 //	GET    /files?scope=own|all&limit=&cursor=            list files
+//	GET    /files/limits                  sizes and types allowed, for pages
 //	GET    /files/{fileId}                object details
 //	GET    /files/{fileId}/download-url   presigned GET, as an attachment
 //	DELETE /files/{fileId}                delete

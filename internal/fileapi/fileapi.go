@@ -383,6 +383,7 @@ func (s *Service) startInitiate(userID string) (done func(), err error) {
 func (s *Service) routes() {
 	s.handle("GET /files", "", s.list)
 	s.handle("GET /files/{$}", "", s.list)
+	s.handle("GET /files/limits", "", s.limits)
 	s.handle("POST /files/upload-url", "upload_url", s.uploadURL)
 	s.handle("POST /files/upload-post", "upload_post", s.uploadPost)
 	s.handle("POST /files/multipart/initiate", "multipart_initiate", s.initiate)

@@ -26,6 +26,7 @@ func TestRoutes(t *testing.T) {
 	}{
 		{"GET", "/files", 0, "GET /files", "", ""},
 		{"GET", "/files/", 0, "GET /files/{$}", "", ""},
+		{"GET", "/files/limits", 0, "GET /files/limits", "", ""},
 		{"POST", "/files/upload-url", 0, "POST /files/upload-url", "upload_url", ""},
 		{"POST", "/files/upload-post", 0, "POST /files/upload-post", "upload_post", ""},
 		{"POST", "/files/multipart/initiate", 0, "POST /files/multipart/initiate", "multipart_initiate", ""},
@@ -42,6 +43,7 @@ func TestRoutes(t *testing.T) {
 		{"DELETE", "/files", 405, "", "", "GET"},
 		{"HEAD", "/files", 405, "", "", "GET"},
 		{"GET", "/files/upload-url", 405, "", "", "POST"},
+		{"POST", "/files/limits", 405, "", "", "GET"},
 		{"PUT", "/files/upload-post", 405, "", "", "POST"},
 		{"GET", "/files/multipart/initiate", 405, "", "", "POST"},
 		{"POST", "/files/multipart/u1/parts", 405, "", "", "GET"},
@@ -53,6 +55,7 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/filesx", 404, "", "", ""},
 		{"GET", "/files/multipart", 404, "", "", ""},
 		{"GET", "/files/multipart/download-url", 404, "", "", ""},
+		{"GET", "/files/limits/download-url", 404, "", "", ""},
 		{"GET", "/files/upload-post/download-url", 404, "", "", ""},
 		{"POST", "/files/multipart/start", 404, "", "", ""},
 		{"GET", "/files/" + id + "/", 404, "", "", ""},

@@ -56,6 +56,7 @@ func init() {
 //	POST   /files/multipart/complete    server-checked completion
 //	POST   /files/multipart/abort
 //	GET    /files                       own (or all) files, paginated
+//	GET    /files/limits                sizes and types allowed (for pages)
 //	GET    /files/{fileId}              metadata
 //	GET    /files/{fileId}/download-url presigned GET
 //	DELETE /files/{fileId}

@@ -759,6 +759,9 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			if err := l.hold(ctx); err != nil {
 				return pe + int64(saved), err
 			}
+			if objSum != nil {
+				s.saveHash(ctx, pe+int64(len(buf)), states[len(parts)-len(st.parts)])
+			}
 			p, err := s.copyPart(ctx, int32(len(parts)+1), key)
 			if copyUnsupported(err) {
 				p, err = h.reuploadPart(ctx, s, int32(len(parts)+1), key)
@@ -767,12 +770,7 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 				return pe + int64(saved), err
 			}
 			parts = append(parts, p)
-			if saved > 0 {
-				_ = s.deleteKeys(ctx, []string{s.tailKey(pe)})
-			}
-			if objSum != nil {
-				s.saveHash(ctx, pe+int64(len(buf)), pe, states[len(parts)-len(st.parts)-1])
-			}
+			s.dropBefore(ctx, pe, saved > 0, objSum != nil)
 			pe, saved = pe+int64(len(buf)), 0
 		}
 		filled, body = n, http.NoBody
@@ -811,18 +809,16 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			if len(parts) >= s3limits.MaxParts {
 				return pe + int64(saved), fail(http.StatusRequestEntityTooLarge, "upload has reached S3's limit of %d parts", s3limits.MaxParts)
 			}
+			if objSum != nil {
+				objSum.Write(buf[:filled])
+				s.saveHash(ctx, end, marshalHash(objSum))
+			}
 			p, err := s.uploadPart(ctx, int32(len(parts)+1), buf[:filled])
 			if err != nil {
 				return pe + int64(saved), err
 			}
 			parts = append(parts, p)
-			if saved > 0 {
-				_ = s.deleteKeys(ctx, []string{s.tailKey(pe)})
-			}
-			if objSum != nil {
-				objSum.Write(buf[:filled])
-				s.saveHash(ctx, end, pe, marshalHash(objSum))
-			}
+			s.dropBefore(ctx, pe, saved > 0, objSum != nil)
 			pe, filled, saved = end, 0, 0
 		default:
 			if err := s.putTail(ctx, pe, buf[:filled]); err != nil {

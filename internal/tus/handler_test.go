@@ -326,6 +326,36 @@ func assertStored(t *testing.T, e *env, data []byte) {
 	}
 }
 
+// TestDeathAfterAPartKeepsTheHash: an instance that dies right after S3
+// stored a part (before anything else is written) leaves an upload that
+// another instance finishes with its sha256 tag: the hash state of the
+// bytes up to that part was stored before the part.
+func TestDeathAfterAPartKeepsTheHash(t *testing.T) {
+	e := newEnv(t, nil)
+	data := randomBytes(12*mib, 7)
+	loc := e.create(t, int64(len(data)))
+	if w := patch(e.h, loc, 0, data[:6*mib]); w.Code != http.StatusNoContent {
+		t.Fatalf("first PATCH: %d %s", w.Code, w.Body)
+	}
+	e.s3.dieAfterPart = true
+	patch(e.h, loc, 6*mib, data[6*mib:11*mib]) // the instance dies mid-request
+	e.s3.mu.Lock()
+	e.s3.dead = false
+	e.s3.mu.Unlock()
+	e.clock.add(DefaultLockTimeout)
+
+	other := e.handler(t, nil)
+	w := do(other, "HEAD", loc, nil)
+	offset, _ := strconv.ParseInt(w.Header().Get("Upload-Offset"), 10, 64)
+	if offset != 10*mib {
+		t.Fatalf("offset after the death: %d, want %d (two parts)", offset, 10*mib)
+	}
+	if w := patch(other, loc, offset, data[offset:]); w.Code != http.StatusNoContent {
+		t.Fatalf("last PATCH: %d %s", w.Code, w.Body)
+	}
+	assertStored(t, e, data)
+}
+
 // TestLargePatch sends everything in one PATCH: parts of PartSize, then
 // a short last part.
 func TestLargePatch(t *testing.T) {

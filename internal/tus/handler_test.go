@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -640,6 +641,7 @@ func TestNewRejects(t *testing.T) {
 		{"max size beyond parts", func(c *Config) { c.MaxSize = 5*mib*s3limits.MaxParts + 1 }},
 		{"overlapping prefixes", func(c *Config) { c.Prefix = "t/"; c.TempPrefix = "t/tmp/" }},
 		{"no bucket", func(c *Config) { c.Bucket = "" }},
+		{"memory below one part", func(c *Config) { c.MemoryLimit = 4 * mib }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -780,4 +782,43 @@ func TestChecksumBrokenBodyStoresNothing(t *testing.T) {
 	if left := e.s3.objectKeys(DefaultTempPrefix); len(left) > 0 {
 		t.Errorf("temporary objects left: %v", left)
 	}
+}
+
+// TestMemoryLimitBoundsPatches: with memory for one part, a second PATCH
+// waits for the first one's buffer, gets 503 SERVER_BUSY with Retry-After
+// when it is not freed in time, and goes through once it is.
+func TestMemoryLimitBoundsPatches(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MemoryLimit = 5 * mib; c.MemoryWait = 50 * time.Millisecond })
+	first, second := e.create(t, 10), e.create(t, 10)
+
+	pr, pw := io.Pipe()
+	done := make(chan *httptest.ResponseRecorder)
+	go func() { done <- do(e.h, "PATCH", first, pr, "Content-Type", OffsetContentType, "Upload-Offset", "0") }()
+	if _, err := pw.Write([]byte("hello")); err != nil { // the first PATCH holds the buffer now
+		t.Fatal(err)
+	}
+	w := patch(e.h, second, 0, []byte("0123456789"))
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), codeServerBusy) || w.Header().Get("Retry-After") != "1" {
+		t.Errorf("PATCH without memory: %d %q Retry-After %q, want 503 %s and Retry-After 1", w.Code, w.Body, w.Header().Get("Retry-After"), codeServerBusy)
+	}
+	pw.Close()
+	if w := <-done; w.Code != http.StatusNoContent {
+		t.Fatalf("first PATCH: %d %s", w.Code, w.Body)
+	}
+	if w := patch(e.h, second, 0, []byte("0123456789")); w.Code != http.StatusNoContent {
+		t.Errorf("PATCH once the memory is free: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestPartBuffersReuse(t *testing.T) {
+	p := newPartBuffers(5*mib, 20*mib, time.Second)
+	a, _ := p.get(t.Context())
+	p.put(a)
+	runtime.GC()
+	runtime.GC() // a sync.Pool would have dropped it by now
+	b, _ := p.get(t.Context())
+	if &a[0] != &b[0] {
+		t.Error("a free buffer was not reused after two GCs")
+	}
+	p.put(b)
 }

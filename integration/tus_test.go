@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -764,5 +765,61 @@ func TestTusChecksumS3Faults(t *testing.T) {
 	}
 	assertEncrypted(t, key)
 	assertSHA256Tags(t, key, data)
+	assertNothingLeft(t, temp)
+}
+
+// TestTusTemporaryObjectsAndMaxSize: what an unfinished upload keeps in
+// S3 besides its parts (here the tail of bytes short of a part) is
+// SSE-KMS encrypted like the
+// upload; and with the length deferred, a chunked PATCH cannot take the
+// upload past max_size: it gets 413 with the bytes up to it kept.
+func TestTusTemporaryObjectsAndMaxSize(t *testing.T) {
+	// arrange
+	gws, _, temp := tusGateways(t, 1, "max_size 6MiB")
+	gw := gws[0]
+	created := tusRequest(t, gw, http.MethodPost, gw.URL+"/tus/", nil, "Upload-Defer-Length", "1")
+	if created.StatusCode != http.StatusCreated {
+		t.Fatalf("creation: %d", created.StatusCode)
+	}
+	url := gw.URL + created.Header.Get("Location")
+	data := fileBytes(t, pdfMagic, 21, 12*mib)
+
+	// act: 1 MiB (a tail), then the rest chunked, beyond max_size
+	if resp := tusRequest(t, gw, http.MethodPatch, url, data[:mib], "Upload-Offset", "0"); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("first PATCH: %d", resp.StatusCode)
+	}
+	_, objects, err := env.Leftovers(context.Background(), temp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(objects, func(k string) bool { return strings.Contains(k, "/tail-") }) {
+		t.Fatalf("temporary objects %v, want the tail", objects)
+	}
+	for _, key := range objects {
+		assertEncrypted(t, key)
+	}
+	t.Logf("temporary objects after 1 MiB: %d, all SSE-KMS", len(objects))
+	req, _ := http.NewRequest(http.MethodPatch, url, io.MultiReader(bytes.NewReader(data[mib:]))) // no length: chunked
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Authorization", basicAuth("alice"))
+	req.Header.Set("Content-Type", "application/offset+octet-stream")
+	req.Header.Set("Upload-Offset", strconv.Itoa(mib))
+	resp, err := gw.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+
+	// assert
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("chunked PATCH past max_size: %d %s, want 413", resp.StatusCode, body)
+	}
+	if got := tusHead(t, gw, url, "alice").Header.Get("Upload-Offset"); got != strconv.Itoa(6*mib) {
+		t.Errorf("offset after the refused PATCH: %s, want %d (max_size)", got, 6*mib)
+	}
+	if resp := tusRequest(t, gw, http.MethodDelete, url, nil); resp.StatusCode != http.StatusNoContent {
+		t.Errorf("termination: %d", resp.StatusCode)
+	}
 	assertNothingLeft(t, temp)
 }

@@ -498,6 +498,11 @@ func (h *Handler) begin(ctx context.Context, r *http.Request, c claims, meta met
 	if name := meta.fileName(); name != "" {
 		userMeta[s3limits.MetaOriginalName] = objectkey.MetadataValue(name)
 	}
+	// The upload URL carries the claims: refuse what would not fit before
+	// anything is stored (S3 upload ids are far shorter than this one).
+	if len(h.sealer.seal(withUploadID(c, strings.Repeat("x", 512)))) > maxTokenLen {
+		return c, "", fail(http.StatusRequestHeaderFieldsTooLarge, "the upload's metadata does not fit in its URL")
+	}
 	if c.Length != 0 {
 		if err := h.checkQuota(ctx, c.Owner); err != nil {
 			return c, "", err
@@ -745,8 +750,12 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 	}
 	defer h.bufs.put(buf)
 	var body io.Reader = r.Body
+	var capped *maxReader // a deferred length: the body may not pass MaxSize
 	if st.length >= 0 {
 		body = io.LimitReader(r.Body, st.length-st.offset())
+	} else {
+		capped = &maxReader{r: r.Body, n: h.cfg.MaxSize - st.offset()}
+		body = capped
 	}
 	// buf holds the tail, then the body's bytes; saved of them are in S3
 	// as the tail object tail-<pe>.
@@ -808,7 +817,7 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 		full := filled == len(buf)
 		if filled == saved && !full && !last {
 			// Nothing new (the body ended or broke off at a part boundary).
-			return end, nil
+			return end, capped.check(h.cfg.MaxSize)
 		}
 		if last && n > 0 && r.ContentLength < 0 {
 			// A body of unknown length must end at the declared length.
@@ -863,9 +872,54 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			return end, nil
 		}
 		if !full {
-			return end, nil
+			return end, capped.check(h.cfg.MaxSize)
 		}
 	}
+}
+
+// withUploadID returns c with upload id id.
+func withUploadID(c claims, id string) claims {
+	c.UploadID = id
+	return c
+}
+
+// maxReader reads at most n bytes of r, then notes whether r had more.
+type maxReader struct {
+	r    io.Reader
+	n    int64
+	over bool
+}
+
+func (m *maxReader) Read(p []byte) (int, error) {
+	if m.n <= 0 {
+		var extra [1]byte
+		k, err := m.r.Read(extra[:])
+		if k > 0 {
+			m.over = true
+			return 0, io.EOF
+		}
+		return 0, err
+	}
+	if int64(len(p)) > m.n {
+		p = p[:m.n]
+	}
+	k, err := m.r.Read(p)
+	m.n -= int64(k)
+	return k, err
+}
+
+// isOver reports whether body is a maxReader that went past its bound.
+func isOver(body io.Reader) bool {
+	m, ok := body.(*maxReader)
+	return ok && m.over
+}
+
+// check answers 413 if the body went past max; m may be nil.
+func (m *maxReader) check(max int64) error {
+	if m != nil && m.over {
+		return fail(http.StatusRequestEntityTooLarge, "body exceeds the maximum size %d; the bytes up to it are kept", max)
+	}
+	return nil
 }
 
 // codeUnsupportedType is the JSON error code of a refused content type,
@@ -995,6 +1049,8 @@ func (h *Handler) stageBody(ctx context.Context, r *http.Request, body io.Reader
 	switch {
 	case rec.err != nil:
 		return staged, nil, 0, fail(http.StatusBadRequest, "the body broke off before its Upload-Checksum could be verified: none of it was stored")
+	case isOver(body):
+		return staged, nil, 0, fail(http.StatusRequestEntityTooLarge, "body exceeds the maximum size %d: none of it was stored", h.cfg.MaxSize)
 	case st.length >= 0 && end == st.length && r.ContentLength < 0 && bodyContinues(r.Body):
 		return staged, nil, 0, fail(http.StatusRequestEntityTooLarge, "body exceeds the upload's length")
 	case !sum.matches():

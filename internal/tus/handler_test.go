@@ -822,3 +822,124 @@ func TestPartBuffersReuse(t *testing.T) {
 	}
 	p.put(b)
 }
+
+// TestDeferredLengthStopsAtMaxSize: with the length deferred, a body of
+// unknown length (chunked) cannot take an upload past MaxSize: what
+// arrived up to it is kept (none with a checksum) and the PATCH gets 413,
+// on tus 1.0 and on the IETF draft's complete-at-end creation.
+func TestDeferredLengthStopsAtMaxSize(t *testing.T) {
+	tests := []struct {
+		name     string
+		headers  []string
+		ietf     bool
+		wantKept int64
+	}{
+		{name: "tus PATCH", wantKept: 6 * mib},
+		{name: "tus PATCH with a checksum", headers: []string{"Upload-Checksum", "sha1 " + digest(sha1.New(), "x")}, wantKept: 0},
+		{name: "IETF creation with Upload-Complete", ietf: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.MaxSize = 6 * mib })
+			body := io.MultiReader(bytes.NewReader(randomBytes(12*mib, 9))) // no Len: sent chunked
+			var r *http.Request
+			if tt.ietf {
+				r = httptest.NewRequest("POST", "/files/", body)
+				r.Header.Set("Upload-Draft-Interop-Version", "6")
+				r.Header.Set("Upload-Complete", "?1")
+			} else {
+				w := do(e.h, "POST", "/files/", nil, "Upload-Defer-Length", "1")
+				if w.Code != http.StatusCreated {
+					t.Fatalf("POST: %d %s", w.Code, w.Body)
+				}
+				r = httptest.NewRequest("PATCH", w.Header().Get("Location"), body)
+				r.Header.Set("Tus-Resumable", Version)
+				r.Header.Set("Content-Type", OffsetContentType)
+				r.Header.Set("Upload-Offset", "0")
+			}
+			r.ContentLength = -1
+			r.Header.Set("X-User", "alice")
+			for i := 0; i+1 < len(tt.headers); i += 2 {
+				r.Header.Set(tt.headers[i], tt.headers[i+1])
+			}
+			w := &infoRecorder{ResponseRecorder: httptest.NewRecorder()} // final status, after a 104
+			e.h.ServeHTTP(w, r)
+			if w.Code != http.StatusRequestEntityTooLarge {
+				t.Errorf("%s: %d %s, want 413", r.Method, w.Code, w.Body)
+			}
+			if keys := e.s3.objectKeys("up/"); len(keys) > 0 {
+				t.Errorf("completed objects %v, want none", keys)
+			}
+			if !tt.ietf {
+				head := do(e.h, "HEAD", r.URL.Path, nil)
+				if got := head.Header().Get("Upload-Offset"); got != strconv.FormatInt(tt.wantKept, 10) {
+					t.Errorf("offset after the refused PATCH: %s, want %d", got, tt.wantKept)
+				}
+			}
+			var kept int
+			for _, n := range e.partsOf(t) {
+				kept += n
+			}
+			if kept > 6*mib {
+				t.Errorf("bytes in parts: %d, more than MaxSize", kept)
+			}
+		})
+	}
+}
+
+// TestTemporaryObjectsEncrypted: the objects under the temporary prefix
+// (the tail with the user's bytes, the lock, the open marker, the
+// SHA-256 state, a deferred length) are written with the upload's
+// encryption, as the upload itself.
+func TestTemporaryObjectsEncrypted(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxOpenUploads = 5 })
+	w := do(e.h, "POST", "/files/", nil, "Upload-Defer-Length", "1")
+	if w.Code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", w.Code, w.Body)
+	}
+	loc := w.Header().Get("Location")
+	data := randomBytes(6*mib, 11)
+	if w := patch(e.h, loc, 0, data, "Upload-Length", strconv.Itoa(7*mib)); w.Code != http.StatusNoContent {
+		t.Fatalf("PATCH: %d %s", w.Code, w.Body)
+	}
+	keys := e.s3.objectKeys(DefaultTempPrefix)
+	if len(keys) < 3 {
+		t.Fatalf("temporary objects %v, want a tail, a length, a SHA-256 state and an open marker", keys)
+	}
+	for _, k := range keys {
+		if o, _ := e.s3.object(k); o.sse != types.ServerSideEncryptionAwsKms {
+			t.Errorf("%s stored with SSE %q, want aws:kms", k, o.sse)
+		}
+	}
+}
+
+// TestMetadataMustFitTheURL: the upload URL carries the metadata sealed,
+// and "<" in it is not JSON-escaped (six bytes each, which made a URL too
+// long to be accepted back: every later request got 404).
+func TestMetadataMustFitTheURL(t *testing.T) {
+	tests := []struct {
+		name string
+		key  string
+		want int
+	}{
+		{"HTML characters", strings.Repeat("<", 1000), http.StatusCreated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			w := do(e.h, "POST", "/files/", nil, "Upload-Length", "10", "Upload-Metadata", tt.key+" dmFsdWU=")
+			if w.Code != tt.want {
+				t.Fatalf("POST: %d %s, want %d", w.Code, w.Body, tt.want)
+			}
+			if w.Code != http.StatusCreated {
+				if n := e.s3.openUploads(); n != 0 {
+					t.Errorf("%d multipart uploads created", n)
+				}
+				return
+			}
+			if head := do(e.h, "HEAD", w.Header().Get("Location"), nil); head.Code != http.StatusOK {
+				t.Errorf("HEAD of the new upload (URL of %d bytes): %d", len(w.Header().Get("Location")), head.Code)
+			}
+		})
+	}
+}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
 // API is the S3 calls the tus handler makes. Usually it is an
@@ -60,12 +61,29 @@ type store struct {
 	// openKey, when quotas are on, marks the upload as open for its
 	// owner: <temp prefix>open/<owner hash>/<upload hash>.
 	openKey string
+	// enc is applied to every object written under tempDir, as to the
+	// upload: tails and staged parts hold the user's bytes, and a bucket
+	// policy may refuse any write without it.
+	enc s3limits.Encryption
+}
+
+// withIfNoneMatch makes in create-only.
+func withIfNoneMatch(in *s3.PutObjectInput) *s3.PutObjectInput {
+	in.IfNoneMatch = aws.String("*")
+	return in
+}
+
+// putInput is a PutObject of b at key with the upload's encryption.
+func (s *store) putInput(key string, b []byte) *s3.PutObjectInput {
+	mode, keyID, bucketKey, encCtx := s.enc.RequestFields()
+	return &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(key), Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b))),
+		ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx}
 }
 
 func (h *Handler) store(c claims) *store {
 	sum := sha256.Sum256([]byte(c.Key + "\x00" + c.UploadID))
 	id := hex.EncodeToString(sum[:16])
-	s := &store{api: h.api, bucket: h.cfg.Bucket, c: c, tempDir: h.cfg.TempPrefix + id + "/"}
+	s := &store{api: h.api, bucket: h.cfg.Bucket, c: c, tempDir: h.cfg.TempPrefix + id + "/", enc: h.cfg.Encryption}
 	if h.cfg.MaxOpenUploads > 0 {
 		s.openKey = h.openDir(c.Owner) + id
 	}
@@ -192,8 +210,7 @@ func (s *store) deferredLength(ctx context.Context) (int64, error) {
 // setLength records a deferred length once; the loser of a race, or a
 // second different value, gets errLocked or a mismatch error.
 func (s *store) setLength(ctx context.Context, n int64) error {
-	_, err := s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.lengthKey()),
-		Body: strings.NewReader(strconv.FormatInt(n, 10)), ContentLength: aws.Int64(int64(len(strconv.FormatInt(n, 10)))), IfNoneMatch: aws.String("*")})
+	_, err := s.api.PutObject(ctx, withIfNoneMatch(s.putInput(s.lengthKey(), []byte(strconv.FormatInt(n, 10)))))
 	if createonly.PreconditionFailed(err) {
 		return errLocked
 	}
@@ -222,8 +239,7 @@ func (s *store) readObject(ctx context.Context, key string, buf []byte) error {
 }
 
 func (s *store) putTail(ctx context.Context, start int64, b []byte) error {
-	_, err := s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.tailKey(start)),
-		Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b)))})
+	_, err := s.api.PutObject(ctx, s.putInput(s.tailKey(start), b))
 	if err != nil {
 		return fmt.Errorf("writing the tail: %w", err)
 	}
@@ -233,8 +249,7 @@ func (s *store) putTail(ctx context.Context, start int64, b []byte) error {
 // putStaged stores a full part of a body whose checksum is not verified
 // yet; it is not part of the upload until copyPart.
 func (s *store) putStaged(ctx context.Context, key string, b []byte) error {
-	_, err := s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(key),
-		Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b)))})
+	_, err := s.api.PutObject(ctx, s.putInput(key, b))
 	if err != nil {
 		return fmt.Errorf("staging a part: %w", err)
 	}
@@ -316,8 +331,7 @@ func (s *store) loadHash(ctx context.Context, end int64) (hash.Hash, error) {
 // [store.dropBefore]) once the part is stored. A failure only costs the
 // object its sha256 tag.
 func (s *store) saveHash(ctx context.Context, end int64, state []byte) {
-	_, _ = s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.hashKey(end)),
-		Body: bytes.NewReader(state), ContentLength: aws.Int64(int64(len(state)))})
+	_, _ = s.api.PutObject(ctx, s.putInput(s.hashKey(end), state))
 }
 
 // dropBefore deletes, in one request, what a new part ending past pe
@@ -385,7 +399,7 @@ func (s *store) markOpen(ctx context.Context) error {
 	if s.openKey == "" {
 		return nil
 	}
-	_, err := s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.openKey), Body: bytes.NewReader(nil), ContentLength: aws.Int64(0)})
+	_, err := s.api.PutObject(ctx, s.putInput(s.openKey, nil))
 	if err != nil {
 		return fmt.Errorf("marking the upload open: %w", err)
 	}
@@ -476,8 +490,7 @@ func (s *store) acquire(ctx context.Context, timeout time.Duration, now func() t
 }
 
 func (l *lock) create(ctx context.Context, gen int) error {
-	_, err := l.s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &l.s.bucket, Key: aws.String(l.s.lockKey(gen)),
-		Body: bytes.NewReader(nil), ContentLength: aws.Int64(0), IfNoneMatch: aws.String("*")})
+	_, err := l.s.api.PutObject(ctx, withIfNoneMatch(l.s.putInput(l.s.lockKey(gen), nil)))
 	if createonly.PreconditionFailed(err) {
 		return errLocked
 	}

@@ -1,6 +1,7 @@
 package tus
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -68,7 +69,11 @@ func newSealer(secrets [][]byte) (*sealer, error) {
 
 // seal returns the URL-safe token of c.
 func (s *sealer) seal(c claims) string {
-	plain, _ := json.Marshal(c) // strings and integers: cannot fail
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // "<" would take 6 bytes of the token
+	_ = enc.Encode(c)        // strings and integers: cannot fail
+	plain := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 	aead := s.aeads[0]
 	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plain)+aead.Overhead())
 	out[0] = tokenVersion

@@ -357,9 +357,12 @@ func TestBrowserSessionCookieInChromium(t *testing.T) {
 			body: JSON.stringify({email: "chromium@example.com", password: "chromium-password"})});
 		const session = await fetch("/auth/session");
 		const up = await fetch("/up/page.txt", {method: "PUT", headers: {"Content-Type": "text/plain"}, body: "uploaded by the page"});
-		return {login: login.status, cookies: document.cookie, session: await session.json(), upload: up.status, uploadBody: await up.text()};`)
+		return {login: login.status, loginBody: await login.text(), cookies: document.cookie, session: await session.json(), upload: up.status, uploadBody: await up.text()};`)
 	if got["login"] != float64(200) || got["upload"] != float64(201) {
 		t.Fatalf("page: %v", got)
+	}
+	if body, _ := got["loginBody"].(string); strings.Contains(body, "oken") || !strings.Contains(body, "chromium@example.com") {
+		t.Errorf("the login answered the page with tokens (or without the user): %s", body)
 	}
 	if got["cookies"] != "" {
 		t.Errorf("page scripts can read the cookies: %q", got["cookies"])

@@ -249,6 +249,12 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, action string, r
 			return nil, err
 		}
 		s.sessionStarted(w, resp)
+		if s.cfg.Cookies != nil && r.Header.Get("Origin") != "" {
+			// A browser's login (browsers send Origin with every POST):
+			// the tokens stay in the HttpOnly cookies, out of reach of
+			// page scripts. Clients without Origin (curl, apps) get them.
+			return cookieRefresh{ExpiresIn: resp.ExpiresIn, ExpiresAt: resp.ExpiresAt, User: resp.User}, nil
+		}
 		return resp, nil
 	case ActionRefresh:
 		return s.refresh(w, r, req)

@@ -121,6 +121,17 @@ func TestLoginSetsSessionCookies(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a browser's login answers without the tokens", func(t *testing.T) {
+		e := newEnv(t, withCookies("", time.Hour))
+		w := e.serveRaw(newRequest(http.MethodPost, "/auth/login", loginBody, map[string]string{"Origin": "http://example.com"}))
+		if w.Code != http.StatusOK || len(setCookies(w)) != 3 {
+			t.Fatalf("login: %d %s, cookies %q", w.Code, w.Body, setCookies(w))
+		}
+		body := w.Body.String()
+		if strings.Contains(body, "id:a@example.com") || strings.Contains(body, "Token") || !strings.Contains(body, `"expiresIn":3600`) || !strings.Contains(body, `"email":"a@example.com"`) {
+			t.Errorf("login body from a browser: %s, want the user and expiry without tokens", body)
+		}
+	})
 	t.Run("no cookies unless configured", func(t *testing.T) {
 		e := newEnv(t, nil)
 		if w := e.serveRaw(newRequest(http.MethodPost, "/auth/login", loginBody, nil)); len(setCookies(w)) != 0 {

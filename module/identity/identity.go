@@ -326,8 +326,9 @@ func setUserPlaceholders(repl *caddy.Replacer, p *authservice.Principal) {
 }
 
 // logRejection logs a rejected token with its reason code: attacks at Warn,
-// ordinary failures (missing, expired) at Debug. Tokens are never logged.
-// It returns the reason code.
+// ordinary failures (missing, expired) at Debug. Tokens are never logged:
+// the path is, not the query, which may carry one (token_query). It
+// returns the reason code.
 func logRejection(logger *zap.Logger, r *http.Request, err error) string {
 	reason, attack := authservice.Rejection(err)
 	level := zapcore.DebugLevel
@@ -335,7 +336,7 @@ func logRejection(logger *zap.Logger, r *http.Request, err error) string {
 		level = zapcore.WarnLevel
 	}
 	if c := logger.Check(level, "token rejected"); c != nil {
-		c.Write(zap.String("reason", reason), zap.String("remote_ip", r.RemoteAddr), zap.String("uri", r.RequestURI))
+		c.Write(zap.String("reason", reason), zap.String("remote_ip", r.RemoteAddr), zap.String("path", r.URL.Path))
 	}
 	return reason
 }

@@ -99,15 +99,21 @@ func newLocalIdP(t *testing.T, users ...idpUser) localIdP {
 // site returns an upload_auth block for idp with extra subdirectives,
 // followed by rest (what authenticated requests reach).
 func (idp localIdP) site(authLines []string, rest string) string {
+	return idp.siteWith(nil, authLines, rest)
+}
+
+// siteWith is site with more lines in the local block.
+func (idp localIdP) siteWith(localLines, authLines []string, rest string) string {
 	return fmt.Sprintf(`upload_auth {
 		local {
 			users_file %s
 			keys_dir %s
 			issuer https://edge.example.com
+			%s
 		}
 		%s
 	}
-	%s`, idp.usersFile, idp.keysDir, strings.Join(authLines, "\n\t\t"), rest)
+	%s`, idp.usersFile, idp.keysDir, strings.Join(localLines, "\n\t\t\t"), strings.Join(authLines, "\n\t\t"), rest)
 }
 
 // attempt is the outcome of one request made from a goroutine, where

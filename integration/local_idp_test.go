@@ -95,15 +95,16 @@ func refresh(t *testing.T, gw *harness.Gateway, token string) loginResult {
 }
 
 // A user's refresh token works once: each refresh hands out a new one and
-// the old one stops working, on every instance sharing the key directory.
-// When a used token turns up again (someone copied it), the session ends
-// for everyone holding it. The user can sign out, and the operator can end
+// the old one stops working, on every instance sharing the key directory,
+// once reuse_grace (here 2s) has passed; within it, two tabs renewing at
+// once both get tokens. When a used token turns up again later (someone
+// copied it), the session ends for everyone holding it. The user can sign out, and the operator can end
 // all of a user's sessions by raising token_generation in the users file.
 func TestLocalIdPRefreshTokensRotateAndRevoke(t *testing.T) {
 	prefix := testPrefix(t)
 	user := idpUser{email: "edge@example.com", password: "edge-password", groups: []string{"uploader"}}
 	idp := newLocalIdP(t, user)
-	site := idp.site(nil, gatewayOpts{prefix: prefix, lines: []string{"allowed_roles uploader"}}.block())
+	site := idp.siteWith([]string{"reuse_grace 2s"}, nil, gatewayOpts{prefix: prefix, lines: []string{"allowed_roles uploader"}}.block())
 	gw := startGatewayWith(t, harness.GatewayConfig{Site: site})
 	// A second instance sharing the users file and the key directory.
 	other := startGatewayWith(t, harness.GatewayConfig{Site: site})
@@ -133,6 +134,11 @@ func TestLocalIdPRefreshTokensRotateAndRevoke(t *testing.T) {
 		if next == "" || next == first {
 			t.Fatalf("the refresh did not rotate the refresh token")
 		}
+		// A second tab renewing with the same token at once, at the other
+		// instance, is within reuse_grace: it gets tokens of the session.
+		if tab2 := refresh(t, other, first); tab2.status != http.StatusOK || tab2.body.Data.RefreshToken == next {
+			t.Errorf("second tab's refresh within reuse_grace: %d %+v", tab2.status, tab2.body.Error)
+		}
 		resp := putWithToken(t, gw.Client, gw.URL+"/after-refresh.txt", second.body.Data.Token)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusCreated {
@@ -143,8 +149,10 @@ func TestLocalIdPRefreshTokensRotateAndRevoke(t *testing.T) {
 		if third.status != http.StatusOK {
 			t.Fatalf("refresh with the rotated token at the other instance: %d %+v", third.status, third.body.Error)
 		}
-		// ...and that the first one is used up. Its replay ends the session:
-		// the newest token, which a thief could hold as well, stops too.
+		// ...and, past reuse_grace, that the first one is used up. Its
+		// replay ends the session: the newest token, which a thief could
+		// hold as well, stops too.
+		time.Sleep(2100 * time.Millisecond)
 		refused("the used token replayed at the other instance", refresh(t, other, first))
 		refused("the newest token after a replay", refresh(t, gw, third.body.Data.RefreshToken))
 	})

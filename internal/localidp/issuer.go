@@ -17,6 +17,9 @@ import (
 const (
 	DefaultTokenTTL   = time.Hour
 	DefaultRefreshTTL = 30 * 24 * time.Hour
+	// DefaultReuseGrace is the ReuseGrace of [Open]: Okta's default for
+	// rotated refresh tokens.
+	DefaultReuseGrace = 30 * time.Second
 )
 
 // CognitoScope is the scope claim of access tokens, the one Cognito gives
@@ -51,6 +54,13 @@ type Issuer struct {
 	// used, and [Issuer.Revoke] ends sessions. Without it, Refresh returns
 	// the refresh token it was given, which stays valid until it expires.
 	Revocations *Revocations
+	// ReuseGrace, with Revocations, is how long after its first use a
+	// refresh token may be used again and get tokens of the same session:
+	// two tabs of a page renewing their session cookie at once, or a
+	// client retrying a refresh whose answer was lost. A use after it
+	// revokes the session (a stolen token replayed). Zero: none; [Open]
+	// sets DefaultReuseGrace.
+	ReuseGrace time.Duration
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
 }
@@ -158,16 +168,18 @@ func (i *Issuer) Refresh(refreshToken string, users *Users) (*Tokens, error) {
 		if revoked {
 			return nil, invalid("the session was revoked")
 		}
-		first, err := r.use(tok.JwtID(), tok.Expiration())
+		first, firstAt, err := r.use(tok.JwtID(), tok.Expiration(), now)
 		if err != nil {
 			return nil, err
 		}
-		if !first {
+		if !first && (i.ReuseGrace <= 0 || now.Sub(firstAt) > i.ReuseGrace) {
 			if err := r.revoke(sid, tok.Expiration()); err != nil {
 				return nil, err
 			}
 			return nil, invalid("used before; the session is revoked")
 		}
+		// A second use within ReuseGrace (two tabs renewing at once, a
+		// retry whose answer was lost) gets tokens of the same session.
 	}
 	tokens, err := i.issue(key, u, time.Unix(authTime, 0), now)
 	if err != nil {

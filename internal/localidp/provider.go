@@ -34,6 +34,9 @@ func Open(usersFile, keysDir string, iss Issuer) (*Provider, error) {
 	if iss.Revocations, err = OpenRevocations(filepath.Join(keysDir, "revoked")); err != nil {
 		return nil, fmt.Errorf("opening the revocation directory: %w", err)
 	}
+	if iss.ReuseGrace == 0 {
+		iss.ReuseGrace = DefaultReuseGrace
+	}
 	if err := iss.check(); err != nil {
 		return nil, err
 	}

@@ -82,22 +82,35 @@ func (r *Revocations) name(prefix, id string, exp time.Time) (string, error) {
 	return filepath.Join(r.dir, prefix+strconv.FormatInt(exp.Unix(), 10)+"."+id), nil
 }
 
-// use marks the refresh token jti, which expires at exp, as used. It
-// reports false if it was used before.
-func (r *Revocations) use(jti string, exp time.Time) (first bool, err error) {
+// use records the refresh token jti, which expires at exp, as used at
+// now. It reports whether this was its first use and, if not, when the
+// first was (now, when the first use is being recorded this instant).
+func (r *Revocations) use(jti string, exp, now time.Time) (first bool, firstAt time.Time, err error) {
 	path, err := r.name(usedPrefix, jti, exp)
 	if err != nil {
-		return false, err
+		return false, time.Time{}, err
 	}
 	r.prunePeriodically()
-	err = r.create(path, true)
+	if err := os.MkdirAll(r.dir, 0o700); err != nil {
+		return false, time.Time{}, fmt.Errorf("localidp: recording a used refresh token: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return false, nil
+		b, _ := os.ReadFile(path)
+		at, perr := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if perr != nil {
+			return false, now, nil // being written by the first use
+		}
+		return false, time.Unix(0, at), nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("localidp: recording a used refresh token: %w", err)
+		return false, time.Time{}, fmt.Errorf("localidp: recording a used refresh token: %w", err)
 	}
-	return true, nil
+	_, werr := f.WriteString(strconv.FormatInt(now.UnixNano(), 10))
+	if err := errors.Join(werr, f.Close()); err != nil {
+		return false, time.Time{}, fmt.Errorf("localidp: recording a used refresh token: %w", err)
+	}
+	return true, now, nil
 }
 
 // revoke marks the session sid, which expires at exp, as revoked.

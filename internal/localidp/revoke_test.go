@@ -218,3 +218,40 @@ func TestRevocationsCreatedOnFirstUseAndPrunedAsUsed(t *testing.T) {
 		t.Errorf("records after pruning: %v, want only the new token's", entries)
 	}
 }
+
+// With ReuseGrace, a refresh token used again soon after its first use
+// (two tabs renewing at once) gets tokens of the same session, and both
+// successors work; a use after the grace is a replay and ends the session.
+func TestRefreshReuseGrace(t *testing.T) {
+	f := newIDPFixture(t)
+	withRevocations(t, f)
+	f.issuer.ReuseGrace = 30 * time.Second
+	tokens := f.signIn(t, "demo@example.com", "correct horse")
+
+	f.clock.Advance(time.Minute)
+	tab1, err := f.issuer.Refresh(tokens.RefreshToken, f.users)
+	if err != nil {
+		t.Fatalf("first tab: %v", err)
+	}
+	f.clock.Advance(2 * time.Second)
+	tab2, err := f.issuer.Refresh(tokens.RefreshToken, f.users)
+	if err != nil {
+		t.Fatalf("second tab, 2 s later: %v", err)
+	}
+	if tab1.RefreshToken == tab2.RefreshToken || mustJSON(t, payload(t, tab1.RefreshToken)["sid"]) != mustJSON(t, payload(t, tab2.RefreshToken)["sid"]) {
+		t.Error("the two tabs' refresh tokens should differ and share the session")
+	}
+	for name, tok := range map[string]string{"first tab": tab1.RefreshToken, "second tab": tab2.RefreshToken} {
+		if _, err := f.issuer.Refresh(tok, f.users); err != nil {
+			t.Errorf("%s's next refresh: %v", name, err)
+		}
+	}
+
+	f.clock.Advance(31 * time.Second)
+	if _, err := f.issuer.Refresh(tokens.RefreshToken, f.users); !errors.Is(err, ErrInvalidRefreshToken) || !strings.Contains(err.Error(), "used before") {
+		t.Fatalf("replay after the grace = %v, want used before", err)
+	}
+	if _, err := f.issuer.Refresh(tab2.RefreshToken, f.users); err == nil {
+		t.Error("the session survived a replay after the grace")
+	}
+}

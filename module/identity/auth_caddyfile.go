@@ -44,6 +44,7 @@ func init() {
 //			client_id   <id>
 //			token_ttl   <duration>
 //			refresh_ttl <duration>
+//			reuse_grace <duration>
 //		}
 //
 //		login_path        <path>|off
@@ -160,6 +161,8 @@ func (id *Identity) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 				return shared.Duration(d, &l.TokenTTL)
 			case "refresh_ttl":
 				return shared.Duration(d, &l.RefreshTTL)
+			case "reuse_grace":
+				return shared.Duration(d, &l.ReuseGrace)
 			}
 			return d.Errf("unrecognized local subdirective %s", name)
 		})

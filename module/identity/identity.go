@@ -147,6 +147,13 @@ type LocalIdentity struct {
 
 	// Lifetime of refresh tokens. Default 720h.
 	RefreshTTL caddy.Duration `json:"refresh_ttl,omitempty"`
+
+	// Refresh tokens are single-use: each refresh returns a new one. For
+	// this long after its first use, a refresh token may be used again and
+	// get tokens of the same session (two tabs renewing their session
+	// cookie at once, a retried refresh whose answer was lost); a use
+	// after it is a replay and revokes the session. Default 30s.
+	ReuseGrace caddy.Duration `json:"reuse_grace,omitempty"`
 }
 
 // provision sets up verification. It reads local files but makes no network
@@ -235,6 +242,7 @@ func (l *LocalIdentity) provision(repl *caddy.Replacer) (*localidp.Provider, err
 		ClientID:   l.ClientID,
 		TokenTTL:   time.Duration(l.TokenTTL),
 		RefreshTTL: time.Duration(l.RefreshTTL),
+		ReuseGrace: time.Duration(l.ReuseGrace),
 	})
 }
 

@@ -20,6 +20,7 @@ package tokensource
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -39,6 +40,10 @@ type Source struct {
 	// Query is the name of a query parameter holding the token; empty for
 	// none.
 	Query string
+	// Owned are the names of cookies that belong to the gateway (its
+	// session and refresh cookies), which [Source.Strip] removes. Cookies
+	// that may belong to the application (Cookies) are left alone.
+	Owned []string
 }
 
 // Token returns the request's token and where it was found: the bearer
@@ -66,10 +71,11 @@ func (s Source) Token(r *http.Request) (token, from string, ok bool) {
 	return "", "", false
 }
 
-// Strip removes the query parameter holding tokens from r's URL, so that
-// the handlers after this one (and the application behind them) never see
-// it. It does nothing when no query parameter is configured or r has none.
+// Strip removes the query parameter holding tokens from r's URL and the
+// Owned cookies from its Cookie headers, so that the handlers after this
+// one (and the application behind them) never see them.
 func (s Source) Strip(r *http.Request) {
+	s.stripCookies(r)
 	if s.Query == "" || r.URL.RawQuery == "" {
 		return
 	}
@@ -80,6 +86,35 @@ func (s Source) Strip(r *http.Request) {
 	q.Del(s.Query)
 	r.URL.RawQuery = q.Encode()
 	r.RequestURI = r.URL.RequestURI()
+}
+
+// stripCookies removes the Owned cookies from r's Cookie headers, keeping
+// the others as they were sent.
+func (s Source) stripCookies(r *http.Request) {
+	if len(s.Owned) == 0 {
+		return
+	}
+	var kept []string
+	changed := false
+	for _, line := range r.Header.Values("Cookie") {
+		for part := range strings.SplitSeq(line, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if slices.Contains(s.Owned, name) {
+				changed = true
+				continue
+			}
+			if strings.TrimSpace(part) != "" {
+				kept = append(kept, strings.TrimSpace(part))
+			}
+		}
+	}
+	if !changed {
+		return
+	}
+	r.Header.Del("Cookie")
+	if len(kept) > 0 {
+		r.Header.Set("Cookie", strings.Join(kept, "; "))
+	}
 }
 
 // Bearer extracts the token of an RFC 6750 `Authorization: Bearer` header

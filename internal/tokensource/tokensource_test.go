@@ -3,6 +3,7 @@ package tokensource
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 )
 
@@ -72,6 +73,32 @@ func TestStrip(t *testing.T) {
 			}
 			if r.RequestURI != tt.want {
 				t.Errorf("RequestURI = %q, want %q", r.RequestURI, tt.want)
+			}
+		})
+	}
+}
+
+func TestStripOwnedCookies(t *testing.T) {
+	tests := []struct {
+		name    string
+		cookies []string // Cookie header lines
+		want    []string
+	}{
+		{"both owned cookies among the app's", []string{"app=1; ugw_session=tok; ugw_session_refresh=r; theme=dark"}, []string{"app=1; theme=dark"}},
+		{"only owned ones", []string{"ugw_session=tok"}, nil},
+		{"none owned", []string{"app=1; theme=dark"}, []string{"app=1; theme=dark"}},
+		{"several lines", []string{"app=1", "ugw_session_refresh=r; x=2"}, []string{"app=1; x=2"}},
+		{"a cookie whose name only starts like one", []string{"ugw_sessionX=1"}, []string{"ugw_sessionX=1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/up", nil)
+			for _, c := range tt.cookies {
+				r.Header.Add("Cookie", c)
+			}
+			Source{Cookies: []string{"ugw_session"}, Owned: []string{"ugw_session", "ugw_session_refresh"}}.Strip(r)
+			if got := r.Header.Values("Cookie"); !slices.Equal(got, tt.want) {
+				t.Errorf("Cookie = %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -279,6 +279,8 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 			cfg.Cookies.RefreshMaxAge = cmp.Or(time.Duration(a.Local.RefreshTTL), localidp.DefaultRefreshTTL)
 		}
 		a.source.Cookies = append([]string{a.SessionCookie}, a.source.Cookies...)
+		// The session is the gateway's: the application never gets it.
+		a.source.Owned = []string{cfg.Cookies.SessionName(), cfg.Cookies.RefreshName()}
 	}
 	if a.local != nil {
 		cfg.Local = a.local

@@ -265,8 +265,19 @@ func PartSizeFor(partSize, maxSize int64) int64 {
 	return max(partSize, need)
 }
 
-// Wait blocks until background abort retries have finished.
-func (u *Uploader) Wait() { u.wg.Wait() }
+// Wait blocks until background abort retries have finished, or timeout
+// has passed; they go on after it.
+func (u *Uploader) Wait(timeout time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		u.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
+}
 
 // MemoryBound is the most part-buffer memory one upload can hold.
 func (u *Uploader) MemoryBound() int64 {

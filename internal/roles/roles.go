@@ -127,6 +127,26 @@ type Mapper struct {
 	Default Role
 }
 
+// NewMapper returns the Mapper of a configuration's names: claim, groups
+// (group → role name; empty for DefaultGroups) and def, the default role's
+// name. An unknown role name is an error wrapping ErrUnknownRole.
+func NewMapper(claim string, groups map[string]string, def string) (Mapper, error) {
+	m := Mapper{Claim: claim}
+	var err error
+	if m.Default, err = Parse(def); err != nil {
+		return Mapper{}, fmt.Errorf("default role: %w", err)
+	}
+	if len(groups) > 0 {
+		m.Groups = make(map[string]Role, len(groups))
+		for g, name := range groups {
+			if m.Groups[g], err = Parse(name); err != nil {
+				return Mapper{}, fmt.Errorf("group %q: %w", g, err)
+			}
+		}
+	}
+	return m, nil
+}
+
 // Validate reports a Default or Groups value that is not a known role.
 func (m Mapper) Validate() error {
 	if _, err := Parse(string(m.Default)); err != nil {

@@ -245,16 +245,16 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	}
 	cfg := authservice.Config{
 		Verifier:         a.verifier,
-		Roles:            a.mapper,
+		Roles:            a.checker.Roles,
 		AccessToken:      a.TokenUse == "access",
-		LoginPath:        enabled(a.LoginPath),
-		RefreshPath:      enabled(a.RefreshPath),
-		RevokePath:       enabled(a.RevokePath),
-		LogoutPath:       a.logoutPath(),
-		SessionPath:      enabled(a.SessionPath),
+		LoginPath:        a.LoginPath,
+		RefreshPath:      a.RefreshPath,
+		RevokePath:       a.RevokePath,
+		LogoutPath:       a.LogoutPath,
+		SessionPath:      a.SessionPath,
 		Authenticate:     a.authenticate,
-		CheckOrigin:      a.origins.Check,
-		JWKSPath:         enabled(a.JWKSPath),
+		CheckOrigin:      a.checker.Origins.Check,
+		JWKSPath:         a.JWKSPath,
 		PerClient:        perMinute(a.LoginPerIP),
 		PerAccountClient: perMinute(a.LoginPerAccount),
 		PerAccount:       perMinute(a.LoginPerAccountTotal),
@@ -262,13 +262,13 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 		Report:           a.report,
 	}
 	if a.LoginPerAccountGlobal > 0 {
-		cfg.PerAccount = bothLimits{cfg.PerAccount, &storelimit.Limiter{
+		cfg.PerAccountGlobal = &storelimit.Limiter{
 			Store:   ctx.Storage(),
 			Prefix:  "upload_gateway/login_per_account",
 			Limit:   a.LoginPerAccountGlobal,
 			Window:  time.Minute,
 			OnError: func(err error) { a.logger.Warn("global login limit not applied", zap.Error(err)) },
-		}}
+		}
 	}
 	if a.ExposeRoleARN {
 		cfg.RoleARNs = a.RoleARNs
@@ -278,7 +278,7 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 		if a.Local != nil {
 			cfg.Cookies.RefreshMaxAge = cmp.Or(time.Duration(a.Local.RefreshTTL), localidp.DefaultRefreshTTL)
 		}
-		a.source.Cookies = append([]string{a.SessionCookie}, a.source.Cookies...)
+		a.checker.Source.Cookies = append([]string{a.SessionCookie}, a.checker.Source.Cookies...)
 	}
 	if a.local != nil {
 		cfg.Local = a.local
@@ -304,17 +304,6 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 // the default refresh token validity of an app client. A cookie that
 // outlives its token only makes the next refresh fail (and clear it).
 const cognitoRefreshValidity = 30 * 24 * time.Hour
-
-// bothLimits allows an attempt when both limiters do; the second (the
-// shared, costlier one) is asked only when the first allows.
-type bothLimits [2]authservice.Limiter
-
-func (b bothLimits) Allow(key string) (bool, time.Duration) {
-	if ok, after := b[0].Allow(key); !ok {
-		return false, after
-	}
-	return b[1].Allow(key)
-}
 
 // cognitoClient returns the client for Cognito logins with the first
 // client id.
@@ -344,25 +333,6 @@ func (a *Auth) cognitoClient(ctx caddy.Context) (*cognito.Client, error) {
 	return cognito.New(client, clientID, a.ClientSecret), nil
 }
 
-// logoutPath returns the sign-out route's path: "" when it is off, or
-// when it is the revoke route's (a configuration from before sign-out
-// existed, `revoke_path /auth/logout`, keeps revoking there).
-func (a *Auth) logoutPath() string {
-	p := enabled(a.LogoutPath)
-	if a.Local != nil && p == enabled(a.RevokePath) {
-		return ""
-	}
-	return p
-}
-
-// enabled returns path, or "" for `off`.
-func enabled(path string) string {
-	if path == "off" {
-		return ""
-	}
-	return path
-}
-
 // report records a login API request once, like every other request of
 // the gateway: request metrics under the endpoint "auth_<action>", an audit
 // line (not for JWKS and session reads), and an error line when the
@@ -387,7 +357,7 @@ func (a *Auth) Validate() error {
 	if a.SessionCookie != "" && (&http.Cookie{Name: a.SessionCookie, Value: "x"}).Valid() != nil {
 		return fmt.Errorf("session_cookie: %q is not a valid cookie name", a.SessionCookie)
 	}
-	if p := enabled(a.LogoutPath); a.SessionCookie != "" && a.Local != nil && p != "" && p == enabled(a.RevokePath) {
+	if p := a.LogoutPath; a.SessionCookie != "" && a.Local != nil && p != "" && p != "off" && p == a.RevokePath {
 		return fmt.Errorf("logout_path and revoke_path are both %s: with session_cookie, move one (revoke_path off, say)", p)
 	}
 	for role := range a.RoleARNs {

@@ -2,8 +2,6 @@ package identity
 
 import (
 	"net/http"
-	"strconv"
-	"strings"
 
 	"go.uber.org/zap"
 
@@ -66,17 +64,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 		w.Header().Set("WWW-Authenticate", authservice.Challenge(err))
 		return caddyauth.User{}, false, nil
 	}
-	return caddyauth.User{
-		ID: pr.ID,
-		Metadata: map[string]string{
-			"username":       pr.Username,
-			"email":          pr.Email,
-			"email_verified": strconv.FormatBool(pr.EmailVerified),
-			"role":           string(pr.Role),
-			"groups":         strings.Join(pr.Groups, ","),
-			"token_use":      pr.TokenUse,
-		},
-	}, true, nil
+	return caddyauth.User{ID: pr.ID, Metadata: pr.Metadata()}, true, nil
 }
 
 // Interface guards

@@ -10,7 +10,6 @@ import (
 	"cmp"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -107,12 +106,8 @@ type Identity struct {
 	TokenQuery string `json:"token_query,omitempty"`
 
 	verifier *jwtauth.Verifier
-	mapper   roles.Mapper
+	checker  authservice.Checker
 	local    *localidp.Provider
-	// source says where tokens are read besides the header; a token from
-	// a cookie must pass origins.
-	source  tokensource.Source
-	origins *csrf.Policy
 	// startRefresh starts refreshing the keys in the background, for as
 	// long as the module's context lives; it runs once, on the first
 	// request, so that provisioning makes no network calls.
@@ -161,35 +156,18 @@ func (id *Identity) provision(ctx caddy.Context) error {
 		id.ClientIDs[i] = repl.ReplaceAll(c, "")
 	}
 
-	mapper := roles.Mapper{Claim: id.RoleClaim}
-	if len(id.RoleMap) > 0 {
-		mapper.Groups = map[string]roles.Role{}
-		for group, name := range id.RoleMap {
-			r, err := roles.Parse(name)
-			if err != nil {
-				return fmt.Errorf("parsing role_map %q: %v", group, err)
-			}
-			mapper.Groups[group] = r
-		}
+	mapper, err := roles.NewMapper(id.RoleClaim, id.RoleMap, id.DefaultRole)
+	if err != nil {
+		return fmt.Errorf("parsing roles: %v", err)
 	}
-	if id.DefaultRole != "" {
-		r, err := roles.Parse(id.DefaultRole)
-		if err != nil {
-			return fmt.Errorf("parsing default_role: %v", err)
-		}
-		mapper.Default = r
-	}
-	id.mapper = mapper
-
 	origins, err := csrf.New(id.AllowedOrigins)
 	if err != nil {
 		return fmt.Errorf("parsing allowed_origins: %v", err)
 	}
 	origins.Forwarded = fromTrustedProxy
-	id.origins = origins
-	id.source = tokensource.Source{Query: id.TokenQuery}
+	id.checker = authservice.Checker{Roles: mapper, Origins: origins, Source: tokensource.Source{Query: id.TokenQuery}}
 	if id.TokenCookie != "" {
-		id.source.Cookies = []string{id.TokenCookie}
+		id.checker.Source.Cookies = []string{id.TokenCookie}
 	}
 
 	cfg := jwtauth.Config{
@@ -220,7 +198,7 @@ func (id *Identity) provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("configuring token verification: %v", err)
 	}
-	id.verifier = v
+	id.verifier, id.checker.Verifier = v, v
 	id.startRefresh = sync.OnceFunc(func() { v.Start(ctx) })
 	return nil
 }
@@ -280,49 +258,20 @@ func fromTrustedProxy(r *http.Request) bool {
 	return trusted
 }
 
-// authenticate verifies the request's token: the Authorization header's
-// bearer token, else a token cookie's (session_cookie, token_cookie),
-// else the query parameter's. A state-changing request authenticated by a
-// cookie must come from an allowed origin, or it is refused with an error
-// wrapping csrf.ErrOrigin before its token is looked at.
+// authenticate verifies the request's token (see
+// authservice.Checker.Authenticate).
 func (id *Identity) authenticate(r *http.Request) (*authservice.Principal, error) {
 	id.startRefresh()
-	src := id.source
-	if (len(src.Cookies) == 0 && src.Query == "") || r.Header.Get("Authorization") != "" {
-		return authservice.Authenticate(r, id.verifier, id.mapper)
-	}
-	token, from, ok := src.Token(r)
-	if !ok {
-		return nil, authservice.ErrNoToken
-	}
-	if from == tokensource.FromCookie {
-		if err := id.origins.Check(r); err != nil {
-			return nil, err
-		}
-	}
-	// authservice reads the bearer header: hand it the token on a copy, so
-	// that the request passed on carries no Authorization header it did
-	// not come with.
-	withHeader := *r
-	withHeader.Header = r.Header.Clone()
-	withHeader.Header.Set("Authorization", "Bearer "+token)
-	p, err := authservice.Authenticate(&withHeader, id.verifier, id.mapper)
-	if err == nil {
-		src.Strip(r)
-	}
-	return p, err
+	return id.checker.Authenticate(r)
 }
 
 // setUserPlaceholders exposes the user to later handlers, with the names
 // Caddy's authentication handler uses.
 func setUserPlaceholders(repl *caddy.Replacer, p *authservice.Principal) {
 	repl.Set("http.auth.user.id", p.ID)
-	repl.Set("http.auth.user.username", p.Username)
-	repl.Set("http.auth.user.email", p.Email)
-	repl.Set("http.auth.user.email_verified", strconv.FormatBool(p.EmailVerified))
-	repl.Set("http.auth.user.role", string(p.Role))
-	repl.Set("http.auth.user.groups", strings.Join(p.Groups, ","))
-	repl.Set("http.auth.user.token_use", p.TokenUse)
+	for name, v := range p.Metadata() {
+		repl.Set("http.auth.user."+name, v)
+	}
 }
 
 // logRejection logs a rejected token with its reason code: attacks at Warn,

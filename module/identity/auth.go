@@ -321,16 +321,14 @@ func (a *Auth) cognitoClient(ctx caddy.Context) (*cognito.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration: %v", err)
 	}
-	client := cognitoidentityprovider.NewFromConfig(cfg, func(o *cognitoidentityprovider.Options) {
-		if a.CognitoEndpoint != "" {
-			o.BaseEndpoint = aws.String(a.CognitoEndpoint)
-		}
-	})
-	var clientID string // Validate refuses an empty client_ids
+	if a.CognitoEndpoint != "" {
+		cfg.BaseEndpoint = aws.String(a.CognitoEndpoint)
+	}
+	clientID := "" // Validate refuses an empty client_ids
 	if len(a.ClientIDs) > 0 {
 		clientID = a.ClientIDs[0]
 	}
-	return cognito.New(client, clientID, a.ClientSecret), nil
+	return cognito.New(cognitoidentityprovider.NewFromConfig(cfg), clientID, a.ClientSecret), nil
 }
 
 // report records a login API request once, like every other request of
@@ -403,15 +401,7 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 	p, err := a.authenticate(r)
 	if err != nil {
-		reason := logRejection(a.logger, r, err)
-		status, result := authservice.Refuse(w, err), "denied"
-		if status >= 500 {
-			result = "failed"
-		} else {
-			a.rec.Metrics.AuthFailure(reason)
-			a.rec.CW.AuthFailed(reason)
-		}
-		shared.Audit(a.rec.Audit, r, shared.AuditEvent{Action: "authenticate", Result: result, Status: status, Reason: reason})
+		a.rec.AuthRefused(r, authservice.Refuse(w, err), logRejection(a.logger, r, err))
 		return nil
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)

@@ -14,11 +14,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/authservice"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/csrf"
@@ -27,6 +30,37 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/tokensource"
 )
+
+func init() {
+	caddy.RegisterModule(Provider{})
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "upload-gateway-rotate-key",
+		Usage: "--keys-dir <dir>",
+		Short: "Rotates the signing key of the local identity provider",
+		Long: `
+Writes a new signing key into the keys directory of the upload_auth local
+identity provider. New tokens are signed with it; running gateways sharing
+the directory pick it up without a restart, and tokens signed with the
+previous key stay valid until the retention period ends.
+
+Password hashes for the users file come from: caddy hash-password`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.Flags().String("keys-dir", "", "The keys_dir of the local identity provider")
+			cmd.RunE = caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
+				dir := fl.String("keys-dir")
+				if dir == "" {
+					return exitFailed, fmt.Errorf("--keys-dir is required")
+				}
+				kid, err := localidp.RotateDir(dir)
+				if err != nil {
+					return exitFailed, err
+				}
+				fmt.Println("new signing key:", kid)
+				return 0, nil
+			})
+		},
+	})
+}
 
 // Identity holds the token verification settings shared by the
 // `upload_auth` handler and the `upload_auth` authentication provider. Tokens
@@ -288,3 +322,65 @@ func logRejection(logger *zap.Logger, r *http.Request, err error) string {
 	}
 	return reason
 }
+
+// Provider is an authentication provider for Caddy's `authentication`
+// handler that accepts the same bearer tokens as the `upload_auth` handler:
+//
+//	{"handler": "authentication", "providers": {"upload_auth": {"region": …, "user_pool_id": …, "client_ids": […]}}}
+//
+// The user's id is `{http.auth.user.id}`; email, email_verified ("true" or
+// "false"), username, role, groups and token_use are set as
+// `{http.auth.user.<name>}`. CORS preflights (OPTIONS with `Origin` and
+// `Access-Control-Request-Method`, no body) pass without a token; other
+// OPTIONS requests need one. A state-changing request authenticated by
+// `token_cookie` must come from the site or `allowed_origins` (the CSRF
+// rule of the upload_auth handler), or it is not authenticated. A rejected
+// request gets
+// `WWW-Authenticate: Bearer error="invalid_token"` and the handler's 401.
+// Use the `upload_auth` handler for JSON errors and the login API.
+type Provider struct {
+	Identity
+
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Provider) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.authentication.providers.upload_auth",
+		New: func() caddy.Module { return new(Provider) },
+	}
+}
+
+// Provision sets up the provider without network calls.
+func (p *Provider) Provision(ctx caddy.Context) error {
+	p.logger = ctx.Logger()
+	return p.Identity.provision(ctx)
+}
+
+// Validate checks the configuration.
+func (p *Provider) Validate() error { return p.Identity.validate() }
+
+// Authenticate verifies the request's bearer token.
+func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
+	if authservice.IsCORSPreflight(r) {
+		return caddyauth.User{}, true, nil // CORS preflights carry no credentials
+	}
+	pr, err := p.authenticate(r)
+	if err != nil {
+		logRejection(p.logger, r, err)
+		w.Header().Set("WWW-Authenticate", authservice.Challenge(err))
+		return caddyauth.User{}, false, nil
+	}
+	return caddyauth.User{ID: pr.ID, Metadata: pr.Metadata()}, true, nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner       = (*Provider)(nil)
+	_ caddy.Validator         = (*Provider)(nil)
+	_ caddyauth.Authenticator = (*Provider)(nil)
+)
+
+// exitFailed mirrors caddy's exit code for a failed command.
+const exitFailed = 1

@@ -381,6 +381,21 @@ func (rc *Recorder) Uploaded(r *http.Request, o metrics.Outcome, upload time.Dur
 	shared.Audit(rc.Audit, r, up)
 }
 
+// AuthRefused records a request whose token the authentication check
+// refused, answered with status for reason: an audit line (action
+// "authenticate", result "failed" when the check itself failed with a 5xx,
+// else "denied") and, for a denial, the auth failure metrics.
+func (rc *Recorder) AuthRefused(r *http.Request, status int, reason string) {
+	result := metrics.ResultDenied
+	if status >= 500 {
+		result = metrics.ResultFailed
+	} else {
+		rc.Metrics.AuthFailure(reason)
+		rc.CW.AuthFailed(reason)
+	}
+	shared.Audit(rc.Audit, r, shared.AuditEvent{Action: "authenticate", Result: result, Status: status, Reason: reason})
+}
+
 // Record records the outcome of one request. An upload's (endpoint
 // "upload") also counts its denial, its aborted multipart upload and its
 // rolled-back objects.

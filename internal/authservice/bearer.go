@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
 	"github.com/caddy-upload-gateway/upload-gateway/internal/csrf"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
@@ -128,6 +131,21 @@ func Rejection(err error) (reason string, attack bool) {
 	}
 	reason = jwtauth.Reason(err)
 	return reason, slices.Contains([]string{"bad_signature", "bad_alg", "unknown_kid", "malformed", "too_large"}, reason)
+}
+
+// LogRejection logs a rejected token with its reason code (see
+// [Rejection]): attacks at Warn, ordinary failures (missing, expired) at
+// Debug. Tokens are never logged. It returns the reason code.
+func LogRejection(logger *zap.Logger, r *http.Request, err error) string {
+	reason, attack := Rejection(err)
+	level := zapcore.DebugLevel
+	if attack {
+		level = zapcore.WarnLevel
+	}
+	if c := logger.Check(level, "token rejected"); c != nil {
+		c.Write(zap.String("reason", reason), zap.String("remote_ip", r.RemoteAddr), zap.String("uri", r.RequestURI))
+	}
+	return reason
 }
 
 // Challenge returns the WWW-Authenticate header for a request

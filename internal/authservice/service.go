@@ -17,6 +17,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 )
@@ -84,6 +85,18 @@ type Outcome struct {
 	// Err is the error behind a failure the operator should look at (the
 	// identity provider or the key store failed); nil otherwise.
 	Err error
+}
+
+// Metrics is o as the gateway records every request: route "auth",
+// endpoint "auth_<action>", and the action (which makes an audit line) for
+// all but JWKS and session reads.
+func (o Outcome) Metrics() metrics.Outcome {
+	out := metrics.Outcome{Route: "auth", Endpoint: "auth_" + o.Action, Result: o.Result, Status: o.Status,
+		Duration: o.Duration, Account: o.Account, Reason: o.Code}
+	if o.Action != ActionJWKS && o.Action != ActionSession {
+		out.Action = o.Action
+	}
+	return out
 }
 
 // Config configures a [Service]. Exactly one of Local and Cognito is set.

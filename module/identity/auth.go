@@ -18,7 +18,6 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/authservice"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/cognito"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/storelimit"
@@ -33,46 +32,21 @@ func init() {
 
 // Auth authenticates requests with bearer tokens from AWS Cognito (or
 // another OIDC issuer, or the built-in local identity provider), maps the
-// user's groups to a role, and serves the login API:
+// user's groups to a role, and serves the login API of internal/authservice
+// (whose package doc gives the bodies and answers): `POST <login_path>`
+// signs in, `POST <refresh_path>` renews the tokens, `POST <revoke_path>`
+// (local provider only) ends a session, `POST <logout_path>` signs out,
+// `GET <session_path>` answers who is signed in, and `GET <jwks_path>`
+// serves the local provider's public keys.
 //
-//   - `POST <login_path>` `{"email":…,"password":…}` signs in (Cognito
-//     InitiateAuth USER_PASSWORD_AUTH, or the local provider) and answers
-//     `{"success":true,"data":{"token":…,"accessToken":…,"refreshToken":…,
-//     "expiresIn":…,"user":{"id":…,"email":…,"groups":[…],"role":{"role":…}}}}`
-//     (with `"roleArn"` in `role` when `expose_role_arn` is set);
-//   - `POST <refresh_path>` `{"refreshToken":…,"email":…}` renews the tokens;
-//     the local provider rotates the refresh token: the response holds a
-//     new one and the one sent stops working;
-//   - `POST <revoke_path>` `{"refreshToken":…}` (local provider only) ends
-//     the session the refresh token belongs to: it and every refresh token
-//     rotated from it stop working;
-//   - `POST <logout_path>` signs out: it revokes the refresh token of the
-//     body (`{"refreshToken":…}`) or of the refresh cookie (the local
-//     provider's revocation, or Cognito RevokeToken, which the app client
-//     must allow: the default since 2021), clears the session cookies, and
-//     answers `{"success":true,"data":{"signedOut":true}}`;
-//   - `GET <session_path>` answers who is signed in (by session cookie or
-//     bearer token): `{"success":true,"data":{"id":…,"email":…,"role":…}}`,
-//     or 401 JSON;
-//   - `GET <jwks_path>` serves the local provider's public keys.
-//
-// # Sessions for browsers
-//
-// With `session_cookie`, sign-in and refresh also set two cookies, so
-// that a page on the gateway's origin (Uppy in Companion mode, plain
-// `fetch`) is authenticated without handling tokens:
-//
-//	<name>=<token>; Path=/; Max-Age=<token lifetime>; HttpOnly; Secure; SameSite=Strict
-//	<name>_refresh=<refresh token>; Path=<refresh_path>; Max-Age=<refresh lifetime>; HttpOnly; Secure; SameSite=Strict
-//
-// (the refresh cookie is set once more with `Path=<logout_path>`, the
-// only other route that reads it). The token check reads the session
-// cookie like token_cookie. `POST <refresh_path>` with an empty body
-// renews both from the refresh cookie and answers without the tokens
-// (`expiresIn`, `expiresAt`, `user`); `POST <logout_path>` clears both.
-// Requests authenticated by a cookie that change state must come from the
-// site itself or allowed_origins (403 `CSRF_ORIGIN` otherwise), and so
-// must cookie refreshes and sign-outs.
+// With `session_cookie`, sign-in and refresh also set an HttpOnly, Secure,
+// SameSite=Strict session cookie and its refresh cookie, so that a page on
+// the gateway's origin (Uppy in Companion mode, plain `fetch`) is
+// authenticated without handling tokens; the token check reads the
+// session cookie like token_cookie, and sign-out clears both. Requests
+// authenticated by a cookie that change state must come from the site
+// itself or allowed_origins (403 `CSRF_ORIGIN` otherwise), and so must
+// cookie refreshes and sign-outs.
 //
 // Every other request needs a valid token (in the `Authorization: Bearer`
 // header, or in the cookie named by `token_cookie` or the query parameter
@@ -274,7 +248,7 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 		cfg.RoleARNs = a.RoleARNs
 	}
 	if a.SessionCookie != "" {
-		cfg.Cookies = &authservice.Cookies{Name: a.SessionCookie, RefreshMaxAge: cognitoRefreshValidity}
+		cfg.Cookies = &authservice.Cookies{Name: a.SessionCookie, RefreshMaxAge: authservice.CognitoRefreshMaxAge}
 		if a.Local != nil {
 			cfg.Cookies.RefreshMaxAge = cmp.Or(time.Duration(a.Local.RefreshTTL), localidp.DefaultRefreshTTL)
 		}
@@ -299,11 +273,6 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	}
 	return nil
 }
-
-// cognitoRefreshValidity is the refresh cookie's lifetime with Cognito:
-// the default refresh token validity of an app client. A cookie that
-// outlives its token only makes the next refresh fail (and clear it).
-const cognitoRefreshValidity = 30 * 24 * time.Hour
 
 // cognitoClient returns the client for Cognito logins with the first
 // client id.
@@ -332,19 +301,12 @@ func (a *Auth) cognitoClient(ctx caddy.Context) (*cognito.Client, error) {
 }
 
 // report records a login API request once, like every other request of
-// the gateway: request metrics under the endpoint "auth_<action>", an audit
-// line (not for JWKS and session reads), and an error line when the
-// provider or the keys failed.
+// the gateway, and logs an error when the provider or the keys failed.
 func (a *Auth) report(r *http.Request, o authservice.Outcome) {
 	if o.Err != nil {
 		a.logger.Error("login API request failed", zap.String("action", o.Action), zap.String("code", o.Code), zap.Error(o.Err))
 	}
-	out := metrics.Outcome{Route: "auth", Endpoint: "auth_" + o.Action, Result: o.Result, Status: o.Status,
-		Duration: o.Duration, Account: o.Account, Reason: o.Code}
-	if o.Action != authservice.ActionJWKS && o.Action != authservice.ActionSession {
-		out.Action = o.Action
-	}
-	a.rec.Record(r, out)
+	a.rec.Record(r, o.Metrics())
 }
 
 // Validate checks the configuration.
@@ -401,7 +363,7 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 	p, err := a.authenticate(r)
 	if err != nil {
-		a.rec.AuthRefused(r, authservice.Refuse(w, err), logRejection(a.logger, r, err))
+		a.rec.AuthRefused(r, authservice.Refuse(w, err), authservice.LogRejection(a.logger, r, err))
 		return nil
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)

@@ -1,9 +1,12 @@
 // Package identity authenticates requests: the `http.handlers.upload_auth`
-// handler (Caddyfile `upload_auth`: bearer token check, and the login API of
-// internal/authservice), the `http.authentication.providers.upload_auth`
-// provider for Caddy's `authentication` handler, the token verification
-// settings both share ([Identity], for Cognito or the built-in local
-// identity provider), and the `upload-gateway-rotate-key` command.
+// handler (Caddyfile `upload_auth`: token check, and the login API), the
+// `http.authentication.providers.upload_auth` provider for Caddy's
+// `authentication` handler, the token verification settings both share
+// ([Identity], for Cognito or the built-in local identity provider), and
+// the `upload-gateway-rotate-key` command. It owns their configuration and
+// glue; the token check and the login API are internal/authservice's, the
+// role mapping internal/roles', the tokens internal/jwtauth's and
+// internal/localidp's.
 package identity
 
 import (
@@ -16,7 +19,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -210,7 +212,10 @@ func (id *Identity) provision(ctx caddy.Context) error {
 		Leeway:     time.Duration(id.Leeway),
 	}
 	if l := id.Local; l != nil {
-		local, err := l.provision(repl)
+		l.Issuer = cmp.Or(l.Issuer, "upload-gateway-local")
+		l.ClientID = cmp.Or(l.ClientID, "upload-gateway")
+		local, err := localidp.Open(repl.ReplaceAll(l.UsersFile, ""), repl.ReplaceAll(l.KeysDir, ""), localidp.Issuer{
+			Issuer: l.Issuer, ClientID: l.ClientID, TokenTTL: time.Duration(l.TokenTTL), RefreshTTL: time.Duration(l.RefreshTTL)})
 		if err != nil {
 			return err
 		}
@@ -224,7 +229,10 @@ func (id *Identity) provision(ctx caddy.Context) error {
 			cfg.Algorithms = []string{"ES256"}
 		}
 	} else {
-		cfg.Issuer = id.issuer()
+		cfg.Issuer = strings.TrimRight(id.Issuer, "/")
+		if cfg.Issuer == "" {
+			cfg.Issuer = fmt.Sprintf("https://cognito-idp.%s.amazonaws.com/%s", id.Region, id.UserPoolID)
+		}
 		cfg.JWKSURL = id.JWKSURL
 		cfg.Audiences = id.ClientIDs
 	}
@@ -237,50 +245,19 @@ func (id *Identity) provision(ctx caddy.Context) error {
 	return nil
 }
 
-func (l *LocalIdentity) provision(repl *caddy.Replacer) (*localidp.Provider, error) {
-	l.UsersFile = repl.ReplaceAll(l.UsersFile, "")
-	l.KeysDir = repl.ReplaceAll(l.KeysDir, "")
-	l.Issuer = cmp.Or(l.Issuer, "upload-gateway-local")
-	l.ClientID = cmp.Or(l.ClientID, "upload-gateway")
-	return localidp.Open(l.UsersFile, l.KeysDir, localidp.Issuer{
-		Issuer:     l.Issuer,
-		ClientID:   l.ClientID,
-		TokenTTL:   time.Duration(l.TokenTTL),
-		RefreshTTL: time.Duration(l.RefreshTTL),
-	})
-}
-
-// issuer returns the expected token issuer.
-func (id *Identity) issuer() string {
-	if id.Issuer != "" {
-		return strings.TrimRight(id.Issuer, "/")
-	}
-	return fmt.Sprintf("https://cognito-idp.%s.amazonaws.com/%s", id.Region, id.UserPoolID)
-}
-
 // validate checks the identity settings.
 func (id *Identity) validate() error {
-	if id.Local != nil {
-		return id.validateOrigins()
-	}
-	if id.Issuer == "" && (id.Region == "" || id.UserPoolID == "") {
-		return fmt.Errorf("set region and user_pool_id (or issuer), or configure the local identity provider")
-	}
-	if len(id.ClientIDs) == 0 {
-		return fmt.Errorf("client_ids is required: tokens must be checked against the app client")
-	}
-	switch id.TokenUse {
-	case "", "id", "access", "any":
-	default:
-		return fmt.Errorf("token_use must be id, access or any")
-	}
-	return id.validateOrigins()
-}
-
-// validateOrigins checks allowed_origins.
-func (id *Identity) validateOrigins() error {
 	if _, err := csrf.New(id.AllowedOrigins); err != nil {
 		return fmt.Errorf("allowed_origins: %v", err)
+	}
+	switch {
+	case id.Local != nil:
+	case id.Issuer == "" && (id.Region == "" || id.UserPoolID == ""):
+		return fmt.Errorf("set region and user_pool_id (or issuer), or configure the local identity provider")
+	case len(id.ClientIDs) == 0:
+		return fmt.Errorf("client_ids is required: tokens must be checked against the app client")
+	case id.TokenUse != "" && id.TokenUse != "id" && id.TokenUse != "access" && id.TokenUse != "any":
+		return fmt.Errorf("token_use must be id, access or any")
 	}
 	return nil
 }
@@ -306,21 +283,6 @@ func setUserPlaceholders(repl *caddy.Replacer, p *authservice.Principal) {
 	for name, v := range p.Metadata() {
 		repl.Set("http.auth.user."+name, v)
 	}
-}
-
-// logRejection logs a rejected token with its reason code: attacks at Warn,
-// ordinary failures (missing, expired) at Debug. Tokens are never logged.
-// It returns the reason code.
-func logRejection(logger *zap.Logger, r *http.Request, err error) string {
-	reason, attack := authservice.Rejection(err)
-	level := zapcore.DebugLevel
-	if attack {
-		level = zapcore.WarnLevel
-	}
-	if c := logger.Check(level, "token rejected"); c != nil {
-		c.Write(zap.String("reason", reason), zap.String("remote_ip", r.RemoteAddr), zap.String("uri", r.RequestURI))
-	}
-	return reason
 }
 
 // Provider is an authentication provider for Caddy's `authentication`
@@ -368,7 +330,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 	}
 	pr, err := p.authenticate(r)
 	if err != nil {
-		logRejection(p.logger, r, err)
+		authservice.LogRejection(p.logger, r, err)
 		w.Header().Set("WWW-Authenticate", authservice.Challenge(err))
 		return caddyauth.User{}, false, nil
 	}

@@ -88,7 +88,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
 )
@@ -338,7 +337,7 @@ func (j *Janitor) handleOrphan(ctx context.Context, s *sweep, key, id string) {
 	s.Found++
 	n, err := j.partBytes(ctx, key, id)
 	s.OrphanBytes += n
-	if err != nil && ctx.Err() == nil && !noSuchUpload(err) {
+	if err != nil && ctx.Err() == nil && !awserr.NoSuchUpload(err) {
 		if s.partsFailed == 0 {
 			s.firstPartErr = fmt.Errorf("%s (upload %s): %v", key, id, err)
 		}
@@ -351,7 +350,7 @@ func (j *Janitor) handleOrphan(ctx context.Context, s *sweep, key, id string) {
 		Bucket: aws.String(j.opts.Bucket), Key: aws.String(key), UploadId: aws.String(id),
 	})
 	switch {
-	case err == nil, noSuchUpload(err):
+	case err == nil, awserr.NoSuchUpload(err):
 		s.Aborted++
 		return
 	case ctx.Err() != nil:
@@ -383,12 +382,6 @@ func (j *Janitor) partBytes(ctx context.Context, key, id string) (int64, error) 
 		in.PartNumberMarker = aws.String(next)
 	}
 	return n, nil
-}
-
-// noSuchUpload reports whether S3 answered that the upload does not exist
-// (any more).
-func noSuchUpload(err error) bool {
-	return awserr.Is[*types.NoSuchUpload](err) || awserr.Code(err) == "NoSuchUpload"
 }
 
 // call makes one S3 call bounded by callTimeout.

@@ -402,20 +402,12 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	c.Metadata = r.Header.Get("Upload-Metadata")
-	if len(c.Metadata) > maxMetadataLen {
-		return fail(http.StatusRequestHeaderFieldsTooLarge, "Upload-Metadata is longer than %d bytes", maxMetadataLen)
-	}
-	meta, err := parseMetadata(c.Metadata)
-	if err != nil {
-		return fail(http.StatusBadRequest, "Upload-Metadata: %v", err)
-	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s3Timeout)
 	defer cancel()
-	c, token, err := h.begin(ctx, r, c, meta)
+	c, err := h.begin(ctx, w, r, c, "Upload-Metadata")
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", strings.TrimSuffix(r.URL.Path, "/")+"/"+token)
 	h.setExpires(w, c)
 	if !withBody || c.Length == 0 {
 		w.WriteHeader(http.StatusCreated)
@@ -444,20 +436,27 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// begin creates the upload c describes (Owner, Length and Metadata set;
-// meta is the parsed Metadata) after the content type and quota checks:
-// a multipart upload with its open marker, or the empty object when the
-// length is 0. It returns the claims with Key, Expires and UploadID
-// filled in and their sealed token.
-func (h *Handler) begin(ctx context.Context, r *http.Request, c claims, meta metadata) (claims, string, error) {
+// begin creates the upload c describes (Owner, Length and Metadata set)
+// after the metadata (named what in messages), content type and quota
+// checks: a multipart upload with its open marker, or the empty object
+// when the length is 0. It sets Location to the upload's URL, and returns
+// the claims with Key, Expires and UploadID filled in.
+func (h *Handler) begin(ctx context.Context, w http.ResponseWriter, r *http.Request, c claims, what string) (claims, error) {
+	if len(c.Metadata) > maxMetadataLen {
+		return c, fail(http.StatusRequestHeaderFieldsTooLarge, "%s is longer than %d bytes", what, maxMetadataLen)
+	}
+	meta, err := parseMetadata(c.Metadata)
+	if err != nil {
+		return c, fail(http.StatusBadRequest, "%s: %v", what, err)
+	}
 	declared := meta.declaredType()
 	if !h.cfg.Types.AllowsAll() {
 		if !h.cfg.Types.Allows(declared) {
-			return c, "", unsupportedType("the declared type %q is not allowed", declared)
+			return c, unsupportedType("the declared type %q is not allowed", declared)
 		}
 		if c.Length == 0 {
 			if _, err := h.cfg.Types.Check(declared, nil); err != nil {
-				return c, "", unsupportedType("an empty file is refused: %v", err)
+				return c, unsupportedType("an empty file is refused: %v", err)
 			}
 		}
 		if declared == "" {
@@ -479,7 +478,7 @@ func (h *Handler) begin(ctx context.Context, r *http.Request, c claims, meta met
 	}
 	if c.Length != 0 {
 		if err := h.checkQuota(ctx, c.Owner); err != nil {
-			return c, "", err
+			return c, err
 		}
 	}
 	mode, keyID, bucketKey, encCtx := h.cfg.Encryption.RequestFields()
@@ -493,13 +492,13 @@ func (h *Handler) begin(ctx context.Context, r *http.Request, c claims, meta met
 		}
 		_, err := h.api.PutObject(ctx, in)
 		if err != nil {
-			return c, "", fmt.Errorf("storing an empty upload: %w", err)
+			return c, fmt.Errorf("storing an empty upload: %w", err)
 		}
 	} else {
 		out, err := h.api.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &h.cfg.Bucket, Key: &c.Key,
 			ContentType: contentType, Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx})
 		if err != nil {
-			return c, "", fmt.Errorf("creating the multipart upload: %w", err)
+			return c, fmt.Errorf("creating the multipart upload: %w", err)
 		}
 		c.UploadID = aws.ToString(out.UploadId)
 		s := h.store(c)
@@ -507,15 +506,15 @@ func (h *Handler) begin(ctx context.Context, r *http.Request, c claims, meta met
 			// The marker may exist (its answer lost): remove both.
 			_ = s.abort(ctx)
 			_ = s.deleteTemp(ctx)
-			return c, "", err
+			return c, err
 		}
 	}
-	token := h.sealer.seal(c)
+	w.Header().Set("Location", strings.TrimSuffix(r.URL.Path, "/")+"/"+h.sealer.seal(c))
 	h.event(r, EventCreated, c, c.Length)
 	if c.Length == 0 {
 		h.event(r, EventCompleted, c, 0)
 	}
-	return c, token, nil
+	return c, nil
 }
 
 func isOffsetType(v string) bool {
@@ -523,18 +522,31 @@ func isOffsetType(v string) bool {
 	return err == nil && mt == OffsetContentType
 }
 
-// head handles HEAD: the offset S3 holds.
-func (h *Handler) head(w http.ResponseWriter, r *http.Request) error {
+// headProgress reads the progress of r's upload and sets the headers both
+// protocols answer HEAD with: no caching, the offset S3 holds, and the
+// length when it is known.
+func (h *Handler) headProgress(w http.ResponseWriter, r *http.Request) (claims, state, error) {
 	c, st, err := h.progress(r)
 	if err != nil {
-		return err
+		return c, st, err
 	}
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("Upload-Offset", strconv.FormatInt(st.offset(), 10))
 	if st.length >= 0 {
 		hdr.Set("Upload-Length", strconv.FormatInt(st.length, 10))
-	} else {
+	}
+	return c, st, nil
+}
+
+// head handles HEAD: the offset S3 holds.
+func (h *Handler) head(w http.ResponseWriter, r *http.Request) error {
+	c, st, err := h.headProgress(w, r)
+	if err != nil {
+		return err
+	}
+	hdr := w.Header()
+	if st.length < 0 {
 		hdr.Set("Upload-Defer-Length", "1")
 	}
 	if c.Metadata != "" {

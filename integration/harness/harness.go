@@ -1,6 +1,7 @@
 // Package harness runs the gateway and its real neighbours for the
 // integration tests and the benchmark command: it builds the custom Caddy
-// binary, starts it on loopback with a given Caddyfile, reads its peak RSS,
+// binary, starts it on loopback with a given Caddyfile (other programs,
+// such as the benchmark's tusd, run as a [Process] too), reads its RSS,
 // and talks to the S3 server started by integration/testenv/up.sh.
 //
 // The environment comes from the env file that up.sh writes (UGW_* variables).

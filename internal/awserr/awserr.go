@@ -1,5 +1,6 @@
 // Package awserr reads what an AWS SDK error says: the service's error
-// code, the HTTP status of its answer, and whether the call timed out.
+// code, the HTTP status of its answer, whether the call timed out, and
+// whether S3 said a multipart upload does not exist.
 // Packages that call AWS use it at their boundary to translate SDK errors
 // into their own sentinel errors.
 package awserr

@@ -7,7 +7,8 @@
 //
 // # Names
 //
-// A pass-field name template of the form "{upload.field}.<attr>" (the
+// [Defaults] are the fields written when none are configured. A pass-field
+// name template of the form "{upload.field}.<attr>" (the
 // defaults: "{upload.field}.name", ".key", ".size", …) is an attribute of
 // the file, and its name depends on the file's field name and the style:
 //

@@ -16,6 +16,8 @@
 // several groups separated by spaces and/or commas ("admins, viewers"),
 // as some issuers put roles in a space-separated "scope"-like claim.
 //
+// [NewMapper] builds a Mapper from a configuration's names.
+//
 // # Resolution
 //
 // The highest role among the user's mapped groups wins. Default is the

@@ -757,6 +757,22 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			return st.offset(), err
 		}
 	}
+	// addPart adds the part put stores as the upload's next one, within
+	// S3's part count, and deletes the tail object it replaces.
+	addPart := func(put func(num int32) (types.CompletedPart, error)) error {
+		if len(parts) >= s3limits.MaxParts {
+			return fail(http.StatusRequestEntityTooLarge, "upload has reached S3's limit of %d parts", s3limits.MaxParts)
+		}
+		p, err := put(int32(len(parts) + 1))
+		if err != nil {
+			return err
+		}
+		parts = append(parts, p)
+		if saved > 0 {
+			_ = s.deleteKeys(ctx, []string{s.tailKey(pe)})
+		}
+		return nil
+	}
 	if sum != nil {
 		staged, states, n, err := h.stageBody(ctx, r, body, s, l, st, buf, sum, objSum)
 		defer func() { _ = s.deleteKeys(ctx, staged) }()
@@ -765,22 +781,18 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 		}
 		// The body matched: copy the staged parts into the upload.
 		for _, key := range staged {
-			if len(parts) >= s3limits.MaxParts {
-				return pe + int64(saved), fail(http.StatusRequestEntityTooLarge, "upload has reached S3's limit of %d parts", s3limits.MaxParts)
-			}
-			if err := l.hold(ctx); err != nil {
-				return pe + int64(saved), err
-			}
-			p, err := s.copyPart(ctx, int32(len(parts)+1), key)
-			if copyUnsupported(err) {
-				p, err = h.reuploadPart(ctx, s, int32(len(parts)+1), key)
-			}
+			err := addPart(func(num int32) (types.CompletedPart, error) {
+				if err := l.hold(ctx); err != nil {
+					return types.CompletedPart{}, err
+				}
+				p, err := s.copyPart(ctx, num, key)
+				if copyUnsupported(err) {
+					p, err = h.reuploadPart(ctx, s, num, key)
+				}
+				return p, err
+			})
 			if err != nil {
 				return pe + int64(saved), err
-			}
-			parts = append(parts, p)
-			if saved > 0 {
-				_ = s.deleteKeys(ctx, []string{s.tailKey(pe)})
 			}
 			if objSum != nil {
 				s.saveHash(ctx, pe+int64(len(buf)), pe, states[len(parts)-len(st.parts)-1])
@@ -820,16 +832,9 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 		case last && filled == 0 && len(parts) > 0:
 			// A deferred length set at the offset already reached.
 		case full || last || int64(filled) >= s3limits.MinPartSize:
-			if len(parts) >= s3limits.MaxParts {
-				return pe + int64(saved), fail(http.StatusRequestEntityTooLarge, "upload has reached S3's limit of %d parts", s3limits.MaxParts)
-			}
-			p, err := s.uploadPart(ctx, int32(len(parts)+1), buf[:filled])
+			err := addPart(func(num int32) (types.CompletedPart, error) { return s.uploadPart(ctx, num, buf[:filled]) })
 			if err != nil {
 				return pe + int64(saved), err
-			}
-			parts = append(parts, p)
-			if saved > 0 {
-				_ = s.deleteKeys(ctx, []string{s.tailKey(pe)})
 			}
 			if objSum != nil {
 				objSum.Write(buf[:filled])

@@ -6,11 +6,15 @@
 // with every file replaced by fields (and a signature), deleting the
 // objects again when the next handler fails. It also maps every failure to
 // the status, code and message the client gets ([Config.Classify]) and
-// fills the request's [metrics.Outcome].
+// fills the request's [metrics.Outcome]. Before anything is read,
+// [Request.Authorize] decides whether the request's identity may upload
+// (allowed roles, anonymous uploads), and [Request.Client] names its client
+// for the per-client limits.
 //
-// The Caddy handler (module/gateway) provides the configuration, the
-// request's placeholders ([Placeholders], Caddy's replacer), the memory
-// account and the next handler.
+// The Caddy handler (module/gateway) provides the configuration, which
+// [Config.Validate] checks and [Config.Prepare] completes, the request's
+// placeholders ([Placeholders], Caddy's replacer), the memory account and
+// the next handler.
 package uploadreq
 
 import (

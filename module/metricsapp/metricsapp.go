@@ -2,7 +2,8 @@
 // the gateway's metrics to Amazon CloudWatch and/or as Embedded Metric
 // Format lines to a file, the reporting methods the handlers call on it
 // ([App.AccessDenied], [App.AuthFailed]), and the [Recorder] that records
-// each request's outcome in all sinks at once. Prometheus metrics are not here: they live in
+// each request's outcome in all sinks at once (a refused token's with
+// [Recorder.AuthRefused]). Prometheus metrics are not here: they live in
 // internal/metrics and are always on.
 package metricsapp
 

@@ -80,9 +80,6 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("pass_fields: a field has no name")
 		}
 	}
-	if c.SignatureField != "" && len(c.SignatureKey) < MinSignatureKey {
-		return fmt.Errorf("pass_signature: the secret is %d bytes, want at least %d", len(c.SignatureKey), MinSignatureKey)
-	}
 	switch c.PassStyle {
 	case "", passfields.StyleDotted, passfields.StyleNested:
 	default:
@@ -96,10 +93,15 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Prepare completes c once it is valid: it builds the Allowlist of
+// Prepare completes c once it is valid: it checks the length of the
+// signature key (here, not in Validate: only the key expanded from the
+// environment at provisioning counts), builds the Allowlist of
 // AllowedTypes, compiles PassFormFields and notes which digests the pass
 // fields use.
 func (c *Config) Prepare() error {
+	if c.SignatureField != "" && len(c.SignatureKey) < MinSignatureKey {
+		return fmt.Errorf("pass_signature: the secret is %d bytes, want at least %d", len(c.SignatureKey), MinSignatureKey)
+	}
 	allow, err := contenttype.NewAllowlist(c.AllowedTypes)
 	if err != nil {
 		return fmt.Errorf("parsing allowed_types: %v", err)

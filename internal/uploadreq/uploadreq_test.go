@@ -300,12 +300,22 @@ func TestPrepareDigests(t *testing.T) {
 		{signature: "{upload.md5}.sig", wantMD5: true},
 	}
 	for _, tt := range tests {
-		c := &Config{PassFields: tt.fields, SignatureField: tt.signature}
+		c := &Config{PassFields: tt.fields, SignatureField: tt.signature, SignatureKey: make([]byte, MinSignatureKey)}
 		if err := c.Prepare(); err != nil {
 			t.Fatal(err)
 		}
 		if c.passMD5 != tt.wantMD5 || c.passCRC32 != tt.wantCRC {
 			t.Errorf("%v %q: md5=%v crc32=%v, want %v %v", tt.fields, tt.signature, c.passMD5, c.passCRC32, tt.wantMD5, tt.wantCRC)
+		}
+	}
+}
+
+// A pass signature needs a key of at least MinSignatureKey bytes.
+func TestPrepareSignatureKey(t *testing.T) {
+	for _, n := range []int{0, MinSignatureKey - 1, MinSignatureKey} {
+		c := &Config{SignatureField: "{upload.field}.sig", SignatureKey: make([]byte, n)}
+		if err := c.Prepare(); (err == nil) != (n >= MinSignatureKey) {
+			t.Errorf("key of %d bytes: Prepare() = %v", n, err)
 		}
 	}
 }

@@ -24,8 +24,8 @@ import (
 const uppyTusPage = `import Uppy from "@uppy/core"
 import Tus from "@uppy/tus"
 
-const state = window.state = { progress: 0, done: false, error: "", url: "", retries: 0 }
-const uppy = new Uppy({ autoProceed: false })
+const state = window.state = { progress: 0, done: false, error: "", url: "", retries: 0, paused: false }
+const uppy = window.uppy = new Uppy({ autoProceed: false })
 uppy.use(Tus, {
   endpoint: location.origin + "/tus/",
   chunkSize: 4 * 1024 * 1024,
@@ -39,18 +39,22 @@ uppy.on("upload-success", (file, resp) => { state.done = true; state.url = resp.
 uppy.on("upload-error", (file, err) => { state.error = String(err) })
 document.getElementById("file").addEventListener("change", (e) => {
   const f = e.target.files[0]
-  uppy.addFile({ name: f.name, type: "application/octet-stream", data: f })
+  window.fileID = uppy.addFile({ name: f.name, type: "application/octet-stream", data: f })
   uppy.upload()
 })
 `
 
 // TestUppyTusResumesOnAnotherInstance: a page served by the gateway
 // uploads 50 MiB with Uppy's @uppy/tus in headless Chromium, in 4 MiB
-// chunks at about 10 MiB/s. Mid-PATCH, the gateway instance is killed
-// (SIGKILL: its lock stays in S3) and a new one is started on the same
-// address; Uppy retries on its own and finishes through the new instance.
-// The object equals the file, is SSE-KMS with its SHA-256 tag, and
-// nothing is left under the temporary prefix.
+// chunks at about 10 MiB/s, and is interrupted twice, each time resuming
+// on another gateway process on the same address (no state shared but
+// S3). First the user pauses mid-PATCH (Uppy aborts the request), the
+// instance is replaced and the user resumes: Uppy asks the new instance
+// for the offset and goes on. Then, mid-PATCH again, the instance is
+// killed (SIGKILL: its lock stays in S3) and a third one is started; Uppy
+// retries on its own and finishes through it. The object equals the file,
+// is SSE-KMS with its SHA-256 tag, and nothing is left under the
+// temporary prefix.
 func TestUppyTusResumesOnAnotherInstance(t *testing.T) {
 	// arrange
 	pageDir := t.TempDir()
@@ -78,7 +82,7 @@ func TestUppyTusResumesOnAnotherInstance(t *testing.T) {
 		Retries  int    `json:"retries"`
 	}
 	var st pageState
-	var killedAt int64
+	var pausedAt, resumedAt, killedAt int64
 	var restartTook time.Duration
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(gw.URL+"/page/index.html"),
@@ -103,13 +107,35 @@ func TestUppyTusResumesOnAnotherInstance(t *testing.T) {
 				if st.Done || st.Error != "" {
 					return nil
 				}
-				// Kill the instance in the middle of a chunk past 20 MiB.
-				if killedAt == 0 && st.Progress > 20*mib && st.Progress%(4*mib) > mib {
+				// First interruption: the user pauses in the middle of a
+				// chunk past 10 MiB; the instance is replaced while paused.
+				if pausedAt == 0 && st.Progress > 10*mib && st.Progress%(4*mib) > mib {
+					pausedAt = st.Progress
+					if _, err := chromedp.Evaluate[bool](`uppy.pauseResume(window.fileID)`)(ctx, tg); err != nil {
+						return fmt.Errorf("pausing: %w", err)
+					}
+					time.Sleep(300 * time.Millisecond)
+					gw.Kill()
+					if err := gw.Restart(); err != nil {
+						return fmt.Errorf("starting a second instance: %w", err)
+					}
+					if st, err = chromedp.Evaluate[pageState](`window.state`)(ctx, tg); err != nil {
+						return err
+					}
+					resumedAt = st.Progress
+					if _, err := chromedp.Evaluate[bool](`uppy.pauseResume(window.fileID)`)(ctx, tg); err != nil {
+						return fmt.Errorf("resuming: %w", err)
+					}
+					continue
+				}
+				// Second interruption: the instance is killed in the middle
+				// of a chunk past 30 MiB.
+				if pausedAt != 0 && killedAt == 0 && st.Progress > 30*mib && st.Progress%(4*mib) > mib {
 					killedAt = st.Progress
 					gw.Kill()
 					start := time.Now()
 					if err := gw.Restart(); err != nil {
-						return fmt.Errorf("starting another instance: %w", err)
+						return fmt.Errorf("starting a third instance: %w", err)
 					}
 					restartTook = time.Since(start)
 				}
@@ -123,11 +149,12 @@ func TestUppyTusResumesOnAnotherInstance(t *testing.T) {
 	if err != nil || !st.Done {
 		t.Fatalf("Uppy did not finish: %v; state %+v", err, st)
 	}
-	if killedAt == 0 {
-		t.Fatal("the gateway was never killed")
+	if pausedAt == 0 || killedAt == 0 {
+		t.Fatalf("interruptions: paused at %d, killed at %d bytes; want both", pausedAt, killedAt)
 	}
-	t.Logf("killed the instance with %d bytes sent; another served after %v; Uppy retried %d times and finished",
-		killedAt, restartTook.Round(time.Millisecond), st.Retries)
+	t.Logf("paused with %d bytes sent (%d reported while paused) and resumed on a second instance; "+
+		"killed the second with %d bytes sent; a third served after %v; Uppy retried %d times and finished",
+		pausedAt, resumedAt, killedAt, restartTook.Round(time.Millisecond), st.Retries)
 	if st.Retries == 0 {
 		t.Error("Uppy never retried: the upload was not interrupted")
 	}

@@ -105,8 +105,10 @@
 //
 // With Config.Tags, the finished object is tagged sha256 and size. The
 // SHA-256 state of the bytes in parts (crypto/sha256 marshals it) is
-// stored after each part as sha256-<end of the parts>, read back by the
-// next request, and the tail's bytes are hashed when they become a part.
+// stored as sha256-<end of the parts> before the part that ends there, so
+// an instance that dies between the two never leaves parts without their
+// state; the next request reads it back, and the tail's bytes are hashed
+// when they become a part.
 //
 // With Config.Types, the declared type must be allowed at creation and
 // the first contenttype.SniffLen bytes are checked (Allowlist.Check)

@@ -3,6 +3,7 @@ package tus
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -56,7 +57,14 @@ type fakeS3 struct {
 	// duplicateParts makes ListParts list every part twice, as SeaweedFS
 	// lists a part uploaded twice.
 	duplicateParts bool
+	// dieAfterPart makes the next UploadPart succeed and every write after
+	// it fail until dead is cleared, as when the instance dies right after
+	// S3 stored a part.
+	dieAfterPart, dead bool
 }
+
+// errDead is what a write gets while the fake plays a dead instance.
+var errDead = errors.New("the instance died")
 
 func newFakeS3(now func() time.Time) *fakeS3 {
 	return &fakeS3{now: now, objects: map[string]fakeObject{}, uploads: map[string]*fakeUpload{}}
@@ -96,11 +104,15 @@ func (f *fakeS3) UploadPart(_ context.Context, in *s3.UploadPartInput, _ ...func
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("UploadPart")
+	if f.dead {
+		return nil, errDead
+	}
 	u, err := f.upload(in.UploadId)
 	if err != nil {
 		return nil, err
 	}
 	u.parts[*in.PartNumber] = body
+	f.dead, f.dieAfterPart = f.dieAfterPart, false
 	return &s3.UploadPartOutput{ETag: aws.String(fmt.Sprintf(`"%d-%d"`, *in.PartNumber, len(body)))}, nil
 }
 
@@ -205,6 +217,9 @@ func (f *fakeS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("PutObject")
+	if f.dead {
+		return nil, errDead
+	}
 	if aws.ToString(in.IfNoneMatch) == "*" {
 		if _, ok := f.objects[*in.Key]; ok {
 			return nil, &smithy.GenericAPIError{Code: "PreconditionFailed"}
@@ -264,6 +279,9 @@ func (f *fakeS3) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("DeleteObject")
+	if f.dead {
+		return nil, errDead
+	}
 	delete(f.objects, *in.Key)
 	return &s3.DeleteObjectOutput{}, nil
 }

@@ -16,7 +16,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -44,6 +43,8 @@ const (
 	DefaultTTL               = 24 * time.Hour
 	DefaultLockTimeout       = 2 * time.Minute
 	DefaultTempPrefix        = ".upload-gateway-tus/"
+	DefaultMemoryLimit int64 = 1 << 30
+	DefaultMemoryWait        = 30 * time.Second
 	// maxMetadataLen bounds Upload-Metadata, which the upload URL carries.
 	maxMetadataLen = 1024
 	// s3Timeout bounds each S3 call made on behalf of a request whose
@@ -94,6 +95,14 @@ type Config struct {
 	// have; a creation beyond answers 429 (CodeTooManyOpenUploads). 0: no
 	// limit. Each upload then also has an open marker under TempPrefix.
 	MaxOpenUploads int
+	// MemoryLimit bounds the part buffers of all PATCHes in progress
+	// together: each holds one PartSize buffer (a second, not counted,
+	// only while a staged part is read back from a server without
+	// UploadPartCopy). A PATCH that finds none free waits up to
+	// MemoryWait, holding its lock, then gets 503 SERVER_BUSY with
+	// Retry-After. Default DefaultMemoryLimit; at least PartSize.
+	MemoryLimit int64
+	MemoryWait  time.Duration
 	// Types, if set and not allowing everything, restricts the uploads'
 	// content types. The S3 object's type is fixed when the upload is
 	// created, before any byte arrives, so the declared type (Upload-
@@ -139,7 +148,7 @@ type Handler struct {
 	cfg    Config
 	api    API
 	sealer *sealer
-	bufs   sync.Pool
+	bufs   *partBuffers
 }
 
 // New checks cfg, fills in defaults and returns the handler.
@@ -178,6 +187,15 @@ func New(api API, cfg Config) (*Handler, error) {
 	if cfg.LockTimeout == 0 {
 		cfg.LockTimeout = DefaultLockTimeout
 	}
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = DefaultMemoryLimit
+	}
+	if cfg.MemoryLimit < cfg.PartSize {
+		return nil, fmt.Errorf("memory limit %d is below one part (%d)", cfg.MemoryLimit, cfg.PartSize)
+	}
+	if cfg.MemoryWait == 0 {
+		cfg.MemoryWait = DefaultMemoryWait
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -185,9 +203,7 @@ func New(api API, cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{cfg: cfg, api: api, sealer: sealer}
-	h.bufs.New = func() any { b := make([]byte, cfg.PartSize); return &b }
-	return h, nil
+	return &Handler{cfg: cfg, api: api, sealer: sealer, bufs: newPartBuffers(cfg.PartSize, cfg.MemoryLimit, cfg.MemoryWait)}, nil
 }
 
 // httpError is a failure with its status.
@@ -196,6 +212,8 @@ type httpError struct {
 	code   string // if set, the answer is a JSON envelope with this code
 	msg    string
 	err    error // cause, for 5xx
+	// retryAfter, if set, is the Retry-After header's value.
+	retryAfter string
 }
 
 func (e *httpError) Error() string {
@@ -236,6 +254,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if he.status >= 500 && h.cfg.OnError != nil {
 		h.cfg.OnError(r, err)
+	}
+	if he.retryAfter != "" {
+		hdr.Set("Retry-After", he.retryAfter)
 	}
 	if he.code != "" {
 		_ = envelope.WriteError(w, he.status, he.code, he.msg)
@@ -730,9 +751,11 @@ func (h *Handler) write(ctx context.Context, r *http.Request, s *store, st state
 // checksum (sum not nil), nothing of the body counts until all of it has
 // arrived and matched: see stageBody.
 func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l *lock, st state, sum *checksum) (int64, error) {
-	bp := h.bufs.Get().(*[]byte)
-	defer h.bufs.Put(bp)
-	buf := *bp
+	buf, err := h.bufs.get(r.Context())
+	if err != nil {
+		return st.offset(), err
+	}
+	defer h.bufs.put(buf)
 	var body io.Reader = r.Body
 	if st.length >= 0 {
 		body = io.LimitReader(r.Body, st.length-st.offset())
@@ -758,7 +781,8 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 		}
 	}
 	// addPart adds the part put stores as the upload's next one, within
-	// S3's part count, and deletes the tail object it replaces.
+	// S3's part count, and drops the tail object and hash state it
+	// replaces (see dropBefore).
 	addPart := func(put func(num int32) (types.CompletedPart, error)) error {
 		if len(parts) >= s3limits.MaxParts {
 			return fail(http.StatusRequestEntityTooLarge, "upload has reached S3's limit of %d parts", s3limits.MaxParts)
@@ -768,9 +792,7 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			return err
 		}
 		parts = append(parts, p)
-		if saved > 0 {
-			_ = s.deleteKeys(ctx, []string{s.tailKey(pe)})
-		}
+		s.dropBefore(ctx, pe, saved > 0, objSum != nil)
 		return nil
 	}
 	if sum != nil {
@@ -785,6 +807,9 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 				if err := l.hold(ctx); err != nil {
 					return types.CompletedPart{}, err
 				}
+				if objSum != nil {
+					s.saveHash(ctx, pe+int64(len(buf)), states[len(parts)-len(st.parts)])
+				}
 				p, err := s.copyPart(ctx, num, key)
 				if copyUnsupported(err) {
 					p, err = h.reuploadPart(ctx, s, num, key)
@@ -793,9 +818,6 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			})
 			if err != nil {
 				return pe + int64(saved), err
-			}
-			if objSum != nil {
-				s.saveHash(ctx, pe+int64(len(buf)), pe, states[len(parts)-len(st.parts)-1])
 			}
 			pe, saved = pe+int64(len(buf)), 0
 		}
@@ -832,13 +854,15 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 		case last && filled == 0 && len(parts) > 0:
 			// A deferred length set at the offset already reached.
 		case full || last || int64(filled) >= s3limits.MinPartSize:
-			err := addPart(func(num int32) (types.CompletedPart, error) { return s.uploadPart(ctx, num, buf[:filled]) })
+			err := addPart(func(num int32) (types.CompletedPart, error) {
+				if objSum != nil {
+					objSum.Write(buf[:filled])
+					s.saveHash(ctx, end, marshalHash(objSum))
+				}
+				return s.uploadPart(ctx, num, buf[:filled])
+			})
 			if err != nil {
 				return pe + int64(saved), err
-			}
-			if objSum != nil {
-				objSum.Write(buf[:filled])
-				s.saveHash(ctx, end, pe, marshalHash(objSum))
 			}
 			pe, filled, saved = end, 0, 0
 		default:
@@ -916,12 +940,12 @@ func copyUnsupported(err error) bool {
 // through the gateway, for S3 servers without UploadPartCopy; it holds a
 // second PartSize buffer meanwhile.
 func (h *Handler) reuploadPart(ctx context.Context, s *store, n int32, key string) (types.CompletedPart, error) {
-	bp := h.bufs.Get().(*[]byte)
-	defer h.bufs.Put(bp)
-	if err := s.readObject(ctx, key, *bp); err != nil {
+	b := h.bufs.take()
+	defer h.bufs.keep(b)
+	if err := s.readObject(ctx, key, b); err != nil {
 		return types.CompletedPart{}, err
 	}
-	return s.uploadPart(ctx, n, *bp)
+	return s.uploadPart(ctx, n, b)
 }
 
 // bodyContinues reports whether a byte follows in body.

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -326,6 +327,36 @@ func assertStored(t *testing.T, e *env, data []byte) {
 	}
 }
 
+// TestDeathAfterAPartKeepsTheHash: an instance that dies right after S3
+// stored a part (before anything else is written) leaves an upload that
+// another instance finishes with its sha256 tag: the hash state of the
+// bytes up to that part was stored before the part.
+func TestDeathAfterAPartKeepsTheHash(t *testing.T) {
+	e := newEnv(t, nil)
+	data := randomBytes(12*mib, 7)
+	loc := e.create(t, int64(len(data)))
+	if w := patch(e.h, loc, 0, data[:6*mib]); w.Code != http.StatusNoContent {
+		t.Fatalf("first PATCH: %d %s", w.Code, w.Body)
+	}
+	e.s3.dieAfterPart = true
+	patch(e.h, loc, 6*mib, data[6*mib:11*mib]) // the instance dies mid-request
+	e.s3.mu.Lock()
+	e.s3.dead = false
+	e.s3.mu.Unlock()
+	e.clock.add(DefaultLockTimeout)
+
+	other := e.handler(t, nil)
+	w := do(other, "HEAD", loc, nil)
+	offset, _ := strconv.ParseInt(w.Header().Get("Upload-Offset"), 10, 64)
+	if offset != 10*mib {
+		t.Fatalf("offset after the death: %d, want %d (two parts)", offset, 10*mib)
+	}
+	if w := patch(other, loc, offset, data[offset:]); w.Code != http.StatusNoContent {
+		t.Fatalf("last PATCH: %d %s", w.Code, w.Body)
+	}
+	assertStored(t, e, data)
+}
+
 // TestLargePatch sends everything in one PATCH: parts of PartSize, then
 // a short last part.
 func TestLargePatch(t *testing.T) {
@@ -610,6 +641,7 @@ func TestNewRejects(t *testing.T) {
 		{"max size beyond parts", func(c *Config) { c.MaxSize = 5*mib*s3limits.MaxParts + 1 }},
 		{"overlapping prefixes", func(c *Config) { c.Prefix = "t/"; c.TempPrefix = "t/tmp/" }},
 		{"no bucket", func(c *Config) { c.Bucket = "" }},
+		{"memory below one part", func(c *Config) { c.MemoryLimit = 4 * mib }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -750,4 +782,43 @@ func TestChecksumBrokenBodyStoresNothing(t *testing.T) {
 	if left := e.s3.objectKeys(DefaultTempPrefix); len(left) > 0 {
 		t.Errorf("temporary objects left: %v", left)
 	}
+}
+
+// TestMemoryLimitBoundsPatches: with memory for one part, a second PATCH
+// waits for the first one's buffer, gets 503 SERVER_BUSY with Retry-After
+// when it is not freed in time, and goes through once it is.
+func TestMemoryLimitBoundsPatches(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MemoryLimit = 5 * mib; c.MemoryWait = 50 * time.Millisecond })
+	first, second := e.create(t, 10), e.create(t, 10)
+
+	pr, pw := io.Pipe()
+	done := make(chan *httptest.ResponseRecorder)
+	go func() { done <- do(e.h, "PATCH", first, pr, "Content-Type", OffsetContentType, "Upload-Offset", "0") }()
+	if _, err := pw.Write([]byte("hello")); err != nil { // the first PATCH holds the buffer now
+		t.Fatal(err)
+	}
+	w := patch(e.h, second, 0, []byte("0123456789"))
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), codeServerBusy) || w.Header().Get("Retry-After") != "1" {
+		t.Errorf("PATCH without memory: %d %q Retry-After %q, want 503 %s and Retry-After 1", w.Code, w.Body, w.Header().Get("Retry-After"), codeServerBusy)
+	}
+	pw.Close()
+	if w := <-done; w.Code != http.StatusNoContent {
+		t.Fatalf("first PATCH: %d %s", w.Code, w.Body)
+	}
+	if w := patch(e.h, second, 0, []byte("0123456789")); w.Code != http.StatusNoContent {
+		t.Errorf("PATCH once the memory is free: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestPartBuffersReuse(t *testing.T) {
+	p := newPartBuffers(5*mib, 20*mib, time.Second)
+	a, _ := p.get(t.Context())
+	p.put(a)
+	runtime.GC()
+	runtime.GC() // a sync.Pool would have dropped it by now
+	b, _ := p.get(t.Context())
+	if &a[0] != &b[0] {
+		t.Error("a free buffer was not reused after two GCs")
+	}
+	p.put(b)
 }

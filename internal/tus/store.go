@@ -309,19 +309,31 @@ func (s *store) loadHash(ctx context.Context, end int64) (hash.Hash, error) {
 	return h, nil
 }
 
-// saveHash stores state, the SHA-256 state of the bytes before end, and
-// removes the one before prev; a failure only costs the object its
-// sha256 tag.
-func (s *store) saveHash(ctx context.Context, end, prev int64, state []byte) bool {
-	_, err := s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.hashKey(end)),
+// saveHash stores state, the SHA-256 state of the bytes before end. It is
+// written before the part that ends at end, so a request that dies
+// between the two leaves a state for an end the parts never reached,
+// never parts without their state; the state before it is deleted (see
+// [store.dropBefore]) once the part is stored. A failure only costs the
+// object its sha256 tag.
+func (s *store) saveHash(ctx context.Context, end int64, state []byte) {
+	_, _ = s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.hashKey(end)),
 		Body: bytes.NewReader(state), ContentLength: aws.Int64(int64(len(state)))})
-	if err != nil {
-		return false
+}
+
+// dropBefore deletes, in one request, what a new part ending past pe
+// makes obsolete: the tail object at pe when tail is set, and the
+// SHA-256 state at pe when hashed.
+func (s *store) dropBefore(ctx context.Context, pe int64, tail, hashed bool) {
+	var keys []string
+	if tail {
+		keys = append(keys, s.tailKey(pe))
 	}
-	if prev > 0 {
-		_ = s.deleteKeys(ctx, []string{s.hashKey(prev)})
+	if hashed && pe > 0 {
+		keys = append(keys, s.hashKey(pe))
 	}
-	return true
+	if len(keys) > 0 {
+		_ = s.deleteKeys(ctx, keys)
+	}
 }
 
 // tag stores the object's SHA-256 and size as tags, as streamed uploads

@@ -33,6 +33,8 @@ func init() {
 //		allow_anonymous
 //		disable_tags
 //		max_open_uploads <n>
+//		memory_limit <size>
+//		memory_wait  <duration>
 //		janitor {
 //			max_age  <duration>
 //			interval <duration>
@@ -83,6 +85,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = shared.BoolFlag(d, &h.DisableTags)
 		case "max_open_uploads":
 			err = shared.Integer(d, &h.MaxOpenUploads)
+		case "memory_limit":
+			err = shared.Size(d, &h.MemoryLimit)
+		case "memory_wait":
+			err = shared.Duration(d, &h.MemoryWait)
 		case "janitor":
 			h.Janitor, err = shared.UnmarshalJanitor(d)
 		default:

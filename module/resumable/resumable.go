@@ -6,6 +6,7 @@
 package resumable
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -125,6 +126,17 @@ type Handler struct {
 	// more. 0 (default): no limit.
 	MaxOpenUploads int `json:"max_open_uploads,omitempty"`
 
+	// Bound on the part buffers of all PATCHes in progress together, in
+	// bytes: each holds one part_size buffer while it runs. A PATCH that
+	// finds the memory in use waits up to memory_wait, then gets 503
+	// `SERVER_BUSY` with Retry-After (tus clients retry it). At least
+	// part_size. Default 1 GiB.
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
+
+	// How long a PATCH may wait for memory when memory_limit is in use.
+	// Default 30s.
+	MemoryWait caddy.Duration `json:"memory_wait,omitempty"`
+
 	// Removes expired uploads: every interval (default 1h) a background
 	// task aborts the multipart uploads under prefix started more than
 	// max_age ago, deletes their temporary objects, and deletes every
@@ -206,6 +218,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		User:           user,
 		Tags:           !h.DisableTags,
 		MaxOpenUploads: h.MaxOpenUploads,
+		MemoryLimit:    h.MemoryLimit,
+		MemoryWait:     time.Duration(h.MemoryWait),
 		OnError:        h.logError,
 		OnEvent:        noteEvent,
 	})
@@ -301,8 +315,11 @@ func (h *Handler) Validate() error {
 	if h.PartSize != 0 && (h.PartSize < s3limits.MinPartSize || h.PartSize > s3limits.MaxPartSize) {
 		return fmt.Errorf("part_size %d is outside S3's limits [%d, %d]", h.PartSize, s3limits.MinPartSize, s3limits.MaxPartSize)
 	}
-	if h.MaxSize < 0 || h.UploadTTL < 0 || h.LockTimeout < 0 || h.MaxOpenUploads < 0 {
-		return fmt.Errorf("max_size, upload_ttl, lock_timeout and max_open_uploads must not be negative")
+	if h.MaxSize < 0 || h.UploadTTL < 0 || h.LockTimeout < 0 || h.MaxOpenUploads < 0 || h.MemoryWait < 0 {
+		return fmt.Errorf("max_size, upload_ttl, lock_timeout, max_open_uploads and memory_wait must not be negative")
+	}
+	if part := cmp.Or(h.PartSize, tus.DefaultPartSize); h.MemoryLimit != 0 && h.MemoryLimit < part {
+		return fmt.Errorf("memory_limit %d is below one part (part_size %d)", h.MemoryLimit, part)
 	}
 	if j := h.Janitor; j != nil {
 		ttl := time.Duration(h.UploadTTL)

@@ -37,6 +37,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			allow_anonymous
 			disable_tags
 			max_open_uploads 7
+			memory_limit 256MiB
+			memory_wait 5s
 			allowed_types image/* application/pdf
 			janitor {
 				max_age 2h
@@ -44,6 +46,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			}
 		}`, want: Handler{PartSize: 16 << 20, MaxSize: 1 << 30, UploadTTL: caddy.Duration(3600e9), LockTimeout: caddy.Duration(90e9),
 			Secret: "s", OldSecrets: []string{"o1", "o2"}, AllowAnonymous: true, DisableTags: true, MaxOpenUploads: 7,
+			MemoryLimit: 256 << 20, MemoryWait: caddy.Duration(5 * time.Second),
 			AllowedTypes: []string{"image/*", "application/pdf"},
 			Janitor:      &shared.JanitorConfig{MaxAge: caddy.Duration(2 * time.Hour), Interval: caddy.Duration(5 * time.Minute)}}},
 		{name: "argument on the directive", input: `upload_tus x { }`, wantErr: true},
@@ -64,7 +67,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			}
 			if h.Bucket != "b" || h.PartSize != tt.want.PartSize || h.MaxSize != tt.want.MaxSize || h.UploadTTL != tt.want.UploadTTL ||
 				h.LockTimeout != tt.want.LockTimeout || h.Secret != tt.want.Secret || len(h.OldSecrets) != 2 || h.AllowAnonymous != tt.want.AllowAnonymous ||
-				h.MaxOpenUploads != tt.want.MaxOpenUploads || h.DisableTags != tt.want.DisableTags || h.Janitor == nil || *h.Janitor != *tt.want.Janitor ||
+				h.MaxOpenUploads != tt.want.MaxOpenUploads || h.MemoryLimit != tt.want.MemoryLimit || h.MemoryWait != tt.want.MemoryWait || h.DisableTags != tt.want.DisableTags || h.Janitor == nil || *h.Janitor != *tt.want.Janitor ||
 				!slices.Equal(h.AllowedTypes, tt.want.AllowedTypes) {
 				t.Errorf("got %+v", h)
 			}
@@ -103,6 +106,8 @@ func TestValidate(t *testing.T) {
 		"small part":                   {PartSize: 1 << 20},
 		"negative ttl":                 {UploadTTL: -1},
 		"negative quota":               {MaxOpenUploads: -1},
+		"memory below one part":        {MemoryLimit: 4 << 20},
+		"negative memory wait":         {MemoryWait: -1},
 		"janitor younger than the ttl": {UploadTTL: caddy.Duration(time.Hour), Janitor: &shared.JanitorConfig{MaxAge: caddy.Duration(time.Minute)}},
 		"no bucket":                    {},
 	} {

@@ -88,7 +88,7 @@ func benchBrowser(env *harness.Env, size, partSize int64, conc, runs int) ([]bro
 	prefix := fmt.Sprintf("bench-browser/%d/", time.Now().UnixNano())
 	defer reclaim(env, prefix)
 
-	dir, err := os.MkdirTemp("", "ugw-bench-browser-")
+	dir, err := benchUserDir("ugw-bench-browser-")
 	if err != nil {
 		return nil, err
 	}
@@ -110,19 +110,12 @@ func benchBrowser(env *harness.Env, size, partSize int64, conc, runs int) ([]bro
 	if err := writeRandomFile(file, size); err != nil {
 		return nil, err
 	}
-	if err := writeBenchUser(dir); err != nil {
-		return nil, err
-	}
 	site := fmt.Sprintf("handle /page/* {\n\troot * %s\n\turi strip_prefix /page\n\tfile_server\n}\nhandle {\n\t%s\n}", page, companionSite(dir, prefix+"gateway/"))
-	gw, err := env.StartGateway(harness.GatewayConfig{Site: site})
+	gw, token, err := startSignedIn(env, harness.GatewayConfig{Site: site})
 	if err != nil {
 		return nil, err
 	}
 	defer gw.Stop()
-	token, err := benchLogin(gw.Client, gw.URL)
-	if err != nil {
-		return nil, err
-	}
 	ctx, stopBrowser, err := startChromium(filepath.Join(dir, "chromium"))
 	if err != nil {
 		return nil, err

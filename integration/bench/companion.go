@@ -68,23 +68,16 @@ func benchCompanion(env *harness.Env, d time.Duration, conc int) (rows []compani
 		}
 	}()
 
-	dir, err := os.MkdirTemp("", "ugw-bench-companion-")
+	dir, err := benchUserDir("ugw-bench-companion-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	if err := writeBenchUser(dir); err != nil {
-		return nil, err
-	}
-	gw, err := env.StartGateway(harness.GatewayConfig{Site: companionSite(dir, prefix+"gateway/"), PlainSite: companionSite(dir, prefix+"gateway/")})
+	gw, token, err := startSignedIn(env, harness.GatewayConfig{Site: companionSite(dir, prefix+"gateway/"), PlainSite: companionSite(dir, prefix+"gateway/")})
 	if err != nil {
 		return nil, err
 	}
 	defer gw.Stop()
-	token, err := benchLogin(gw.Client, gw.URL)
-	if err != nil {
-		return nil, err
-	}
 	comp, err := startCompanion(env, dir, prefix+"companion/")
 	if err != nil {
 		return nil, err

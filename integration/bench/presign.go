@@ -31,14 +31,11 @@ type presignResult struct {
 // bearer-token validation, policy, cached STS credentials and SigV4
 // presigning, with conc clients on keep-alive connections for d.
 func benchPresign(env *harness.Env, d time.Duration, conc int) ([]presignResult, error) {
-	dir, err := os.MkdirTemp("", "ugw-bench-idp-")
+	dir, err := benchUserDir("ugw-bench-idp-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	if err := writeBenchUser(dir); err != nil {
-		return nil, err
-	}
 	site := fmt.Sprintf(`upload_auth {
 		local {
 			users_file %s
@@ -52,16 +49,11 @@ func benchPresign(env *harness.Env, d time.Duration, conc int) ([]presignResult,
 		sts_endpoint {env.UGW_S3_ENDPOINT}
 		secret bench-secret-0123456789abcdef0123456789
 	}`, filepath.Join(dir, "users.json"), filepath.Join(dir, "keys"), harness.S3Settings(""))
-	gw, err := env.StartGateway(harness.GatewayConfig{Site: site, PlainSite: site})
+	gw, token, err := startSignedIn(env, harness.GatewayConfig{Site: site, PlainSite: site})
 	if err != nil {
 		return nil, err
 	}
 	defer gw.Stop()
-
-	token, err := benchLogin(gw.Client, gw.URL)
-	if err != nil {
-		return nil, err
-	}
 	body, _ := json.Marshal(map[string]any{"fileName": "report.pdf", "fileSize": 1 << 20, "contentType": "application/pdf"})
 	var out []presignResult
 	for _, target := range []struct{ name, base string }{{"HTTPS", gw.URL}, {"plain HTTP", gw.HTTPURL}} {
@@ -189,13 +181,38 @@ func printPresign(rows []presignResult, d time.Duration) {
 	}
 }
 
-// writeBenchUser writes dir/users.json for the local identity provider: one
-// uploader, bench@example.com with password "bench-password".
-func writeBenchUser(dir string) error {
-	hash, err := bcrypt.GenerateFromPassword([]byte("bench-password"), localidp.MinHashCost)
+// benchUserDir makes a temporary directory (named after pattern, as
+// os.MkdirTemp does) holding users.json for the local identity provider:
+// one uploader, bench@example.com with password "bench-password". The
+// caller removes it.
+func benchUserDir(pattern string) (string, error) {
+	dir, err := os.MkdirTemp("", pattern)
 	if err != nil {
-		return err
+		return "", err
 	}
-	users := fmt.Sprintf(`{"users":[{"email":"bench@example.com","password_hash":%q,"groups":["uploader"]}]}`, hash)
-	return os.WriteFile(filepath.Join(dir, "users.json"), []byte(users), 0o600)
+	hash, err := bcrypt.GenerateFromPassword([]byte("bench-password"), localidp.MinHashCost)
+	if err == nil {
+		users := fmt.Sprintf(`{"users":[{"email":"bench@example.com","password_hash":%q,"groups":["uploader"]}]}`, hash)
+		err = os.WriteFile(filepath.Join(dir, "users.json"), []byte(users), 0o600)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+// startSignedIn starts a gateway with cfg and signs the bench user in
+// (see benchUserDir) through its login API; the caller stops it.
+func startSignedIn(env *harness.Env, cfg harness.GatewayConfig) (*harness.Gateway, string, error) {
+	gw, err := env.StartGateway(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	token, err := benchLogin(gw.Client, gw.URL)
+	if err != nil {
+		gw.Stop()
+		return nil, "", err
+	}
+	return gw, token, nil
 }

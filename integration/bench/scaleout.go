@@ -31,14 +31,11 @@ type scaleoutResult struct {
 // fourth Caddy balancing round-robin over plain HTTP (as an ALB that ends
 // TLS would), and measures streamed uploads to sink and presigns through it.
 func benchScaleout(env *harness.Env, sink *s3Target, counts []int, d time.Duration, clients int, size, partSize int64, concurrency int) ([]scaleoutResult, error) {
-	dir, err := os.MkdirTemp("", "ugw-bench-scaleout-")
+	dir, err := benchUserDir("ugw-bench-scaleout-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	if err := writeBenchUser(dir); err != nil {
-		return nil, err
-	}
 	prefix := fmt.Sprintf("bench-scaleout/%d/", time.Now().UnixNano())
 	site := fmt.Sprintf(`handle /up/* {
 		upload_gateway {

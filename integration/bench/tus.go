@@ -109,7 +109,7 @@ func benchTus(env *harness.Env, size int64, chunks []int64, runs int, tusPart, p
 		if err := r.srv.upload(harness.NewRandomReader(1, 1<<20), 1<<20); err != nil {
 			return rows, fmt.Errorf("%s: warm-up: %v\n%s", r.label, err, r.srv.logs())
 		}
-		if r.baseline, err = vmRSS(r.srv.pid); err != nil {
+		if r.baseline, err = harness.RSS(r.srv.pid); err != nil {
 			return rows, err
 		}
 	}
@@ -250,47 +250,31 @@ func startTusd(env *harness.Env, bin, dir, prefix string, tusPart, chunk int64) 
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "tusd.log"))
-	if err != nil {
-		return nil, err
-	}
+	logPath := filepath.Join(dir, "tusd.log")
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cmd := exec.Command(bin, "-listen", addr, "-s3-endpoint", env.S3Endpoint, "-s3-region", env.Region, "-s3-bucket", env.Bucket,
 		"-s3-object-prefix", prefix, "-s3-part-size", strconv.FormatInt(tusPart, 10), "-s3-min-part-size", strconv.Itoa(5<<20),
 		"-sse-kms-key", env.KMSKeyID, "-tmp-dir", filepath.Join(dir, "tmp"))
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+env.GatewayAccess, "AWS_SECRET_ACCESS_KEY="+env.GatewaySecret)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	proc, err := harness.StartProcess(cmd, logPath)
+	if err != nil {
 		return nil, err
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	logs := func() string {
-		b, _ := os.ReadFile(logf.Name())
+		b, _ := os.ReadFile(logPath)
 		if len(b) > 8<<10 {
 			b = b[len(b)-8<<10:]
 		}
 		return "== tusd.log ==\n" + string(b)
 	}
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
-	}
+	stop := func() { proc.Stop(syscall.SIGTERM, 5*time.Second) }
 	client := &http.Client{Transport: &http.Transport{}}
 	base := "http://" + addr + "/files/"
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		select {
-		case <-done:
+		case <-proc.Done:
 			err := fmt.Errorf("tusd exited at start-up:\n%s", logs())
-			logf.Close()
+			stop()
 			return nil, err
 		default:
 		}
@@ -366,21 +350,6 @@ func tusDo(client *http.Client, req *http.Request, want int) (*http.Response, er
 		return nil, fmt.Errorf("%s %s: status %d: %s", req.Method, (&url.URL{Path: req.URL.Path}).String(), resp.StatusCode, bytes.TrimSpace(b))
 	}
 	return resp, nil
-}
-
-// vmRSS is the resident set of process pid now (VmRSS).
-func vmRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 }
 
 func printTus(rows []*tusRow, size int64, runs int, tusPart, partSize int64, concurrency int) {

@@ -1,6 +1,7 @@
 // Package harness runs the gateway and its real neighbours for the
 // integration tests and the benchmark command: it builds the custom Caddy
-// binary, starts it on loopback with a given Caddyfile, reads its peak RSS,
+// binary, starts it on loopback with a given Caddyfile (other programs,
+// such as the benchmark's tusd, run as a [Process] too), reads its RSS,
 // and talks to the S3 server started by integration/testenv/up.sh.
 //
 // The environment comes from the env file that up.sh writes (UGW_* variables).
@@ -180,9 +181,7 @@ type Gateway struct {
 	AdminURL string
 	Dir      string
 
-	cmd     *exec.Cmd
-	done    chan struct{}
-	log     *os.File
+	proc    *Process
 	storage string // the Caddy storage directory (root.crt lives there)
 	args    []string
 	environ []string
@@ -276,26 +275,14 @@ https://127.0.0.1:%d {
 
 // start runs the process and waits until it serves.
 func (g *Gateway) start() error {
-	logf, err := os.OpenFile(filepath.Join(g.Dir, "stderr.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
 	cmd := exec.Command(g.args[0], g.args[1:]...)
 	cmd.Dir = g.Dir
 	cmd.Env = g.environ
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	proc, err := StartProcess(cmd, filepath.Join(g.Dir, "stderr.log"))
+	if err != nil {
 		return err
 	}
-	g.cmd, g.log, g.done = cmd, logf, make(chan struct{})
-	done := g.done
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
+	g.proc = proc
 	if err := g.waitReady(); err != nil {
 		logs := g.Logs()
 		g.Stop()
@@ -315,33 +302,18 @@ func (g *Gateway) Restart() error {
 
 // Shutdown stops the process by PID with SIGTERM (Caddy's graceful
 // shutdown) and waits for it, keeping its directory for Restart.
-func (g *Gateway) Shutdown() { g.signalAndWait(syscall.SIGTERM) }
+func (g *Gateway) Shutdown() { g.proc.Stop(syscall.SIGTERM, 10*time.Second) }
 
 // Kill stops the process by PID with SIGKILL, as a crash would, and waits
 // for it, keeping its directory for Restart.
-func (g *Gateway) Kill() { g.signalAndWait(syscall.SIGKILL) }
-
-func (g *Gateway) signalAndWait(sig syscall.Signal) {
-	if g.Stopped() {
-		_ = g.log.Close()
-		return
-	}
-	_ = g.cmd.Process.Signal(sig)
-	select {
-	case <-g.done:
-	case <-time.After(10 * time.Second):
-		_ = g.cmd.Process.Kill()
-		<-g.done
-	}
-	_ = g.log.Close()
-}
+func (g *Gateway) Kill() { g.proc.Stop(syscall.SIGKILL, 10*time.Second) }
 
 func (g *Gateway) waitReady() error {
 	deadline := time.Now().Add(60 * time.Second)
 	rootPath := filepath.Join(g.storage, "pki", "authorities", "local", "root.crt")
 	for time.Now().Before(deadline) {
 		select {
-		case <-g.done:
+		case <-g.proc.Done:
 			return errors.New("the gateway exited during start-up")
 		default:
 		}
@@ -364,13 +336,16 @@ func (g *Gateway) waitReady() error {
 }
 
 // PID returns the gateway's process id.
-func (g *Gateway) PID() int { return g.cmd.Process.Pid }
+func (g *Gateway) PID() int { return g.proc.Cmd.Process.Pid }
 
 // PeakRSS returns the process's peak resident set size (VmHWM) in bytes.
 func (g *Gateway) PeakRSS() (int64, error) { return PeakRSS(g.PID()) }
 
 // RSS returns the process's current resident set size (VmRSS) in bytes.
-func (g *Gateway) RSS() (int64, error) { return procStatus(g.PID(), "VmRSS:") }
+func (g *Gateway) RSS() (int64, error) { return RSS(g.PID()) }
+
+// RSS reads VmRSS of a process.
+func RSS(pid int) (int64, error) { return procStatus(pid, "VmRSS:") }
 
 // PeakRSS reads VmHWM of a process.
 func PeakRSS(pid int) (int64, error) { return procStatus(pid, "VmHWM:") }
@@ -419,14 +394,7 @@ func (g *Gateway) RootCAFile() string {
 }
 
 // Stopped reports whether the process has exited.
-func (g *Gateway) Stopped() bool {
-	select {
-	case <-g.done:
-		return true
-	default:
-		return false
-	}
-}
+func (g *Gateway) Stopped() bool { return g.proc.Exited() }
 
 // Leftovers lists the multipart uploads and objects under prefix.
 func (e *Env) Leftovers(ctx context.Context, prefix string) (uploads, objects []string, err error) {

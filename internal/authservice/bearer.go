@@ -7,12 +7,17 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/csrf"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/tokensource"
 )
 
 // Principal is an authenticated user.
@@ -29,8 +34,8 @@ type Principal struct {
 	EmailVerified bool
 }
 
-// ErrNoToken is returned by [Authenticate] when the request carries no
-// bearer token.
+// ErrNoToken is returned by [Checker.Authenticate] when the request
+// carries no token.
 var ErrNoToken = errors.New("no bearer token")
 
 // TokenVerifier checks bearer tokens; usually a *jwtauth.Verifier.
@@ -38,20 +43,45 @@ type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (*jwtauth.Claims, error)
 }
 
-// Authenticate verifies r's RFC 6750 bearer token with v, within r's
-// context, and maps the user's groups to a role with m. Errors are
-// [ErrNoToken] or those of v.
-func Authenticate(r *http.Request, v TokenVerifier, m roles.Mapper) (*Principal, error) {
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	token = strings.TrimSpace(token)
-	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+// Checker is the per-request token check of the upload_auth handler and
+// authentication provider.
+type Checker struct {
+	Verifier TokenVerifier
+	Roles    roles.Mapper // maps the user's groups to a role
+	// Source says where a token is read when the request has no
+	// Authorization header: cookies, a query parameter.
+	Source tokensource.Source
+	// Origins checks a state-changing request authenticated by a cookie
+	// (package csrf).
+	Origins *csrf.Policy
+}
+
+// Authenticate verifies r's token, within r's context: the Authorization
+// header's RFC 6750 bearer token, else a cookie's, else the query
+// parameter's. A state-changing request authenticated by a cookie must
+// come from an allowed origin, or it is refused with an error wrapping
+// csrf.ErrOrigin before its token is looked at. A token not from the header
+// is removed from the query of r once verified, so that the handlers after
+// the check do not see it. Errors are [ErrNoToken], that one, or those of
+// Verifier.
+func (c *Checker) Authenticate(r *http.Request) (*Principal, error) {
+	token, from, ok := c.Source.Token(r)
+	if !ok {
 		return nil, ErrNoToken
 	}
-	claims, err := v.Verify(r.Context(), token)
+	if from == tokensource.FromCookie {
+		if err := c.Origins.Check(r); err != nil {
+			return nil, err
+		}
+	}
+	claims, err := c.Verifier.Verify(r.Context(), token)
 	if err != nil {
 		return nil, err
 	}
-	role, groups := m.Resolve(claims.All)
+	if from != tokensource.FromHeader {
+		c.Source.Strip(r)
+	}
+	role, groups := c.Roles.Resolve(claims.All)
 	return &Principal{
 		ID:       claims.Subject,
 		Username: claims.Username,
@@ -62,6 +92,19 @@ func Authenticate(r *http.Request, v TokenVerifier, m roles.Mapper) (*Principal,
 
 		EmailVerified: emailVerified(claims.All),
 	}, nil
+}
+
+// Metadata is the user's attributes besides the id, by the names Caddy's
+// authentication handler gives them (`{http.auth.user.<name>}`).
+func (p *Principal) Metadata() map[string]string {
+	return map[string]string{
+		"username":       p.Username,
+		"email":          p.Email,
+		"email_verified": strconv.FormatBool(p.EmailVerified),
+		"role":           string(p.Role),
+		"groups":         strings.Join(p.Groups, ","),
+		"token_use":      p.TokenUse,
+	}
 }
 
 // emailVerified reads the email_verified claim: true, or "true" as some
@@ -76,7 +119,7 @@ func emailVerified(claims map[string]any) bool {
 	return false
 }
 
-// Rejection returns the reason code of an error of [Authenticate]
+// Rejection returns the reason code of an error of [Checker.Authenticate]
 // ("missing_token" or a jwtauth reason) and whether it looks like an
 // attack rather than an ordinary failure such as an expired token.
 func Rejection(err error) (reason string, attack bool) {
@@ -90,8 +133,23 @@ func Rejection(err error) (reason string, attack bool) {
 	return reason, slices.Contains([]string{"bad_signature", "bad_alg", "unknown_kid", "malformed", "too_large"}, reason)
 }
 
+// LogRejection logs a rejected token with its reason code (see
+// [Rejection]): attacks at Warn, ordinary failures (missing, expired) at
+// Debug. Tokens are never logged. It returns the reason code.
+func LogRejection(logger *zap.Logger, r *http.Request, err error) string {
+	reason, attack := Rejection(err)
+	level := zapcore.DebugLevel
+	if attack {
+		level = zapcore.WarnLevel
+	}
+	if c := logger.Check(level, "token rejected"); c != nil {
+		c.Write(zap.String("reason", reason), zap.String("remote_ip", r.RemoteAddr), zap.String("path", r.URL.Path))
+	}
+	return reason
+}
+
 // Challenge returns the WWW-Authenticate header for a request
-// [Authenticate] refused.
+// [Checker.Authenticate] refused.
 func Challenge(err error) string {
 	if errors.Is(err, ErrNoToken) {
 		return `Bearer realm="upload-gateway"`
@@ -99,7 +157,7 @@ func Challenge(err error) string {
 	return `Bearer realm="upload-gateway", error="invalid_token"`
 }
 
-// Refuse answers a request [Authenticate] refused: 401 with its challenge,
+// Refuse answers a request [Checker.Authenticate] refused: 401 with its challenge,
 // 403 [CodeCSRFOrigin] when the error wraps csrf.ErrOrigin (a cookie
 // request from another site), or 502 when the identity provider's keys
 // could not be loaded. It returns the status.

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 )
 
 func TestEmailVerifiedClaim(t *testing.T) {
@@ -66,7 +65,7 @@ func TestAuthenticateAndRefuse(t *testing.T) {
 			if tt.header != "" {
 				r.Header.Set("Authorization", tt.header)
 			}
-			p, err := Authenticate(r, tokenVerifier{tt.verifyErr}, roles.Mapper{})
+			p, err := (&Checker{Verifier: tokenVerifier{tt.verifyErr}}).Authenticate(r)
 			if tt.wantStatus == 0 {
 				if err != nil || p.ID != "u1" || p.Role != "viewer" || !p.EmailVerified {
 					t.Fatalf("Authenticate: %+v, %v", p, err)

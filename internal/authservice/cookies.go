@@ -24,9 +24,15 @@ type Cookies struct {
 	// `__Host-` prefix, which demands Path=/, becomes `__Secure-`).
 	Name string
 	// RefreshMaxAge is the refresh cookie's lifetime: that of the refresh
-	// tokens. Zero: a cookie the browser drops when it closes.
+	// tokens ([CognitoRefreshMaxAge] with Cognito). Zero: a cookie the
+	// browser drops when it closes.
 	RefreshMaxAge time.Duration
 }
+
+// CognitoRefreshMaxAge is the refresh cookie's lifetime with Cognito: the
+// default refresh token validity of an app client. A cookie that outlives
+// its token only makes the next refresh fail (and clear it).
+const CognitoRefreshMaxAge = 30 * 24 * time.Hour
 
 // SessionName returns the session cookie's name.
 func (c *Cookies) SessionName() string {

@@ -17,6 +17,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 )
@@ -86,6 +87,18 @@ type Outcome struct {
 	Err error
 }
 
+// Metrics is o as the gateway records every request: route "auth",
+// endpoint "auth_<action>", and the action (which makes an audit line) for
+// all but JWKS and session reads.
+func (o Outcome) Metrics() metrics.Outcome {
+	out := metrics.Outcome{Route: "auth", Endpoint: "auth_" + o.Action, Result: o.Result, Status: o.Status,
+		Duration: o.Duration, Account: o.Account, Reason: o.Code}
+	if o.Action != ActionJWKS && o.Action != ActionSession {
+		out.Action = o.Action
+	}
+	return out
+}
+
 // Config configures a [Service]. Exactly one of Local and Cognito is set.
 type Config struct {
 	Local   Local
@@ -102,8 +115,11 @@ type Config struct {
 	// RoleARNs, when set, adds each role's ARN to responses ("roleArn").
 	RoleARNs map[string]string
 
-	// Paths of the routes; "" disables a route. Revoke and JWKS exist only
-	// with Local, Session only with Authenticate.
+	// Paths of the routes; "" or "off" disables a route. Revoke and JWKS
+	// exist only with Local, Session only with Authenticate. With Local, a
+	// LogoutPath that is RevokePath's too stays the revoke route (a
+	// configuration from before sign-out existed, `revoke_path
+	// /auth/logout`, keeps revoking there).
 	LoginPath, RefreshPath, RevokePath, LogoutPath, SessionPath, JWKSPath string
 
 	// Cookies, when set, gives browsers a session: sign-in and refresh set
@@ -121,8 +137,10 @@ type Config struct {
 	Authenticate func(*http.Request) (*Principal, error)
 
 	// Login attempt limits: per client address (key: ClientKey), per
-	// account from one client, per account from all clients. Nil: none.
-	PerClient, PerAccountClient, PerAccount Limiter
+	// account from one client, per account from all clients, and per
+	// account across instances (shared, costlier: asked only when the
+	// others allow). Nil: none.
+	PerClient, PerAccountClient, PerAccount, PerAccountGlobal Limiter
 	// Gate bounds the local provider's password checks. Nil: no bound.
 	Gate Gate
 	// ClientKey returns the client's key for the limiters. Default: the
@@ -147,8 +165,15 @@ func New(cfg Config) (*Service, error) {
 	case cfg.Verifier == nil:
 		return nil, errors.New("authservice: a verifier is required")
 	}
+	for _, p := range []*string{&cfg.LoginPath, &cfg.RefreshPath, &cfg.RevokePath, &cfg.LogoutPath, &cfg.SessionPath, &cfg.JWKSPath} {
+		if *p == "off" {
+			*p = ""
+		}
+	}
 	if cfg.Local == nil {
 		cfg.RevokePath, cfg.JWKSPath = "", ""
+	} else if cfg.LogoutPath == cfg.RevokePath {
+		cfg.LogoutPath = ""
 	}
 	if cfg.Authenticate == nil {
 		cfg.SessionPath = ""
@@ -289,6 +314,9 @@ func (s *Service) login(ctx context.Context, client string, req *request) (*Resp
 		return nil, err
 	}
 	if err := allow(s.cfg.PerAccount, req.Email); err != nil {
+		return nil, err
+	}
+	if err := allow(s.cfg.PerAccountGlobal, req.Email); err != nil {
 		return nil, err
 	}
 	return s.issue(ctx, false, req)

@@ -1,5 +1,6 @@
 // Package awserr reads what an AWS SDK error says: the service's error
-// code, the HTTP status of its answer, and whether the call timed out.
+// code, the HTTP status of its answer, whether the call timed out, and
+// whether S3 said a multipart upload does not exist.
 // Packages that call AWS use it at their boundary to translate SDK errors
 // into their own sentinel errors.
 package awserr
@@ -7,6 +8,7 @@ package awserr
 import (
 	"errors"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
@@ -36,6 +38,13 @@ func Timeout(err error) bool {
 		Timeout() bool
 	}](err)
 	return ok && te.Timeout()
+}
+
+// NoSuchUpload reports whether S3 answered that a multipart upload does
+// not exist (any more): the SDK's typed error or, from S3-compatible
+// stores, only its code.
+func NoSuchUpload(err error) bool {
+	return Is[*types.NoSuchUpload](err) || Code(err) == "NoSuchUpload"
 }
 
 // Is reports whether err's tree holds an error of type E.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
@@ -175,16 +176,7 @@ func (s *Service) companionCreate(w http.ResponseWriter, r *http.Request, user p
 	if err != nil {
 		return nil, err
 	}
-	ct, meta, err := s.typeAndMetadata(req.Type, stringValues(req.Metadata), user, req.Filename, "")
-	if err != nil {
-		return nil, err
-	}
-	done, err := s.startInitiate(user.ID)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	c, err := s.createUpload(r.Context(), key, req.Filename, ct, meta, 0, 0)
+	c, err := s.createUpload(r.Context(), user, key, req.Filename, req.Type, stringValues(req.Metadata), 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -220,6 +212,28 @@ func (s *Service) companionUpload(ctx context.Context, user policy.Subject, toke
 	}
 	resolved(ctx, "", c.UploadID)
 	return c, nil
+}
+
+// companionParts lists the parts S3 has of the upload Uppy names (see
+// companionUpload), for Uppy to resume, in either protocol.
+func (s *Service) companionParts(ctx context.Context, user policy.Subject, token, key string) (uploadClaims, []types.Part, error) {
+	c, err := s.companionUpload(ctx, user, token, key)
+	if err != nil {
+		return c, nil, err
+	}
+	parts, err := s.listAllParts(ctx, c.Key, c.UploadID)
+	return c, parts, err
+}
+
+// companionFinish completes the upload Uppy names (see companionUpload and
+// completeUpload), in either protocol. The client's part list is not read.
+func (s *Service) companionFinish(ctx context.Context, user policy.Subject, token, key string) (uploadClaims, completedUpload, error) {
+	c, err := s.companionUpload(ctx, user, token, key)
+	if err != nil {
+		return c, completedUpload{}, err
+	}
+	done, err := s.completeUpload(ctx, c)
+	return c, done, err
 }
 
 type companionPartResponse struct {
@@ -281,11 +295,7 @@ type companionPart struct {
 // companionListParts serves GET /s3/multipart/{uploadId}?key: the parts
 // S3 has, for Uppy to resume.
 func (s *Service) companionListParts(_ http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
-	c, err := s.companionUpload(r.Context(), user, r.PathValue("uploadId"), r.URL.Query().Get("key"))
-	if err != nil {
-		return nil, err
-	}
-	parts, err := s.listAllParts(r.Context(), c.Key, c.UploadID)
+	_, parts, err := s.companionParts(r.Context(), user, r.PathValue("uploadId"), r.URL.Query().Get("key"))
 	if err != nil {
 		return nil, err
 	}
@@ -306,13 +316,8 @@ type companionCompleteResponse struct {
 }
 
 // companionComplete serves POST /s3/multipart/{uploadId}/complete?key.
-// The client's part list is not read: completeUpload lists the parts.
 func (s *Service) companionComplete(_ http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
-	c, err := s.companionUpload(r.Context(), user, r.PathValue("uploadId"), r.URL.Query().Get("key"))
-	if err != nil {
-		return nil, err
-	}
-	done, err := s.completeUpload(r.Context(), c)
+	c, done, err := s.companionFinish(r.Context(), user, r.PathValue("uploadId"), r.URL.Query().Get("key"))
 	if err != nil {
 		return nil, err
 	}
@@ -500,16 +505,7 @@ func (s *Service) xmlCreate(_ http.ResponseWriter, r *http.Request, user policy.
 	if err := s.authorize(user, policy.Upload, t.Key); err != nil {
 		return nil, err
 	}
-	ct, meta, err := s.typeAndMetadata(r.Header.Get("Content-Type"), nil, user, t.Name, "")
-	if err != nil {
-		return nil, err
-	}
-	done, err := s.startInitiate(user.ID)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	c, err := s.createUpload(r.Context(), t.Key, t.Name, ct, meta, 0, 0)
+	c, err := s.createUpload(r.Context(), user, t.Key, t.Name, r.Header.Get("Content-Type"), nil, 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -522,11 +518,7 @@ func (s *Service) xmlCreate(_ http.ResponseWriter, r *http.Request, user policy.
 // xmlListParts serves GET /s3/sign/parts?uploadId&key: ListPartsResult.
 func (s *Service) xmlListParts(_ http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
 	q := r.URL.Query()
-	c, err := s.companionUpload(r.Context(), user, q.Get("uploadId"), q.Get("key"))
-	if err != nil {
-		return nil, err
-	}
-	parts, err := s.listAllParts(r.Context(), c.Key, c.UploadID)
+	c, parts, err := s.companionParts(r.Context(), user, q.Get("uploadId"), q.Get("key"))
 	if err != nil {
 		return nil, err
 	}
@@ -545,11 +537,7 @@ func (s *Service) xmlListParts(_ http.ResponseWriter, r *http.Request, user poli
 // ignoring the part list Uppy posts.
 func (s *Service) xmlComplete(_ http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
 	q := r.URL.Query()
-	c, err := s.companionUpload(r.Context(), user, q.Get("uploadId"), q.Get("key"))
-	if err != nil {
-		return nil, err
-	}
-	done, err := s.completeUpload(r.Context(), c)
+	c, done, err := s.companionFinish(r.Context(), user, q.Get("uploadId"), q.Get("key"))
 	if err != nil {
 		return nil, err
 	}

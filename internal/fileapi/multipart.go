@@ -92,17 +92,7 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user policy.S
 	if err != nil {
 		return nil, err
 	}
-	ct, meta, err := s.typeAndMetadata(req.ContentType, req.Metadata, user, req.FileName, "")
-	if err != nil {
-		return nil, err
-	}
-
-	done, err := s.startInitiate(user.ID)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	c, err := s.createUpload(r.Context(), key, req.FileName, ct, meta, fileSize, partSize)
+	c, err := s.createUpload(r.Context(), user, key, req.FileName, req.ContentType, req.Metadata, fileSize, partSize)
 	if err != nil {
 		return nil, err
 	}
@@ -130,11 +120,22 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user policy.S
 	}, nil
 }
 
-// createUpload creates the multipart upload of a new file at key (with
-// the gateway's credentials, encryption, content type and metadata) and
+// createUpload creates the multipart upload of user's new file fileName at
+// key, once its content type and the client's metadata pass
+// (typeAndMetadata) and within the user's MaxConcurrentInitiates
+// (startInitiate), with the gateway's credentials and encryption, and
 // returns the claims of its upload token. fileSize and partSize are 0 when
-// the client did not declare the size. Callers bound it with startInitiate.
-func (s *Service) createUpload(ctx context.Context, key, fileName, ct string, meta map[string]string, fileSize, partSize int64) (uploadClaims, error) {
+// the client did not declare the size.
+func (s *Service) createUpload(ctx context.Context, user policy.Subject, key, fileName, contentType string, client map[string]string, fileSize, partSize int64) (uploadClaims, error) {
+	ct, meta, err := s.typeAndMetadata(contentType, client, user, fileName, "")
+	if err != nil {
+		return uploadClaims{}, err
+	}
+	done, err := s.startInitiate(user.ID)
+	if err != nil {
+		return uploadClaims{}, err
+	}
+	defer done()
 	in := &s3.CreateMultipartUploadInput{
 		Bucket:             aws.String(s.cfg.Bucket),
 		Key:                aws.String(key),

@@ -18,6 +18,10 @@
 //	...
 //	go j.Run(ctx) // returns when ctx is done
 //
+// [Every] is Run's loop (a first sweep after a random part of the
+// interval, then one every interval), for other sweepers: the tus janitor
+// of module/resumable uses it.
+//
 // Options.Prefixes is required and may not contain "": the janitor never
 // sweeps a whole bucket by accident, so uploads that other applications
 // keep open in the same bucket are safe as long as they live outside the
@@ -88,7 +92,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
 )
@@ -227,11 +230,17 @@ func outermost(prefixes []string) []string {
 	return out
 }
 
-// Run sweeps every Options.Interval until ctx is done. The first sweep
-// starts after a random delay of up to Interval/10. Run returns once ctx is
-// done and the sweep in progress, if any, has stopped.
+// Run sweeps every Options.Interval until ctx is done (see [Every]).
 func (j *Janitor) Run(ctx context.Context) {
-	t := time.NewTimer(jitter(j.opts.Interval / 10))
+	Every(ctx, j.opts.Interval, func(ctx context.Context) { j.Sweep(ctx) })
+}
+
+// Every calls sweep every interval until ctx is done, the first time after
+// a random delay of up to interval/10, so that instances started together
+// do not sweep together. It returns once ctx is done and the call in
+// progress, if any, has returned.
+func Every(ctx context.Context, interval time.Duration, sweep func(context.Context)) {
+	t := time.NewTimer(jitter(interval / 10))
 	defer t.Stop()
 	for {
 		select {
@@ -242,8 +251,8 @@ func (j *Janitor) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		j.Sweep(ctx)
-		t.Reset(j.opts.Interval)
+		sweep(ctx)
+		t.Reset(interval)
 	}
 }
 
@@ -338,7 +347,7 @@ func (j *Janitor) handleOrphan(ctx context.Context, s *sweep, key, id string) {
 	s.Found++
 	n, err := j.partBytes(ctx, key, id)
 	s.OrphanBytes += n
-	if err != nil && ctx.Err() == nil && !noSuchUpload(err) {
+	if err != nil && ctx.Err() == nil && !awserr.NoSuchUpload(err) {
 		if s.partsFailed == 0 {
 			s.firstPartErr = fmt.Errorf("%s (upload %s): %v", key, id, err)
 		}
@@ -351,7 +360,7 @@ func (j *Janitor) handleOrphan(ctx context.Context, s *sweep, key, id string) {
 		Bucket: aws.String(j.opts.Bucket), Key: aws.String(key), UploadId: aws.String(id),
 	})
 	switch {
-	case err == nil, noSuchUpload(err):
+	case err == nil, awserr.NoSuchUpload(err):
 		s.Aborted++
 		return
 	case ctx.Err() != nil:
@@ -383,12 +392,6 @@ func (j *Janitor) partBytes(ctx context.Context, key, id string) (int64, error) 
 		in.PartNumberMarker = aws.String(next)
 	}
 	return n, nil
-}
-
-// noSuchUpload reports whether S3 answered that the upload does not exist
-// (any more).
-func noSuchUpload(err error) bool {
-	return awserr.Is[*types.NoSuchUpload](err) || awserr.Code(err) == "NoSuchUpload"
 }
 
 // call makes one S3 call bounded by callTimeout.

@@ -7,7 +7,8 @@
 //
 // # Names
 //
-// A pass-field name template of the form "{upload.field}.<attr>" (the
+// [Defaults] are the fields written when none are configured. A pass-field
+// name template of the form "{upload.field}.<attr>" (the
 // defaults: "{upload.field}.name", ".key", ".size", …) is an attribute of
 // the file, and its name depends on the file's field name and the style:
 //
@@ -51,6 +52,29 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
 )
+
+// Defaults are the pass fields written for each file when none are
+// configured: its original name, key, bucket, size, content type, SHA-256
+// and ETag, as attributes of the file's field.
+func Defaults() []formstream.Field {
+	attrs := []struct{ suffix, value string }{
+		{"name", "{upload.name}"},
+		{"key", "{upload.key}"},
+		{"bucket", "{upload.bucket}"},
+		{"size", "{upload.size}"},
+		{"content_type", "{upload.content_type}"},
+		// Empty without hash sha256, but still written, so that the
+		// application never gets a client's field of that name, and the
+		// pass_signature over the default fields stays what it was.
+		{"sha256", "{upload.sha256}"},
+		{"etag", "{upload.etag}"},
+	}
+	fields := make([]formstream.Field, len(attrs))
+	for i, a := range attrs {
+		fields[i] = formstream.Field{Name: "{upload.field}." + a.suffix, Value: a.value}
+	}
+	return fields
+}
 
 // Styles of the names of attribute templates.
 const (

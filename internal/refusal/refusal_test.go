@@ -20,10 +20,7 @@ func TestHandOff(t *testing.T) {
 	r.Header.Set("Content-Type", "multipart/form-data; boundary=b")
 	r.Header.Set("Cookie", "PHPSESSID=abc")
 	r.Header.Set("Expect", "100-continue")
-	out, err := HandOff(r, "upload_error", Refusal{Status: 413, Code: "FILE_TOO_LARGE", Message: "a file exceeds the limit"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := HandOff(r, "upload_error", Refusal{Status: 413, Code: "FILE_TOO_LARGE", Message: "a file exceeds the limit"})
 	if out.Method != http.MethodPost || out.URL.String() != "/docs/new?x=1" || out.Header.Get("Cookie") != "PHPSESSID=abc" || out.Header.Get("Expect") != "" {
 		t.Errorf("request: %s %s %v", out.Method, out.URL, out.Header)
 	}
@@ -41,5 +38,35 @@ func TestHandOff(t *testing.T) {
 	}
 	if out.ContentLength <= 0 {
 		t.Errorf("ContentLength %d", out.ContentLength)
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	for _, p := range []Policy{{}, {Redirect: "/a", PassField: "b"}, {Redirect: "/a", Statuses: []int{302}}, {Redirect: "/a", Statuses: []int{3}}} {
+		if err := p.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil, want an error", p)
+		}
+	}
+	handles := []struct {
+		statuses []int
+		status   int
+		want     bool
+	}{
+		{nil, 401, true},
+		{nil, 413, true},
+		{nil, 500, false},
+		{[]int{413}, 401, false},
+		{[]int{413}, 413, true},
+		{[]int{4}, 429, true},
+		{[]int{4}, 503, false},
+	}
+	for _, tt := range handles {
+		p := Policy{Redirect: "/a", Statuses: tt.statuses}
+		if err := p.Validate(); err != nil {
+			t.Errorf("Validate(%v) = %v", tt.statuses, err)
+		}
+		if got := p.Handles(tt.status); got != tt.want {
+			t.Errorf("statuses %v: Handles(%d) = %v, want %v", tt.statuses, tt.status, got, tt.want)
+		}
 	}
 }

@@ -16,6 +16,8 @@
 // several groups separated by spaces and/or commas ("admins, viewers"),
 // as some issuers put roles in a space-separated "scope"-like claim.
 //
+// [NewMapper] builds a Mapper from a configuration's names.
+//
 // # Resolution
 //
 // The highest role among the user's mapped groups wins. Default is the
@@ -125,6 +127,26 @@ type Mapper struct {
 	// Default is the role of a user none of whose groups maps to a role,
 	// and the least role anyone gets. Default None: deny.
 	Default Role
+}
+
+// NewMapper returns the Mapper of a configuration's names: claim, groups
+// (group → role name; empty for DefaultGroups) and def, the default role's
+// name. An unknown role name is an error wrapping ErrUnknownRole.
+func NewMapper(claim string, groups map[string]string, def string) (Mapper, error) {
+	m := Mapper{Claim: claim}
+	var err error
+	if m.Default, err = Parse(def); err != nil {
+		return Mapper{}, fmt.Errorf("default role: %w", err)
+	}
+	if len(groups) > 0 {
+		m.Groups = make(map[string]Role, len(groups))
+		for g, name := range groups {
+			if m.Groups[g], err = Parse(name); err != nil {
+				return Mapper{}, fmt.Errorf("group %q: %w", g, err)
+			}
+		}
+	}
+	return m, nil
 }
 
 // Validate reports a Default or Groups value that is not a known role.

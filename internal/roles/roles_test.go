@@ -232,3 +232,24 @@ func TestDefaultGroupsIsACopy(t *testing.T) {
 		t.Errorf("changing DefaultGroups() affected the zero Mapper: role %v", r)
 	}
 }
+
+func TestNewMapper(t *testing.T) {
+	m, err := roles.NewMapper("roles", map[string]string{"staff": "uploader", "guests": "none"}, "viewer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Claim != "roles" || m.Default != roles.Viewer || m.Groups["staff"] != roles.Uploader || m.Groups["guests"] != roles.None {
+		t.Errorf("NewMapper = %+v", m)
+	}
+	if m, err := roles.NewMapper("", nil, "none"); err != nil || m.Groups != nil || m.Default != roles.None {
+		t.Errorf("NewMapper with defaults = %+v, %v", m, err)
+	}
+	for _, bad := range []struct {
+		groups map[string]string
+		def    string
+	}{{map[string]string{"g": "root"}, ""}, {nil, "Admin"}} {
+		if _, err := roles.NewMapper("", bad.groups, bad.def); !errors.Is(err, roles.ErrUnknownRole) {
+			t.Errorf("NewMapper(%v, %q) = %v, want roles.ErrUnknownRole", bad.groups, bad.def, err)
+		}
+	}
+}

@@ -59,7 +59,12 @@
 // the multipart upload is aborted with a context detached from the request:
 // one attempt synchronously, then retries with backoff in the background for up to
 // Options.AbortTimeout, so a failed upload leaves no parts behind even when S3 was
-// briefly unreachable. [Uploader.Wait] waits for those retries.
+// briefly unreachable. [Uploader.Wait] waits for those retries, up to a
+// timeout.
+//
+// [Sizing] holds the rules a handler's part_size, concurrency,
+// memory_limit, max_file_size and max_memory_per_client must follow, and
+// the per-client memory default.
 package s3stream
 
 import (
@@ -265,8 +270,19 @@ func PartSizeFor(partSize, maxSize int64) int64 {
 	return max(partSize, need)
 }
 
-// Wait blocks until background abort retries have finished.
-func (u *Uploader) Wait() { u.wg.Wait() }
+// Wait blocks until background abort retries have finished, or timeout
+// has passed; they go on after it.
+func (u *Uploader) Wait(timeout time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		u.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
+}
 
 // MemoryBound is the most part-buffer memory one upload can hold.
 func (u *Uploader) MemoryBound() int64 {

@@ -395,7 +395,7 @@ func TestUploadFailuresLeaveNothing(t *testing.T) {
 				declared = -1
 			}
 			_, err := u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: declared, MaxSize: tt.maxSize, Inspect: tt.inspect}, body)
-			u.Wait()
+			u.Wait(time.Minute)
 			switch {
 			case tt.wantErr == nil && err != nil:
 				t.Fatalf("Upload: %v", err)
@@ -435,7 +435,7 @@ func TestAbortIsRetriedInBackground(t *testing.T) {
 	if !errors.Is(err, ErrStorage) {
 		t.Fatalf("err = %v, want ErrStorage", err)
 	}
-	u.Wait()
+	u.Wait(time.Minute)
 	if n := fake.count("AbortMultipartUpload"); n != 3 {
 		t.Errorf("abort attempts = %d, want 3", n)
 	}
@@ -451,7 +451,7 @@ func TestCancelledContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	_, err := u.Upload(ctx, Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader(randomBytes(30*mib)))
-	u.Wait()
+	u.Wait(time.Minute)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
 	}
@@ -571,7 +571,7 @@ func TestLostAnswersLeaveNothing(t *testing.T) {
 			if err == nil {
 				t.Fatal("Upload succeeded, want an error")
 			}
-			u.Wait()
+			u.Wait(time.Minute)
 			if len(fake.objects) != 0 || fake.openUploads() != 0 {
 				t.Errorf("left behind: %d objects, %d uploads (calls %v)", len(fake.objects), fake.openUploads(), fake.calls)
 			}
@@ -583,7 +583,7 @@ func TestLostAnswersLeaveNothing(t *testing.T) {
 		fake.foreignWrite = true // a newer write replaced ours before we looked
 		u := New(fake, Options{AbortTimeout: 3 * time.Second})
 		_, _ = u.Upload(context.Background(), Object{Bucket: "b", Key: "k", Size: -1}, bytes.NewReader([]byte("mine")))
-		u.Wait()
+		u.Wait(time.Minute)
 		if _, ok := fake.objects["k"]; !ok {
 			t.Errorf("deleted an object written by someone else")
 		}

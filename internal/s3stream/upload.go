@@ -600,7 +600,7 @@ func (u *Uploader) abort(ctx context.Context, bucket, key, uploadID, writeID str
 	switch {
 	case err == nil:
 		return
-	case noSuchUpload(err):
+	case awserr.NoSuchUpload(err):
 		u.removeLateWrite(ctx, bucket, key, writeID)
 		return
 	}
@@ -608,7 +608,7 @@ func (u *Uploader) abort(ctx context.Context, bucket, key, uploadID, writeID str
 		gone := false
 		err := u.retry(ctx, func(ctx context.Context) error {
 			_, err := u.api.AbortMultipartUpload(ctx, in)
-			if noSuchUpload(err) {
+			if awserr.NoSuchUpload(err) {
 				gone = true
 				return nil
 			}
@@ -627,12 +627,6 @@ func newWriteID() string {
 	var b [s3limits.WriteIDLen / 2]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// noSuchUpload reports whether S3 answered that the upload does not exist.
-func noSuchUpload(err error) bool {
-	var nsu *types.NoSuchUpload
-	return err != nil && (errors.As(err, &nsu) || awserr.Code(err) == "NoSuchUpload")
 }
 
 // mayHaveLanded reports whether a failed write may still have been stored:

@@ -423,20 +423,12 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	c.Metadata = r.Header.Get("Upload-Metadata")
-	if len(c.Metadata) > maxMetadataLen {
-		return fail(http.StatusRequestHeaderFieldsTooLarge, "Upload-Metadata is longer than %d bytes", maxMetadataLen)
-	}
-	meta, err := parseMetadata(c.Metadata)
-	if err != nil {
-		return fail(http.StatusBadRequest, "Upload-Metadata: %v", err)
-	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s3Timeout)
 	defer cancel()
-	c, token, err := h.begin(ctx, r, c, meta)
+	c, err := h.begin(ctx, w, r, c, "Upload-Metadata")
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", strings.TrimSuffix(r.URL.Path, "/")+"/"+token)
 	h.setExpires(w, c)
 	if !withBody || c.Length == 0 {
 		w.WriteHeader(http.StatusCreated)
@@ -465,20 +457,27 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// begin creates the upload c describes (Owner, Length and Metadata set;
-// meta is the parsed Metadata) after the content type and quota checks:
-// a multipart upload with its open marker, or the empty object when the
-// length is 0. It returns the claims with Key, Expires and UploadID
-// filled in and their sealed token.
-func (h *Handler) begin(ctx context.Context, r *http.Request, c claims, meta metadata) (claims, string, error) {
+// begin creates the upload c describes (Owner, Length and Metadata set)
+// after the metadata (named what in messages), content type and quota
+// checks: a multipart upload with its open marker, or the empty object
+// when the length is 0. It sets Location to the upload's URL, and returns
+// the claims with Key, Expires and UploadID filled in.
+func (h *Handler) begin(ctx context.Context, w http.ResponseWriter, r *http.Request, c claims, what string) (claims, error) {
+	if len(c.Metadata) > maxMetadataLen {
+		return c, fail(http.StatusRequestHeaderFieldsTooLarge, "%s is longer than %d bytes", what, maxMetadataLen)
+	}
+	meta, err := parseMetadata(c.Metadata)
+	if err != nil {
+		return c, fail(http.StatusBadRequest, "%s: %v", what, err)
+	}
 	declared := meta.declaredType()
 	if !h.cfg.Types.AllowsAll() {
 		if !h.cfg.Types.Allows(declared) {
-			return c, "", unsupportedType("the declared type %q is not allowed", declared)
+			return c, unsupportedType("the declared type %q is not allowed", declared)
 		}
 		if c.Length == 0 {
 			if _, err := h.cfg.Types.Check(declared, nil); err != nil {
-				return c, "", unsupportedType("an empty file is refused: %v", err)
+				return c, unsupportedType("an empty file is refused: %v", err)
 			}
 		}
 		if declared == "" {
@@ -501,11 +500,11 @@ func (h *Handler) begin(ctx context.Context, r *http.Request, c claims, meta met
 	// The upload URL carries the claims: refuse what would not fit before
 	// anything is stored (S3 upload ids are far shorter than this one).
 	if len(h.sealer.seal(withUploadID(c, strings.Repeat("x", 512)))) > maxTokenLen {
-		return c, "", fail(http.StatusRequestHeaderFieldsTooLarge, "the upload's metadata does not fit in its URL")
+		return c, fail(http.StatusRequestHeaderFieldsTooLarge, "the upload's metadata does not fit in its URL")
 	}
 	if c.Length != 0 {
 		if err := h.checkQuota(ctx, c.Owner); err != nil {
-			return c, "", err
+			return c, err
 		}
 	}
 	mode, keyID, bucketKey, encCtx := h.cfg.Encryption.RequestFields()
@@ -519,13 +518,13 @@ func (h *Handler) begin(ctx context.Context, r *http.Request, c claims, meta met
 		}
 		_, err := h.api.PutObject(ctx, in)
 		if err != nil {
-			return c, "", fmt.Errorf("storing an empty upload: %w", err)
+			return c, fmt.Errorf("storing an empty upload: %w", err)
 		}
 	} else {
 		out, err := h.api.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &h.cfg.Bucket, Key: &c.Key,
 			ContentType: contentType, Metadata: userMeta, ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx})
 		if err != nil {
-			return c, "", fmt.Errorf("creating the multipart upload: %w", err)
+			return c, fmt.Errorf("creating the multipart upload: %w", err)
 		}
 		c.UploadID = aws.ToString(out.UploadId)
 		s := h.store(c)
@@ -533,15 +532,15 @@ func (h *Handler) begin(ctx context.Context, r *http.Request, c claims, meta met
 			// The marker may exist (its answer lost): remove both.
 			_ = s.abort(ctx)
 			_ = s.deleteTemp(ctx)
-			return c, "", err
+			return c, err
 		}
 	}
-	token := h.sealer.seal(c)
+	w.Header().Set("Location", strings.TrimSuffix(r.URL.Path, "/")+"/"+h.sealer.seal(c))
 	h.event(r, EventCreated, c, c.Length)
 	if c.Length == 0 {
 		h.event(r, EventCompleted, c, 0)
 	}
-	return c, token, nil
+	return c, nil
 }
 
 func isOffsetType(v string) bool {
@@ -549,18 +548,31 @@ func isOffsetType(v string) bool {
 	return err == nil && mt == OffsetContentType
 }
 
-// head handles HEAD: the offset S3 holds.
-func (h *Handler) head(w http.ResponseWriter, r *http.Request) error {
+// headProgress reads the progress of r's upload and sets the headers both
+// protocols answer HEAD with: no caching, the offset S3 holds, and the
+// length when it is known.
+func (h *Handler) headProgress(w http.ResponseWriter, r *http.Request) (claims, state, error) {
 	c, st, err := h.progress(r)
 	if err != nil {
-		return err
+		return c, st, err
 	}
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("Upload-Offset", strconv.FormatInt(st.offset(), 10))
 	if st.length >= 0 {
 		hdr.Set("Upload-Length", strconv.FormatInt(st.length, 10))
-	} else {
+	}
+	return c, st, nil
+}
+
+// head handles HEAD: the offset S3 holds.
+func (h *Handler) head(w http.ResponseWriter, r *http.Request) error {
+	c, st, err := h.headProgress(w, r)
+	if err != nil {
+		return err
+	}
+	hdr := w.Header()
+	if st.length < 0 {
 		hdr.Set("Upload-Defer-Length", "1")
 	}
 	if c.Metadata != "" {
@@ -777,6 +789,21 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			return st.offset(), err
 		}
 	}
+	// addPart adds the part put stores as the upload's next one, within
+	// S3's part count, and drops the tail object and hash state it
+	// replaces (see dropBefore).
+	addPart := func(put func(num int32) (types.CompletedPart, error)) error {
+		if len(parts) >= s3limits.MaxParts {
+			return fail(http.StatusRequestEntityTooLarge, "upload has reached S3's limit of %d parts", s3limits.MaxParts)
+		}
+		p, err := put(int32(len(parts) + 1))
+		if err != nil {
+			return err
+		}
+		parts = append(parts, p)
+		s.dropBefore(ctx, pe, saved > 0, objSum != nil)
+		return nil
+	}
 	if sum != nil {
 		staged, states, n, err := h.stageBody(ctx, r, body, s, l, st, buf, sum, objSum)
 		defer func() { _ = s.deleteKeys(ctx, staged) }()
@@ -785,24 +812,22 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 		}
 		// The body matched: copy the staged parts into the upload.
 		for _, key := range staged {
-			if len(parts) >= s3limits.MaxParts {
-				return pe + int64(saved), fail(http.StatusRequestEntityTooLarge, "upload has reached S3's limit of %d parts", s3limits.MaxParts)
-			}
-			if err := l.hold(ctx); err != nil {
-				return pe + int64(saved), err
-			}
-			if objSum != nil {
-				s.saveHash(ctx, pe+int64(len(buf)), states[len(parts)-len(st.parts)])
-			}
-			p, err := s.copyPart(ctx, int32(len(parts)+1), key)
-			if copyUnsupported(err) {
-				p, err = h.reuploadPart(ctx, s, int32(len(parts)+1), key)
-			}
+			err := addPart(func(num int32) (types.CompletedPart, error) {
+				if err := l.hold(ctx); err != nil {
+					return types.CompletedPart{}, err
+				}
+				if objSum != nil {
+					s.saveHash(ctx, pe+int64(len(buf)), states[len(parts)-len(st.parts)])
+				}
+				p, err := s.copyPart(ctx, num, key)
+				if copyUnsupported(err) {
+					p, err = h.reuploadPart(ctx, s, num, key)
+				}
+				return p, err
+			})
 			if err != nil {
 				return pe + int64(saved), err
 			}
-			parts = append(parts, p)
-			s.dropBefore(ctx, pe, saved > 0, objSum != nil)
 			pe, saved = pe+int64(len(buf)), 0
 		}
 		filled, body = n, http.NoBody
@@ -838,19 +863,16 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 		case last && filled == 0 && len(parts) > 0:
 			// A deferred length set at the offset already reached.
 		case full || last || int64(filled) >= s3limits.MinPartSize:
-			if len(parts) >= s3limits.MaxParts {
-				return pe + int64(saved), fail(http.StatusRequestEntityTooLarge, "upload has reached S3's limit of %d parts", s3limits.MaxParts)
-			}
-			if objSum != nil {
-				objSum.Write(buf[:filled])
-				s.saveHash(ctx, end, marshalHash(objSum))
-			}
-			p, err := s.uploadPart(ctx, int32(len(parts)+1), buf[:filled])
+			err := addPart(func(num int32) (types.CompletedPart, error) {
+				if objSum != nil {
+					objSum.Write(buf[:filled])
+					s.saveHash(ctx, end, marshalHash(objSum))
+				}
+				return s.uploadPart(ctx, num, buf[:filled])
+			})
 			if err != nil {
 				return pe + int64(saved), err
 			}
-			parts = append(parts, p)
-			s.dropBefore(ctx, pe, saved > 0, objSum != nil)
 			pe, filled, saved = end, 0, 0
 		default:
 			if err := s.putTail(ctx, pe, buf[:filled]); err != nil {

@@ -160,21 +160,13 @@ func (h *Handler) ietfCreate(w http.ResponseWriter, r *http.Request, v string) e
 		return fail(http.StatusRequestEntityTooLarge, "the body exceeds the maximum size %d", h.cfg.MaxSize)
 	}
 	c := claims{Owner: h.cfg.User(r), Length: length, Metadata: ietfMetadata(r)}
-	if len(c.Metadata) > maxMetadataLen {
-		return fail(http.StatusRequestHeaderFieldsTooLarge, "the metadata (Upload-Metadata, or Content-Type and Content-Disposition) is longer than %d bytes", maxMetadataLen)
-	}
-	meta, err := parseMetadata(c.Metadata)
-	if err != nil {
-		return fail(http.StatusBadRequest, "metadata: %v", err)
-	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s3Timeout)
 	defer cancel()
-	c, token, err := h.begin(ctx, r, c, meta)
+	c, err = h.begin(ctx, w, r, c, "the metadata (Upload-Metadata, or Content-Type and Content-Disposition)")
 	if err != nil {
 		return err
 	}
 	hdr := w.Header()
-	hdr.Set("Location", strings.TrimSuffix(r.URL.Path, "/")+"/"+token)
 	hdr.Set("Upload-Limit", h.uploadLimit(&c))
 	if c.Length == 0 {
 		hdr.Set("Upload-Offset", "0")
@@ -215,16 +207,11 @@ func (h *Handler) ietfCreate(w http.ResponseWriter, r *http.Request, v string) e
 
 // ietfHead handles offset retrieval.
 func (h *Handler) ietfHead(w http.ResponseWriter, r *http.Request, v string) error {
-	c, st, err := h.progress(r)
+	c, st, err := h.headProgress(w, r)
 	if err != nil {
 		return err
 	}
 	hdr := w.Header()
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("Upload-Offset", strconv.FormatInt(st.offset(), 10))
-	if st.length >= 0 {
-		hdr.Set("Upload-Length", strconv.FormatInt(st.length, 10))
-	}
 	setComplete(hdr, v, st.length >= 0 && st.offset() == st.length)
 	hdr.Set("Upload-Limit", h.uploadLimit(&c))
 	w.WriteHeader(http.StatusNoContent)

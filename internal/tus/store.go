@@ -124,7 +124,7 @@ func (s *store) state(ctx context.Context) (state, error) {
 	var last types.Part // the entry kept for the last part number
 	for {
 		out, err := s.api.ListParts(ctx, &s3.ListPartsInput{Bucket: &s.bucket, Key: &s.c.Key, UploadId: &s.c.UploadID, PartNumberMarker: marker})
-		if awserr.Is[*types.NoSuchUpload](err) || awserr.Code(err) == "NoSuchUpload" {
+		if awserr.NoSuchUpload(err) {
 			return s.finished(ctx)
 		}
 		if err != nil {
@@ -371,7 +371,7 @@ func (s *store) completed(ctx context.Context) bool {
 // abort removes the multipart upload.
 func (s *store) abort(ctx context.Context) error {
 	_, err := s.api.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &s.c.Key, UploadId: &s.c.UploadID})
-	if awserr.Is[*types.NoSuchUpload](err) || awserr.Code(err) == "NoSuchUpload" {
+	if awserr.NoSuchUpload(err) {
 		return errGone
 	}
 	if err != nil {

@@ -6,11 +6,15 @@
 // with every file replaced by fields (and a signature), deleting the
 // objects again when the next handler fails. It also maps every failure to
 // the status, code and message the client gets ([Config.Classify]) and
-// fills the request's [metrics.Outcome].
+// fills the request's [metrics.Outcome]. Before anything is read,
+// [Request.Authorize] decides whether the request's identity may upload
+// (allowed roles, anonymous uploads), and [Request.Client] names its client
+// for the per-client limits.
 //
-// The Caddy handler (module/gateway) provides the configuration, the
-// request's placeholders ([Placeholders], Caddy's replacer), the memory
-// account and the next handler.
+// The Caddy handler (module/gateway) provides the configuration, which
+// [Config.Validate] checks and [Config.Prepare] completes, the request's
+// placeholders ([Placeholders], Caddy's replacer), the memory account and
+// the next handler.
 package uploadreq
 
 import (
@@ -81,16 +85,15 @@ type Config struct {
 	ClientMetadata bool              // accept X-Upload-Meta-* headers
 	Pass           bool              // pass the request on instead of answering
 	PassFields     []formstream.Field
-	PassStyle      string         // how {upload.field}.<attr> names are written (passfields.StyleDotted, …)
-	PassForm       *regexp.Regexp // the plain fields passed on; nil for all
-	PassMD5        bool           // a pass field uses {upload.md5}
-	PassCRC32      bool           // a pass field uses {upload.crc32}
-	SignatureField string         // the pass signature's field name template; "" for none
+	PassStyle      string   // how {upload.field}.<attr> names are written (passfields.StyleDotted, …)
+	PassFormFields []string // expressions of the plain fields passed on; none for all
+	SignatureField string   // the pass signature's field name template; "" for none
 	SignatureKey   []byte
-	RollbackOn     []int // upstream statuses (4 and 5 for classes) that roll back
+	RollbackOn     []int    // upstream statuses (4 and 5 for classes) that roll back
+	AllowedRoles   []string // roles that may upload; empty for admin and uploader
+	AllowAnonymous bool     // requests without an identity may upload
 
-	// For the messages of failures.
-	AllowedTypes        []string
+	AllowedTypes        []string // content types accepted: Prepare builds Allowlist
 	MaxUploadsPerClient int
 	ReadTimeout         time.Duration
 	MinRate             int64
@@ -99,6 +102,10 @@ type Config struct {
 	Allowlist *contenttype.Allowlist
 	Uploader  Uploader
 	Logger    *zap.Logger
+
+	// Set by Prepare.
+	passForm           *regexp.Regexp // PassFormFields compiled; nil for all
+	passMD5, passCRC32 bool           // a pass field uses {upload.md5}, {upload.crc32}
 }
 
 // File describes a stored file to clients.
@@ -179,7 +186,7 @@ func (q *Request) Store(acct *s3stream.Account) error {
 	q.r.Body = q.body
 	ct := q.r.Header.Get("Content-Type")
 	var err error
-	if mt, _, _ := mime.ParseMediaType(ct); mt == "multipart/form-data" {
+	if IsMultipart(q.r) {
 		err = q.storeForm(ct)
 	} else {
 		_, err = q.upload(q.r.Context(), "", q.rawFileName(), ct, q.r.ContentLength, q.r.Body)
@@ -279,7 +286,7 @@ func (q *Request) storeFile(ctx context.Context, f *formstream.File) ([]formstre
 	q.index = q.indexes.Next(f.Field)
 	var digests *passfields.Digests
 	if q.c.Pass {
-		digests = passfields.NewDigests(q.c.PassMD5, q.c.PassCRC32)
+		digests = passfields.NewDigests(q.c.passMD5, q.c.passCRC32)
 	}
 	info, err := q.upload(ctx, f.Field, f.FileName, f.ContentType, -1, digests.Reader(f.Body))
 	if err != nil || !q.c.Pass {
@@ -323,7 +330,7 @@ func (q *Request) passFieldName(tmpl, field string) string {
 // passesField reports whether a plain field is forwarded in pass mode
 // (pass_form_fields).
 func (c *Config) passesField(name string) bool {
-	return c.PassForm == nil || c.PassForm.MatchString(name)
+	return c.passForm == nil || c.passForm.MatchString(name)
 }
 
 // passSignature is the hex HMAC-SHA256, under key, of the file's form field

@@ -251,3 +251,71 @@ func TestAbuseErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestAuthorize(t *testing.T) {
+	tests := []struct {
+		name      string
+		allowed   []string
+		anonymous bool
+		id, role  string
+		want      error
+	}{
+		{"uploader by default", nil, false, "u1", "uploader", nil},
+		{"admin by default", nil, false, "u1", "admin", nil},
+		{"viewer not by default", nil, false, "u1", "viewer", ErrForbidden},
+		{"group-less user not by default", nil, false, "u1", "", ErrForbidden},
+		{"anonymous refused by default", nil, false, "", "", ErrUnauthenticated},
+		{"anonymous with allow_anonymous", nil, true, "", "", nil},
+		{"identity still checked with allow_anonymous", nil, true, "u1", "viewer", ErrForbidden},
+		{"viewer when allowed", []string{"viewer"}, false, "u1", "viewer", nil},
+		{"uploader when only admins", []string{"admin"}, false, "u1", "uploader", ErrForbidden},
+		{"anonymous with allowed_roles", []string{"admin"}, false, "", "", ErrUnauthenticated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Config{AllowedRoles: tt.allowed, AllowAnonymous: tt.anonymous}
+			ph := placeholders{}
+			if tt.id != "" {
+				ph.Set("http.auth.user.id", tt.id)
+				ph.Set("http.auth.user.role", tt.role)
+			}
+			err := c.New(httptest.NewRequest(http.MethodPost, "/", nil), ph).Authorize()
+			if (tt.want == nil) != (err == nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
+				t.Errorf("Authorize() = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// A configuration whose templates do not use the digests computes none.
+func TestPrepareDigests(t *testing.T) {
+	tests := []struct {
+		fields           []formstream.Field
+		signature        string
+		wantMD5, wantCRC bool
+	}{
+		{fields: []formstream.Field{{Name: "{upload.field}.key", Value: "{upload.key}"}}},
+		{fields: []formstream.Field{{Name: "x", Value: "{upload.crc32}"}}, wantCRC: true},
+		{fields: []formstream.Field{{Name: "x", Value: "{upload.md5}"}}, wantMD5: true},
+		{signature: "{upload.md5}.sig", wantMD5: true},
+	}
+	for _, tt := range tests {
+		c := &Config{PassFields: tt.fields, SignatureField: tt.signature, SignatureKey: make([]byte, MinSignatureKey)}
+		if err := c.Prepare(); err != nil {
+			t.Fatal(err)
+		}
+		if c.passMD5 != tt.wantMD5 || c.passCRC32 != tt.wantCRC {
+			t.Errorf("%v %q: md5=%v crc32=%v, want %v %v", tt.fields, tt.signature, c.passMD5, c.passCRC32, tt.wantMD5, tt.wantCRC)
+		}
+	}
+}
+
+// A pass signature needs a key of at least MinSignatureKey bytes.
+func TestPrepareSignatureKey(t *testing.T) {
+	for _, n := range []int{0, MinSignatureKey - 1, MinSignatureKey} {
+		c := &Config{SignatureField: "{upload.field}.sig", SignatureKey: make([]byte, n)}
+		if err := c.Prepare(); (err == nil) != (n >= MinSignatureKey) {
+			t.Errorf("key of %d bytes: Prepare() = %v", n, err)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/refusal"
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
@@ -202,6 +203,32 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		return err
 	})
+}
+
+// unmarshalOnError parses `on_error redirect <url> [<status>...]` or
+// `on_error pass <field> [<status>...]`.
+func unmarshalOnError(d *caddyfile.Dispenser) (*refusal.Policy, error) {
+	args := d.RemainingArgs()
+	if len(args) < 2 {
+		return nil, d.ArgErr()
+	}
+	o := new(refusal.Policy)
+	switch args[0] {
+	case "redirect":
+		o.Redirect = args[1]
+	case "pass":
+		o.PassField = args[1]
+	default:
+		return nil, d.Errf("on_error: unknown action %q (want redirect or pass)", args[0])
+	}
+	for _, a := range args[2:] {
+		code, err := shared.StatusCode(a)
+		if err != nil || (code > 5 && code < 400) || code < 4 {
+			return nil, d.Errf("on_error: invalid status %q", a)
+		}
+		o.Statuses = append(o.Statuses, code)
+	}
+	return o, nil
 }
 
 // Interface guard

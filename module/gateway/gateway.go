@@ -3,9 +3,11 @@
 // reads multipart forms and raw bodies as they arrive and streams every file
 // to S3, under per-request and per-client limits, then answers with JSON
 // or passes the request on with the files replaced by fields. It owns the
-// handler's configuration (gateway.go, caddyfile.go) and the glue to
-// internal/uploadreq (request.go), which runs one request: storing,
-// passing on, rolling back, and mapping failures to HTTP answers.
+// handler's configuration (gateway.go, caddyfile.go) and the glue to the
+// packages that do the work: internal/uploadreq runs one request (access,
+// storing, passing on, rolling back, mapping failures to HTTP answers),
+// internal/s3stream sizes parts and memory, internal/refusal answers
+// refused forms as on_error says.
 package gateway
 
 import (
@@ -13,24 +15,23 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/bodyrate"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/formstream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/inflight"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/passfields"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/refusal"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/uploadreq"
 
@@ -41,6 +42,18 @@ import (
 func init() {
 	caddy.RegisterModule(Gateway{})
 }
+
+// What a matched route does with a body that is not multipart/form-data
+// (non_multipart).
+const (
+	// NonMultipartStore stores the body as one object (the default).
+	NonMultipartStore = "store"
+	// NonMultipartPass hands the request to the next handler untouched;
+	// nothing is stored.
+	NonMultipartPass = "pass"
+	// NonMultipartReject answers 415 UNSUPPORTED_MEDIA_TYPE.
+	NonMultipartReject = "reject"
+)
 
 // Output modes.
 const (
@@ -310,7 +323,7 @@ type Gateway struct {
 	// default): a 303 redirect, or the application the request with error
 	// fields instead of the form. Default: the JSON error (or Caddy's error
 	// handling with handle_errors).
-	OnError *OnError `json:"on_error,omitempty"`
+	OnError *refusal.Policy `json:"on_error,omitempty"`
 
 	flow      *uploadreq.Config
 	uploader  *s3stream.Uploader
@@ -356,21 +369,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 
 	g.S3Config.Expand()
 	g.flow = g.flowConfig()
-	if g.PassSignature != nil {
-		// Checked here, not in Validate: only the expanded secret counts.
-		g.flow.SignatureKey = []byte(caddy.NewReplacer().ReplaceAll(g.PassSignature.Secret, ""))
-		if len(g.flow.SignatureKey) < minPassSecretLen {
-			return fmt.Errorf("pass_signature: the secret is %d bytes, want at least %d", len(g.flow.SignatureKey), minPassSecretLen)
-		}
-	}
-	if err := g.provisionPassForm(); err != nil {
+	if err := g.flow.Prepare(); err != nil {
 		return err
 	}
-	allow, err := contenttype.NewAllowlist(g.AllowedTypes)
-	if err != nil {
-		return fmt.Errorf("parsing allowed_types: %v", err)
-	}
-	g.flow.Allowlist = allow
 
 	rec, err := metricsapp.NewRecorder(ctx, g.logger)
 	if err != nil {
@@ -384,17 +385,18 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading AWS configuration: %v", err)
 	}
 	client := g.NewS3Client(cfg, shared.S3Observer(m))
+	checksum, _ := s3stream.ParseChecksum(g.Checksum) // Validate checks it
 	enc, err := g.ObjectEncryption()
 	if err != nil {
 		return fmt.Errorf("configuring encryption: %v", err)
 	}
 	g.budget = s3stream.NewBufferBudget(g.MemoryLimit, time.Duration(g.MemoryWait))
-	g.budget.SetClientLimit(g.memoryPerClient())
+	g.budget.SetClientLimit(g.sizing().ClientMemory())
 	g.perClient = inflight.New(g.MaxUploadsPerClient)
 	g.uploader = s3stream.New(client, s3stream.Options{
 		PartSize:     g.PartSize,
 		Concurrency:  g.Concurrency,
-		Checksum:     types.ChecksumAlgorithm(strings.ToUpper(g.Checksum)),
+		Checksum:     checksum,
 		SHA256:       g.Hash == HashSHA256,
 		Encryption:   enc,
 		Tags:         !g.DisableTags,
@@ -438,9 +440,6 @@ func (g *Gateway) ApplyDefaults() {
 	g.PassFieldStyle = cmp.Or(g.PassFieldStyle, passfields.StyleDotted)
 	g.NonMultipart = cmp.Or(g.NonMultipart, NonMultipartStore)
 	g.Route = cmp.Or(g.Route, g.Prefix)
-	if g.PassFields == nil {
-		g.PassFields = defaultPassFields()
-	}
 	if g.RollbackOn == nil {
 		g.RollbackOn = []int{4, 5}
 	}
@@ -452,116 +451,55 @@ const (
 	HashSHA256 = "sha256"
 )
 
-func defaultPassFields() []PassField {
-	attrs := []struct{ suffix, value string }{
-		{"name", "{upload.name}"},
-		{"key", "{upload.key}"},
-		{"bucket", "{upload.bucket}"},
-		{"size", "{upload.size}"},
-		{"content_type", "{upload.content_type}"},
-		// Empty without hash sha256, but still written, so that the
-		// application never gets a client's field of that name, and the
-		// pass_signature over the default fields stays what it was.
-		{"sha256", "{upload.sha256}"},
-		{"etag", "{upload.etag}"},
-	}
-	fields := make([]PassField, len(attrs))
-	for i, a := range attrs {
-		fields[i] = PassField{Name: "{upload.field}." + a.suffix, Value: a.value}
-	}
-	return fields
-}
-
 // Validate checks the configuration.
 func (g *Gateway) Validate() error {
 	if err := g.S3Config.Validate(); err != nil {
 		return err
 	}
-	if g.PartSize < s3limits.MinPartSize || g.PartSize > s3limits.MaxPartSize {
-		return fmt.Errorf("part_size %d is outside S3's range of 5 MiB to 5 GiB", g.PartSize)
+	if err := g.sizing().Validate(); err != nil {
+		return err
 	}
-	if g.Concurrency < 1 || g.Concurrency > 64 {
-		return fmt.Errorf("concurrency %d is outside 1 to 64", g.Concurrency)
-	}
-	switch types.ChecksumAlgorithm(strings.ToUpper(g.Checksum)) {
-	case types.ChecksumAlgorithmCrc32, types.ChecksumAlgorithmCrc32c, types.ChecksumAlgorithmCrc64nvme,
-		types.ChecksumAlgorithmSha1, types.ChecksumAlgorithmSha256:
-	default:
-		return fmt.Errorf("unknown checksum %q", g.Checksum)
+	if _, err := s3stream.ParseChecksum(g.Checksum); err != nil {
+		return err
 	}
 	if g.Hash != HashNone && g.Hash != HashSHA256 {
 		return fmt.Errorf("unknown hash %q: use sha256 or none", g.Hash)
 	}
-	if g.MaxFileSize < 0 || g.MaxFileSize > s3limits.MaxObjectSize {
-		return fmt.Errorf("max_file_size %d is outside 0 to 5 TiB", g.MaxFileSize)
-	}
-	partCap := s3stream.PartCap(g.MemoryLimit, g.Concurrency)
-	if partCap < g.PartSize {
-		return fmt.Errorf("memory_limit %d holds concurrency+1 = %d parts of at most %d bytes, less than part_size %d: raise memory_limit or lower concurrency",
-			g.MemoryLimit, g.Concurrency+1, partCap, g.PartSize)
-	}
-	if g.MaxFileSize > 0 {
-		parts := s3stream.New(nil, s3stream.Options{PartSize: g.PartSize, Concurrency: g.Concurrency, MaxPartSize: partCap})
-		if most := parts.MaxObjectSize(g.MaxFileSize); most < g.MaxFileSize {
-			return fmt.Errorf("max_file_size %d does not fit in 10,000 parts of at most memory_limit/(concurrency+1) = %d bytes (at most %d bytes do): raise memory_limit or lower concurrency",
-				g.MaxFileSize, partCap, most)
-		}
-	}
-	if g.MaxRequestSize < 0 || g.MaxFiles < 0 || g.MaxFields < 0 || g.MaxFieldSize < 0 {
+	if g.MaxRequestSize < 0 {
 		return fmt.Errorf("limits must not be negative")
-	}
-	if g.MaxMemoryPerClient != -1 && g.MaxMemoryPerClient != 0 && g.MaxMemoryPerClient < 2*partCap {
-		return fmt.Errorf("max_memory_per_client %d is below two parts of memory_limit/(concurrency+1) = %d bytes: raise it (or -1 for no bound), or raise concurrency",
-			g.MaxMemoryPerClient, partCap)
-	}
-	if g.MemoryWait < 0 || g.ReadTimeout < 0 {
-		return fmt.Errorf("memory_wait and read_timeout must not be negative")
 	}
 	switch g.Output {
 	case OutputRespond, OutputPass:
 	default:
 		return fmt.Errorf("unknown output %q (want respond or pass)", g.Output)
 	}
-	for _, code := range g.RollbackOn {
-		if code < 1 || code > 599 || (code > 5 && code < 100) {
-			return fmt.Errorf("rollback_on: invalid status %d", code)
-		}
-	}
 	if g.OnError != nil {
-		if err := g.OnError.validate(); err != nil {
+		if err := g.OnError.Validate(); err != nil {
 			return err
-		}
-	}
-	for _, r := range g.AllowedRoles {
-		if _, err := roles.Parse(r); err != nil || r == "" {
-			return fmt.Errorf("allowed_roles: unknown role %q", r)
-		}
-	}
-	for _, f := range g.PassFields {
-		if f.Name == "" {
-			return fmt.Errorf("pass_fields: a field has no name")
 		}
 	}
 	if ps := g.PassSignature; ps != nil && ps.Field == "" {
 		return fmt.Errorf("pass_signature: the field has no name")
 	}
-	return g.validatePassForm()
+	switch g.NonMultipart {
+	case "", NonMultipartStore, NonMultipartPass, NonMultipartReject:
+	default:
+		return fmt.Errorf("unknown non_multipart %q (want store, pass or reject)", g.NonMultipart)
+	}
+	return g.flowConfig().Validate()
+}
+
+// sizing is how parts and memory are sized.
+func (g *Gateway) sizing() s3stream.Sizing {
+	return s3stream.Sizing{PartSize: g.PartSize, Concurrency: g.Concurrency, MemoryLimit: g.MemoryLimit,
+		MaxFileSize: g.MaxFileSize, MaxMemoryPerClient: g.MaxMemoryPerClient}
 }
 
 // Cleanup waits briefly for aborts still being retried; they go on in the
 // background (with their own contexts) if they take longer.
 func (g *Gateway) Cleanup() error {
-	if g.uploader == nil {
-		return nil
-	}
-	done := make(chan struct{})
-	go func() {
-		g.uploader.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
+	if g.uploader != nil {
+		g.uploader.Wait(5 * time.Second)
 	}
 	return nil
 }
@@ -573,20 +511,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if r.Method != http.MethodPost && r.Method != http.MethodPut {
 		return next.ServeHTTP(w, r)
 	}
-	if g.NonMultipart == NonMultipartPass && !isMultipart(r) {
+	if g.NonMultipart == NonMultipartPass && !uploadreq.IsMultipart(r) {
 		return next.ServeHTTP(w, r)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	q := g.flow.New(r, replacer{repl})
 	record := g.rec.Upload(r.ContentLength)
 	defer func() { record(r, q.Outcome()) }()
-	if err := g.authorize(repl); err != nil {
+	if err := q.Authorize(); err != nil {
 		return g.fail(w, r, next, repl, q, err)
 	}
-	if g.NonMultipart == NonMultipartReject && !isMultipart(r) {
+	if g.NonMultipart == NonMultipartReject && !uploadreq.IsMultipart(r) {
 		return g.fail(w, r, next, repl, q, fmt.Errorf("%w (non_multipart reject)", formstream.ErrNotMultipart))
 	}
-	client := g.clientKey(r, repl)
+	client := q.Client(shared.ClientIP(r))
 	release, ok := g.perClient.Acquire(client)
 	if !ok {
 		return g.fail(w, r, next, repl, q, uploadreq.ErrTooManyUploads)
@@ -617,52 +555,83 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return q.Respond(w)
 }
 
-// minPassSecretLen is the shortest pass_signature secret, in bytes.
-const minPassSecretLen = 32
+// flowConfig is the configuration of internal/uploadreq, which runs each
+// request, from the handler's.
+func (g *Gateway) flowConfig() *uploadreq.Config {
+	c := &uploadreq.Config{
+		Route:               g.Route,
+		Bucket:              g.Bucket,
+		Prefix:              g.Prefix,
+		Key:                 g.Key,
+		FilenameHeader:      g.FilenameHeader,
+		MaxFileSize:         g.MaxFileSize,
+		Form:                formstream.Limits{MaxFiles: g.MaxFiles, MaxFields: g.MaxFields, MaxFieldBytes: g.MaxFieldSize, MaxFormBytes: g.MaxFormSize},
+		Metadata:            g.Metadata,
+		ClientMetadata:      g.ClientMetadata,
+		Pass:                g.Output == OutputPass,
+		PassStyle:           g.PassFieldStyle,
+		PassFormFields:      g.PassFormFields,
+		RollbackOn:          g.RollbackOn,
+		AllowedTypes:        g.AllowedTypes,
+		MaxUploadsPerClient: g.MaxUploadsPerClient,
+		ReadTimeout:         time.Duration(g.ReadTimeout),
+		MinRate:             g.MinRate,
+		MemoryWait:          time.Duration(g.MemoryWait),
+		AllowedRoles:        g.AllowedRoles,
+		AllowAnonymous:      g.AllowAnonymous,
+		Logger:              g.logger,
+	}
+	if g.PassFields == nil {
+		c.PassFields = passfields.Defaults()
+	}
+	for _, f := range g.PassFields {
+		c.PassFields = append(c.PassFields, formstream.Field{Name: f.Name, Value: f.Value})
+	}
+	if g.PassSignature != nil {
+		c.SignatureField = g.PassSignature.Field
+		c.SignatureKey = []byte(caddy.NewReplacer().ReplaceAll(g.PassSignature.Secret, ""))
+	}
+	return c
+}
 
-// defaultAllowedRoles may upload when allowed_roles is not set.
-var defaultAllowedRoles = []string{string(roles.Admin), string(roles.Uploader)}
+// replacer is Caddy's replacer as the request's placeholders.
+type replacer struct{ *caddy.Replacer }
 
-// authorize lets a request upload: one without an identity only with
-// allow_anonymous, one with an identity when its role is allowed.
-func (g *Gateway) authorize(repl *caddy.Replacer) error {
-	if id, _ := repl.GetString("http.auth.user.id"); id == "" {
-		if g.AllowAnonymous {
-			return nil
+// ReplaceKey expands a key template. Every {http.auth.user.*} value becomes
+// one key segment: a user id or name with "/" or ".." in it must not reach
+// another user's folder.
+func (r replacer) ReplaceKey(template string) (string, error) {
+	return r.ReplaceFunc(template, func(variable string, val any) (any, error) {
+		if !strings.HasPrefix(variable, "http.auth.user.") {
+			return val, nil
 		}
-		return uploadreq.ErrUnauthenticated
-	}
-	allowed := g.AllowedRoles
-	if len(allowed) == 0 {
-		allowed = defaultAllowedRoles
-	}
-	role, _ := repl.GetString("http.auth.user.role")
-	if role == "" || !slices.Contains(allowed, role) {
-		return fmt.Errorf("%w: role %q may not upload", uploadreq.ErrForbidden, role)
-	}
-	return nil
+		return objectkey.EscapeSegment(caddy.ToString(val)), nil
+	})
 }
 
-// memoryPerClient is max_memory_per_client with its default applied; 0 for
-// no bound.
-func (g *Gateway) memoryPerClient() int64 {
-	switch g.MaxMemoryPerClient {
-	case -1:
-		return 0
-	case 0:
-		return min(g.MemoryLimit, max(g.MemoryLimit/4, 2*s3stream.PartCap(g.MemoryLimit, g.Concurrency)))
+// fail answers a failed upload: as on_error says, with the JSON error, or
+// through Caddy's error handling when handle_errors is set.
+func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, q *uploadreq.Request, err error) error {
+	a := q.Fail(w, err)
+	repl.Set("http.upload_gateway.error", a.Message)
+	repl.Set("http.upload_gateway.error_code", a.Code)
+	if g.OnError != nil && g.OnError.Handles(a.Status) {
+		// The request's outcome (metrics, audit) stays the refusal's.
+		repl.Set("http.upload_gateway.error_status", strconv.Itoa(a.Status))
+		expand := func(s string) string { return repl.ReplaceAll(s, "") }
+		return g.OnError.Answer(w, r, refusal.Refusal{Status: a.Status, Code: a.Code, Message: a.Message}, expand, next.ServeHTTP)
 	}
-	return g.MaxMemoryPerClient
-}
-
-// clientKey names the client for max_uploads_per_client and
-// max_memory_per_client: the user, or the
-// client IP (Caddy's, which honours trusted_proxies) when anonymous.
-func (g *Gateway) clientKey(r *http.Request, repl *caddy.Replacer) string {
-	if id, _ := repl.GetString("http.auth.user.id"); id != "" {
-		return "user:" + id
+	if g.HandleErrors {
+		return caddyhttp.Error(a.Status, err)
 	}
-	return "ip:" + ratelimit.ClientKey(shared.ClientIP(r)) // IPv6: the /64
+	level := zapcore.DebugLevel
+	if a.Status >= 500 {
+		level = zapcore.ErrorLevel
+	}
+	if c := g.logger.Check(level, "upload failed"); c != nil {
+		c.Write(zap.Int("status", a.Status), zap.String("code", a.Code), zap.Error(err))
+	}
+	return a.Write(w)
 }
 
 // Defaults of the limits against hostile or broken clients.

@@ -17,6 +17,7 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
 
 	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
+	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 // A client over max_uploads_per_client is refused before its body is read;
@@ -59,7 +60,7 @@ func TestPerClientCap(t *testing.T) {
 			ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)
 			ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{})
 			r = r.WithContext(ctx)
-			key := g.clientKey(r, repl)
+			key := g.flow.New(r, replacer{repl}).Client(shared.ClientIP(r))
 			_, ok := g.perClient.Acquire(key)
 			got := 0
 			if !ok {

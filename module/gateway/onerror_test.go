@@ -8,6 +8,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/refusal"
 )
 
 // A refused form gets the redirect or the hand-off on_error asks for, and
@@ -16,7 +18,7 @@ import (
 func TestOnError(t *testing.T) {
 	tests := []struct {
 		name         string
-		onError      *OnError
+		onError      *refusal.Policy
 		anonymous    bool // allow_anonymous; without it the form is refused with 401
 		user, role   string
 		wantStatus   int
@@ -24,16 +26,16 @@ func TestOnError(t *testing.T) {
 		wantFields   map[string]string // what the app got; nil: the app was not called
 	}{
 		{name: "no on_error: JSON 401", wantStatus: http.StatusUnauthorized},
-		{name: "redirect 401", onError: &OnError{Redirect: "/form?error={http.upload_gateway.error_status}&code={http.upload_gateway.error_code}"},
+		{name: "redirect 401", onError: &refusal.Policy{Redirect: "/form?error={http.upload_gateway.error_status}&code={http.upload_gateway.error_code}"},
 			wantStatus: http.StatusSeeOther, wantLocation: "/form?error=401&code=UNAUTHENTICATED"},
-		{name: "redirect 403", onError: &OnError{Redirect: "/form?error={http.upload_gateway.error_status}"}, user: "u", role: "viewer",
+		{name: "redirect 403", onError: &refusal.Policy{Redirect: "/form?error={http.upload_gateway.error_status}"}, user: "u", role: "viewer",
 			wantStatus: http.StatusSeeOther, wantLocation: "/form?error=403"},
-		{name: "redirect 413 after part of the file", onError: &OnError{Redirect: "/form?error={http.upload_gateway.error_status}"}, anonymous: true,
+		{name: "redirect 413 after part of the file", onError: &refusal.Policy{Redirect: "/form?error={http.upload_gateway.error_status}"}, anonymous: true,
 			wantStatus: http.StatusSeeOther, wantLocation: "/form?error=413"},
-		{name: "status not listed", onError: &OnError{Redirect: "/form", Statuses: []int{413}}, wantStatus: http.StatusUnauthorized},
-		{name: "hand-off", onError: &OnError{PassField: "upload_error"}, wantStatus: http.StatusOK,
+		{name: "status not listed", onError: &refusal.Policy{Redirect: "/form", Statuses: []int{413}}, wantStatus: http.StatusUnauthorized},
+		{name: "hand-off", onError: &refusal.Policy{PassField: "upload_error"}, wantStatus: http.StatusOK,
 			wantFields: map[string]string{"upload_error": "401", "upload_error_code": "UNAUTHENTICATED", "upload_error_message": "authentication required"}},
-		{name: "hand-off 413", onError: &OnError{PassField: "upload_error", Statuses: []int{4}}, anonymous: true, wantStatus: http.StatusOK,
+		{name: "hand-off 413", onError: &refusal.Policy{PassField: "upload_error", Statuses: []int{4}}, anonymous: true, wantStatus: http.StatusOK,
 			wantFields: map[string]string{"upload_error": "413", "upload_error_code": "FILE_TOO_LARGE", "upload_error_message": "a file exceeds the limit of 10 bytes"}},
 	}
 	for _, tt := range tests {
@@ -84,11 +86,11 @@ func TestOnError(t *testing.T) {
 func TestUnmarshalOnError(t *testing.T) {
 	tests := []struct {
 		input   string
-		want    *OnError
+		want    *refusal.Policy
 		wantErr bool
 	}{
-		{input: "on_error redirect /f?e={http.upload_gateway.error_status}", want: &OnError{Redirect: "/f?e={http.upload_gateway.error_status}"}},
-		{input: "on_error pass upload_error 413 4xx", want: &OnError{PassField: "upload_error", Statuses: []int{413, 4}}},
+		{input: "on_error redirect /f?e={http.upload_gateway.error_status}", want: &refusal.Policy{Redirect: "/f?e={http.upload_gateway.error_status}"}},
+		{input: "on_error pass upload_error 413 4xx", want: &refusal.Policy{PassField: "upload_error", Statuses: []int{413, 4}}},
 		{input: "on_error pass", wantErr: true},
 		{input: "on_error drop x", wantErr: true},
 		{input: "on_error redirect /f abc", wantErr: true},
@@ -104,14 +106,6 @@ func TestUnmarshalOnError(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%q: got %+v, want %+v", tt.input, got, tt.want)
-		}
-	}
-}
-
-func TestOnErrorValidate(t *testing.T) {
-	for _, o := range []OnError{{}, {Redirect: "/a", PassField: "b"}, {Redirect: "/a", Statuses: []int{302}}, {Redirect: "/a", Statuses: []int{3}}} {
-		if err := o.validate(); err == nil {
-			t.Errorf("%+v: no error", o)
 		}
 	}
 }

@@ -154,18 +154,3 @@ func TestPassFieldNames(t *testing.T) {
 		})
 	}
 }
-
-// A gateway whose templates do not use the digests computes none.
-func TestPassDigestsOnlyWhenUsed(t *testing.T) {
-	g := testGateway(t, newFakeS3(), func(g *Gateway) { g.Output = OutputPass })
-	if g.flow.PassMD5 || g.flow.PassCRC32 {
-		t.Errorf("default pass fields compute md5=%v crc32=%v, want neither", g.flow.PassMD5, g.flow.PassCRC32)
-	}
-	g = testGateway(t, newFakeS3(), func(g *Gateway) {
-		g.Output = OutputPass
-		g.PassFields = []PassField{{Name: "x", Value: "{upload.crc32}"}}
-	})
-	if g.flow.PassMD5 || !g.flow.PassCRC32 {
-		t.Errorf("crc32 template computes md5=%v crc32=%v, want crc32 only", g.flow.PassMD5, g.flow.PassCRC32)
-	}
-}

@@ -1,51 +1,13 @@
 package gateway
 
 import (
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
-
-	"github.com/caddy-upload-gateway/upload-gateway/internal/uploadreq"
 )
-
-func TestAuthorize(t *testing.T) {
-	tests := []struct {
-		name      string
-		allowed   []string
-		anonymous bool
-		id, role  string
-		want      error
-	}{
-		{"uploader by default", nil, false, "u1", "uploader", nil},
-		{"admin by default", nil, false, "u1", "admin", nil},
-		{"viewer not by default", nil, false, "u1", "viewer", uploadreq.ErrForbidden},
-		{"group-less user not by default", nil, false, "u1", "", uploadreq.ErrForbidden},
-		{"anonymous refused by default", nil, false, "", "", uploadreq.ErrUnauthenticated},
-		{"anonymous with allow_anonymous", nil, true, "", "", nil},
-		{"identity still checked with allow_anonymous", nil, true, "u1", "viewer", uploadreq.ErrForbidden},
-		{"viewer when allowed", []string{"viewer"}, false, "u1", "viewer", nil},
-		{"uploader when only admins", []string{"admin"}, false, "u1", "uploader", uploadreq.ErrForbidden},
-		{"anonymous with allowed_roles", []string{"admin"}, false, "", "", uploadreq.ErrUnauthenticated},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g := &Gateway{AllowedRoles: tt.allowed, AllowAnonymous: tt.anonymous}
-			repl := caddy.NewReplacer()
-			if tt.id != "" {
-				repl.Set("http.auth.user.id", tt.id)
-				repl.Set("http.auth.user.role", tt.role)
-			}
-			err := g.authorize(repl)
-			if (tt.want == nil) != (err == nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
-				t.Errorf("authorize() = %v, want %v", err, tt.want)
-			}
-		})
-	}
-}
 
 // A user id or name inserted in a key template stays one key segment: it
 // can neither climb out of its folder nor nest files in another user's.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -19,10 +20,10 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/inflight"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3stream"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/uploadreq"
 
 	"github.com/caddy-upload-gateway/upload-gateway/module/metricsapp"
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
@@ -135,13 +136,9 @@ func testGateway(t *testing.T, api s3stream.API, mutate func(*Gateway)) *Gateway
 	if err := g.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	var err error
 	g.flow = g.flowConfig()
-	g.flow.SignatureKey = []byte(strings.Repeat("k", minPassSecretLen))
-	if err := g.provisionPassForm(); err != nil {
-		t.Fatal(err)
-	}
-	if g.flow.Allowlist, err = contenttype.NewAllowlist(g.AllowedTypes); err != nil {
+	g.flow.SignatureKey = []byte(strings.Repeat("k", uploadreq.MinSignatureKey))
+	if err := g.flow.Prepare(); err != nil {
 		t.Fatal(err)
 	}
 	g.budget = s3stream.NewBufferBudget(g.MemoryLimit, 0)
@@ -280,7 +277,7 @@ func TestServeFailedPartAborts(t *testing.T) {
 	if err != nil || w.Code != http.StatusBadGateway || !strings.Contains(w.Body.String(), "STORAGE_ERROR") {
 		t.Fatalf("ServeHTTP = %d %s, %v; want 502 STORAGE_ERROR", w.Code, w.Body, err)
 	}
-	g.uploader.Wait()
+	g.uploader.Wait(time.Minute)
 	objects, open, calls := s3api.state()
 	if objects != 0 || open != 0 || !strings.Contains(calls, "AbortMultipartUpload") {
 		t.Errorf("%d objects, %d open multipart uploads after the failure (calls %s)", objects, open, calls)

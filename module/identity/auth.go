@@ -18,7 +18,6 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/authservice"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/cognito"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/localidp"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/ratelimit"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/storelimit"
@@ -33,46 +32,21 @@ func init() {
 
 // Auth authenticates requests with bearer tokens from AWS Cognito (or
 // another OIDC issuer, or the built-in local identity provider), maps the
-// user's groups to a role, and serves the login API:
+// user's groups to a role, and serves the login API of internal/authservice
+// (whose package doc gives the bodies and answers): `POST <login_path>`
+// signs in, `POST <refresh_path>` renews the tokens, `POST <revoke_path>`
+// (local provider only) ends a session, `POST <logout_path>` signs out,
+// `GET <session_path>` answers who is signed in, and `GET <jwks_path>`
+// serves the local provider's public keys.
 //
-//   - `POST <login_path>` `{"email":…,"password":…}` signs in (Cognito
-//     InitiateAuth USER_PASSWORD_AUTH, or the local provider) and answers
-//     `{"success":true,"data":{"token":…,"accessToken":…,"refreshToken":…,
-//     "expiresIn":…,"user":{"id":…,"email":…,"groups":[…],"role":{"role":…}}}}`
-//     (with `"roleArn"` in `role` when `expose_role_arn` is set);
-//   - `POST <refresh_path>` `{"refreshToken":…,"email":…}` renews the tokens;
-//     the local provider rotates the refresh token: the response holds a
-//     new one and the one sent stops working;
-//   - `POST <revoke_path>` `{"refreshToken":…}` (local provider only) ends
-//     the session the refresh token belongs to: it and every refresh token
-//     rotated from it stop working;
-//   - `POST <logout_path>` signs out: it revokes the refresh token of the
-//     body (`{"refreshToken":…}`) or of the refresh cookie (the local
-//     provider's revocation, or Cognito RevokeToken, which the app client
-//     must allow: the default since 2021), clears the session cookies, and
-//     answers `{"success":true,"data":{"signedOut":true}}`;
-//   - `GET <session_path>` answers who is signed in (by session cookie or
-//     bearer token): `{"success":true,"data":{"id":…,"email":…,"role":…}}`,
-//     or 401 JSON;
-//   - `GET <jwks_path>` serves the local provider's public keys.
-//
-// # Sessions for browsers
-//
-// With `session_cookie`, sign-in and refresh also set two cookies, so
-// that a page on the gateway's origin (Uppy in Companion mode, plain
-// `fetch`) is authenticated without handling tokens:
-//
-//	<name>=<token>; Path=/; Max-Age=<token lifetime>; HttpOnly; Secure; SameSite=Strict
-//	<name>_refresh=<refresh token>; Path=<refresh_path>; Max-Age=<refresh lifetime>; HttpOnly; Secure; SameSite=Strict
-//
-// (the refresh cookie is set once more with `Path=<logout_path>`, the
-// only other route that reads it). The token check reads the session
-// cookie like token_cookie. `POST <refresh_path>` with an empty body
-// renews both from the refresh cookie and answers without the tokens
-// (`expiresIn`, `expiresAt`, `user`); `POST <logout_path>` clears both.
-// Requests authenticated by a cookie that change state must come from the
-// site itself or allowed_origins (403 `CSRF_ORIGIN` otherwise), and so
-// must cookie refreshes and sign-outs.
+// With `session_cookie`, sign-in and refresh also set an HttpOnly, Secure,
+// SameSite=Strict session cookie and its refresh cookie, so that a page on
+// the gateway's origin (Uppy in Companion mode, plain `fetch`) is
+// authenticated without handling tokens; the token check reads the
+// session cookie like token_cookie, and sign-out clears both. Requests
+// authenticated by a cookie that change state must come from the site
+// itself or allowed_origins (403 `CSRF_ORIGIN` otherwise), and so must
+// cookie refreshes and sign-outs.
 //
 // Every other request needs a valid token (in the `Authorization: Bearer`
 // header, or in the cookie named by `token_cookie` or the query parameter
@@ -245,16 +219,16 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	}
 	cfg := authservice.Config{
 		Verifier:         a.verifier,
-		Roles:            a.mapper,
+		Roles:            a.checker.Roles,
 		AccessToken:      a.TokenUse == "access",
-		LoginPath:        enabled(a.LoginPath),
-		RefreshPath:      enabled(a.RefreshPath),
-		RevokePath:       enabled(a.RevokePath),
-		LogoutPath:       a.logoutPath(),
-		SessionPath:      enabled(a.SessionPath),
+		LoginPath:        a.LoginPath,
+		RefreshPath:      a.RefreshPath,
+		RevokePath:       a.RevokePath,
+		LogoutPath:       a.LogoutPath,
+		SessionPath:      a.SessionPath,
 		Authenticate:     a.authenticate,
-		CheckOrigin:      a.origins.Check,
-		JWKSPath:         enabled(a.JWKSPath),
+		CheckOrigin:      a.checker.Origins.Check,
+		JWKSPath:         a.JWKSPath,
 		PerClient:        perMinute(a.LoginPerIP),
 		PerAccountClient: perMinute(a.LoginPerAccount),
 		PerAccount:       perMinute(a.LoginPerAccountTotal),
@@ -262,25 +236,25 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 		Report:           a.report,
 	}
 	if a.LoginPerAccountGlobal > 0 {
-		cfg.PerAccount = bothLimits{cfg.PerAccount, &storelimit.Limiter{
+		cfg.PerAccountGlobal = &storelimit.Limiter{
 			Store:   ctx.Storage(),
 			Prefix:  "upload_gateway/login_per_account",
 			Limit:   a.LoginPerAccountGlobal,
 			Window:  time.Minute,
 			OnError: func(err error) { a.logger.Warn("global login limit not applied", zap.Error(err)) },
-		}}
+		}
 	}
 	if a.ExposeRoleARN {
 		cfg.RoleARNs = a.RoleARNs
 	}
 	if a.SessionCookie != "" {
-		cfg.Cookies = &authservice.Cookies{Name: a.SessionCookie, RefreshMaxAge: cognitoRefreshValidity}
+		cfg.Cookies = &authservice.Cookies{Name: a.SessionCookie, RefreshMaxAge: authservice.CognitoRefreshMaxAge}
 		if a.Local != nil {
 			cfg.Cookies.RefreshMaxAge = cmp.Or(time.Duration(a.Local.RefreshTTL), localidp.DefaultRefreshTTL)
 		}
-		a.source.Cookies = append([]string{a.SessionCookie}, a.source.Cookies...)
+		a.checker.Source.Cookies = append([]string{a.SessionCookie}, a.checker.Source.Cookies...)
 		// The session is the gateway's: the application never gets it.
-		a.source.Owned = []string{cfg.Cookies.SessionName(), cfg.Cookies.RefreshName()}
+		a.checker.Source.Owned = []string{cfg.Cookies.SessionName(), cfg.Cookies.RefreshName()}
 	}
 	if a.local != nil {
 		cfg.Local = a.local
@@ -302,22 +276,6 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// cognitoRefreshValidity is the refresh cookie's lifetime with Cognito:
-// the default refresh token validity of an app client. A cookie that
-// outlives its token only makes the next refresh fail (and clear it).
-const cognitoRefreshValidity = 30 * 24 * time.Hour
-
-// bothLimits allows an attempt when both limiters do; the second (the
-// shared, costlier one) is asked only when the first allows.
-type bothLimits [2]authservice.Limiter
-
-func (b bothLimits) Allow(key string) (bool, time.Duration) {
-	if ok, after := b[0].Allow(key); !ok {
-		return false, after
-	}
-	return b[1].Allow(key)
-}
-
 // cognitoClient returns the client for Cognito logins with the first
 // client id.
 func (a *Auth) cognitoClient(ctx caddy.Context) (*cognito.Client, error) {
@@ -334,51 +292,23 @@ func (a *Auth) cognitoClient(ctx caddy.Context) (*cognito.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration: %v", err)
 	}
-	client := cognitoidentityprovider.NewFromConfig(cfg, func(o *cognitoidentityprovider.Options) {
-		if a.CognitoEndpoint != "" {
-			o.BaseEndpoint = aws.String(a.CognitoEndpoint)
-		}
-	})
-	var clientID string // Validate refuses an empty client_ids
+	if a.CognitoEndpoint != "" {
+		cfg.BaseEndpoint = aws.String(a.CognitoEndpoint)
+	}
+	clientID := "" // Validate refuses an empty client_ids
 	if len(a.ClientIDs) > 0 {
 		clientID = a.ClientIDs[0]
 	}
-	return cognito.New(client, clientID, a.ClientSecret), nil
-}
-
-// logoutPath returns the sign-out route's path: "" when it is off, or
-// when it is the revoke route's (a configuration from before sign-out
-// existed, `revoke_path /auth/logout`, keeps revoking there).
-func (a *Auth) logoutPath() string {
-	p := enabled(a.LogoutPath)
-	if a.Local != nil && p == enabled(a.RevokePath) {
-		return ""
-	}
-	return p
-}
-
-// enabled returns path, or "" for `off`.
-func enabled(path string) string {
-	if path == "off" {
-		return ""
-	}
-	return path
+	return cognito.New(cognitoidentityprovider.NewFromConfig(cfg), clientID, a.ClientSecret), nil
 }
 
 // report records a login API request once, like every other request of
-// the gateway: request metrics under the endpoint "auth_<action>", an audit
-// line (not for JWKS and session reads), and an error line when the
-// provider or the keys failed.
+// the gateway, and logs an error when the provider or the keys failed.
 func (a *Auth) report(r *http.Request, o authservice.Outcome) {
 	if o.Err != nil {
 		a.logger.Error("login API request failed", zap.String("action", o.Action), zap.String("code", o.Code), zap.Error(o.Err))
 	}
-	out := metrics.Outcome{Route: "auth", Endpoint: "auth_" + o.Action, Result: o.Result, Status: o.Status,
-		Duration: o.Duration, Account: o.Account, Reason: o.Code}
-	if o.Action != authservice.ActionJWKS && o.Action != authservice.ActionSession {
-		out.Action = o.Action
-	}
-	a.rec.Record(r, out)
+	a.rec.Record(r, o.Metrics())
 }
 
 // Validate checks the configuration.
@@ -389,7 +319,7 @@ func (a *Auth) Validate() error {
 	if a.SessionCookie != "" && (&http.Cookie{Name: a.SessionCookie, Value: "x"}).Valid() != nil {
 		return fmt.Errorf("session_cookie: %q is not a valid cookie name", a.SessionCookie)
 	}
-	if p := enabled(a.LogoutPath); a.SessionCookie != "" && a.Local != nil && p != "" && p == enabled(a.RevokePath) {
+	if p := a.LogoutPath; a.SessionCookie != "" && a.Local != nil && p != "" && p != "off" && p == a.RevokePath {
 		return fmt.Errorf("logout_path and revoke_path are both %s: with session_cookie, move one (revoke_path off, say)", p)
 	}
 	for role := range a.RoleARNs {
@@ -435,15 +365,7 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 	p, err := a.authenticate(r)
 	if err != nil {
-		reason := logRejection(a.logger, r, err)
-		status, result := authservice.Refuse(w, err), "denied"
-		if status >= 500 {
-			result = "failed"
-		} else {
-			a.rec.Metrics.AuthFailure(reason)
-			a.rec.CW.AuthFailed(reason)
-		}
-		shared.Audit(a.rec.Audit, r, shared.AuditEvent{Action: "authenticate", Result: result, Status: status, Reason: reason})
+		a.rec.AuthRefused(r, authservice.Refuse(w, err), authservice.LogRejection(a.logger, r, err))
 		return nil
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)

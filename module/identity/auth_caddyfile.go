@@ -94,10 +94,7 @@ func (a *Auth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "login_concurrency":
 			err = shared.Integer(d, &a.LoginConcurrency)
 		case "expose_role_arn":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			a.ExposeRoleARN = true
+			err = shared.BoolFlag(d, &a.ExposeRoleARN)
 		case "client_secret":
 			err = shared.OneString(d, &a.ClientSecret)
 		case "cognito_endpoint":

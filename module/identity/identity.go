@@ -1,25 +1,29 @@
 // Package identity authenticates requests: the `http.handlers.upload_auth`
-// handler (Caddyfile `upload_auth`: bearer token check, and the login API of
-// internal/authservice), the `http.authentication.providers.upload_auth`
-// provider for Caddy's `authentication` handler, the token verification
-// settings both share ([Identity], for Cognito or the built-in local
-// identity provider), and the `upload-gateway-rotate-key` command.
+// handler (Caddyfile `upload_auth`: token check, and the login API), the
+// `http.authentication.providers.upload_auth` provider for Caddy's
+// `authentication` handler, the token verification settings both share
+// ([Identity], for Cognito or the built-in local identity provider), and
+// the `upload-gateway-rotate-key` command. It owns their configuration and
+// glue; the token check and the login API are internal/authservice's, the
+// role mapping internal/roles', the tokens internal/jwtauth's and
+// internal/localidp's.
 package identity
 
 import (
 	"cmp"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/authservice"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/csrf"
@@ -28,6 +32,37 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/internal/roles"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/tokensource"
 )
+
+func init() {
+	caddy.RegisterModule(Provider{})
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "upload-gateway-rotate-key",
+		Usage: "--keys-dir <dir>",
+		Short: "Rotates the signing key of the local identity provider",
+		Long: `
+Writes a new signing key into the keys directory of the upload_auth local
+identity provider. New tokens are signed with it; running gateways sharing
+the directory pick it up without a restart, and tokens signed with the
+previous key stay valid until the retention period ends.
+
+Password hashes for the users file come from: caddy hash-password`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.Flags().String("keys-dir", "", "The keys_dir of the local identity provider")
+			cmd.RunE = caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
+				dir := fl.String("keys-dir")
+				if dir == "" {
+					return exitFailed, fmt.Errorf("--keys-dir is required")
+				}
+				kid, err := localidp.RotateDir(dir)
+				if err != nil {
+					return exitFailed, err
+				}
+				fmt.Println("new signing key:", kid)
+				return 0, nil
+			})
+		},
+	})
+}
 
 // Identity holds the token verification settings shared by the
 // `upload_auth` handler and the `upload_auth` authentication provider. Tokens
@@ -107,12 +142,8 @@ type Identity struct {
 	TokenQuery string `json:"token_query,omitempty"`
 
 	verifier *jwtauth.Verifier
-	mapper   roles.Mapper
+	checker  authservice.Checker
 	local    *localidp.Provider
-	// source says where tokens are read besides the header; a token from
-	// a cookie must pass origins.
-	source  tokensource.Source
-	origins *csrf.Policy
 	// startRefresh starts refreshing the keys in the background, for as
 	// long as the module's context lives; it runs once, on the first
 	// request, so that provisioning makes no network calls.
@@ -168,35 +199,18 @@ func (id *Identity) provision(ctx caddy.Context) error {
 		id.ClientIDs[i] = repl.ReplaceAll(c, "")
 	}
 
-	mapper := roles.Mapper{Claim: id.RoleClaim}
-	if len(id.RoleMap) > 0 {
-		mapper.Groups = map[string]roles.Role{}
-		for group, name := range id.RoleMap {
-			r, err := roles.Parse(name)
-			if err != nil {
-				return fmt.Errorf("parsing role_map %q: %v", group, err)
-			}
-			mapper.Groups[group] = r
-		}
+	mapper, err := roles.NewMapper(id.RoleClaim, id.RoleMap, id.DefaultRole)
+	if err != nil {
+		return fmt.Errorf("parsing roles: %v", err)
 	}
-	if id.DefaultRole != "" {
-		r, err := roles.Parse(id.DefaultRole)
-		if err != nil {
-			return fmt.Errorf("parsing default_role: %v", err)
-		}
-		mapper.Default = r
-	}
-	id.mapper = mapper
-
 	origins, err := csrf.New(id.AllowedOrigins)
 	if err != nil {
 		return fmt.Errorf("parsing allowed_origins: %v", err)
 	}
 	origins.Forwarded = fromTrustedProxy
-	id.origins = origins
-	id.source = tokensource.Source{Query: id.TokenQuery}
+	id.checker = authservice.Checker{Roles: mapper, Origins: origins, Source: tokensource.Source{Query: id.TokenQuery}}
 	if id.TokenCookie != "" {
-		id.source.Cookies = []string{id.TokenCookie}
+		id.checker.Source.Cookies = []string{id.TokenCookie}
 	}
 
 	cfg := jwtauth.Config{
@@ -205,7 +219,11 @@ func (id *Identity) provision(ctx caddy.Context) error {
 		Leeway:     time.Duration(id.Leeway),
 	}
 	if l := id.Local; l != nil {
-		local, err := l.provision(repl)
+		l.Issuer = cmp.Or(l.Issuer, "upload-gateway-local")
+		l.ClientID = cmp.Or(l.ClientID, "upload-gateway")
+		local, err := localidp.Open(repl.ReplaceAll(l.UsersFile, ""), repl.ReplaceAll(l.KeysDir, ""), localidp.Issuer{
+			Issuer: l.Issuer, ClientID: l.ClientID, TokenTTL: time.Duration(l.TokenTTL), RefreshTTL: time.Duration(l.RefreshTTL),
+			ReuseGrace: time.Duration(l.ReuseGrace)})
 		if err != nil {
 			return err
 		}
@@ -219,7 +237,10 @@ func (id *Identity) provision(ctx caddy.Context) error {
 			cfg.Algorithms = []string{"ES256"}
 		}
 	} else {
-		cfg.Issuer = id.issuer()
+		cfg.Issuer = strings.TrimRight(id.Issuer, "/")
+		if cfg.Issuer == "" {
+			cfg.Issuer = fmt.Sprintf("https://cognito-idp.%s.amazonaws.com/%s", id.Region, id.UserPoolID)
+		}
 		cfg.JWKSURL = id.JWKSURL
 		cfg.Audiences = id.ClientIDs
 	}
@@ -227,56 +248,24 @@ func (id *Identity) provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("configuring token verification: %v", err)
 	}
-	id.verifier = v
+	id.verifier, id.checker.Verifier = v, v
 	id.startRefresh = sync.OnceFunc(func() { v.Start(ctx) })
 	return nil
 }
 
-func (l *LocalIdentity) provision(repl *caddy.Replacer) (*localidp.Provider, error) {
-	l.UsersFile = repl.ReplaceAll(l.UsersFile, "")
-	l.KeysDir = repl.ReplaceAll(l.KeysDir, "")
-	l.Issuer = cmp.Or(l.Issuer, "upload-gateway-local")
-	l.ClientID = cmp.Or(l.ClientID, "upload-gateway")
-	return localidp.Open(l.UsersFile, l.KeysDir, localidp.Issuer{
-		Issuer:     l.Issuer,
-		ClientID:   l.ClientID,
-		TokenTTL:   time.Duration(l.TokenTTL),
-		RefreshTTL: time.Duration(l.RefreshTTL),
-		ReuseGrace: time.Duration(l.ReuseGrace),
-	})
-}
-
-// issuer returns the expected token issuer.
-func (id *Identity) issuer() string {
-	if id.Issuer != "" {
-		return strings.TrimRight(id.Issuer, "/")
-	}
-	return fmt.Sprintf("https://cognito-idp.%s.amazonaws.com/%s", id.Region, id.UserPoolID)
-}
-
 // validate checks the identity settings.
 func (id *Identity) validate() error {
-	if id.Local != nil {
-		return id.validateOrigins()
-	}
-	if id.Issuer == "" && (id.Region == "" || id.UserPoolID == "") {
-		return fmt.Errorf("set region and user_pool_id (or issuer), or configure the local identity provider")
-	}
-	if len(id.ClientIDs) == 0 {
-		return fmt.Errorf("client_ids is required: tokens must be checked against the app client")
-	}
-	switch id.TokenUse {
-	case "", "id", "access", "any":
-	default:
-		return fmt.Errorf("token_use must be id, access or any")
-	}
-	return id.validateOrigins()
-}
-
-// validateOrigins checks allowed_origins.
-func (id *Identity) validateOrigins() error {
 	if _, err := csrf.New(id.AllowedOrigins); err != nil {
 		return fmt.Errorf("allowed_origins: %v", err)
+	}
+	switch {
+	case id.Local != nil:
+	case id.Issuer == "" && (id.Region == "" || id.UserPoolID == ""):
+		return fmt.Errorf("set region and user_pool_id (or issuer), or configure the local identity provider")
+	case len(id.ClientIDs) == 0:
+		return fmt.Errorf("client_ids is required: tokens must be checked against the app client")
+	case id.TokenUse != "" && id.TokenUse != "id" && id.TokenUse != "access" && id.TokenUse != "any":
+		return fmt.Errorf("token_use must be id, access or any")
 	}
 	return nil
 }
@@ -288,63 +277,80 @@ func fromTrustedProxy(r *http.Request) bool {
 	return trusted
 }
 
-// authenticate verifies the request's token: the Authorization header's
-// bearer token, else a token cookie's (session_cookie, token_cookie),
-// else the query parameter's. A state-changing request authenticated by a
-// cookie must come from an allowed origin, or it is refused with an error
-// wrapping csrf.ErrOrigin before its token is looked at.
+// authenticate verifies the request's token (see
+// authservice.Checker.Authenticate).
 func (id *Identity) authenticate(r *http.Request) (*authservice.Principal, error) {
 	id.startRefresh()
-	src := id.source
-	if (len(src.Cookies) == 0 && src.Query == "") || r.Header.Get("Authorization") != "" {
-		return authservice.Authenticate(r, id.verifier, id.mapper)
-	}
-	token, from, ok := src.Token(r)
-	if !ok {
-		return nil, authservice.ErrNoToken
-	}
-	if from == tokensource.FromCookie {
-		if err := id.origins.Check(r); err != nil {
-			return nil, err
-		}
-	}
-	// authservice reads the bearer header: hand it the token on a copy, so
-	// that the request passed on carries no Authorization header it did
-	// not come with.
-	withHeader := *r
-	withHeader.Header = r.Header.Clone()
-	withHeader.Header.Set("Authorization", "Bearer "+token)
-	p, err := authservice.Authenticate(&withHeader, id.verifier, id.mapper)
-	if err == nil {
-		src.Strip(r)
-	}
-	return p, err
+	return id.checker.Authenticate(r)
 }
 
 // setUserPlaceholders exposes the user to later handlers, with the names
 // Caddy's authentication handler uses.
 func setUserPlaceholders(repl *caddy.Replacer, p *authservice.Principal) {
 	repl.Set("http.auth.user.id", p.ID)
-	repl.Set("http.auth.user.username", p.Username)
-	repl.Set("http.auth.user.email", p.Email)
-	repl.Set("http.auth.user.email_verified", strconv.FormatBool(p.EmailVerified))
-	repl.Set("http.auth.user.role", string(p.Role))
-	repl.Set("http.auth.user.groups", strings.Join(p.Groups, ","))
-	repl.Set("http.auth.user.token_use", p.TokenUse)
+	for name, v := range p.Metadata() {
+		repl.Set("http.auth.user."+name, v)
+	}
 }
 
-// logRejection logs a rejected token with its reason code: attacks at Warn,
-// ordinary failures (missing, expired) at Debug. Tokens are never logged:
-// the path is, not the query, which may carry one (token_query). It
-// returns the reason code.
-func logRejection(logger *zap.Logger, r *http.Request, err error) string {
-	reason, attack := authservice.Rejection(err)
-	level := zapcore.DebugLevel
-	if attack {
-		level = zapcore.WarnLevel
-	}
-	if c := logger.Check(level, "token rejected"); c != nil {
-		c.Write(zap.String("reason", reason), zap.String("remote_ip", r.RemoteAddr), zap.String("path", r.URL.Path))
-	}
-	return reason
+// Provider is an authentication provider for Caddy's `authentication`
+// handler that accepts the same bearer tokens as the `upload_auth` handler:
+//
+//	{"handler": "authentication", "providers": {"upload_auth": {"region": …, "user_pool_id": …, "client_ids": […]}}}
+//
+// The user's id is `{http.auth.user.id}`; email, email_verified ("true" or
+// "false"), username, role, groups and token_use are set as
+// `{http.auth.user.<name>}`. CORS preflights (OPTIONS with `Origin` and
+// `Access-Control-Request-Method`, no body) pass without a token; other
+// OPTIONS requests need one. A state-changing request authenticated by
+// `token_cookie` must come from the site or `allowed_origins` (the CSRF
+// rule of the upload_auth handler), or it is not authenticated. A rejected
+// request gets
+// `WWW-Authenticate: Bearer error="invalid_token"` and the handler's 401.
+// Use the `upload_auth` handler for JSON errors and the login API.
+type Provider struct {
+	Identity
+
+	logger *zap.Logger
 }
+
+// CaddyModule returns the Caddy module information.
+func (Provider) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.authentication.providers.upload_auth",
+		New: func() caddy.Module { return new(Provider) },
+	}
+}
+
+// Provision sets up the provider without network calls.
+func (p *Provider) Provision(ctx caddy.Context) error {
+	p.logger = ctx.Logger()
+	return p.Identity.provision(ctx)
+}
+
+// Validate checks the configuration.
+func (p *Provider) Validate() error { return p.Identity.validate() }
+
+// Authenticate verifies the request's bearer token.
+func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
+	if authservice.IsCORSPreflight(r) {
+		return caddyauth.User{}, true, nil // CORS preflights carry no credentials
+	}
+	pr, err := p.authenticate(r)
+	if err != nil {
+		authservice.LogRejection(p.logger, r, err)
+		w.Header().Set("WWW-Authenticate", authservice.Challenge(err))
+		return caddyauth.User{}, false, nil
+	}
+	return caddyauth.User{ID: pr.ID, Metadata: pr.Metadata()}, true, nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner       = (*Provider)(nil)
+	_ caddy.Validator         = (*Provider)(nil)
+	_ caddyauth.Authenticator = (*Provider)(nil)
+)
+
+// exitFailed mirrors caddy's exit code for a failed command.
+const exitFailed = 1

@@ -2,7 +2,8 @@
 // the gateway's metrics to Amazon CloudWatch and/or as Embedded Metric
 // Format lines to a file, the reporting methods the handlers call on it
 // ([App.AccessDenied], [App.AuthFailed]), and the [Recorder] that records
-// each request's outcome in all sinks at once. Prometheus metrics are not here: they live in
+// each request's outcome in all sinks at once (a refused token's with
+// [Recorder.AuthRefused]). Prometheus metrics are not here: they live in
 // internal/metrics and are always on.
 package metricsapp
 
@@ -379,6 +380,21 @@ func (rc *Recorder) Uploaded(r *http.Request, o metrics.Outcome, upload time.Dur
 	up.Action, up.Duration = "upload", upload
 	rc.CW.observeUpload(up)
 	shared.Audit(rc.Audit, r, up)
+}
+
+// AuthRefused records a request whose token the authentication check
+// refused, answered with status for reason: an audit line (action
+// "authenticate", result "failed" when the check itself failed with a 5xx,
+// else "denied") and, for a denial, the auth failure metrics.
+func (rc *Recorder) AuthRefused(r *http.Request, status int, reason string) {
+	result := metrics.ResultDenied
+	if status >= 500 {
+		result = metrics.ResultFailed
+	} else {
+		rc.Metrics.AuthFailure(reason)
+		rc.CW.AuthFailed(reason)
+	}
+	shared.Audit(rc.Audit, r, shared.AuditEvent{Action: "authenticate", Result: result, Status: status, Reason: reason})
 }
 
 // Record records the outcome of one request. An upload's (endpoint

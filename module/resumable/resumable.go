@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/janitor"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/metrics"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/tus"
@@ -265,14 +265,7 @@ func (h *Handler) runJanitor(ctx caddy.Context, m *metrics.Metrics) {
 	if interval == 0 {
 		interval = time.Hour
 	}
-	t := time.NewTimer(rand.N(interval/10 + 1))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	janitor.Every(ctx, interval, func(ctx context.Context) {
 		r := h.tus.Sweep(ctx, time.Duration(h.Janitor.MaxAge), h.Janitor.DryRun)
 		m.JanitorSwept(h.Prefix, r.Expired, r.TempBytes, r.Aborted)
 		if r.Expired > 0 || r.TempObjects > 0 || r.Err != nil {
@@ -280,8 +273,7 @@ func (h *Handler) runJanitor(ctx caddy.Context, m *metrics.Metrics) {
 				zap.Int("aborted", r.Aborted), zap.Int("temp_objects", r.TempObjects), zap.Int("temp_deleted", r.TempDeleted),
 				zap.Int64("temp_bytes", r.TempBytes), zap.Bool("dry_run", h.Janitor.DryRun), zap.NamedError("sweep_error", r.Err))
 		}
-		t.Reset(interval)
-	}
+	})
 }
 
 // user is the id upload_auth set, "" for anonymous.

@@ -1,4 +1,4 @@
-package identity
+package authservice
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ import (
 func TestLogRejectionLeavesTheQueryOut(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	r := httptest.NewRequest("GET", "/files/report.pdf?access_token=SECRET-TOKEN&x=1", nil)
-	logRejection(zap.New(core), r, errors.New("token is malformed"))
+	LogRejection(zap.New(core), r, errors.New("token is malformed"))
 	entries := logs.All()
 	if len(entries) != 1 {
 		t.Fatalf("%d log entries, want 1", len(entries))

@@ -54,8 +54,7 @@ func init() {
 // CORS preflights: OPTIONS requests with `Origin` and
 // `Access-Control-Request-Method` headers and no body pass without one.
 // Failures get a 401 JSON error with `WWW-Authenticate: Bearer
-// error="invalid_token"`, and no detail that would help an attacker; the
-// reason is logged.
+// error="invalid_token"` and no detail; the reason is logged.
 //
 // # Login abuse
 //
@@ -67,12 +66,8 @@ func init() {
 // `login_concurrency` at once; excess attempts get a fast 503 with
 // `Retry-After`.
 //
-// The client address is Caddy's `{http.vars.client_ip}`: the connection's
-// peer, or, for requests from a proxy listed in the server's
-// `trusted_proxies`, the address from `X-Forwarded-For`. Behind a proxy,
-// configure `trusted_proxies` (with `trusted_proxies_strict` when the proxy
-// appends to the header), or every client shares the proxy's limits; never
-// trust ranges clients can send from, or they choose their own address.
+// The client address is Caddy's `{http.vars.client_ip}`: behind a proxy,
+// set the server's `trusted_proxies`, or every client shares its limits.
 //
 // These placeholders are set for later handlers (the upload_gateway handler
 // uses them for keys and metadata):
@@ -253,7 +248,6 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 			cfg.Cookies.RefreshMaxAge = cmp.Or(time.Duration(a.Local.RefreshTTL), localidp.DefaultRefreshTTL)
 		}
 		a.checker.Source.Cookies = append([]string{a.SessionCookie}, a.checker.Source.Cookies...)
-		// The session is the gateway's: the application never gets it.
 		a.checker.Source.Owned = []string{cfg.Cookies.SessionName(), cfg.Cookies.RefreshName()}
 	}
 	if a.local != nil {

@@ -61,18 +61,17 @@ func init() {
 //	}
 func (a *Auth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return shared.Block(d, nil, func(name string) error {
-		var err error
 		switch name {
 		case "login_path":
-			err = shared.OneString(d, &a.LoginPath)
+			return shared.OneString(d, &a.LoginPath)
 		case "refresh_path":
-			err = shared.OneString(d, &a.RefreshPath)
+			return shared.OneString(d, &a.RefreshPath)
 		case "revoke_path":
-			err = shared.OneString(d, &a.RevokePath)
+			return shared.OneString(d, &a.RevokePath)
 		case "logout_path":
-			err = shared.OneString(d, &a.LogoutPath)
+			return shared.OneString(d, &a.LogoutPath)
 		case "session_path":
-			err = shared.OneString(d, &a.SessionPath)
+			return shared.OneString(d, &a.SessionPath)
 		case "session_cookie":
 			a.SessionCookie = authservice.DefaultSessionCookie
 			if d.NextArg() {
@@ -81,30 +80,29 @@ func (a *Auth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
+			return nil
 		case "jwks_path":
-			err = shared.OneString(d, &a.JWKSPath)
+			return shared.OneString(d, &a.JWKSPath)
 		case "login_per_ip":
-			err = shared.Integer(d, &a.LoginPerIP)
+			return shared.Integer(d, &a.LoginPerIP)
 		case "login_per_account":
-			err = shared.Integer(d, &a.LoginPerAccount)
+			return shared.Integer(d, &a.LoginPerAccount)
 		case "login_per_account_total":
-			err = shared.Integer(d, &a.LoginPerAccountTotal)
+			return shared.Integer(d, &a.LoginPerAccountTotal)
 		case "login_per_account_global":
-			err = shared.Integer(d, &a.LoginPerAccountGlobal)
+			return shared.Integer(d, &a.LoginPerAccountGlobal)
 		case "login_concurrency":
-			err = shared.Integer(d, &a.LoginConcurrency)
+			return shared.Integer(d, &a.LoginConcurrency)
 		case "expose_role_arn":
-			err = shared.BoolFlag(d, &a.ExposeRoleARN)
+			return shared.BoolFlag(d, &a.ExposeRoleARN)
 		case "client_secret":
-			err = shared.OneString(d, &a.ClientSecret)
+			return shared.OneString(d, &a.ClientSecret)
 		case "cognito_endpoint":
-			err = shared.OneString(d, &a.CognitoEndpoint)
+			return shared.OneString(d, &a.CognitoEndpoint)
 		case "role_arn":
-			err = shared.Pair(d, &a.RoleARNs)
-		default:
-			err = a.Identity.unmarshalSubdirective(d)
+			return shared.Pair(d, &a.RoleARNs)
 		}
-		return err
+		return a.Identity.unmarshalSubdirective(d)
 	})
 }
 

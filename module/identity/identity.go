@@ -179,11 +179,8 @@ type LocalIdentity struct {
 	// Lifetime of refresh tokens. Default 720h.
 	RefreshTTL caddy.Duration `json:"refresh_ttl,omitempty"`
 
-	// Refresh tokens are single-use: each refresh returns a new one. For
-	// this long after its first use, a refresh token may be used again and
-	// get tokens of the same session (two tabs renewing their session
-	// cookie at once, a retried refresh whose answer was lost); a use
-	// after it is a replay and revokes the session. Default 30s.
+	// How long a used refresh token still gets tokens of its session (two
+	// tabs renewing at once); later, reuse revokes the session. Default 30s.
 	ReuseGrace caddy.Duration `json:"reuse_grace,omitempty"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 )
@@ -480,6 +481,7 @@ func (p *partBuf) reader() *partReader { return &partReader{p: p} }
 type partReader struct {
 	p   *partBuf
 	off int64
+	vec [writevChunks][]byte // see writeBuffers
 }
 
 func (r *partReader) Read(b []byte) (int, error) {
@@ -519,8 +521,12 @@ func (r *partReader) Seek(offset int64, whence int) (int64, error) {
 }
 
 // WriteTo writes the unread bytes to w chunk by chunk, sparing io.Copy its
-// intermediate buffer.
+// intermediate buffer. To a connection of [WrapConn] it writes up to
+// writevChunks chunks per system call.
 func (r *partReader) WriteTo(w io.Writer) (int64, error) {
+	if bw, ok := w.(buffersWriter); ok {
+		return r.writeBuffers(bw)
+	}
 	var total int64
 	for r.off < int64(r.p.n) {
 		c := r.p.chunks[r.off/ChunkSize]
@@ -529,6 +535,36 @@ func (r *partReader) WriteTo(w io.Writer) (int64, error) {
 		k, err := w.Write(c[start:end])
 		r.off += int64(k)
 		total += int64(k)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// writevChunks is how many chunks (1 MiB) go to one writev.
+const writevChunks = 16
+
+// buffersWriter writes several buffers at once (writev on a socket).
+type buffersWriter interface {
+	writeBuffers(bufs net.Buffers) (int64, error)
+}
+
+// writeBuffers writes the unread bytes to w, writevChunks chunks at a time.
+func (r *partReader) writeBuffers(w buffersWriter) (int64, error) {
+	var total int64
+	for r.off < int64(r.p.n) {
+		vec := r.vec[:0]
+		for off := r.off; off < int64(r.p.n) && len(vec) < writevChunks; {
+			c := r.p.chunks[off/ChunkSize]
+			start := int(off % ChunkSize)
+			end := min(ChunkSize, int(int64(r.p.n)-off)+start)
+			vec = append(vec, c[start:end])
+			off += int64(end - start)
+		}
+		k, err := w.writeBuffers(vec)
+		r.off += k
+		total += k
 		if err != nil {
 			return total, err
 		}

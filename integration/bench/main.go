@@ -75,6 +75,7 @@ func main() {
 	withProxy := flag.Bool("proxy", true, "add the SDK upload through Caddy's plain reverse_proxy to S3 to the streaming table")
 	withSigning := flag.Bool("signing", true, "add rows with the other payload signing: the SDK with UNSIGNED-PAYLOAD, the gateway with payload_signing signed")
 	rssSizes := flag.String("rss-sizes", "1GiB,5GiB", "comma-separated sizes of single uploads whose peak RSS is measured, a fresh gateway each (empty or 0 skips)")
+	rssTarget := flag.String("rss-target", "seaweedfs", "S3 server of the peak RSS table: seaweedfs or sink")
 	concClients := flag.Int("concurrent", 200, "clients uploading one body each at the same time through HTTPS (0 skips)")
 	concSize := flag.String("concurrent-size", "8MiB", "body size of each concurrent upload")
 	memLimit := flag.String("memory-limit", "1GiB", "the gateway's memory_limit in the concurrent test")
@@ -198,11 +199,24 @@ func main() {
 		}
 	}
 	if !skipList(*rssSizes) {
-		rows, err := benchRSS(env, *rssSizes, int64(ps), *concurrency)
+		var target *s3Target
+		switch *rssTarget {
+		case "seaweedfs":
+		case "sink":
+			sink, err := startSink()
+			if err != nil {
+				fail("s3sink", err)
+			}
+			defer sink.stop()
+			target = sink.target()
+		default:
+			fail("-rss-target", fmt.Errorf("unknown target %q", *rssTarget))
+		}
+		rows, err := benchRSS(env, target, *rssSizes, int64(ps), *concurrency)
 		if err != nil {
 			fail("rss", err)
 		}
-		printRSS(rows, int64(ps), *concurrency)
+		printRSS(rows, target, int64(ps), *concurrency)
 	}
 	if *concClients > 0 {
 		cs, err := humanize.ParseBytes(*concSize)

@@ -394,47 +394,77 @@ func (b *BufferBudget) grant() {
 }
 
 // chunks reuses the chunks of part buffers across uploads.
-var chunks = chunkCache{pool: sync.Pool{New: func() any { return new([ChunkSize]byte) }}}
+var chunks chunkCache
 
-// idleChunksMax bounds the chunks kept for reuse whatever the garbage
-// collector does: 32 MiB, two default parts.
+// idleChunksMax bounds the free chunks whose memory stays with the process:
+// 32 MiB, two default parts.
 const idleChunksMax = 32 << 20 / ChunkSize
 
-// chunkCache hands out part-buffer chunks. A sync.Pool alone loses its
-// contents at every second GC, so a long upload kept allocating fresh
-// chunks (about 24 MiB per 256 MiB uploaded) while the dropped ones waited
-// as garbage for the next GC: peak RSS grew with the upload's length. Up to
-// idleChunksMax free chunks are therefore kept on a list that the GC does
-// not empty (idle memory the process holds after the uploads end); the
-// pool takes the rest.
+// chunkCache hands out part-buffer chunks, whose memory it manages itself
+// rather than leaving it to the garbage collector.
+//
+// With chunks on the Go heap, peak RSS grew with the length of an upload:
+// the heap's live size is mostly part buffers, so the collector let the
+// garbage of every part (the SDK's and net/http's per-request allocations,
+// about 100 KiB) pile up to as much again before it ran, and a sync.Pool
+// dropped free chunks at every second cycle, to be allocated afresh while
+// the old ones waited as garbage. On Linux the chunks therefore come from
+// anonymous memory mappings outside the Go heap (newSlab): the collector
+// neither counts them towards its goal nor frees them, so it collects the
+// small real heap as often as that heap needs, and chunk memory is exactly
+// what uploads hold (bounded by their budget) plus at most idleChunksMax
+// free chunks kept resident for reuse. Beyond that, free chunks give their
+// pages back to the kernel (release) and are kept, without memory, for
+// reuse. Elsewhere the chunks are ordinary heap arrays and those beyond
+// idleChunksMax are left to the collector.
+//
+// A chunk handed back may still be read by a request that has failed (net/http
+// can go on writing a body after RoundTrip returned): its memory stays mapped,
+// so such a read sees other bytes or zeros on a connection that is discarded
+// anyway, as with any buffer reuse.
 type chunkCache struct {
-	mu   sync.Mutex
-	idle []*[ChunkSize]byte
-	pool sync.Pool
+	mu       sync.Mutex
+	idle     []*[ChunkSize]byte // free chunks with their memory
+	released []*[ChunkSize]byte // free chunks whose pages went back to the kernel
 }
 
 func (c *chunkCache) get() *[ChunkSize]byte {
 	c.mu.Lock()
-	if n := len(c.idle); n > 0 {
-		b := c.idle[n-1]
-		c.idle[n-1] = nil
-		c.idle = c.idle[:n-1]
-		c.mu.Unlock()
+	defer c.mu.Unlock()
+	if b := pop(&c.idle); b != nil {
 		return b
 	}
-	c.mu.Unlock()
-	return c.pool.Get().(*[ChunkSize]byte)
+	if b := pop(&c.released); b != nil {
+		return b
+	}
+	slab := newSlab()
+	// The rest of a new slab has no pages yet: it counts as released.
+	c.released = append(c.released, slab[1:]...)
+	return slab[0]
 }
 
 // put takes back all of bs.
 func (c *chunkCache) put(bs []*[ChunkSize]byte) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	k := min(len(bs), idleChunksMax-len(c.idle))
 	c.idle = append(c.idle, bs[:k]...)
-	c.mu.Unlock()
 	for _, b := range bs[k:] {
-		c.pool.Put(b)
+		if release(b) {
+			c.released = append(c.released, b)
+		}
 	}
+}
+
+func pop(s *[]*[ChunkSize]byte) *[ChunkSize]byte {
+	n := len(*s)
+	if n == 0 {
+		return nil
+	}
+	b := (*s)[n-1]
+	(*s)[n-1] = nil
+	*s = (*s)[:n-1]
+	return b
 }
 
 // partBuf is one part's bytes, in chunks taken as bytes arrive.

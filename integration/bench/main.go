@@ -101,6 +101,7 @@ func main() {
 	tusChunks := flag.String("tus-chunks", "8MiB,64MiB", "comma-separated PATCH sizes of the tus uploads (gateway and tusd alike)")
 	tusRuns := flag.Int("tus-runs", 3, "runs of each tus table row (the median is reported)")
 	tusPart := flag.String("tus-part-size", "8MiB", "upload_tus part_size, and tusd's s3store PreferredPartSize")
+	flag.Int64Var(&sinkRate, "sink-rate", 0, "cap the s3sink's reading at this many bytes per second for all requests together (0: as fast as it can), to stand in for a slower S3 server")
 	serveSinkMode := flag.Bool("serve-sink", false, "internal: serve the s3sink on a loopback port and print its address")
 	flag.Parse()
 	if *serveSinkMode {

@@ -396,9 +396,13 @@ func (b *BufferBudget) grant() {
 // chunks reuses the chunks of part buffers across uploads.
 var chunks chunkCache
 
-// idleChunksMax bounds the free chunks whose memory stays with the process:
-// 32 MiB, two default parts.
+// idleChunksMax is how much free chunk memory stays with the process
+// however long it is unused: 32 MiB, two default parts.
 const idleChunksMax = 32 << 20 / ChunkSize
+
+// trimInterval is how long free chunks beyond idleChunksMax must stay
+// unused before their memory goes back.
+const trimInterval = 5 * time.Second
 
 // chunkCache hands out part-buffer chunks, whose memory it manages itself
 // rather than leaving it to the garbage collector.
@@ -411,20 +415,30 @@ const idleChunksMax = 32 << 20 / ChunkSize
 // the old ones waited as garbage. On Linux the chunks therefore come from
 // anonymous memory mappings outside the Go heap (newSlab): the collector
 // neither counts them towards its goal nor frees them, so it collects the
-// small real heap as often as that heap needs, and chunk memory is exactly
-// what uploads hold (bounded by their budget) plus at most idleChunksMax
-// free chunks kept resident for reuse. Beyond that, free chunks give their
-// pages back to the kernel (release) and are kept, without memory, for
-// reuse. Elsewhere the chunks are ordinary heap arrays and those beyond
-// idleChunksMax are left to the collector.
+// small real heap as often as that heap needs, and chunk memory is what
+// uploads hold at most at once (bounded by their budget): a chunk is only
+// mapped when no free one is left.
+//
+// Free chunks stay resident for reuse. Those beyond idleChunksMax that no
+// upload took for a whole trimInterval give their pages back to the kernel
+// (release) and are kept, without memory, for reuse. Releasing them as
+// soon as they were free cost a system call and page faults per chunk on
+// every burst, and on a VM each release is a TLB shootdown: it doubled the
+// CPU of signed uploads. Elsewhere the chunks are ordinary heap arrays and
+// those released are left to the collector.
 //
 // A chunk handed back may still be read by a request that has failed (net/http
 // can go on writing a body after RoundTrip returned): its memory stays mapped,
 // so such a read sees other bytes or zeros on a connection that is discarded
 // anyway, as with any buffer reuse.
 type chunkCache struct {
-	mu       sync.Mutex
-	idle     []*[ChunkSize]byte // free chunks with their memory
+	mu sync.Mutex
+	// idle are free chunks with their memory, the most recently freed last.
+	idle []*[ChunkSize]byte
+	// low is the fewest idle chunks since the last trim: the first low
+	// were not used in between.
+	low      int
+	trimming bool               // a trim is scheduled
 	released []*[ChunkSize]byte // free chunks whose pages went back to the kernel
 }
 
@@ -432,6 +446,7 @@ func (c *chunkCache) get() *[ChunkSize]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if b := pop(&c.idle); b != nil {
+		c.low = min(c.low, len(c.idle))
 		return b
 	}
 	if b := pop(&c.released); b != nil {
@@ -447,12 +462,37 @@ func (c *chunkCache) get() *[ChunkSize]byte {
 func (c *chunkCache) put(bs []*[ChunkSize]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k := min(len(bs), idleChunksMax-len(c.idle))
-	c.idle = append(c.idle, bs[:k]...)
-	for _, b := range bs[k:] {
-		if release(b) {
-			c.released = append(c.released, b)
+	c.idle = append(c.idle, bs...)
+	if len(c.idle) > idleChunksMax && !c.trimming {
+		// The first trim only starts the interval: how long the chunks
+		// idle now were unused is not known.
+		c.trimming = true
+		c.low = 0
+		time.AfterFunc(trimInterval, c.trim)
+	}
+}
+
+// trim releases the idle chunks beyond idleChunksMax that were not used
+// since the last trim, and runs again while there are more than
+// idleChunksMax.
+func (c *chunkCache) trim() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if k := min(c.low, len(c.idle)-idleChunksMax); k > 0 {
+		for _, b := range c.idle[:k] {
+			if release(b) {
+				c.released = append(c.released, b)
+			}
 		}
+		n := copy(c.idle, c.idle[k:])
+		clear(c.idle[n:])
+		c.idle = c.idle[:n]
+	}
+	c.low = len(c.idle)
+	if len(c.idle) > idleChunksMax {
+		time.AfterFunc(trimInterval, c.trim)
+	} else {
+		c.trimming = false
 	}
 }
 

@@ -69,7 +69,7 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per measurement (the median is reported)")
 	partSize := flag.String("part-size", "16MiB", "part size for both the gateway and the SDK")
 	concurrency := flag.Int("concurrency", 4, "parts in flight for both")
-	flag.StringVar(&pprofPath, "pprof", "", "write CPU profiles (5 s) of the gateway during the first default HTTPS and plain-HTTP uploads of the first size to this file, the target (seaweedfs, sink) and path (https, http) inserted before the extension")
+	flag.StringVar(&pprofPath, "pprof", "", "write CPU profiles (5 s) of the gateway during the first default HTTPS upload and the second default plain-HTTP upload (the first with -runs 1) of the first size to this file, the target (seaweedfs, sink) and path (https, http) inserted before the extension")
 	presignFor := flag.Duration("presign", 10*time.Second, "how long to load the presign endpoint (0 skips it)")
 	presignConc := flag.Int("presign-clients", 4, "concurrent clients for the presign load")
 	withProxy := flag.Bool("proxy", true, "add the SDK upload through Caddy's plain reverse_proxy to S3 to the streaming table")
@@ -452,7 +452,9 @@ func run(env *harness.Env, target *s3Target, sizeList string, runs int, partSize
 			// (onto a fresher server) or last.
 			for j := range paths {
 				p := paths[(i+j)%len(paths)]
-				if pprofPath != "" && (p.name == "https" || p.name == "http") && i == 0 && size == sizes[0] {
+				// One profile per run: two at once fail ("cpu profiling
+				// already in use").
+				if pprofPath != "" && (p.name == "https" && i == 0 || p.name == "http" && i == min(1, runs-1)) && size == sizes[0] {
 					go profile(gw.AdminURL, 5, target.name+"-"+p.name)
 				}
 				meter := cpuMeter{s3: target.pids}

@@ -69,12 +69,13 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per measurement (the median is reported)")
 	partSize := flag.String("part-size", "16MiB", "part size for both the gateway and the SDK")
 	concurrency := flag.Int("concurrency", 4, "parts in flight for both")
-	flag.StringVar(&pprofPath, "pprof", "", "write CPU profiles (5 s) of the gateway during the first default HTTPS and plain-HTTP uploads of the first size to this file, the target (seaweedfs, sink) and path (https, http) inserted before the extension")
+	flag.StringVar(&pprofPath, "pprof", "", "write CPU profiles (5 s) of the gateway during the first default HTTPS upload and the second default plain-HTTP upload (the first with -runs 1) of the first size to this file, the target (seaweedfs, sink) and path (https, http) inserted before the extension")
 	presignFor := flag.Duration("presign", 10*time.Second, "how long to load the presign endpoint (0 skips it)")
 	presignConc := flag.Int("presign-clients", 4, "concurrent clients for the presign load")
 	withProxy := flag.Bool("proxy", true, "add the SDK upload through Caddy's plain reverse_proxy to S3 to the streaming table")
 	withSigning := flag.Bool("signing", true, "add rows with the other payload signing: the SDK with UNSIGNED-PAYLOAD, the gateway with payload_signing signed")
 	rssSizes := flag.String("rss-sizes", "1GiB,5GiB", "comma-separated sizes of single uploads whose peak RSS is measured, a fresh gateway each (empty or 0 skips)")
+	rssTarget := flag.String("rss-target", "seaweedfs", "S3 server of the peak RSS table: seaweedfs or sink")
 	concClients := flag.Int("concurrent", 200, "clients uploading one body each at the same time through HTTPS (0 skips)")
 	concSize := flag.String("concurrent-size", "8MiB", "body size of each concurrent upload")
 	memLimit := flag.String("memory-limit", "1GiB", "the gateway's memory_limit in the concurrent test")
@@ -100,6 +101,7 @@ func main() {
 	tusChunks := flag.String("tus-chunks", "8MiB,64MiB", "comma-separated PATCH sizes of the tus uploads (gateway and tusd alike)")
 	tusRuns := flag.Int("tus-runs", 3, "runs of each tus table row (the median is reported)")
 	tusPart := flag.String("tus-part-size", "8MiB", "upload_tus part_size, and tusd's s3store PreferredPartSize")
+	flag.Int64Var(&sinkRate, "sink-rate", 0, "cap the s3sink's reading at this many bytes per second for all requests together (0: as fast as it can), to stand in for a slower S3 server")
 	serveSinkMode := flag.Bool("serve-sink", false, "internal: serve the s3sink on a loopback port and print its address")
 	flag.Parse()
 	if *serveSinkMode {
@@ -198,11 +200,24 @@ func main() {
 		}
 	}
 	if !skipList(*rssSizes) {
-		rows, err := benchRSS(env, *rssSizes, int64(ps), *concurrency)
+		var target *s3Target
+		switch *rssTarget {
+		case "seaweedfs":
+		case "sink":
+			sink, err := startSink()
+			if err != nil {
+				fail("s3sink", err)
+			}
+			defer sink.stop()
+			target = sink.target()
+		default:
+			fail("-rss-target", fmt.Errorf("unknown target %q", *rssTarget))
+		}
+		rows, err := benchRSS(env, target, *rssSizes, int64(ps), *concurrency)
 		if err != nil {
 			fail("rss", err)
 		}
-		printRSS(rows, int64(ps), *concurrency)
+		printRSS(rows, target, int64(ps), *concurrency)
 	}
 	if *concClients > 0 {
 		cs, err := humanize.ParseBytes(*concSize)
@@ -437,7 +452,9 @@ func run(env *harness.Env, target *s3Target, sizeList string, runs int, partSize
 			// (onto a fresher server) or last.
 			for j := range paths {
 				p := paths[(i+j)%len(paths)]
-				if pprofPath != "" && (p.name == "https" || p.name == "http") && i == 0 && size == sizes[0] {
+				// One profile per run: two at once fail ("cpu profiling
+				// already in use").
+				if pprofPath != "" && (p.name == "https" && i == 0 || p.name == "http" && i == min(1, runs-1)) && size == sizes[0] {
 					go profile(gw.AdminURL, 5, target.name+"-"+p.name)
 				}
 				meter := cpuMeter{s3: target.pids}

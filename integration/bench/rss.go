@@ -22,7 +22,8 @@ type rssResult struct {
 
 // benchRSS uploads one body of each size through a freshly started gateway
 // (one raw PUT over HTTPS) and reads the process's baseline and peak RSS.
-func benchRSS(env *harness.Env, sizeList string, partSize int64, concurrency int) ([]rssResult, error) {
+// With a target, the gateway writes to it instead of the test SeaweedFS.
+func benchRSS(env *harness.Env, target *s3Target, sizeList string, partSize int64, concurrency int) ([]rssResult, error) {
 	sizes, err := parseSizes(sizeList)
 	if err != nil {
 		return nil, err
@@ -32,7 +33,7 @@ func benchRSS(env *harness.Env, sizeList string, partSize int64, concurrency int
 
 	var out []rssResult
 	for _, size := range sizes {
-		r, err := rssOnce(env, prefix, size, partSize, concurrency)
+		r, err := rssOnce(env, target, prefix, size, partSize, concurrency)
 		// Free the server's disk before the next (larger) size.
 		reclaim(env, prefix)
 		if err != nil {
@@ -43,8 +44,12 @@ func benchRSS(env *harness.Env, sizeList string, partSize int64, concurrency int
 	return out, nil
 }
 
-func rssOnce(env *harness.Env, prefix string, size, partSize int64, concurrency int) (rssResult, error) {
-	gw, err := env.StartGateway(harness.GatewayConfig{Site: gatewayBlock(prefix, partSize, concurrency)})
+func rssOnce(env *harness.Env, target *s3Target, prefix string, size, partSize int64, concurrency int) (rssResult, error) {
+	var gwEnv []string
+	if target != nil {
+		gwEnv = target.gwEnv
+	}
+	gw, err := env.StartGateway(harness.GatewayConfig{Site: gatewayBlock(prefix, partSize, concurrency), Env: gwEnv})
 	if err != nil {
 		return rssResult{}, err
 	}
@@ -83,11 +88,15 @@ func warmUp(gw *harness.Gateway) error {
 	return nil
 }
 
-func printRSS(rows []rssResult, partSize int64, concurrency int) {
+func printRSS(rows []rssResult, s3 *s3Target, partSize int64, concurrency int) {
 	bound := partSize * int64(concurrency+1)
 	target := bound + 16<<20
-	fmt.Printf("\nPeak RSS of one raw PUT over HTTPS, a fresh gateway per size, part size %s, concurrency %d (part buffer bound %d MiB)\n\n",
-		humanize.IBytes(uint64(partSize)), concurrency, bound>>20)
+	to := "the test SeaweedFS"
+	if s3 != nil {
+		to = s3.name
+	}
+	fmt.Printf("\nPeak RSS of one raw PUT over HTTPS to %s, a fresh gateway per size, part size %s, concurrency %d (part buffer bound %d MiB)\n\n",
+		to, humanize.IBytes(uint64(partSize)), concurrency, bound>>20)
 	fmt.Println("| size | MB/s | baseline RSS (VmRSS after warm-up) | peak RSS (VmHWM) | peak − baseline | part buffer bound | target: bound + 16 MiB |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {

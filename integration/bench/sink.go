@@ -47,7 +47,7 @@ func startSink() (*sinkServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "-serve-sink")
+	cmd := exec.Command(exe, "-serve-sink", fmt.Sprint("-sink-rate=", sinkRate))
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
@@ -67,9 +67,13 @@ func startSink() (*sinkServer, error) {
 }
 
 func (s *sinkServer) target() *s3Target {
+	title := "s3sink (a minimal in-memory S3 of this repository, NOT SeaweedFS or S3: it checks every checksum and signed payload hash, stores no bytes; SSE-KMS headers ignored)"
+	if sinkRate > 0 {
+		title += fmt.Sprintf(", reading at most %d MB/s", sinkRate/1e6)
+	}
 	return &s3Target{
 		name:     "sink",
-		title:    "s3sink (a minimal in-memory S3 of this repository, NOT SeaweedFS or S3: it checks every checksum and signed payload hash, stores no bytes; SSE-KMS headers ignored)",
+		title:    title,
 		endpoint: s.url,
 		pids:     []int{s.cmd.Process.Pid},
 		gwEnv:    []string{"UGW_S3_ENDPOINT=" + s.url},
@@ -81,6 +85,9 @@ func (s *sinkServer) stop() {
 	_ = s.cmd.Wait()
 }
 
+// sinkRate is -sink-rate: the s3sink's Rate in bytes per second.
+var sinkRate int64
+
 // serveSink is the -serve-sink mode: it serves the s3sink on a loopback
 // port, prints the address and runs until killed.
 func serveSink() {
@@ -90,7 +97,9 @@ func serveSink() {
 		os.Exit(1)
 	}
 	fmt.Println(ln.Addr().String())
-	srv := &http.Server{Handler: s3sink.New()}
+	sink := s3sink.New()
+	sink.Rate = sinkRate
+	srv := &http.Server{Handler: sink}
 	if err := srv.Serve(ln); err != nil {
 		fmt.Fprintln(os.Stderr, "s3sink:", err)
 		os.Exit(1)

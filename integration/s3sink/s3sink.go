@@ -32,6 +32,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/crccombine"
 )
@@ -45,6 +46,32 @@ type Server struct {
 
 	// Bytes is the number of body bytes received and checked.
 	Bytes atomic.Int64
+
+	// Rate, when positive, caps how many body bytes per second all
+	// requests together are read at, to stand in for a slower S3 (part
+	// buffers then fill up as they do in front of a real server). Set it
+	// before serving.
+	Rate int64
+
+	paceMu   sync.Mutex
+	paceNext time.Time // when the bytes read so far are due at Rate
+}
+
+// pacer is a writer that holds the body reader back to the sink's Rate.
+type pacer struct{ s *Server }
+
+func (p pacer) Write(b []byte) (int, error) {
+	s := p.s
+	s.paceMu.Lock()
+	now := time.Now()
+	if s.paceNext.Before(now) {
+		s.paceNext = now
+	}
+	s.paceNext = s.paceNext.Add(time.Duration(int64(len(b)) * int64(time.Second) / s.Rate))
+	wait := s.paceNext.Sub(now)
+	s.paceMu.Unlock()
+	time.Sleep(wait)
+	return len(b), nil
 }
 
 type upload struct {
@@ -277,6 +304,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (size int64, a
 	}
 	counter := &countWriter{}
 	ws = append(ws, counter)
+	if s.Rate > 0 {
+		ws = append(ws, pacer{s})
+	}
 	dst := io.MultiWriter(ws...)
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)

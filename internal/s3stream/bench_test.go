@@ -72,7 +72,7 @@ func BenchmarkUploadToSink(b *testing.B) {
 				UsePathStyle:               true,
 				Credentials:                credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
 				RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
-				HTTPClient:                 &http.Client{Transport: &http.Transport{WriteBufferSize: 256 << 10, ReadBufferSize: 64 << 10, MaxIdleConnsPerHost: 16}},
+				HTTPClient:                 &http.Client{Transport: tc.transport()},
 			}, func(o *s3.Options) {
 				if tc.unsigned {
 					o.APIOptions = append(o.APIOptions, UnsignedPayload)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 )
@@ -393,47 +394,117 @@ func (b *BufferBudget) grant() {
 }
 
 // chunks reuses the chunks of part buffers across uploads.
-var chunks = chunkCache{pool: sync.Pool{New: func() any { return new([ChunkSize]byte) }}}
+var chunks chunkCache
 
-// idleChunksMax bounds the chunks kept for reuse whatever the garbage
-// collector does: 32 MiB, two default parts.
+// idleChunksMax is how much free chunk memory stays with the process
+// however long it is unused: 32 MiB, two default parts.
 const idleChunksMax = 32 << 20 / ChunkSize
 
-// chunkCache hands out part-buffer chunks. A sync.Pool alone loses its
-// contents at every second GC, so a long upload kept allocating fresh
-// chunks (about 24 MiB per 256 MiB uploaded) while the dropped ones waited
-// as garbage for the next GC: peak RSS grew with the upload's length. Up to
-// idleChunksMax free chunks are therefore kept on a list that the GC does
-// not empty (idle memory the process holds after the uploads end); the
-// pool takes the rest.
+// trimInterval is how long free chunks beyond idleChunksMax must stay
+// unused before their memory goes back.
+const trimInterval = 5 * time.Second
+
+// chunkCache hands out part-buffer chunks, whose memory it manages itself
+// rather than leaving it to the garbage collector.
+//
+// With chunks on the Go heap, peak RSS grew with the length of an upload:
+// the heap's live size is mostly part buffers, so the collector let the
+// garbage of every part (the SDK's and net/http's per-request allocations,
+// about 100 KiB) pile up to as much again before it ran, and a sync.Pool
+// dropped free chunks at every second cycle, to be allocated afresh while
+// the old ones waited as garbage. On Linux the chunks therefore come from
+// anonymous memory mappings outside the Go heap (newSlab): the collector
+// neither counts them towards its goal nor frees them, so it collects the
+// small real heap as often as that heap needs, and chunk memory is what
+// uploads hold at most at once (bounded by their budget): a chunk is only
+// mapped when no free one is left.
+//
+// Free chunks stay resident for reuse. Those beyond idleChunksMax that no
+// upload took for a whole trimInterval give their pages back to the kernel
+// (release) and are kept, without memory, for reuse. Releasing them as
+// soon as they were free cost a system call and page faults per chunk on
+// every burst, and on a VM each release is a TLB shootdown: it doubled the
+// CPU of signed uploads. Elsewhere the chunks are ordinary heap arrays and
+// those released are left to the collector.
+//
+// A chunk handed back may still be read by a request that has failed (net/http
+// can go on writing a body after RoundTrip returned): its memory stays mapped,
+// so such a read sees other bytes or zeros on a connection that is discarded
+// anyway, as with any buffer reuse.
 type chunkCache struct {
-	mu   sync.Mutex
+	mu sync.Mutex
+	// idle are free chunks with their memory, the most recently freed last.
 	idle []*[ChunkSize]byte
-	pool sync.Pool
+	// low is the fewest idle chunks since the last trim: the first low
+	// were not used in between.
+	low      int
+	trimming bool               // a trim is scheduled
+	released []*[ChunkSize]byte // free chunks whose pages went back to the kernel
 }
 
 func (c *chunkCache) get() *[ChunkSize]byte {
 	c.mu.Lock()
-	if n := len(c.idle); n > 0 {
-		b := c.idle[n-1]
-		c.idle[n-1] = nil
-		c.idle = c.idle[:n-1]
-		c.mu.Unlock()
+	defer c.mu.Unlock()
+	if b := pop(&c.idle); b != nil {
+		c.low = min(c.low, len(c.idle))
 		return b
 	}
-	c.mu.Unlock()
-	return c.pool.Get().(*[ChunkSize]byte)
+	if b := pop(&c.released); b != nil {
+		return b
+	}
+	slab := newSlab()
+	// The rest of a new slab has no pages yet: it counts as released.
+	c.released = append(c.released, slab[1:]...)
+	return slab[0]
 }
 
 // put takes back all of bs.
 func (c *chunkCache) put(bs []*[ChunkSize]byte) {
 	c.mu.Lock()
-	k := min(len(bs), idleChunksMax-len(c.idle))
-	c.idle = append(c.idle, bs[:k]...)
-	c.mu.Unlock()
-	for _, b := range bs[k:] {
-		c.pool.Put(b)
+	defer c.mu.Unlock()
+	c.idle = append(c.idle, bs...)
+	if len(c.idle) > idleChunksMax && !c.trimming {
+		// The first trim only starts the interval: how long the chunks
+		// idle now were unused is not known.
+		c.trimming = true
+		c.low = 0
+		time.AfterFunc(trimInterval, c.trim)
 	}
+}
+
+// trim releases the idle chunks beyond idleChunksMax that were not used
+// since the last trim, and runs again while there are more than
+// idleChunksMax.
+func (c *chunkCache) trim() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if k := min(c.low, len(c.idle)-idleChunksMax); k > 0 {
+		for _, b := range c.idle[:k] {
+			if release(b) {
+				c.released = append(c.released, b)
+			}
+		}
+		n := copy(c.idle, c.idle[k:])
+		clear(c.idle[n:])
+		c.idle = c.idle[:n]
+	}
+	c.low = len(c.idle)
+	if len(c.idle) > idleChunksMax {
+		time.AfterFunc(trimInterval, c.trim)
+	} else {
+		c.trimming = false
+	}
+}
+
+func pop(s *[]*[ChunkSize]byte) *[ChunkSize]byte {
+	n := len(*s)
+	if n == 0 {
+		return nil
+	}
+	b := (*s)[n-1]
+	(*s)[n-1] = nil
+	*s = (*s)[:n-1]
+	return b
 }
 
 // partBuf is one part's bytes, in chunks taken as bytes arrive.
@@ -480,6 +551,7 @@ func (p *partBuf) reader() *partReader { return &partReader{p: p} }
 type partReader struct {
 	p   *partBuf
 	off int64
+	vec [writevChunks][]byte // see writeBuffers
 }
 
 func (r *partReader) Read(b []byte) (int, error) {
@@ -519,8 +591,12 @@ func (r *partReader) Seek(offset int64, whence int) (int64, error) {
 }
 
 // WriteTo writes the unread bytes to w chunk by chunk, sparing io.Copy its
-// intermediate buffer.
+// intermediate buffer. To a connection of [WrapConn] it writes up to
+// writevChunks chunks per system call.
 func (r *partReader) WriteTo(w io.Writer) (int64, error) {
+	if bw, ok := w.(buffersWriter); ok {
+		return r.writeBuffers(bw)
+	}
 	var total int64
 	for r.off < int64(r.p.n) {
 		c := r.p.chunks[r.off/ChunkSize]
@@ -529,6 +605,36 @@ func (r *partReader) WriteTo(w io.Writer) (int64, error) {
 		k, err := w.Write(c[start:end])
 		r.off += int64(k)
 		total += int64(k)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// writevChunks is how many chunks (1 MiB) go to one writev.
+const writevChunks = 16
+
+// buffersWriter writes several buffers at once (writev on a socket).
+type buffersWriter interface {
+	writeBuffers(bufs net.Buffers) (int64, error)
+}
+
+// writeBuffers writes the unread bytes to w, writevChunks chunks at a time.
+func (r *partReader) writeBuffers(w buffersWriter) (int64, error) {
+	var total int64
+	for r.off < int64(r.p.n) {
+		vec := r.vec[:0]
+		for off := r.off; off < int64(r.p.n) && len(vec) < writevChunks; {
+			c := r.p.chunks[off/ChunkSize]
+			start := int(off % ChunkSize)
+			end := min(ChunkSize, int(int64(r.p.n)-off)+start)
+			vec = append(vec, c[start:end])
+			off += int64(end - start)
+		}
+		k, err := w.writeBuffers(vec)
+		r.off += k
+		total += k
 		if err != nil {
 			return total, err
 		}

@@ -26,7 +26,13 @@
 // the largest part × (Concurrency+1) however large the body is. Buffers grow
 // in chunks of [ChunkSize] as bytes arrive; a [BufferBudget] shared by all
 // uploads of one gateway bounds the total, and an upload that waits for it
-// longer than its MaxWait fails with [ErrMemoryWait].
+// longer than its MaxWait fails with [ErrMemoryWait]. On Linux the chunks
+// are mapped outside the Go heap, so that the garbage collector's pace (and
+// with it peak RSS) does not depend on how much part memory is in use, and
+// free chunk memory beyond 32 MiB goes back to the kernel after 5 s unused.
+//
+// Over plain HTTP, a client whose transport dials through [WrapDial] sends
+// each part from its chunks with writev, without copying it.
 //
 // The part size never depends on the size a client declares. With
 // Object.MaxSize, it is chosen so that MaxSize fits in 10,000 parts;

@@ -197,6 +197,9 @@ func (c *S3Config) AWSConfig(ctx caddy.Context, conns int) (aws.Config, error) {
 			tr.WriteBufferSize = 256 << 10
 			tr.ReadBufferSize = 64 << 10
 			tr.MaxIdleConnsPerHost = 4 * max(conns, 1)
+			// Part bodies go to the socket from the part buffers, not
+			// through a copy (plain HTTP).
+			tr.DialContext = s3stream.WrapDial(tr.DialContext)
 		}),
 	})
 }

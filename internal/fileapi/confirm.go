@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
@@ -117,10 +118,12 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request, user policy.Su
 
 	outcome := Upload{Method: MethodPresigned, Bytes: resp.Size, Duration: s.sinceIssued(key)}
 	if err := s.checkConfirmed(ctx, key, req, wantSum, meta, head); err != nil {
-		if delErr := s.deleteDetached(ctx, key); delErr != nil {
-			return nil, storageError(ctx, "DeleteObject", errNotFound, delErr)
+		if s.mayDiscard(user, key, meta) {
+			if delErr := s.deleteDetached(ctx, key); delErr != nil {
+				return nil, storageError(ctx, "DeleteObject", errNotFound, delErr)
+			}
+			uploaded(ctx, outcome)
 		}
-		uploaded(ctx, outcome)
 		return nil, err
 	}
 	tags = append(tags, types.Tag{Key: aws.String(ConfirmedTag), Value: aws.String(s.now().UTC().Format(time.RFC3339))})
@@ -243,6 +246,18 @@ func (s *Service) sinceIssued(key string) time.Duration {
 		return 0
 	}
 	return d
+}
+
+// mayDiscard reports whether a failed confirm by user deletes the object
+// at key: when user may delete it anyway, or when it is user's own
+// upload (its uploaded-by metadata) issued within the upload window. A
+// confirm cannot delete another user's file, nor an old one, that the
+// user could not delete otherwise.
+func (s *Service) mayDiscard(user policy.Subject, key string, meta map[string]string) bool {
+	if s.authorize(user, policy.Delete, key) == nil {
+		return true
+	}
+	return user.ID != "" && meta[s3limits.MetaUploadedBy] == objectkey.MetadataValue(user.ID) && s.sinceIssued(key) > 0
 }
 
 // multipartETag reports whether an ETag (without quotes) is a multipart

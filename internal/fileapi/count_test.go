@@ -262,6 +262,25 @@ func TestConfirm(t *testing.T) {
 			name: "viewer", user: vic, key: "users/vic/1/a.txt", object: &text, status: 403, code: "FORBIDDEN",
 		},
 		{
+			name: "no delete right: the user's own fresh upload is still discarded", user: alice, key: key, object: &text,
+			mod: func(c *Config) { c.Authorizer = &fakeAuth{noDelete: true} }, body: map[string]any{"size": 6},
+			status: 400, code: "SIZE_MISMATCH", want: refused, wantGone: true,
+			wantCalls: []string{"HeadObject", "GetObjectTagging", "DeleteObject"},
+		},
+		{
+			name: "no delete right: an old object is refused but kept", user: alice, key: v7Key(testNow.Add(-72*time.Hour), "old.txt"), object: &text,
+			mod: func(c *Config) { c.Authorizer = &fakeAuth{noDelete: true} }, body: map[string]any{"size": 6},
+			status: 400, code: "SIZE_MISMATCH",
+			wantCalls: []string{"HeadObject", "GetObjectTagging"},
+		},
+		{
+			name: "no delete right: another user's upload is refused but kept", user: alice, key: key,
+			object: ptr(with(text, func(o *fakeObject) { o.meta = map[string]string{"uploaded-by": "bob"} })),
+			mod:    func(c *Config) { c.Authorizer = &fakeAuth{noDelete: true} }, body: map[string]any{"size": 6},
+			status: 400, code: "SIZE_MISMATCH",
+			wantCalls: []string{"HeadObject", "GetObjectTagging"},
+		},
+		{
 			name: "delete fails: not final", user: alice, key: key, object: &text, body: map[string]any{"size": 6},
 			errs: map[string]string{"DeleteObject": "InternalError"}, status: 502, code: "STORAGE_ERROR",
 			wantCalls: []string{"HeadObject", "GetObjectTagging", "DeleteObject"},

@@ -48,6 +48,8 @@ var errFakeDenied = errors.New("denied by fake policy")
 type fakeAuth struct {
 	mu    sync.Mutex
 	calls []string // "<user> <action> <key>"
+	// noDelete takes delete away from uploaders (policy uploader delete none).
+	noDelete bool
 }
 
 func (a *fakeAuth) record(s string) {
@@ -67,7 +69,7 @@ func (a *fakeAuth) Authorize(u policy.Subject, action policy.Action, key string)
 			return nil
 		}
 	case roles.Uploader:
-		if own && slices.Contains([]policy.Action{policy.Upload, policy.Download, policy.Delete}, action) {
+		if own && slices.Contains([]policy.Action{policy.Upload, policy.Download, policy.Delete}, action) && !(a.noDelete && action == policy.Delete) {
 			return nil
 		}
 	case roles.Viewer:

@@ -257,3 +257,40 @@ func TestMultipartCountedOnComplete(t *testing.T) {
 	}
 	assertEncrypted(t, in.S3Key)
 }
+
+// An executable declared as a PDF and uploaded in parts straight to S3
+// is caught when the gateway completes it: its first bytes are sniffed,
+// the object is deleted, the client gets 415, and the upload is counted
+// as rejected.
+func TestMultipartSniffedOnComplete(t *testing.T) {
+	prefix := testPrefix(t)
+	gw := startGateway(t, countSite(prefix))
+	uploader := newAPIClient(t, gw, "UPLOADER")
+	const partSize = 5 * mib
+	data := fileBytes(t, elfMagic, 35, partSize+100)
+
+	var in initiated
+	if status, code := uploader.call("POST", "/files/multipart/initiate", map[string]any{
+		"fileName": "invoice.pdf", "fileSize": len(data), "contentType": "application/pdf", "partSize": partSize,
+	}, &in); status != http.StatusOK || len(in.PartURLs) != 2 {
+		t.Fatalf("initiate: %d %s %d part URLs", status, code, len(in.PartURLs))
+	}
+	for i, p := range in.PartURLs {
+		part := data[i*partSize : min((i+1)*partSize, len(data))]
+		if status, body := send(t, "PUT", p.URL, p.Headers, part); status != http.StatusOK {
+			t.Fatalf("part %d: %d %s", p.PartNumber, status, body)
+		}
+	}
+	status, code := uploader.call("POST", "/files/multipart/complete", map[string]any{
+		"fileId": in.FileID, "uploadId": in.UploadID, "uploadToken": in.UploadToken,
+	}, nil)
+
+	if status != http.StatusUnsupportedMediaType || code != "CONTENT_TYPE_MISMATCH" {
+		t.Errorf("complete of an executable declared a PDF: %d %s, want 415 CONTENT_TYPE_MISMATCH", status, code)
+	}
+	presignAssertAbsent(t, in.S3Key)
+	assertNothingLeft(t, prefix)
+	if got := scrapeMetric(t, gw, `upload_gateway_uploads_total{result="rejected",role="uploader"}`); got != 1 {
+		t.Errorf("rejected uploads counted: %v, want 1", got)
+	}
+}

@@ -105,8 +105,17 @@ type fakeObject struct {
 }
 
 type fakeUpload struct {
-	key   string
-	parts []types.Part
+	key         string
+	parts       []types.Part
+	contentType string
+}
+
+// fakeContent is the first bytes of a completed upload of each type, so
+// that the completed object sniffs as what it was declared.
+var fakeContent = map[string][]byte{
+	"application/pdf": []byte("%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n"),
+	"image/png":       pngBytes,
+	"text/plain":      []byte("hello, plain text\n"),
 }
 
 // fakeStore is an in-memory S3 that records every call. errs makes an
@@ -125,6 +134,9 @@ type fakeStore struct {
 	listParts int // ListParts calls
 
 	beforeCreate func() // when set, CreateMultipartUpload calls it first
+	// completedBody, when set, is every completed upload's content instead
+	// of fakeContent's for its type.
+	completedBody []byte
 }
 
 func newFakeStore() *fakeStore {
@@ -147,7 +159,7 @@ func (f *fakeStore) CreateMultipartUpload(_ context.Context, in *s3.CreateMultip
 	}
 	f.created = append(f.created, in)
 	id := "upload-" + strconv.Itoa(len(f.created))
-	f.uploads[id] = &fakeUpload{key: *in.Key}
+	f.uploads[id] = &fakeUpload{key: *in.Key, contentType: aws.ToString(in.ContentType)}
 	return &s3.CreateMultipartUploadOutput{UploadId: aws.String(id), Key: in.Key, Bucket: in.Bucket}, nil
 }
 
@@ -215,7 +227,11 @@ func (f *fakeStore) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMu
 		size += *p.Size
 	}
 	delete(f.uploads, *in.UploadId)
-	f.objects[*in.Key] = fakeObject{size: size, etag: `"final-2"`, modified: testNow}
+	body := fakeContent[u.contentType]
+	if f.completedBody != nil {
+		body = f.completedBody
+	}
+	f.objects[*in.Key] = fakeObject{size: size, etag: `"final-2"`, modified: testNow, body: body}
 	return &s3.CompleteMultipartUploadOutput{ETag: aws.String(`"final-2"`), Key: in.Key}, nil
 }
 

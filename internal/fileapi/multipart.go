@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
@@ -497,9 +498,39 @@ func (s *Service) completeUpload(ctx context.Context, c uploadClaims) (completed
 	if err != nil {
 		return completedUpload{}, storageError(ctx, "CompleteMultipartUpload", errUploadNotFound, err)
 	}
+	if err := s.sniffCompleted(ctx, c, size); err != nil {
+		uploaded(ctx, outcome)
+		return completedUpload{}, err
+	}
 	outcome.Stored = true
 	uploaded(ctx, outcome)
 	return completedUpload{Key: c.Key, Size: size, Parts: len(parts), ETag: trimETag(aws.ToString(out.ETag)), Location: aws.ToString(out.Location)}, nil
+}
+
+// sniffCompleted checks the first bytes of a completed multipart upload
+// against allowed_types, as confirm does for single uploads (the bytes
+// went straight to S3, so this is the first moment they can be seen): an
+// executable declared image/png is deleted and refused with 415. A
+// failure to read or delete is a storage error, the object kept.
+func (s *Service) sniffCompleted(ctx context.Context, c uploadClaims, size int64) error {
+	if s.cfg.Types.AllowsAll() || size == 0 {
+		return nil
+	}
+	head, err := s.firstBytes(ctx, c.Key, contenttype.SniffLen)
+	if err != nil {
+		return err
+	}
+	_, err = s.cfg.Types.Check(c.ContentType, head)
+	if err == nil {
+		return nil
+	}
+	if delErr := s.deleteDetached(ctx, c.Key); delErr != nil {
+		return storageError(ctx, "DeleteObject", errNotFound, delErr)
+	}
+	if errors.Is(err, contenttype.ErrMismatch) {
+		return fmt.Errorf("%w: %v; the upload was deleted", errTypeMismatch, err)
+	}
+	return fmt.Errorf("%w; the upload was deleted", err)
 }
 
 // sinceInitiate is the time since the upload c was initiated, from its

@@ -311,16 +311,37 @@ func TestComplete(t *testing.T) {
 		wantAbort bool
 	}{
 		{
-			name:      "happy, listing paginated",
+			name:      "happy, listing paginated, first bytes sniffed",
 			user:      alice,
 			parts:     func(e *env, id string) { e.store.addParts(id, 16*mib, 16*mib, 8*mib) },
 			status:    200,
-			wantCalls: []string{"ListParts", "ListParts", "CompleteMultipartUpload"},
+			wantCalls: []string{"ListParts", "ListParts", "CompleteMultipartUpload", "GetObject"},
 		},
 		{
 			name:      "admin completes another user's upload",
 			user:      ada,
 			parts:     func(e *env, id string) { e.store.addParts(id, 16*mib, 16*mib, 8*mib) },
+			status:    200,
+			wantCalls: []string{"ListParts", "ListParts", "CompleteMultipartUpload", "GetObject"},
+		},
+		{
+			name: "an executable declared a PDF: completed, sniffed, deleted",
+			user: alice,
+			parts: func(e *env, id string) {
+				e.store.addParts(id, 16*mib, 16*mib, 8*mib)
+				e.store.completedBody = []byte("MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00PE\x00\x00")
+			},
+			status: 415, code: "CONTENT_TYPE_MISMATCH",
+			wantCalls: []string{"ListParts", "ListParts", "CompleteMultipartUpload", "GetObject", "DeleteObject"},
+		},
+		{
+			name: "any type allowed: no sniffing",
+			user: alice,
+			mod:  func(c *Config) { c.Types = nil },
+			parts: func(e *env, id string) {
+				e.store.addParts(id, 16*mib, 16*mib, 8*mib)
+				e.store.completedBody = []byte("MZ\x90\x00")
+			},
 			status:    200,
 			wantCalls: []string{"ListParts", "ListParts", "CompleteMultipartUpload"},
 		},

@@ -25,35 +25,21 @@ func init() {
 //		connect_origins <origin...>
 //	}
 func (p *Page) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume the directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		var err error
-		switch d.Val() {
+	return shared.Block(d, nil, func(name string) error {
+		switch name {
 		case "path":
-			err = shared.OneString(d, &p.Path)
+			return shared.OneString(d, &p.Path)
 		case "api_base_path":
-			err = shared.OneString(d, &p.APIBasePath)
+			return shared.OneString(d, &p.APIBasePath)
 		case "auth_base_path":
-			err = shared.OneString(d, &p.AuthBasePath)
+			return shared.OneString(d, &p.AuthBasePath)
 		case "title":
-			err = shared.OneString(d, &p.Title)
+			return shared.OneString(d, &p.Title)
 		case "connect_origins":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			p.ConnectOrigins = append(p.ConnectOrigins, args...)
-		default:
-			return d.Errf("unrecognized subdirective %s", d.Val())
+			return shared.Strings(d, &p.ConnectOrigins)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return shared.Unrecognized(d)
+	})
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

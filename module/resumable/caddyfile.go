@@ -42,63 +42,46 @@ func init() {
 //		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume the directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		if ok, err := h.S3Config.UnmarshalSubdirective(d); ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		var err error
-		switch d.Val() {
+	return shared.Block(d, &h.S3Config, func(name string) error {
+		switch name {
 		case "prefix":
-			err = shared.OneString(d, &h.Prefix)
+			return shared.OneString(d, &h.Prefix)
 		case "temp_prefix":
-			err = shared.OneString(d, &h.TempPrefix)
+			return shared.OneString(d, &h.TempPrefix)
 		case "secret":
-			err = shared.OneString(d, &h.Secret)
+			return shared.OneString(d, &h.Secret)
 		case "old_secret":
 			var s string
-			if err = shared.OneString(d, &s); err == nil {
-				h.OldSecrets = append(h.OldSecrets, s)
-			}
+			err := shared.OneString(d, &s)
+			h.OldSecrets = append(h.OldSecrets, s)
+			return err
 		case "max_size":
-			err = shared.Size(d, &h.MaxSize)
+			return shared.Size(d, &h.MaxSize)
 		case "part_size":
-			err = shared.Size(d, &h.PartSize)
+			return shared.Size(d, &h.PartSize)
 		case "upload_ttl":
-			err = shared.Duration(d, &h.UploadTTL)
+			return shared.Duration(d, &h.UploadTTL)
 		case "lock_timeout":
-			err = shared.Duration(d, &h.LockTimeout)
+			return shared.Duration(d, &h.LockTimeout)
 		case "allowed_types":
-			h.AllowedTypes = append(h.AllowedTypes, d.RemainingArgs()...)
-			if len(h.AllowedTypes) == 0 {
-				return d.ArgErr()
-			}
+			return shared.Strings(d, &h.AllowedTypes)
 		case "allow_anonymous":
-			err = shared.BoolFlag(d, &h.AllowAnonymous)
+			return shared.BoolFlag(d, &h.AllowAnonymous)
 		case "disable_tags":
-			err = shared.BoolFlag(d, &h.DisableTags)
+			return shared.BoolFlag(d, &h.DisableTags)
 		case "max_open_uploads":
-			err = shared.Integer(d, &h.MaxOpenUploads)
+			return shared.Integer(d, &h.MaxOpenUploads)
 		case "memory_limit":
-			err = shared.Size(d, &h.MemoryLimit)
+			return shared.Size(d, &h.MemoryLimit)
 		case "memory_wait":
-			err = shared.Duration(d, &h.MemoryWait)
+			return shared.Duration(d, &h.MemoryWait)
 		case "janitor":
+			var err error
 			h.Janitor, err = shared.UnmarshalJanitor(d)
-		default:
-			return d.Errf("unrecognized subdirective %s", d.Val())
-		}
-		if err != nil {
 			return err
 		}
-	}
-	return nil
+		return shared.Unrecognized(d)
+	})
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

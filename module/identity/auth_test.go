@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -37,7 +38,21 @@ func newLocalAuth(t *testing.T, edit func(*Auth)) *Auth {
 // registry the handler registers in).
 func newLocalAuthIn(t *testing.T, ctx caddy.Context, edit func(*Auth)) *Auth {
 	t.Helper()
-	dir := t.TempDir()
+	// Not t.TempDir: the verifier's background key refresh, stopped only
+	// when ctx is cancelled after this test's other cleanups, may still be
+	// writing the first key into keys/ when the directory is removed.
+	dir, err := os.MkdirTemp("", "upload-auth-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for range 20 {
+			if os.RemoveAll(dir) == nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), localidp.MinHashCost)
 	users := fmt.Sprintf(`{"users":[{"email":"a@example.com","password_hash":%q,"groups":["uploader"]}]}`, hash)
 	usersFile := filepath.Join(dir, "users.json")

@@ -228,6 +228,8 @@ type pageResult struct {
 	ETag            string `json:"etag"`
 	ConfirmStatus   int    `json:"confirmStatus"`
 	Counted         bool   `json:"counted"`
+	ExpiredStatus   int    `json:"expiredStatus"`
+	ExpiredCode     string `json:"expiredCode"`
 	API             string `json:"api"`
 	Put             string `json:"put"`
 	Error           string `json:"error"`
@@ -258,6 +260,10 @@ const GW = {{.GW}}, TOKEN = {{.Token}};
       body: JSON.stringify({size: data.byteLength, type: "application/pdf"})});
     out.confirmStatus = r.status;
     out.counted = (await r.json()).data.counted;
+    // An expired token: upload_auth refuses it, and the page can read why.
+    r = await fetch(GW + "/api/files", {headers: {"Authorization": "Bearer expired.token.here"}});
+    out.expiredStatus = r.status;
+    out.expiredCode = (await r.json()).error.code;
   } catch (e) { out.error = String(e); }
   window.result = out;
 })();
@@ -337,21 +343,22 @@ func browserCORSSite(prefix, bucket, origin string) string {
 		jwks_url {env.UGW_COGNITO_JWKS_URL}
 		client_id {env.UGW_COGNITO_CLIENT_ID}
 		cognito_endpoint {env.UGW_COGNITO_ENDPOINT}
+		allowed_origins %[3]s
 	}
 	upload_api {
-		bucket %s
+		bucket %[1]s
 		region {env.UGW_S3_REGION}
 		endpoint {env.UGW_S3_ENDPOINT}
 		path_style
 		access_key_id {env.UGW_S3_ACCESS_KEY}
 		secret_access_key {env.UGW_S3_SECRET_KEY}
 		kms_key {env.UGW_KMS_KEY_ID}
-		prefix %s
+		prefix %[2]s
 		base_path /api
 		secret integration-test-secret-0123456789abcdef
 		allowed_types application/pdf
 		cors {
-			origins %s
+			origins %[3]s
 		}
 	}`, bucket, prefix, origin)
 }
@@ -380,6 +387,9 @@ func TestBrowserCrossOriginPresignedUpload(t *testing.T) {
 	if got.Error != "" || got.UploadURLStatus != 200 || got.PutStatus != 200 || got.ETag == "" ||
 		got.ConfirmStatus != 200 || !got.Counted {
 		t.Fatalf("app page: %+v", got)
+	}
+	if got.ExpiredStatus != 401 || got.ExpiredCode == "" {
+		t.Errorf("the app page could not read upload_auth's refusal of an expired token: %+v", got)
 	}
 	head, err := env.S3().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &bucket, Key: &got.Key})
 	if err != nil || head.ServerSideEncryption != types.ServerSideEncryptionAwsKms || aws.ToInt64(head.ContentLength) != int64(len(data)) {

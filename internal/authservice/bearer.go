@@ -157,6 +157,23 @@ func Challenge(err error) string {
 	return `Bearer realm="upload-gateway", error="invalid_token"`
 }
 
+// AllowOrigin lets a page of one of the allowed origins read the refusal
+// it is about to get (an expired token's 401, say): it sets the CORS
+// headers of the answer, with credentials, for the request's Origin when
+// Origins allows it. A page of another origin gets none, so the browser
+// keeps the answer from it.
+func (c Checker) AllowOrigin(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin == "" || c.Origins == nil || !c.Origins.Allows(origin) {
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After")
+	h.Add("Vary", "Origin")
+}
+
 // Refuse answers a request [Checker.Authenticate] refused: 401 with its challenge,
 // 403 [CodeCSRFOrigin] when the error wraps csrf.ErrOrigin (a cookie
 // request from another site), or 502 when the identity provider's keys

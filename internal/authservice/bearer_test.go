@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/csrf"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/jwtauth"
 )
 
@@ -81,6 +83,41 @@ func TestAuthenticateAndRefuse(t *testing.T) {
 			}
 			if reason, attack := Rejection(err); reason != tt.wantReason || attack != tt.attack {
 				t.Errorf("Rejection %q %v, want %q %v", reason, attack, tt.wantReason, tt.attack)
+			}
+		})
+	}
+}
+
+// A refusal is readable by a page of an allowed origin (CORS headers with
+// credentials), and by no other.
+func TestAllowOrigin(t *testing.T) {
+	origins, err := csrf.New([]string{"https://app.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, origin, want string
+	}{
+		{"allowed origin", "https://app.example.com", "https://app.example.com"},
+		{"allowed origin, other case", "HTTPS://APP.example.com", "HTTPS://APP.example.com"},
+		{"another origin", "https://evil.example.com", ""},
+		{"no origin", "", ""},
+		{"null", "null", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/files", nil)
+			if tt.origin != "" {
+				r.Header.Set("Origin", tt.origin)
+			}
+			w := httptest.NewRecorder()
+			Checker{Origins: origins}.AllowOrigin(w, r)
+			h := w.Header()
+			if got := h.Get("Access-Control-Allow-Origin"); got != tt.want {
+				t.Errorf("Access-Control-Allow-Origin %q, want %q", got, tt.want)
+			}
+			if tt.want != "" && (h.Get("Access-Control-Allow-Credentials") != "true" || h.Get("Vary") != "Origin" || !strings.Contains(h.Get("Access-Control-Expose-Headers"), "WWW-Authenticate")) {
+				t.Errorf("headers %v", h)
 			}
 		})
 	}

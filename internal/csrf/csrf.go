@@ -115,6 +115,13 @@ func (p *Policy) Check(r *http.Request) error {
 	return ErrForeignOrigin
 }
 
+// Allows reports whether origin is one of the allowed origins (not the
+// request's own, which needs no CORS).
+func (p *Policy) Allows(origin string) bool {
+	n, ok := Normalize(strings.TrimSpace(origin))
+	return ok && p.allowed[n]
+}
+
 // RequestOrigin returns the origin r was sent to, as the client saw it:
 // https when r came over TLS, else http, and r's Host. With forwarded (r
 // came through a trusted proxy), the first X-Forwarded-Proto and

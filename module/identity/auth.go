@@ -335,8 +335,7 @@ func (a *Auth) Cleanup() error {
 
 // loginGates holds the password check gates of all upload_auth handlers,
 // one per login_concurrency value, so that the bound holds for the whole
-// process (password checks compete for the same CPUs) and across config
-// reloads, when old and new handlers run side by side.
+// process and across config reloads (old and new handlers side by side).
 var loginGates = caddy.NewUsagePool()
 
 // loginGate is a Gate in the usage pool.
@@ -359,6 +358,7 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 	p, err := a.authenticate(r)
 	if err != nil {
+		a.checker.AllowOrigin(w, r)
 		a.rec.AuthRefused(r, authservice.Refuse(w, err), authservice.LogRejection(a.logger, r, err))
 		return nil
 	}

@@ -123,10 +123,10 @@ type Identity struct {
 
 	// Origins besides the site's own (`https://app.example.com`) whose pages
 	// may send state-changing requests authenticated by a cookie
-	// (token_cookie, or upload_auth's session_cookie). Such a request
-	// (method not GET, HEAD or OPTIONS) must carry an `Origin` header (or,
-	// lacking it, a `Referer`) naming the request's own origin (scheme and
-	// host as the client saw them: behind a proxy in the server's
+	// (token_cookie, or upload_auth's session_cookie), and read upload_auth's
+	// refusals (CORS). Such a request (not GET, HEAD or OPTIONS) must carry
+	// an `Origin` (or, lacking it, a `Referer`) naming the request's own
+	// origin (as the client saw it: behind a proxy in the server's
 	// `trusted_proxies`, its `X-Forwarded-Proto` and `X-Forwarded-Host`) or
 	// one of these; otherwise it is refused with 403 `CSRF_ORIGIN` (the
 	// authentication provider answers 401) before any handler runs.

@@ -31,8 +31,7 @@ const tusdVersion = "v2.9.1"
 // tusServer is one server process of the tus table: a gateway (upload_tus
 // or the streamed upload_gateway) or tusd.
 type tusServer struct {
-	pid    int
-	client *http.Client
+	pid int
 	// upload sends one body of size bytes.
 	upload func(body io.Reader, size int64) error
 	logs   func() string

@@ -172,14 +172,21 @@ func (s *Service) checkConfirmed(ctx context.Context, key string, req confirmReq
 			return fmt.Errorf("%w: the object's SHA-256 is %s, the client sent %s", errChecksumMismatch, got, wantSum)
 		}
 	}
+	return s.checkContent(ctx, key, stored, size)
+}
+
+// checkContent sniffs the first bytes of the object at key, of size bytes,
+// against allowed_types and its declared type (a ranged GET), as the
+// gateway does with streamed bodies; nothing when every type is allowed.
+func (s *Service) checkContent(ctx context.Context, key, declared string, size int64) error {
 	if s.cfg.Types.AllowsAll() || size == 0 {
 		return nil
 	}
-	head4k, err := s.firstBytes(ctx, key, contenttype.SniffLen)
+	head, err := s.firstBytes(ctx, key, contenttype.SniffLen)
 	if err != nil {
 		return err
 	}
-	if _, err := s.cfg.Types.Check(stored, head4k); err != nil {
+	if _, err := s.cfg.Types.Check(declared, head); err != nil {
 		if errors.Is(err, contenttype.ErrMismatch) {
 			return fmt.Errorf("%w: %v", errTypeMismatch, err)
 		}

@@ -508,27 +508,17 @@ func (s *Service) completeUpload(ctx context.Context, c uploadClaims) (completed
 }
 
 // sniffCompleted checks the first bytes of a completed multipart upload
-// against allowed_types, as confirm does for single uploads (the bytes
-// went straight to S3, so this is the first moment they can be seen): an
-// executable declared image/png is deleted and refused with 415. A
-// failure to read or delete is a storage error, the object kept.
+// as confirm does for single uploads (the bytes went straight to S3, so
+// this is the first moment they can be seen): an executable declared
+// image/png is deleted and refused with 415. A failure to read or delete
+// is a storage error, the object kept.
 func (s *Service) sniffCompleted(ctx context.Context, c uploadClaims, size int64) error {
-	if s.cfg.Types.AllowsAll() || size == 0 {
-		return nil
-	}
-	head, err := s.firstBytes(ctx, c.Key, contenttype.SniffLen)
-	if err != nil {
+	err := s.checkContent(ctx, c.Key, c.ContentType, size)
+	if !errors.Is(err, errTypeMismatch) && !errors.Is(err, contenttype.ErrNotAllowed) {
 		return err
-	}
-	_, err = s.cfg.Types.Check(c.ContentType, head)
-	if err == nil {
-		return nil
 	}
 	if delErr := s.deleteDetached(ctx, c.Key); delErr != nil {
 		return storageError(ctx, "DeleteObject", errNotFound, delErr)
-	}
-	if errors.Is(err, contenttype.ErrMismatch) {
-		return fmt.Errorf("%w: %v; the upload was deleted", errTypeMismatch, err)
 	}
 	return fmt.Errorf("%w; the upload was deleted", err)
 }

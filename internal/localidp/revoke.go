@@ -57,9 +57,9 @@ func OpenRevocations(dir string) (*Revocations, error) {
 	return &Revocations{dir: dir, Now: time.Now}, nil
 }
 
-// create creates the file path, exclusively if excl is set, and the
-// directory if it is missing.
-func (r *Revocations) create(path string, excl bool) error {
+// create creates the file path holding content, exclusively if excl is
+// set, and the directory if it is missing.
+func (r *Revocations) create(path string, excl bool, content []byte) error {
 	flags := os.O_WRONLY | os.O_CREATE
 	if excl {
 		flags |= os.O_EXCL
@@ -71,7 +71,8 @@ func (r *Revocations) create(path string, excl bool) error {
 	if err != nil {
 		return err
 	}
-	return f.Close()
+	_, werr := f.Write(content)
+	return errors.Join(werr, f.Close())
 }
 
 // name returns the file name for id (a UUID) of the given kind and expiry.
@@ -91,10 +92,7 @@ func (r *Revocations) use(jti string, exp, now time.Time) (first bool, firstAt t
 		return false, time.Time{}, err
 	}
 	r.prunePeriodically()
-	if err := os.MkdirAll(r.dir, 0o700); err != nil {
-		return false, time.Time{}, fmt.Errorf("localidp: recording a used refresh token: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	err = r.create(path, true, []byte(strconv.FormatInt(now.UnixNano(), 10)))
 	if errors.Is(err, fs.ErrExist) {
 		b, _ := os.ReadFile(path)
 		at, perr := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
@@ -106,10 +104,6 @@ func (r *Revocations) use(jti string, exp, now time.Time) (first bool, firstAt t
 	if err != nil {
 		return false, time.Time{}, fmt.Errorf("localidp: recording a used refresh token: %w", err)
 	}
-	_, werr := f.WriteString(strconv.FormatInt(now.UnixNano(), 10))
-	if err := errors.Join(werr, f.Close()); err != nil {
-		return false, time.Time{}, fmt.Errorf("localidp: recording a used refresh token: %w", err)
-	}
 	return true, now, nil
 }
 
@@ -119,7 +113,7 @@ func (r *Revocations) revoke(sid string, exp time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := r.create(path, false); err != nil {
+	if err := r.create(path, false, nil); err != nil {
 		return fmt.Errorf("localidp: revoking a session: %w", err)
 	}
 	return nil

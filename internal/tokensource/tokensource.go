@@ -98,13 +98,13 @@ func (s Source) stripCookies(r *http.Request) {
 	changed := false
 	for _, line := range r.Header.Values("Cookie") {
 		for part := range strings.SplitSeq(line, ";") {
-			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if slices.Contains(s.Owned, name) {
+			part = strings.TrimSpace(part)
+			name, _, _ := strings.Cut(part, "=")
+			switch {
+			case slices.Contains(s.Owned, name):
 				changed = true
-				continue
-			}
-			if strings.TrimSpace(part) != "" {
-				kept = append(kept, strings.TrimSpace(part))
+			case part != "":
+				kept = append(kept, part)
 			}
 		}
 	}

@@ -273,14 +273,10 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, action string, r
 		if err != nil {
 			return nil, err
 		}
-		s.sessionStarted(w, resp)
-		if s.cfg.Cookies != nil && r.Header.Get("Origin") != "" {
-			// A browser's login (browsers send Origin with every POST):
-			// the tokens stay in the HttpOnly cookies, out of reach of
-			// page scripts. Clients without Origin (curl, apps) get them.
-			return cookieRefresh{ExpiresIn: resp.ExpiresIn, ExpiresAt: resp.ExpiresAt, User: resp.User}, nil
-		}
-		return resp, nil
+		// A browser's login (browsers send Origin with every POST) keeps
+		// the tokens in the cookies; clients without Origin (curl, apps)
+		// get them.
+		return s.sessionStarted(w, resp, r.Header.Get("Origin") != ""), nil
 	case ActionRefresh:
 		return s.refresh(w, r, req)
 	case ActionLogout:

@@ -20,7 +20,7 @@ type SessionUser struct {
 	Role  string `json:"role"`
 }
 
-// cookieRefresh is the data of a refresh answered from the refresh cookie:
+// cookieRefresh is the data of a sign-in or refresh answered to a page:
 // the tokens stay in the cookies, out of reach of page scripts.
 type cookieRefresh struct {
 	ExpiresIn int    `json:"expiresIn"`
@@ -29,12 +29,18 @@ type cookieRefresh struct {
 }
 
 // sessionStarted sets the cookies for the tokens of resp, when the service
-// has cookies.
-func (s *Service) sessionStarted(w http.ResponseWriter, resp *Response) {
+// has cookies, and returns the answer's data: resp, or, with cookies and
+// forPage, the same without the tokens, which stay in the cookies out of
+// reach of page scripts.
+func (s *Service) sessionStarted(w http.ResponseWriter, resp *Response, forPage bool) any {
 	if s.cfg.Cookies == nil {
-		return
+		return resp
 	}
 	s.setCookies(w, resp.Token, time.Duration(resp.ExpiresIn)*time.Second, resp.username, resp.RefreshToken)
+	if forPage {
+		return cookieRefresh{ExpiresIn: resp.ExpiresIn, ExpiresAt: resp.ExpiresAt, User: resp.User}
+	}
+	return resp
 }
 
 // fromCookie takes the refresh token of r's refresh cookie into req when
@@ -77,11 +83,7 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request, req *request) 
 		}
 		return nil, err
 	}
-	s.sessionStarted(w, resp)
-	if cookieMode {
-		return cookieRefresh{ExpiresIn: resp.ExpiresIn, ExpiresAt: resp.ExpiresAt, User: resp.User}, nil
-	}
-	return resp, nil
+	return s.sessionStarted(w, resp, cookieMode), nil
 }
 
 // logout ends the session: it revokes the refresh token of the body or the

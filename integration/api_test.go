@@ -22,15 +22,25 @@ import (
 )
 
 // apiSite is a gateway with the login API and the file API; URLs are signed
-// with per-user STS sessions of SeaweedFS's UploadRole.
-func apiSite(prefix string) string {
-	return fmt.Sprintf(`upload_auth {
+// with per-user STS sessions of SeaweedFS's UploadRole. lines are extra
+// upload_api subdirectives.
+func apiSite(prefix string, lines ...string) string {
+	return `upload_auth {
 		issuer {env.UGW_COGNITO_ISSUER}
 		jwks_url {env.UGW_COGNITO_JWKS_URL}
 		client_id {env.UGW_COGNITO_CLIENT_ID}
 		cognito_endpoint {env.UGW_COGNITO_ENDPOINT}
 	}
-	upload_api {
+	` + apiBlock(prefix, lines...)
+}
+
+// apiBlock is apiSite's upload_api block alone, with extra subdirectives.
+func apiBlock(prefix string, lines ...string) string {
+	extra := ""
+	if len(lines) > 0 {
+		extra = "\n\t\t" + strings.Join(lines, "\n\t\t")
+	}
+	return fmt.Sprintf(`upload_api {
 		%s
 		prefix %s
 		base_path /api
@@ -39,8 +49,8 @@ func apiSite(prefix string) string {
 		# SeaweedFS rejects temporary credentials in POST policies
 		post_policy_credentials gateway
 		secret integration-test-secret-0123456789abcdef
-		part_size 5MiB
-	}`, harness.S3Settings(""), prefix)
+		part_size 5MiB%s
+	}`, harness.S3Settings(""), prefix, extra)
 }
 
 // apiClient calls the file API as one user.

@@ -148,11 +148,10 @@ func TestBucketCORSRuleExposesETag(t *testing.T) {
 
 // corsSite is apiSite with a cors block for appOrigin (and extra origins).
 func corsSite(prefix string, origins ...string) string {
-	return strings.Replace(apiSite(prefix), "part_size 5MiB", fmt.Sprintf(`part_size 5MiB
-		cors {
+	return apiSite(prefix, fmt.Sprintf(`cors {
 			origins %s
 			max_age 5m
-		}`, strings.Join(append([]string{appOrigin}, origins...), " ")), 1)
+		}`, strings.Join(append([]string{appOrigin}, origins...), " ")))
 }
 
 // The file API answers the preflights of a page of the app for every route,

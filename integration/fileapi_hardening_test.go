@@ -27,16 +27,11 @@ import (
 	"github.com/caddy-upload-gateway/upload-gateway/integration/harness"
 )
 
-// apiSiteWith is apiSite with extra upload_api subdirectives.
-func apiSiteWith(prefix string, lines ...string) string {
-	return strings.Replace(apiSite(prefix), "part_size 5MiB", "part_size 5MiB\n\t\t"+strings.Join(lines, "\n\t\t"), 1)
-}
-
-// startAPIGateway starts a gateway serving apiSiteWith, with extra
+// startAPIGateway starts a gateway serving apiSite, with extra
 // environment variables (which override those of the test servers).
 func startAPIGateway(t *testing.T, prefix string, environ []string, lines ...string) *harness.Gateway {
 	t.Helper()
-	return startGatewayWith(t, harness.GatewayConfig{Site: apiSiteWith(prefix, lines...), Env: environ})
+	return startGatewayWith(t, harness.GatewayConfig{Site: apiSite(prefix, lines...), Env: environ})
 }
 
 // assumedRole is one AssumeRole call the STS recorder saw.

@@ -31,19 +31,7 @@ import (
 // parts (so single uploads up to 5 MiB), files up to 48 MiB, text and
 // binary files only.
 func pageAPI(prefix string) string {
-	return fmt.Sprintf(`upload_api {
-		%s
-		prefix %s
-		base_path /api
-		role_arn {env.UGW_STS_ROLE_ARN}
-		sts_endpoint {env.UGW_STS_ENDPOINT}
-		# SeaweedFS rejects temporary credentials in POST policies
-		post_policy_credentials gateway
-		secret integration-test-secret-0123456789abcdef
-		part_size 5MiB
-		max_file_size 48MiB
-		allowed_types text/plain application/octet-stream
-	}`, harness.S3Settings(""), prefix)
+	return apiBlock(prefix, "max_file_size 48MiB", "allowed_types text/plain application/octet-stream")
 }
 
 // pageDirective is the upload page, allowed to send files to the test S3

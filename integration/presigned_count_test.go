@@ -17,7 +17,7 @@ import (
 // countSite is apiSite with a content type allow-list, so that confirm
 // sniffs the bytes of what it counts.
 func countSite(prefix string) string {
-	return strings.Replace(apiSite(prefix), "part_size 5MiB", "part_size 5MiB\n\t\tallowed_types application/pdf image/png", 1)
+	return apiSite(prefix, "allowed_types application/pdf image/png")
 }
 
 // confirmed is the answer of POST /files/{fileId}/confirm.

@@ -1,6 +1,7 @@
 package tus
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -159,43 +160,29 @@ func New(api API, cfg Config) (*Handler, error) {
 	if cfg.User == nil {
 		return nil, errors.New("user function is required")
 	}
-	if cfg.TempPrefix == "" {
-		cfg.TempPrefix = DefaultTempPrefix
-	}
+	cfg.TempPrefix = cmp.Or(cfg.TempPrefix, DefaultTempPrefix)
 	if !strings.HasSuffix(cfg.TempPrefix, "/") {
 		cfg.TempPrefix += "/"
 	}
 	if cfg.Prefix != "" && (strings.HasPrefix(cfg.Prefix, cfg.TempPrefix) || strings.HasPrefix(cfg.TempPrefix, cfg.Prefix)) {
 		return nil, fmt.Errorf("temp prefix %q and prefix %q overlap", cfg.TempPrefix, cfg.Prefix)
 	}
-	if cfg.PartSize == 0 {
-		cfg.PartSize = DefaultPartSize
-	}
+	cfg.PartSize = cmp.Or(cfg.PartSize, DefaultPartSize)
 	if cfg.PartSize < s3limits.MinPartSize || cfg.PartSize > s3limits.MaxPartSize {
 		return nil, fmt.Errorf("part size %d is outside S3's limits [%d, %d]", cfg.PartSize, s3limits.MinPartSize, s3limits.MaxPartSize)
 	}
 	maxSize := min(cfg.PartSize*s3limits.MaxParts, s3limits.MaxObjectSize)
-	if cfg.MaxSize == 0 {
-		cfg.MaxSize = maxSize
-	}
+	cfg.MaxSize = cmp.Or(cfg.MaxSize, maxSize)
 	if cfg.MaxSize < 0 || cfg.MaxSize > maxSize {
 		return nil, fmt.Errorf("max size %d is outside [0, %d] (part size × %d parts)", cfg.MaxSize, maxSize, s3limits.MaxParts)
 	}
-	if cfg.TTL == 0 {
-		cfg.TTL = DefaultTTL
-	}
-	if cfg.LockTimeout == 0 {
-		cfg.LockTimeout = DefaultLockTimeout
-	}
-	if cfg.MemoryLimit == 0 {
-		cfg.MemoryLimit = DefaultMemoryLimit
-	}
+	cfg.TTL = cmp.Or(cfg.TTL, DefaultTTL)
+	cfg.LockTimeout = cmp.Or(cfg.LockTimeout, DefaultLockTimeout)
+	cfg.MemoryLimit = cmp.Or(cfg.MemoryLimit, DefaultMemoryLimit)
 	if cfg.MemoryLimit < cfg.PartSize {
 		return nil, fmt.Errorf("memory limit %d is below one part (%d)", cfg.MemoryLimit, cfg.PartSize)
 	}
-	if cfg.MemoryWait == 0 {
-		cfg.MemoryWait = DefaultMemoryWait
-	}
+	cfg.MemoryWait = cmp.Or(cfg.MemoryWait, DefaultMemoryWait)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -412,11 +399,11 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 		return fail(http.StatusRequestEntityTooLarge, "Upload-Length exceeds Tus-Max-Size %d", h.cfg.MaxSize)
 	}
 	withBody := r.ContentLength > 0 || r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody
-	if withBody && !isOffsetType(r.Header.Get("Content-Type")) {
-		return fail(http.StatusUnsupportedMediaType, "a body sent with creation must be %s", OffsetContentType)
-	}
 	var sum *checksum
 	if withBody {
+		if !isOffsetType(r.Header.Get("Content-Type")) {
+			return fail(http.StatusUnsupportedMediaType, "a body sent with creation must be %s", OffsetContentType)
+		}
 		var err error
 		if sum, err = parseChecksum(r.Header.Get("Upload-Checksum")); err != nil {
 			return err
@@ -434,23 +421,20 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusCreated)
 		return nil
 	}
-	st := state{length: c.Length}
-	offset, err := h.write(ctx, r, h.store(c), st, sum)
-	if he, ok := errors.AsType[*httpError](err); ok && he.status == StatusChecksumMismatch {
+	offset, err := h.write(ctx, r, h.store(c), state{length: c.Length}, sum)
+	he, _ := errors.AsType[*httpError](err)
+	switch {
+	case he != nil && he.status == StatusChecksumMismatch:
 		// The upload exists (Location is set) but holds nothing.
 		return he
-	}
-	if he, ok := errors.AsType[*httpError](err); ok && he.status == http.StatusUnsupportedMediaType {
+	case he != nil && he.status == http.StatusUnsupportedMediaType:
 		// The content was refused and the upload removed.
 		w.Header().Del("Location")
 		w.Header().Del("Upload-Expires")
 		return he
-	}
-	if err != nil && !errors.Is(err, errLocked) {
+	case err != nil && !errors.Is(err, errLocked) && h.cfg.OnError != nil:
 		// The upload exists: the client may resume it from HEAD.
-		if h.cfg.OnError != nil {
-			h.cfg.OnError(r, err)
-		}
+		h.cfg.OnError(r, err)
 	}
 	w.Header().Set("Upload-Offset", strconv.FormatInt(offset, 10))
 	w.WriteHeader(http.StatusCreated)
@@ -499,7 +483,9 @@ func (h *Handler) begin(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	}
 	// The upload URL carries the claims: refuse what would not fit before
 	// anything is stored (S3 upload ids are far shorter than this one).
-	if len(h.sealer.seal(withUploadID(c, strings.Repeat("x", 512)))) > maxTokenLen {
+	longest := c
+	longest.UploadID = strings.Repeat("x", 512)
+	if len(h.sealer.seal(longest)) > maxTokenLen {
 		return c, fail(http.StatusRequestHeaderFieldsTooLarge, "the upload's metadata does not fit in its URL")
 	}
 	if c.Length != 0 {
@@ -531,7 +517,7 @@ func (h *Handler) begin(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		if err := s.markOpen(ctx); err != nil {
 			// The marker may exist (its answer lost): remove both.
 			_ = s.abort(ctx)
-			_ = s.deleteTemp(ctx)
+			_, _ = s.deleteTemp(ctx)
 			return c, err
 		}
 	}
@@ -551,10 +537,27 @@ func isOffsetType(v string) bool {
 // headProgress reads the progress of r's upload and sets the headers both
 // protocols answer HEAD with: no caching, the offset S3 holds, and the
 // length when it is known.
+//
+// An upload whose bytes are all in S3 but which was not completed (the
+// request that sent the last byte died, or completing failed) is
+// completed here: clients that see offset == length send nothing more.
 func (h *Handler) headProgress(w http.ResponseWriter, r *http.Request) (claims, state, error) {
-	c, st, err := h.progress(r)
+	c, err := h.open(r)
+	if err != nil {
+		return c, state{}, err
+	}
+	s := h.store(c)
+	st, err := s.state(r.Context())
+	if errors.Is(err, errGone) {
+		return c, st, fail(http.StatusNotFound, "upload not found")
+	}
 	if err != nil {
 		return c, st, err
+	}
+	if !st.done && st.length >= 0 && st.offset() == st.length {
+		if err := h.finish(r, s); err != nil && !errors.Is(err, errLocked) {
+			return c, st, err
+		}
 	}
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
@@ -581,33 +584,6 @@ func (h *Handler) head(w http.ResponseWriter, r *http.Request) error {
 	h.setExpires(w, c)
 	w.WriteHeader(http.StatusOK)
 	return nil
-}
-
-// progress reads the state of the upload the request names, completing
-// it if all its bytes are in S3 but it was not completed.
-func (h *Handler) progress(r *http.Request) (claims, state, error) {
-	c, err := h.open(r)
-	if err != nil {
-		return c, state{}, err
-	}
-	s := h.store(c)
-	st, err := s.state(r.Context())
-	if errors.Is(err, errGone) {
-		return c, st, fail(http.StatusNotFound, "upload not found")
-	}
-	if err != nil {
-		return c, st, err
-	}
-	if !st.done && st.length >= 0 && st.offset() == st.length {
-		// Every byte is in S3 but the upload was not completed (the
-		// request that sent the last byte died, or completing failed):
-		// clients that see offset == length send nothing more, so
-		// complete it here.
-		if err := h.finish(r, s); err != nil && !errors.Is(err, errLocked) {
-			return c, st, err
-		}
-	}
-	return c, st, nil
 }
 
 // patch handles PATCH: appends the body at Upload-Offset.
@@ -704,7 +680,7 @@ func (h *Handler) appendAt(w http.ResponseWriter, r *http.Request, c claims, off
 	if completeAtEnd && st.length < 0 {
 		rec = &errRecorder{r: r.Body}
 		r = r.Clone(r.Context())
-		r.Body = readCloser{rec, r.Body}
+		r.Body = io.NopCloser(rec) // the server closes the original
 	}
 	newOffset, err = h.writeLocked(ctx, r, s, l, st, sum)
 	if err != nil {
@@ -730,12 +706,6 @@ func (h *Handler) appendAt(w http.ResponseWriter, r *http.Request, c claims, off
 	r.Body, r.ContentLength = http.NoBody, 0
 	newOffset, err = h.writeLocked(ctx, r, s, l, st, nil)
 	return newOffset, st.length, err
-}
-
-// readCloser reads from one reader and closes another.
-type readCloser struct {
-	io.Reader
-	io.Closer
 }
 
 // write takes the lock of a new upload and appends the body
@@ -774,7 +744,7 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 	pe, filled := st.partsEnd, int(st.tail)
 	saved := filled
 	if saved > 0 {
-		if err := s.readTail(ctx, pe, buf[:filled]); err != nil {
+		if err := s.readObject(ctx, s.tailKey(pe), buf[:filled]); err != nil {
 			return st.offset(), err
 		}
 	}
@@ -875,7 +845,7 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			}
 			pe, filled, saved = end, 0, 0
 		default:
-			if err := s.putTail(ctx, pe, buf[:filled]); err != nil {
+			if err := s.put(ctx, s.tailKey(pe), buf[:filled], false, "writing the tail"); err != nil {
 				return pe + int64(saved), err
 			}
 			saved = filled
@@ -889,7 +859,7 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 					h.cfg.OnError(r, err) // the object is stored; only its tags are missing
 				}
 			}
-			_ = s.deleteTemp(ctx)
+			_, _ = s.deleteTemp(ctx)
 			h.event(r, EventCompleted, s.c, end)
 			return end, nil
 		}
@@ -897,12 +867,6 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			return end, capped.check(h.cfg.MaxSize)
 		}
 	}
-}
-
-// withUploadID returns c with upload id id.
-func withUploadID(c claims, id string) claims {
-	c.UploadID = id
-	return c
 }
 
 // maxReader reads at most n bytes of r, then notes whether r had more.
@@ -970,7 +934,7 @@ func (h *Handler) sniff(ctx context.Context, r *http.Request, s *store, head []b
 		return nil
 	}
 	if aerr := s.abort(ctx); aerr == nil || errors.Is(aerr, errGone) {
-		_ = s.deleteTemp(ctx)
+		_, _ = s.deleteTemp(ctx)
 		h.event(r, EventTerminated, s.c, s.c.Length)
 	} else if h.cfg.OnError != nil {
 		h.cfg.OnError(r, aerr)
@@ -1057,7 +1021,7 @@ func (h *Handler) stageBody(ctx context.Context, r *http.Request, body io.Reader
 			return staged, nil, 0, err
 		}
 		key := s.stageKey(st.partsEnd + int64(len(staged))*int64(len(buf)))
-		if err := s.putStaged(ctx, key, buf); err != nil {
+		if err := s.put(ctx, key, buf, false, "staging a part"); err != nil {
 			return staged, nil, 0, err
 		}
 		staged = append(staged, key)
@@ -1116,13 +1080,13 @@ func (h *Handler) terminate(w http.ResponseWriter, r *http.Request) error {
 	s := h.store(c)
 	err = s.abort(ctx)
 	if errors.Is(err, errGone) {
-		_ = s.deleteTemp(ctx)
+		_, _ = s.deleteTemp(ctx)
 		return fail(http.StatusNotFound, "upload not found")
 	}
 	if err != nil {
 		return err
 	}
-	if err := s.deleteTemp(ctx); err != nil {
+	if _, err := s.deleteTemp(ctx); err != nil {
 		return err
 	}
 	h.event(r, EventTerminated, c, c.Length)

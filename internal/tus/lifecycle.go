@@ -175,22 +175,16 @@ func (h *Handler) sweepUploads(ctx context.Context, cutoff time.Time, dryRun boo
 				continue
 			}
 			r.Aborted++
-			objs, err := s.listObjects(ctx, s.tempDir)
+			objs, err := s.deleteTemp(ctx)
+			for _, o := range objs {
+				r.TempBytes += o.size
+			}
+			r.TempObjects += len(objs)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			keys := make([]string, len(objs))
-			for i, o := range objs {
-				keys[i] = o.key
-				r.TempBytes += o.size
-			}
-			r.TempObjects += len(keys)
-			if err := s.deleteKeys(ctx, keys); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			r.TempDeleted += len(keys)
+			r.TempDeleted += len(objs)
 		}
 		if !aws.ToBool(out.IsTruncated) || aws.ToString(out.NextKeyMarker) == "" {
 			return errors.Join(errs...)

@@ -105,14 +105,10 @@ type Config struct {
 	MemoryLimit int64
 	MemoryWait  time.Duration
 	// Types, if set and not allowing everything, restricts the uploads'
-	// content types. The S3 object's type is fixed when the upload is
-	// created, before any byte arrives, so the declared type (Upload-
-	// Metadata filetype, contentType or type; application/octet-stream if
-	// none) must be allowed at creation (else 415, nothing created); the
-	// first contenttype.SniffLen bytes (all of them if the upload is
-	// shorter) are checked with Types.Check against the declared type
-	// when they have arrived, and a refusal answers 415 and terminates
-	// the upload.
+	// content types: the declared type (Upload-Metadata filetype,
+	// contentType or type; else application/octet-stream) must be allowed
+	// at creation, and the first contenttype.SniffLen bytes are checked
+	// with Types.Check once they have arrived (415 either way).
 	Types *contenttype.Allowlist
 	// OnError, if set, is told about every failure answered with 5xx.
 	OnError func(r *http.Request, err error)
@@ -324,10 +320,8 @@ func parseMetadata(s string) (metadata, error) {
 			return nil, fmt.Errorf("malformed pair %q", pair)
 		}
 		key := fields[0]
-		for _, c := range key {
-			if c < 0x21 || c > 0x7e {
-				return nil, fmt.Errorf("key %q is not printable ASCII", key)
-			}
+		if strings.ContainsFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+			return nil, fmt.Errorf("key %q is not printable ASCII", key)
 		}
 		if _, dup := m[key]; dup {
 			return nil, fmt.Errorf("key %q repeated", key)
@@ -357,14 +351,7 @@ func (m metadata) declaredType() string {
 	return ""
 }
 
-func (m metadata) fileName() string {
-	for _, k := range []string{"filename", "name"} {
-		if v := m[k]; v != "" {
-			return v
-		}
-	}
-	return ""
-}
+func (m metadata) fileName() string { return cmp.Or(m["filename"], m["name"]) }
 
 func parseLength(s string) (int64, error) {
 	n, err := strconv.ParseInt(s, 10, 64)
@@ -683,14 +670,11 @@ func (h *Handler) appendAt(w http.ResponseWriter, r *http.Request, c claims, off
 		r.Body = io.NopCloser(rec) // the server closes the original
 	}
 	newOffset, err = h.writeLocked(ctx, r, s, l, st, sum)
-	if err != nil {
-		if errors.Is(err, errLocked) {
-			return newOffset, st.length, fail(http.StatusConflict, "another request took over this upload")
-		}
-		return newOffset, st.length, err
+	if errors.Is(err, errLocked) {
+		return newOffset, st.length, fail(http.StatusConflict, "another request took over this upload")
 	}
-	if rec == nil || rec.err != nil {
-		return newOffset, st.length, nil
+	if err != nil || rec == nil || rec.err != nil {
+		return newOffset, st.length, err
 	}
 	// The body arrived whole and ends the upload: its length is now known.
 	if err := s.setLength(ctx, newOffset); err != nil {
@@ -741,8 +725,7 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 	}
 	// buf holds the tail, then the body's bytes; saved of them are in S3
 	// as the tail object tail-<pe>.
-	pe, filled := st.partsEnd, int(st.tail)
-	saved := filled
+	pe, filled, saved := st.partsEnd, int(st.tail), int(st.tail)
 	if saved > 0 {
 		if err := s.readObject(ctx, s.tailKey(pe), buf[:filled]); err != nil {
 			return st.offset(), err
@@ -754,7 +737,6 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 	// sha256 tag; nil when tags are off or its state was lost.
 	var objSum hash.Hash
 	if h.cfg.Tags {
-		var err error
 		if objSum, err = s.loadHash(ctx, pe); err != nil {
 			return st.offset(), err
 		}
@@ -990,14 +972,12 @@ func (e *errRecorder) Read(p []byte) (int, error) {
 
 // stageBody reads the whole body of a request with Upload-Checksum into
 // buf after the tail's st.tail bytes, checking it against sum. Whenever
-// buf fills and more of the body follows, buf is stored as a staged
-// object (stage-<offset of its first byte>), which is not part of the
-// upload: the offset S3 reports stays st.offset() until the caller copies
-// the staged objects into parts, which it does only when the body
-// matched. It returns the staged objects' keys, which the caller
-// deletes, and the bytes left in buf. A body that breaks off or does not
-// match stores nothing. If objSum is not nil, the staged parts are added
-// to it, and states has its state after each.
+// buf fills and more follows, buf is stored as a staged object
+// (stage-<offset of its first byte>), which the offset does not count. It
+// returns the staged objects' keys, which the caller copies into parts
+// only if the body matched and then deletes, and the bytes left in buf.
+// If objSum is not nil, the staged parts are added to it, and states has
+// its state after each.
 func (h *Handler) stageBody(ctx context.Context, r *http.Request, body io.Reader, s *store, l *lock, st state, buf []byte, sum *checksum, objSum hash.Hash) (staged []string, states [][]byte, filled int, err error) {
 	rec := &errRecorder{r: body}
 	in := io.TeeReader(rec, sum.hash)

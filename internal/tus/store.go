@@ -195,17 +195,9 @@ func (s *store) finished(ctx context.Context) (state, error) {
 
 // deferredLength reads the length set after creation, -1 if none yet.
 func (s *store) deferredLength(ctx context.Context) (int64, error) {
-	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.lengthKey())})
-	if notFound(err) {
-		return -1, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("reading the deferred length: %w", err)
-	}
-	defer out.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Body, 32))
-	if err != nil {
-		return 0, fmt.Errorf("reading the deferred length: %w", err)
+	b, ok, err := s.get(ctx, s.lengthKey(), 32, "reading the deferred length")
+	if err != nil || !ok {
+		return -1, err
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
 	if err != nil || n < 0 {
@@ -218,6 +210,23 @@ func (s *store) deferredLength(ctx context.Context) (int64, error) {
 // second different value, gets errLocked or a mismatch error.
 func (s *store) setLength(ctx context.Context, n int64) error {
 	return s.put(ctx, s.lengthKey(), []byte(strconv.FormatInt(n, 10)), true, "setting the length")
+}
+
+// get reads at most limit bytes of the object key, ok false if it does
+// not exist; what names it in errors.
+func (s *store) get(ctx context.Context, key string, limit int64, what string) (b []byte, ok bool, err error) {
+	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(key)})
+	if notFound(err) {
+		return nil, false, nil
+	}
+	if err == nil {
+		defer out.Body.Close()
+		b, err = io.ReadAll(io.LimitReader(out.Body, limit))
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", what, err)
+	}
+	return b, true, nil
 }
 
 // readObject reads len(buf) bytes of the object key into buf.
@@ -279,20 +288,9 @@ func (s *store) loadHash(ctx context.Context, end int64) (hash.Hash, error) {
 	if end == 0 {
 		return h, nil
 	}
-	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.hashKey(end))})
-	if notFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the SHA-256 state: %w", err)
-	}
-	defer out.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Body, 1024))
-	if err != nil {
-		return nil, fmt.Errorf("reading the SHA-256 state: %w", err)
-	}
-	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(b); err != nil {
-		return nil, nil
+	b, ok, err := s.get(ctx, s.hashKey(end), 1024, "reading the SHA-256 state")
+	if err != nil || !ok || h.(encoding.BinaryUnmarshaler).UnmarshalBinary(b) != nil {
+		return nil, err
 	}
 	return h, nil
 }
@@ -318,9 +316,7 @@ func (s *store) dropBefore(ctx context.Context, pe int64, tail, hashed bool) {
 	if hashed && pe > 0 {
 		keys = append(keys, s.hashKey(pe))
 	}
-	if len(keys) > 0 {
-		_ = s.deleteKeys(ctx, keys)
-	}
+	_ = s.deleteKeys(ctx, keys)
 }
 
 // tag stores the object's SHA-256 and size as tags, as streamed uploads
@@ -405,12 +401,8 @@ func (s *store) listObjects(ctx context.Context, prefix string) ([]listed, error
 }
 
 // lock is a writer's hold on an upload: a chain of lock-<n> objects, each
-// created with If-None-Match so exactly one request creates each. The
-// newest generation is the holder; a holder renews (creates the next
-// generation) before each write once its newest is half the timeout old,
-// so a request that lost its hold to a takeover finds out before writing.
-// A generation older than the timeout is abandoned (its request died) and
-// may be taken over.
+// created with If-None-Match, the newest of which is the holder's (see
+// the package doc).
 type lock struct {
 	s       *store
 	timeout time.Duration

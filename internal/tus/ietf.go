@@ -115,15 +115,11 @@ func ietfMetadata(r *http.Request) string {
 		return m
 	}
 	var pairs []string
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, params, err := mime.ParseMediaType(ct); err == nil && mt != PartialUploadType && mt != OffsetContentType {
-			pairs = append(pairs, "filetype "+base64.StdEncoding.EncodeToString([]byte(mime.FormatMediaType(mt, params))))
-		}
+	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt != PartialUploadType && mt != OffsetContentType {
+		pairs = append(pairs, "filetype "+base64.StdEncoding.EncodeToString([]byte(mime.FormatMediaType(mt, params))))
 	}
-	if cd := r.Header.Get("Content-Disposition"); cd != "" {
-		if _, params, err := mime.ParseMediaType(cd); err == nil && params["filename"] != "" {
-			pairs = append(pairs, "filename "+base64.StdEncoding.EncodeToString([]byte(params["filename"])))
-		}
+	if _, params, err := mime.ParseMediaType(r.Header.Get("Content-Disposition")); err == nil && params["filename"] != "" {
+		pairs = append(pairs, "filename "+base64.StdEncoding.EncodeToString([]byte(params["filename"])))
 	}
 	return strings.Join(pairs, ",")
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/uuid"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -280,9 +279,7 @@ func user(r *http.Request) string {
 }
 
 func (h *Handler) logError(r *http.Request, err error) {
-	if c := h.logger.Check(zapcore.ErrorLevel, "resumable upload failed"); c != nil {
-		c.Write(zap.String("method", r.Method), zap.Error(err))
-	}
+	h.logger.Error("resumable upload failed", zap.String("method", r.Method), zap.Error(err))
 }
 
 // outcomeKey is the request context key of the request's outcome, which

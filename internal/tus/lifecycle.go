@@ -1,6 +1,7 @@
 package tus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -110,9 +111,7 @@ type SweepReport struct {
 // overlap: removing what is gone already counts as done.
 func (h *Handler) Sweep(ctx context.Context, age time.Duration, dryRun bool) SweepReport {
 	var r SweepReport
-	if age == 0 {
-		age = h.cfg.TTL + SweepGrace
-	}
+	age = cmp.Or(age, h.cfg.TTL+SweepGrace)
 	if age < h.cfg.TTL {
 		r.Err = fmt.Errorf("sweep age %v is shorter than the upload TTL %v: it would remove uploads that may still be continued", age, h.cfg.TTL)
 		return r

@@ -489,8 +489,7 @@ func (h *Handler) begin(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			empty := sha256.Sum256(nil)
 			in.Tagging = aws.String("sha256=" + hex.EncodeToString(empty[:]) + "&size=0")
 		}
-		_, err := h.api.PutObject(ctx, in)
-		if err != nil {
+		if _, err := h.api.PutObject(ctx, in); err != nil {
 			return c, fmt.Errorf("storing an empty upload: %w", err)
 		}
 	} else {

@@ -3,6 +3,7 @@ package tus
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -73,8 +74,7 @@ func (p *partBuffers) take() []byte {
 	defer p.mu.Unlock()
 	if n := len(p.idle); n > 0 {
 		b := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
+		p.idle = slices.Delete(p.idle, n-1, n) // clears the dropped slot
 		return b
 	}
 	return make([]byte, p.size)

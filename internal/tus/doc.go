@@ -6,33 +6,23 @@
 //
 // Core (OPTIONS, HEAD, PATCH) and the extensions creation,
 // creation-with-upload, creation-defer-length, termination, expiration
-// and checksum. POST creates an upload and answers its URL: the POST path,
-// "/", and a sealed upload id. HEAD answers Upload-Offset (what S3
-// holds), Upload-Length or Upload-Defer-Length, Upload-Metadata and
-// Upload-Expires with Cache-Control: no-store. PATCH takes
-// application/offset+octet-stream at the current offset (else 409, with
-// the real Upload-Offset). DELETE aborts the multipart upload and removes
-// its temporary objects. X-HTTP-Method-Override is honoured on POST.
-// Upload-Checksum (sha1, md5, crc32, sha256, sha512; crc32 is IEEE CRC-32
-// as 4 big-endian bytes) is checked over the whole body of the PATCH (or
-// POST) that carries it; a mismatch answers 460 and stores nothing.
+// and checksum; X-HTTP-Method-Override is honoured on POST. The upload
+// URL is the POST path, "/", and a sealed upload id. A PATCH at another
+// offset than S3 holds answers 409 with the real Upload-Offset.
+// Upload-Checksum (sha1, md5, crc32 as 4 big-endian bytes, sha256,
+// sha512) covers the whole body that carries it; a mismatch answers 460
+// and stores nothing.
 //
 // # IETF draft
 //
-// Requests with Upload-Draft-Interop-Version 3, 4, 5 or 6 (the versions
-// tusd v2 serves: drafts -01 to -05 of draft-ietf-httpbis-resumable-
-// upload) follow the draft instead, over the same uploads: POST (or PUT)
-// creates an upload from the request's Content-Type and
-// Content-Disposition filename, announces its Location with 104 Upload
-// Resumption Supported (HTTP/1.1 and later) before reading the body, and
-// answers 201 with Upload-Offset and Upload-Complete (Upload-Incomplete at
-// version 3). The length is Upload-Length, or the Content-Length of a
-// body with Upload-Complete: ?1, or unknown until an append with
-// Upload-Complete: ?1 ends (a chunked one sets it where it ends, if it
-// arrived whole). HEAD answers 204 with Upload-Offset, Upload-Complete,
-// Upload-Length and Upload-Limit; PATCH appends at Upload-Offset (the
-// body is application/partial-upload from version 6), answering 409 with
-// the real offset on a mismatch; DELETE cancels as tus termination does.
+// Requests with Upload-Draft-Interop-Version 3 to 6 (drafts -01 to -05 of
+// draft-ietf-httpbis-resumable-upload, as tusd v2 serves them) follow the
+// draft over the same uploads: POST or PUT creates an upload and
+// announces its Location with 104 Upload Resumption Supported before
+// reading the body; HEAD, PATCH and DELETE retrieve the offset, append
+// and cancel. A length unknown at creation is set by Upload-Length or by
+// the append with Upload-Complete: ?1 (Upload-Incomplete: ?0 at version
+// 3), where its body ends if it arrived whole.
 //
 // # Implementation
 //
@@ -59,15 +49,11 @@
 // staged objects are deleted and the parts and tail are as before. A
 // crash between copies leaves a consistent upload whose offset ends at a
 // copied (verified) part; staged objects left by a crash are removed
-// with the temporary directory. Staged objects, like tails, are written
-// without SSE headers, since SeaweedFS cannot UploadPartCopy from an
-// SSE-KMS source; where UploadPartCopy is not implemented (501), a staged
-// part is read back into a second buffer and uploaded. An
-// upload whose bytes are all in S3 but whose completion failed is
-// completed by the next HEAD (clients send nothing more once the offset
-// equals the length). A
-// PATCH holds at most PartSize bytes in memory; nothing is kept in memory
-// or on disk between requests.
+// with the temporary directory. Where S3 does not implement
+// UploadPartCopy (501), a staged part is read back into a second buffer
+// and uploaded. An upload whose bytes are all in S3 but whose completion
+// failed is completed by the next HEAD. A PATCH holds at most PartSize
+// bytes in memory; nothing is kept in memory or on disk between requests.
 //
 // Writers exclude each other with a lock made of S3 conditional writes:
 // lock-<n> objects created with If-None-Match: *, so exactly one request
@@ -95,13 +81,9 @@
 // # Lifecycle
 //
 // DELETE aborts the multipart upload and deletes the temporary directory
-// and the open marker at once. Handler.Sweep (the janitor) aborts the
-// uploads under Prefix started longer ago than its age (at least the
-// TTL) with their temporary directories, and deletes every object under
-// TempPrefix written longer ago than that. With MaxOpenUploads, each
-// open upload has a marker <temp prefix>open/<owner hash>/<upload>; a
-// creation counts the owner's markers younger than the TTL in one
-// bounded listing.
+// and the open marker at once; Handler.Sweep (the janitor) removes what
+// expired uploads left. With MaxOpenUploads, each open upload has a
+// marker <temp prefix>open/<owner hash>/<upload>, which a creation counts.
 //
 // With Config.Tags, the finished object is tagged sha256 and size. The
 // SHA-256 state of the bytes in parts (crypto/sha256 marshals it) is

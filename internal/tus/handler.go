@@ -1,6 +1,7 @@
 package tus
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -104,14 +105,10 @@ type Config struct {
 	MemoryLimit int64
 	MemoryWait  time.Duration
 	// Types, if set and not allowing everything, restricts the uploads'
-	// content types. The S3 object's type is fixed when the upload is
-	// created, before any byte arrives, so the declared type (Upload-
-	// Metadata filetype, contentType or type; application/octet-stream if
-	// none) must be allowed at creation (else 415, nothing created); the
-	// first contenttype.SniffLen bytes (all of them if the upload is
-	// shorter) are checked with Types.Check against the declared type
-	// when they have arrived, and a refusal answers 415 and terminates
-	// the upload.
+	// content types: the declared type (Upload-Metadata filetype,
+	// contentType or type; else application/octet-stream) must be allowed
+	// at creation, and the first contenttype.SniffLen bytes are checked
+	// with Types.Check once they have arrived (415 either way).
 	Types *contenttype.Allowlist
 	// OnError, if set, is told about every failure answered with 5xx.
 	OnError func(r *http.Request, err error)
@@ -159,43 +156,29 @@ func New(api API, cfg Config) (*Handler, error) {
 	if cfg.User == nil {
 		return nil, errors.New("user function is required")
 	}
-	if cfg.TempPrefix == "" {
-		cfg.TempPrefix = DefaultTempPrefix
-	}
+	cfg.TempPrefix = cmp.Or(cfg.TempPrefix, DefaultTempPrefix)
 	if !strings.HasSuffix(cfg.TempPrefix, "/") {
 		cfg.TempPrefix += "/"
 	}
 	if cfg.Prefix != "" && (strings.HasPrefix(cfg.Prefix, cfg.TempPrefix) || strings.HasPrefix(cfg.TempPrefix, cfg.Prefix)) {
 		return nil, fmt.Errorf("temp prefix %q and prefix %q overlap", cfg.TempPrefix, cfg.Prefix)
 	}
-	if cfg.PartSize == 0 {
-		cfg.PartSize = DefaultPartSize
-	}
+	cfg.PartSize = cmp.Or(cfg.PartSize, DefaultPartSize)
 	if cfg.PartSize < s3limits.MinPartSize || cfg.PartSize > s3limits.MaxPartSize {
 		return nil, fmt.Errorf("part size %d is outside S3's limits [%d, %d]", cfg.PartSize, s3limits.MinPartSize, s3limits.MaxPartSize)
 	}
 	maxSize := min(cfg.PartSize*s3limits.MaxParts, s3limits.MaxObjectSize)
-	if cfg.MaxSize == 0 {
-		cfg.MaxSize = maxSize
-	}
+	cfg.MaxSize = cmp.Or(cfg.MaxSize, maxSize)
 	if cfg.MaxSize < 0 || cfg.MaxSize > maxSize {
 		return nil, fmt.Errorf("max size %d is outside [0, %d] (part size × %d parts)", cfg.MaxSize, maxSize, s3limits.MaxParts)
 	}
-	if cfg.TTL == 0 {
-		cfg.TTL = DefaultTTL
-	}
-	if cfg.LockTimeout == 0 {
-		cfg.LockTimeout = DefaultLockTimeout
-	}
-	if cfg.MemoryLimit == 0 {
-		cfg.MemoryLimit = DefaultMemoryLimit
-	}
+	cfg.TTL = cmp.Or(cfg.TTL, DefaultTTL)
+	cfg.LockTimeout = cmp.Or(cfg.LockTimeout, DefaultLockTimeout)
+	cfg.MemoryLimit = cmp.Or(cfg.MemoryLimit, DefaultMemoryLimit)
 	if cfg.MemoryLimit < cfg.PartSize {
 		return nil, fmt.Errorf("memory limit %d is below one part (%d)", cfg.MemoryLimit, cfg.PartSize)
 	}
-	if cfg.MemoryWait == 0 {
-		cfg.MemoryWait = DefaultMemoryWait
-	}
+	cfg.MemoryWait = cmp.Or(cfg.MemoryWait, DefaultMemoryWait)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -337,10 +320,8 @@ func parseMetadata(s string) (metadata, error) {
 			return nil, fmt.Errorf("malformed pair %q", pair)
 		}
 		key := fields[0]
-		for _, c := range key {
-			if c < 0x21 || c > 0x7e {
-				return nil, fmt.Errorf("key %q is not printable ASCII", key)
-			}
+		if strings.ContainsFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+			return nil, fmt.Errorf("key %q is not printable ASCII", key)
 		}
 		if _, dup := m[key]; dup {
 			return nil, fmt.Errorf("key %q repeated", key)
@@ -370,14 +351,7 @@ func (m metadata) declaredType() string {
 	return ""
 }
 
-func (m metadata) fileName() string {
-	for _, k := range []string{"filename", "name"} {
-		if v := m[k]; v != "" {
-			return v
-		}
-	}
-	return ""
-}
+func (m metadata) fileName() string { return cmp.Or(m["filename"], m["name"]) }
 
 func parseLength(s string) (int64, error) {
 	n, err := strconv.ParseInt(s, 10, 64)
@@ -412,11 +386,11 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 		return fail(http.StatusRequestEntityTooLarge, "Upload-Length exceeds Tus-Max-Size %d", h.cfg.MaxSize)
 	}
 	withBody := r.ContentLength > 0 || r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody
-	if withBody && !isOffsetType(r.Header.Get("Content-Type")) {
-		return fail(http.StatusUnsupportedMediaType, "a body sent with creation must be %s", OffsetContentType)
-	}
 	var sum *checksum
 	if withBody {
+		if !isOffsetType(r.Header.Get("Content-Type")) {
+			return fail(http.StatusUnsupportedMediaType, "a body sent with creation must be %s", OffsetContentType)
+		}
 		var err error
 		if sum, err = parseChecksum(r.Header.Get("Upload-Checksum")); err != nil {
 			return err
@@ -434,23 +408,20 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusCreated)
 		return nil
 	}
-	st := state{length: c.Length}
-	offset, err := h.write(ctx, r, h.store(c), st, sum)
-	if he, ok := errors.AsType[*httpError](err); ok && he.status == StatusChecksumMismatch {
+	offset, err := h.write(ctx, r, h.store(c), state{length: c.Length}, sum)
+	he, _ := errors.AsType[*httpError](err)
+	switch {
+	case he != nil && he.status == StatusChecksumMismatch:
 		// The upload exists (Location is set) but holds nothing.
 		return he
-	}
-	if he, ok := errors.AsType[*httpError](err); ok && he.status == http.StatusUnsupportedMediaType {
+	case he != nil && he.status == http.StatusUnsupportedMediaType:
 		// The content was refused and the upload removed.
 		w.Header().Del("Location")
 		w.Header().Del("Upload-Expires")
 		return he
-	}
-	if err != nil && !errors.Is(err, errLocked) {
+	case err != nil && !errors.Is(err, errLocked) && h.cfg.OnError != nil:
 		// The upload exists: the client may resume it from HEAD.
-		if h.cfg.OnError != nil {
-			h.cfg.OnError(r, err)
-		}
+		h.cfg.OnError(r, err)
 	}
 	w.Header().Set("Upload-Offset", strconv.FormatInt(offset, 10))
 	w.WriteHeader(http.StatusCreated)
@@ -499,7 +470,9 @@ func (h *Handler) begin(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	}
 	// The upload URL carries the claims: refuse what would not fit before
 	// anything is stored (S3 upload ids are far shorter than this one).
-	if len(h.sealer.seal(withUploadID(c, strings.Repeat("x", 512)))) > maxTokenLen {
+	longest := c
+	longest.UploadID = strings.Repeat("x", 512)
+	if len(h.sealer.seal(longest)) > maxTokenLen {
 		return c, fail(http.StatusRequestHeaderFieldsTooLarge, "the upload's metadata does not fit in its URL")
 	}
 	if c.Length != 0 {
@@ -516,8 +489,7 @@ func (h *Handler) begin(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			empty := sha256.Sum256(nil)
 			in.Tagging = aws.String("sha256=" + hex.EncodeToString(empty[:]) + "&size=0")
 		}
-		_, err := h.api.PutObject(ctx, in)
-		if err != nil {
+		if _, err := h.api.PutObject(ctx, in); err != nil {
 			return c, fmt.Errorf("storing an empty upload: %w", err)
 		}
 	} else {
@@ -531,7 +503,7 @@ func (h *Handler) begin(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		if err := s.markOpen(ctx); err != nil {
 			// The marker may exist (its answer lost): remove both.
 			_ = s.abort(ctx)
-			_ = s.deleteTemp(ctx)
+			_, _ = s.deleteTemp(ctx)
 			return c, err
 		}
 	}
@@ -551,10 +523,27 @@ func isOffsetType(v string) bool {
 // headProgress reads the progress of r's upload and sets the headers both
 // protocols answer HEAD with: no caching, the offset S3 holds, and the
 // length when it is known.
+//
+// An upload whose bytes are all in S3 but which was not completed (the
+// request that sent the last byte died, or completing failed) is
+// completed here: clients that see offset == length send nothing more.
 func (h *Handler) headProgress(w http.ResponseWriter, r *http.Request) (claims, state, error) {
-	c, st, err := h.progress(r)
+	c, err := h.open(r)
+	if err != nil {
+		return c, state{}, err
+	}
+	s := h.store(c)
+	st, err := s.state(r.Context())
+	if errors.Is(err, errGone) {
+		return c, st, fail(http.StatusNotFound, "upload not found")
+	}
 	if err != nil {
 		return c, st, err
+	}
+	if !st.done && st.length >= 0 && st.offset() == st.length {
+		if err := h.finish(r, s); err != nil && !errors.Is(err, errLocked) {
+			return c, st, err
+		}
 	}
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
@@ -581,33 +570,6 @@ func (h *Handler) head(w http.ResponseWriter, r *http.Request) error {
 	h.setExpires(w, c)
 	w.WriteHeader(http.StatusOK)
 	return nil
-}
-
-// progress reads the state of the upload the request names, completing
-// it if all its bytes are in S3 but it was not completed.
-func (h *Handler) progress(r *http.Request) (claims, state, error) {
-	c, err := h.open(r)
-	if err != nil {
-		return c, state{}, err
-	}
-	s := h.store(c)
-	st, err := s.state(r.Context())
-	if errors.Is(err, errGone) {
-		return c, st, fail(http.StatusNotFound, "upload not found")
-	}
-	if err != nil {
-		return c, st, err
-	}
-	if !st.done && st.length >= 0 && st.offset() == st.length {
-		// Every byte is in S3 but the upload was not completed (the
-		// request that sent the last byte died, or completing failed):
-		// clients that see offset == length send nothing more, so
-		// complete it here.
-		if err := h.finish(r, s); err != nil && !errors.Is(err, errLocked) {
-			return c, st, err
-		}
-	}
-	return c, st, nil
 }
 
 // patch handles PATCH: appends the body at Upload-Offset.
@@ -704,17 +666,14 @@ func (h *Handler) appendAt(w http.ResponseWriter, r *http.Request, c claims, off
 	if completeAtEnd && st.length < 0 {
 		rec = &errRecorder{r: r.Body}
 		r = r.Clone(r.Context())
-		r.Body = readCloser{rec, r.Body}
+		r.Body = io.NopCloser(rec) // the server closes the original
 	}
 	newOffset, err = h.writeLocked(ctx, r, s, l, st, sum)
-	if err != nil {
-		if errors.Is(err, errLocked) {
-			return newOffset, st.length, fail(http.StatusConflict, "another request took over this upload")
-		}
-		return newOffset, st.length, err
+	if errors.Is(err, errLocked) {
+		return newOffset, st.length, fail(http.StatusConflict, "another request took over this upload")
 	}
-	if rec == nil || rec.err != nil {
-		return newOffset, st.length, nil
+	if err != nil || rec == nil || rec.err != nil {
+		return newOffset, st.length, err
 	}
 	// The body arrived whole and ends the upload: its length is now known.
 	if err := s.setLength(ctx, newOffset); err != nil {
@@ -730,12 +689,6 @@ func (h *Handler) appendAt(w http.ResponseWriter, r *http.Request, c claims, off
 	r.Body, r.ContentLength = http.NoBody, 0
 	newOffset, err = h.writeLocked(ctx, r, s, l, st, nil)
 	return newOffset, st.length, err
-}
-
-// readCloser reads from one reader and closes another.
-type readCloser struct {
-	io.Reader
-	io.Closer
 }
 
 // write takes the lock of a new upload and appends the body
@@ -771,10 +724,9 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 	}
 	// buf holds the tail, then the body's bytes; saved of them are in S3
 	// as the tail object tail-<pe>.
-	pe, filled := st.partsEnd, int(st.tail)
-	saved := filled
+	pe, filled, saved := st.partsEnd, int(st.tail), int(st.tail)
 	if saved > 0 {
-		if err := s.readTail(ctx, pe, buf[:filled]); err != nil {
+		if err := s.readObject(ctx, s.tailKey(pe), buf[:filled]); err != nil {
 			return st.offset(), err
 		}
 	}
@@ -784,7 +736,6 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 	// sha256 tag; nil when tags are off or its state was lost.
 	var objSum hash.Hash
 	if h.cfg.Tags {
-		var err error
 		if objSum, err = s.loadHash(ctx, pe); err != nil {
 			return st.offset(), err
 		}
@@ -875,7 +826,7 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			}
 			pe, filled, saved = end, 0, 0
 		default:
-			if err := s.putTail(ctx, pe, buf[:filled]); err != nil {
+			if err := s.put(ctx, s.tailKey(pe), buf[:filled], false, "writing the tail"); err != nil {
 				return pe + int64(saved), err
 			}
 			saved = filled
@@ -889,7 +840,7 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 					h.cfg.OnError(r, err) // the object is stored; only its tags are missing
 				}
 			}
-			_ = s.deleteTemp(ctx)
+			_, _ = s.deleteTemp(ctx)
 			h.event(r, EventCompleted, s.c, end)
 			return end, nil
 		}
@@ -897,12 +848,6 @@ func (h *Handler) writeLocked(ctx context.Context, r *http.Request, s *store, l 
 			return end, capped.check(h.cfg.MaxSize)
 		}
 	}
-}
-
-// withUploadID returns c with upload id id.
-func withUploadID(c claims, id string) claims {
-	c.UploadID = id
-	return c
 }
 
 // maxReader reads at most n bytes of r, then notes whether r had more.
@@ -970,7 +915,7 @@ func (h *Handler) sniff(ctx context.Context, r *http.Request, s *store, head []b
 		return nil
 	}
 	if aerr := s.abort(ctx); aerr == nil || errors.Is(aerr, errGone) {
-		_ = s.deleteTemp(ctx)
+		_, _ = s.deleteTemp(ctx)
 		h.event(r, EventTerminated, s.c, s.c.Length)
 	} else if h.cfg.OnError != nil {
 		h.cfg.OnError(r, aerr)
@@ -1026,14 +971,12 @@ func (e *errRecorder) Read(p []byte) (int, error) {
 
 // stageBody reads the whole body of a request with Upload-Checksum into
 // buf after the tail's st.tail bytes, checking it against sum. Whenever
-// buf fills and more of the body follows, buf is stored as a staged
-// object (stage-<offset of its first byte>), which is not part of the
-// upload: the offset S3 reports stays st.offset() until the caller copies
-// the staged objects into parts, which it does only when the body
-// matched. It returns the staged objects' keys, which the caller
-// deletes, and the bytes left in buf. A body that breaks off or does not
-// match stores nothing. If objSum is not nil, the staged parts are added
-// to it, and states has its state after each.
+// buf fills and more follows, buf is stored as a staged object
+// (stage-<offset of its first byte>), which the offset does not count. It
+// returns the staged objects' keys, which the caller copies into parts
+// only if the body matched and then deletes, and the bytes left in buf.
+// If objSum is not nil, the staged parts are added to it, and states has
+// its state after each.
 func (h *Handler) stageBody(ctx context.Context, r *http.Request, body io.Reader, s *store, l *lock, st state, buf []byte, sum *checksum, objSum hash.Hash) (staged []string, states [][]byte, filled int, err error) {
 	rec := &errRecorder{r: body}
 	in := io.TeeReader(rec, sum.hash)
@@ -1057,7 +1000,7 @@ func (h *Handler) stageBody(ctx context.Context, r *http.Request, body io.Reader
 			return staged, nil, 0, err
 		}
 		key := s.stageKey(st.partsEnd + int64(len(staged))*int64(len(buf)))
-		if err := s.putStaged(ctx, key, buf); err != nil {
+		if err := s.put(ctx, key, buf, false, "staging a part"); err != nil {
 			return staged, nil, 0, err
 		}
 		staged = append(staged, key)
@@ -1116,13 +1059,13 @@ func (h *Handler) terminate(w http.ResponseWriter, r *http.Request) error {
 	s := h.store(c)
 	err = s.abort(ctx)
 	if errors.Is(err, errGone) {
-		_ = s.deleteTemp(ctx)
+		_, _ = s.deleteTemp(ctx)
 		return fail(http.StatusNotFound, "upload not found")
 	}
 	if err != nil {
 		return err
 	}
-	if err := s.deleteTemp(ctx); err != nil {
+	if _, err := s.deleteTemp(ctx); err != nil {
 		return err
 	}
 	h.event(r, EventTerminated, c, c.Length)

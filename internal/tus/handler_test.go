@@ -537,7 +537,7 @@ func TestTerminateRemovesEverything(t *testing.T) {
 	}
 	// A checksummed PATCH that died after staging a part left it behind.
 	c, _ := e.h.sealer.open(path.Base(loc))
-	if err := e.h.store(c).putStaged(t.Context(), e.h.store(c).stageKey(6*mib+3), make([]byte, 5*mib)); err != nil {
+	if err := e.h.store(c).put(t.Context(), e.h.store(c).stageKey(6*mib+3), make([]byte, 5*mib), false, "staging a part"); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(e.s3.objectKeys(DefaultTempPrefix)); n != 4 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,11 +38,8 @@ var InteropVersions = []string{"3", "4", "5", "6"}
 // InteropVersion returns the request's Upload-Draft-Interop-Version if
 // it is one served, else "" (the request is tus's).
 func InteropVersion(r *http.Request) string {
-	v := r.Header.Get(InteropHeader)
-	for _, s := range InteropVersions {
-		if v == s {
-			return v
-		}
+	if v := r.Header.Get(InteropHeader); slices.Contains(InteropVersions, v) {
+		return v
 	}
 	return ""
 }
@@ -117,15 +115,11 @@ func ietfMetadata(r *http.Request) string {
 		return m
 	}
 	var pairs []string
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, params, err := mime.ParseMediaType(ct); err == nil && mt != PartialUploadType && mt != OffsetContentType {
-			pairs = append(pairs, "filetype "+base64.StdEncoding.EncodeToString([]byte(mime.FormatMediaType(mt, params))))
-		}
+	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt != PartialUploadType && mt != OffsetContentType {
+		pairs = append(pairs, "filetype "+base64.StdEncoding.EncodeToString([]byte(mime.FormatMediaType(mt, params))))
 	}
-	if cd := r.Header.Get("Content-Disposition"); cd != "" {
-		if _, params, err := mime.ParseMediaType(cd); err == nil && params["filename"] != "" {
-			pairs = append(pairs, "filename "+base64.StdEncoding.EncodeToString([]byte(params["filename"])))
-		}
+	if _, params, err := mime.ParseMediaType(r.Header.Get("Content-Disposition")); err == nil && params["filename"] != "" {
+		pairs = append(pairs, "filename "+base64.StdEncoding.EncodeToString([]byte(params["filename"])))
 	}
 	return strings.Join(pairs, ",")
 }
@@ -168,16 +162,10 @@ func (h *Handler) ietfCreate(w http.ResponseWriter, r *http.Request, v string) e
 	}
 	hdr := w.Header()
 	hdr.Set("Upload-Limit", h.uploadLimit(&c))
-	if c.Length == 0 {
-		hdr.Set("Upload-Offset", "0")
-		setComplete(hdr, v, true)
-		w.WriteHeader(http.StatusCreated)
-		return nil
-	}
-	if r.ContentLength == 0 {
+	if c.Length == 0 || r.ContentLength == 0 {
 		// Nothing to append (tus-js-client creates before it appends).
 		hdr.Set("Upload-Offset", "0")
-		setComplete(hdr, v, false)
+		setComplete(hdr, v, c.Length == 0)
 		w.WriteHeader(http.StatusCreated)
 		return nil
 	}

@@ -1,6 +1,7 @@
 package tus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -110,9 +111,7 @@ type SweepReport struct {
 // overlap: removing what is gone already counts as done.
 func (h *Handler) Sweep(ctx context.Context, age time.Duration, dryRun bool) SweepReport {
 	var r SweepReport
-	if age == 0 {
-		age = h.cfg.TTL + SweepGrace
-	}
+	age = cmp.Or(age, h.cfg.TTL+SweepGrace)
 	if age < h.cfg.TTL {
 		r.Err = fmt.Errorf("sweep age %v is shorter than the upload TTL %v: it would remove uploads that may still be continued", age, h.cfg.TTL)
 		return r
@@ -175,22 +174,16 @@ func (h *Handler) sweepUploads(ctx context.Context, cutoff time.Time, dryRun boo
 				continue
 			}
 			r.Aborted++
-			objs, err := s.listObjects(ctx, s.tempDir)
+			objs, err := s.deleteTemp(ctx)
+			for _, o := range objs {
+				r.TempBytes += o.size
+			}
+			r.TempObjects += len(objs)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			keys := make([]string, len(objs))
-			for i, o := range objs {
-				keys[i] = o.key
-				r.TempBytes += o.size
-			}
-			r.TempObjects += len(keys)
-			if err := s.deleteKeys(ctx, keys); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			r.TempDeleted += len(keys)
+			r.TempDeleted += len(objs)
 		}
 		if !aws.ToBool(out.IsTruncated) || aws.ToString(out.NextKeyMarker) == "" {
 			return errors.Join(errs...)

@@ -67,17 +67,24 @@ type store struct {
 	enc s3limits.Encryption
 }
 
-// withIfNoneMatch makes in create-only.
-func withIfNoneMatch(in *s3.PutObjectInput) *s3.PutObjectInput {
-	in.IfNoneMatch = aws.String("*")
-	return in
-}
-
-// putInput is a PutObject of b at key with the upload's encryption.
-func (s *store) putInput(key string, b []byte) *s3.PutObjectInput {
+// put stores b at key with the upload's encryption; what names the
+// object in errors. With createOnly (If-None-Match: *) the loser of a
+// race gets errLocked.
+func (s *store) put(ctx context.Context, key string, b []byte, createOnly bool, what string) error {
 	mode, keyID, bucketKey, encCtx := s.enc.RequestFields()
-	return &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(key), Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b))),
+	in := &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(key), Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b))),
 		ServerSideEncryption: mode, SSEKMSKeyId: keyID, BucketKeyEnabled: bucketKey, SSEKMSEncryptionContext: encCtx}
+	if createOnly {
+		in.IfNoneMatch = aws.String("*")
+	}
+	_, err := s.api.PutObject(ctx, in)
+	switch {
+	case createOnly && createonly.PreconditionFailed(err):
+		return errLocked
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
 func (h *Handler) store(c claims) *store {
@@ -188,17 +195,9 @@ func (s *store) finished(ctx context.Context) (state, error) {
 
 // deferredLength reads the length set after creation, -1 if none yet.
 func (s *store) deferredLength(ctx context.Context) (int64, error) {
-	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.lengthKey())})
-	if notFound(err) {
-		return -1, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("reading the deferred length: %w", err)
-	}
-	defer out.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Body, 32))
-	if err != nil {
-		return 0, fmt.Errorf("reading the deferred length: %w", err)
+	b, ok, err := s.get(ctx, s.lengthKey(), 32, "reading the deferred length")
+	if err != nil || !ok {
+		return -1, err
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
 	if err != nil || n < 0 {
@@ -210,19 +209,24 @@ func (s *store) deferredLength(ctx context.Context) (int64, error) {
 // setLength records a deferred length once; the loser of a race, or a
 // second different value, gets errLocked or a mismatch error.
 func (s *store) setLength(ctx context.Context, n int64) error {
-	_, err := s.api.PutObject(ctx, withIfNoneMatch(s.putInput(s.lengthKey(), []byte(strconv.FormatInt(n, 10)))))
-	if createonly.PreconditionFailed(err) {
-		return errLocked
-	}
-	return err
+	return s.put(ctx, s.lengthKey(), []byte(strconv.FormatInt(n, 10)), true, "setting the length")
 }
 
-// readTail reads the tail starting at start into buf.
-func (s *store) readTail(ctx context.Context, start int64, buf []byte) error {
-	if err := s.readObject(ctx, s.tailKey(start), buf); err != nil {
-		return fmt.Errorf("reading the tail: %w", err)
+// get reads at most limit bytes of the object key, ok false if it does
+// not exist; what names it in errors.
+func (s *store) get(ctx context.Context, key string, limit int64, what string) (b []byte, ok bool, err error) {
+	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(key)})
+	if notFound(err) {
+		return nil, false, nil
 	}
-	return nil
+	if err == nil {
+		defer out.Body.Close()
+		b, err = io.ReadAll(io.LimitReader(out.Body, limit))
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", what, err)
+	}
+	return b, true, nil
 }
 
 // readObject reads len(buf) bytes of the object key into buf.
@@ -234,24 +238,6 @@ func (s *store) readObject(ctx context.Context, key string, buf []byte) error {
 	defer out.Body.Close()
 	if _, err := io.ReadFull(out.Body, buf); err != nil {
 		return fmt.Errorf("reading %s: %w", key, err)
-	}
-	return nil
-}
-
-func (s *store) putTail(ctx context.Context, start int64, b []byte) error {
-	_, err := s.api.PutObject(ctx, s.putInput(s.tailKey(start), b))
-	if err != nil {
-		return fmt.Errorf("writing the tail: %w", err)
-	}
-	return nil
-}
-
-// putStaged stores a full part of a body whose checksum is not verified
-// yet; it is not part of the upload until copyPart.
-func (s *store) putStaged(ctx context.Context, key string, b []byte) error {
-	_, err := s.api.PutObject(ctx, s.putInput(key, b))
-	if err != nil {
-		return fmt.Errorf("staging a part: %w", err)
 	}
 	return nil
 }
@@ -273,11 +259,7 @@ func (s *store) copyPart(ctx context.Context, n int32, key string) (types.Comple
 // copySource is UploadPartCopy's x-amz-copy-source: bucket/key, each
 // path segment URL-encoded.
 func copySource(bucket, key string) string {
-	segs := strings.Split(key, "/")
-	for i, seg := range segs {
-		segs[i] = url.PathEscape(seg)
-	}
-	return bucket + "/" + strings.Join(segs, "/")
+	return bucket + "/" + strings.ReplaceAll(url.PathEscape(key), "%2F", "/")
 }
 
 func (s *store) uploadPart(ctx context.Context, n int32, b []byte) (types.CompletedPart, error) {
@@ -306,20 +288,9 @@ func (s *store) loadHash(ctx context.Context, end int64) (hash.Hash, error) {
 	if end == 0 {
 		return h, nil
 	}
-	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.hashKey(end))})
-	if notFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the SHA-256 state: %w", err)
-	}
-	defer out.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Body, 1024))
-	if err != nil {
-		return nil, fmt.Errorf("reading the SHA-256 state: %w", err)
-	}
-	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(b); err != nil {
-		return nil, nil
+	b, ok, err := s.get(ctx, s.hashKey(end), 1024, "reading the SHA-256 state")
+	if err != nil || !ok || h.(encoding.BinaryUnmarshaler).UnmarshalBinary(b) != nil {
+		return nil, err
 	}
 	return h, nil
 }
@@ -331,7 +302,7 @@ func (s *store) loadHash(ctx context.Context, end int64) (hash.Hash, error) {
 // [store.dropBefore]) once the part is stored. A failure only costs the
 // object its sha256 tag.
 func (s *store) saveHash(ctx context.Context, end int64, state []byte) {
-	_, _ = s.api.PutObject(ctx, s.putInput(s.hashKey(end), state))
+	_ = s.put(ctx, s.hashKey(end), state, false, "")
 }
 
 // dropBefore deletes, in one request, what a new part ending past pe
@@ -345,9 +316,7 @@ func (s *store) dropBefore(ctx context.Context, pe int64, tail, hashed bool) {
 	if hashed && pe > 0 {
 		keys = append(keys, s.hashKey(pe))
 	}
-	if len(keys) > 0 {
-		_ = s.deleteKeys(ctx, keys)
-	}
+	_ = s.deleteKeys(ctx, keys)
 }
 
 // tag stores the object's SHA-256 and size as tags, as streamed uploads
@@ -381,16 +350,20 @@ func (s *store) abort(ctx context.Context) error {
 }
 
 // deleteTemp removes every object under the upload's temporary
-// directory, and its open marker.
-func (s *store) deleteTemp(ctx context.Context) error {
-	keys, err := s.list(ctx, s.tempDir)
+// directory, and its open marker; it returns the objects it found there.
+func (s *store) deleteTemp(ctx context.Context) ([]listed, error) {
+	objs, err := s.listObjects(ctx, s.tempDir)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	keys := make([]string, 0, len(objs)+1)
+	for _, o := range objs {
+		keys = append(keys, o.key)
 	}
 	if s.openKey != "" {
 		keys = append(keys, s.openKey)
 	}
-	return s.deleteKeys(ctx, keys)
+	return objs, s.deleteKeys(ctx, keys)
 }
 
 // markOpen stores the upload's open marker, which its owner's quota
@@ -399,11 +372,7 @@ func (s *store) markOpen(ctx context.Context) error {
 	if s.openKey == "" {
 		return nil
 	}
-	_, err := s.api.PutObject(ctx, s.putInput(s.openKey, nil))
-	if err != nil {
-		return fmt.Errorf("marking the upload open: %w", err)
-	}
-	return nil
+	return s.put(ctx, s.openKey, nil, false, "marking the upload open")
 }
 
 func (s *store) deleteKeys(ctx context.Context, keys []string) error {
@@ -424,38 +393,16 @@ type listed struct {
 
 func (s *store) listObjects(ctx context.Context, prefix string) ([]listed, error) {
 	var out []listed
-	var token *string
-	for {
-		page, err := s.api.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(prefix), ContinuationToken: token})
-		if err != nil {
-			return nil, fmt.Errorf("listing %s: %w", prefix, err)
-		}
-		for _, o := range page.Contents {
-			out = append(out, listed{key: aws.ToString(o.Key), modified: aws.ToTime(o.LastModified), size: aws.ToInt64(o.Size)})
-		}
-		if !aws.ToBool(page.IsTruncated) || page.NextContinuationToken == nil {
-			return out, nil
-		}
-		token = page.NextContinuationToken
-	}
-}
-
-func (s *store) list(ctx context.Context, prefix string) ([]string, error) {
-	objs, err := s.listObjects(ctx, prefix)
-	keys := make([]string, len(objs))
-	for i, o := range objs {
-		keys[i] = o.key
-	}
-	return keys, err
+	err := listPages(ctx, s.api, s.bucket, prefix, 0, func(o listed) bool {
+		out = append(out, o)
+		return true
+	})
+	return out, err
 }
 
 // lock is a writer's hold on an upload: a chain of lock-<n> objects, each
-// created with If-None-Match so exactly one request creates each. The
-// newest generation is the holder; a holder renews (creates the next
-// generation) before each write once its newest is half the timeout old,
-// so a request that lost its hold to a takeover finds out before writing.
-// A generation older than the timeout is abandoned (its request died) and
-// may be taken over.
+// created with If-None-Match, the newest of which is the holder's (see
+// the package doc).
 type lock struct {
 	s       *store
 	timeout time.Duration
@@ -490,12 +437,8 @@ func (s *store) acquire(ctx context.Context, timeout time.Duration, now func() t
 }
 
 func (l *lock) create(ctx context.Context, gen int) error {
-	_, err := l.s.api.PutObject(ctx, withIfNoneMatch(l.s.putInput(l.s.lockKey(gen), nil)))
-	if createonly.PreconditionFailed(err) {
-		return errLocked
-	}
-	if err != nil {
-		return fmt.Errorf("taking the lock: %w", err)
+	if err := l.s.put(ctx, l.s.lockKey(gen), nil, true, "taking the lock"); err != nil {
+		return err
 	}
 	l.gens = append(l.gens, gen)
 	l.renewed = l.now()
@@ -521,12 +464,6 @@ func (l *lock) release(ctx context.Context) error {
 }
 
 func notFound(err error) bool {
-	if err == nil {
-		return false
-	}
-	switch awserr.Code(err) {
-	case "NotFound", "NoSuchKey":
-		return true
-	}
-	return awserr.Is[*types.NoSuchKey](err) || awserr.Is[*types.NotFound](err) || awserr.Status(err) == 404
+	code := awserr.Code(err)
+	return code == "NotFound" || code == "NoSuchKey" || awserr.Is[*types.NoSuchKey](err) || awserr.Is[*types.NotFound](err) || awserr.Status(err) == 404
 }

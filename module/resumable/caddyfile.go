@@ -3,13 +3,12 @@ package resumable
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("upload_tus", parseCaddyfile)
+	httpcaddyfile.RegisterHandlerDirective("upload_tus", shared.ParseHandler[Handler])
 	httpcaddyfile.RegisterDirectiveOrder("upload_tus", httpcaddyfile.Before, "respond")
 }
 
@@ -82,12 +81,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		return shared.Unrecognized(d)
 	})
-}
-
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	var t Handler
-	err := t.UnmarshalCaddyfile(h.Dispenser)
-	return &t, err
 }
 
 // Interface guard

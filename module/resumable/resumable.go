@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/uuid"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -168,12 +167,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.S3Config.ApplyDefaults()
 	h.S3Config.Expand()
-	if h.Prefix == "" {
-		h.Prefix = "tus/"
-	}
-	if h.TempPrefix == "" {
-		h.TempPrefix = tus.DefaultTempPrefix
-	}
+	h.Prefix = cmp.Or(h.Prefix, "tus/")
+	h.TempPrefix = cmp.Or(h.TempPrefix, tus.DefaultTempPrefix)
 	repl := caddy.NewReplacer()
 	secret := repl.ReplaceAll(h.Secret, "")
 	if secret == "" {
@@ -261,10 +256,7 @@ func (h *Handler) conditionalCheck(client *s3.Client, enc s3limits.Encryption) f
 // runJanitor sweeps expired uploads every interval, the first time after
 // a random part of it, until the module is unloaded.
 func (h *Handler) runJanitor(ctx caddy.Context, m *metrics.Metrics) {
-	interval := time.Duration(h.Janitor.Interval)
-	if interval == 0 {
-		interval = time.Hour
-	}
+	interval := cmp.Or(time.Duration(h.Janitor.Interval), time.Hour)
 	janitor.Every(ctx, interval, func(ctx context.Context) {
 		r := h.tus.Sweep(ctx, time.Duration(h.Janitor.MaxAge), h.Janitor.DryRun)
 		m.JanitorSwept(h.Prefix, r.Expired, r.TempBytes, r.Aborted)
@@ -287,9 +279,7 @@ func user(r *http.Request) string {
 }
 
 func (h *Handler) logError(r *http.Request, err error) {
-	if c := h.logger.Check(zapcore.ErrorLevel, "resumable upload failed"); c != nil {
-		c.Write(zap.String("method", r.Method), zap.Error(err))
-	}
+	h.logger.Error("resumable upload failed", zap.String("method", r.Method), zap.Error(err))
 }
 
 // outcomeKey is the request context key of the request's outcome, which
@@ -322,10 +312,7 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("memory_limit %d is below one part (part_size %d)", h.MemoryLimit, part)
 	}
 	if j := h.Janitor; j != nil {
-		ttl := time.Duration(h.UploadTTL)
-		if ttl == 0 {
-			ttl = tus.DefaultTTL
-		}
+		ttl := cmp.Or(time.Duration(h.UploadTTL), tus.DefaultTTL)
 		if j.MaxAge != 0 && time.Duration(j.MaxAge) < ttl {
 			return fmt.Errorf("janitor max_age %s must not be shorter than upload_ttl %s, or it removes uploads clients may still continue", time.Duration(j.MaxAge), ttl)
 		}
@@ -352,16 +339,11 @@ var (
 // ServeHTTP serves the tus protocol; it never calls next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	start := time.Now()
-	endpoint, ok := endpoints[r.Method]
-	if !ok {
-		endpoint = "tus_other"
-	}
+	table, other := endpoints, "tus_other"
 	if tus.InteropVersion(r) != "" {
-		if endpoint, ok = ietfEndpoints[r.Method]; !ok {
-			endpoint = "ietf_other"
-		}
+		table, other = ietfEndpoints, "ietf_other"
 	}
-	o := &metrics.Outcome{Route: h.Prefix, Endpoint: endpoint}
+	o := &metrics.Outcome{Route: h.Prefix, Endpoint: cmp.Or(table[r.Method], other)}
 	r = r.WithContext(context.WithValue(r.Context(), outcomeKey{}, o))
 	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
 	err := h.serve(rec, r)

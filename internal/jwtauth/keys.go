@@ -14,6 +14,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
 const (
@@ -72,7 +73,7 @@ type keySet struct {
 // "verify", RSA of at least 2048 bits, EC P-256/384/521 or Ed25519.
 // Symmetric keys are dropped. It fails when no key can verify any allowed
 // algorithm, so that an empty or foreign key set never replaces a good one.
-func newKeySet(set jwk.Set, allowed map[jwa.SignatureAlgorithm]bool, now time.Time) (*keySet, error) {
+func newKeySet(set jwk.Set, allowed map[jwa.SignatureAlgorithm]jws.Verifier, now time.Time) (*keySet, error) {
 	if set == nil {
 		return nil, errors.New("key source returned no key set")
 	}
@@ -98,7 +99,7 @@ func newKeySet(set jwk.Set, allowed map[jwa.SignatureAlgorithm]bool, now time.Ti
 	return ks, nil
 }
 
-func newVerificationKey(k jwk.Key, allowed map[jwa.SignatureAlgorithm]bool) (*verificationKey, string, bool) {
+func newVerificationKey(k jwk.Key, allowed map[jwa.SignatureAlgorithm]jws.Verifier) (*verificationKey, string, bool) {
 	kid := k.KeyID()
 	if kid == "" {
 		return nil, "", false
@@ -127,7 +128,7 @@ func newVerificationKey(k jwk.Key, allowed map[jwa.SignatureAlgorithm]bool) (*ve
 	vk := &verificationKey{raw: raw}
 	if a := k.Algorithm().String(); a != "" {
 		alg := jwa.SignatureAlgorithm(a)
-		if allowed[alg] && algKinds[alg] == kind {
+		if allowed[alg] != nil && algKinds[alg] == kind {
 			vk.algs = []jwa.SignatureAlgorithm{alg}
 		}
 		return vk, kid, true
@@ -263,7 +264,7 @@ func (v *Verifier) fetch(ctx context.Context, force bool) (*keySet, error) {
 	set, err := v.source.Keys(fctx)
 	var ks *keySet
 	if err == nil {
-		ks, err = newKeySet(set, v.algs, now)
+		ks, err = newKeySet(set, v.verifiers, now)
 	}
 	v.mu.Lock()
 	v.lastErr = err

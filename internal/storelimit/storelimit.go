@@ -20,6 +20,7 @@
 package storelimit
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -73,7 +74,7 @@ type counter struct {
 // Allow counts one attempt for key. It reports whether the attempt is
 // within the limit and, if not, how long until the key's window ends.
 func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), cmpOr(l.Timeout, DefaultTimeout))
+	ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(l.Timeout, DefaultTimeout))
 	defer cancel()
 	ok, retryAfter, err := l.allow(ctx, key)
 	if err != nil {
@@ -169,11 +170,4 @@ func (l *Limiter) report(err error) {
 	if l.OnError != nil {
 		l.OnError(err)
 	}
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }

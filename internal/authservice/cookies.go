@@ -3,6 +3,7 @@ package authservice
 import (
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -75,13 +76,7 @@ func cookie(name, value, path string, maxAge time.Duration) *http.Cookie {
 // that read it (refresh and sign-out), each its own cookie, so that no
 // other request carries the refresh token.
 func (s *Service) refreshPaths() []string {
-	var paths []string
-	for _, p := range []string{s.cfg.RefreshPath, s.cfg.LogoutPath} {
-		if p != "" {
-			paths = append(paths, p)
-		}
-	}
-	return paths
+	return slices.DeleteFunc([]string{s.cfg.RefreshPath, s.cfg.LogoutPath}, func(p string) bool { return p == "" })
 }
 
 // setCookies sets the session and refresh cookies for t (the session

@@ -136,9 +136,6 @@ func (i *Issuer) Refresh(refreshToken string, users *Users) (*Tokens, error) {
 	if err != nil {
 		return nil, err
 	}
-	invalid := func(reason string) error {
-		return fmt.Errorf("%w: %s", ErrInvalidRefreshToken, reason)
-	}
 	authTime, ok := numericClaim(tok, "auth_time")
 	if !ok {
 		return nil, invalid("no auth_time")
@@ -233,9 +230,6 @@ var errRefreshExpired = errors.New("expired")
 // parseRefresh verifies refreshToken's signature and its standard claims,
 // and returns it with its kid and the time it was checked at.
 func (i *Issuer) parseRefresh(refreshToken string) (tok jwt.Token, kid string, now time.Time, err error) {
-	invalid := func(reason string) error {
-		return fmt.Errorf("%w: %s", ErrInvalidRefreshToken, reason)
-	}
 	msg, err := jws.Parse([]byte(refreshToken))
 	if err != nil || len(msg.Signatures()) != 1 {
 		return nil, "", now, invalid("malformed")
@@ -268,6 +262,12 @@ func (i *Issuer) parseRefresh(refreshToken string) (tok jwt.Token, kid string, n
 		return nil, kid, now, invalid("issued to another client")
 	}
 	return tok, kid, now, nil
+}
+
+// invalid returns an error wrapping ErrInvalidRefreshToken that gives
+// reason.
+func invalid(reason string) error {
+	return fmt.Errorf("%w: %s", ErrInvalidRefreshToken, reason)
 }
 
 // refreshToken returns a refresh token for u in session sid, signed with

@@ -130,9 +130,6 @@ func (ks *KeyStore) upkeep() error {
 	defer ks.writeMu.Unlock()
 	now := ks.Now()
 	if len(ks.keys) == 0 || now.Sub(ks.lastReload) >= ReloadInterval {
-		ks.mu.Lock()
-		ks.lastReload = now
-		ks.mu.Unlock()
 		err := ks.reload()
 		if (errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNoKeys)) && len(ks.keys) == 0 {
 			if err = os.MkdirAll(ks.dir, 0o700); err == nil {
@@ -205,9 +202,6 @@ func (ks *KeyStore) JWKS() ([]byte, error) {
 func (ks *KeyStore) Reload() error {
 	ks.writeMu.Lock()
 	defer ks.writeMu.Unlock()
-	ks.mu.Lock()
-	ks.lastReload = ks.Now()
-	ks.mu.Unlock()
 	return ks.reload()
 }
 
@@ -225,7 +219,11 @@ func (ks *KeyStore) reloadForKid(kid string) {
 	}
 }
 
+// reload is Reload with writeMu held.
 func (ks *KeyStore) reload() error {
+	ks.mu.Lock()
+	ks.lastReload = ks.Now()
+	ks.mu.Unlock()
 	dirInfo, err := os.Stat(ks.dir)
 	if err != nil {
 		return fmt.Errorf("localidp: reading key directory: %w", err)
@@ -483,10 +481,7 @@ func (ks *KeyStore) writeKey(k *storedKey) error {
 func readKeyFile(path string) (*storedKey, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("localidp: reading key file: %w", err)
+		return nil, fmt.Errorf("localidp: reading key file: %w", err) // the caller skips fs.ErrNotExist
 	}
 	defer f.Close()
 	info, err := f.Stat()

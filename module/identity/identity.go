@@ -188,10 +188,9 @@ type LocalIdentity struct {
 // calls: keys are fetched on first use.
 func (id *Identity) provision(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
-	id.Issuer = repl.ReplaceAll(id.Issuer, "")
-	id.JWKSURL = repl.ReplaceAll(id.JWKSURL, "")
-	id.UserPoolID = repl.ReplaceAll(id.UserPoolID, "")
-	id.Region = repl.ReplaceAll(id.Region, "")
+	for _, p := range []*string{&id.Issuer, &id.JWKSURL, &id.UserPoolID, &id.Region} {
+		*p = repl.ReplaceAll(*p, "")
+	}
 	for i, c := range id.ClientIDs {
 		id.ClientIDs[i] = repl.ReplaceAll(c, "")
 	}

@@ -1,6 +1,7 @@
 package localidp
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -411,16 +412,20 @@ func newKey(created time.Time) (*storedKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("localidp: generating key: %w", err)
 	}
-	tp, err := priv.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return nil, fmt.Errorf("localidp: generating key: %w", err)
-	}
-	kid := base64.RawURLEncoding.EncodeToString(tp)
-	return completeKey(priv, kid, created, kid+keyFileSuffix)
+	return completeKey(priv, created, "")
 }
 
-// completeKey sets kid, alg and use on priv and derives its public key.
-func completeKey(priv jwk.Key, kid string, created time.Time, file string) (*storedKey, error) {
+// completeKey sets kid (if missing, the RFC 7638 thumbprint), alg and use
+// on priv and derives its public key. An empty file means the kid's.
+func completeKey(priv jwk.Key, created time.Time, file string) (*storedKey, error) {
+	kid := priv.KeyID()
+	if kid == "" {
+		tp, err := priv.Thumbprint(crypto.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("localidp: computing kid: %w", err)
+		}
+		kid = base64.RawURLEncoding.EncodeToString(tp)
+	}
 	var raw ecdsa.PrivateKey
 	if err := priv.Raw(&raw); err != nil {
 		return nil, fmt.Errorf("localidp: reading key: %w", err)
@@ -436,7 +441,7 @@ func completeKey(priv jwk.Key, kid string, created time.Time, file string) (*sto
 			}
 		}
 	}
-	return &storedKey{kid: kid, created: created, file: file, private: priv, public: pub}, nil
+	return &storedKey{kid: kid, created: created, file: cmp.Or(file, kid+keyFileSuffix), private: priv, public: pub}, nil
 }
 
 // writeKey writes k to a temporary file and renames it into place, so
@@ -516,15 +521,6 @@ func readKeyFile(path string) (*storedKey, error) {
 	if use := priv.KeyUsage(); use != "" && use != string(jwk.ForSignature) {
 		return nil, bad("use %s, want sig", use)
 	}
-
-	kid := priv.KeyID()
-	if kid == "" {
-		tp, err := priv.Thumbprint(crypto.SHA256)
-		if err != nil {
-			return nil, bad("%v", err)
-		}
-		kid = base64.RawURLEncoding.EncodeToString(tp)
-	}
 	var created time.Time
 	if v, ok := priv.Get(createdParam); ok {
 		s, _ := v.(string)
@@ -534,5 +530,5 @@ func readKeyFile(path string) (*storedKey, error) {
 	} else {
 		created = info.ModTime()
 	}
-	return completeKey(priv, kid, created, name)
+	return completeKey(priv, created, name)
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/mail"
 	"os"
 	"strings"
@@ -85,20 +84,9 @@ type Users struct {
 	byEmail map[string]*User // by normalised email
 	bySub   map[string]*User
 	dummy   []byte    // bcrypt hash for unknown emails
-	tried   fileStamp // of the last file read, good or bad
+	tried   string    // stamp of the last file read, good or bad
 	lastErr error     // of the last reload
 	checked time.Time // last look at the file's stamp
-}
-
-// fileStamp identifies one version of a file.
-type fileStamp struct {
-	modTime time.Time
-	size    int64
-	mode    fs.FileMode // a chmod changes it without changing the content
-}
-
-func (s fileStamp) equal(o fileStamp) bool {
-	return s.modTime.Equal(o.modTime) && s.size == o.size && s.mode == o.mode
 }
 
 // LoadUsers reads the users file at path. Errors about the file's content
@@ -147,13 +135,6 @@ func (u *Users) LastReloadError() error {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
 	return u.lastErr
-}
-
-// Len returns the number of users.
-func (u *Users) Len() int {
-	u.mu.RLock()
-	defer u.mu.RUnlock()
-	return len(u.byEmail)
 }
 
 // Authenticate returns the user with this email (compared without regard to
@@ -233,9 +214,10 @@ type userEntry struct {
 }
 
 // readUsersFile reads and checks the users file at path, unless its stamp
-// equals last, in which case it returns errUnchanged. It always returns
-// the stamp of what it read.
-func readUsersFile(path string, last fileStamp) (byEmail, bySub map[string]*User, dummy []byte, stamp fileStamp, err error) {
+// (modification time, size and mode, which a chmod changes without
+// changing the content) equals last, in which case it returns
+// errUnchanged. It always returns the stamp of what it read.
+func readUsersFile(path string, last string) (byEmail, bySub map[string]*User, dummy []byte, stamp string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, nil, stamp, fmt.Errorf("localidp: reading users file: %w", err)
@@ -245,8 +227,8 @@ func readUsersFile(path string, last fileStamp) (byEmail, bySub map[string]*User
 	if err != nil {
 		return nil, nil, nil, stamp, fmt.Errorf("localidp: reading users file: %w", err)
 	}
-	stamp = fileStamp{modTime: st.ModTime(), size: st.Size(), mode: st.Mode()}
-	if stamp.equal(last) {
+	stamp = fmt.Sprint(st.ModTime().UnixNano(), st.Size(), st.Mode())
+	if stamp == last {
 		return nil, nil, nil, stamp, errUnchanged
 	}
 	if err := checkPerm(path, st, usersFileForbidden, "users file", "anyone who can change it can add an admin"); err != nil {

@@ -70,20 +70,10 @@
 //
 // # Errors
 //
-// Every error from Verify matches one sentinel with [errors.Is]:
-//
-//   - [ErrTokenInvalid]: reject with 401. [ErrTokenExpired] is a special
-//     case of it (it matches both), for callers that want to say "token
-//     expired".
-//   - [ErrKeysUnavailable]: no key set could be loaded and none is
-//     cached, so the token was not judged. Answer 503 (or 401 if the
-//     outage should not be visible); it wraps the fetch error, or the
-//     caller's context error if the caller stopped waiting.
-//
-// [Reason] returns a stable code for metrics and logs: malformed,
-// too_large, bad_alg, unknown_kid, bad_signature, expired, not_yet_valid,
-// bad_issuer, bad_audience, bad_token_use, missing_claim or
-// keys_unavailable. Error messages never contain the token or values read
+// Every error from Verify matches either [ErrTokenInvalid] (answer 401;
+// [ErrTokenExpired] is a case of it) or [ErrKeysUnavailable] (no key set,
+// so the token was not judged), and [Reason] gives a stable code for
+// metrics and logs. Error messages never contain the token or values read
 // from it, so they are safe to log.
 //
 // # Considerations

@@ -1,6 +1,7 @@
 package authservice
 
 import (
+	"cmp"
 	"encoding/base64"
 	"net/http"
 	"slices"
@@ -36,12 +37,7 @@ type Cookies struct {
 const CognitoRefreshMaxAge = 30 * 24 * time.Hour
 
 // SessionName returns the session cookie's name.
-func (c *Cookies) SessionName() string {
-	if c.Name == "" {
-		return DefaultSessionCookie
-	}
-	return c.Name
-}
+func (c *Cookies) SessionName() string { return cmp.Or(c.Name, DefaultSessionCookie) }
 
 // RefreshName returns the refresh cookie's name.
 func (c *Cookies) RefreshName() string {

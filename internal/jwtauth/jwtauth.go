@@ -229,19 +229,12 @@ func New(cfg Config) (*Verifier, error) {
 		v.now = time.Now
 	}
 	if v.source == nil {
-		jwksURL := cfg.JWKSURL
-		if jwksURL == "" {
-			jwksURL = strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/jwks.json"
-		}
+		jwksURL := cmp.Or(cfg.JWKSURL, strings.TrimSuffix(cfg.Issuer, "/")+"/.well-known/jwks.json")
 		u, err := url.Parse(jwksURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, fmt.Errorf("jwtauth: jwks url %q must be an absolute http(s) URL", jwksURL)
 		}
-		client := cfg.HTTPClient
-		if client == nil {
-			client = &http.Client{Timeout: DefaultHTTPTimeout}
-		}
-		v.source = httpKeySource{url: jwksURL, client: client}
+		v.source = httpKeySource{url: jwksURL, client: cmp.Or(cfg.HTTPClient, &http.Client{Timeout: DefaultHTTPTimeout})}
 	}
 	return v, nil
 }

@@ -1,6 +1,7 @@
 package localidp
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -361,19 +362,13 @@ func (i *Issuer) now() time.Time {
 	return time.Now()
 }
 
+// tokenTTL and refreshTTL return TokenTTL and RefreshTTL or their
+// defaults; check has refused negative values.
 func (i *Issuer) tokenTTL() time.Duration {
-	if i.TokenTTL > 0 {
-		return i.TokenTTL.Truncate(time.Second)
-	}
-	return DefaultTokenTTL
+	return cmp.Or(i.TokenTTL.Truncate(time.Second), DefaultTokenTTL)
 }
 
-func (i *Issuer) refreshTTL() time.Duration {
-	if i.RefreshTTL > 0 {
-		return i.RefreshTTL
-	}
-	return DefaultRefreshTTL
-}
+func (i *Issuer) refreshTTL() time.Duration { return cmp.Or(i.RefreshTTL, DefaultRefreshTTL) }
 
 // sign returns claims as a compact JWS signed with key (ES256), whose
 // header names the key's kid.

@@ -233,10 +233,7 @@ func (id *Identity) provision(ctx caddy.Context) error {
 			cfg.Algorithms = []string{"ES256"}
 		}
 	} else {
-		cfg.Issuer = strings.TrimRight(id.Issuer, "/")
-		if cfg.Issuer == "" {
-			cfg.Issuer = fmt.Sprintf("https://cognito-idp.%s.amazonaws.com/%s", id.Region, id.UserPoolID)
-		}
+		cfg.Issuer = cmp.Or(strings.TrimRight(id.Issuer, "/"), fmt.Sprintf("https://cognito-idp.%s.amazonaws.com/%s", id.Region, id.UserPoolID))
 		cfg.JWKSURL = id.JWKSURL
 		cfg.Audiences = id.ClientIDs
 	}

@@ -2,11 +2,9 @@
 // their tokens. It is the gateway's login endpoint's only contact with Cognito.
 //
 // A Client sends InitiateAuth with the USER_PASSWORD_AUTH flow (Login) or the
-// REFRESH_TOKEN_AUTH flow (Refresh), and RevokeToken (Revoke: sign-out; the app client must
-// have token revocation enabled, the default for app clients created since 2021). The app client must allow those flows
-// (ALLOW_USER_PASSWORD_AUTH, ALLOW_REFRESH_TOKEN_AUTH). If the app client has a secret, pass it
-// to New: every request then carries SECRET_HASH = base64(HMAC-SHA256(secret, username +
-// client id)).
+// REFRESH_TOKEN_AUTH flow (Refresh), which the app client must allow, and RevokeToken (Revoke:
+// sign-out; the default for app clients created since 2021). If the app client has a secret,
+// pass it to New: every request then carries its SECRET_HASH.
 //
 // It returns the tokens as Cognito issued them and verifies nothing: checking signatures,
 // issuer, audience and expiry is the job of whoever accepts the tokens later.

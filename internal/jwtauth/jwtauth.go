@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -343,7 +344,7 @@ func (v *Verifier) verify(ctx context.Context, token, wantUse string) (*Claims, 
 		if cached {
 			break
 		}
-		if !k.accepts(alg) {
+		if !slices.Contains(k.algs, alg) {
 			continue
 		}
 		fits = true

@@ -58,10 +58,6 @@ type verificationKey struct {
 	raw  any // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
 }
 
-func (k *verificationKey) accepts(alg jwa.SignatureAlgorithm) bool {
-	return slices.Contains(k.algs, alg)
-}
-
 // keySet is an immutable snapshot of the verification keys, by kid.
 type keySet struct {
 	byKID  map[string][]*verificationKey

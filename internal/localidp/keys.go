@@ -178,11 +178,11 @@ func (ks *KeyStore) PublicSet() jwk.Set {
 	set := jwk.NewSet()
 	for _, k := range ks.keys {
 		pub, err := k.public.Clone()
-		if err != nil {
-			panic(fmt.Sprintf("localidp: cloning public key %s: %v", k.kid, err)) // cannot happen for EC keys
+		if err == nil {
+			err = set.AddKey(pub)
 		}
-		if err := set.AddKey(pub); err != nil {
-			panic(fmt.Sprintf("localidp: adding public key %s: %v", k.kid, err)) // cannot happen: kids are unique
+		if err != nil { // cannot happen: EC keys clone, and kids are unique
+			panic(fmt.Sprintf("localidp: adding public key %s: %v", k.kid, err))
 		}
 	}
 	return set

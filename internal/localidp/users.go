@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/mail"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -114,9 +115,7 @@ func (u *Users) Reload() error {
 
 	byEmail, bySub, dummy, stamp, err := readUsersFile(u.path, u.tried)
 	if errors.Is(err, errUnchanged) {
-		u.mu.RLock()
-		defer u.mu.RUnlock()
-		return u.lastErr
+		return u.LastReloadError()
 	}
 
 	u.mu.Lock()
@@ -297,10 +296,8 @@ func parseUsers(data []byte) (byEmail, bySub map[string]*User, dummy []byte, err
 		}
 		subAt[sub] = n
 
-		for _, g := range e.Groups {
-			if strings.TrimSpace(g) == "" {
-				return nil, nil, nil, fmt.Errorf("user %d (%s): empty group name", n, email)
-			}
+		if slices.ContainsFunc(e.Groups, func(g string) bool { return strings.TrimSpace(g) == "" }) {
+			return nil, nil, nil, fmt.Errorf("user %d (%s): empty group name", n, email)
 		}
 
 		if e.TokenGeneration < 0 {
@@ -345,10 +342,8 @@ func checkSub(sub string) error {
 	if len(sub) > 128 {
 		return fmt.Errorf("sub %q is longer than 128 bytes", sub)
 	}
-	for _, r := range sub {
-		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			return fmt.Errorf("sub %q contains spaces or control characters", sub)
-		}
+	if strings.ContainsFunc(sub, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) {
+		return fmt.Errorf("sub %q contains spaces or control characters", sub)
 	}
 	return nil
 }

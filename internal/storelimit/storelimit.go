@@ -93,16 +93,13 @@ func (l *Limiter) allow(ctx context.Context, key string) (bool, time.Duration, e
 	}
 	defer func() { _ = l.Store.Unlock(context.WithoutCancel(ctx), name) }()
 	now := l.now()
-	var c counter
 	raw, err := l.Store.Load(ctx, name)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, 0, fmt.Errorf("loading: %w", err)
-	default:
-		if json.Unmarshal(raw, &c) != nil {
-			c = counter{} // a damaged value starts a new window
-		}
+	}
+	var c counter
+	if json.Unmarshal(raw, &c) != nil {
+		c = counter{} // a missing or damaged value starts a new window
 	}
 	start := time.Unix(0, c.Start)
 	if c.Start == 0 || !now.Before(start.Add(l.Window)) || start.After(now) {

@@ -354,8 +354,13 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		a.rec.AuthRefused(r, authservice.Refuse(w, err), authservice.LogRejection(a.logger, r, err))
 		return nil
 	}
+	// The user, for later handlers, by the names Caddy's authentication
+	// handler uses.
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	setUserPlaceholders(repl, p)
+	repl.Set("http.auth.user.id", p.ID)
+	for name, v := range p.Metadata() {
+		repl.Set("http.auth.user."+name, v)
+	}
 	return next.ServeHTTP(w, r)
 }
 

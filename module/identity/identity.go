@@ -277,15 +277,6 @@ func (id *Identity) authenticate(r *http.Request) (*authservice.Principal, error
 	return id.checker.Authenticate(r)
 }
 
-// setUserPlaceholders exposes the user to later handlers, with the names
-// Caddy's authentication handler uses.
-func setUserPlaceholders(repl *caddy.Replacer, p *authservice.Principal) {
-	repl.Set("http.auth.user.id", p.ID)
-	for name, v := range p.Metadata() {
-		repl.Set("http.auth.user."+name, v)
-	}
-}
-
 // Provider is an authentication provider for Caddy's `authentication`
 // handler that accepts the same bearer tokens as the `upload_auth` handler:
 //

@@ -245,12 +245,9 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	if a.local != nil {
 		cfg.Local = a.local
 		a.gateKey = fmt.Sprintf("login_concurrency/%d", a.LoginConcurrency)
-		gate, _, err := loginGates.LoadOrNew(a.gateKey, func() (caddy.Destructor, error) {
+		gate, _, _ := loginGates.LoadOrNew(a.gateKey, func() (caddy.Destructor, error) { // cannot fail
 			return loginGate{ratelimit.NewGate(a.LoginConcurrency, a.LoginConcurrency, loginWait)}, nil
 		})
-		if err != nil {
-			return fmt.Errorf("setting up the login gate: %v", err)
-		}
 		a.gate = gate.(loginGate).Gate
 		cfg.Gate = a.gate
 	} else if cfg.Cognito, err = a.cognitoClient(ctx); err != nil {

@@ -217,15 +217,14 @@ func (id *Identity) provision(ctx caddy.Context) error {
 	if l := id.Local; l != nil {
 		l.Issuer = cmp.Or(l.Issuer, "upload-gateway-local")
 		l.ClientID = cmp.Or(l.ClientID, "upload-gateway")
-		local, err := localidp.Open(repl.ReplaceAll(l.UsersFile, ""), repl.ReplaceAll(l.KeysDir, ""), localidp.Issuer{
+		id.local, err = localidp.Open(repl.ReplaceAll(l.UsersFile, ""), repl.ReplaceAll(l.KeysDir, ""), localidp.Issuer{
 			Issuer: l.Issuer, ClientID: l.ClientID, TokenTTL: time.Duration(l.TokenTTL), RefreshTTL: time.Duration(l.RefreshTTL),
 			ReuseGrace: time.Duration(l.ReuseGrace)})
 		if err != nil {
 			return err
 		}
-		id.local = local
 		cfg.Issuer = l.Issuer
-		cfg.Keys = local
+		cfg.Keys = id.local
 		// The keys are on local disk: a rotated key may be looked up soon.
 		cfg.MinRefreshInterval = time.Second
 		cfg.Audiences = []string{l.ClientID}

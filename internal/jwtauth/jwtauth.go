@@ -341,17 +341,11 @@ func (v *Verifier) verify(ctx context.Context, token, wantUse string) (*Claims, 
 	signingInput := []byte(token[:len(hdrPart)+1+len(payloadPart)])
 	fits, verified := cached, cached
 	for _, k := range candidates {
-		if cached {
-			break
-		}
-		if !slices.Contains(k.algs, alg) {
+		if verified || !slices.Contains(k.algs, alg) {
 			continue
 		}
 		fits = true
-		if verifier.Verify(signingInput, sig, k.raw) == nil {
-			verified = true
-			break
-		}
+		verified = verifier.Verify(signingInput, sig, k.raw) == nil
 	}
 	switch {
 	case !fits:

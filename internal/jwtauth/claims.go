@@ -3,6 +3,7 @@ package jwtauth
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -72,11 +73,8 @@ func (v *Verifier) checkClaims(payload []byte, wantUse string) (*Claims, error) 
 		if !v.anyAudience && len(aud) == 0 {
 			return nil, reject(ReasonMissingClaim, "aud is required")
 		}
-		for _, a := range aud {
-			if v.anyAudience || v.audiences[a] {
-				c.ClientID = a
-				break
-			}
+		if i := slices.IndexFunc(aud, func(a string) bool { return v.anyAudience || v.audiences[a] }); i >= 0 {
+			c.ClientID = aud[i]
 		}
 		if c.ClientID == "" && !v.anyAudience {
 			return nil, reject(ReasonBadAudience, "aud does not match")

@@ -54,11 +54,8 @@
 //
 // # Keys, caching and refresh
 //
-// Keys are cached in memory. They are loaded on first use or by [Verifier.Start],
-// which refreshes them every RefreshInterval (15m); a failed refresh keeps
-// the last good set and is retried with backoff starting at
-// MinRefreshInterval. Without Start, Verify refreshes a set older than
-// RefreshInterval itself. An unknown kid triggers a refresh at most once
+// Keys are cached in memory and refreshed as [Verifier.Start] describes,
+// every RefreshInterval (15m). An unknown kid triggers a refresh at most once
 // per MinRefreshInterval (10s), however many tokens carry it, and
 // concurrent callers share one fetch; so a new signing key is accepted as
 // soon as the issuer publishes it, and a flood of forged kids cannot

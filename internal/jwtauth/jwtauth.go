@@ -49,10 +49,8 @@ type KeySource interface {
 
 // Config configures a Verifier. Zero values mean the documented default.
 type Config struct {
-	// Issuer is the exact expected "iss" claim. Required. For Cognito:
-	// https://cognito-idp.<region>.amazonaws.com/<userPoolId>; for
-	// cognito-local: http://127.0.0.1:<port>/<userPoolId>. No trailing
-	// slash is added or removed.
+	// Issuer is the exact expected "iss" claim (see the package doc for
+	// Cognito's); no trailing slash is added or removed. Required.
 	Issuer string
 
 	// JWKSURL is where the key set is fetched (http or https). Default:

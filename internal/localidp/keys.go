@@ -104,11 +104,7 @@ func RotateDir(dir string) (kid string, err error) {
 // openKeyStore opens dir with the clock now.
 func openKeyStore(dir string, now func() time.Time) (*KeyStore, error) {
 	ks := &KeyStore{dir: dir, Now: now}
-	err := ks.Reload()
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNoKeys) {
-		err = nil
-	}
-	if err != nil {
+	if err := ks.Reload(); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrNoKeys) {
 		return nil, err
 	}
 	return ks, nil

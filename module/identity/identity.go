@@ -288,8 +288,8 @@ func (id *Identity) authenticate(r *http.Request) (*authservice.Principal, error
 // OPTIONS requests need one. A state-changing request authenticated by
 // `token_cookie` must come from the site or `allowed_origins` (the CSRF
 // rule of the upload_auth handler), or it is not authenticated. A rejected
-// request gets
-// `WWW-Authenticate: Bearer error="invalid_token"` and the handler's 401.
+// request gets `WWW-Authenticate: Bearer error="invalid_token"` and the
+// handler's 401.
 // Use the `upload_auth` handler for JSON errors and the login API.
 type Provider struct {
 	Identity

@@ -229,10 +229,8 @@ func (v *Verifier) refresh(ctx context.Context, force bool) (*keySet, error) {
 	})
 	select {
 	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(*keySet), nil
+		ks, _ := r.Val.(*keySet) // nil when r.Err is set
+		return ks, r.Err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

@@ -51,14 +51,14 @@ Password hashes for the users file come from: caddy hash-password`,
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
 				dir := fl.String("keys-dir")
 				if dir == "" {
-					return exitFailed, fmt.Errorf("--keys-dir is required")
+					return caddy.ExitCodeFailedStartup, fmt.Errorf("--keys-dir is required")
 				}
 				kid, err := localidp.RotateDir(dir)
 				if err != nil {
-					return exitFailed, err
+					return caddy.ExitCodeFailedStartup, err
 				}
 				fmt.Println("new signing key:", kid)
-				return 0, nil
+				return caddy.ExitCodeSuccess, nil
 			})
 		},
 	})
@@ -334,6 +334,3 @@ var (
 	_ caddy.Validator         = (*Provider)(nil)
 	_ caddyauth.Authenticator = (*Provider)(nil)
 )
-
-// exitFailed mirrors caddy's exit code for a failed command.
-const exitFailed = 1

@@ -179,22 +179,20 @@ func (c Checker) AllowOrigin(w http.ResponseWriter, r *http.Request) {
 // request from another site), or 502 when the identity provider's keys
 // could not be loaded. It returns the status.
 func Refuse(w http.ResponseWriter, err error) int {
+	status, code, msg := http.StatusUnauthorized, "INVALID_TOKEN", "the token is invalid or expired"
 	switch {
 	case errors.Is(err, jwtauth.ErrKeysUnavailable):
-		_ = envelope.WriteError(w, http.StatusBadGateway, "IDENTITY_PROVIDER_UNAVAILABLE", "the identity provider's keys could not be loaded")
-		return http.StatusBadGateway
+		status, code, msg = http.StatusBadGateway, "IDENTITY_PROVIDER_UNAVAILABLE", "the identity provider's keys could not be loaded"
 	case errors.Is(err, csrf.ErrOrigin):
-		_ = envelope.WriteError(w, http.StatusForbidden, CodeCSRFOrigin, messageCSRFOrigin)
-		return http.StatusForbidden
-	}
-	w.Header().Set("WWW-Authenticate", Challenge(err))
-	switch {
+		status, code, msg = http.StatusForbidden, CodeCSRFOrigin, messageCSRFOrigin
 	case errors.Is(err, ErrNoToken):
-		_ = envelope.WriteError(w, http.StatusUnauthorized, "UNAUTHENTICATED", "authentication required")
-	default:
-		_ = envelope.WriteError(w, http.StatusUnauthorized, "INVALID_TOKEN", "the token is invalid or expired")
+		code, msg = "UNAUTHENTICATED", "authentication required"
 	}
-	return http.StatusUnauthorized
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", Challenge(err))
+	}
+	_ = envelope.WriteError(w, status, code, msg)
+	return status
 }
 
 // IsCORSPreflight reports whether r is a CORS preflight, which carries no

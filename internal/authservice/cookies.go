@@ -1,8 +1,10 @@
 package authservice
 
 import (
+	"cmp"
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -35,12 +37,7 @@ type Cookies struct {
 const CognitoRefreshMaxAge = 30 * 24 * time.Hour
 
 // SessionName returns the session cookie's name.
-func (c *Cookies) SessionName() string {
-	if c.Name == "" {
-		return DefaultSessionCookie
-	}
-	return c.Name
-}
+func (c *Cookies) SessionName() string { return cmp.Or(c.Name, DefaultSessionCookie) }
 
 // RefreshName returns the refresh cookie's name.
 func (c *Cookies) RefreshName() string {
@@ -75,13 +72,7 @@ func cookie(name, value, path string, maxAge time.Duration) *http.Cookie {
 // that read it (refresh and sign-out), each its own cookie, so that no
 // other request carries the refresh token.
 func (s *Service) refreshPaths() []string {
-	var paths []string
-	for _, p := range []string{s.cfg.RefreshPath, s.cfg.LogoutPath} {
-		if p != "" {
-			paths = append(paths, p)
-		}
-	}
-	return paths
+	return slices.DeleteFunc([]string{s.cfg.RefreshPath, s.cfg.LogoutPath}, func(p string) bool { return p == "" })
 }
 
 // setCookies sets the session and refresh cookies for t (the session

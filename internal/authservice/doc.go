@@ -2,12 +2,9 @@
 // without Caddy. [Service] is a [net/http.Handler] for sign-in, refresh,
 // revocation, sign-out and "who is signed in" against AWS Cognito or the
 // built-in provider of package localidp, and for that provider's JWKS, at
-// the paths of [Config]. With [Cookies] it keeps a browser's session in
-// HttpOnly cookies: sign-in and refresh set them, a refresh with an empty
-// body reads the refresh cookie, sign-out clears them, and cookie requests
-// must pass the origin check of package csrf. Its
-// responses use package envelope, and the user is read from the issued id
-// token through the verifier requests go through. Attempts are limited per
+// the paths of [Config]. Its responses use package envelope, and the user
+// is read from the issued id token through the verifier requests go
+// through. Attempts are limited per
 // client, per account and client, per account, and per account across
 // instances, each refusal costing nothing from the later limits; local
 // password checks pass a [Gate] before the account is charged. classify is
@@ -45,14 +42,11 @@
 //
 // # Sessions for browsers
 //
-// With [Cookies], sign-in and refresh also set two cookies, so that a page
-// on the gateway's origin is authenticated without handling tokens:
-//
-//	<name>=<token>; Path=/; Max-Age=<token lifetime>; HttpOnly; Secure; SameSite=Strict
-//	<name>_refresh=<refresh token>; Path=<RefreshPath>; Max-Age=<refresh lifetime>; HttpOnly; Secure; SameSite=Strict
-//
-// (the refresh cookie is set once more with `Path=<LogoutPath>`, the only
-// other route that reads it). `POST <RefreshPath>` with an empty body
-// renews both from the refresh cookie and answers without the tokens
+// With [Cookies], sign-in and refresh also set the session cookie (the
+// token, Path=/) and the refresh cookie (Path=<RefreshPath> and
+// <LogoutPath>), so that a page on the gateway's origin is authenticated
+// without handling tokens. `POST <RefreshPath>` with an empty body renews
+// both from the refresh cookie and answers without the tokens
 // (`expiresIn`, `expiresAt`, `user`); `POST <LogoutPath>` clears both.
+// Requests riding on the cookies must pass the origin check of package csrf.
 package authservice

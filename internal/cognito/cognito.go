@@ -2,11 +2,9 @@
 // their tokens. It is the gateway's login endpoint's only contact with Cognito.
 //
 // A Client sends InitiateAuth with the USER_PASSWORD_AUTH flow (Login) or the
-// REFRESH_TOKEN_AUTH flow (Refresh), and RevokeToken (Revoke: sign-out; the app client must
-// have token revocation enabled, the default for app clients created since 2021). The app client must allow those flows
-// (ALLOW_USER_PASSWORD_AUTH, ALLOW_REFRESH_TOKEN_AUTH). If the app client has a secret, pass it
-// to New: every request then carries SECRET_HASH = base64(HMAC-SHA256(secret, username +
-// client id)).
+// REFRESH_TOKEN_AUTH flow (Refresh), which the app client must allow, and RevokeToken (Revoke:
+// sign-out; the default for app clients created since 2021). If the app client has a secret,
+// pass it to New: every request then carries its SECRET_HASH.
 //
 // It returns the tokens as Cognito issued them and verifies nothing: checking signatures,
 // issuer, audience and expiry is the job of whoever accepts the tokens later.
@@ -133,14 +131,7 @@ func (c *Client) Login(ctx context.Context, email, password string) (*Tokens, er
 	if email == "" || password == "" {
 		return nil, ErrInvalidCredentials
 	}
-	params := map[string]string{"USERNAME": email, "PASSWORD": password}
-	c.addSecretHash(params, email)
-	out, err := c.api.InitiateAuth(ctx, &cip.InitiateAuthInput{
-		AuthFlow:       types.AuthFlowTypeUserPasswordAuth,
-		ClientId:       aws.String(c.clientID),
-		AuthParameters: params,
-	})
-	return tokens("login", out, err)
+	return c.initiate(ctx, "login", types.AuthFlowTypeUserPasswordAuth, email, map[string]string{"USERNAME": email, "PASSWORD": password})
 }
 
 // Refresh gets new ID and access tokens for refreshToken with the REFRESH_TOKEN_AUTH flow. The
@@ -156,14 +147,7 @@ func (c *Client) Refresh(ctx context.Context, refreshToken, username string) (*T
 	if c.secret != nil && username == "" {
 		return nil, errors.New("cognito: refresh: the app client has a secret, so the username is required")
 	}
-	params := map[string]string{"REFRESH_TOKEN": refreshToken}
-	c.addSecretHash(params, username)
-	out, err := c.api.InitiateAuth(ctx, &cip.InitiateAuthInput{
-		AuthFlow:       types.AuthFlowTypeRefreshTokenAuth,
-		ClientId:       aws.String(c.clientID),
-		AuthParameters: params,
-	})
-	t, err := tokens("refresh", out, err)
+	t, err := c.initiate(ctx, "refresh", types.AuthFlowTypeRefreshTokenAuth, username, map[string]string{"REFRESH_TOKEN": refreshToken})
 	if err == nil && t.RefreshToken == "" {
 		t.RefreshToken = refreshToken
 	}
@@ -187,13 +171,6 @@ func (c *Client) Revoke(ctx context.Context, refreshToken string) error {
 	return nil
 }
 
-func (c *Client) addSecretHash(params map[string]string, username string) {
-	if c.secret == nil {
-		return
-	}
-	params["SECRET_HASH"] = secretHash(c.secret, username, c.clientID)
-}
-
 // secretHash is Cognito's SECRET_HASH: base64(HMAC-SHA256(key: secret, message: username +
 // clientID)).
 func secretHash(secret []byte, username, clientID string) string {
@@ -202,8 +179,14 @@ func secretHash(secret []byte, username, clientID string) string {
 	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// tokens turns InitiateAuth's answer into Tokens or one of the package's errors.
-func tokens(op string, out *cip.InitiateAuthOutput, err error) (*Tokens, error) {
+// initiate sends InitiateAuth with flow and params, adding SECRET_HASH for
+// username when the app client has a secret, and turns the answer into
+// Tokens or one of the package's errors.
+func (c *Client) initiate(ctx context.Context, op string, flow types.AuthFlowType, username string, params map[string]string) (*Tokens, error) {
+	if c.secret != nil {
+		params["SECRET_HASH"] = secretHash(c.secret, username, c.clientID)
+	}
+	out, err := c.api.InitiateAuth(ctx, &cip.InitiateAuthInput{AuthFlow: flow, ClientId: aws.String(c.clientID), AuthParameters: params})
 	if err != nil {
 		return nil, translate(op, err)
 	}

@@ -3,6 +3,7 @@ package jwtauth
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -35,29 +36,22 @@ func (v *Verifier) checkClaims(payload []byte, wantUse string) (*Claims, error) 
 		}
 	}
 
-	iss, err := stringClaim(all, "iss")
+	iss, err := requiredClaim(all, "iss")
 	switch {
 	case err != nil:
 		return nil, err
-	case iss == "":
-		return nil, reject(ReasonMissingClaim, "iss is required")
 	case iss != v.issuer:
 		return nil, reject(ReasonBadIssuer, "unexpected issuer")
 	}
-	sub, err := stringClaim(all, "sub")
-	switch {
-	case err != nil:
+	sub, err := requiredClaim(all, "sub")
+	if err != nil {
 		return nil, err
-	case sub == "":
-		return nil, reject(ReasonMissingClaim, "sub is required")
 	}
 
-	use, err := stringClaim(all, "token_use")
+	use, err := requiredClaim(all, "token_use")
 	switch {
 	case err != nil:
 		return nil, err
-	case use == "":
-		return nil, reject(ReasonMissingClaim, "token_use is required")
 	case use != TokenUseID && use != TokenUseAccess:
 		return nil, reject(ReasonBadTokenUse, "token_use is neither id nor access")
 	case wantUse != TokenUseAny && use != wantUse:
@@ -79,11 +73,8 @@ func (v *Verifier) checkClaims(payload []byte, wantUse string) (*Claims, error) 
 		if !v.anyAudience && len(aud) == 0 {
 			return nil, reject(ReasonMissingClaim, "aud is required")
 		}
-		for _, a := range aud {
-			if v.anyAudience || v.audiences[a] {
-				c.ClientID = a
-				break
-			}
+		if i := slices.IndexFunc(aud, func(a string) bool { return v.anyAudience || v.audiences[a] }); i >= 0 {
+			c.ClientID = aud[i]
 		}
 		if c.ClientID == "" && !v.anyAudience {
 			return nil, reject(ReasonBadAudience, "aud does not match")
@@ -155,6 +146,16 @@ func stringClaim(all map[string]any, name string) (string, error) {
 		return s, nil
 	}
 	return "", reject(ReasonMalformed, name+" is not a string")
+}
+
+// requiredClaim is stringClaim for a claim that must not be absent or
+// empty.
+func requiredClaim(all map[string]any, name string) (string, error) {
+	s, err := stringClaim(all, name)
+	if err == nil && s == "" {
+		err = reject(ReasonMissingClaim, name+" is required")
+	}
+	return s, err
 }
 
 // audienceClaim reads "aud": a string or an array of strings (RFC 7519).

@@ -54,11 +54,8 @@
 //
 // # Keys, caching and refresh
 //
-// Keys are cached in memory. They are loaded on first use or by [Verifier.Start],
-// which refreshes them every RefreshInterval (15m); a failed refresh keeps
-// the last good set and is retried with backoff starting at
-// MinRefreshInterval. Without Start, Verify refreshes a set older than
-// RefreshInterval itself. An unknown kid triggers a refresh at most once
+// Keys are cached in memory and refreshed as [Verifier.Start] describes,
+// every RefreshInterval (15m). An unknown kid triggers a refresh at most once
 // per MinRefreshInterval (10s), however many tokens carry it, and
 // concurrent callers share one fetch; so a new signing key is accepted as
 // soon as the issuer publishes it, and a flood of forged kids cannot
@@ -70,20 +67,10 @@
 //
 // # Errors
 //
-// Every error from Verify matches one sentinel with [errors.Is]:
-//
-//   - [ErrTokenInvalid]: reject with 401. [ErrTokenExpired] is a special
-//     case of it (it matches both), for callers that want to say "token
-//     expired".
-//   - [ErrKeysUnavailable]: no key set could be loaded and none is
-//     cached, so the token was not judged. Answer 503 (or 401 if the
-//     outage should not be visible); it wraps the fetch error, or the
-//     caller's context error if the caller stopped waiting.
-//
-// [Reason] returns a stable code for metrics and logs: malformed,
-// too_large, bad_alg, unknown_kid, bad_signature, expired, not_yet_valid,
-// bad_issuer, bad_audience, bad_token_use, missing_claim or
-// keys_unavailable. Error messages never contain the token or values read
+// Every error from Verify matches either [ErrTokenInvalid] (answer 401;
+// [ErrTokenExpired] is a case of it) or [ErrKeysUnavailable] (no key set,
+// so the token was not judged), and [Reason] gives a stable code for
+// metrics and logs. Error messages never contain the token or values read
 // from it, so they are safe to log.
 //
 // # Considerations

@@ -103,8 +103,6 @@ func Reason(err error) string {
 		return ve.reason
 	}
 	switch {
-	case err == nil:
-		return ""
 	case errors.Is(err, ErrKeysUnavailable):
 		return ReasonKeysUnavailable
 	case errors.Is(err, ErrTokenExpired):

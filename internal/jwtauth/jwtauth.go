@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,10 +49,8 @@ type KeySource interface {
 
 // Config configures a Verifier. Zero values mean the documented default.
 type Config struct {
-	// Issuer is the exact expected "iss" claim. Required. For Cognito:
-	// https://cognito-idp.<region>.amazonaws.com/<userPoolId>; for
-	// cognito-local: http://127.0.0.1:<port>/<userPoolId>. No trailing
-	// slash is added or removed.
+	// Issuer is the exact expected "iss" claim (see the package doc for
+	// Cognito's); no trailing slash is added or removed. Required.
 	Issuer string
 
 	// JWKSURL is where the key set is fetched (http or https). Default:
@@ -137,8 +136,7 @@ type Verifier struct {
 	audiences          map[string]bool
 	anyAudience        bool
 	tokenUse           string
-	algs               map[jwa.SignatureAlgorithm]bool
-	verifiers          map[jwa.SignatureAlgorithm]jws.Verifier
+	verifiers          map[jwa.SignatureAlgorithm]jws.Verifier // by allowed algorithm
 	leeway             time.Duration
 	maxTokenBytes      int
 	refreshInterval    time.Duration
@@ -177,17 +175,14 @@ func New(cfg Config) (*Verifier, error) {
 	if v.issuer == "" {
 		return nil, errors.New("jwtauth: issuer is required")
 	}
-	switch v.tokenUse {
-	case TokenUseID, TokenUseAccess, TokenUseAny:
-	default:
-		return nil, fmt.Errorf("jwtauth: token_use must be %q, %q or %q, got %q", TokenUseID, TokenUseAccess, TokenUseAny, v.tokenUse)
+	if err := checkTokenUse(v.tokenUse); err != nil {
+		return nil, err
 	}
 
 	algs := cfg.Algorithms
 	if len(algs) == 0 {
 		algs = []string{jwa.RS256.String()}
 	}
-	v.algs = make(map[jwa.SignatureAlgorithm]bool, len(algs))
 	v.verifiers = make(map[jwa.SignatureAlgorithm]jws.Verifier, len(algs))
 	for _, a := range algs {
 		alg := jwa.SignatureAlgorithm(a)
@@ -201,7 +196,6 @@ func New(cfg Config) (*Verifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("jwtauth: creating verifier for %s: %w", alg, err)
 		}
-		v.algs[alg] = true
 		v.verifiers[alg] = verifier
 	}
 
@@ -234,19 +228,12 @@ func New(cfg Config) (*Verifier, error) {
 		v.now = time.Now
 	}
 	if v.source == nil {
-		jwksURL := cfg.JWKSURL
-		if jwksURL == "" {
-			jwksURL = strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/jwks.json"
-		}
+		jwksURL := cmp.Or(cfg.JWKSURL, strings.TrimSuffix(cfg.Issuer, "/")+"/.well-known/jwks.json")
 		u, err := url.Parse(jwksURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, fmt.Errorf("jwtauth: jwks url %q must be an absolute http(s) URL", jwksURL)
 		}
-		client := cfg.HTTPClient
-		if client == nil {
-			client = &http.Client{Timeout: DefaultHTTPTimeout}
-		}
-		v.source = httpKeySource{url: jwksURL, client: client}
+		v.source = httpKeySource{url: jwksURL, client: cmp.Or(cfg.HTTPClient, &http.Client{Timeout: DefaultHTTPTimeout})}
 	}
 	return v, nil
 }
@@ -280,12 +267,20 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 // keys; e.g. to read the id token a login returned while requests carry
 // access tokens.
 func (v *Verifier) VerifyTokenUse(ctx context.Context, token, use string) (*Claims, error) {
-	switch use {
-	case TokenUseID, TokenUseAccess, TokenUseAny:
-	default:
-		return nil, fmt.Errorf("jwtauth: token_use must be %q, %q or %q, got %q", TokenUseID, TokenUseAccess, TokenUseAny, use)
+	if err := checkTokenUse(use); err != nil {
+		return nil, err
 	}
 	return v.verify(ctx, token, use)
+}
+
+// checkTokenUse refuses a token use other than TokenUseID, TokenUseAccess
+// and TokenUseAny.
+func checkTokenUse(use string) error {
+	switch use {
+	case TokenUseID, TokenUseAccess, TokenUseAny:
+		return nil
+	}
+	return fmt.Errorf("jwtauth: token_use must be %q, %q or %q, got %q", TokenUseID, TokenUseAccess, TokenUseAny, use)
 }
 
 func (v *Verifier) verify(ctx context.Context, token, wantUse string) (*Claims, error) {
@@ -301,7 +296,8 @@ func (v *Verifier) verify(ctx context.Context, token, wantUse string) (*Claims, 
 		return nil, reject(ReasonMalformed, err.Error())
 	}
 	alg := jwa.SignatureAlgorithm(hdr.alg)
-	if !v.algs[alg] {
+	verifier := v.verifiers[alg]
+	if verifier == nil {
 		return nil, reject(ReasonBadAlg, "algorithm not allowed")
 	}
 	if hdr.crit {
@@ -341,20 +337,13 @@ func (v *Verifier) verify(ctx context.Context, token, wantUse string) (*Claims, 
 		cached = v.sigs.has(digest, ks)
 	}
 	signingInput := []byte(token[:len(hdrPart)+1+len(payloadPart)])
-	verifier := v.verifiers[alg]
 	fits, verified := cached, cached
 	for _, k := range candidates {
-		if cached {
-			break
-		}
-		if !k.accepts(alg) {
+		if verified || !slices.Contains(k.algs, alg) {
 			continue
 		}
 		fits = true
-		if verifier.Verify(signingInput, sig, k.raw) == nil {
-			verified = true
-			break
-		}
+		verified = verifier.Verify(signingInput, sig, k.raw) == nil
 	}
 	switch {
 	case !fits:
@@ -425,14 +414,10 @@ func parseHeader(part string) (header, error) {
 		return header{}, errors.New("header is not a JSON object")
 	}
 	var h header
-	if a, ok := fields["alg"]; ok {
-		if err := json.Unmarshal(a, &h.alg); err != nil {
-			return header{}, errors.New("header alg is not a string")
-		}
-	}
-	if k, ok := fields["kid"]; ok {
-		if err := json.Unmarshal(k, &h.kid); err != nil {
-			return header{}, errors.New("header kid is not a string")
+	dst := map[string]*string{"alg": &h.alg, "kid": &h.kid}
+	for _, name := range []string{"alg", "kid"} {
+		if v, ok := fields[name]; ok && json.Unmarshal(v, dst[name]) != nil {
+			return header{}, fmt.Errorf("header %s is not a string", name)
 		}
 	}
 	_, h.crit = fields["crit"]

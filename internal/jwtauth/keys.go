@@ -14,6 +14,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
 const (
@@ -57,10 +58,6 @@ type verificationKey struct {
 	raw  any // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
 }
 
-func (k *verificationKey) accepts(alg jwa.SignatureAlgorithm) bool {
-	return slices.Contains(k.algs, alg)
-}
-
 // keySet is an immutable snapshot of the verification keys, by kid.
 type keySet struct {
 	byKID  map[string][]*verificationKey
@@ -72,7 +69,7 @@ type keySet struct {
 // "verify", RSA of at least 2048 bits, EC P-256/384/521 or Ed25519.
 // Symmetric keys are dropped. It fails when no key can verify any allowed
 // algorithm, so that an empty or foreign key set never replaces a good one.
-func newKeySet(set jwk.Set, allowed map[jwa.SignatureAlgorithm]bool, now time.Time) (*keySet, error) {
+func newKeySet(set jwk.Set, allowed map[jwa.SignatureAlgorithm]jws.Verifier, now time.Time) (*keySet, error) {
 	if set == nil {
 		return nil, errors.New("key source returned no key set")
 	}
@@ -98,7 +95,7 @@ func newKeySet(set jwk.Set, allowed map[jwa.SignatureAlgorithm]bool, now time.Ti
 	return ks, nil
 }
 
-func newVerificationKey(k jwk.Key, allowed map[jwa.SignatureAlgorithm]bool) (*verificationKey, string, bool) {
+func newVerificationKey(k jwk.Key, allowed map[jwa.SignatureAlgorithm]jws.Verifier) (*verificationKey, string, bool) {
 	kid := k.KeyID()
 	if kid == "" {
 		return nil, "", false
@@ -127,7 +124,7 @@ func newVerificationKey(k jwk.Key, allowed map[jwa.SignatureAlgorithm]bool) (*ve
 	vk := &verificationKey{raw: raw}
 	if a := k.Algorithm().String(); a != "" {
 		alg := jwa.SignatureAlgorithm(a)
-		if allowed[alg] && algKinds[alg] == kind {
+		if allowed[alg] != nil && algKinds[alg] == kind {
 			vk.algs = []jwa.SignatureAlgorithm{alg}
 		}
 		return vk, kid, true
@@ -232,10 +229,8 @@ func (v *Verifier) refresh(ctx context.Context, force bool) (*keySet, error) {
 	})
 	select {
 	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(*keySet), nil
+		ks, _ := r.Val.(*keySet) // nil when r.Err is set
+		return ks, r.Err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -263,7 +258,7 @@ func (v *Verifier) fetch(ctx context.Context, force bool) (*keySet, error) {
 	set, err := v.source.Keys(fctx)
 	var ks *keySet
 	if err == nil {
-		ks, err = newKeySet(set, v.algs, now)
+		ks, err = newKeySet(set, v.verifiers, now)
 	}
 	v.mu.Lock()
 	v.lastErr = err

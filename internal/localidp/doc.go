@@ -38,21 +38,15 @@
 //
 // [LoadUsers] refuses an invalid file with an error that wraps
 // [ErrInvalidUsersFile] and names the user (numbered from 1) at fault.
-// After that, the file is checked again at most once per second, on sign-in
-// and refresh: if its modification time or size changed it is read again,
-// so users can be added, removed or given new passwords without a restart.
-// If the new content is invalid, the users loaded before stay in effect and
-// [Users.LastReloadError] reports why until the file is fixed. Replace the
-// file atomically (write a new file, then rename it over the old one), or
-// a reader may catch it half written and wait for the next change.
-// [Users.Reload] forces the check.
+// After that, the file is read again when it changes, at most once per
+// second, on sign-in and refresh ([Users.Reload]), so users can be added,
+// removed or given new passwords without a restart. Replace the file
+// atomically (write a new file, then rename it over the old one), or a
+// reader may catch it half written and wait for the next change.
 //
-// [Users.Authenticate] returns [ErrInvalidCredentials] for an unknown email
-// and for a wrong password alike. For an unknown email it still compares
-// the password against a dummy hash with the cost most users' hashes have,
-// so the response time does not tell whether an account exists. It does
-// not limit attempts: put a limiter (package ratelimit) in front of it,
-// keyed by client address and by email.
+// [Users.Authenticate] answers an unknown email and a wrong password alike,
+// in the same time. It does not limit attempts: put a limiter (package
+// ratelimit) in front of it, keyed by client address and by email.
 //
 // # Key directory
 //
@@ -69,23 +63,17 @@
 // too: without kid it gets its thumbprint, without created_at the file's
 // modification time.
 //
-// [OpenKeyStore] only reads: the directory is created, and a first key
-// generated, when a key is first needed ([KeyStore.Current],
-// [KeyStore.Keys]), so that checking a configuration writes nothing.
-// [KeyStore.Rotate] (or [RotateDir], for a command run by an operator) adds
-// a key that becomes current at once. Files are written under a temporary
-// name and renamed into place, so a reader never sees half a key.
+// [OpenKeyStore] only reads, so that checking a configuration writes
+// nothing. [KeyStore.Rotate] (or [RotateDir], for a command run by an
+// operator) adds a key that becomes current at once. Files are written
+// under a temporary name and renamed into place, so a reader never sees
+// half a key.
 //
 // Several gateway instances may share the directory (a shared volume;
 // their clocks should agree). Each sees keys another instance or an
-// operator added, or removed, at its next [KeyStore.Reload], which re-reads
-// the directory only if the list of files, their sizes or modification
-// times changed. [KeyStore.Current] and [KeyStore.Keys] (the key source
-// for package jwtauth) reload at most once per [ReloadInterval] and prune
-// once per [PruneInterval] by themselves. Verifying a refresh token
-// signed with an unknown kid also triggers a reload, at most once per
-// second. A directory with a bad key file, or without keys, is not taken
-// over: the keys held before stay in effect and Reload reports the error.
+// operator added, or removed, at its next [KeyStore.Reload], which
+// [KeyStore.Current] and [KeyStore.Keys] do once per [ReloadInterval], and
+// verifying a refresh token with an unknown kid at most once per second.
 //
 // # Rotation and retention
 //
@@ -118,30 +106,13 @@
 //
 // The refresh token is a JWT too (Cognito's are opaque), signed with the
 // same keys, with token_use "refresh", sub, client_id, auth_time, iat, exp
-// (default 30 days), jti and a fingerprint of the user's password hash.
-// [Issuer.Refresh] accepts it only while it is unexpired, the user still
-// exists, the password has not changed and the user's token_generation is
-// the one it carries, so removing a user, changing a password or raising
-// token_generation ends their sessions within one token lifetime.
-//
-// # Rotation and revocation of refresh tokens
-//
-// With [Issuer.Revocations] set (see [OpenRevocations]; [Provider] keeps
-// it in the "revoked" subdirectory of the key directory), refresh tokens
-// are single-use. Each carries a session id (sid) fixed at sign-in and its
-// own jti. Refresh records the jti as used, by creating a file exclusively,
-// and returns a new refresh token of the same session with the same expiry:
-// a session still ends when the sign-in's refresh lifetime does. A refresh
-// token used a second time, by whoever, revokes its session, since a copy
-// is then in two hands. [Issuer.Revoke] revokes a session on request
-// (sign-out). Instances sharing the directory agree on all of it. The
-// records are empty files named after the expiry, which
-// [Revocations.Prune] deletes once it has passed.
-//
-// Without Revocations, like Cognito, Refresh does not extend the refresh
-// token; it returns the same one, except that one signed by a replaced key
-// comes back signed by the current key, with the same expiry, so that a
-// session in use outlives a rotation.
+// (default 30 days), jti, a session id (sid) fixed at sign-in, the user's
+// token_generation and a fingerprint of the user's password hash, so that
+// removing a user, changing a password or raising token_generation ends
+// their sessions within one token lifetime. With [Issuer.Revocations]
+// ([Provider] keeps them in the "revoked" subdirectory of the key
+// directory), refresh tokens are single-use and a reused one revokes its
+// session; see [Issuer.Refresh].
 //
 // # Considerations
 //

@@ -1,6 +1,7 @@
 package localidp
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,9 +137,6 @@ func (i *Issuer) Refresh(refreshToken string, users *Users) (*Tokens, error) {
 	if err != nil {
 		return nil, err
 	}
-	invalid := func(reason string) error {
-		return fmt.Errorf("%w: %s", ErrInvalidRefreshToken, reason)
-	}
 	authTime, ok := numericClaim(tok, "auth_time")
 	if !ok {
 		return nil, invalid("no auth_time")
@@ -233,9 +231,6 @@ var errRefreshExpired = errors.New("expired")
 // parseRefresh verifies refreshToken's signature and its standard claims,
 // and returns it with its kid and the time it was checked at.
 func (i *Issuer) parseRefresh(refreshToken string) (tok jwt.Token, kid string, now time.Time, err error) {
-	invalid := func(reason string) error {
-		return fmt.Errorf("%w: %s", ErrInvalidRefreshToken, reason)
-	}
 	msg, err := jws.Parse([]byte(refreshToken))
 	if err != nil || len(msg.Signatures()) != 1 {
 		return nil, "", now, invalid("malformed")
@@ -268,6 +263,12 @@ func (i *Issuer) parseRefresh(refreshToken string) (tok jwt.Token, kid string, n
 		return nil, kid, now, invalid("issued to another client")
 	}
 	return tok, kid, now, nil
+}
+
+// invalid returns an error wrapping ErrInvalidRefreshToken that gives
+// reason.
+func invalid(reason string) error {
+	return fmt.Errorf("%w: %s", ErrInvalidRefreshToken, reason)
 }
 
 // refreshToken returns a refresh token for u in session sid, signed with
@@ -361,19 +362,13 @@ func (i *Issuer) now() time.Time {
 	return time.Now()
 }
 
+// tokenTTL and refreshTTL return TokenTTL and RefreshTTL or their
+// defaults; check has refused negative values.
 func (i *Issuer) tokenTTL() time.Duration {
-	if i.TokenTTL > 0 {
-		return i.TokenTTL.Truncate(time.Second)
-	}
-	return DefaultTokenTTL
+	return cmp.Or(i.TokenTTL.Truncate(time.Second), DefaultTokenTTL)
 }
 
-func (i *Issuer) refreshTTL() time.Duration {
-	if i.RefreshTTL > 0 {
-		return i.RefreshTTL
-	}
-	return DefaultRefreshTTL
-}
+func (i *Issuer) refreshTTL() time.Duration { return cmp.Or(i.RefreshTTL, DefaultRefreshTTL) }
 
 // sign returns claims as a compact JWS signed with key (ES256), whose
 // header names the key's kid.

@@ -1,6 +1,7 @@
 package localidp
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -103,11 +104,7 @@ func RotateDir(dir string) (kid string, err error) {
 // openKeyStore opens dir with the clock now.
 func openKeyStore(dir string, now func() time.Time) (*KeyStore, error) {
 	ks := &KeyStore{dir: dir, Now: now}
-	err := ks.Reload()
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNoKeys) {
-		err = nil
-	}
-	if err != nil {
+	if err := ks.Reload(); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrNoKeys) {
 		return nil, err
 	}
 	return ks, nil
@@ -130,9 +127,6 @@ func (ks *KeyStore) upkeep() error {
 	defer ks.writeMu.Unlock()
 	now := ks.Now()
 	if len(ks.keys) == 0 || now.Sub(ks.lastReload) >= ReloadInterval {
-		ks.mu.Lock()
-		ks.lastReload = now
-		ks.mu.Unlock()
 		err := ks.reload()
 		if (errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNoKeys)) && len(ks.keys) == 0 {
 			if err = os.MkdirAll(ks.dir, 0o700); err == nil {
@@ -180,11 +174,11 @@ func (ks *KeyStore) PublicSet() jwk.Set {
 	set := jwk.NewSet()
 	for _, k := range ks.keys {
 		pub, err := k.public.Clone()
-		if err != nil {
-			panic(fmt.Sprintf("localidp: cloning public key %s: %v", k.kid, err)) // cannot happen for EC keys
+		if err == nil {
+			err = set.AddKey(pub)
 		}
-		if err := set.AddKey(pub); err != nil {
-			panic(fmt.Sprintf("localidp: adding public key %s: %v", k.kid, err)) // cannot happen: kids are unique
+		if err != nil { // cannot happen: EC keys clone, and kids are unique
+			panic(fmt.Sprintf("localidp: adding public key %s: %v", k.kid, err))
 		}
 	}
 	return set
@@ -205,9 +199,6 @@ func (ks *KeyStore) JWKS() ([]byte, error) {
 func (ks *KeyStore) Reload() error {
 	ks.writeMu.Lock()
 	defer ks.writeMu.Unlock()
-	ks.mu.Lock()
-	ks.lastReload = ks.Now()
-	ks.mu.Unlock()
 	return ks.reload()
 }
 
@@ -225,7 +216,11 @@ func (ks *KeyStore) reloadForKid(kid string) {
 	}
 }
 
+// reload is Reload with writeMu held.
 func (ks *KeyStore) reload() error {
+	ks.mu.Lock()
+	ks.lastReload = ks.Now()
+	ks.mu.Unlock()
 	dirInfo, err := os.Stat(ks.dir)
 	if err != nil {
 		return fmt.Errorf("localidp: reading key directory: %w", err)
@@ -413,16 +408,20 @@ func newKey(created time.Time) (*storedKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("localidp: generating key: %w", err)
 	}
-	tp, err := priv.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return nil, fmt.Errorf("localidp: generating key: %w", err)
-	}
-	kid := base64.RawURLEncoding.EncodeToString(tp)
-	return completeKey(priv, kid, created, kid+keyFileSuffix)
+	return completeKey(priv, created, "")
 }
 
-// completeKey sets kid, alg and use on priv and derives its public key.
-func completeKey(priv jwk.Key, kid string, created time.Time, file string) (*storedKey, error) {
+// completeKey sets kid (if missing, the RFC 7638 thumbprint), alg and use
+// on priv and derives its public key. An empty file means the kid's.
+func completeKey(priv jwk.Key, created time.Time, file string) (*storedKey, error) {
+	kid := priv.KeyID()
+	if kid == "" {
+		tp, err := priv.Thumbprint(crypto.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("localidp: computing kid: %w", err)
+		}
+		kid = base64.RawURLEncoding.EncodeToString(tp)
+	}
 	var raw ecdsa.PrivateKey
 	if err := priv.Raw(&raw); err != nil {
 		return nil, fmt.Errorf("localidp: reading key: %w", err)
@@ -438,7 +437,7 @@ func completeKey(priv jwk.Key, kid string, created time.Time, file string) (*sto
 			}
 		}
 	}
-	return &storedKey{kid: kid, created: created, file: file, private: priv, public: pub}, nil
+	return &storedKey{kid: kid, created: created, file: cmp.Or(file, kid+keyFileSuffix), private: priv, public: pub}, nil
 }
 
 // writeKey writes k to a temporary file and renames it into place, so
@@ -483,10 +482,7 @@ func (ks *KeyStore) writeKey(k *storedKey) error {
 func readKeyFile(path string) (*storedKey, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("localidp: reading key file: %w", err)
+		return nil, fmt.Errorf("localidp: reading key file: %w", err) // the caller skips fs.ErrNotExist
 	}
 	defer f.Close()
 	info, err := f.Stat()
@@ -521,15 +517,6 @@ func readKeyFile(path string) (*storedKey, error) {
 	if use := priv.KeyUsage(); use != "" && use != string(jwk.ForSignature) {
 		return nil, bad("use %s, want sig", use)
 	}
-
-	kid := priv.KeyID()
-	if kid == "" {
-		tp, err := priv.Thumbprint(crypto.SHA256)
-		if err != nil {
-			return nil, bad("%v", err)
-		}
-		kid = base64.RawURLEncoding.EncodeToString(tp)
-	}
 	var created time.Time
 	if v, ok := priv.Get(createdParam); ok {
 		s, _ := v.(string)
@@ -539,5 +526,5 @@ func readKeyFile(path string) (*storedKey, error) {
 	} else {
 		created = info.ModTime()
 	}
-	return completeKey(priv, kid, created, name)
+	return completeKey(priv, created, name)
 }

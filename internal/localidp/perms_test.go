@@ -56,8 +56,8 @@ func TestUsersFileMadeWritableKeepsOldUsers(t *testing.T) {
 	if err := u.Reload(); !errors.Is(err, ErrInsecurePermissions) {
 		t.Fatalf("Reload = %v, want ErrInsecurePermissions", err)
 	}
-	if u.Len() != 3 {
-		t.Errorf("%d users after a refused reload, want the 3 loaded before", u.Len())
+	if len(u.byEmail) != 3 {
+		t.Errorf("%d users after a refused reload, want the 3 loaded before", len(u.byEmail))
 	}
 }
 

@@ -1,6 +1,7 @@
 package localidp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,9 +35,7 @@ func Open(usersFile, keysDir string, iss Issuer) (*Provider, error) {
 	if iss.Revocations, err = OpenRevocations(filepath.Join(keysDir, "revoked")); err != nil {
 		return nil, fmt.Errorf("opening the revocation directory: %w", err)
 	}
-	if iss.ReuseGrace == 0 {
-		iss.ReuseGrace = DefaultReuseGrace
-	}
+	iss.ReuseGrace = cmp.Or(iss.ReuseGrace, DefaultReuseGrace)
 	if err := iss.check(); err != nil {
 		return nil, err
 	}

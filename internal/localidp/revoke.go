@@ -164,15 +164,10 @@ func (r *Revocations) Prune() (int, error) {
 	now := r.Now()
 	removed := 0
 	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), usedPrefix)
-		if !ok {
-			if rest, ok = strings.CutPrefix(e.Name(), revokedPrefix); !ok {
-				continue
-			}
-		}
+		kind, rest, _ := strings.Cut(e.Name(), ".")
 		expStr, _, _ := strings.Cut(rest, ".")
 		exp, err := strconv.ParseInt(expStr, 10, 64)
-		if err != nil || now.Sub(time.Unix(exp, 0)) <= refreshSkew {
+		if kind+"." != usedPrefix && kind+"." != revokedPrefix || err != nil || now.Sub(time.Unix(exp, 0)) <= refreshSkew {
 			continue
 		}
 		if err := os.Remove(filepath.Join(r.dir, e.Name())); err == nil {

@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/mail"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -85,20 +85,9 @@ type Users struct {
 	byEmail map[string]*User // by normalised email
 	bySub   map[string]*User
 	dummy   []byte    // bcrypt hash for unknown emails
-	tried   fileStamp // of the last file read, good or bad
+	tried   string    // stamp of the last file read, good or bad
 	lastErr error     // of the last reload
 	checked time.Time // last look at the file's stamp
-}
-
-// fileStamp identifies one version of a file.
-type fileStamp struct {
-	modTime time.Time
-	size    int64
-	mode    fs.FileMode // a chmod changes it without changing the content
-}
-
-func (s fileStamp) equal(o fileStamp) bool {
-	return s.modTime.Equal(o.modTime) && s.size == o.size && s.mode == o.mode
 }
 
 // LoadUsers reads the users file at path. Errors about the file's content
@@ -126,9 +115,7 @@ func (u *Users) Reload() error {
 
 	byEmail, bySub, dummy, stamp, err := readUsersFile(u.path, u.tried)
 	if errors.Is(err, errUnchanged) {
-		u.mu.RLock()
-		defer u.mu.RUnlock()
-		return u.lastErr
+		return u.LastReloadError()
 	}
 
 	u.mu.Lock()
@@ -147,13 +134,6 @@ func (u *Users) LastReloadError() error {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
 	return u.lastErr
-}
-
-// Len returns the number of users.
-func (u *Users) Len() int {
-	u.mu.RLock()
-	defer u.mu.RUnlock()
-	return len(u.byEmail)
 }
 
 // Authenticate returns the user with this email (compared without regard to
@@ -233,9 +213,10 @@ type userEntry struct {
 }
 
 // readUsersFile reads and checks the users file at path, unless its stamp
-// equals last, in which case it returns errUnchanged. It always returns
-// the stamp of what it read.
-func readUsersFile(path string, last fileStamp) (byEmail, bySub map[string]*User, dummy []byte, stamp fileStamp, err error) {
+// (modification time, size and mode, which a chmod changes without
+// changing the content) equals last, in which case it returns
+// errUnchanged. It always returns the stamp of what it read.
+func readUsersFile(path string, last string) (byEmail, bySub map[string]*User, dummy []byte, stamp string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, nil, stamp, fmt.Errorf("localidp: reading users file: %w", err)
@@ -245,8 +226,8 @@ func readUsersFile(path string, last fileStamp) (byEmail, bySub map[string]*User
 	if err != nil {
 		return nil, nil, nil, stamp, fmt.Errorf("localidp: reading users file: %w", err)
 	}
-	stamp = fileStamp{modTime: st.ModTime(), size: st.Size(), mode: st.Mode()}
-	if stamp.equal(last) {
+	stamp = fmt.Sprint(st.ModTime().UnixNano(), st.Size(), st.Mode())
+	if stamp == last {
 		return nil, nil, nil, stamp, errUnchanged
 	}
 	if err := checkPerm(path, st, usersFileForbidden, "users file", "anyone who can change it can add an admin"); err != nil {
@@ -315,10 +296,8 @@ func parseUsers(data []byte) (byEmail, bySub map[string]*User, dummy []byte, err
 		}
 		subAt[sub] = n
 
-		for _, g := range e.Groups {
-			if strings.TrimSpace(g) == "" {
-				return nil, nil, nil, fmt.Errorf("user %d (%s): empty group name", n, email)
-			}
+		if slices.ContainsFunc(e.Groups, func(g string) bool { return strings.TrimSpace(g) == "" }) {
+			return nil, nil, nil, fmt.Errorf("user %d (%s): empty group name", n, email)
 		}
 
 		if e.TokenGeneration < 0 {
@@ -363,10 +342,8 @@ func checkSub(sub string) error {
 	if len(sub) > 128 {
 		return fmt.Errorf("sub %q is longer than 128 bytes", sub)
 	}
-	for _, r := range sub {
-		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			return fmt.Errorf("sub %q contains spaces or control characters", sub)
-		}
+	if strings.ContainsFunc(sub, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) {
+		return fmt.Errorf("sub %q contains spaces or control characters", sub)
 	}
 	return nil
 }

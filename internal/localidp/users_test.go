@@ -115,8 +115,8 @@ func TestLoadUsers(t *testing.T) {
 				if err != nil {
 					t.Fatalf("LoadUsers: %v", err)
 				}
-				if got := u.Len(); got != tt.wantLen {
-					t.Errorf("Len() = %d, want %d", got, tt.wantLen)
+				if got := len(u.byEmail); got != tt.wantLen {
+					t.Errorf("%d users, want %d", got, tt.wantLen)
 				}
 				return
 			}

@@ -5,13 +5,10 @@
 // # Behaviour
 //
 // Every key has a bucket that holds at most burst tokens and refills at a
-// steady rate (tokens per second, [rate.Limit]; [rate.Every] turns "one per
-// 10s" into a Limit). A key seen for the first time starts with a full
-// bucket. [Limiter.Allow] takes one token and reports true, or, when the
-// bucket is empty, reports false and how long until the next token is due,
-// ready to be rounded up into a Retry-After header. A denied call takes
-// nothing, so a client that keeps hammering is not pushed further back,
-// but it gets no extra attempts either.
+// steady rate ([rate.Every] turns "one per 10s" into a [rate.Limit]); a new
+// key starts with a full one. A call [Limiter.Allow] denies takes nothing,
+// so a client that keeps hammering is not pushed further back, but it gets
+// no extra attempts either.
 //
 // # Memory
 //

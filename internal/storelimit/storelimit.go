@@ -20,6 +20,7 @@
 package storelimit
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -73,7 +74,7 @@ type counter struct {
 // Allow counts one attempt for key. It reports whether the attempt is
 // within the limit and, if not, how long until the key's window ends.
 func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), cmpOr(l.Timeout, DefaultTimeout))
+	ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(l.Timeout, DefaultTimeout))
 	defer cancel()
 	ok, retryAfter, err := l.allow(ctx, key)
 	if err != nil {
@@ -92,16 +93,13 @@ func (l *Limiter) allow(ctx context.Context, key string) (bool, time.Duration, e
 	}
 	defer func() { _ = l.Store.Unlock(context.WithoutCancel(ctx), name) }()
 	now := l.now()
-	var c counter
 	raw, err := l.Store.Load(ctx, name)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, 0, fmt.Errorf("loading: %w", err)
-	default:
-		if json.Unmarshal(raw, &c) != nil {
-			c = counter{} // a damaged value starts a new window
-		}
+	}
+	var c counter
+	if json.Unmarshal(raw, &c) != nil {
+		c = counter{} // a missing or damaged value starts a new window
 	}
 	start := time.Unix(0, c.Start)
 	if c.Start == 0 || !now.Before(start.Add(l.Window)) || start.After(now) {
@@ -169,11 +167,4 @@ func (l *Limiter) report(err error) {
 	if l.OnError != nil {
 		l.OnError(err)
 	}
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }

@@ -76,16 +76,11 @@ func (s Source) Token(r *http.Request) (token, from string, ok bool) {
 // one (and the application behind them) never see them.
 func (s Source) Strip(r *http.Request) {
 	s.stripCookies(r)
-	if s.Query == "" || r.URL.RawQuery == "" {
-		return
+	if q := r.URL.Query(); s.Query != "" && q.Has(s.Query) {
+		q.Del(s.Query)
+		r.URL.RawQuery = q.Encode()
+		r.RequestURI = r.URL.RequestURI()
 	}
-	q := r.URL.Query()
-	if !q.Has(s.Query) {
-		return
-	}
-	q.Del(s.Query)
-	r.URL.RawQuery = q.Encode()
-	r.RequestURI = r.URL.RequestURI()
 }
 
 // stripCookies removes the Owned cookies from r's Cookie headers, keeping

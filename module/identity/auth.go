@@ -39,14 +39,8 @@ func init() {
 // `GET <session_path>` answers who is signed in, and `GET <jwks_path>`
 // serves the local provider's public keys.
 //
-// With `session_cookie`, sign-in and refresh also set an HttpOnly, Secure,
-// SameSite=Strict session cookie and its refresh cookie, so that a page on
-// the gateway's origin (Uppy in Companion mode, plain `fetch`) is
-// authenticated without handling tokens; the token check reads the
-// session cookie like token_cookie, and sign-out clears both. Requests
-// authenticated by a cookie that change state must come from the site
-// itself or allowed_origins (403 `CSRF_ORIGIN` otherwise), and so must
-// cookie refreshes and sign-outs.
+// With `session_cookie`, a page on the gateway's origin (Uppy in Companion
+// mode, plain `fetch`) is authenticated by cookies without handling tokens.
 //
 // Every other request needs a valid token (in the `Authorization: Bearer`
 // header, or in the cookie named by `token_cookie` or the query parameter
@@ -58,13 +52,11 @@ func init() {
 //
 // # Login abuse
 //
-// Logins are limited per client address (IPv6: per /64), per account and
-// client, and per account across all clients, so that an attacker hammering
-// a known account from one address exhausts only their own allowance, not
-// the user's. Emails longer than 254 bytes are refused before any limiter
-// sees them. The local provider's password checks (bcrypt) run at most
-// `login_concurrency` at once; excess attempts get a fast 503 with
-// `Retry-After`.
+// Logins are limited per client address, per account and client, and per
+// account across all clients (the login_* fields), so that an attacker
+// hammering a known account from one address exhausts only their own
+// allowance, not the user's. Emails longer than 254 bytes are refused
+// before any limiter sees them.
 //
 // The client address is Caddy's `{http.vars.client_ip}`: behind a proxy,
 // set the server's `trusted_proxies`, or every client shares its limits.
@@ -253,12 +245,9 @@ func (a *Auth) Provision(ctx caddy.Context) error {
 	if a.local != nil {
 		cfg.Local = a.local
 		a.gateKey = fmt.Sprintf("login_concurrency/%d", a.LoginConcurrency)
-		gate, _, err := loginGates.LoadOrNew(a.gateKey, func() (caddy.Destructor, error) {
+		gate, _, _ := loginGates.LoadOrNew(a.gateKey, func() (caddy.Destructor, error) { // cannot fail
 			return loginGate{ratelimit.NewGate(a.LoginConcurrency, a.LoginConcurrency, loginWait)}, nil
 		})
-		if err != nil {
-			return fmt.Errorf("setting up the login gate: %v", err)
-		}
 		a.gate = gate.(loginGate).Gate
 		cfg.Gate = a.gate
 	} else if cfg.Cognito, err = a.cognitoClient(ctx); err != nil {
@@ -362,8 +351,13 @@ func (a *Auth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		a.rec.AuthRefused(r, authservice.Refuse(w, err), authservice.LogRejection(a.logger, r, err))
 		return nil
 	}
+	// The user, for later handlers, by the names Caddy's authentication
+	// handler uses.
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	setUserPlaceholders(repl, p)
+	repl.Set("http.auth.user.id", p.ID)
+	for name, v := range p.Metadata() {
+		repl.Set("http.auth.user."+name, v)
+	}
 	return next.ServeHTTP(w, r)
 }
 

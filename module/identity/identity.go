@@ -51,14 +51,14 @@ Password hashes for the users file come from: caddy hash-password`,
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
 				dir := fl.String("keys-dir")
 				if dir == "" {
-					return exitFailed, fmt.Errorf("--keys-dir is required")
+					return caddy.ExitCodeFailedStartup, fmt.Errorf("--keys-dir is required")
 				}
 				kid, err := localidp.RotateDir(dir)
 				if err != nil {
-					return exitFailed, err
+					return caddy.ExitCodeFailedStartup, err
 				}
 				fmt.Println("new signing key:", kid)
-				return 0, nil
+				return caddy.ExitCodeSuccess, nil
 			})
 		},
 	})
@@ -188,10 +188,9 @@ type LocalIdentity struct {
 // calls: keys are fetched on first use.
 func (id *Identity) provision(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
-	id.Issuer = repl.ReplaceAll(id.Issuer, "")
-	id.JWKSURL = repl.ReplaceAll(id.JWKSURL, "")
-	id.UserPoolID = repl.ReplaceAll(id.UserPoolID, "")
-	id.Region = repl.ReplaceAll(id.Region, "")
+	for _, p := range []*string{&id.Issuer, &id.JWKSURL, &id.UserPoolID, &id.Region} {
+		*p = repl.ReplaceAll(*p, "")
+	}
 	for i, c := range id.ClientIDs {
 		id.ClientIDs[i] = repl.ReplaceAll(c, "")
 	}
@@ -218,15 +217,14 @@ func (id *Identity) provision(ctx caddy.Context) error {
 	if l := id.Local; l != nil {
 		l.Issuer = cmp.Or(l.Issuer, "upload-gateway-local")
 		l.ClientID = cmp.Or(l.ClientID, "upload-gateway")
-		local, err := localidp.Open(repl.ReplaceAll(l.UsersFile, ""), repl.ReplaceAll(l.KeysDir, ""), localidp.Issuer{
+		id.local, err = localidp.Open(repl.ReplaceAll(l.UsersFile, ""), repl.ReplaceAll(l.KeysDir, ""), localidp.Issuer{
 			Issuer: l.Issuer, ClientID: l.ClientID, TokenTTL: time.Duration(l.TokenTTL), RefreshTTL: time.Duration(l.RefreshTTL),
 			ReuseGrace: time.Duration(l.ReuseGrace)})
 		if err != nil {
 			return err
 		}
-		id.local = local
 		cfg.Issuer = l.Issuer
-		cfg.Keys = local
+		cfg.Keys = id.local
 		// The keys are on local disk: a rotated key may be looked up soon.
 		cfg.MinRefreshInterval = time.Second
 		cfg.Audiences = []string{l.ClientID}
@@ -234,10 +232,7 @@ func (id *Identity) provision(ctx caddy.Context) error {
 			cfg.Algorithms = []string{"ES256"}
 		}
 	} else {
-		cfg.Issuer = strings.TrimRight(id.Issuer, "/")
-		if cfg.Issuer == "" {
-			cfg.Issuer = fmt.Sprintf("https://cognito-idp.%s.amazonaws.com/%s", id.Region, id.UserPoolID)
-		}
+		cfg.Issuer = cmp.Or(strings.TrimRight(id.Issuer, "/"), fmt.Sprintf("https://cognito-idp.%s.amazonaws.com/%s", id.Region, id.UserPoolID))
 		cfg.JWKSURL = id.JWKSURL
 		cfg.Audiences = id.ClientIDs
 	}
@@ -281,15 +276,6 @@ func (id *Identity) authenticate(r *http.Request) (*authservice.Principal, error
 	return id.checker.Authenticate(r)
 }
 
-// setUserPlaceholders exposes the user to later handlers, with the names
-// Caddy's authentication handler uses.
-func setUserPlaceholders(repl *caddy.Replacer, p *authservice.Principal) {
-	repl.Set("http.auth.user.id", p.ID)
-	for name, v := range p.Metadata() {
-		repl.Set("http.auth.user."+name, v)
-	}
-}
-
 // Provider is an authentication provider for Caddy's `authentication`
 // handler that accepts the same bearer tokens as the `upload_auth` handler:
 //
@@ -302,8 +288,8 @@ func setUserPlaceholders(repl *caddy.Replacer, p *authservice.Principal) {
 // OPTIONS requests need one. A state-changing request authenticated by
 // `token_cookie` must come from the site or `allowed_origins` (the CSRF
 // rule of the upload_auth handler), or it is not authenticated. A rejected
-// request gets
-// `WWW-Authenticate: Bearer error="invalid_token"` and the handler's 401.
+// request gets `WWW-Authenticate: Bearer error="invalid_token"` and the
+// handler's 401.
 // Use the `upload_auth` handler for JSON errors and the login API.
 type Provider struct {
 	Identity
@@ -348,6 +334,3 @@ var (
 	_ caddy.Validator         = (*Provider)(nil)
 	_ caddyauth.Authenticator = (*Provider)(nil)
 )
-
-// exitFailed mirrors caddy's exit code for a failed command.
-const exitFailed = 1

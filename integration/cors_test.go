@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -43,27 +42,13 @@ func bucketCORSRule(origin string) types.CORSRule {
 }
 
 // corsBucket creates a bucket of the test's own with the documented CORS
-// rule for origin, and deletes it (and what is in it) when the test ends.
+// rule for origin (see newBucket).
 // The shared bucket's CORS is never touched.
 func corsBucket(t *testing.T, origin string) string {
 	t.Helper()
 	ctx := context.Background()
-	bucket := fmt.Sprintf("it-cors-%d", rand.Uint32())
+	bucket := newBucket(t, "it-cors")
 	client := env.S3()
-	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
-		t.Fatalf("CreateBucket %s: %v", bucket, err)
-	}
-	t.Cleanup(func() {
-		out, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket})
-		if err == nil {
-			for _, o := range out.Contents {
-				_, _ = client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: o.Key})
-			}
-		}
-		if _, err := client.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &bucket}); err != nil {
-			t.Logf("DeleteBucket %s: %v", bucket, err)
-		}
-	})
 	if _, err := client.PutBucketCors(ctx, &s3.PutBucketCorsInput{
 		Bucket:            &bucket,
 		CORSConfiguration: &types.CORSConfiguration{CORSRules: []types.CORSRule{bucketCORSRule(origin)}},

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,11 +157,7 @@ func TestPreflightNamesMissingActions(t *testing.T) {
 func TestPreflightPassesOnAWellConfiguredBucket(t *testing.T) {
 	ctx := context.Background()
 	admin := env.S3()
-	bucket := fmt.Sprintf("ops-preflight-%d", rand.Uint32())
-	if _, err := admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
-		t.Fatalf("creating bucket: %v", err)
-	}
-	t.Cleanup(func() { deleteBucket(admin, bucket) })
+	bucket := newBucket(t, "ops-preflight")
 	cors := func(expose ...string) {
 		t.Helper()
 		_, err := admin.PutBucketCors(ctx, &s3.PutBucketCorsInput{Bucket: &bucket, CORSConfiguration: &types.CORSConfiguration{

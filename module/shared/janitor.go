@@ -1,6 +1,7 @@
 package shared
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -39,9 +40,7 @@ type JanitorConfig struct {
 // It makes no network call before returning.
 func (c *JanitorConfig) Start(ctx caddy.Context, api janitor.API, bucket, prefix string, m *metrics.Metrics, logger *zap.Logger) error {
 	maxAge := time.Duration(c.MaxAge)
-	if maxAge == 0 {
-		maxAge = DefaultJanitorMaxAge
-	}
+	maxAge = cmp.Or(maxAge, DefaultJanitorMaxAge)
 	j, err := janitor.New(api, janitor.Options{
 		Bucket:   bucket,
 		Prefixes: []string{prefix},

@@ -119,8 +119,7 @@ func (e *Exporter) Observe(name string, unit types.StandardUnit, value float64, 
 		e.drop(1)
 		return
 	}
-	unit = cmp.Or(unit, types.StandardUnitNone)
-	o := observation{name: name, unit: unit, value: value}
+	o := observation{name: name, unit: cmp.Or(unit, types.StandardUnitNone), value: value}
 	if len(dims) > 0 {
 		o.dims = append(make([]types.Dimension, 0, len(dims)), dims...)
 	}

@@ -167,8 +167,8 @@ func (a *App) Start() error {
 		if err != nil {
 			return fmt.Errorf("opening emf_file: %v", err)
 		}
-		namespace := cwexport.DefaultNamespace
-		if a.CloudWatch != nil && a.CloudWatch.Namespace != "" {
+		var namespace string // the default when empty
+		if a.CloudWatch != nil {
 			namespace = a.CloudWatch.Namespace
 		}
 		a.emfOut, a.emf = f, cwexport.NewEMFWriter(f, namespace)

@@ -1,6 +1,7 @@
 package cwexport
 
 import (
+	"cmp"
 	"io"
 	"strconv"
 	"sync"
@@ -28,10 +29,7 @@ type EMFWriter struct {
 // NewEMFWriter returns a writer of EMF lines to w in namespace
 // (UploadGateway if empty).
 func NewEMFWriter(w io.Writer, namespace string) *EMFWriter {
-	if namespace == "" {
-		namespace = DefaultNamespace
-	}
-	return &EMFWriter{w: w, namespace: namespace, now: time.Now}
+	return &EMFWriter{w: w, namespace: cmp.Or(namespace, DefaultNamespace), now: time.Now}
 }
 
 // Observe writes one line holding value for the metric name in unit
@@ -50,9 +48,7 @@ func (e *EMFWriter) Observe(name string, unit types.StandardUnit, value float64,
 			return
 		}
 	}
-	if unit == "" {
-		unit = types.StandardUnitNone
-	}
+	unit = cmp.Or(unit, types.StandardUnitNone)
 	var arr [8]types.Dimension
 	sorted := append(arr[:0], dims...)
 	sortDims(sorted)

@@ -1,6 +1,7 @@
 package cwexport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -87,19 +88,14 @@ type observation struct {
 
 // New returns an exporter that sends through api, which must not be nil.
 func New(api API, opts Options) *Exporter {
-	if opts.Namespace == "" {
-		opts.Namespace = DefaultNamespace
-	}
+	opts.Namespace = cmp.Or(opts.Namespace, DefaultNamespace)
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultInterval
 	}
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = DefaultQueueSize
 	}
-	if opts.MaxRetries == 0 {
-		opts.MaxRetries = DefaultMaxRetries
-	}
-	opts.MaxRetries = max(opts.MaxRetries, 0)
+	opts.MaxRetries = max(cmp.Or(opts.MaxRetries, DefaultMaxRetries), 0)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -123,10 +119,7 @@ func (e *Exporter) Observe(name string, unit types.StandardUnit, value float64, 
 		e.drop(1)
 		return
 	}
-	if unit == "" {
-		unit = types.StandardUnitNone
-	}
-	o := observation{name: name, unit: unit, value: value}
+	o := observation{name: name, unit: cmp.Or(unit, types.StandardUnitNone), value: value}
 	if len(dims) > 0 {
 		o.dims = append(make([]types.Dimension, 0, len(dims)), dims...)
 	}

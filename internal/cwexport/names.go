@@ -2,6 +2,7 @@ package cwexport
 
 import (
 	"math"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 )
@@ -48,11 +49,8 @@ const (
 
 // validValue reports whether CloudWatch accepts v.
 func validValue(v float64) bool {
-	if v == 0 {
-		return true
-	}
 	a := math.Abs(v)
-	return a >= minAbs && a <= maxAbs // false for NaN, ±Inf too
+	return v == 0 || a >= minAbs && a <= maxAbs // false for NaN, ±Inf too
 }
 
 // validObservation reports whether CloudWatch accepts the observation.
@@ -69,10 +67,8 @@ func validObservation(name string, value float64, dims []types.Dimension) bool {
 		if n == "" || len(n) > maxNameLen || n[0] == ':' || v == "" || len(v) > maxDimValueLen {
 			return false
 		}
-		for _, prev := range dims[:i] {
-			if *prev.Name == n {
-				return false // one name twice
-			}
+		if slices.ContainsFunc(dims[:i], func(prev types.Dimension) bool { return *prev.Name == n }) {
+			return false // one name twice
 		}
 	}
 	return true

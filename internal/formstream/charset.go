@@ -51,11 +51,8 @@ func rawParams(v string) []param {
 			p.value = rest[1:min(i, len(rest))]
 			rest = rest[min(i+1, len(rest)):]
 		} else {
-			end := strings.IndexByte(rest, ';')
-			if end < 0 {
-				end = len(rest)
-			}
-			p.value = strings.TrimRight(rest[:end], " \t")
+			value, _, _ := strings.Cut(rest, ";")
+			p.value = strings.TrimRight(value, " \t")
 		}
 		ps = append(ps, p)
 		_, rest, ok = strings.Cut(rest, ";")

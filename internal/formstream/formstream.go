@@ -186,9 +186,7 @@ func Rewrite(ctx context.Context, body io.Reader, boundary string, lim Limits, s
 }
 
 func (l Limits) withDefaults() Limits {
-	if l.MaxFiles < 0 {
-		l.MaxFiles = 0
-	}
+	l.MaxFiles = max(l.MaxFiles, 0)
 	if l.MaxFields <= 0 {
 		l.MaxFields = DefaultMaxFields
 	}
@@ -366,15 +364,24 @@ func (rw *rewriter) field(p *multipart.Part, d disposition, qp bool) error {
 		}
 		value = []byte(s)
 	}
-	rw.res.Fields = append(rw.res.Fields, Field{Name: d.name, Value: string(value)})
-	if rw.out == nil || (rw.lim.Pass != nil && !rw.lim.Pass(d.name)) {
+	f := Field{Name: d.name, Value: string(value)}
+	rw.res.Fields = append(rw.res.Fields, f)
+	if rw.lim.Pass != nil && !rw.lim.Pass(d.name) {
 		return nil
 	}
 	// Re-emitted in canonical form: the name as parsed here, the decoded
 	// value, no other header, so that no parser can read it differently.
-	w, err := rw.out.CreateFormField(d.name)
+	return rw.emit(f)
+}
+
+// emit writes a field to the rewritten form, if there is one.
+func (rw *rewriter) emit(f Field) error {
+	if rw.out == nil {
+		return nil
+	}
+	w, err := rw.out.CreateFormField(f.Name)
 	if err == nil {
-		_, err = w.Write(value)
+		_, err = io.WriteString(w, f.Value)
 	}
 	if err != nil {
 		return fmt.Errorf("formstream: writing rewritten form: %w", err)
@@ -448,15 +455,8 @@ func (rw *rewriter) file(p *multipart.Part, d disposition, qp bool) error {
 		if err := rw.reserve(n + int64(len(fl.Name))); err != nil {
 			return err
 		}
-		if rw.out == nil {
-			continue
-		}
-		w, err := rw.out.CreateFormField(fl.Name)
-		if err == nil {
-			_, err = io.WriteString(w, fl.Value)
-		}
-		if err != nil {
-			return fmt.Errorf("formstream: writing rewritten form: %w", err)
+		if err := rw.emit(fl); err != nil {
+			return err
 		}
 	}
 	return nil

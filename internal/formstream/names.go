@@ -1,6 +1,7 @@
 package formstream
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -133,10 +134,8 @@ func (r *Reserved) Match(name string) bool {
 		}
 		if len(endings) > 0 {
 			joined := joinPath(p)
-			for _, e := range endings {
-				if strings.HasSuffix(joined, e) {
-					return true
-				}
+			if slices.ContainsFunc(endings, func(e string) bool { return strings.HasSuffix(joined, e) }) {
+				return true
 			}
 		}
 	}
@@ -161,21 +160,15 @@ func encodePath(p []string, n int) (enc string, ends []int) {
 
 // joinPath writes a path back as a name: "a[b][c]".
 func joinPath(p []string) string {
-	var b strings.Builder
-	b.WriteString(p[0])
-	for _, k := range p[1:] {
-		b.WriteByte('[')
-		b.WriteString(k)
-		b.WriteByte(']')
+	if len(p) == 1 {
+		return p[0]
 	}
-	return b.String()
+	return p[0] + "[" + strings.Join(p[1:], "][") + "]"
 }
 
 // phpPath reads a name as php_register_variable_ex does (PHP 8).
 func phpPath(name string) []string {
-	if i := strings.IndexByte(name, 0); i >= 0 {
-		name = name[:i]
-	}
+	name, _, _ = strings.Cut(name, "\x00")
 	name = strings.TrimLeft(name, " ")
 	var top strings.Builder
 	i := 0

@@ -82,6 +82,7 @@
 package janitor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -201,12 +202,8 @@ func New(api API, opts Options) (*Janitor, error) {
 	case opts.Interval < 0:
 		return nil, fmt.Errorf("%w: negative interval %v", ErrInvalidOptions, opts.Interval)
 	}
-	if opts.MaxAge == 0 {
-		opts.MaxAge = DefaultMaxAge
-	}
-	if opts.Interval == 0 {
-		opts.Interval = DefaultInterval
-	}
+	opts.MaxAge = cmp.Or(opts.MaxAge, DefaultMaxAge)
+	opts.Interval = cmp.Or(opts.Interval, DefaultInterval)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

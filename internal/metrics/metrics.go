@@ -232,7 +232,7 @@ func (m *Metrics) UploadStarted(bytesHint int64) func(role, result string, bytes
 		}
 		m.uploadsInFlight.Dec()
 		m.uploadBytesInFlight.Sub(hint)
-		m.observeUpload(role, result, bytes, parts, time.Since(start))
+		m.UploadFinished(role, result, bytes, parts, time.Since(start))
 	}
 }
 
@@ -246,11 +246,6 @@ func (m *Metrics) UploadFinished(role, result string, bytes int64, parts int, d 
 	if m == nil {
 		return
 	}
-	m.observeUpload(role, result, bytes, parts, d)
-}
-
-// observeUpload records the outcome of an upload that took d (0: unknown).
-func (m *Metrics) observeUpload(role, result string, bytes int64, parts int, d time.Duration) {
 	m.uploads.WithLabelValues(role, result).Inc()
 	if d > 0 {
 		m.uploadDuration.WithLabelValues(role, result).Observe(d.Seconds())

@@ -61,23 +61,13 @@ func MetadataValue(s string) string {
 }
 
 func needsEncoding(s string) bool {
-	if strings.HasPrefix(s, " ") || strings.HasSuffix(s, " ") || strings.Contains(s, "=?") {
-		return true
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return true
-		}
-	}
-	return false
+	return strings.HasPrefix(s, " ") || strings.HasSuffix(s, " ") || strings.Contains(s, "=?") ||
+		strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r > 0x7e })
 }
 
 // encodeWords encodes s as RFC 2047 "B" words of at most 75 characters,
 // never splitting a character across two words.
 func encodeWords(s string) string {
-	if s == "" {
-		return ""
-	}
 	var b strings.Builder
 	for s != "" {
 		n := 0
@@ -117,7 +107,6 @@ func DecodeMetadataValue(s string) (string, error) {
 // filename* parameter value (the part after the charset and language).
 // Invalid UTF-8 becomes U+FFFD first, so the result always decodes to UTF-8.
 func PercentEncode(s string) string {
-	const hex = "0123456789ABCDEF"
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	var b strings.Builder
 	b.Grow(len(s))
@@ -125,11 +114,9 @@ func PercentEncode(s string) string {
 		c := s[i]
 		if isAttrChar(c) {
 			b.WriteByte(c)
-			continue
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
 		}
-		b.WriteByte('%')
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&0xf])
 	}
 	return b.String()
 }

@@ -70,6 +70,7 @@ package objectkey
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -170,22 +171,16 @@ func SanitizeFilename(name string) string {
 // script included, is kept as is; the empty string stays empty. A result
 // longer than [MaxSegmentLen] is left for [Clean] to refuse.
 func EscapeSegment(v string) string {
-	const hex = "0123456789ABCDEF"
 	all := strings.Trim(v, ". ") == "" // "..", ". ": Clean would refuse them
 	var b strings.Builder
 	b.Grow(len(v))
-	escape := func(bs string) {
-		for i := 0; i < len(bs); i++ {
-			b.WriteByte('%')
-			b.WriteByte(hex[bs[i]>>4])
-			b.WriteByte(hex[bs[i]&0xf])
-		}
-	}
 	for i := 0; i < len(v); {
 		r, size := utf8.DecodeRuneInString(v[i:])
 		switch {
 		case all, r == '%', r == '/', r == '\\', r == utf8.RuneError && size == 1, isControl(r):
-			escape(v[i : i+size])
+			for _, c := range []byte(v[i : i+size]) {
+				fmt.Fprintf(&b, "%%%02X", c)
+			}
 		default:
 			b.WriteString(v[i : i+size])
 		}
@@ -244,16 +239,9 @@ func splitExt(name string) (stem, ext string) {
 }
 
 func validExt(e string) bool {
-	if len(e) == 0 || len(e) > MaxExtLen {
-		return false
-	}
-	for i := 0; i < len(e); i++ {
-		c := e[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
+	return len(e) > 0 && len(e) <= MaxExtLen && !strings.ContainsFunc(e, func(c rune) bool {
+		return !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9')
+	})
 }
 
 // capName cuts name to at most limit bytes, keeping its extension, without
@@ -314,7 +302,7 @@ func Clean(prefix, key string) (string, error) {
 	if len(k) == 0 {
 		return "", fmt.Errorf("%w: empty key", ErrInvalidKey)
 	}
-	if len(k) <= len(p) || !hasSegmentPrefix(k, p) {
+	if len(k) <= len(p) || !slices.Equal(k[:len(p)], p) {
 		return "", fmt.Errorf("%w: %w: key %q, prefix %q", ErrInvalidKey, ErrOutsidePrefix,
 			strings.Join(k, "/"), strings.Join(p, "/"))
 	}
@@ -344,16 +332,4 @@ func segments(s string) ([]string, error) {
 		out = append(out, seg)
 	}
 	return out, nil
-}
-
-func hasSegmentPrefix(s, prefix []string) bool {
-	if len(prefix) > len(s) {
-		return false
-	}
-	for i, p := range prefix {
-		if s[i] != p {
-			return false
-		}
-	}
-	return true
 }

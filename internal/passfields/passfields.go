@@ -123,10 +123,8 @@ func Indexed(field string, index int) string {
 // Base returns field up to its first "[]", or all of it: "docs" for
 // "docs[]", "user[docs]" for "user[docs][]", "avatar" for "avatar".
 func Base(field string) string {
-	if i := strings.Index(field, "[]"); i >= 0 {
-		return field[:i]
-	}
-	return field
+	base, _, _ := strings.Cut(field, "[]")
+	return base
 }
 
 // Counter numbers the files of each field name from 0. Its zero value is
@@ -189,12 +187,12 @@ func nestsUnderField(t string) bool {
 // field: each name, and the subtree of the field's base when a name is
 // nested in it, so that a client cannot add a file of its own to the same
 // array ("docs[7][key]").
-func ReserveWritten(r *formstream.Reserved, field string, names []string) {
+func ReserveWritten(r *formstream.Reserved, field string, fields []formstream.Field) {
 	base := Base(field)
 	nested := false
-	for _, n := range names {
-		r.AddName(n)
-		nested = nested || strings.HasPrefix(n, base+"[")
+	for _, f := range fields {
+		r.AddName(f.Name)
+		nested = nested || strings.HasPrefix(f.Name, base+"[")
 	}
 	if nested {
 		r.AddName(base)

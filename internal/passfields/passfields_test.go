@@ -146,7 +146,11 @@ func TestReserve(t *testing.T) {
 			r := new(formstream.Reserved)
 			passfields.Reserve(r, tt.style, tt.templates)
 			for field, names := range tt.written {
-				passfields.ReserveWritten(r, field, names)
+				var fields []formstream.Field
+				for _, n := range names {
+					fields = append(fields, formstream.Field{Name: n})
+				}
+				passfields.ReserveWritten(r, field, fields)
 			}
 			for _, n := range tt.refused {
 				if !r.Match(n) {

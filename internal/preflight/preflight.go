@@ -17,11 +17,14 @@ package preflight
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -111,7 +114,9 @@ func Run(ctx context.Context, t Target, s3API S3API, stsAPI STSAPI) []Result {
 	r.bucket()
 	if r.failed {
 		// Nothing else can work; say so once instead of eight times.
-		r.skipRest(CheckWrite, CheckRead, CheckTags, CheckDelete, CheckMultipart)
+		for _, c := range []string{CheckWrite, CheckRead, CheckTags, CheckDelete, CheckMultipart} {
+			r.add(c, Skip, "", "bucket not reachable")
+		}
 	} else {
 		r.canary()
 		r.multipart()
@@ -126,12 +131,7 @@ func Run(ctx context.Context, t Target, s3API S3API, stsAPI STSAPI) []Result {
 
 // Failed reports whether any result failed.
 func Failed(results []Result) bool {
-	for _, res := range results {
-		if res.Status == Fail {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(results, func(res Result) bool { return res.Status == Fail })
 }
 
 type run struct {
@@ -156,12 +156,6 @@ func (r *run) fail(check, action string, err error) {
 		return
 	}
 	r.add(check, Fail, "", err.Error())
-}
-
-func (r *run) skipRest(checks ...string) {
-	for _, c := range checks {
-		r.add(c, Skip, "", "bucket not reachable")
-	}
 }
 
 func (r *run) bucket() {
@@ -202,9 +196,9 @@ func (r *run) canary() {
 	out, err := r.s3.PutObject(r.ctx, in)
 	if err != nil {
 		r.fail(CheckWrite, r.kmsAction(err, "s3:PutObject", "kms:GenerateDataKey"), err)
-		r.add(CheckRead, Skip, "", "nothing written")
-		r.add(CheckTags, Skip, "", "nothing written")
-		r.add(CheckDelete, Skip, "", "nothing written")
+		for _, c := range []string{CheckRead, CheckTags, CheckDelete} {
+			r.add(c, Skip, "", "nothing written")
+		}
 		return
 	}
 	r.add(CheckWrite, Pass, "", describeSSE(r.t.Encryption, out.ServerSideEncryption, aws.ToString(out.SSEKMSKeyId)))
@@ -267,7 +261,7 @@ func (r *run) sessionPolicy() string {
 }
 
 func (r *run) roles(stsAPI STSAPI) {
-	for _, role := range sortedKeys(r.t.RoleARNs) {
+	for _, role := range slices.Sorted(maps.Keys(r.t.RoleARNs)) {
 		arn := r.t.RoleARNs[role]
 		check := CheckAssume + " " + role
 		if stsAPI == nil {
@@ -329,12 +323,13 @@ func (r *run) lifecycle() {
 		if rule.Status != types.ExpirationStatusEnabled || rule.AbortIncompleteMultipartUpload == nil {
 			continue
 		}
-		if covers(ruleFilterPrefix(rule), r.t.Prefix) {
+		// The rule covers every key under the prefix.
+		if strings.HasPrefix(r.t.Prefix, ruleFilterPrefix(rule)) {
 			r.add(CheckLifecycle, Pass, "", fmt.Sprintf("after %d days", aws.ToInt32(rule.AbortIncompleteMultipartUpload.DaysAfterInitiation)))
 			return
 		}
 	}
-	r.add(CheckLifecycle, Warn, "", "no enabled rule with AbortIncompleteMultipartUpload covers prefix "+shownPrefix(r.t.Prefix))
+	r.add(CheckLifecycle, Warn, "", "no enabled rule with AbortIncompleteMultipartUpload covers prefix "+cmp.Or(r.t.Prefix, `""`))
 }
 
 // ruleFilterPrefix is the key prefix a rule applies to ("" for all).
@@ -348,11 +343,6 @@ func ruleFilterPrefix(rule types.LifecycleRule) string {
 		}
 	}
 	return aws.ToString(rule.Prefix) //nolint:staticcheck // the deprecated top-level prefix is still returned by some servers
-}
-
-// covers reports whether a rule on rulePrefix applies to all keys under prefix.
-func covers(rulePrefix, prefix string) bool {
-	return strings.HasPrefix(prefix, rulePrefix)
 }
 
 func describeSSE(want s3limits.Encryption, got types.ServerSideEncryption, keyID string) string {
@@ -380,12 +370,4 @@ func denied(err error) bool {
 		return true
 	}
 	return awserr.Status(err) == 403
-}
-
-// shownPrefix shows the empty prefix visibly.
-func shownPrefix(s string) string {
-	if s == "" {
-		return `""`
-	}
-	return s
 }

@@ -78,23 +78,12 @@ func (c checksum) combine(crcA, crcB uint64, lenB int64) uint64 {
 
 // setChecksum sets the checksum field of alg in an UploadPart or PutObject input.
 func setChecksum(alg types.ChecksumAlgorithm, v string, crc32, crc32c, crc64nvme, sha1, sha256 **string) {
-	p := &v
-	switch alg {
-	case types.ChecksumAlgorithmCrc32:
-		*crc32 = p
-	case types.ChecksumAlgorithmCrc32c:
-		*crc32c = p
-	case types.ChecksumAlgorithmCrc64nvme:
-		*crc64nvme = p
-	case types.ChecksumAlgorithmSha1:
-		*sha1 = p
-	case types.ChecksumAlgorithmSha256:
-		*sha256 = p
-	}
+	*checksumField(alg, crc32, crc32c, crc64nvme, sha1, sha256) = &v
 }
 
-// getChecksum returns the field of alg among an output's checksum fields.
-func getChecksum(alg types.ChecksumAlgorithm, crc32, crc32c, crc64nvme, sha1, sha256 *string) *string {
+// checksumField returns the field of alg among the checksum fields of an
+// input or output (a field nobody reads for an unknown algorithm).
+func checksumField(alg types.ChecksumAlgorithm, crc32, crc32c, crc64nvme, sha1, sha256 **string) **string {
 	switch alg {
 	case types.ChecksumAlgorithmCrc32:
 		return crc32
@@ -107,5 +96,5 @@ func getChecksum(alg types.ChecksumAlgorithm, crc32, crc32c, crc64nvme, sha1, sh
 	case types.ChecksumAlgorithmSha256:
 		return sha256
 	}
-	return nil
+	return new(*string)
 }

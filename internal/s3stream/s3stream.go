@@ -74,6 +74,7 @@
 package s3stream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -236,9 +237,7 @@ func New(api API, opts Options) *Uploader {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
 	}
-	if opts.Checksum == "" {
-		opts.Checksum = types.ChecksumAlgorithmCrc32c
-	}
+	opts.Checksum = cmp.Or(opts.Checksum, types.ChecksumAlgorithmCrc32c)
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = DefaultCallTimeout
 	}

@@ -264,10 +264,8 @@ func (up *upload) checksum() string {
 
 // metadata returns a copy of the object's metadata with the write id.
 func (up *upload) metadata() map[string]string {
-	meta := maps.Clone(up.obj.Metadata)
-	if meta == nil {
-		meta = map[string]string{}
-	}
+	meta := map[string]string{}
+	maps.Copy(meta, up.obj.Metadata)
 	meta[s3limits.MetaWriteID] = up.writeID
 	return meta
 }
@@ -341,20 +339,14 @@ func (up *upload) single(ctx context.Context, c chunk) (*Result, error) {
 		}
 		return nil, storageError(ctx, "PutObject", err)
 	}
-	return &Result{
-		Bucket:      up.obj.Bucket,
-		Key:         up.obj.Key,
-		ETag:        strings.Trim(aws.ToString(out.ETag), `"`),
-		VersionID:   aws.ToString(out.VersionId),
-		ContentType: up.obj.ContentType,
-		Size:        int64(c.n),
-		SHA256:      up.sha256(),
-		Checksum: Checksum{
-			Algorithm: string(up.ck.alg),
-			Type:      string(types.ChecksumTypeFullObject),
-			Value:     sum64,
-		},
-	}, nil
+	sum := Checksum{Algorithm: string(up.ck.alg), Type: string(types.ChecksumTypeFullObject), Value: sum64}
+	return up.result(out.ETag, out.VersionId, int64(c.n), sum), nil
+}
+
+// result describes the object stored, of size bytes.
+func (up *upload) result(etag, versionID *string, size int64, sum Checksum) *Result {
+	return &Result{Bucket: up.obj.Bucket, Key: up.obj.Key, ETag: strings.Trim(aws.ToString(etag), `"`),
+		VersionID: aws.ToString(versionID), ContentType: up.obj.ContentType, Size: size, SHA256: up.sha256(), Checksum: sum}
 }
 
 // fail records the first error of the upload.
@@ -485,7 +477,7 @@ func (up *upload) sendParts(ctx context.Context, uploadID string, first chunk) (
 	if err != nil {
 		return nil, storageError(ctx, "CompleteMultipartUpload", err)
 	}
-	stored := aws.ToString(getChecksum(up.ck.alg, out.ChecksumCRC32, out.ChecksumCRC32C, out.ChecksumCRC64NVME, out.ChecksumSHA1, out.ChecksumSHA256))
+	stored := aws.ToString(*checksumField(up.ck.alg, &out.ChecksumCRC32, &out.ChecksumCRC32C, &out.ChecksumCRC64NVME, &out.ChecksumSHA1, &out.ChecksumSHA256))
 	switch {
 	case sum.Value != "" && out.ChecksumType == types.ChecksumTypeFullObject && stored != sum.Value:
 		// S3 verifies the value sent; this only guards against a server
@@ -499,18 +491,8 @@ func (up *upload) sendParts(ctx context.Context, uploadID string, first chunk) (
 	if out.ChecksumType != "" {
 		sum.Type = string(out.ChecksumType)
 	}
-	res := &Result{
-		Bucket:      up.obj.Bucket,
-		Key:         up.obj.Key,
-		ETag:        strings.Trim(aws.ToString(out.ETag), `"`),
-		VersionID:   aws.ToString(out.VersionId),
-		ContentType: up.obj.ContentType,
-		Size:        up.read,
-		SHA256:      up.sha256(),
-		Checksum:    sum,
-		Parts:       len(parts),
-		UploadID:    uploadID,
-	}
+	res := up.result(out.ETag, out.VersionId, up.read, sum)
+	res.Parts, res.UploadID = len(parts), uploadID
 	if up.u.opts.Tags {
 		if err := up.tag(ctx, res); err != nil {
 			// All or nothing: an object without its checksum tags is removed.

@@ -33,6 +33,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -219,13 +220,7 @@ func (q *Request) storeForm(contentType string) error {
 		// against the fields written for files that came after it.
 		q.reserved = q.c.reservedNames()
 		lim.Pass = q.c.passesField
-		lim.CheckName = func(name string) error {
-			// A field that is not forwarded cannot pass for the gateway's.
-			if q.c.passesField(name) && q.reserved.Match(name) {
-				return fmt.Errorf("%w: %q", ErrReservedField, name)
-			}
-			return nil
-		}
+		lim.CheckName = q.checkReserved
 	}
 	res, err := formstream.Rewrite(q.r.Context(), q.r.Body, boundary, lim, q.storeFile, mw)
 	if err != nil {
@@ -235,14 +230,23 @@ func (q *Request) storeForm(contentType string) error {
 		return nil
 	}
 	for _, f := range res.Fields {
-		if q.c.passesField(f.Name) && q.reserved.Match(f.Name) {
-			return fmt.Errorf("%w: %q", ErrReservedField, f.Name)
+		if err := q.checkReserved(f.Name); err != nil {
+			return err
 		}
 	}
 	if err := mw.Close(); err != nil {
 		return err
 	}
 	q.formType = mw.FormDataContentType()
+	return nil
+}
+
+// checkReserved refuses a plain field named like a field the gateway
+// writes. A field that is not forwarded cannot pass for the gateway's.
+func (q *Request) checkReserved(name string) error {
+	if q.c.passesField(name) && q.reserved.Match(name) {
+		return fmt.Errorf("%w: %q", ErrReservedField, name)
+	}
 	return nil
 }
 
@@ -308,11 +312,7 @@ func (q *Request) storeFile(ctx context.Context, f *formstream.File) ([]formstre
 			Value: passSignature(q.c.SignatureKey, f.Field, fields),
 		})
 	}
-	names := make([]string, len(fields))
-	for i, fl := range fields {
-		names[i] = fl.Name
-	}
-	passfields.ReserveWritten(q.reserved, f.Field, names)
+	passfields.ReserveWritten(q.reserved, f.Field, fields)
 	return fields, nil
 }
 
@@ -472,15 +472,9 @@ func (q *Request) metadata(field, name string) (map[string]string, error) {
 }
 
 func validMetadataName(k string) bool {
-	if k == "" || len(k) > 128 {
-		return false
-	}
-	for _, c := range k {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
+	return k != "" && len(k) <= 128 && !strings.ContainsFunc(k, func(c rune) bool {
+		return !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_')
+	})
 }
 
 // rawFileName names the file of a raw body.
@@ -596,12 +590,7 @@ func (q *Request) Pass(w http.ResponseWriter, next func(http.ResponseWriter, *ht
 }
 
 func (c *Config) rollsBack(status int) bool {
-	for _, code := range c.RollbackOn {
-		if status == code || (code < 100 && status/100 == code) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(c.RollbackOn, func(code int) bool { return status == code || (code < 100 && status/100 == code) })
 }
 
 // Rollback deletes every object stored for this request, once.

@@ -1,10 +1,6 @@
 package gateway
 
 import (
-	"strings"
-
-	"github.com/dustin/go-humanize"
-
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
@@ -111,19 +107,7 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "read_timeout":
 			err = shared.Duration(d, &g.ReadTimeout)
 		case "min_rate":
-			var v string
-			if err = shared.OneString(d, &v); err != nil {
-				return err
-			}
-			if v == "off" {
-				g.MinRate = -1
-				break
-			}
-			n, perr := humanize.ParseBytes(strings.TrimSuffix(v, "/s"))
-			if perr != nil {
-				return d.Errf("invalid rate '%s': %v", v, perr)
-			}
-			g.MinRate = int64(n)
+			err = shared.Off(d, &g.MinRate, shared.Rate)
 		case "max_memory_per_client":
 			err = shared.Off(d, &g.MaxMemoryPerClient, shared.Size)
 		case "max_uploads_per_client":

@@ -167,8 +167,8 @@ func (a *App) Start() error {
 		if err != nil {
 			return fmt.Errorf("opening emf_file: %v", err)
 		}
-		namespace := cwexport.DefaultNamespace
-		if a.CloudWatch != nil && a.CloudWatch.Namespace != "" {
+		var namespace string // the default when empty
+		if a.CloudWatch != nil {
 			namespace = a.CloudWatch.Namespace
 		}
 		a.emfOut, a.emf = f, cwexport.NewEMFWriter(f, namespace)
@@ -271,9 +271,6 @@ var (
 // (endpoint "upload") by route, role and result, an API request's by route,
 // endpoint and result (its status when 400 or more).
 func (a *App) observeOutcome(o metrics.Outcome) {
-	if a == nil {
-		return
-	}
 	ms := float64(o.Duration) / float64(time.Millisecond)
 	r := cwexport.Dim(cwexport.DimRoute, o.Route)
 	if o.Endpoint != "upload" {
@@ -295,9 +292,6 @@ func (a *App) observeOutcome(o metrics.Outcome) {
 // observeUpload sends the CloudWatch metrics of one upload by route, role
 // and result; its duration and speed only when o.Duration is known.
 func (a *App) observeUpload(o metrics.Outcome) {
-	if a == nil {
-		return
-	}
 	r, ro := cwexport.Dim(cwexport.DimRoute, o.Route), cwexport.Dim(cwexport.DimRole, cmp.Or(o.Role, "anonymous"))
 	re := cwexport.Dim(cwexport.DimResult, o.MetricResult())
 	a.observe(cwexport.MetricUploadCount, types.StandardUnitCount, 1, r, ro, re)

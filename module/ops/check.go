@@ -1,10 +1,12 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"time"
@@ -186,23 +188,17 @@ func (h *HandlerConfig) Target() (preflight.Target, error) {
 		return preflight.Target{}, err
 	}
 	t := preflight.Target{Name: h.Name, Bucket: h.Bucket, Prefix: h.Prefix, Encryption: enc}
-	repl := caddy.NewReplacer()
 	switch h.Handler {
 	case handlerGateway:
-		if t.Prefix == "" {
-			t.Prefix = "uploads/"
-		}
+		t.Prefix = cmp.Or(t.Prefix, "uploads/")
 		t.Tags = !h.DisableTags
 	case handlerAPI:
-		if t.Prefix == "" {
-			t.Prefix = "files/"
-		}
+		t.Prefix = cmp.Or(t.Prefix, "files/")
 		t.FileAPI = true
-		if len(h.RoleARNs) > 0 {
-			t.RoleARNs = map[string]string{}
-			for role, arn := range h.RoleARNs {
-				t.RoleARNs[role] = repl.ReplaceAll(arn, "")
-			}
+		t.RoleARNs = maps.Clone(h.RoleARNs)
+		repl := caddy.NewReplacer()
+		for role, arn := range t.RoleARNs {
+			t.RoleARNs[role] = repl.ReplaceAll(arn, "")
 		}
 	}
 	return t, nil

@@ -6,6 +6,7 @@
 package ops
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -74,17 +75,13 @@ func (Health) CaddyModule() caddy.ModuleInfo {
 // Provision builds the readiness checker without network calls.
 func (h *Health) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	if h.Probe == "" {
-		h.Probe = ProbeLive
-	}
+	h.Probe = cmp.Or(h.Probe, ProbeLive)
 	if h.Probe != ProbeReady {
 		return nil
 	}
 	h.S3Config.ApplyDefaults()
 	h.S3Config.Expand()
-	if h.Prefix == "" {
-		h.Prefix = "uploads/"
-	}
+	h.Prefix = cmp.Or(h.Prefix, "uploads/")
 	cfg, err := h.AWSConfig(ctx, 1)
 	if err != nil {
 		return fmt.Errorf("loading AWS configuration: %v", err)
@@ -126,22 +123,18 @@ func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json")
-	if h.checker == nil {
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
-		return nil
-	}
-	if err := h.checker.Ready(r.Context()); err != nil {
-		if c := h.logger.Check(zap.WarnLevel, "not ready"); c != nil {
-			c.Write(zap.Error(err))
+	status, body := http.StatusOK, map[string]string{"status": "ok"}
+	if h.checker != nil {
+		body["status"] = "ready"
+		if err := h.checker.Ready(r.Context()); err != nil {
+			if c := h.logger.Check(zap.WarnLevel, "not ready"); c != nil {
+				c.Write(zap.Error(err))
+			}
+			status, body = http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()}
 		}
-		w.WriteHeader(http.StatusServiceUnavailable)
-		b, _ := json.Marshal(map[string]string{"status": "not ready", "error": err.Error()})
-		_, _ = w.Write(append(b, '\n'))
-		return nil
 	}
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
 	return nil
 }
 

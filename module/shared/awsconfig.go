@@ -1,6 +1,7 @@
 package shared
 
 import (
+	"cmp"
 	"context"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -49,8 +50,6 @@ func LoadAWSConfig(ctx context.Context, s AWSSettings) (aws.Config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	if cfg.Region == "" {
-		cfg.Region = s.DefaultRegion
-	}
+	cfg.Region = cmp.Or(cfg.Region, s.DefaultRegion)
 	return cfg, nil
 }

@@ -131,46 +131,48 @@ func Pair(d *caddyfile.Dispenser, dst *map[string]string) error {
 	return nil
 }
 
-// Size reads a byte size with units (`16MiB`, `1GB`) into dst.
-func Size(d *caddyfile.Dispenser, dst *int64) error {
+// Parse reads the subdirective's single argument into dst with parse; what
+// names the kind of value in the error.
+func Parse[T any](d *caddyfile.Dispenser, dst *T, what string, parse func(string) (T, error)) error {
 	var s string
 	if err := OneString(d, &s); err != nil {
 		return err
 	}
-	n, err := humanize.ParseBytes(s)
+	v, err := parse(s)
 	if err != nil {
-		return d.Errf("invalid byte size '%s': %v", s, err)
+		return d.Errf("invalid %s '%s': %v", what, s, err)
 	}
-	*dst = int64(n)
+	*dst = v
 	return nil
+}
+
+// Size reads a byte size with units (`16MiB`, `1GB`) into dst.
+func Size(d *caddyfile.Dispenser, dst *int64) error {
+	return Parse(d, dst, "byte size", parseBytes)
+}
+
+// parseBytes parses a byte size with units.
+func parseBytes(s string) (int64, error) {
+	n, err := humanize.ParseBytes(s)
+	return int64(n), err
+}
+
+// Rate reads a rate in bytes per second (`8KiB`, `8KiB/s`) into dst.
+func Rate(d *caddyfile.Dispenser, dst *int64) error {
+	return Parse(d, dst, "rate", func(s string) (int64, error) { return parseBytes(strings.TrimSuffix(s, "/s")) })
 }
 
 // Integer reads an integer into dst.
 func Integer(d *caddyfile.Dispenser, dst *int) error {
-	var s string
-	if err := OneString(d, &s); err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return d.Errf("invalid number '%s': %v", s, err)
-	}
-	*dst = n
-	return nil
+	return Parse(d, dst, "number", strconv.Atoi)
 }
 
 // Duration reads a Caddy duration (`90s`, `1d`) into dst.
 func Duration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	var s string
-	if err := OneString(d, &s); err != nil {
-		return err
-	}
-	dur, err := caddy.ParseDuration(s)
-	if err != nil {
-		return d.Errf("invalid duration '%s': %v", s, err)
-	}
-	*dst = caddy.Duration(dur)
-	return nil
+	return Parse(d, dst, "duration", func(s string) (caddy.Duration, error) {
+		dur, err := caddy.ParseDuration(s)
+		return caddy.Duration(dur), err
+	})
 }
 
 // StatusCode parses `500` or a class such as `5xx` (returned as 5).

@@ -31,6 +31,7 @@ type blockTarget struct {
 	Names   []string
 	Max     int
 	Size    int64
+	Rate    int64
 	Janitor *JanitorConfig
 }
 
@@ -43,6 +44,8 @@ func (b *blockTarget) unmarshal(d *caddyfile.Dispenser) error {
 			return Off(d, &b.Max, Integer)
 		case "size":
 			return Off(d, &b.Size, Size)
+		case "rate":
+			return Off(d, &b.Rate, Rate)
 		case "janitor":
 			var err error
 			b.Janitor, err = UnmarshalJanitor(d)
@@ -61,7 +64,13 @@ func TestBlockHelpers(t *testing.T) {
 	}{
 		{"all", "d {\nbucket b\nnames a b\nnames c\nmax 3\nsize 1KiB\njanitor {\ndry_run\n}\n}",
 			blockTarget{S3: S3Config{Bucket: "b"}, Names: []string{"a", "b", "c"}, Max: 3, Size: 1024, Janitor: &JanitorConfig{DryRun: true}}, ""},
-		{"off", "d {\nmax off\nsize off\n}", blockTarget{Max: -1, Size: -1}, ""},
+		{"off", "d {\nmax off\nsize off\nrate off\n}", blockTarget{Max: -1, Size: -1, Rate: -1}, ""},
+		{"rate", "d {\nrate 8KiB/s\n}", blockTarget{Rate: 8192}, ""},
+		{"rate without /s", "d {\nrate 16KiB\n}", blockTarget{Rate: 16384}, ""},
+		{"bad rate", "d {\nrate fast\n}", blockTarget{}, "invalid rate 'fast'"},
+		{"bad size", "d {\nsize big\n}", blockTarget{}, "invalid byte size 'big'"},
+		{"bad duration", "d {\njanitor {\ninterval soon\n}\n}", blockTarget{}, "invalid duration 'soon'"},
+		{"bad number", "d {\nmax many\n}", blockTarget{}, "invalid number 'many'"},
 		{"argument on the directive", "d x {\n}", blockTarget{}, "wrong argument count"},
 		{"unknown", "d {\nfoo\n}", blockTarget{}, "unrecognized subdirective foo"},
 		{"no names", "d {\nnames\n}", blockTarget{}, "wrong argument count"},

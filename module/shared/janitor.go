@@ -1,6 +1,7 @@
 package shared
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -38,14 +39,10 @@ type JanitorConfig struct {
 // Start runs the janitor over prefix until ctx (the module's lifetime) ends.
 // It makes no network call before returning.
 func (c *JanitorConfig) Start(ctx caddy.Context, api janitor.API, bucket, prefix string, m *metrics.Metrics, logger *zap.Logger) error {
-	maxAge := time.Duration(c.MaxAge)
-	if maxAge == 0 {
-		maxAge = DefaultJanitorMaxAge
-	}
 	j, err := janitor.New(api, janitor.Options{
 		Bucket:   bucket,
 		Prefixes: []string{prefix},
-		MaxAge:   maxAge,
+		MaxAge:   cmp.Or(time.Duration(c.MaxAge), DefaultJanitorMaxAge),
 		Interval: time.Duration(c.Interval),
 		DryRun:   c.DryRun,
 		OnSweep: func(r janitor.Report) {

@@ -1,6 +1,7 @@
 package shared
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -112,9 +113,7 @@ func (c *S3Config) unsignedPayload() bool {
 
 // ApplyDefaults fills in defaults.
 func (c *S3Config) ApplyDefaults() {
-	if c.Encryption == "" {
-		c.Encryption = EncryptionKMS
-	}
+	c.Encryption = cmp.Or(c.Encryption, EncryptionKMS)
 }
 
 // Expand replaces placeholders such as {env.AWS_ACCESS_KEY_ID}.

@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
@@ -123,24 +122,11 @@ func (s *Service) postPolicy(ctx context.Context, user policy.Subject, fileName,
 	if err != nil {
 		return companionParamsResponse{}, err
 	}
-	ct, meta, err := s.typeAndMetadata(contentType, client, user, fileName, "")
+	// Uppy sends an empty file as a single upload.
+	p, err := s.signPost(ctx, user, key, fileName, contentType, client, 0, s.cfg.MaxSingleSize)
 	if err != nil {
 		return companionParamsResponse{}, err
 	}
-	p, err := s.cfg.Presigner.PostObject(ctx, s.postCredentials(user), presign.PostRequest{
-		Bucket:      s.cfg.Bucket,
-		Key:         key,
-		ContentType: ct,
-		MinSize:     0, // Uppy sends an empty file as a single upload
-		MaxSize:     s.cfg.MaxSingleSize,
-		Metadata:    meta,
-		Encryption:  s.sse,
-		Expires:     s.cfg.URLExpiry,
-	})
-	if err != nil {
-		return companionParamsResponse{}, storageError(ctx, "presigning POST", errNotFound, err)
-	}
-	s.presigned("post")
 	return companionParamsResponse{
 		Method:  http.MethodPost,
 		URL:     p.URL,
@@ -280,9 +266,6 @@ func (s *Service) signOnePart(ctx context.Context, user policy.Subject, c upload
 	p := urls[0]
 	// A browser sets Content-Length itself and may not send it.
 	delete(p.Headers, "Content-Length")
-	if len(p.Headers) == 0 {
-		p.Headers = nil
-	}
 	return signedPart{partURL: p, expires: expiresIn}, nil
 }
 

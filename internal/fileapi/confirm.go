@@ -68,12 +68,9 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request, user policy.Su
 	if req.Size != nil && *req.Size < 0 {
 		return nil, badRequest("size may not be negative")
 	}
-	var wantSum string
-	if req.SHA256 != "" {
-		var err error
-		if _, wantSum, err = parseSHA256(req.SHA256); err != nil {
-			return nil, badRequest("sha256: want a SHA-256 digest in hex or base64")
-		}
+	_, wantSum, err := parseSHA256("sha256", req.SHA256)
+	if err != nil {
+		return nil, err
 	}
 	id := r.PathValue("fileId")
 	key, err := s.keyOf(id)
@@ -119,7 +116,7 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request, user policy.Su
 	outcome := Upload{Method: MethodPresigned, Bytes: resp.Size, Duration: s.sinceIssued(key)}
 	if err := s.checkConfirmed(ctx, key, req, wantSum, meta, head); err != nil {
 		if s.mayDiscard(user, key, meta) {
-			if delErr := s.deleteDetached(ctx, key); delErr != nil {
+			if delErr := s.deleteObject(context.WithoutCancel(ctx), key); delErr != nil {
 				return nil, storageError(ctx, "DeleteObject", errNotFound, delErr)
 			}
 			uploaded(ctx, outcome)
@@ -229,9 +226,9 @@ func (s *Service) tags(ctx context.Context, key string) ([]types.Tag, error) {
 	return out.TagSet, nil
 }
 
-// deleteDetached deletes an object even when the request was cancelled.
-func (s *Service) deleteDetached(ctx context.Context, key string) error {
-	ctx, cancel := s.callCtx(context.WithoutCancel(ctx))
+// deleteObject deletes the object at key.
+func (s *Service) deleteObject(ctx context.Context, key string) error {
+	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	_, err := s.cfg.Store.DeleteObject(ctx, &s3.DeleteObjectInput{
 		Bucket: aws.String(s.cfg.Bucket),
@@ -271,15 +268,7 @@ func (s *Service) mayDiscard(user policy.Subject, key string, meta map[string]st
 // upload's: "<hex>-<parts>".
 func multipartETag(etag string) bool {
 	_, n, ok := strings.Cut(etag, "-")
-	if !ok || n == "" {
-		return false
-	}
-	for _, c := range n {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	return ok && n != "" && strings.Trim(n, "0123456789") == ""
 }
 
 // lowerKeys returns m with lowercase keys (S3 servers differ in case).

@@ -218,13 +218,7 @@ func (s *Service) delete(_ http.ResponseWriter, r *http.Request, user policy.Sub
 	if err := s.authorize(user, policy.Delete, key); err != nil {
 		return nil, err
 	}
-	ctx, cancel := s.callCtx(r.Context())
-	_, err = s.cfg.Store.DeleteObject(ctx, &s3.DeleteObjectInput{
-		Bucket: aws.String(s.cfg.Bucket),
-		Key:    aws.String(key),
-	})
-	cancel()
-	if err != nil {
+	if err := s.deleteObject(r.Context(), key); err != nil {
 		return nil, storageError(r.Context(), "DeleteObject", errNotFound, err)
 	}
 	return deleteResponse{Deleted: true, FileID: id}, nil

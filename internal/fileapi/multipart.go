@@ -104,9 +104,7 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user policy.S
 	}
 	urls, expiresIn, err := s.signPartURLs(r.Context(), user, c, nums)
 	if err != nil {
-		if abortErr := s.abortDetached(r.Context(), key, uploadID); abortErr != nil {
-			s.reportAbortFailure(abortErr)
-		}
+		s.abortDetached(r.Context(), key, uploadID)
 		return nil, err
 	}
 	return initiateResponse{
@@ -442,9 +440,7 @@ func (s *Service) completeUpload(ctx context.Context, c uploadClaims) (completed
 	size, err := checkParts(parts, c, s.cfg.MaxFileSize)
 	outcome.Bytes = size
 	if err != nil {
-		if abortErr := s.abortDetached(ctx, c.Key, c.UploadID); abortErr != nil {
-			s.reportAbortFailure(abortErr)
-		} else {
+		if s.abortDetached(ctx, c.Key, c.UploadID) {
 			uploaded(ctx, outcome)
 		}
 		return completedUpload{}, err
@@ -482,9 +478,7 @@ func (s *Service) completeUpload(ctx context.Context, c uploadClaims) (completed
 	if createOnly && createonly.PreconditionFailed(err) {
 		// Something else already stored the key: this upload can never
 		// complete, so its parts go.
-		if abortErr := s.abortDetached(ctx, c.Key, c.UploadID); abortErr != nil {
-			s.reportAbortFailure(abortErr)
-		} else {
+		if s.abortDetached(ctx, c.Key, c.UploadID) {
 			uploaded(ctx, outcome)
 		}
 		return completedUpload{}, fmt.Errorf("%w: %s", errExists, c.Key)
@@ -517,7 +511,7 @@ func (s *Service) sniffCompleted(ctx context.Context, c uploadClaims, size int64
 	if !errors.Is(err, errTypeMismatch) && !errors.Is(err, contenttype.ErrNotAllowed) {
 		return err
 	}
-	if delErr := s.deleteDetached(ctx, c.Key); delErr != nil {
+	if delErr := s.deleteObject(context.WithoutCancel(ctx), c.Key); delErr != nil {
 		return storageError(ctx, "DeleteObject", errNotFound, delErr)
 	}
 	return fmt.Errorf("%w; the upload was deleted", err)
@@ -572,23 +566,16 @@ func (s *Service) abortUpload(ctx context.Context, user policy.Subject, key, upl
 			return s.denied(policy.Upload, err)
 		}
 	}
-	callCtx, cancel := s.callCtx(ctx)
-	_, err := s.cfg.Store.AbortMultipartUpload(callCtx, &s3.AbortMultipartUploadInput{
-		Bucket:   aws.String(s.cfg.Bucket),
-		Key:      aws.String(key),
-		UploadId: aws.String(uploadID),
-	})
-	cancel()
-	if err != nil {
+	if err := s.abortMultipart(ctx, key, uploadID); err != nil {
 		return storageError(ctx, "AbortMultipartUpload", errUploadNotFound, err)
 	}
 	resolved(ctx, "", uploadID) // S3 knew it: not just any client string
 	return nil
 }
 
-// abortDetached aborts an upload even when the request was cancelled.
-func (s *Service) abortDetached(ctx context.Context, key, uploadID string) error {
-	ctx, cancel := s.callCtx(context.WithoutCancel(ctx))
+// abortMultipart aborts the multipart upload uploadID of key.
+func (s *Service) abortMultipart(ctx context.Context, key, uploadID string) error {
+	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	_, err := s.cfg.Store.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket:   aws.String(s.cfg.Bucket),
@@ -598,13 +585,15 @@ func (s *Service) abortDetached(ctx context.Context, key, uploadID string) error
 	return err
 }
 
-// reportAbortFailure tells OnError about an abort that failed while the
-// request failed for another reason; the parts stay until a lifecycle rule
-// removes them.
-func (s *Service) reportAbortFailure(err error) {
-	if s.cfg.OnError != nil {
+// abortDetached aborts an upload even when the request was cancelled, and
+// reports whether it did. A failure goes to OnError, as the request fails
+// for another reason; the parts stay until a lifecycle rule removes them.
+func (s *Service) abortDetached(ctx context.Context, key, uploadID string) bool {
+	err := s.abortMultipart(context.WithoutCancel(ctx), key, uploadID)
+	if err != nil && s.cfg.OnError != nil {
 		s.cfg.OnError(http.StatusBadGateway, fmt.Errorf("%w: aborting multipart upload: %v", errStorage, err))
 	}
+	return err == nil
 }
 
 // trimETag removes the quotes S3 puts around ETags.

@@ -163,21 +163,16 @@ func metadata(client map[string]string, user policy.Subject, fileName, sha256 st
 }
 
 func validMetadataName(k string) bool {
-	if k == "" || len(k) > 128 {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
+	return k != "" && len(k) <= 128 && strings.Trim(k, "abcdefghijklmnopqrstuvwxyz0123456789-_") == ""
 }
 
-// parseSHA256 accepts a SHA-256 digest as 64 hex digits or as standard
-// base64 (S3's form) and returns it in both forms.
-func parseSHA256(s string) (b64, hexDigest string, err error) {
+// parseSHA256 accepts the SHA-256 digest of the member name as 64 hex
+// digits or as standard base64 (S3's form) and returns it in both forms;
+// "" stays "".
+func parseSHA256(name, s string) (b64, hexDigest string, err error) {
+	if s == "" {
+		return "", "", nil
+	}
 	var sum []byte
 	if len(s) == 64 {
 		sum, err = hex.DecodeString(s)
@@ -185,16 +180,13 @@ func parseSHA256(s string) (b64, hexDigest string, err error) {
 		sum, err = base64.StdEncoding.Strict().DecodeString(s)
 	}
 	if err != nil || len(sum) != 32 {
-		return "", "", badRequest("checksumSHA256: want a SHA-256 digest in hex or base64")
+		return "", "", badRequest("%s: want a SHA-256 digest in hex or base64", name)
 	}
 	return base64.StdEncoding.EncodeToString(sum), hex.EncodeToString(sum), nil
 }
 
 // flatten turns signed headers into the object clients send them as.
 func flatten(h http.Header) map[string]string {
-	if len(h) == 0 {
-		return nil
-	}
 	out := make(map[string]string, len(h))
 	for k, v := range h {
 		out[k] = strings.Join(v, ",")

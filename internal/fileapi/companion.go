@@ -392,17 +392,16 @@ func (s *Service) signRequest(w http.ResponseWriter, r *http.Request, user polic
 		return nil, err
 	}
 	ctx := r.Context()
+	name := uppyKey.ReplaceAllString(req.Key, "") // for a new file
 	switch {
 	case req.UploadID == "" && req.Method == http.MethodPut: // PutObject: a POST policy
 		setAction(ctx, "upload_post")
-		name := uppyKey.ReplaceAllString(req.Key, "")
 		p, err := s.postPolicy(ctx, user, name, req.ContentType, nil)
 		if err != nil {
 			return nil, err
 		}
 		return signResponse{URL: p.URL, Key: p.Key, Fields: p.Fields, FileID: p.FileID}, nil
 	case req.UploadID == "" && req.Method == http.MethodPost: // CreateMultipartUpload
-		name := uppyKey.ReplaceAllString(req.Key, "")
 		key, err := s.uploadKey(ctx, user, name)
 		if err != nil {
 			return nil, err
@@ -457,17 +456,14 @@ func authHeaders(r *http.Request) map[string]string {
 // the browser called (its Origin header, when that names this host), else
 // this host with the request's scheme, then BasePath and path.
 func (s *Service) selfURL(r *http.Request, path string, q url.Values) string {
-	origin := ""
-	if o, err := url.Parse(r.Header.Get("Origin")); err == nil && o.Host == r.Host && (o.Scheme == "http" || o.Scheme == "https") {
-		origin = o.Scheme + "://" + o.Host
-	} else {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		origin = scheme + "://" + r.Host
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
 	}
-	return origin + s.cfg.BasePath + path + "?" + q.Encode()
+	if o, err := url.Parse(r.Header.Get("Origin")); err == nil && o.Host == r.Host && (o.Scheme == "http" || o.Scheme == "https") {
+		scheme = o.Scheme
+	}
+	return scheme + "://" + r.Host + s.cfg.BasePath + path + "?" + q.Encode()
 }
 
 // xmlCreate serves POST /s3/sign/uploads?ticket: Uppy's

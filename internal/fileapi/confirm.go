@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,12 +74,8 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request, user policy.Su
 		return nil, err
 	}
 	id := r.PathValue("fileId")
-	key, err := s.keyOf(id)
+	key, err := s.fileKey(r.Context(), user, policy.Upload, id)
 	if err != nil {
-		return nil, err
-	}
-	resolved(r.Context(), key, "")
-	if err := s.authorize(user, policy.Upload, key); err != nil {
 		return nil, err
 	}
 	ctx := r.Context()
@@ -107,10 +104,8 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request, user policy.Su
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range tags {
-		if aws.ToString(t.Key) == ConfirmedTag {
-			return resp, nil
-		}
+	if slices.ContainsFunc(tags, func(t types.Tag) bool { return aws.ToString(t.Key) == ConfirmedTag }) {
+		return resp, nil
 	}
 
 	outcome := Upload{Method: MethodPresigned, Bytes: resp.Size, Duration: s.sinceIssued(key)}
@@ -245,11 +240,16 @@ func (s *Service) sinceIssued(key string) time.Duration {
 		return 0
 	}
 	sec, nsec := id.Time().UnixTime()
-	d := s.now().Sub(time.Unix(sec, nsec))
-	if d < 0 || d > s.cfg.UploadTTL+s.cfg.URLExpiry {
-		return 0
+	return s.since(time.Unix(sec, nsec), s.cfg.UploadTTL+s.cfg.URLExpiry)
+}
+
+// since is the time since t, or 0 when that is not within 0 and limit
+// (not plausible: a clock, or the configuration, changed since).
+func (s *Service) since(t time.Time, limit time.Duration) time.Duration {
+	if d := s.now().Sub(t); d >= 0 && d <= limit {
+		return d
 	}
-	return d
+	return 0
 }
 
 // mayDiscard reports whether a failed confirm by user deletes the object

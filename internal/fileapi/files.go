@@ -119,12 +119,8 @@ type fileDetails struct {
 // stat resolves a fileId, authorises action on it, and heads the object.
 func (s *Service) stat(r *http.Request, user policy.Subject, action policy.Action) (fileDetails, error) {
 	id := r.PathValue("fileId")
-	key, err := s.keyOf(id)
+	key, err := s.fileKey(r.Context(), user, action, id)
 	if err != nil {
-		return fileDetails{}, err
-	}
-	resolved(r.Context(), key, "")
-	if err := s.authorize(user, action, key); err != nil {
 		return fileDetails{}, err
 	}
 	ctx, cancel := s.callCtx(r.Context())
@@ -210,12 +206,8 @@ type deleteResponse struct {
 // that does not exist.
 func (s *Service) delete(_ http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
 	id := r.PathValue("fileId")
-	key, err := s.keyOf(id)
+	key, err := s.fileKey(r.Context(), user, policy.Delete, id)
 	if err != nil {
-		return nil, err
-	}
-	resolved(r.Context(), key, "")
-	if err := s.authorize(user, policy.Delete, key); err != nil {
 		return nil, err
 	}
 	if err := s.deleteObject(r.Context(), key); err != nil {

@@ -97,18 +97,17 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user policy.S
 	if err != nil {
 		return nil, err
 	}
-	uploadID := c.UploadID
 	nums := make([]int, min(total, max(s.cfg.PartBatch, s.cfg.SignAllParts)))
 	for i := range nums {
 		nums[i] = i + 1
 	}
 	urls, expiresIn, err := s.signPartURLs(r.Context(), user, c, nums)
 	if err != nil {
-		s.abortDetached(r.Context(), key, uploadID)
+		s.abortDetached(r.Context(), key, c.UploadID)
 		return nil, err
 	}
 	return initiateResponse{
-		UploadID:    uploadID,
+		UploadID:    c.UploadID,
 		FileID:      fileID(key),
 		S3Key:       key,
 		PartSize:    partSize,
@@ -281,12 +280,8 @@ func (s *Service) listParts(_ http.ResponseWriter, r *http.Request, user policy.
 	if id == "" {
 		return nil, badRequest("fileId is required")
 	}
-	key, err := s.keyOf(id)
+	key, err := s.fileKey(r.Context(), user, policy.Upload, id)
 	if err != nil {
-		return nil, err
-	}
-	resolved(r.Context(), key, "")
-	if err := s.authorize(user, policy.Upload, key); err != nil {
 		return nil, err
 	}
 	parts, err := s.listAllParts(r.Context(), key, uploadID)
@@ -436,7 +431,9 @@ func (s *Service) completeUpload(ctx context.Context, c uploadClaims) (completed
 	if err != nil {
 		return completedUpload{}, err
 	}
-	outcome := Upload{Method: MethodMultipart, Parts: len(parts), Duration: s.sinceInitiate(c)}
+	// The upload was initiated UploadTTL before its token expires.
+	initiated := time.Unix(c.Expires, 0).Add(-s.cfg.UploadTTL)
+	outcome := Upload{Method: MethodMultipart, Parts: len(parts), Duration: s.since(initiated, s.cfg.UploadTTL)}
 	size, err := checkParts(parts, c, s.cfg.MaxFileSize)
 	outcome.Bytes = size
 	if err != nil {
@@ -517,17 +514,6 @@ func (s *Service) sniffCompleted(ctx context.Context, c uploadClaims, size int64
 	return fmt.Errorf("%w; the upload was deleted", err)
 }
 
-// sinceInitiate is the time since the upload c was initiated, from its
-// token's expiry less UploadTTL; 0 when that is not plausible (upload_ttl
-// changed since).
-func (s *Service) sinceInitiate(c uploadClaims) time.Duration {
-	d := s.now().Sub(time.Unix(c.Expires, 0).Add(-s.cfg.UploadTTL))
-	if d < 0 || d > s.cfg.UploadTTL {
-		return 0
-	}
-	return d
-}
-
 type abortRequest struct {
 	FileID   string `json:"fileId"`
 	UploadID string `json:"uploadId"`
@@ -561,10 +547,8 @@ func (s *Service) abort(w http.ResponseWriter, r *http.Request, user policy.Subj
 // may upload to the key or delete it.
 func (s *Service) abortUpload(ctx context.Context, user policy.Subject, key, uploadID string) error {
 	resolved(ctx, key, "")
-	if err := s.cfg.Authorizer.Authorize(user, policy.Upload, key); err != nil {
-		if s.cfg.Authorizer.Authorize(user, policy.Delete, key) != nil {
-			return s.denied(policy.Upload, err)
-		}
+	if err := s.cfg.Authorizer.Authorize(user, policy.Upload, key); err != nil && s.cfg.Authorizer.Authorize(user, policy.Delete, key) != nil {
+		return s.denied(policy.Upload, err)
 	}
 	if err := s.abortMultipart(ctx, key, uploadID); err != nil {
 		return storageError(ctx, "AbortMultipartUpload", errUploadNotFound, err)

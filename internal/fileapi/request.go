@@ -39,16 +39,13 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 
 // jsonError describes a decoding error for the client.
 func jsonError(err error) error {
-	var (
-		maxBytes *http.MaxBytesError
-		typeErr  *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.As(err, &maxBytes):
+	typeErr, isType := errors.AsType[*json.UnmarshalTypeError](err)
+	switch _, tooLarge := errors.AsType[*http.MaxBytesError](err); {
+	case tooLarge:
 		return err
-	case errors.As(err, &typeErr) && typeErr.Field != "":
+	case isType && typeErr.Field != "":
 		return badRequest("%s: want %s, got %s", typeErr.Field, jsonType(typeErr.Type.Kind().String()), typeErr.Value)
-	case errors.As(err, &typeErr):
+	case isType:
 		return badRequest("the body must be a JSON object")
 	}
 	return badRequest("the body is not valid JSON")
@@ -71,17 +68,6 @@ func jsonType(kind string) string {
 // maxFileNameLen bounds the fileName a client sends; the stored name is
 // shorter still (objectkey.MaxFilenameLen, MaxMetadataValueLen).
 const maxFileNameLen = 1024
-
-// checkFileName validates the fileName member.
-func checkFileName(name string) error {
-	switch {
-	case strings.TrimSpace(name) == "":
-		return badRequest("fileName is required")
-	case len(name) > maxFileNameLen:
-		return badRequest("fileName is longer than %d bytes", maxFileNameLen)
-	}
-	return nil
-}
 
 // newKey chooses the key of a new file of user:
 // OwnerPrefix(user) + <uuid> + "/" + SanitizeFilename(fileName).
@@ -198,8 +184,11 @@ func flatten(h http.Header) map[string]string {
 // user, reports it as the request's resolved key (even when denied), and
 // checks that user may upload there.
 func (s *Service) uploadKey(ctx context.Context, user policy.Subject, fileName string) (string, error) {
-	if err := checkFileName(fileName); err != nil {
-		return "", err
+	switch {
+	case strings.TrimSpace(fileName) == "":
+		return "", badRequest("fileName is required")
+	case len(fileName) > maxFileNameLen:
+		return "", badRequest("fileName is longer than %d bytes", maxFileNameLen)
 	}
 	key, err := s.newKey(user, fileName)
 	if err != nil {

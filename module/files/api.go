@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -405,35 +406,22 @@ func (a *API) Validate() error {
 		return fmt.Errorf("secret and insecure_random_secret exclude each other")
 	}
 	if j := a.Janitor; j != nil {
-		ttl, maxAge := time.Duration(a.UploadTTL), time.Duration(j.MaxAge)
-		if ttl == 0 {
-			ttl = 24 * time.Hour
-		}
-		if maxAge == 0 {
-			maxAge = shared.DefaultJanitorMaxAge
-		}
-		if maxAge <= ttl {
+		ttl := cmp.Or(time.Duration(a.UploadTTL), fileapi.DefaultUploadTTL)
+		if maxAge := cmp.Or(time.Duration(j.MaxAge), shared.DefaultJanitorMaxAge); maxAge <= ttl {
 			return fmt.Errorf("janitor max_age %s must exceed upload_ttl %s, or it aborts uploads clients may still finish", maxAge, ttl)
 		}
 	}
 	if a.SignAllParts < 0 || a.SignAllParts > fileapi.MaxSignAllParts {
 		return fmt.Errorf("sign_all_parts must be within 0 and %d", fileapi.MaxSignAllParts)
 	}
-	switch a.CreateOnly {
-	case "", "auto", "on", "off":
-	default:
+	if !slices.Contains([]string{"", "auto", "on", "off"}, a.CreateOnly) {
 		return fmt.Errorf("create_only must be auto, on or off")
 	}
-	switch a.PostPolicyCredentials {
-	case "", "session", "gateway":
-	default:
+	if !slices.Contains([]string{"", "session", "gateway"}, a.PostPolicyCredentials) {
 		return fmt.Errorf("post_policy_credentials must be session or gateway")
 	}
 	for role := range a.RoleARNs {
-		if role == "*" {
-			continue
-		}
-		if _, err := roles.Parse(role); err != nil {
+		if _, err := roles.Parse(role); role != "*" && err != nil {
 			return fmt.Errorf("role_arns: %v", err)
 		}
 	}

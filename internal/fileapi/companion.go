@@ -85,14 +85,6 @@ func writeXML(w http.ResponseWriter, data any) {
 	_, _ = w.Write(doc)
 }
 
-// setAction names the request's action in audit lines, for routes whose
-// action depends on the request.
-func setAction(ctx context.Context, action string) {
-	if res, _ := ctx.Value(resolvedKey{}).(*Resolved); res != nil {
-		res.Action = action
-	}
-}
-
 type companionParamsResponse struct {
 	Method  string            `json:"method"`
 	URL     string            `json:"url"`
@@ -395,7 +387,9 @@ func (s *Service) signRequest(w http.ResponseWriter, r *http.Request, user polic
 	name := uppyKey.ReplaceAllString(req.Key, "") // for a new file
 	switch {
 	case req.UploadID == "" && req.Method == http.MethodPut: // PutObject: a POST policy
-		setAction(ctx, "upload_post")
+		if res, _ := ctx.Value(resolvedKey{}).(*Resolved); res != nil {
+			res.Action = "upload_post" // the route's action depends on the request
+		}
 		p, err := s.postPolicy(ctx, user, name, req.ContentType, nil)
 		if err != nil {
 			return nil, err

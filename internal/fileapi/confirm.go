@@ -96,7 +96,10 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request, user policy.Su
 		ContentType: aws.ToString(head.ContentType),
 		ETag:        trimETag(aws.ToString(head.ETag)),
 	}
-	meta := lowerKeys(head.Metadata)
+	meta := make(map[string]string, len(head.Metadata)) // lowercase: S3 servers differ in case
+	for k, v := range head.Metadata {
+		meta[strings.ToLower(k)] = v
+	}
 	if multipartETag(resp.ETag) || meta[s3limits.MetaWriteID] != "" {
 		return resp, nil // counted on complete, or streamed by the gateway
 	}
@@ -269,15 +272,6 @@ func (s *Service) mayDiscard(user policy.Subject, key string, meta map[string]st
 func multipartETag(etag string) bool {
 	_, n, ok := strings.Cut(etag, "-")
 	return ok && n != "" && strings.Trim(n, "0123456789") == ""
-}
-
-// lowerKeys returns m with lowercase keys (S3 servers differ in case).
-func lowerKeys(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[strings.ToLower(k)] = v
-	}
-	return out
 }
 
 // baseType is a media type without parameters, lowercase.

@@ -1,7 +1,6 @@
 package fileapi
 
 import (
-	"errors"
 	"net/http"
 	"path"
 	"strconv"
@@ -10,8 +9,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
@@ -76,8 +75,7 @@ func (s *Service) list(_ http.ResponseWriter, r *http.Request, user policy.Subje
 	out, err := s.cfg.Store.ListObjectsV2(ctx, in)
 	cancel()
 	if err != nil {
-		var api smithy.APIError
-		if cursor != "" && errors.As(err, &api) && api.ErrorCode() == "InvalidArgument" {
+		if cursor != "" && awserr.Code(err) == "InvalidArgument" {
 			return nil, badRequest("invalid cursor")
 		}
 		return nil, storageError(r.Context(), "ListObjectsV2", errNotFound, err)

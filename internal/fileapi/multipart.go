@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
@@ -480,8 +480,7 @@ func (s *Service) completeUpload(ctx context.Context, c uploadClaims) (completed
 		}
 		return completedUpload{}, fmt.Errorf("%w: %s", errExists, c.Key)
 	}
-	var api smithy.APIError
-	if errors.As(err, &api) && slices.Contains([]string{"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}, api.ErrorCode()) {
+	if slices.Contains([]string{"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}, awserr.Code(err)) {
 		// A part was replaced between listing and completing: the upload
 		// is intact, so it is not aborted and the client may try again.
 		return completedUpload{}, fmt.Errorf("%w: the parts changed while the upload was completed; try again", errPartsMismatch)

@@ -295,20 +295,12 @@ func ParseRules(spec map[string]map[string]string) (map[roles.Role]Rules, error)
 // empty, valid UTF-8, no leading "/", no "//", no "." or ".." segment, no
 // control character.
 func SafeKey(key string) bool {
-	if key == "" || key[0] == '/' || strings.Contains(key, "//") || !utf8.ValidString(key) {
+	if key == "" || key[0] == '/' || strings.Contains(key, "//") || !utf8.ValidString(key) ||
+		strings.ContainsFunc(key, unicode.IsControl) {
 		return false
 	}
-	for _, r := range key {
-		if unicode.IsControl(r) {
-			return false
-		}
-	}
-	for seg := range strings.SplitSeq(key, "/") {
-		if seg == "." || seg == ".." {
-			return false
-		}
-	}
-	return true
+	segs := strings.Split(key, "/")
+	return !slices.Contains(segs, ".") && !slices.Contains(segs, "..")
 }
 
 // safeSegment escapes a user id into one key segment, injectively, as the

@@ -428,17 +428,14 @@ func (a *API) Validate() error {
 	return nil
 }
 
-// roleARN returns the IAM role to assume for a user's role, or "".
-func (a *API) roleARN(r roles.Role) string {
-	if arn, ok := a.RoleARNs[string(r)]; ok {
-		return arn
-	}
-	return a.RoleARNs["*"]
-}
-
-// credentials returns the credentials that sign a user's URLs.
+// credentials returns the credentials that sign a user's URLs: a session
+// of the IAM role of the user's role, else of the role "*", else the
+// gateway's own.
 func (a *API) credentials(user policy.Subject) aws.CredentialsProvider {
-	arn := a.roleARN(user.Role)
+	arn, ok := a.RoleARNs[string(user.Role)]
+	if !ok {
+		arn = a.RoleARNs["*"]
+	}
 	if arn == "" || a.sts == nil {
 		return a.gwCreds
 	}

@@ -226,39 +226,33 @@ func (s *Service) companionSignPart(_ http.ResponseWriter, r *http.Request, user
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.signOnePart(r.Context(), user, c, r.PathValue("partNumber"))
+	p, expires, err := s.signOnePart(r.Context(), user, c, r.PathValue("partNumber"))
 	if err != nil {
 		return nil, err
 	}
-	return companionPartResponse{URL: p.URL, Expires: p.expires, Headers: p.Headers}, nil
-}
-
-type signedPart struct {
-	partURL
-	expires int64
+	return companionPartResponse{URL: p.URL, Expires: expires, Headers: p.Headers}, nil
 }
 
 // signOnePart signs part number n (a decimal string) of the upload c: for
 // its exact length when the size was declared, else for any length, which
 // complete checks. Part numbers whose parts could only exceed MaxFileSize
-// are refused.
-func (s *Service) signOnePart(ctx context.Context, user policy.Subject, c uploadClaims, num string) (signedPart, error) {
+// are refused. It returns the URL and the seconds it is valid for.
+func (s *Service) signOnePart(ctx context.Context, user policy.Subject, c uploadClaims, num string) (partURL, int64, error) {
 	n, err := strconv.Atoi(num)
 	if err != nil || n < 1 || n > c.totalParts() {
-		return signedPart{}, badRequest("the part number must be within 1 and %d", c.totalParts())
+		return partURL{}, 0, badRequest("the part number must be within 1 and %d", c.totalParts())
 	}
 	if !c.sized() && int64(n-1)*s3limits.MinPartSize >= s.cfg.MaxFileSize {
-		return signedPart{}, fmt.Errorf("%w: %d parts of at least %d bytes exceed the limit of %d bytes",
+		return partURL{}, 0, fmt.Errorf("%w: %d parts of at least %d bytes exceed the limit of %d bytes",
 			errTooLarge, n, s3limits.MinPartSize, s.cfg.MaxFileSize)
 	}
 	urls, expiresIn, err := s.signPartURLs(ctx, user, c, []int{n})
 	if err != nil {
-		return signedPart{}, err
+		return partURL{}, 0, err
 	}
-	p := urls[0]
 	// A browser sets Content-Length itself and may not send it.
-	delete(p.Headers, "Content-Length")
-	return signedPart{partURL: p, expires: expiresIn}, nil
+	delete(urls[0].Headers, "Content-Length")
+	return urls[0], expiresIn, nil
 }
 
 type companionPart struct {
@@ -423,7 +417,7 @@ func (s *Service) signRequest(w http.ResponseWriter, r *http.Request, user polic
 		if req.PartNumber == nil {
 			return nil, badRequest("partNumber is required")
 		}
-		p, err := s.signOnePart(ctx, user, c, strconv.Itoa(*req.PartNumber))
+		p, _, err := s.signOnePart(ctx, user, c, strconv.Itoa(*req.PartNumber))
 		if err != nil {
 			return nil, err
 		}

@@ -213,9 +213,7 @@ func (a *API) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.S3Config.ApplyDefaults()
 	a.S3Config.Expand()
-	if a.Prefix == "" {
-		a.Prefix = "files/"
-	}
+	a.Prefix = cmp.Or(a.Prefix, "files/")
 	a.BasePath = strings.TrimRight(a.BasePath, "/")
 	if a.CORS != nil {
 		p, err := a.CORS.policy()

@@ -135,6 +135,7 @@ func New(cfg Config) (*Policy, error) {
 	if len(headers) == 0 {
 		headers = DefaultHeaders
 	}
+	var allow []string // in the order configured, without duplicates or "*"
 	for _, h := range headers {
 		if h == "*" {
 			p.anyHeader = true
@@ -143,7 +144,10 @@ func New(cfg Config) (*Policy, error) {
 		if !validToken(h) {
 			return nil, fmt.Errorf("cors: header %q is not a header name", h)
 		}
-		p.headers[strings.ToLower(h)] = true
+		if l := strings.ToLower(h); !p.headers[l] {
+			p.headers[l] = true
+			allow = append(allow, h)
+		}
 	}
 	p.methods = cfg.Methods
 	if len(p.methods) == 0 {
@@ -160,7 +164,7 @@ func New(cfg Config) (*Policy, error) {
 		}
 	}
 	p.allowMeths = strings.Join(p.methods, ", ")
-	p.allowHdrs = strings.Join(uniqueHeaders(p.headers, headers), ", ")
+	p.allowHdrs = strings.Join(allow, ", ")
 	p.expose = strings.Join(cfg.ExposeHeaders, ", ")
 	if cfg.MaxAge > 0 {
 		p.maxAge = strconv.FormatInt(int64(cfg.MaxAge/time.Second), 10)
@@ -182,32 +186,11 @@ func parseOrigin(o string) (string, error) {
 	return u.Scheme + "://" + host, nil
 }
 
-// uniqueHeaders returns the header names in the order configured, without
-// duplicates or "*".
-func uniqueHeaders(set map[string]bool, configured []string) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, h := range configured {
-		l := strings.ToLower(h)
-		if set[l] && !seen[l] {
-			seen[l] = true
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
 // validToken reports whether s is an HTTP token (a header or method name).
 func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
+	return s != "" && !strings.ContainsFunc(s, func(c rune) bool {
+		return c <= ' ' || c >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c)
+	})
 }
 
 // Allowed reports whether the policy allows the origin (the value of an

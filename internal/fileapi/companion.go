@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
-	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
@@ -86,14 +85,6 @@ func writeXML(w http.ResponseWriter, data any) {
 	_, _ = w.Write(doc)
 }
 
-// setAction names the request's action in audit lines, for routes whose
-// action depends on the request.
-func setAction(ctx context.Context, action string) {
-	if res, _ := ctx.Value(resolvedKey{}).(*Resolved); res != nil {
-		res.Action = action
-	}
-}
-
 type companionParamsResponse struct {
 	Method  string            `json:"method"`
 	URL     string            `json:"url"`
@@ -123,24 +114,11 @@ func (s *Service) postPolicy(ctx context.Context, user policy.Subject, fileName,
 	if err != nil {
 		return companionParamsResponse{}, err
 	}
-	ct, meta, err := s.typeAndMetadata(contentType, client, user, fileName, "")
+	// Uppy sends an empty file as a single upload.
+	p, err := s.signPost(ctx, user, key, fileName, contentType, client, 0, s.cfg.MaxSingleSize)
 	if err != nil {
 		return companionParamsResponse{}, err
 	}
-	p, err := s.cfg.Presigner.PostObject(ctx, s.postCredentials(user), presign.PostRequest{
-		Bucket:      s.cfg.Bucket,
-		Key:         key,
-		ContentType: ct,
-		MinSize:     0, // Uppy sends an empty file as a single upload
-		MaxSize:     s.cfg.MaxSingleSize,
-		Metadata:    meta,
-		Encryption:  s.sse,
-		Expires:     s.cfg.URLExpiry,
-	})
-	if err != nil {
-		return companionParamsResponse{}, storageError(ctx, "presigning POST", errNotFound, err)
-	}
-	s.presigned("post")
 	return companionParamsResponse{
 		Method:  http.MethodPost,
 		URL:     p.URL,
@@ -248,42 +226,33 @@ func (s *Service) companionSignPart(_ http.ResponseWriter, r *http.Request, user
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.signOnePart(r.Context(), user, c, r.PathValue("partNumber"))
+	p, expires, err := s.signOnePart(r.Context(), user, c, r.PathValue("partNumber"))
 	if err != nil {
 		return nil, err
 	}
-	return companionPartResponse{URL: p.URL, Expires: p.expires, Headers: p.Headers}, nil
-}
-
-type signedPart struct {
-	partURL
-	expires int64
+	return companionPartResponse{URL: p.URL, Expires: expires, Headers: p.Headers}, nil
 }
 
 // signOnePart signs part number n (a decimal string) of the upload c: for
 // its exact length when the size was declared, else for any length, which
 // complete checks. Part numbers whose parts could only exceed MaxFileSize
-// are refused.
-func (s *Service) signOnePart(ctx context.Context, user policy.Subject, c uploadClaims, num string) (signedPart, error) {
+// are refused. It returns the URL and the seconds it is valid for.
+func (s *Service) signOnePart(ctx context.Context, user policy.Subject, c uploadClaims, num string) (partURL, int64, error) {
 	n, err := strconv.Atoi(num)
 	if err != nil || n < 1 || n > c.totalParts() {
-		return signedPart{}, badRequest("the part number must be within 1 and %d", c.totalParts())
+		return partURL{}, 0, badRequest("the part number must be within 1 and %d", c.totalParts())
 	}
 	if !c.sized() && int64(n-1)*s3limits.MinPartSize >= s.cfg.MaxFileSize {
-		return signedPart{}, fmt.Errorf("%w: %d parts of at least %d bytes exceed the limit of %d bytes",
+		return partURL{}, 0, fmt.Errorf("%w: %d parts of at least %d bytes exceed the limit of %d bytes",
 			errTooLarge, n, s3limits.MinPartSize, s.cfg.MaxFileSize)
 	}
 	urls, expiresIn, err := s.signPartURLs(ctx, user, c, []int{n})
 	if err != nil {
-		return signedPart{}, err
+		return partURL{}, 0, err
 	}
-	p := urls[0]
 	// A browser sets Content-Length itself and may not send it.
-	delete(p.Headers, "Content-Length")
-	if len(p.Headers) == 0 {
-		p.Headers = nil
-	}
-	return signedPart{partURL: p, expires: expiresIn}, nil
+	delete(urls[0].Headers, "Content-Length")
+	return urls[0], expiresIn, nil
 }
 
 type companionPart struct {
@@ -409,17 +378,18 @@ func (s *Service) signRequest(w http.ResponseWriter, r *http.Request, user polic
 		return nil, err
 	}
 	ctx := r.Context()
+	name := uppyKey.ReplaceAllString(req.Key, "") // for a new file
 	switch {
 	case req.UploadID == "" && req.Method == http.MethodPut: // PutObject: a POST policy
-		setAction(ctx, "upload_post")
-		name := uppyKey.ReplaceAllString(req.Key, "")
+		if res, _ := ctx.Value(resolvedKey{}).(*Resolved); res != nil {
+			res.Action = "upload_post" // the route's action depends on the request
+		}
 		p, err := s.postPolicy(ctx, user, name, req.ContentType, nil)
 		if err != nil {
 			return nil, err
 		}
 		return signResponse{URL: p.URL, Key: p.Key, Fields: p.Fields, FileID: p.FileID}, nil
 	case req.UploadID == "" && req.Method == http.MethodPost: // CreateMultipartUpload
-		name := uppyKey.ReplaceAllString(req.Key, "")
 		key, err := s.uploadKey(ctx, user, name)
 		if err != nil {
 			return nil, err
@@ -447,7 +417,7 @@ func (s *Service) signRequest(w http.ResponseWriter, r *http.Request, user polic
 		if req.PartNumber == nil {
 			return nil, badRequest("partNumber is required")
 		}
-		p, err := s.signOnePart(ctx, user, c, strconv.Itoa(*req.PartNumber))
+		p, _, err := s.signOnePart(ctx, user, c, strconv.Itoa(*req.PartNumber))
 		if err != nil {
 			return nil, err
 		}
@@ -474,17 +444,14 @@ func authHeaders(r *http.Request) map[string]string {
 // the browser called (its Origin header, when that names this host), else
 // this host with the request's scheme, then BasePath and path.
 func (s *Service) selfURL(r *http.Request, path string, q url.Values) string {
-	origin := ""
-	if o, err := url.Parse(r.Header.Get("Origin")); err == nil && o.Host == r.Host && (o.Scheme == "http" || o.Scheme == "https") {
-		origin = o.Scheme + "://" + o.Host
-	} else {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		origin = scheme + "://" + r.Host
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
 	}
-	return origin + s.cfg.BasePath + path + "?" + q.Encode()
+	if o, err := url.Parse(r.Header.Get("Origin")); err == nil && o.Host == r.Host && (o.Scheme == "http" || o.Scheme == "https") {
+		scheme = o.Scheme
+	}
+	return scheme + "://" + r.Host + s.cfg.BasePath + path + "?" + q.Encode()
 }
 
 // xmlCreate serves POST /s3/sign/uploads?ticket: Uppy's

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,20 +69,13 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request, user policy.Su
 	if req.Size != nil && *req.Size < 0 {
 		return nil, badRequest("size may not be negative")
 	}
-	var wantSum string
-	if req.SHA256 != "" {
-		var err error
-		if _, wantSum, err = parseSHA256(req.SHA256); err != nil {
-			return nil, badRequest("sha256: want a SHA-256 digest in hex or base64")
-		}
-	}
-	id := r.PathValue("fileId")
-	key, err := s.keyOf(id)
+	_, wantSum, err := parseSHA256("sha256", req.SHA256)
 	if err != nil {
 		return nil, err
 	}
-	resolved(r.Context(), key, "")
-	if err := s.authorize(user, policy.Upload, key); err != nil {
+	id := r.PathValue("fileId")
+	key, err := s.fileKey(r.Context(), user, policy.Upload, id)
+	if err != nil {
 		return nil, err
 	}
 	ctx := r.Context()
@@ -102,7 +96,10 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request, user policy.Su
 		ContentType: aws.ToString(head.ContentType),
 		ETag:        trimETag(aws.ToString(head.ETag)),
 	}
-	meta := lowerKeys(head.Metadata)
+	meta := make(map[string]string, len(head.Metadata)) // lowercase: S3 servers differ in case
+	for k, v := range head.Metadata {
+		meta[strings.ToLower(k)] = v
+	}
 	if multipartETag(resp.ETag) || meta[s3limits.MetaWriteID] != "" {
 		return resp, nil // counted on complete, or streamed by the gateway
 	}
@@ -110,16 +107,14 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request, user policy.Su
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range tags {
-		if aws.ToString(t.Key) == ConfirmedTag {
-			return resp, nil
-		}
+	if slices.ContainsFunc(tags, func(t types.Tag) bool { return aws.ToString(t.Key) == ConfirmedTag }) {
+		return resp, nil
 	}
 
 	outcome := Upload{Method: MethodPresigned, Bytes: resp.Size, Duration: s.sinceIssued(key)}
 	if err := s.checkConfirmed(ctx, key, req, wantSum, meta, head); err != nil {
 		if s.mayDiscard(user, key, meta) {
-			if delErr := s.deleteDetached(ctx, key); delErr != nil {
+			if delErr := s.deleteObject(context.WithoutCancel(ctx), key); delErr != nil {
 				return nil, storageError(ctx, "DeleteObject", errNotFound, delErr)
 			}
 			uploaded(ctx, outcome)
@@ -229,9 +224,9 @@ func (s *Service) tags(ctx context.Context, key string) ([]types.Tag, error) {
 	return out.TagSet, nil
 }
 
-// deleteDetached deletes an object even when the request was cancelled.
-func (s *Service) deleteDetached(ctx context.Context, key string) error {
-	ctx, cancel := s.callCtx(context.WithoutCancel(ctx))
+// deleteObject deletes the object at key.
+func (s *Service) deleteObject(ctx context.Context, key string) error {
+	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	_, err := s.cfg.Store.DeleteObject(ctx, &s3.DeleteObjectInput{
 		Bucket: aws.String(s.cfg.Bucket),
@@ -248,11 +243,16 @@ func (s *Service) sinceIssued(key string) time.Duration {
 		return 0
 	}
 	sec, nsec := id.Time().UnixTime()
-	d := s.now().Sub(time.Unix(sec, nsec))
-	if d < 0 || d > s.cfg.UploadTTL+s.cfg.URLExpiry {
-		return 0
+	return s.since(time.Unix(sec, nsec), s.cfg.UploadTTL+s.cfg.URLExpiry)
+}
+
+// since is the time since t, or 0 when that is not within 0 and limit
+// (not plausible: a clock, or the configuration, changed since).
+func (s *Service) since(t time.Time, limit time.Duration) time.Duration {
+	if d := s.now().Sub(t); d >= 0 && d <= limit {
+		return d
 	}
-	return d
+	return 0
 }
 
 // mayDiscard reports whether a failed confirm by user deletes the object
@@ -271,24 +271,7 @@ func (s *Service) mayDiscard(user policy.Subject, key string, meta map[string]st
 // upload's: "<hex>-<parts>".
 func multipartETag(etag string) bool {
 	_, n, ok := strings.Cut(etag, "-")
-	if !ok || n == "" {
-		return false
-	}
-	for _, c := range n {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// lowerKeys returns m with lowercase keys (S3 servers differ in case).
-func lowerKeys(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[strings.ToLower(k)] = v
-	}
-	return out
+	return ok && n != "" && strings.Trim(n, "0123456789") == ""
 }
 
 // baseType is a media type without parameters, lowercase.

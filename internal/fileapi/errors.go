@@ -1,16 +1,15 @@
 package fileapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/envelope"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
@@ -44,64 +43,55 @@ var (
 	errChecksumMismatch = errors.New("the file's checksum does not match")
 )
 
+// classes maps errors to the status, code and message the client gets, the
+// first match winning; an empty message shows the error's own text.
+var classes = []struct {
+	err           error
+	status        int
+	code, message string
+}{
+	{errRouteNotFound, http.StatusNotFound, "NOT_FOUND", "no such route"},
+	{errMethodNotAllowed, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method not allowed"},
+	{errUnauthenticated, http.StatusUnauthorized, "UNAUTHENTICATED", "authentication required"},
+	{context.Canceled, envelope.StatusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"},
+	{errTooManyRequests, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "too many multipart uploads are being started at once; try again shortly"},
+	{errDenied, http.StatusForbidden, "FORBIDDEN", "access denied"},
+	{errTokenExpired, http.StatusForbidden, "UPLOAD_TOKEN_EXPIRED", "the upload token has expired"},
+	{errInvalidToken, http.StatusForbidden, "INVALID_UPLOAD_TOKEN", ""},
+	{errNotFound, http.StatusNotFound, "FILE_NOT_FOUND", "file not found"},
+	{errExists, http.StatusConflict, "FILE_EXISTS", "the file already exists"},
+	{errUploadNotFound, http.StatusNotFound, "UPLOAD_NOT_FOUND", "multipart upload not found"},
+	{errTooLarge, http.StatusRequestEntityTooLarge, "FILE_TOO_LARGE", ""},
+	{errNotJSON, http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", ""},
+	{contenttype.ErrNotAllowed, http.StatusUnsupportedMediaType, "CONTENT_TYPE_NOT_ALLOWED", ""},
+	{errTypeMismatch, http.StatusUnsupportedMediaType, "CONTENT_TYPE_MISMATCH", ""},
+	{contenttype.ErrMismatch, http.StatusUnsupportedMediaType, "CONTENT_TYPE_MISMATCH", ""},
+	{errSizeMismatch, http.StatusBadRequest, "SIZE_MISMATCH", ""},
+	{errChecksumMismatch, http.StatusBadRequest, "CHECKSUM_MISMATCH", ""},
+	{errInvalidFileID, http.StatusBadRequest, "INVALID_FILE_ID", "invalid fileId"},
+	{objectkey.ErrInvalidKey, http.StatusBadRequest, "INVALID_KEY", "the object key built for this file is not valid"},
+	{s3limits.ErrMetadataTooLarge, http.StatusBadRequest, "METADATA_TOO_LARGE", ""},
+	{errMetadata, http.StatusBadRequest, "INVALID_METADATA", ""},
+	{errPartsMismatch, http.StatusBadRequest, "PARTS_MISMATCH", ""},
+	{errBadRequest, http.StatusBadRequest, "BAD_REQUEST", ""},
+	{errStorageTimeout, http.StatusGatewayTimeout, "STORAGE_TIMEOUT", "the storage backend did not answer in time"},
+	{context.DeadlineExceeded, http.StatusGatewayTimeout, "STORAGE_TIMEOUT", "the storage backend did not answer in time"},
+	{errStorage, http.StatusBadGateway, "STORAGE_ERROR", "the storage backend failed"},
+}
+
 // classify maps an error to the status, code and message the client gets.
-// It is the one place where errors become HTTP statuses.
+// It is the one place where errors become HTTP statuses. A request body
+// over its limit (http.MaxBytesError) comes straight from decoding, never
+// wrapped in one of the errors above.
 func classify(err error) (status int, code, message string) {
-	var maxBytes *http.MaxBytesError
-	switch {
-	case errors.Is(err, errRouteNotFound):
-		return http.StatusNotFound, "NOT_FOUND", "no such route"
-	case errors.Is(err, errMethodNotAllowed):
-		return http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method not allowed"
-	case errors.Is(err, errUnauthenticated):
-		return http.StatusUnauthorized, "UNAUTHENTICATED", "authentication required"
-	case errors.Is(err, context.Canceled):
-		return envelope.StatusClientClosedRequest, "CLIENT_CLOSED_REQUEST", "the client closed the request"
-	case errors.Is(err, errTooManyRequests):
-		return http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "too many multipart uploads are being started at once; try again shortly"
-	case errors.Is(err, errDenied):
-		return http.StatusForbidden, "FORBIDDEN", "access denied"
-	case errors.Is(err, errTokenExpired):
-		return http.StatusForbidden, "UPLOAD_TOKEN_EXPIRED", "the upload token has expired"
-	case errors.Is(err, errInvalidToken):
-		return http.StatusForbidden, "INVALID_UPLOAD_TOKEN", err.Error()
-	case errors.Is(err, errNotFound):
-		return http.StatusNotFound, "FILE_NOT_FOUND", "file not found"
-	case errors.Is(err, errExists):
-		return http.StatusConflict, "FILE_EXISTS", "the file already exists"
-	case errors.Is(err, errUploadNotFound):
-		return http.StatusNotFound, "UPLOAD_NOT_FOUND", "multipart upload not found"
-	case errors.As(err, &maxBytes):
+	if maxBytes, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE",
 			fmt.Sprintf("the request body exceeds %d bytes", maxBytes.Limit)
-	case errors.Is(err, errTooLarge):
-		return http.StatusRequestEntityTooLarge, "FILE_TOO_LARGE", err.Error()
-	case errors.Is(err, errNotJSON):
-		return http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", err.Error()
-	case errors.Is(err, contenttype.ErrNotAllowed):
-		return http.StatusUnsupportedMediaType, "CONTENT_TYPE_NOT_ALLOWED", err.Error()
-	case errors.Is(err, errTypeMismatch), errors.Is(err, contenttype.ErrMismatch):
-		return http.StatusUnsupportedMediaType, "CONTENT_TYPE_MISMATCH", err.Error()
-	case errors.Is(err, errSizeMismatch):
-		return http.StatusBadRequest, "SIZE_MISMATCH", err.Error()
-	case errors.Is(err, errChecksumMismatch):
-		return http.StatusBadRequest, "CHECKSUM_MISMATCH", err.Error()
-	case errors.Is(err, errInvalidFileID):
-		return http.StatusBadRequest, "INVALID_FILE_ID", "invalid fileId"
-	case errors.Is(err, objectkey.ErrInvalidKey):
-		return http.StatusBadRequest, "INVALID_KEY", "the object key built for this file is not valid"
-	case errors.Is(err, s3limits.ErrMetadataTooLarge):
-		return http.StatusBadRequest, "METADATA_TOO_LARGE", err.Error()
-	case errors.Is(err, errMetadata):
-		return http.StatusBadRequest, "INVALID_METADATA", err.Error()
-	case errors.Is(err, errPartsMismatch):
-		return http.StatusBadRequest, "PARTS_MISMATCH", err.Error()
-	case errors.Is(err, errBadRequest):
-		return http.StatusBadRequest, "BAD_REQUEST", err.Error()
-	case errors.Is(err, errStorageTimeout), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout, "STORAGE_TIMEOUT", "the storage backend did not answer in time"
-	case errors.Is(err, errStorage):
-		return http.StatusBadGateway, "STORAGE_ERROR", "the storage backend failed"
+	}
+	for _, c := range classes {
+		if errors.Is(err, c.err) {
+			return c.status, c.code, cmp.Or(c.message, err.Error())
+		}
 	}
 	return http.StatusInternalServerError, "INTERNAL_ERROR", "internal error"
 }
@@ -127,24 +117,16 @@ func storageError(ctx context.Context, op string, notFound, err error) error {
 	if ctxErr := ctx.Err(); errors.Is(ctxErr, context.Canceled) {
 		return fmt.Errorf("%s: %w", op, ctxErr)
 	}
-	var (
-		api     smithy.APIError
-		resp    *smithyhttp.ResponseError
-		noKey   *types.NoSuchKey
-		missing *types.NotFound
-		noUp    *types.NoSuchUpload
-		ne      net.Error
-	)
+	kind := errStorage
 	switch {
-	case errors.As(err, &api) && api.ErrorCode() == "NoSuchBucket":
-		return fmt.Errorf("%w: %s: %v", errStorage, op, err)
-	case errors.As(err, &noKey), errors.As(err, &missing), errors.As(err, &noUp),
-		errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusNotFound:
-		return fmt.Errorf("%w: %s: %v", notFound, op, err)
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return fmt.Errorf("%w: %s: %v", errStorageTimeout, op, err)
+	case awserr.Code(err) == "NoSuchBucket":
+	case awserr.Is[*types.NoSuchKey](err), awserr.Is[*types.NotFound](err), awserr.Is[*types.NoSuchUpload](err),
+		awserr.Status(err) == http.StatusNotFound:
+		kind = notFound
+	case errors.Is(err, context.DeadlineExceeded), awserr.Timeout(err):
+		kind = errStorageTimeout
 	}
-	return fmt.Errorf("%w: %s: %v", errStorage, op, err)
+	return fmt.Errorf("%w: %s: %v", kind, op, err)
 }
 
 // badRequest returns a 400 error whose message is shown to the client.

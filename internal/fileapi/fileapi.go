@@ -123,15 +123,8 @@ func WithResolved(ctx context.Context, res *Resolved) context.Context {
 
 // resolved records the key (and upload id, when not "") of a request.
 func resolved(ctx context.Context, key, uploadID string) {
-	res, _ := ctx.Value(resolvedKey{}).(*Resolved)
-	if res == nil {
-		return
-	}
-	if key != "" {
-		res.Key = key
-	}
-	if uploadID != "" {
-		res.UploadID = uploadID
+	if res, _ := ctx.Value(resolvedKey{}).(*Resolved); res != nil {
+		res.Key, res.UploadID = cmp.Or(key, res.Key), cmp.Or(uploadID, res.UploadID)
 	}
 }
 

@@ -1,7 +1,6 @@
 package fileapi
 
 import (
-	"errors"
 	"net/http"
 	"path"
 	"strconv"
@@ -10,8 +9,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/presign"
@@ -76,8 +75,7 @@ func (s *Service) list(_ http.ResponseWriter, r *http.Request, user policy.Subje
 	out, err := s.cfg.Store.ListObjectsV2(ctx, in)
 	cancel()
 	if err != nil {
-		var api smithy.APIError
-		if cursor != "" && errors.As(err, &api) && api.ErrorCode() == "InvalidArgument" {
+		if cursor != "" && awserr.Code(err) == "InvalidArgument" {
 			return nil, badRequest("invalid cursor")
 		}
 		return nil, storageError(r.Context(), "ListObjectsV2", errNotFound, err)
@@ -119,12 +117,8 @@ type fileDetails struct {
 // stat resolves a fileId, authorises action on it, and heads the object.
 func (s *Service) stat(r *http.Request, user policy.Subject, action policy.Action) (fileDetails, error) {
 	id := r.PathValue("fileId")
-	key, err := s.keyOf(id)
+	key, err := s.fileKey(r.Context(), user, action, id)
 	if err != nil {
-		return fileDetails{}, err
-	}
-	resolved(r.Context(), key, "")
-	if err := s.authorize(user, action, key); err != nil {
 		return fileDetails{}, err
 	}
 	ctx, cancel := s.callCtx(r.Context())
@@ -210,21 +204,11 @@ type deleteResponse struct {
 // that does not exist.
 func (s *Service) delete(_ http.ResponseWriter, r *http.Request, user policy.Subject) (any, error) {
 	id := r.PathValue("fileId")
-	key, err := s.keyOf(id)
+	key, err := s.fileKey(r.Context(), user, policy.Delete, id)
 	if err != nil {
 		return nil, err
 	}
-	resolved(r.Context(), key, "")
-	if err := s.authorize(user, policy.Delete, key); err != nil {
-		return nil, err
-	}
-	ctx, cancel := s.callCtx(r.Context())
-	_, err = s.cfg.Store.DeleteObject(ctx, &s3.DeleteObjectInput{
-		Bucket: aws.String(s.cfg.Bucket),
-		Key:    aws.String(key),
-	})
-	cancel()
-	if err != nil {
+	if err := s.deleteObject(r.Context(), key); err != nil {
 		return nil, storageError(r.Context(), "DeleteObject", errNotFound, err)
 	}
 	return deleteResponse{Deleted: true, FileID: id}, nil

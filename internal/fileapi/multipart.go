@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
 
+	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/contenttype"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/createonly"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
@@ -97,20 +97,17 @@ func (s *Service) initiate(w http.ResponseWriter, r *http.Request, user policy.S
 	if err != nil {
 		return nil, err
 	}
-	uploadID := c.UploadID
 	nums := make([]int, min(total, max(s.cfg.PartBatch, s.cfg.SignAllParts)))
 	for i := range nums {
 		nums[i] = i + 1
 	}
 	urls, expiresIn, err := s.signPartURLs(r.Context(), user, c, nums)
 	if err != nil {
-		if abortErr := s.abortDetached(r.Context(), key, uploadID); abortErr != nil {
-			s.reportAbortFailure(abortErr)
-		}
+		s.abortDetached(r.Context(), key, c.UploadID)
 		return nil, err
 	}
 	return initiateResponse{
-		UploadID:    uploadID,
+		UploadID:    c.UploadID,
 		FileID:      fileID(key),
 		S3Key:       key,
 		PartSize:    partSize,
@@ -283,12 +280,8 @@ func (s *Service) listParts(_ http.ResponseWriter, r *http.Request, user policy.
 	if id == "" {
 		return nil, badRequest("fileId is required")
 	}
-	key, err := s.keyOf(id)
+	key, err := s.fileKey(r.Context(), user, policy.Upload, id)
 	if err != nil {
-		return nil, err
-	}
-	resolved(r.Context(), key, "")
-	if err := s.authorize(user, policy.Upload, key); err != nil {
 		return nil, err
 	}
 	parts, err := s.listAllParts(r.Context(), key, uploadID)
@@ -438,13 +431,13 @@ func (s *Service) completeUpload(ctx context.Context, c uploadClaims) (completed
 	if err != nil {
 		return completedUpload{}, err
 	}
-	outcome := Upload{Method: MethodMultipart, Parts: len(parts), Duration: s.sinceInitiate(c)}
+	// The upload was initiated UploadTTL before its token expires.
+	initiated := time.Unix(c.Expires, 0).Add(-s.cfg.UploadTTL)
+	outcome := Upload{Method: MethodMultipart, Parts: len(parts), Duration: s.since(initiated, s.cfg.UploadTTL)}
 	size, err := checkParts(parts, c, s.cfg.MaxFileSize)
 	outcome.Bytes = size
 	if err != nil {
-		if abortErr := s.abortDetached(ctx, c.Key, c.UploadID); abortErr != nil {
-			s.reportAbortFailure(abortErr)
-		} else {
+		if s.abortDetached(ctx, c.Key, c.UploadID) {
 			uploaded(ctx, outcome)
 		}
 		return completedUpload{}, err
@@ -482,15 +475,12 @@ func (s *Service) completeUpload(ctx context.Context, c uploadClaims) (completed
 	if createOnly && createonly.PreconditionFailed(err) {
 		// Something else already stored the key: this upload can never
 		// complete, so its parts go.
-		if abortErr := s.abortDetached(ctx, c.Key, c.UploadID); abortErr != nil {
-			s.reportAbortFailure(abortErr)
-		} else {
+		if s.abortDetached(ctx, c.Key, c.UploadID) {
 			uploaded(ctx, outcome)
 		}
 		return completedUpload{}, fmt.Errorf("%w: %s", errExists, c.Key)
 	}
-	var api smithy.APIError
-	if errors.As(err, &api) && slices.Contains([]string{"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}, api.ErrorCode()) {
+	if slices.Contains([]string{"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}, awserr.Code(err)) {
 		// A part was replaced between listing and completing: the upload
 		// is intact, so it is not aborted and the client may try again.
 		return completedUpload{}, fmt.Errorf("%w: the parts changed while the upload was completed; try again", errPartsMismatch)
@@ -517,21 +507,10 @@ func (s *Service) sniffCompleted(ctx context.Context, c uploadClaims, size int64
 	if !errors.Is(err, errTypeMismatch) && !errors.Is(err, contenttype.ErrNotAllowed) {
 		return err
 	}
-	if delErr := s.deleteDetached(ctx, c.Key); delErr != nil {
+	if delErr := s.deleteObject(context.WithoutCancel(ctx), c.Key); delErr != nil {
 		return storageError(ctx, "DeleteObject", errNotFound, delErr)
 	}
 	return fmt.Errorf("%w; the upload was deleted", err)
-}
-
-// sinceInitiate is the time since the upload c was initiated, from its
-// token's expiry less UploadTTL; 0 when that is not plausible (upload_ttl
-// changed since).
-func (s *Service) sinceInitiate(c uploadClaims) time.Duration {
-	d := s.now().Sub(time.Unix(c.Expires, 0).Add(-s.cfg.UploadTTL))
-	if d < 0 || d > s.cfg.UploadTTL {
-		return 0
-	}
-	return d
 }
 
 type abortRequest struct {
@@ -567,28 +546,19 @@ func (s *Service) abort(w http.ResponseWriter, r *http.Request, user policy.Subj
 // may upload to the key or delete it.
 func (s *Service) abortUpload(ctx context.Context, user policy.Subject, key, uploadID string) error {
 	resolved(ctx, key, "")
-	if err := s.cfg.Authorizer.Authorize(user, policy.Upload, key); err != nil {
-		if s.cfg.Authorizer.Authorize(user, policy.Delete, key) != nil {
-			return s.denied(policy.Upload, err)
-		}
+	if err := s.cfg.Authorizer.Authorize(user, policy.Upload, key); err != nil && s.cfg.Authorizer.Authorize(user, policy.Delete, key) != nil {
+		return s.denied(policy.Upload, err)
 	}
-	callCtx, cancel := s.callCtx(ctx)
-	_, err := s.cfg.Store.AbortMultipartUpload(callCtx, &s3.AbortMultipartUploadInput{
-		Bucket:   aws.String(s.cfg.Bucket),
-		Key:      aws.String(key),
-		UploadId: aws.String(uploadID),
-	})
-	cancel()
-	if err != nil {
+	if err := s.abortMultipart(ctx, key, uploadID); err != nil {
 		return storageError(ctx, "AbortMultipartUpload", errUploadNotFound, err)
 	}
 	resolved(ctx, "", uploadID) // S3 knew it: not just any client string
 	return nil
 }
 
-// abortDetached aborts an upload even when the request was cancelled.
-func (s *Service) abortDetached(ctx context.Context, key, uploadID string) error {
-	ctx, cancel := s.callCtx(context.WithoutCancel(ctx))
+// abortMultipart aborts the multipart upload uploadID of key.
+func (s *Service) abortMultipart(ctx context.Context, key, uploadID string) error {
+	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	_, err := s.cfg.Store.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket:   aws.String(s.cfg.Bucket),
@@ -598,13 +568,15 @@ func (s *Service) abortDetached(ctx context.Context, key, uploadID string) error
 	return err
 }
 
-// reportAbortFailure tells OnError about an abort that failed while the
-// request failed for another reason; the parts stay until a lifecycle rule
-// removes them.
-func (s *Service) reportAbortFailure(err error) {
-	if s.cfg.OnError != nil {
+// abortDetached aborts an upload even when the request was cancelled, and
+// reports whether it did. A failure goes to OnError, as the request fails
+// for another reason; the parts stay until a lifecycle rule removes them.
+func (s *Service) abortDetached(ctx context.Context, key, uploadID string) bool {
+	err := s.abortMultipart(context.WithoutCancel(ctx), key, uploadID)
+	if err != nil && s.cfg.OnError != nil {
 		s.cfg.OnError(http.StatusBadGateway, fmt.Errorf("%w: aborting multipart upload: %v", errStorage, err))
 	}
+	return err == nil
 }
 
 // trimETag removes the quotes S3 puts around ETags.

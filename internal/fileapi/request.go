@@ -39,16 +39,13 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 
 // jsonError describes a decoding error for the client.
 func jsonError(err error) error {
-	var (
-		maxBytes *http.MaxBytesError
-		typeErr  *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.As(err, &maxBytes):
+	typeErr, isType := errors.AsType[*json.UnmarshalTypeError](err)
+	switch _, tooLarge := errors.AsType[*http.MaxBytesError](err); {
+	case tooLarge:
 		return err
-	case errors.As(err, &typeErr) && typeErr.Field != "":
+	case isType && typeErr.Field != "":
 		return badRequest("%s: want %s, got %s", typeErr.Field, jsonType(typeErr.Type.Kind().String()), typeErr.Value)
-	case errors.As(err, &typeErr):
+	case isType:
 		return badRequest("the body must be a JSON object")
 	}
 	return badRequest("the body is not valid JSON")
@@ -71,17 +68,6 @@ func jsonType(kind string) string {
 // maxFileNameLen bounds the fileName a client sends; the stored name is
 // shorter still (objectkey.MaxFilenameLen, MaxMetadataValueLen).
 const maxFileNameLen = 1024
-
-// checkFileName validates the fileName member.
-func checkFileName(name string) error {
-	switch {
-	case strings.TrimSpace(name) == "":
-		return badRequest("fileName is required")
-	case len(name) > maxFileNameLen:
-		return badRequest("fileName is longer than %d bytes", maxFileNameLen)
-	}
-	return nil
-}
 
 // newKey chooses the key of a new file of user:
 // OwnerPrefix(user) + <uuid> + "/" + SanitizeFilename(fileName).
@@ -163,21 +149,16 @@ func metadata(client map[string]string, user policy.Subject, fileName, sha256 st
 }
 
 func validMetadataName(k string) bool {
-	if k == "" || len(k) > 128 {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
+	return k != "" && len(k) <= 128 && strings.Trim(k, "abcdefghijklmnopqrstuvwxyz0123456789-_") == ""
 }
 
-// parseSHA256 accepts a SHA-256 digest as 64 hex digits or as standard
-// base64 (S3's form) and returns it in both forms.
-func parseSHA256(s string) (b64, hexDigest string, err error) {
+// parseSHA256 accepts the SHA-256 digest of the member name as 64 hex
+// digits or as standard base64 (S3's form) and returns it in both forms;
+// "" stays "".
+func parseSHA256(name, s string) (b64, hexDigest string, err error) {
+	if s == "" {
+		return "", "", nil
+	}
 	var sum []byte
 	if len(s) == 64 {
 		sum, err = hex.DecodeString(s)
@@ -185,16 +166,13 @@ func parseSHA256(s string) (b64, hexDigest string, err error) {
 		sum, err = base64.StdEncoding.Strict().DecodeString(s)
 	}
 	if err != nil || len(sum) != 32 {
-		return "", "", badRequest("checksumSHA256: want a SHA-256 digest in hex or base64")
+		return "", "", badRequest("%s: want a SHA-256 digest in hex or base64", name)
 	}
 	return base64.StdEncoding.EncodeToString(sum), hex.EncodeToString(sum), nil
 }
 
 // flatten turns signed headers into the object clients send them as.
 func flatten(h http.Header) map[string]string {
-	if len(h) == 0 {
-		return nil
-	}
 	out := make(map[string]string, len(h))
 	for k, v := range h {
 		out[k] = strings.Join(v, ",")
@@ -206,8 +184,11 @@ func flatten(h http.Header) map[string]string {
 // user, reports it as the request's resolved key (even when denied), and
 // checks that user may upload there.
 func (s *Service) uploadKey(ctx context.Context, user policy.Subject, fileName string) (string, error) {
-	if err := checkFileName(fileName); err != nil {
-		return "", err
+	switch {
+	case strings.TrimSpace(fileName) == "":
+		return "", badRequest("fileName is required")
+	case len(fileName) > maxFileNameLen:
+		return "", badRequest("fileName is longer than %d bytes", maxFileNameLen)
 	}
 	key, err := s.newKey(user, fileName)
 	if err != nil {

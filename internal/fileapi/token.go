@@ -1,6 +1,7 @@
 package fileapi
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
+	"github.com/caddy-upload-gateway/upload-gateway/internal/policy"
 	"github.com/caddy-upload-gateway/upload-gateway/internal/s3limits"
 )
 
@@ -47,6 +49,20 @@ func (s *Service) keyOf(id string) (string, error) {
 	}
 	if clean != key {
 		return "", fmt.Errorf("%w: key %q is not clean", errInvalidFileID, key)
+	}
+	return key, nil
+}
+
+// fileKey decodes the fileId id (see keyOf), records its key as the
+// request's and checks that user may perform action on it.
+func (s *Service) fileKey(ctx context.Context, user policy.Subject, action policy.Action, id string) (string, error) {
+	key, err := s.keyOf(id)
+	if err != nil {
+		return "", err
+	}
+	resolved(ctx, key, "")
+	if err := s.authorize(user, action, key); err != nil {
+		return "", err
 	}
 	return key, nil
 }
@@ -161,10 +177,8 @@ func (s *Service) open(context, token string, v any) error {
 		return fmt.Errorf("%w: malformed signature", errInvalidToken)
 	}
 	ok := false
-	for _, secret := range s.secrets {
-		if hmac.Equal(mac, tokenMAC(context, secret, signed)) {
-			ok = true
-		}
+	for _, secret := range s.secrets { // every one, in constant time
+		ok = hmac.Equal(mac, tokenMAC(context, secret, signed)) || ok
 	}
 	if !ok {
 		return fmt.Errorf("%w: bad signature", errInvalidToken)

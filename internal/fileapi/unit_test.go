@@ -240,13 +240,16 @@ func TestParseSHA256(t *testing.T) {
 	const h = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 	const b = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 	for _, in := range []string{h, strings.ToUpper(h), b} {
-		gotB, gotH, err := parseSHA256(in)
+		gotB, gotH, err := parseSHA256("sha256", in)
 		if err != nil || gotB != b || gotH != h {
 			t.Errorf("parseSHA256(%q) = %q, %q, %v", in, gotB, gotH, err)
 		}
 	}
-	for _, in := range []string{"", "xyz", h[:62], b[:40], strings.Repeat("g", 64), "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"} {
-		if _, _, err := parseSHA256(in); !errors.Is(err, errBadRequest) {
+	if gotB, gotH, err := parseSHA256("sha256", ""); gotB != "" || gotH != "" || err != nil {
+		t.Errorf("parseSHA256(\"\") = %q, %q, %v, want none declared", gotB, gotH, err)
+	}
+	for _, in := range []string{"xyz", h[:62], b[:40], strings.Repeat("g", 64), "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"} {
+		if _, _, err := parseSHA256("sha256", in); !errors.Is(err, errBadRequest) {
 			t.Errorf("parseSHA256(%q) error = %v", in, err)
 		}
 	}

@@ -1,6 +1,8 @@
 package fileapi
 
 import (
+	"cmp"
+	"context"
 	"net/http"
 
 	"github.com/caddy-upload-gateway/upload-gateway/internal/objectkey"
@@ -36,12 +38,9 @@ func (s *Service) uploadURL(w http.ResponseWriter, r *http.Request, user policy.
 		// empty files go through upload-post (fileSize 0).
 		return nil, badRequest("fileSize is required and must be at least 1 (upload an empty file with upload-post)")
 	}
-	var sumB64, sumHex string
-	if req.ChecksumSHA256 != "" {
-		var err error
-		if sumB64, sumHex, err = parseSHA256(req.ChecksumSHA256); err != nil {
-			return nil, err
-		}
+	sumB64, sumHex, err := parseSHA256("checksumSHA256", req.ChecksumSHA256)
+	if err != nil {
+		return nil, err
 	}
 	key, err := s.uploadKey(r.Context(), user, req.FileName)
 	if err != nil {
@@ -70,21 +69,13 @@ func (s *Service) uploadURL(w http.ResponseWriter, r *http.Request, user policy.
 		return nil, storageError(r.Context(), "presigning PutObject", errNotFound, err)
 	}
 	s.presigned("put")
-	method := p.Method
-	if method == "" {
-		method = http.MethodPut
-	}
-	headers := flatten(p.Headers)
-	if headers == nil {
-		headers = map[string]string{}
-	}
 	return uploadURLResponse{
 		UploadURL:       p.URL,
 		FileID:          fileID(key),
 		ExpiresIn:       s.expiresIn(p.Expires, s.cfg.URLExpiry),
 		S3Key:           key,
-		RequiredHeaders: headers,
-		Method:          method,
+		RequiredHeaders: flatten(p.Headers),
+		Method:          cmp.Or(p.Method, http.MethodPut),
 	}, nil
 }
 
@@ -127,11 +118,28 @@ func (s *Service) uploadPost(w http.ResponseWriter, r *http.Request, user policy
 		maxSize = *req.FileSize
 		minSize = min(minSize, maxSize)
 	}
-	ct, meta, err := s.typeAndMetadata(req.ContentType, req.Metadata, user, req.FileName, "")
+	p, err := s.signPost(r.Context(), user, key, req.FileName, req.ContentType, req.Metadata, minSize, maxSize)
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.cfg.Presigner.PostObject(r.Context(), s.postCredentials(user), presign.PostRequest{
+	return uploadPostResponse{
+		URL:       p.URL,
+		Fields:    p.Fields,
+		FileID:    fileID(key),
+		S3Key:     key,
+		ExpiresIn: s.expiresIn(p.Expires, s.cfg.URLExpiry),
+		MaxSize:   maxSize,
+	}, nil
+}
+
+// signPost checks the content type and metadata of a single upload of
+// fileName to key and signs its POST form for minSize to maxSize bytes.
+func (s *Service) signPost(ctx context.Context, user policy.Subject, key, fileName, contentType string, client map[string]string, minSize, maxSize int64) (*presign.PresignedPost, error) {
+	ct, meta, err := s.typeAndMetadata(contentType, client, user, fileName, "")
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.cfg.Presigner.PostObject(ctx, s.postCredentials(user), presign.PostRequest{
 		Bucket:      s.cfg.Bucket,
 		Key:         key,
 		ContentType: ct,
@@ -142,15 +150,8 @@ func (s *Service) uploadPost(w http.ResponseWriter, r *http.Request, user policy
 		Expires:     s.cfg.URLExpiry,
 	})
 	if err != nil {
-		return nil, storageError(r.Context(), "presigning POST", errNotFound, err)
+		return nil, storageError(ctx, "presigning POST", errNotFound, err)
 	}
 	s.presigned("post")
-	return uploadPostResponse{
-		URL:       p.URL,
-		Fields:    p.Fields,
-		FileID:    fileID(key),
-		S3Key:     key,
-		ExpiresIn: s.expiresIn(p.Expires, s.cfg.URLExpiry),
-		MaxSize:   maxSize,
-	}, nil
+	return p, nil
 }

@@ -236,13 +236,21 @@ func (p Policy) Validate() error {
 			return fmt.Errorf("policy: role %q: write the role none as \"\"", string(r))
 		}
 		for a, s := range rules {
-			if !slices.Contains(actions, a) {
-				return fmt.Errorf("policy: role %s: unknown action %q (want upload, download, list, delete or manage)", r, string(a))
-			}
-			if s != None && s != Own && s != All {
-				return fmt.Errorf("policy: role %s: action %s: unknown scope %q (want own, all or none)", r, a, string(s))
+			if err := checkRule(r, a, s); err != nil {
+				return err
 			}
 		}
+	}
+	return nil
+}
+
+// checkRule reports an unknown action or scope in the rules of role r.
+func checkRule(r roles.Role, a Action, s Scope) error {
+	if !slices.Contains(actions, a) {
+		return fmt.Errorf("policy: role %s: unknown action %q (want upload, download, list, delete or manage)", r, string(a))
+	}
+	if s != None && s != Own && s != All {
+		return fmt.Errorf("policy: role %s: action %s: unknown scope %q (want own, all or none)", r, a, string(s))
 	}
 	return nil
 }
@@ -259,12 +267,7 @@ func (p Policy) Validate() error {
 // lets [Policy.Override] take an action away from a default.
 func ParseRules(spec map[string]map[string]string) (map[roles.Role]Rules, error) {
 	out := make(map[roles.Role]Rules, len(spec))
-	names := make([]string, 0, len(spec))
-	for n := range spec {
-		names = append(names, n)
-	}
-	slices.Sort(names) // report the same error every time
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(spec)) { // the same error every time
 		r, err := roles.Parse(name)
 		if err != nil {
 			return nil, fmt.Errorf("policy: %w", err)
@@ -273,26 +276,15 @@ func ParseRules(spec map[string]map[string]string) (map[roles.Role]Rules, error)
 			return nil, fmt.Errorf("policy: role %s given twice", r)
 		}
 		rules := Rules{}
-		acts := make([]string, 0, len(spec[name]))
-		for a := range spec[name] {
-			acts = append(acts, a)
-		}
-		slices.Sort(acts)
-		for _, an := range acts {
-			a := Action(an)
-			if !slices.Contains(actions, a) {
-				return nil, fmt.Errorf("policy: role %s: unknown action %q (want upload, download, list, delete or manage)", r, an)
+		for _, an := range slices.Sorted(maps.Keys(spec[name])) {
+			a, s := Action(an), Scope(spec[name][an])
+			if s == "none" {
+				s = None
 			}
-			switch sn := spec[name][an]; sn {
-			case "own":
-				rules[a] = Own
-			case "all":
-				rules[a] = All
-			case "none", "":
-				rules[a] = None
-			default:
-				return nil, fmt.Errorf("policy: role %s: action %s: unknown scope %q (want own, all or none)", r, a, sn)
+			if err := checkRule(r, a, s); err != nil {
+				return nil, err
 			}
+			rules[a] = s
 		}
 		out[r] = rules
 	}
@@ -303,34 +295,22 @@ func ParseRules(spec map[string]map[string]string) (map[roles.Role]Rules, error)
 // empty, valid UTF-8, no leading "/", no "//", no "." or ".." segment, no
 // control character.
 func SafeKey(key string) bool {
-	if key == "" || key[0] == '/' || strings.Contains(key, "//") || !utf8.ValidString(key) {
+	if key == "" || key[0] == '/' || strings.Contains(key, "//") || !utf8.ValidString(key) ||
+		strings.ContainsFunc(key, unicode.IsControl) {
 		return false
 	}
-	for _, r := range key {
-		if unicode.IsControl(r) {
-			return false
-		}
-	}
-	for seg := range strings.SplitSeq(key, "/") {
-		if seg == "." || seg == ".." {
-			return false
-		}
-	}
-	return true
+	segs := strings.Split(key, "/")
+	return !slices.Contains(segs, ".") && !slices.Contains(segs, "..")
 }
 
-// safeSegment escapes a user id into one key segment, injectively:
-// lowercase ASCII letters, digits, '.', '@' and '-' are kept, except a
-// leading '.'; every other byte ('_' and uppercase letters included) becomes
-// "_XX" (uppercase hex). Since '_' only ever starts an escape, the id can be
-// decoded back, so two ids never share a segment; since no letter is kept in
-// upper case, that holds even for a matcher that ignores case. The empty id
-// becomes "_", which no other id produces.
+// safeSegment escapes a user id into one key segment, injectively, as the
+// package documentation describes ("User ids in keys"): since '_' only
+// ever starts an escape, the id can be decoded back. The empty id becomes
+// "_", which no other id produces.
 func safeSegment(id string) string {
 	if id == "" {
 		return "_"
 	}
-	const hex = "0123456789ABCDEF"
 	var b strings.Builder
 	b.Grow(len(id))
 	for i := 0; i < len(id); i++ {
@@ -339,9 +319,7 @@ func safeSegment(id string) string {
 			b.WriteByte(c)
 			continue
 		}
-		b.WriteByte('_')
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&0x0f])
+		fmt.Fprintf(&b, "_%02X", c)
 	}
 	return b.String()
 }

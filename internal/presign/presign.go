@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -184,10 +185,7 @@ func result(req *v4.PresignedHTTPRequest, bound http.Header) (*Presigned, error)
 		return nil, fmt.Errorf("presign: the presigner returned a bad URL: %v", err)
 	}
 	q := u.Query()
-	signed := map[string]bool{}
-	for _, name := range strings.Split(q.Get("X-Amz-SignedHeaders"), ";") {
-		signed[name] = true
-	}
+	signed := strings.Split(q.Get("X-Amz-SignedHeaders"), ";")
 	headers := http.Header{}
 	for name, values := range req.SignedHeader {
 		if strings.EqualFold(name, "Host") {
@@ -196,10 +194,10 @@ func result(req *v4.PresignedHTTPRequest, bound http.Header) (*Presigned, error)
 		headers[http.CanonicalHeaderKey(name)] = values
 	}
 	for name := range bound {
-		want := bound.Get(name)
+		want, isSigned := bound.Get(name), slices.Contains(signed, strings.ToLower(name))
 		switch {
-		case signed[strings.ToLower(name)] && headers.Get(name) == want:
-		case !signed[strings.ToLower(name)] && headers.Get(name) == "" && queryValue(q, name) == want:
+		case isSigned && headers.Get(name) == want:
+		case !isSigned && headers.Get(name) == "" && queryValue(q, name) == want:
 		default:
 			return nil, fmt.Errorf("presign: the presigner did not bind %s to %q (signed headers %q)", name, want, q.Get("X-Amz-SignedHeaders"))
 		}
@@ -297,12 +295,7 @@ func metadata(m map[string]string) (map[string]string, error) {
 // printable reports whether s is printable ASCII, as every value that ends
 // up in a signed header must be.
 func printable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
+	return strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r > 0x7e }) < 0
 }
 
 func invalid(format string, args ...any) error {

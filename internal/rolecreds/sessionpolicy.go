@@ -138,7 +138,6 @@ var nameHash = base32.StdEncoding.WithPadding(base32.NoPadding)
 // occurs in an unshortened name, so shortened and unshortened names never
 // collide, and two shortened names only if SHA-256 does.
 func SessionName(userID string) string {
-	const hex = "0123456789ABCDEF"
 	var b strings.Builder
 	for i := 0; i < len(userID); i++ {
 		c := userID[i]
@@ -146,9 +145,7 @@ func SessionName(userID string) string {
 			b.WriteByte(c)
 			continue
 		}
-		b.WriteByte('=')
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&0x0f])
+		fmt.Fprintf(&b, "=%02X", c)
 	}
 	name := b.String()
 	if len(name) >= 2 && len(name) <= maxSessionName {

@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -212,9 +213,7 @@ func (a *API) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.S3Config.ApplyDefaults()
 	a.S3Config.Expand()
-	if a.Prefix == "" {
-		a.Prefix = "files/"
-	}
+	a.Prefix = cmp.Or(a.Prefix, "files/")
 	a.BasePath = strings.TrimRight(a.BasePath, "/")
 	if a.CORS != nil {
 		p, err := a.CORS.policy()
@@ -405,52 +404,36 @@ func (a *API) Validate() error {
 		return fmt.Errorf("secret and insecure_random_secret exclude each other")
 	}
 	if j := a.Janitor; j != nil {
-		ttl, maxAge := time.Duration(a.UploadTTL), time.Duration(j.MaxAge)
-		if ttl == 0 {
-			ttl = 24 * time.Hour
-		}
-		if maxAge == 0 {
-			maxAge = shared.DefaultJanitorMaxAge
-		}
-		if maxAge <= ttl {
+		ttl := cmp.Or(time.Duration(a.UploadTTL), fileapi.DefaultUploadTTL)
+		if maxAge := cmp.Or(time.Duration(j.MaxAge), shared.DefaultJanitorMaxAge); maxAge <= ttl {
 			return fmt.Errorf("janitor max_age %s must exceed upload_ttl %s, or it aborts uploads clients may still finish", maxAge, ttl)
 		}
 	}
 	if a.SignAllParts < 0 || a.SignAllParts > fileapi.MaxSignAllParts {
 		return fmt.Errorf("sign_all_parts must be within 0 and %d", fileapi.MaxSignAllParts)
 	}
-	switch a.CreateOnly {
-	case "", "auto", "on", "off":
-	default:
+	if !slices.Contains([]string{"", "auto", "on", "off"}, a.CreateOnly) {
 		return fmt.Errorf("create_only must be auto, on or off")
 	}
-	switch a.PostPolicyCredentials {
-	case "", "session", "gateway":
-	default:
+	if !slices.Contains([]string{"", "session", "gateway"}, a.PostPolicyCredentials) {
 		return fmt.Errorf("post_policy_credentials must be session or gateway")
 	}
 	for role := range a.RoleARNs {
-		if role == "*" {
-			continue
-		}
-		if _, err := roles.Parse(role); err != nil {
+		if _, err := roles.Parse(role); role != "*" && err != nil {
 			return fmt.Errorf("role_arns: %v", err)
 		}
 	}
 	return nil
 }
 
-// roleARN returns the IAM role to assume for a user's role, or "".
-func (a *API) roleARN(r roles.Role) string {
-	if arn, ok := a.RoleARNs[string(r)]; ok {
-		return arn
-	}
-	return a.RoleARNs["*"]
-}
-
-// credentials returns the credentials that sign a user's URLs.
+// credentials returns the credentials that sign a user's URLs: a session
+// of the IAM role of the user's role, else of the role "*", else the
+// gateway's own.
 func (a *API) credentials(user policy.Subject) aws.CredentialsProvider {
-	arn := a.roleARN(user.Role)
+	arn, ok := a.RoleARNs[string(user.Role)]
+	if !ok {
+		arn = a.RoleARNs["*"]
+	}
 	if arn == "" || a.sts == nil {
 		return a.gwCreds
 	}

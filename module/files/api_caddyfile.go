@@ -85,10 +85,7 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "secret":
 			err = shared.OneString(d, &a.Secret)
 		case "insecure_random_secret":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			a.InsecureRandomSecret = true
+			err = shared.BoolFlag(d, &a.InsecureRandomSecret)
 		case "old_secret":
 			var s string
 			if err = shared.OneString(d, &s); err == nil {

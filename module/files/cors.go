@@ -1,6 +1,7 @@
 package files
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -55,15 +56,11 @@ func (c *CORSConfig) policy() (*cors.Policy, error) {
 	if len(expose) == 0 {
 		expose = []string{"Retry-After"}
 	}
-	maxAge := time.Duration(c.MaxAge)
-	if maxAge == 0 {
-		maxAge = DefaultCORSMaxAge
-	}
 	p, err := cors.New(cors.Config{
 		Origins:       c.Origins,
 		Headers:       c.Headers,
 		ExposeHeaders: expose,
-		MaxAge:        maxAge,
+		MaxAge:        cmp.Or(time.Duration(c.MaxAge), DefaultCORSMaxAge),
 		Credentials:   c.Credentials,
 	})
 	if err != nil {
@@ -94,11 +91,7 @@ func unmarshalCORS(d *caddyfile.Dispenser) (*CORSConfig, error) {
 		case "max_age":
 			return shared.Duration(d, &c.MaxAge)
 		case "credentials":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			c.Credentials = true
-			return nil
+			return shared.BoolFlag(d, &c.Credentials)
 		}
 		return d.Errf("unrecognized cors option %s", name)
 	})

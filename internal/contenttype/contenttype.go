@@ -80,6 +80,7 @@
 package contenttype
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"mime"
@@ -174,17 +175,17 @@ func (a *Allowlist) AllowsAll() bool { return a == nil || a.all }
 // "" or a wildcard is application/octet-stream. It does not look at any
 // bytes; Check still must.
 func (a *Allowlist) Allows(mt string) bool {
-	if a.AllowsAll() {
+	decl, _, _ := parseDeclared(mt)
+	return a.AllowsAll() || a.allowedDeclared(cmp.Or(decl, octetStream))
+}
+
+// allowedDeclared reports whether the declared media type mt (lowercase, no
+// parameters) is allowed by name, by one of its aliases or through a parent.
+func (a *Allowlist) allowedDeclared(mt string) bool {
+	if a.match(mt) {
 		return true
 	}
-	decl, _, ok := parseDeclared(mt)
-	if !ok {
-		decl = octetStream
-	}
-	if a.match(decl) {
-		return true
-	}
-	n := mimetype.Lookup(decl)
+	n := mimetype.Lookup(mt)
 	return n != nil && a.allowedNode(n)
 }
 
@@ -212,31 +213,20 @@ func (a *Allowlist) Patterns() []string {
 // See the package documentation for the rules.
 func (a *Allowlist) Check(declared string, head []byte) (string, error) {
 	detected := mimetype.Detect(head)
-	decl, declParams, useDeclared := parseDeclared(declared)
-
-	if a.AllowsAll() {
-		if useDeclared {
-			return formatType(decl, declParams), nil
-		}
-		return baseType(detected.String()), nil
-	}
-
 	det := baseType(detected.String())
-	if useDeclared {
-		declNode := mimetype.Lookup(decl)
-		if !a.match(decl) && (declNode == nil || !a.allowedNode(declNode)) {
+	decl, declParams, useDeclared := parseDeclared(declared)
+	if !a.AllowsAll() {
+		if useDeclared && !a.allowedDeclared(decl) {
 			return "", fmt.Errorf("%w: declared %s", ErrNotAllowed, decl)
 		}
-		if !consistent(decl, declNode, detected) {
+		if useDeclared && !consistent(decl, mimetype.Lookup(decl), detected) {
 			return "", fmt.Errorf("%w: declared %s, detected %s", ErrMismatch, decl, det)
 		}
-		if det == "text/plain" || det == octetStream {
-			// mimetype could not tell; the declared type says more.
-			return formatType(decl, declParams), nil
+		// When mimetype could not tell, the declared type says more.
+		generic := det == "text/plain" || det == octetStream
+		if !(useDeclared && generic) && !a.allowedNode(detected) {
+			return "", fmt.Errorf("%w: detected %s", ErrNotAllowed, det)
 		}
-	}
-	if !a.allowedNode(detected) {
-		return "", fmt.Errorf("%w: detected %s", ErrNotAllowed, det)
 	}
 	if useDeclared {
 		return formatType(decl, declParams), nil
@@ -247,9 +237,6 @@ func (a *Allowlist) Check(declared string, head []byte) (string, error) {
 // parseDeclared returns the lowercase media type and parameters of a
 // declared Content-Type, and whether it should be used at all.
 func parseDeclared(declared string) (string, map[string]string, bool) {
-	if strings.TrimSpace(declared) == "" {
-		return "", nil, false
-	}
 	mt, params, err := mime.ParseMediaType(declared)
 	if err != nil {
 		return "", nil, false
@@ -284,30 +271,14 @@ func baseType(s string) string {
 // matches a pattern by name.
 func (a *Allowlist) match(mt string) bool {
 	typ, _, _ := strings.Cut(mt, "/")
-	if a.types[typ] {
-		return true
-	}
-	for _, e := range a.exact {
-		if e == mt {
-			return true
-		}
-	}
-	return false
+	return a.types[typ] || slices.Contains(a.exact, mt)
 }
 
 // matchNode reports whether a node of the mimetype tree matches a pattern by
 // its name or, for exact patterns, by one of its aliases (mimetype only
 // exposes those through Is).
 func (a *Allowlist) matchNode(n *mimetype.MIME) bool {
-	if a.match(baseType(n.String())) {
-		return true
-	}
-	for _, e := range a.exact {
-		if n.Is(e) {
-			return true
-		}
-	}
-	return false
+	return a.match(baseType(n.String())) || slices.ContainsFunc(a.exact, n.Is)
 }
 
 // allowedNode reports whether m or one of its parents other than the root

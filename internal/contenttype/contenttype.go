@@ -90,9 +90,9 @@ import (
 	"github.com/gabriel-vasile/mimetype"
 )
 
-// SniffLen is how many leading bytes of a body [Detect] and [Allowlist.Check]
-// look at: mimetype's read limit (4096 bytes in v1.4.16). Passing fewer
-// makes detection less precise; more is ignored.
+// SniffLen is how many leading bytes of a body [Allowlist.Check] looks at:
+// mimetype's read limit (4096 bytes in v1.4.16). Passing fewer makes
+// detection less precise; more is ignored.
 const SniffLen = 4096
 
 // Errors returned by [Allowlist.Check], always wrapped with a message naming
@@ -107,14 +107,6 @@ var (
 )
 
 const octetStream = "application/octet-stream"
-
-// Detect returns the media type of a body from its first bytes (see
-// [SniffLen]), lowercase and without parameters: "image/png", "text/plain".
-// It returns "application/octet-stream" for unknown binary data and
-// "text/plain" for an empty body.
-func Detect(head []byte) string {
-	return baseType(mimetype.Detect(head).String())
-}
 
 // Allowlist is a set of content type patterns. Build it with
 // [NewAllowlist]; it is safe for concurrent use. A nil *Allowlist allows

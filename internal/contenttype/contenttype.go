@@ -80,6 +80,7 @@
 package contenttype
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"mime"
@@ -89,9 +90,9 @@ import (
 	"github.com/gabriel-vasile/mimetype"
 )
 
-// SniffLen is how many leading bytes of a body [Detect] and [Allowlist.Check]
-// look at: mimetype's read limit (4096 bytes in v1.4.16). Passing fewer
-// makes detection less precise; more is ignored.
+// SniffLen is how many leading bytes of a body [Allowlist.Check] looks at:
+// mimetype's read limit (4096 bytes in v1.4.16). Passing fewer makes
+// detection less precise; more is ignored.
 const SniffLen = 4096
 
 // Errors returned by [Allowlist.Check], always wrapped with a message naming
@@ -106,14 +107,6 @@ var (
 )
 
 const octetStream = "application/octet-stream"
-
-// Detect returns the media type of a body from its first bytes (see
-// [SniffLen]), lowercase and without parameters: "image/png", "text/plain".
-// It returns "application/octet-stream" for unknown binary data and
-// "text/plain" for an empty body.
-func Detect(head []byte) string {
-	return baseType(mimetype.Detect(head).String())
-}
 
 // Allowlist is a set of content type patterns. Build it with
 // [NewAllowlist]; it is safe for concurrent use. A nil *Allowlist allows
@@ -174,17 +167,17 @@ func (a *Allowlist) AllowsAll() bool { return a == nil || a.all }
 // "" or a wildcard is application/octet-stream. It does not look at any
 // bytes; Check still must.
 func (a *Allowlist) Allows(mt string) bool {
-	if a.AllowsAll() {
+	decl, _, _ := parseDeclared(mt)
+	return a.AllowsAll() || a.allowedDeclared(cmp.Or(decl, octetStream))
+}
+
+// allowedDeclared reports whether the declared media type mt (lowercase, no
+// parameters) is allowed by name, by one of its aliases or through a parent.
+func (a *Allowlist) allowedDeclared(mt string) bool {
+	if a.match(mt) {
 		return true
 	}
-	decl, _, ok := parseDeclared(mt)
-	if !ok {
-		decl = octetStream
-	}
-	if a.match(decl) {
-		return true
-	}
-	n := mimetype.Lookup(decl)
+	n := mimetype.Lookup(mt)
 	return n != nil && a.allowedNode(n)
 }
 
@@ -212,31 +205,20 @@ func (a *Allowlist) Patterns() []string {
 // See the package documentation for the rules.
 func (a *Allowlist) Check(declared string, head []byte) (string, error) {
 	detected := mimetype.Detect(head)
-	decl, declParams, useDeclared := parseDeclared(declared)
-
-	if a.AllowsAll() {
-		if useDeclared {
-			return formatType(decl, declParams), nil
-		}
-		return baseType(detected.String()), nil
-	}
-
 	det := baseType(detected.String())
-	if useDeclared {
-		declNode := mimetype.Lookup(decl)
-		if !a.match(decl) && (declNode == nil || !a.allowedNode(declNode)) {
+	decl, declParams, useDeclared := parseDeclared(declared)
+	if !a.AllowsAll() {
+		if useDeclared && !a.allowedDeclared(decl) {
 			return "", fmt.Errorf("%w: declared %s", ErrNotAllowed, decl)
 		}
-		if !consistent(decl, declNode, detected) {
+		if useDeclared && !consistent(decl, mimetype.Lookup(decl), detected) {
 			return "", fmt.Errorf("%w: declared %s, detected %s", ErrMismatch, decl, det)
 		}
-		if det == "text/plain" || det == octetStream {
-			// mimetype could not tell; the declared type says more.
-			return formatType(decl, declParams), nil
+		// When mimetype could not tell, the declared type says more.
+		generic := det == "text/plain" || det == octetStream
+		if !(useDeclared && generic) && !a.allowedNode(detected) {
+			return "", fmt.Errorf("%w: detected %s", ErrNotAllowed, det)
 		}
-	}
-	if !a.allowedNode(detected) {
-		return "", fmt.Errorf("%w: detected %s", ErrNotAllowed, det)
 	}
 	if useDeclared {
 		return formatType(decl, declParams), nil
@@ -247,9 +229,6 @@ func (a *Allowlist) Check(declared string, head []byte) (string, error) {
 // parseDeclared returns the lowercase media type and parameters of a
 // declared Content-Type, and whether it should be used at all.
 func parseDeclared(declared string) (string, map[string]string, bool) {
-	if strings.TrimSpace(declared) == "" {
-		return "", nil, false
-	}
 	mt, params, err := mime.ParseMediaType(declared)
 	if err != nil {
 		return "", nil, false
@@ -284,30 +263,14 @@ func baseType(s string) string {
 // matches a pattern by name.
 func (a *Allowlist) match(mt string) bool {
 	typ, _, _ := strings.Cut(mt, "/")
-	if a.types[typ] {
-		return true
-	}
-	for _, e := range a.exact {
-		if e == mt {
-			return true
-		}
-	}
-	return false
+	return a.types[typ] || slices.Contains(a.exact, mt)
 }
 
 // matchNode reports whether a node of the mimetype tree matches a pattern by
 // its name or, for exact patterns, by one of its aliases (mimetype only
 // exposes those through Is).
 func (a *Allowlist) matchNode(n *mimetype.MIME) bool {
-	if a.match(baseType(n.String())) {
-		return true
-	}
-	for _, e := range a.exact {
-		if n.Is(e) {
-			return true
-		}
-	}
-	return false
+	return a.match(baseType(n.String())) || slices.ContainsFunc(a.exact, n.Is)
 }
 
 // allowedNode reports whether m or one of its parents other than the root

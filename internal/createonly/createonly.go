@@ -36,8 +36,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/caddy-upload-gateway/upload-gateway/internal/awserr"
 )
 
 // Support is what a probe found out.
@@ -96,55 +96,40 @@ func Probe(ctx context.Context, api API, in s3.PutObjectInput) (Support, error) 
 		}
 		return err
 	}
+	what := "writing the probe object"
 	err := put()
+	if err == nil {
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			for _, v := range versions {
+				_, _ = api.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: in.Bucket, Key: in.Key, VersionId: v})
+			}
+		}()
+		what += " again"
+		if err = put(); err == nil {
+			return Unsupported, nil // the header was ignored: the object was overwritten
+		}
+	}
 	switch {
-	case preconditionFailed(err):
+	case PreconditionFailed(err):
 		return Supported, nil // the key was taken: the condition was checked
 	case notImplemented(err):
 		return Unsupported, fmt.Errorf("createonly: the server refuses If-None-Match: %w", err)
-	case err != nil:
-		return Unknown, fmt.Errorf("createonly: writing the probe object: %w", err)
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		for _, v := range versions {
-			_, _ = api.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: in.Bucket, Key: in.Key, VersionId: v})
-		}
-	}()
-	err = put()
-	switch {
-	case err == nil:
-		return Unsupported, nil // the header was ignored: the object was overwritten
-	case preconditionFailed(err):
-		return Supported, nil
-	case notImplemented(err):
-		return Unsupported, fmt.Errorf("createonly: the server refuses If-None-Match: %w", err)
-	}
-	return Unknown, fmt.Errorf("createonly: writing the probe object again: %w", err)
+	return Unknown, fmt.Errorf("createonly: %s: %w", what, err)
 }
 
 // PreconditionFailed reports whether err is S3's refusal of a conditional
 // write: 412 PreconditionFailed, or 409 ConditionalRequestConflict (a
 // concurrent write to the same key).
-func PreconditionFailed(err error) bool { return preconditionFailed(err) }
-
-func preconditionFailed(err error) bool {
-	var api smithy.APIError
-	if errors.As(err, &api) && (api.ErrorCode() == "PreconditionFailed" || api.ErrorCode() == "ConditionalRequestConflict") {
-		return true
-	}
-	var resp *smithyhttp.ResponseError
-	return errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusPreconditionFailed
+func PreconditionFailed(err error) bool {
+	code := awserr.Code(err)
+	return code == "PreconditionFailed" || code == "ConditionalRequestConflict" || awserr.Status(err) == http.StatusPreconditionFailed
 }
 
 func notImplemented(err error) bool {
-	var api smithy.APIError
-	if errors.As(err, &api) && api.ErrorCode() == "NotImplemented" {
-		return true
-	}
-	var resp *smithyhttp.ResponseError
-	return errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusNotImplemented
+	return awserr.Code(err) == "NotImplemented" || awserr.Status(err) == http.StatusNotImplemented
 }
 
 // Defaults of a Detector's zero fields.

@@ -40,10 +40,3 @@ func (l *Limiter) Acquire(key string) (release func(), ok bool) {
 		})
 	}, true
 }
-
-// InFlight returns the requests of key in progress.
-func (l *Limiter) InFlight(key string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.n[key]
-}

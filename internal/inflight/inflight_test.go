@@ -14,8 +14,8 @@ func TestLimiter(t *testing.T) {
 	}
 	r1()
 	r1() // twice is once
-	if l.InFlight("a") != 1 {
-		t.Errorf("in flight %d, want 1", l.InFlight("a"))
+	if l.n["a"] != 1 {
+		t.Errorf("in flight %d, want 1", l.n["a"])
 	}
 	if _, ok := l.Acquire("a"); !ok {
 		t.Errorf("a released slot was not reusable")

@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,18 +106,14 @@ type Upload struct {
 }
 
 // ValidID reports whether id may name an upload.
-func ValidID(id string) bool {
-	if id == "" || len(id) > MaxIDLen {
-		return false
-	}
-	for _, c := range []byte(id) {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
-		default:
-			return false
-		}
-	}
-	return true
+func ValidID(id string) bool { return plainName(id, MaxIDLen, "-_.") }
+
+// plainName reports whether s has 1 to maxLen ASCII letters, digits and bytes
+// of extra, and nothing else.
+func plainName(s string, maxLen int, extra string) bool {
+	return s != "" && len(s) <= maxLen && !strings.ContainsFunc(s, func(c rune) bool {
+		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(extra, c))
+	})
 }
 
 // Start begins tracking the upload id of size bytes (-1 when unknown). It
@@ -247,23 +244,9 @@ func Marshal(s Status, callback string) (body []byte, ok bool) {
 	if !validCallback(callback) {
 		return nil, false
 	}
-	out := make([]byte, 0, len(callback)+len(b)+3)
-	out = append(out, callback...)
-	out = append(out, '(')
-	out = append(out, b...)
-	return append(out, ");"...), true
+	return fmt.Appendf(nil, "%s(%s);", callback, b), true
 }
 
 func validCallback(s string) bool {
-	if s == "" || len(s) > 64 || (s[0] >= '0' && s[0] <= '9') {
-		return false
-	}
-	for _, c := range []byte(s) {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '$', c == '.':
-		default:
-			return false
-		}
-	}
-	return true
+	return plainName(s, 64, "_$.") && (s[0] < '0' || s[0] > '9')
 }

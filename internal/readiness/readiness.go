@@ -68,17 +68,12 @@ type Checker struct {
 func (c *Checker) Ready(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.now()
-	if !c.checked.IsZero() && now.Sub(c.checked) < c.cacheFor() {
+	if !c.checked.IsZero() && c.now().Sub(c.checked) < orDefault(c.CacheFor, DefaultCacheFor) {
 		return c.last
-	}
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
 	}
 	// The check outlives a probe that gave up, so the next probe reuses
 	// its answer instead of starting over.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), orDefault(c.Timeout, DefaultTimeout))
 	defer cancel()
 	c.last = c.check(ctx)
 	c.checked = c.now()
@@ -104,11 +99,12 @@ func (c *Checker) check(ctx context.Context) error {
 	return nil
 }
 
-func (c *Checker) cacheFor() time.Duration {
-	if c.CacheFor <= 0 {
-		return DefaultCacheFor
+// orDefault returns d, or def when d is not positive.
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
 	}
-	return c.CacheFor
+	return d
 }
 
 func (c *Checker) now() time.Time {

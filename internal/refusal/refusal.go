@@ -97,25 +97,17 @@ func Redirect(w http.ResponseWriter, location string) {
 	w.WriteHeader(http.StatusSeeOther)
 }
 
-// Fields returns the form fields HandOff writes for ref: field (the
-// status), field_code and field_message.
-func Fields(field string, ref Refusal) [][2]string {
-	return [][2]string{
-		{field, strconv.Itoa(ref.Status)},
-		{field + "_code", ref.Code},
-		{field + "_message", ref.Message},
-	}
-}
-
 // HandOff returns a copy of r, a POST to the same URL with the same headers,
-// whose body is a new multipart form holding only [Fields]: none of the
-// client's fields and files. What is left of r's body is not read.
+// whose body is a new multipart form holding only field (the status),
+// field_code and field_message: none of the client's fields and files. What
+// is left of r's body is not read.
 func HandOff(r *http.Request, field string, ref Refusal) *http.Request {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
-	for _, f := range Fields(field, ref) {
-		_ = mw.WriteField(f[0], f[1]) // writes to buf do not fail
-	}
+	// Writes to buf do not fail.
+	_ = mw.WriteField(field, strconv.Itoa(ref.Status))
+	_ = mw.WriteField(field+"_code", ref.Code)
+	_ = mw.WriteField(field+"_message", ref.Message)
 	_ = mw.Close()
 	out := r.Clone(r.Context())
 	out.Method = http.MethodPost

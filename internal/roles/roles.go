@@ -35,6 +35,7 @@
 package roles
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -61,17 +62,10 @@ var ErrUnknownRole = errors.New("roles: unknown role")
 
 // Rank orders roles: None 0, Viewer 1, Uploader 2, Admin 3. Any other
 // value ranks 0, like None.
-func (r Role) Rank() int {
-	switch r {
-	case Viewer:
-		return 1
-	case Uploader:
-		return 2
-	case Admin:
-		return 3
-	}
-	return 0
-}
+func (r Role) Rank() int { return max(slices.Index(order, r), 0) }
+
+// order lists the roles by rank.
+var order = []Role{None, Viewer, Uploader, Admin}
 
 // AtLeast reports whether r grants at least what o grants.
 func (r Role) AtLeast(o Role) bool { return r.Rank() >= o.Rank() }
@@ -167,15 +161,11 @@ func (m Mapper) Validate() error {
 // duplicates or empty names, whether they map to a role or not (nil when
 // there are none).
 func (m Mapper) Resolve(claims map[string]any) (Role, []string) {
-	claim := m.Claim
-	if claim == "" {
-		claim = DefaultClaim
-	}
 	groups := m.Groups
 	if groups == nil {
 		groups = defaultGroups
 	}
-	found := groupsOf(claims[claim])
+	found := groupsOf(claims[cmp.Or(m.Claim, DefaultClaim)])
 	best := m.Default
 	for _, g := range found {
 		if r, ok := groups[g]; ok && r.Rank() > best.Rank() {

@@ -29,6 +29,7 @@ package uploadpage
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -88,10 +89,7 @@ func newAsset(body []byte, ctype string) asset {
 
 // New checks cfg, renders the index and returns the page.
 func New(cfg Config) (*Page, error) {
-	p := &Page{path: cfg.Path}
-	if p.path == "" {
-		p.path = "/"
-	}
+	p := &Page{path: cmp.Or(cfg.Path, "/")}
 	if !strings.HasSuffix(p.path, "/") {
 		p.path += "/"
 	}
@@ -137,13 +135,9 @@ func New(cfg Config) (*Page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("uploadpage: parsing index.html: %v", err)
 	}
-	title := cfg.Title
-	if title == "" {
-		title = "Upload files"
-	}
 	var buf bytes.Buffer
 	err = tmpl.Execute(&buf, map[string]string{
-		"Title":    title,
+		"Title":    cmp.Or(cfg.Title, "Upload files"),
 		"APIBase":  strings.TrimRight(cfg.APIBase, "/"),
 		"AuthBase": strings.TrimRight(cfg.AuthBase, "/"),
 		"JS":       "page.js?v=" + p.ver,
@@ -176,9 +170,6 @@ func sourceOf(o string) (string, error) {
 	}
 	return u.Scheme + "://" + u.Host, nil
 }
-
-// CSP returns the Content-Security-Policy every answer carries.
-func (p *Page) CSP() string { return p.csp }
 
 // Handles reports whether r is for the page: GET or HEAD of its index,
 // index.html, page.js or page.css, or of its path without the trailing

@@ -3,13 +3,12 @@ package page
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-upload-gateway/upload-gateway/module/shared"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("upload_page", parseCaddyfile)
+	httpcaddyfile.RegisterHandlerDirective("upload_page", shared.ParseHandler[Page])
 	// Before upload_auth (ordered after basic_auth): the page loads
 	// before anyone has signed in.
 	httpcaddyfile.RegisterDirectiveOrder("upload_page", httpcaddyfile.Before, "basic_auth")
@@ -40,12 +39,6 @@ func (p *Page) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		return shared.Unrecognized(d)
 	})
-}
-
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	p := new(Page)
-	err := p.UnmarshalCaddyfile(h.Dispenser)
-	return p, err
 }
 
 // Interface guard

@@ -8,6 +8,7 @@
 package page
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"strings"
@@ -87,9 +88,7 @@ func (Page) CaddyModule() caddy.ModuleInfo {
 func (p *Page) Provision(ctx caddy.Context) error {
 	p.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
-	if p.APIBasePath == "" {
-		p.APIBasePath = "/api"
-	}
+	p.APIBasePath = cmp.Or(p.APIBasePath, "/api")
 	var origins []string
 	for _, o := range p.ConnectOrigins {
 		if v := repl.ReplaceAll(o, ""); v != "" {

@@ -6,6 +6,7 @@
 package progress
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net/http"
@@ -88,12 +89,8 @@ func (tracker) Destruct() error { return nil }
 // Provision applies defaults and takes the zone's tracker.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	if h.ReportPath == "" {
-		h.ReportPath = "/progress"
-	}
-	if h.Zone == "" {
-		h.Zone = "default"
-	}
+	h.ReportPath = cmp.Or(h.ReportPath, "/progress")
+	h.Zone = cmp.Or(h.Zone, "default")
 	v, _, err := zones.LoadOrNew(h.Zone, func() (caddy.Destructor, error) {
 		return tracker{progress.New(h.MaxEntries, time.Duration(h.Expire))}, nil
 	})
@@ -179,11 +176,7 @@ func (h *Handler) report(w http.ResponseWriter, r *http.Request) error {
 // track counts the body of the upload id as the handlers after this one
 // read it, and records the status the client got.
 func (h *Handler) track(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id string) error {
-	size := r.ContentLength
-	if size < 0 {
-		size = -1
-	}
-	u, err := h.tracker.Start(id, size)
+	u, err := h.tracker.Start(id, max(r.ContentLength, -1))
 	if err != nil {
 		// The upload goes on untracked.
 		if c := h.logger.Check(zapcore.DebugLevel, "upload not tracked"); c != nil {

@@ -43,9 +43,43 @@ func cpuTime(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / clockTick, nil
 }
 
-// cpuUse is the CPU time each process on an upload path used per GiB moved.
+// ioCounts are a process's read and write system calls so far and the bytes
+// they moved, from /proc/<pid>/io (syscr, syscw, rchar, wchar).
+type ioCounts struct {
+	reads, writes, readBytes, writeBytes int64
+}
+
+// ioOf reads the I/O counters of process pid; zero counts if unreadable.
+func ioOf(pid int) ioCounts {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return ioCounts{}
+	}
+	var c ioCounts
+	for line := range strings.Lines(string(b)) {
+		name, v, _ := strings.Cut(strings.TrimSpace(line), ": ")
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch name {
+		case "syscr":
+			c.reads = n
+		case "syscw":
+			c.writes = n
+		case "rchar":
+			c.readBytes = n
+		case "wchar":
+			c.writeBytes = n
+		}
+	}
+	return c
+}
+
+// cpuUse is the CPU time each process on an upload path used per GiB moved,
+// with the system calls of the process in the middle.
 type cpuUse struct {
 	client, middle, s3 float64 // seconds per GiB
+	// The middle process's read and write calls per MiB moved and the
+	// bytes an average one moved.
+	readsPerMiB, writesPerMiB, bytesPerRead, bytesPerWrite float64
 }
 
 func (c cpuUse) total() float64 { return c.client + c.middle + c.s3 }
@@ -58,17 +92,21 @@ type cpuMeter struct {
 	s3     []int
 }
 
-type cpuSnapshot [3]time.Duration
+type cpuSnapshot struct {
+	cpu [3]time.Duration
+	io  ioCounts // of the middle process
+}
 
 func (m cpuMeter) snapshot() cpuSnapshot {
 	var s cpuSnapshot
-	s[0], _ = cpuTime(0)
+	s.cpu[0], _ = cpuTime(0)
 	if m.middle > 0 {
-		s[1], _ = cpuTime(m.middle)
+		s.cpu[1], _ = cpuTime(m.middle)
+		s.io = ioOf(m.middle)
 	}
 	for _, pid := range m.s3 {
 		d, _ := cpuTime(pid)
-		s[2] += d
+		s.cpu[2] += d
 	}
 	return s
 }
@@ -76,8 +114,18 @@ func (m cpuMeter) snapshot() cpuSnapshot {
 // since returns the CPU used since before, per GiB of size bytes.
 func (m cpuMeter) since(before cpuSnapshot, size int64) cpuUse {
 	after := m.snapshot()
-	per := func(i int) float64 { return (after[i] - before[i]).Seconds() / (float64(size) / (1 << 30)) }
-	return cpuUse{client: per(0), middle: per(1), s3: per(2)}
+	per := func(i int) float64 { return (after.cpu[i] - before.cpu[i]).Seconds() / (float64(size) / (1 << 30)) }
+	use := cpuUse{client: per(0), middle: per(1), s3: per(2)}
+	io := ioCounts{
+		reads: after.io.reads - before.io.reads, writes: after.io.writes - before.io.writes,
+		readBytes: after.io.readBytes - before.io.readBytes, writeBytes: after.io.writeBytes - before.io.writeBytes,
+	}
+	if io.reads > 0 && io.writes > 0 {
+		mib := float64(size) / (1 << 20)
+		use.readsPerMiB, use.writesPerMiB = float64(io.reads)/mib, float64(io.writes)/mib
+		use.bytesPerRead, use.bytesPerWrite = float64(io.readBytes)/float64(io.reads), float64(io.writeBytes)/float64(io.writes)
+	}
+	return use
 }
 
 // s3PIDs are the processes of the S3 server (SeaweedFS and its KMS) from the
@@ -105,5 +153,10 @@ func medianCPU(v []cpuUse) cpuUse {
 		client: pick(func(c cpuUse) float64 { return c.client }),
 		middle: pick(func(c cpuUse) float64 { return c.middle }),
 		s3:     pick(func(c cpuUse) float64 { return c.s3 }),
+
+		readsPerMiB:   pick(func(c cpuUse) float64 { return c.readsPerMiB }),
+		writesPerMiB:  pick(func(c cpuUse) float64 { return c.writesPerMiB }),
+		bytesPerRead:  pick(func(c cpuUse) float64 { return c.bytesPerRead }),
+		bytesPerWrite: pick(func(c cpuUse) float64 { return c.bytesPerWrite }),
 	}
 }

@@ -1,7 +1,6 @@
 package s3stream
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"syscall"
@@ -176,7 +175,7 @@ func pipe(b *testing.B) connPair {
 	}
 	r := <-accepted
 	if r == nil {
-		b.Fatal(fmt.Errorf("accept failed"))
+		b.Fatal("accept failed")
 	}
 	return connPair{r: r, w: w}
 }
